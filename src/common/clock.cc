@@ -1,0 +1,67 @@
+#include "common/clock.h"
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include <date/date.h>
+
+namespace modelreg {
+
+TimeNs SystemClock::NowNs() const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const Clock& SystemClock::Instance() {
+  static const SystemClock clock;
+  return clock;
+}
+
+std::string FormatUtc(TimeNs t) {
+  using namespace std::chrono;
+  const sys_time<nanoseconds> tp{nanoseconds{t}};
+  const auto secs = floor<seconds>(tp);
+  std::string out = date::format("%Y-%m-%dT%H:%M:%S", secs);
+  auto frac = (tp - secs).count();
+  if (frac != 0) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, ".%09lld", static_cast<long long>(frac));
+    out += buf;
+  }
+  out += 'Z';
+  return out;
+}
+
+std::optional<TimeNs> ParseTime(std::string_view text) {
+  using namespace std::chrono;
+  if (text.empty() || text.size() > 64) return std::nullopt;
+  const std::string s(text);
+  auto try_parse = [&s](const char* fmt, bool with_offset) -> std::optional<TimeNs> {
+    std::istringstream in(s);
+    sys_time<nanoseconds> tp;
+    minutes offset{0};
+    if (with_offset) {
+      in >> date::parse(fmt, tp, offset);
+    } else {
+      in >> date::parse(fmt, tp);
+    }
+    if (in.fail()) return std::nullopt;
+    // Everything must be consumed: "2025-01-15junk" is not a time.
+    if (in.peek() != std::char_traits<char>::eof()) return std::nullopt;
+    return (tp - offset).time_since_epoch().count();
+  };
+  if (s.size() == 10) return try_parse("%F", false);
+  if (s.back() == 'Z' || s.back() == 'z') {
+    std::string body = s.substr(0, s.size() - 1);
+    std::istringstream in(body);
+    sys_time<nanoseconds> tp;
+    in >> date::parse("%FT%T", tp);
+    if (in.fail() || in.peek() != std::char_traits<char>::eof()) return std::nullopt;
+    return tp.time_since_epoch().count();
+  }
+  return try_parse("%FT%T%Ez", true);
+}
+
+}  // namespace modelreg

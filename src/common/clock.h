@@ -1,0 +1,50 @@
+// Time as nanoseconds since the Unix epoch (UTC), behind an interface so
+// that tests inject time. Thread-safety: implementations are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace modelreg {
+
+using TimeNs = std::int64_t;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual TimeNs NowNs() const = 0;
+};
+
+// The system's wall clock (CLOCK_REALTIME).
+class SystemClock final : public Clock {
+ public:
+  TimeNs NowNs() const override;
+  // A process-wide instance.
+  static const Clock& Instance();
+};
+
+// A clock tests set by hand.
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(TimeNs start) : now_(start) {}
+  TimeNs NowNs() const override { return now_.load(); }
+  void Set(TimeNs t) { now_.store(t); }
+  void Advance(TimeNs d) { now_.fetch_add(d); }
+
+ private:
+  std::atomic<TimeNs> now_;
+};
+
+// UTC ISO-8601 with nanoseconds trimmed of trailing zeros:
+// 2025-01-15T09:30:00.123Z, 2025-01-15T09:30:00Z.
+std::string FormatUtc(TimeNs t);
+
+// Parses ISO-8601 with a zone or a bare date (midnight UTC):
+// 2025-01-15T09:30:00Z, 2025-01-15T09:30:00.5+02:00, 2025-01-15.
+// nullopt when `text` is anything else.
+std::optional<TimeNs> ParseTime(std::string_view text);
+
+}  // namespace modelreg

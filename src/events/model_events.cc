@@ -1,0 +1,311 @@
+#include "events/model_events.h"
+
+#include <algorithm>
+
+#include <flatbuffers/flatbuffers.h>
+
+namespace modelreg::events {
+
+namespace {
+
+using flatbuffers::FlatBufferBuilder;
+using flatbuffers::Offset;
+
+fb::Hash32 ToHash32(const Digest& d) {
+  fb::Hash32 h;
+  for (std::size_t i = 0; i < d.size(); ++i) h.mutable_bytes()->Mutate(i, d[i]);
+  return h;
+}
+
+Digest FromHash32(const fb::Hash32* h) {
+  Digest d{};
+  if (h != nullptr) std::copy(h->bytes()->begin(), h->bytes()->end(), d.begin());
+  return d;
+}
+
+Offset<flatbuffers::Vector<Offset<fb::KeyValue>>> KeyValues(
+    FlatBufferBuilder& fbb, const std::map<std::string, std::string>& m) {
+  std::vector<Offset<fb::KeyValue>> out;
+  for (const auto& [k, v] : m) out.push_back(fb::CreateKeyValueDirect(fbb, k.c_str(), v.c_str()));
+  return fbb.CreateVector(out);  // std::map iterates sorted: canonical order
+}
+
+std::string Str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
+
+nlohmann::json KeyValuesJson(const flatbuffers::Vector<Offset<fb::KeyValue>>* v) {
+  nlohmann::json j = nlohmann::json::object();
+  if (v != nullptr) {
+    for (const auto* kv : *v) j[Str(kv->key())] = Str(kv->value());
+  }
+  return j;
+}
+
+// Embedded JSON documents are shown as JSON when they parse, else as text.
+nlohmann::json EmbeddedJson(const flatbuffers::String* s) {
+  if (s == nullptr) return nlohmann::json::object();
+  auto parsed = nlohmann::json::parse(s->begin(), s->end(), nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return s->str();
+  return parsed;
+}
+
+nlohmann::json PayloadJson(const fb::Event& e) {
+  nlohmann::json j;
+  switch (e.payload_type()) {
+    case fb::Payload::ModelRegistered: {
+      const auto* p = e.payload_as_ModelRegistered();
+      if (p == nullptr) break;
+      j["model_id"] = Str(p->model_id());
+      j["model_type"] = Str(p->model_type());
+      j["version"] = Str(p->version());
+      j["artifact_name"] = Str(p->artifact_name());
+      j["artifact_size"] = p->artifact_size();
+      j["artifact_sha256"] = ToHex(FromHash32(p->artifact_sha256()));
+      j["dataset_version_ids"] = KeyValuesJson(p->dataset_version_ids());
+      j["snapshot_id"] = Str(p->snapshot_id());
+      j["factor_list"] = nlohmann::json::array();
+      if (p->factor_list() != nullptr) {
+        for (const auto* f : *p->factor_list()) j["factor_list"].push_back(f->str());
+      }
+      j["parameters"] = EmbeddedJson(p->parameters_json());
+      j["metrics"] = nlohmann::json::object();
+      if (p->metrics() != nullptr) {
+        for (const auto* m : *p->metrics()) j["metrics"][Str(m->name())] = m->value();
+      }
+      nlohmann::json env = nlohmann::json::object();
+      if (const auto* en = p->env()) {
+        env["hostname"] = Str(en->hostname());
+        env["user"] = Str(en->user());
+        env["os"] = Str(en->os());
+        env["tool_version"] = Str(en->tool_version());
+        env["git_commit"] = Str(en->git_commit());
+        env["extra"] = KeyValuesJson(en->extra());
+      }
+      j["env"] = env;
+      j["config"] = EmbeddedJson(p->config_json());
+      j["config_hash"] = Str(p->config_hash());
+      j["created_by"] = Str(p->created_by());
+      j["created_at"] = FormatUtc(p->created_at());
+      break;
+    }
+    case fb::Payload::ModelPromoted: {
+      const auto* p = e.payload_as_ModelPromoted();
+      if (p == nullptr) break;
+      j["model_type"] = Str(p->model_type());
+      j["version"] = Str(p->version());
+      j["replaced_version"] = Str(p->replaced_version());
+      j["gates"] = nlohmann::json::array();
+      if (p->gates() != nullptr) {
+        for (const auto* g : *p->gates()) {
+          nlohmann::json gj{{"name", Str(g->name())},
+                            {"comparison", Str(g->comparison())},
+                            {"threshold", g->threshold()},
+                            {"passed", g->passed()},
+                            {"detail", Str(g->detail())}};
+          gj["observed"] = g->has_observed() ? nlohmann::json(g->observed()) : nlohmann::json();
+          j["gates"].push_back(gj);
+        }
+      }
+      j["gates_overridden"] = p->gates_overridden();
+      j["override_reason"] = Str(p->override_reason());
+      j["reason"] = Str(p->reason());
+      j["policy"] = Str(p->policy());
+      break;
+    }
+    case fb::Payload::ModelArchived: {
+      const auto* p = e.payload_as_ModelArchived();
+      if (p == nullptr) break;
+      j = {{"model_type", Str(p->model_type())}, {"version", Str(p->version())},
+           {"reason", Str(p->reason())}};
+      break;
+    }
+    case fb::Payload::ModelFailed: {
+      const auto* p = e.payload_as_ModelFailed();
+      if (p == nullptr) break;
+      j = {{"model_type", Str(p->model_type())}, {"version", Str(p->version())},
+           {"reason", Str(p->reason())}};
+      break;
+    }
+    case fb::Payload::ModelRolledBack: {
+      const auto* p = e.payload_as_ModelRolledBack();
+      if (p == nullptr) break;
+      j = {{"model_type", Str(p->model_type())},  {"from_version", Str(p->from_version())},
+           {"to_version", Str(p->to_version())},  {"current_failed", p->current_failed()},
+           {"reason", Str(p->reason())}};
+      break;
+    }
+    case fb::Payload::ArtifactValidated: {
+      const auto* p = e.payload_as_ArtifactValidated();
+      if (p == nullptr) break;
+      j = {{"model_type", Str(p->model_type())},
+           {"version", Str(p->version())},
+           {"ok", p->ok()},
+           {"expected_sha256", ToHex(FromHash32(p->expected_sha256()))},
+           {"observed_sha256", ToHex(FromHash32(p->observed_sha256()))},
+           {"observed_size", p->observed_size()},
+           {"detail", Str(p->detail())}};
+      break;
+    }
+    case fb::Payload::ArtifactPurged: {
+      const auto* p = e.payload_as_ArtifactPurged();
+      if (p == nullptr) break;
+      j = {{"model_type", Str(p->model_type())}, {"version", Str(p->version())},
+           {"bytes_freed", p->bytes_freed()}, {"reason", Str(p->reason())}};
+      break;
+    }
+    default:
+      break;
+  }
+  return j;
+}
+
+
+}  // namespace
+
+std::string Draft(const Envelope& env, const Registration& p) {
+  FlatBufferBuilder fbb(1024);
+  auto model_id = fbb.CreateString(p.model_id);
+  auto model_type = fbb.CreateString(p.model_type);
+  auto version = fbb.CreateString(p.version);
+  auto artifact_name = fbb.CreateString(p.artifact_name);
+  auto datasets = KeyValues(fbb, p.dataset_version_ids);
+  auto snapshot = fbb.CreateString(p.snapshot_id);
+  auto factors = fbb.CreateVectorOfStrings(p.factor_list);
+  auto params = fbb.CreateString(p.parameters_json);
+  std::vector<Offset<fb::Metric>> metric_offsets;
+  for (const auto& [name, value] : p.metrics) {
+    metric_offsets.push_back(fb::CreateMetricDirect(fbb, name.c_str(), value));
+  }
+  auto metrics = fbb.CreateVector(metric_offsets);
+  auto envo = fb::CreateEnvironment(
+      fbb, fbb.CreateString(p.env.hostname), fbb.CreateString(p.env.user),
+      fbb.CreateString(p.env.os), fbb.CreateString(p.env.tool_version),
+      fbb.CreateString(p.env.git_commit), KeyValues(fbb, p.env.extra));
+  auto config = fbb.CreateString(p.config_json);
+  auto config_hash = fbb.CreateString(p.config_hash);
+  auto created_by = fbb.CreateString(p.created_by);
+  const fb::Hash32 sha = ToHash32(p.artifact_sha256);
+  auto payload = fb::CreateModelRegistered(fbb, model_id, model_type, version, artifact_name,
+                                           p.artifact_size, &sha, datasets, snapshot, factors,
+                                           params, metrics, envo, config, config_hash,
+                                           created_by, p.created_at);
+  return FinishDraft(fbb, env, fb::Payload::ModelRegistered, payload.Union());
+}
+
+std::string Draft(const Envelope& env, const Promotion& p) {
+  FlatBufferBuilder fbb(512);
+  auto model_type = fbb.CreateString(p.model_type);
+  auto version = fbb.CreateString(p.version);
+  auto replaced = fbb.CreateString(p.replaced_version);
+  std::vector<Offset<fb::GateResult>> gate_offsets;
+  for (const Gate& g : p.gates) {
+    gate_offsets.push_back(fb::CreateGateResultDirect(fbb, g.name.c_str(), g.comparison.c_str(),
+                                                      g.threshold, g.observed, g.has_observed,
+                                                      g.passed, g.detail.c_str()));
+  }
+  auto gates = fbb.CreateVector(gate_offsets);
+  auto override_reason = fbb.CreateString(p.override_reason);
+  auto reason = fbb.CreateString(p.reason);
+  auto policy = fbb.CreateString(p.policy);
+  auto payload = fb::CreateModelPromoted(fbb, model_type, version, replaced, gates,
+                                         p.gates_overridden, override_reason, reason, policy);
+  return FinishDraft(fbb, env, fb::Payload::ModelPromoted, payload.Union());
+}
+
+std::string Draft(const Envelope& env, const Archive& p) {
+  FlatBufferBuilder fbb(256);
+  auto payload = fb::CreateModelArchivedDirect(fbb, p.model_type.c_str(), p.version.c_str(),
+                                               p.reason.c_str());
+  return FinishDraft(fbb, env, fb::Payload::ModelArchived, payload.Union());
+}
+
+std::string Draft(const Envelope& env, const Failure& p) {
+  FlatBufferBuilder fbb(256);
+  auto payload = fb::CreateModelFailedDirect(fbb, p.model_type.c_str(), p.version.c_str(),
+                                             p.reason.c_str());
+  return FinishDraft(fbb, env, fb::Payload::ModelFailed, payload.Union());
+}
+
+std::string Draft(const Envelope& env, const Rollback& p) {
+  FlatBufferBuilder fbb(256);
+  auto payload = fb::CreateModelRolledBackDirect(fbb, p.model_type.c_str(),
+                                                 p.from_version.c_str(), p.to_version.c_str(),
+                                                 p.current_failed, p.reason.c_str());
+  return FinishDraft(fbb, env, fb::Payload::ModelRolledBack, payload.Union());
+}
+
+std::string Draft(const Envelope& env, const Validation& p) {
+  FlatBufferBuilder fbb(256);
+  const fb::Hash32 expected = ToHash32(p.expected_sha256);
+  const fb::Hash32 observed = ToHash32(p.observed_sha256);
+  auto payload = fb::CreateArtifactValidatedDirect(fbb, p.model_type.c_str(), p.version.c_str(),
+                                                   p.ok, &expected, &observed, p.observed_size,
+                                                   p.detail.c_str());
+  return FinishDraft(fbb, env, fb::Payload::ArtifactValidated, payload.Union());
+}
+
+std::string Draft(const Envelope& env, const Purge& p) {
+  FlatBufferBuilder fbb(256);
+  auto payload = fb::CreateArtifactPurgedDirect(fbb, p.model_type.c_str(), p.version.c_str(),
+                                                p.bytes_freed, p.reason.c_str());
+  return FinishDraft(fbb, env, fb::Payload::ArtifactPurged, payload.Union());
+}
+
+nlohmann::json ToJson(const EventBuffer& event) {
+  const fb::Event& e = event.event();
+  nlohmann::json j;
+  j["seq"] = e.sequence();
+  j["recorded_at"] = FormatUtc(e.recorded_at());
+  j["actor"] = Str(e.actor());
+  j["event_id"] = Str(e.event_id());
+  j["schema_version"] = e.schema_version();
+  j["type"] = PayloadTypeName(e.payload_type());
+  j["prev_hash"] = ToHex(FromHash32(e.prev_hash()));
+  if (e.occurred_at() != 0) j["occurred_at"] = FormatUtc(e.occurred_at());
+  j["payload"] = PayloadJson(e);
+  return j;
+}
+
+std::string Summary(const EventBuffer& event) {
+  const fb::Event& e = event.event();
+  const nlohmann::json p = PayloadJson(e);
+  auto field = [&p](const char* k) {
+    return p.contains(k) && p[k].is_string() ? p[k].get<std::string>() : std::string();
+  };
+  std::string what;
+  switch (e.payload_type()) {
+    case fb::Payload::ModelRegistered:
+      what = "registered " + field("model_type") + " " + field("version") + " sha256 " +
+             field("artifact_sha256").substr(0, 12);
+      break;
+    case fb::Payload::ModelPromoted:
+      what = "promoted " + field("model_type") + " " + field("version");
+      if (!field("replaced_version").empty()) what += " (replaces " + field("replaced_version") + ")";
+      if (p.value("gates_overridden", false)) what += " [gates overridden]";
+      break;
+    case fb::Payload::ModelArchived:
+      what = "archived " + field("model_type") + " " + field("version");
+      break;
+    case fb::Payload::ModelFailed:
+      what = "failed " + field("model_type") + " " + field("version");
+      break;
+    case fb::Payload::ModelRolledBack:
+      what = "rolled back " + field("model_type") + " " + field("from_version") + " -> " +
+             field("to_version");
+      break;
+    case fb::Payload::ArtifactValidated:
+      what = std::string("validated ") + field("model_type") + " " + field("version") +
+             (p.value("ok", false) ? " ok" : " FAILED");
+      break;
+    case fb::Payload::ArtifactPurged:
+      what = "purged " + field("model_type") + " " + field("version");
+      break;
+    default:
+      what = PayloadTypeName(e.payload_type());
+  }
+  const std::string reason = field("reason");
+  if (!reason.empty()) what += ": " + reason;
+  return "#" + std::to_string(e.sequence()) + " " + FormatUtc(e.recorded_at()) + " " +
+         Str(e.actor()) + " " + what;
+}
+
+}  // namespace modelreg::events

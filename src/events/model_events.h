@@ -1,0 +1,124 @@
+// The model-lifecycle payloads as plain C++ values, how to turn them into
+// event drafts, and how to render any stored event as JSON.
+//
+// This layer knows the schema but no lifecycle rules (src/registry decides
+// what may be written) and no storage (src/log writes drafts).
+// Thread-safety: free functions over values.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/sha256.h"
+#include "log/envelope.h"
+#include "log/event_buffer.h"
+
+namespace modelreg::events {
+
+struct Environment {
+  std::string hostname;
+  std::string user;
+  std::string os;
+  std::string tool_version;
+  std::string git_commit;
+  std::map<std::string, std::string> extra;
+};
+
+struct Registration {
+  std::string model_id;
+  std::string model_type;
+  std::string version;
+  std::string artifact_name;
+  std::uint64_t artifact_size = 0;
+  Digest artifact_sha256{};
+  std::map<std::string, std::string> dataset_version_ids;
+  std::string snapshot_id;
+  std::vector<std::string> factor_list;
+  std::string parameters_json = "{}";
+  std::map<std::string, double> metrics;
+  Environment env;
+  std::string config_json = "{}";
+  std::string config_hash;
+  std::string created_by;
+  TimeNs created_at = 0;
+};
+
+struct Gate {
+  std::string name;
+  std::string comparison;
+  double threshold = 0;
+  double observed = 0;
+  bool has_observed = false;
+  bool passed = false;
+  std::string detail;
+};
+
+struct Promotion {
+  std::string model_type;
+  std::string version;
+  std::string replaced_version;
+  std::vector<Gate> gates;
+  bool gates_overridden = false;
+  std::string override_reason;
+  std::string reason;
+  std::string policy;
+};
+
+struct Archive {
+  std::string model_type;
+  std::string version;
+  std::string reason;
+};
+
+struct Failure {
+  std::string model_type;
+  std::string version;
+  std::string reason;
+};
+
+struct Rollback {
+  std::string model_type;
+  std::string from_version;
+  std::string to_version;
+  bool current_failed = false;
+  std::string reason;
+};
+
+struct Validation {
+  std::string model_type;
+  std::string version;
+  bool ok = false;
+  Digest expected_sha256{};
+  Digest observed_sha256{};
+  std::uint64_t observed_size = 0;
+  std::string detail;
+};
+
+struct Purge {
+  std::string model_type;
+  std::string version;
+  std::uint64_t bytes_freed = 0;
+  std::string reason;
+};
+
+std::string Draft(const Envelope& env, const Registration& p);
+std::string Draft(const Envelope& env, const Promotion& p);
+std::string Draft(const Envelope& env, const Archive& p);
+std::string Draft(const Envelope& env, const Failure& p);
+std::string Draft(const Envelope& env, const Rollback& p);
+std::string Draft(const Envelope& env, const Validation& p);
+std::string Draft(const Envelope& env, const Purge& p);
+
+// {"seq":..,"recorded_at":"..Z","actor":..,"event_id":..,"type":"ModelPromoted",
+//  "prev_hash":"hex","payload":{...}} - the stable --json form (docs/events.md).
+nlohmann::json ToJson(const EventBuffer& event);
+
+// One human-readable line: "#12 2025-01-15T09:30:00Z alice promoted risk_model v1.1.0 ..."
+std::string Summary(const EventBuffer& event);
+
+}  // namespace modelreg::events

@@ -1,0 +1,640 @@
+#include "log/event_store.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <future>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include "common/bytes.h"
+#include "log/envelope.h"
+
+namespace modelreg {
+
+namespace {
+
+constexpr char kEventsCf[] = "events";
+constexpr char kByTimeCf[] = "by_time";
+constexpr char kByEventIdCf[] = "by_event_id";
+constexpr char kMetaCf[] = "meta";
+constexpr char kHeadKey[] = "head";
+constexpr char kFormatKey[] = "format";
+constexpr char kFormatVersion[] = "1";
+constexpr std::size_t kHashBytes = 32;
+constexpr std::size_t kMaxGroup = 4096;
+
+bool IsBuiltinFamily(const std::string& name) {
+  return name == rocksdb::kDefaultColumnFamilyName || name == kEventsCf ||
+         name == kByTimeCf || name == kByEventIdCf || name == kMetaCf;
+}
+
+Status FromRocks(const rocksdb::Status& s, const std::string& dir) {
+  if (s.ok()) return Status::OK();
+  const std::string msg = s.ToString();
+  if (msg.find("lock hold by current process") != std::string::npos) {
+    return Status::Busy("registry log " + dir + " is already open in this process");
+  }
+  if (s.IsIOError() && msg.find("lock") != std::string::npos) {
+    return Status::Busy("registry log " + dir +
+                        " is locked by another process (a running `modelreg serve` or "
+                        "another modelreg command); stop it or send the command to it");
+  }
+  if (s.IsCorruption()) return Status::Corruption("registry log " + dir + ": " + msg);
+  if (s.IsNotFound()) return Status::NotFound("registry log " + dir + ": " + msg);
+  return Status::IOError("registry log " + dir + ": " + msg);
+}
+
+std::string EncodeHead(const Head& h) {
+  std::string out = Be64(h.seq);
+  out.append(reinterpret_cast<const char*>(h.hash.data()), h.hash.size());
+  PutBe64(out, OrderedFromSigned(h.recorded_at));
+  return out;
+}
+
+bool DecodeHead(std::string_view in, Head* h) {
+  if (in.size() != 8 + kHashBytes + 8) return false;
+  h->seq = GetBe64(in);
+  std::memcpy(h->hash.data(), in.data() + 8, kHashBytes);
+  h->recorded_at = SignedFromOrdered(GetBe64(in.substr(8 + kHashBytes)));
+  return true;
+}
+
+std::string TimeKey(TimeNs t, Seq seq) {
+  std::string k = Be64(OrderedFromSigned(t));
+  PutBe64(k, seq);
+  return k;
+}
+
+Digest ChainHash(const Digest& prev, std::string_view bytes) {
+  Sha256 h;
+  h.Update(std::span<const std::uint8_t>(prev.data(), prev.size()));
+  h.Update(bytes);
+  return h.Finish();
+}
+
+// Splits a stored `events` value into event bytes and the stored hash, and
+// verifies the event. Errors name `seq`.
+Status ParseStored(Seq seq, std::string_view value, EventBuffer* buf, Digest* stored_hash) {
+  if (value.size() <= kHashBytes) {
+    return Status::Corruption("event " + std::to_string(seq) + ": stored value is " +
+                              std::to_string(value.size()) + " bytes, too short");
+  }
+  std::string_view bytes = value.substr(0, value.size() - kHashBytes);
+  if (stored_hash != nullptr) {
+    std::memcpy(stored_hash->data(), value.data() + bytes.size(), kHashBytes);
+  }
+  Status st = buf->Assign(bytes);
+  if (!st.ok()) return st.WithContext("event " + std::to_string(seq));
+  if (buf->event().sequence() != seq) {
+    return Status::Corruption("event " + std::to_string(seq) + ": stored under sequence " +
+                              std::to_string(seq) + " but says it is " +
+                              std::to_string(buf->event().sequence()));
+  }
+  return Status::OK();
+}
+
+Digest PrevHashOf(const fb::Event& e) {
+  Digest d{};
+  if (const fb::Hash32* h = e.prev_hash()) {
+    std::copy(h->bytes()->begin(), h->bytes()->end(), d.begin());
+  }
+  return d;
+}
+
+}  // namespace
+
+class EventStore::Impl {
+ public:
+  struct Pending {
+    AppendRequest request;
+    EventBuffer buffer;
+    Digest content{};
+    std::promise<Result<AppendResult>> done;
+  };
+
+  ~Impl() { Close(); }
+
+  void Close() {
+    {
+      std::lock_guard<std::mutex> lock(queue_mu);
+      stopping = true;
+    }
+    queue_cv.notify_all();
+    if (writer.joinable()) writer.join();
+    if (db) {
+      for (auto& [name, handle] : families) db->DestroyColumnFamilyHandle(handle);
+      families.clear();
+      db->Close().PermitUncheckedError();
+      db.reset();
+    }
+  }
+
+  rocksdb::ColumnFamilyHandle* Family(const std::string& name) const {
+    auto it = families.find(name);
+    return it == families.end() ? nullptr : it->second;
+  }
+
+  Result<AppendResult> Append(AppendRequest request);
+  void WriterLoop();
+  void Process(std::vector<std::unique_ptr<Pending>>& group);
+  // Looks up a committed event_id: nullopt when unused.
+  Result<std::optional<std::pair<AppendResult, Digest>>> LookupEventId(const std::string& id);
+
+  std::string dir;
+  StoreOptions options;
+  std::unique_ptr<rocksdb::DB> db;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> families;
+  rocksdb::ColumnFamilyHandle* events = nullptr;
+  rocksdb::ColumnFamilyHandle* by_time = nullptr;
+  rocksdb::ColumnFamilyHandle* by_event_id = nullptr;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+
+  mutable std::mutex head_mu;
+  Head head;  // last committed head
+
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::deque<std::unique_ptr<Pending>> queue;
+  bool stopping = false;
+  std::thread writer;
+
+  // Writer-thread state.
+  Head writer_head;
+  bool poisoned = false;
+  std::string poison_reason;
+};
+
+Result<AppendResult> EventStore::Impl::Append(AppendRequest request) {
+  if (options.read_only) {
+    return Err(Status::FailedPrecondition("registry log " + dir + " is open read-only"));
+  }
+  auto pending = std::make_unique<Pending>();
+  Status st = pending->buffer.Assign(request.draft);
+  if (!st.ok()) return Err(Status::InvalidArgument("event draft: " + st.message()));
+  const fb::Event& e = pending->buffer.event();
+  if (e.event_id() == nullptr || e.event_id()->size() == 0 ||
+      e.event_id()->size() > kMaxEventIdBytes) {
+    return Err(Status::InvalidArgument("event draft: event_id must be 1.." +
+                                       std::to_string(kMaxEventIdBytes) + " bytes"));
+  }
+  if (e.actor() == nullptr || e.actor()->size() == 0 || e.actor()->size() > kMaxActorBytes) {
+    return Err(Status::InvalidArgument("event draft: actor must be 1.." +
+                                       std::to_string(kMaxActorBytes) + " bytes"));
+  }
+  if (e.payload_type() == fb::Payload::NONE || e.payload_type() > fb::Payload::MAX ||
+      e.payload() == nullptr) {
+    return Err(Status::InvalidArgument("event draft: payload type " +
+                                       PayloadTypeName(e.payload_type()) +
+                                       " cannot be written by this version"));
+  }
+  // The store patches these in place, so they must be physically present.
+  fb::Event& m = pending->buffer.mutable_event();
+  if (!m.mutate_sequence(0) || !m.mutate_recorded_at(0) || e.prev_hash() == nullptr) {
+    return Err(Status::InvalidArgument(
+        "event draft: store-assigned fields are missing (build drafts with FinishDraft)"));
+  }
+  pending->content = Sha256::Of(request.draft);
+  pending->request = std::move(request);
+  auto future = pending->done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(queue_mu);
+    if (stopping) return Err(Status::FailedPrecondition("registry log " + dir + " is closing"));
+    queue.push_back(std::move(pending));
+  }
+  queue_cv.notify_one();
+  return future.get();
+}
+
+void EventStore::Impl::WriterLoop() {
+  std::vector<std::unique_ptr<Pending>> group;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(queue_mu);
+      queue_cv.wait(lock, [this] { return stopping || !queue.empty(); });
+      if (queue.empty()) return;  // stopping and drained
+      while (!queue.empty() && group.size() < kMaxGroup) {
+        group.push_back(std::move(queue.front()));
+        queue.pop_front();
+      }
+    }
+    Process(group);
+    group.clear();
+  }
+}
+
+Result<std::optional<std::pair<AppendResult, Digest>>> EventStore::Impl::LookupEventId(
+    const std::string& id) {
+  std::string value;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), by_event_id, id, &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return Err(FromRocks(s, dir));
+  if (value.size() != 8 + kHashBytes) {
+    return Err(Status::Corruption("by_event_id row for '" + id + "' is malformed"));
+  }
+  Digest content{};
+  std::memcpy(content.data(), value.data() + 8, kHashBytes);
+  const Seq seq = GetBe64(value);
+  std::string stored;
+  s = db->Get(rocksdb::ReadOptions(), events, Be64(seq), &stored);
+  if (!s.ok()) return Err(FromRocks(s, dir).WithContext("event " + std::to_string(seq)));
+  EventBuffer buf;
+  AppendResult r;
+  MODELREG_RETURN_IF_ERROR(ParseStored(seq, stored, &buf, &r.hash));
+  r.seq = seq;
+  r.recorded_at = buf.event().recorded_at();
+  r.duplicate = true;
+  return std::make_optional(std::make_pair(r, content));
+}
+
+void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
+  std::vector<Result<AppendResult>> results;
+  results.reserve(group.size());
+  std::vector<bool> written(group.size(), false);
+  std::unordered_map<std::string, std::pair<AppendResult, Digest>> group_ids;
+  rocksdb::WriteBatch batch;
+  Head h = writer_head;
+
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    Pending& p = *group[i];
+    if (poisoned) {
+      results.push_back(Err(Status::FailedPrecondition(
+          "registry log " + dir + " stopped accepting writes after a failed write (" +
+          poison_reason + "); reopen it")));
+      continue;
+    }
+    fb::Event& e = p.buffer.mutable_event();
+    const std::string id = e.event_id()->str();
+
+    // Idempotency: a retried event_id returns the original event.
+    std::optional<std::pair<AppendResult, Digest>> seen;
+    if (auto it = group_ids.find(id); it != group_ids.end()) {
+      seen = it->second;
+    } else {
+      auto looked = LookupEventId(id);
+      if (!looked) {
+        results.push_back(Err(looked.error()));
+        continue;
+      }
+      seen = *looked;
+    }
+    if (seen) {
+      if (seen->second == p.content) {
+        AppendResult r = seen->first;
+        r.duplicate = true;
+        results.push_back(r);
+      } else {
+        results.push_back(Err(Status::Conflict(
+            "event_id " + id + " was already used by event " +
+            std::to_string(seen->first.seq) + " with a different payload")));
+      }
+      continue;
+    }
+
+    if (p.request.expected_head && *p.request.expected_head != h.seq) {
+      results.push_back(Err(Status::Conflict(
+          "expected the log head at " + std::to_string(*p.request.expected_head) +
+          " but it is at " + std::to_string(h.seq) + "; re-read and retry")));
+      continue;
+    }
+
+    const Seq seq = h.seq + 1;
+    const TimeNs recorded_at = std::max(options.clock->NowNs(), h.recorded_at + 1);
+    e.mutate_sequence(seq);
+    e.mutate_recorded_at(recorded_at);
+    auto* prev = e.mutable_prev_hash()->mutable_bytes();
+    for (std::size_t k = 0; k < kHashBytes; ++k) prev->Mutate(k, h.hash[k]);
+    const std::string_view bytes = p.buffer.bytes();
+    const Digest hash = ChainHash(h.hash, bytes);
+
+    std::vector<Row> rows;
+    if (p.request.rows) {
+      Result<std::vector<Row>> made = Err(Status::Internal("rows callback did not run"));
+      try {
+        made = p.request.rows(AppendedEvent{seq, recorded_at, hash, p.buffer});
+      } catch (const std::exception& ex) {
+        made = Err(Status::Internal(std::string("rows callback threw: ") + ex.what()));
+      }
+      if (!made) {
+        results.push_back(Err(made.error()));
+        continue;
+      }
+      rows = std::move(*made);
+    }
+    rocksdb::ColumnFamilyHandle* bad = nullptr;
+    std::string bad_name;
+    for (const Row& row : rows) {
+      if (IsBuiltinFamily(row.column_family) || Family(row.column_family) == nullptr) {
+        bad_name = row.column_family;
+        bad = events;
+        break;
+      }
+    }
+    if (bad != nullptr) {
+      results.push_back(Err(Status::InvalidArgument(
+          "rows callback named column family '" + bad_name +
+          "', which is not one of the store's extra column families")));
+      continue;
+    }
+
+    std::string value(bytes);
+    value.append(reinterpret_cast<const char*>(hash.data()), kHashBytes);
+    std::string id_value = Be64(seq);
+    id_value.append(reinterpret_cast<const char*>(p.content.data()), kHashBytes);
+    batch.Put(events, Be64(seq), value);
+    batch.Put(by_time, TimeKey(recorded_at, seq), rocksdb::Slice());
+    batch.Put(by_event_id, id, id_value);
+    for (const Row& row : rows) {
+      if (row.value) {
+        batch.Put(Family(row.column_family), row.key, *row.value);
+      } else {
+        batch.Delete(Family(row.column_family), row.key);
+      }
+    }
+    h = Head{seq, hash, recorded_at};
+    AppendResult r{seq, recorded_at, hash, false};
+    group_ids.emplace(id, std::make_pair(r, p.content));
+    results.push_back(r);
+    written[i] = true;
+  }
+
+  if (h.seq != writer_head.seq) {
+    batch.Put(meta, kHeadKey, EncodeHead(h));
+    rocksdb::WriteOptions wo;
+    wo.sync = options.sync;
+    rocksdb::Status s = db->Write(wo, &batch);
+    if (!s.ok()) {
+      poisoned = true;
+      poison_reason = s.ToString();
+      const Status err = FromRocks(s, dir).WithContext("append");
+      // Everything decided in this group depended on the failed write.
+      for (auto& r : results) {
+        if (r) r = Err(err);
+      }
+    } else {
+      writer_head = h;
+      std::lock_guard<std::mutex> lock(head_mu);
+      head = h;
+    }
+  }
+  for (std::size_t i = 0; i < group.size(); ++i) group[i]->done.set_value(std::move(results[i]));
+}
+
+EventStore::EventStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+EventStore::~EventStore() = default;
+
+Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
+                                                     const StoreOptions& options) {
+  namespace fs = std::filesystem;
+  for (const std::string& name : options.extra_column_families) {
+    if (name.empty() || IsBuiltinFamily(name)) {
+      return Err(Status::InvalidArgument("column family name '" + name + "' is reserved"));
+    }
+  }
+  std::error_code ec;
+  const bool exists = fs::exists(fs::path(dir) / "CURRENT", ec);
+  if (!exists && (!options.create_if_missing || options.read_only)) {
+    return Err(Status::NotFound("no registry log at " + dir));
+  }
+
+  rocksdb::Options db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = !options.read_only;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 5;
+
+  std::set<std::string> names = {rocksdb::kDefaultColumnFamilyName, kEventsCf, kByTimeCf,
+                                 kByEventIdCf, kMetaCf};
+  if (!options.read_only) {
+    names.insert(options.extra_column_families.begin(), options.extra_column_families.end());
+  }
+  if (exists) {
+    std::vector<std::string> existing;
+    rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, dir, &existing);
+    if (!s.ok()) return Err(FromRocks(s, dir));
+    if (options.read_only) names.clear();
+    names.insert(existing.begin(), existing.end());
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : names) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(db_options));
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  impl->options = options;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles, &raw)
+          : rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  if (!s.ok()) return Err(FromRocks(s, dir));
+  impl->db.reset(raw);
+  for (auto* handle : handles) impl->families[handle->GetName()] = handle;
+  impl->events = impl->Family(kEventsCf);
+  impl->by_time = impl->Family(kByTimeCf);
+  impl->by_event_id = impl->Family(kByEventIdCf);
+  impl->meta = impl->Family(kMetaCf);
+  if (!impl->events || !impl->by_time || !impl->by_event_id || !impl->meta) {
+    return Err(Status::Corruption(dir + " is a RocksDB database but not a modelreg log"));
+  }
+  for (const std::string& name : options.extra_column_families) {
+    if (impl->Family(name) == nullptr) {
+      return Err(Status::NotFound("column family '" + name + "' does not exist in " + dir));
+    }
+  }
+
+  // Format version.
+  std::string format;
+  s = impl->db->Get(rocksdb::ReadOptions(), impl->meta, kFormatKey, &format);
+  if (s.IsNotFound()) {
+    if (options.read_only) {
+      return Err(Status::Corruption("registry log " + dir + " has no format record"));
+    }
+    s = impl->db->Put(rocksdb::WriteOptions(), impl->meta, kFormatKey, kFormatVersion);
+    if (!s.ok()) return Err(FromRocks(s, dir));
+  } else if (!s.ok()) {
+    return Err(FromRocks(s, dir));
+  } else if (format != kFormatVersion) {
+    return Err(Status::FailedPrecondition("registry log " + dir + " has on-disk format '" +
+                                          format + "'; this modelreg reads format " +
+                                          kFormatVersion));
+  }
+
+  // Head, cross-checked against the last stored event.
+  std::string head_bytes;
+  s = impl->db->Get(rocksdb::ReadOptions(), impl->meta, kHeadKey, &head_bytes);
+  if (s.ok()) {
+    if (!DecodeHead(head_bytes, &impl->head)) {
+      return Err(Status::Corruption("registry log " + dir + ": head record is malformed"));
+    }
+  } else if (!s.IsNotFound()) {
+    return Err(FromRocks(s, dir));
+  }
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        impl->db->NewIterator(rocksdb::ReadOptions(), impl->events));
+    it->SeekToLast();
+    const Seq last = it->Valid() && it->key().size() == 8 ? GetBe64(it->key().ToStringView()) : 0;
+    if (!it->status().ok()) return Err(FromRocks(it->status(), dir));
+    if (last != impl->head.seq) {
+      return Err(Status::Corruption("registry log " + dir + ": head record says " +
+                                    std::to_string(impl->head.seq) + " but the last event is " +
+                                    std::to_string(last)));
+    }
+  }
+  impl->writer_head = impl->head;
+  if (!options.read_only) {
+    Impl* p = impl.get();
+    impl->writer = std::thread([p] { p->WriterLoop(); });
+  }
+  return std::unique_ptr<EventStore>(new EventStore(std::move(impl)));
+}
+
+Result<AppendResult> EventStore::Append(AppendRequest request) {
+  return impl_->Append(std::move(request));
+}
+
+Head EventStore::head() const {
+  std::lock_guard<std::mutex> lock(impl_->head_mu);
+  return impl_->head;
+}
+
+const std::string& EventStore::dir() const { return impl_->dir; }
+
+Result<EventBuffer> EventStore::Get(Seq seq) const {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->events, Be64(seq), &value);
+  if (s.IsNotFound()) return Err(Status::NotFound("no event " + std::to_string(seq)));
+  if (!s.ok()) return Err(FromRocks(s, impl_->dir));
+  EventBuffer buf;
+  MODELREG_RETURN_IF_ERROR(ParseStored(seq, value.ToStringView(), &buf, nullptr));
+  return buf;
+}
+
+Status EventStore::Scan(Seq from, Seq to, const ScanFn& fn) const {
+  if (from > to) return Status::OK();
+  rocksdb::ReadOptions ro;
+  std::string upper;
+  rocksdb::Slice upper_slice;
+  if (to < std::numeric_limits<Seq>::max()) {
+    upper = Be64(to + 1);
+    upper_slice = rocksdb::Slice(upper);
+    ro.iterate_upper_bound = &upper_slice;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->events));
+  EventBuffer buf;
+  for (it->Seek(Be64(from)); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) return Status::Corruption("events: malformed key");
+    const Seq seq = GetBe64(it->key().ToStringView());
+    MODELREG_RETURN_IF_ERROR(ParseStored(seq, it->value().ToStringView(), &buf, nullptr));
+    if (!fn(seq, buf)) break;
+  }
+  return FromRocks(it->status(), impl_->dir);
+}
+
+Result<Seq> EventStore::SeqAtOrBefore(TimeNs t) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->by_time));
+  it->SeekForPrev(TimeKey(t, std::numeric_limits<Seq>::max()));
+  if (!it->status().ok()) return Err(FromRocks(it->status(), impl_->dir));
+  if (!it->Valid()) return Seq{0};
+  if (it->key().size() != 16) return Err(Status::Corruption("by_time: malformed key"));
+  return GetBe64(it->key().ToStringView().substr(8));
+}
+
+Status EventStore::ScanTime(TimeNs from, TimeNs to, const ScanFn& fn) const {
+  if (from > to) return Status::OK();
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->by_time));
+  it->Seek(TimeKey(from, 0));
+  if (!it->status().ok()) return FromRocks(it->status(), impl_->dir);
+  if (!it->Valid()) return Status::OK();
+  if (it->key().size() != 16) return Status::Corruption("by_time: malformed key");
+  const Seq first = GetBe64(it->key().ToStringView().substr(8));
+  Result<Seq> last = SeqAtOrBefore(to);
+  if (!last) return last.error();
+  return Scan(first, *last, fn);
+}
+
+Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress) const {
+  VerifyReport report;
+  const Head head = this->head();
+  report.head = head;
+  auto fail = [&report](Seq seq, std::string problem) {
+    report.ok = false;
+    report.first_bad_seq = seq;
+    report.problem = std::move(problem);
+    return report;
+  };
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::string upper = Be64(head.seq + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->events));
+  EventBuffer buf;
+  Digest running{};
+  Digest stored{};
+  Seq expected = 1;
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++expected) {
+    if (it->key().size() != 8) return fail(expected, "malformed key in the events family");
+    const Seq seq = GetBe64(it->key().ToStringView());
+    if (seq != expected) {
+      return fail(expected, "event " + std::to_string(expected) + " is missing");
+    }
+    Status st = ParseStored(seq, it->value().ToStringView(), &buf, &stored);
+    if (!st.ok()) return fail(seq, st.message());
+    if (PrevHashOf(buf.event()) != running) {
+      return fail(seq, "event " + std::to_string(seq) +
+                           ": prev_hash does not match the hash of the event before it");
+    }
+    running = ChainHash(running, buf.bytes());
+    if (running != stored) {
+      return fail(seq, "event " + std::to_string(seq) +
+                           ": content does not match its recorded hash (altered)");
+    }
+    ++report.events;
+    if (progress && (report.events & 0xffff) == 0) progress(report.events);
+  }
+  if (!it->status().ok()) return Err(FromRocks(it->status(), impl_->dir));
+  if (report.events != head.seq) {
+    return fail(report.events + 1,
+                "event " + std::to_string(report.events + 1) + " is missing (head is at " +
+                    std::to_string(head.seq) + ")");
+  }
+  if (running != head.hash) {
+    return fail(head.seq, "head hash does not match the hash of event " +
+                              std::to_string(head.seq));
+  }
+  report.ok = true;
+  return report;
+}
+
+Result<std::optional<std::string>> EventStore::GetRow(const std::string& column_family,
+                                                      const std::string& key) const {
+  rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
+  if (cf == nullptr || IsBuiltinFamily(column_family)) {
+    return Err(Status::InvalidArgument("no column family '" + column_family + "'"));
+  }
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), cf, key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return Err(FromRocks(s, impl_->dir));
+  return std::optional<std::string>(std::move(value));
+}
+
+}  // namespace modelreg

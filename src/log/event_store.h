@@ -1,0 +1,144 @@
+// EventStore: the append-only, hash-chained event log on RocksDB.
+//
+// Layout (column families):
+//   events       be64(seq) -> event bytes || SHA-256 hash of the event (32 B)
+//   by_time      be64(ordered recorded_at) || be64(seq) -> ""
+//   by_event_id  event_id -> be64(seq) || SHA-256 of the draft bytes
+//   meta         "head" -> be64(seq) || hash(32) || be64(ordered recorded_at)
+//                "format" -> "1"
+//   + the caller's extra families (projections), written in the same batch.
+//
+// Chain: hash(n) = SHA-256(prev_hash(n) || bytes(n)) with prev_hash(n) =
+// hash(n-1), all zeros for event 1; prev_hash(n) is also a field of event n.
+//
+// Appends go through one writer thread that drains every pending append,
+// checks each against the head it reaches (optimistic concurrency and
+// idempotency), writes them all in one synced WriteBatch and then
+// acknowledges them: the fsync is shared (group commit). A failed write
+// poisons the store: every later append fails until it is reopened.
+//
+// Thread-safety: all public methods are safe to call from many threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/sha256.h"
+#include "common/status.h"
+#include "log/event_buffer.h"
+
+namespace modelreg {
+
+using Seq = std::uint64_t;
+
+struct StoreOptions {
+  bool create_if_missing = true;
+  bool read_only = false;  // open a fixed read-only view (no writer)
+  bool sync = true;        // fsync the WAL before acknowledging an append
+  const Clock* clock = &SystemClock::Instance();
+  // Column families the caller writes through AppendRequest::rows.
+  std::vector<std::string> extra_column_families;
+};
+
+struct Head {
+  Seq seq = 0;           // 0 = empty log
+  Digest hash{};         // hash of event `seq`, zeros for an empty log
+  TimeNs recorded_at = 0;
+};
+
+// What a rows callback sees: the event as it will be stored.
+struct AppendedEvent {
+  Seq seq;
+  TimeNs recorded_at;
+  const Digest& hash;
+  const EventBuffer& event;
+};
+
+// One extra row for a caller's column family; no value = delete the key.
+struct Row {
+  std::string column_family;
+  std::string key;
+  std::optional<std::string> value;
+};
+
+// Called on the writer thread, in log order, once an append is accepted.
+// An error rejects this append only (nothing of it is written).
+using RowsFn = std::function<Result<std::vector<Row>>(const AppendedEvent&)>;
+
+struct AppendRequest {
+  std::string draft;                 // from FinishDraft()
+  std::optional<Seq> expected_head;  // conflict unless the head is exactly this
+  RowsFn rows;                       // optional
+};
+
+struct AppendResult {
+  Seq seq = 0;
+  TimeNs recorded_at = 0;
+  Digest hash{};
+  bool duplicate = false;  // event_id was already in the log with this draft
+};
+
+struct VerifyReport {
+  bool ok = false;
+  Seq events = 0;         // events checked
+  Seq first_bad_seq = 0;  // when !ok
+  std::string problem;    // when !ok
+  Head head;
+};
+
+class EventStore {
+ public:
+  // Opens (or creates) the log in `dir`. Errors: NotFound (no log and
+  // !create_if_missing), Busy (another process or this one holds it),
+  // Corruption, IOError, FailedPrecondition (newer on-disk format).
+  static Result<std::unique_ptr<EventStore>> Open(const std::string& dir,
+                                                  const StoreOptions& options = {});
+  ~EventStore();
+  EventStore(const EventStore&) = delete;
+  EventStore& operator=(const EventStore&) = delete;
+
+  // Appends one event; returns once it is durable. Errors:
+  // InvalidArgument (bad draft), Conflict (stale expected_head, or event_id
+  // reused with a different draft), FailedPrecondition (read-only or
+  // poisoned store), IOError, or the rows callback's error.
+  Result<AppendResult> Append(AppendRequest request);
+
+  Head head() const;
+
+  // One event by sequence number: NotFound, or Corruption naming `seq`.
+  Result<EventBuffer> Get(Seq seq) const;
+
+  // Calls `fn` for every event with from <= seq <= to, in order; `fn`
+  // returns false to stop. Stops with Corruption naming the sequence number
+  // of a damaged event.
+  using ScanFn = std::function<bool(Seq seq, const EventBuffer& event)>;
+  Status Scan(Seq from, Seq to, const ScanFn& fn) const;
+  // Same over from <= recorded_at <= to (inclusive, ns since epoch UTC).
+  Status ScanTime(TimeNs from, TimeNs to, const ScanFn& fn) const;
+
+  // The last sequence number recorded at or before `t`; 0 if none.
+  Result<Seq> SeqAtOrBefore(TimeNs t) const;
+
+  // Walks the whole chain from event 1 and reports the first break.
+  // `progress` (optional) is called every 65536 events with the count.
+  Result<VerifyReport> Verify(const std::function<void(Seq)>& progress = {}) const;
+
+  // Reads a row of one of the caller's column families.
+  Result<std::optional<std::string>> GetRow(const std::string& column_family,
+                                            const std::string& key) const;
+
+  const std::string& dir() const;
+
+  class Impl;
+
+ private:
+  explicit EventStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modelreg
