@@ -50,7 +50,8 @@ std::optional<TimeNs> ParseTime(std::string_view text) {
     if (in.fail()) return std::nullopt;
     // Everything must be consumed: "2025-01-15junk" is not a time.
     if (in.peek() != std::char_traits<char>::eof()) return std::nullopt;
-    return (tp - offset).time_since_epoch().count();
+    // date::parse already applies a parsed %Ez offset: tp is UTC.
+    return tp.time_since_epoch().count();
   };
   if (s.size() == 10) return try_parse("%F", false);
   if (s.back() == 'Z' || s.back() == 'z') {

@@ -1,0 +1,80 @@
+#include <gtest/gtest.h>
+
+#include "common/bytes.h"
+#include "common/clock.h"
+#include "common/sha256.h"
+#include "common/status.h"
+
+namespace modelreg {
+namespace {
+
+TEST(Sha256, KnownVectors) {
+  EXPECT_EQ(ToHex(Sha256::Of("")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(ToHex(Sha256::Of("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Sha256, StreamingEqualsOneShotAndResets) {
+  Sha256 h;
+  h.Update(std::string_view("ab"));
+  h.Update(std::string_view("c"));
+  EXPECT_EQ(h.Finish(), Sha256::Of("abc"));
+  h.Update(std::string_view("abc"));
+  EXPECT_EQ(h.Finish(), Sha256::Of("abc"));
+}
+
+TEST(Sha256, HexRoundTripAndRejects) {
+  const Digest d = Sha256::Of("x");
+  ASSERT_TRUE(DigestFromHex(ToHex(d)));
+  EXPECT_EQ(*DigestFromHex(ToHex(d)), d);
+  std::string upper = ToHex(d);
+  for (char& c : upper) c = static_cast<char>(std::toupper(c));
+  EXPECT_EQ(*DigestFromHex(upper), d);
+  EXPECT_FALSE(DigestFromHex("abc"));
+  EXPECT_FALSE(DigestFromHex(std::string(64, 'g')));
+}
+
+TEST(Bytes, BigEndianOrderMatchesNumericOrder) {
+  EXPECT_LT(Be64(1), Be64(2));
+  EXPECT_LT(Be64(255), Be64(256));
+  EXPECT_EQ(GetBe64(Be64(0x0102030405060708ULL)), 0x0102030405060708ULL);
+  EXPECT_LT(Be64(OrderedFromSigned(-5)), Be64(OrderedFromSigned(3)));
+  EXPECT_EQ(SignedFromOrdered(OrderedFromSigned(-42)), -42);
+}
+
+TEST(Time, ParsesZonesAndDates) {
+  const TimeNs base = 1736933400LL * 1'000'000'000;  // 2025-01-15T09:30:00Z
+  EXPECT_EQ(ParseTime("2025-01-15T09:30:00Z"), base);
+  EXPECT_EQ(ParseTime("2025-01-15T11:30:00+02:00"), base);
+  EXPECT_EQ(ParseTime("2025-01-15T04:30:00-05:00"), base);
+  EXPECT_EQ(ParseTime("2025-01-15T09:30:00.25Z"), base + 250'000'000);
+  EXPECT_EQ(ParseTime("2025-01-15"), base - (9 * 3600 + 30 * 60) * 1'000'000'000LL);
+}
+
+TEST(Time, RejectsGarbage) {
+  for (const char* bad : {"", "yesterday", "2025-13-01", "2025-01-15T09:30:00",
+                          "2025-01-15T25:00:00Z", "2025-01-15Tjunk", "2025-01-15Z1",
+                          "2025-01-15T09:30:00Zextra"}) {
+    EXPECT_FALSE(ParseTime(bad)) << bad;
+  }
+}
+
+TEST(Time, FormatsUtc) {
+  const TimeNs base = 1736933400LL * 1'000'000'000;
+  EXPECT_EQ(FormatUtc(base), "2025-01-15T09:30:00Z");
+  EXPECT_EQ(FormatUtc(base + 5), "2025-01-15T09:30:00.000000005Z");
+  EXPECT_EQ(ParseTime(FormatUtc(base + 123456789)), base + 123456789);
+}
+
+TEST(Status, CarriesCodeAndContext) {
+  Status st = Status::NotFound("no event 7").WithContext("get");
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), Code::kNotFound);
+  EXPECT_EQ(st.ToString(), "not_found: get: no event 7");
+  EXPECT_TRUE(Status::OK().ok());
+  EXPECT_EQ(Status::OK().WithContext("x").ToString(), "ok");
+}
+
+}  // namespace
+}  // namespace modelreg

@@ -1,0 +1,474 @@
+#include <gtest/gtest.h>
+
+#include <rocksdb/db.h>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "common/bytes.h"
+#include "events/model_events.h"
+#include "events/sample.h"
+#include "log/event_store.h"
+#include "support/temp_dir.h"
+
+namespace modelreg {
+namespace {
+
+StoreOptions NoCreate() {
+  StoreOptions o;
+  o.create_if_missing = false;
+  return o;
+}
+StoreOptions ReadOnly() {
+  StoreOptions o;
+  o.read_only = true;
+  return o;
+}
+[[maybe_unused]] StoreOptions WithFamilies(std::vector<std::string> families) {
+  StoreOptions o;
+  o.extra_column_families = std::move(families);
+  return o;
+}
+
+constexpr TimeNs kT0 = 1'736'933'400'000'000'000LL;  // 2025-01-15T09:30:00Z
+constexpr TimeNs kSec = 1'000'000'000LL;
+
+std::string SampleDraft(std::uint64_t i, const std::string& id = NewEventId()) {
+  return events::Draft({"tester", id, 0},
+                       events::SampleRegistration("risk_model", "v1.0." + std::to_string(i), i));
+}
+
+class EventStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen(StoreOptions options = {}) {
+    store_.reset();
+    options.clock = &clock_;
+    auto s = EventStore::Open(dir_.sub("log"), options);
+    ASSERT_TRUE(s) << s.error().ToString();
+    store_ = std::move(*s);
+  }
+
+  AppendResult Append(std::uint64_t i) {
+    auto r = store_->Append({SampleDraft(i), std::nullopt, nullptr});
+    EXPECT_TRUE(r) << r.error().ToString();
+    return r.value_or(AppendResult{});
+  }
+
+  std::vector<Seq> ScanSeqs(Seq from, Seq to) {
+    std::vector<Seq> out;
+    Status st = store_->Scan(from, to, [&](Seq s, const EventBuffer& e) {
+      EXPECT_EQ(e.event().sequence(), s);
+      out.push_back(s);
+      return true;
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return out;
+  }
+
+  std::vector<Seq> ScanTimeSeqs(TimeNs from, TimeNs to) {
+    std::vector<Seq> out;
+    Status st = store_->ScanTime(from, to, [&](Seq s, const EventBuffer&) {
+      out.push_back(s);
+      return true;
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return out;
+  }
+
+  testing::TempDir dir_;
+  ManualClock clock_{kT0};
+  std::unique_ptr<EventStore> store_;
+};
+
+TEST_F(EventStoreTest, EmptyLog) {
+  EXPECT_EQ(store_->head().seq, 0u);
+  EXPECT_EQ(store_->Get(1).error().code(), Code::kNotFound);
+  EXPECT_TRUE(ScanSeqs(1, 100).empty());
+  EXPECT_EQ(*store_->SeqAtOrBefore(kT0), 0u);
+  auto v = store_->Verify();
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->ok);
+  EXPECT_EQ(v->events, 0u);
+}
+
+TEST_F(EventStoreTest, AppendAssignsSequenceTimeAndChain) {
+  const std::string draft = SampleDraft(1, "id-1");
+  auto r1 = store_->Append({draft, Seq{0}, nullptr});
+  ASSERT_TRUE(r1) << r1.error().ToString();
+  EXPECT_EQ(r1->seq, 1u);
+  EXPECT_EQ(r1->recorded_at, kT0);
+  EXPECT_FALSE(r1->duplicate);
+  clock_.Advance(kSec);
+  auto r2 = Append(2);
+  EXPECT_EQ(r2.seq, 2u);
+
+  auto e1 = store_->Get(1);
+  ASSERT_TRUE(e1);
+  EXPECT_EQ(e1->event().sequence(), 1u);
+  EXPECT_EQ(e1->event().recorded_at(), kT0);
+  EXPECT_EQ(e1->event().event_id()->str(), "id-1");
+  EXPECT_EQ(e1->event().actor()->str(), "tester");
+  const auto* prev1 = e1->event().prev_hash()->bytes();
+  EXPECT_TRUE(std::all_of(prev1->begin(), prev1->end(), [](auto b) { return b == 0; }));
+  auto e2 = store_->Get(2);
+  ASSERT_TRUE(e2);
+  Digest prev2{};
+  std::copy(e2->event().prev_hash()->bytes()->begin(), e2->event().prev_hash()->bytes()->end(),
+            prev2.begin());
+  EXPECT_EQ(prev2, r1->hash);
+  // hash(n) = SHA-256(prev_hash(n) || bytes(n))
+  Sha256 h;
+  h.Update(std::span<const std::uint8_t>(prev2.data(), prev2.size()));
+  h.Update(e2->bytes());
+  EXPECT_EQ(h.Finish(), r2.hash);
+  EXPECT_EQ(store_->head().seq, 2u);
+  EXPECT_EQ(store_->head().hash, r2.hash);
+  // Payload intact.
+  auto j = events::ToJson(*e2);
+  EXPECT_EQ(j["payload"]["version"], "v1.0.2");
+}
+
+TEST_F(EventStoreTest, RecordedAtNeverGoesBackwards) {
+  Append(1);
+  clock_.Set(kT0 - 3600 * kSec);  // wall clock steps back an hour
+  auto r2 = Append(2);
+  EXPECT_EQ(r2.recorded_at, kT0 + 1);
+  auto r3 = Append(3);
+  EXPECT_EQ(r3.recorded_at, kT0 + 2);
+  clock_.Set(kT0 + kSec);
+  EXPECT_EQ(Append(4).recorded_at, kT0 + kSec);
+}
+
+TEST_F(EventStoreTest, ScanBySequenceAtTheBoundaries) {
+  for (int i = 1; i <= 10; ++i) Append(static_cast<std::uint64_t>(i));
+  EXPECT_EQ(ScanSeqs(1, 10).size(), 10u);
+  EXPECT_EQ(ScanSeqs(0, UINT64_MAX).size(), 10u);
+  EXPECT_EQ(ScanSeqs(3, 5), (std::vector<Seq>{3, 4, 5}));
+  EXPECT_EQ(ScanSeqs(10, 10), (std::vector<Seq>{10}));
+  EXPECT_EQ(ScanSeqs(7, 100), (std::vector<Seq>{7, 8, 9, 10}));
+  EXPECT_TRUE(ScanSeqs(11, 20).empty());
+  EXPECT_TRUE(ScanSeqs(5, 4).empty());
+  // Early stop.
+  int seen = 0;
+  ASSERT_TRUE(store_->Scan(1, 10, [&](Seq, const EventBuffer&) { return ++seen < 3; }).ok());
+  EXPECT_EQ(seen, 3);
+}
+
+TEST_F(EventStoreTest, ScanByTimeAtTheBoundaries) {
+  // Events at T0, T0+10s, T0+20s, ... T0+40s.
+  for (int i = 0; i < 5; ++i) {
+    clock_.Set(kT0 + i * 10 * kSec);
+    Append(static_cast<std::uint64_t>(i));
+  }
+  EXPECT_EQ(ScanTimeSeqs(kT0, kT0 + 40 * kSec), (std::vector<Seq>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(ScanTimeSeqs(kT0 + 10 * kSec, kT0 + 30 * kSec), (std::vector<Seq>{2, 3, 4}));
+  EXPECT_EQ(ScanTimeSeqs(kT0 + 10 * kSec + 1, kT0 + 30 * kSec - 1), (std::vector<Seq>{3}));
+  EXPECT_TRUE(ScanTimeSeqs(kT0 - 100 * kSec, kT0 - 1).empty());          // before the first
+  EXPECT_TRUE(ScanTimeSeqs(kT0 + 40 * kSec + 1, kT0 + 100 * kSec).empty());  // after the last
+  EXPECT_EQ(ScanTimeSeqs(INT64_MIN, INT64_MAX).size(), 5u);
+
+  EXPECT_EQ(*store_->SeqAtOrBefore(kT0 - 1), 0u);
+  EXPECT_EQ(*store_->SeqAtOrBefore(kT0), 1u);
+  EXPECT_EQ(*store_->SeqAtOrBefore(kT0 + 10 * kSec - 1), 1u);
+  EXPECT_EQ(*store_->SeqAtOrBefore(kT0 + 10 * kSec), 2u);
+  EXPECT_EQ(*store_->SeqAtOrBefore(kT0 + 1000 * kSec), 5u);
+}
+
+TEST_F(EventStoreTest, StaleExpectedHeadIsRejectedAndChangesNothing) {
+  Append(1);
+  Append(2);
+  const Head before = store_->head();
+  auto r = store_->Append({SampleDraft(3), Seq{1}, nullptr});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Code::kConflict);
+  EXPECT_NE(r.error().message().find("expected the log head at 1 but it is at 2"),
+            std::string::npos);
+  EXPECT_EQ(store_->head().seq, before.seq);
+  EXPECT_EQ(store_->head().hash, before.hash);
+  EXPECT_EQ(store_->Get(3).error().code(), Code::kNotFound);
+  Reopen();
+  EXPECT_EQ(store_->head().seq, 2u);
+  auto ok = store_->Append({SampleDraft(3), Seq{2}, nullptr});
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->seq, 3u);
+}
+
+TEST_F(EventStoreTest, IdempotentRetryAndConflictingReuse) {
+  const std::string draft = SampleDraft(1, "retry-me");
+  auto first = store_->Append({draft, std::nullopt, nullptr});
+  ASSERT_TRUE(first);
+  Append(2);
+  // Even with an expected head that no longer holds, a retry is answered.
+  auto again = store_->Append({draft, Seq{0}, nullptr});
+  ASSERT_TRUE(again) << again.error().ToString();
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->seq, first->seq);
+  EXPECT_EQ(again->hash, first->hash);
+  EXPECT_EQ(again->recorded_at, first->recorded_at);
+  EXPECT_EQ(store_->head().seq, 2u);
+
+  auto reuse = store_->Append({SampleDraft(99, "retry-me"), std::nullopt, nullptr});
+  ASSERT_FALSE(reuse);
+  EXPECT_EQ(reuse.error().code(), Code::kConflict);
+  EXPECT_EQ(store_->head().seq, 2u);
+
+  Reopen();  // permanent: survives reopening
+  auto after = store_->Append({draft, std::nullopt, nullptr});
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(after->duplicate);
+  EXPECT_EQ(after->seq, 1u);
+}
+
+TEST_F(EventStoreTest, BadDraftsAreRejected) {
+  auto garbage = store_->Append({"not an event", std::nullopt, nullptr});
+  ASSERT_FALSE(garbage);
+  EXPECT_EQ(garbage.error().code(), Code::kInvalidArgument);
+  auto no_id = store_->Append(
+      {events::Draft({"tester", "", 0}, events::Archive{"t", "v", ""}), std::nullopt, nullptr});
+  ASSERT_FALSE(no_id);
+  EXPECT_NE(no_id.error().message().find("event_id"), std::string::npos);
+  auto no_actor = store_->Append(
+      {events::Draft({"", "x", 0}, events::Archive{"t", "v", ""}), std::nullopt, nullptr});
+  ASSERT_FALSE(no_actor);
+  EXPECT_NE(no_actor.error().message().find("actor"), std::string::npos);
+  // A hand-built Event without the store-assigned fields.
+  flatbuffers::FlatBufferBuilder fbb;
+  auto actor = fbb.CreateString("a");
+  auto id = fbb.CreateString("b");
+  auto payload = fb::CreateModelArchivedDirect(fbb, "t", "v", "");
+  fb::EventBuilder b(fbb);
+  b.add_actor(actor);
+  b.add_event_id(id);
+  b.add_payload_type(fb::Payload::ModelArchived);
+  b.add_payload(payload.Union());
+  fb::FinishEventBuffer(fbb, b.Finish());
+  auto handmade = store_->Append(
+      {std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()),
+       std::nullopt, nullptr});
+  ASSERT_FALSE(handmade);
+  EXPECT_EQ(handmade.error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->head().seq, 0u);
+}
+
+TEST_F(EventStoreTest, RowsAreWrittenAtomicallyWithTheEvent) {
+  Reopen(WithFamilies({"projection"}));
+  RowsFn rows = [](const AppendedEvent& e) -> Result<std::vector<Row>> {
+    return std::vector<Row>{{"projection", "last", std::to_string(e.seq)},
+                            {"projection", "at:" + std::to_string(e.seq), "x"}};
+  };
+  auto r = store_->Append({SampleDraft(1), std::nullopt, rows});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(**store_->GetRow("projection", "last"), "1");
+  // A failing callback rejects that append only: no event, no rows.
+  RowsFn failing = [](const AppendedEvent&) -> Result<std::vector<Row>> {
+    return Err(Status::FailedPrecondition("illegal transition"));
+  };
+  auto bad = store_->Append({SampleDraft(2), std::nullopt, failing});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(store_->head().seq, 1u);
+  // A delete row.
+  RowsFn del = [](const AppendedEvent&) -> Result<std::vector<Row>> {
+    return std::vector<Row>{{"projection", "at:1", std::nullopt}};
+  };
+  ASSERT_TRUE(store_->Append({SampleDraft(3), std::nullopt, del}));
+  EXPECT_FALSE(store_->GetRow("projection", "at:1")->has_value());
+  // Rows may not touch the log's own families.
+  RowsFn sneaky = [](const AppendedEvent&) -> Result<std::vector<Row>> {
+    return std::vector<Row>{{"events", "x", "y"}};
+  };
+  auto s = store_->Append({SampleDraft(4), std::nullopt, sneaky});
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->head().seq, 2u);
+  EXPECT_EQ(store_->GetRow("events", "x").error().code(), Code::kInvalidArgument);
+}
+
+TEST_F(EventStoreTest, ConcurrentAppendersGetContiguousSequenceNumbers) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 1000;
+  std::vector<std::vector<Seq>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto r = store_->Append(
+            {SampleDraft(static_cast<std::uint64_t>(t * kPerThread + i)), std::nullopt, nullptr});
+        if (r) got[t].push_back(r->seq);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<Seq> all;
+  for (const auto& v : got) {
+    EXPECT_EQ(v.size(), static_cast<std::size_t>(kPerThread));
+    EXPECT_TRUE(std::is_sorted(v.begin(), v.end()));  // each thread sees increasing seqs
+    all.insert(v.begin(), v.end());
+  }
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kPerThread));  // no duplicates
+  EXPECT_EQ(*all.begin(), 1u);
+  EXPECT_EQ(*all.rbegin(), static_cast<Seq>(kThreads * kPerThread));  // contiguous
+  auto v = store_->Verify();
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->ok) << v->problem;
+  EXPECT_EQ(v->events, static_cast<Seq>(kThreads * kPerThread));
+}
+
+TEST_F(EventStoreTest, ConcurrentConditionalAppendsOneWinnerPerHead) {
+  constexpr int kThreads = 4;
+  std::atomic<int> winners{0}, conflicts{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto r = store_->Append({SampleDraft(static_cast<std::uint64_t>(t)), Seq{0}, nullptr});
+      if (r) {
+        ++winners;
+      } else if (r.error().code() == Code::kConflict) {
+        ++conflicts;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(winners.load(), 1);
+  EXPECT_EQ(conflicts.load(), kThreads - 1);
+  EXPECT_EQ(store_->head().seq, 1u);
+}
+
+TEST_F(EventStoreTest, SurvivesReopen) {
+  for (int i = 1; i <= 5; ++i) Append(static_cast<std::uint64_t>(i));
+  const Head before = store_->head();
+  Reopen();
+  EXPECT_EQ(store_->head().seq, before.seq);
+  EXPECT_EQ(store_->head().hash, before.hash);
+  EXPECT_EQ(store_->head().recorded_at, before.recorded_at);
+  EXPECT_EQ(Append(6).seq, 6u);
+  EXPECT_TRUE(store_->Verify()->ok);
+}
+
+TEST_F(EventStoreTest, ReadOnlyViewAndOpenErrors) {
+  Append(1);
+  {
+    // Same process, second writer: a clear Busy error.
+    auto second = EventStore::Open(dir_.sub("log"));
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error().code(), Code::kBusy);
+    EXPECT_NE(second.error().message().find("already open in this process"), std::string::npos);
+  }
+  {
+    auto ro = EventStore::Open(dir_.sub("log"), ReadOnly());
+    ASSERT_TRUE(ro) << ro.error().ToString();
+    EXPECT_EQ((*ro)->head().seq, 1u);
+    auto w = (*ro)->Append({SampleDraft(2), std::nullopt, nullptr});
+    ASSERT_FALSE(w);
+    EXPECT_EQ(w.error().code(), Code::kFailedPrecondition);
+  }
+  auto missing = EventStore::Open(dir_.sub("nope"), NoCreate());
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), Code::kNotFound);
+  auto reserved = EventStore::Open(dir_.sub("other"), WithFamilies({"meta"}));
+  ASSERT_FALSE(reserved);
+  EXPECT_EQ(reserved.error().code(), Code::kInvalidArgument);
+}
+
+// Opens the raw RocksDB database under the store to damage it.
+void RawPut(const std::string& dir, const std::string& cf_name, const std::string& key,
+            const std::function<std::string(std::string)>& change) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir, descs, &handles, &db).ok());
+  rocksdb::ColumnFamilyHandle* cf = nullptr;
+  for (auto* h : handles) {
+    if (h->GetName() == cf_name) cf = h;
+  }
+  ASSERT_NE(cf, nullptr);
+  std::string value;
+  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), cf, key, &value).ok());
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cf, key, change(value)).ok());
+  for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  delete db;
+}
+
+class TamperTest : public EventStoreTest {
+ protected:
+  void SetUp() override {
+    EventStoreTest::SetUp();
+    for (int i = 1; i <= 20; ++i) Append(static_cast<std::uint64_t>(i));
+    store_.reset();
+  }
+  VerifyReport VerifyAfterReopen() {
+    Reopen();
+    auto v = store_->Verify();
+    EXPECT_TRUE(v) << v.error().ToString();
+    return v.value_or(VerifyReport{});
+  }
+};
+
+TEST_F(TamperTest, FlippedPayloadByteIsFoundAtItsSequence) {
+  // Every offset class: header, vtable, strings, hash suffix.
+  for (std::size_t offset : {std::size_t{0}, std::size_t{40}, std::size_t{300}, std::size_t{700}}) {
+    SCOPED_TRACE(offset);
+    RawPut(dir_.sub("log"), "events", Be64(7), [offset](std::string v) {
+      v[offset % v.size()] = static_cast<char>(v[offset % v.size()] ^ 0x01);
+      return v;
+    });
+    VerifyReport v = VerifyAfterReopen();
+    EXPECT_FALSE(v.ok);
+    EXPECT_EQ(v.first_bad_seq, 7u) << v.problem;
+    store_.reset();
+    // Put the byte back for the next round.
+    RawPut(dir_.sub("log"), "events", Be64(7), [offset](std::string v) {
+      v[offset % v.size()] = static_cast<char>(v[offset % v.size()] ^ 0x01);
+      return v;
+    });
+    EXPECT_TRUE(VerifyAfterReopen().ok);
+    store_.reset();
+  }
+}
+
+TEST_F(TamperTest, FlippedStoredHashAndPrevHashAreFound) {
+  RawPut(dir_.sub("log"), "events", Be64(12), [](std::string v) {
+    v.back() = static_cast<char>(v.back() ^ 0x80);  // the stored hash suffix
+    return v;
+  });
+  VerifyReport v = VerifyAfterReopen();
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.first_bad_seq, 12u);
+}
+
+TEST_F(TamperTest, DamagedEventIsAnErrorOnReadNotACrash) {
+  RawPut(dir_.sub("log"), "events", Be64(5), [](std::string v) { return v.substr(0, 50); });
+  Reopen();
+  auto e = store_->Get(5);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().code(), Code::kCorruption);
+  EXPECT_NE(e.error().message().find("event 5"), std::string::npos) << e.error().message();
+  Status scan = store_->Scan(1, 100, [](Seq, const EventBuffer&) { return true; });
+  EXPECT_EQ(scan.code(), Code::kCorruption);
+  EXPECT_NE(scan.message().find("event 5"), std::string::npos);
+  auto v = store_->Verify();
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->first_bad_seq, 5u);
+}
+
+TEST_F(TamperTest, EventReplacedByAnotherValidEventIsFound) {
+  // Swap in event 3's bytes under key 4: structurally valid, wrong chain.
+  std::string three;
+  RawPut(dir_.sub("log"), "events", Be64(3), [&three](std::string v) {
+    three = v;
+    return v;
+  });
+  RawPut(dir_.sub("log"), "events", Be64(4), [&three](std::string) { return three; });
+  VerifyReport v = VerifyAfterReopen();
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.first_bad_seq, 4u);
+}
+
+}  // namespace
+}  // namespace modelreg
