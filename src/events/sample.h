@@ -11,7 +11,7 @@ namespace modelreg::events {
 
 // A registration of `model_type` `version` with a plausible artifact hash,
 // dataset versions, factor list, parameters, metrics, environment and
-// config; `seed` varies the numbers. About 1 KiB as an event.
+// config; `seed` varies the numbers. About 1.5 KiB as an event.
 Registration SampleRegistration(const std::string& model_type, const std::string& version,
                                 std::uint64_t seed);
 

@@ -15,6 +15,8 @@
 #include <unordered_map>
 
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
@@ -170,6 +172,9 @@ class EventStore::Impl {
   bool stopping = false;
   std::thread writer;
 
+  // Held by the writer while it processes a group, and by ReplaceRows.
+  std::mutex write_mu;
+
   // Writer-thread state.
   Head writer_head;
   bool poisoned = false;
@@ -229,7 +234,10 @@ void EventStore::Impl::WriterLoop() {
         queue.pop_front();
       }
     }
-    Process(group);
+    {
+      std::lock_guard<std::mutex> write_lock(write_mu);
+      Process(group);
+    }
     group.clear();
   }
 }
@@ -414,6 +422,9 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
   db_options.create_missing_column_families = !options.read_only;
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 5;
+  // The small families (meta, by_time, by_event_id) rarely fill a memtable;
+  // without a cap the WAL would keep every event until they flush.
+  db_options.max_total_wal_size = 64u << 20;
 
   std::set<std::string> names = {rocksdb::kDefaultColumnFamilyName, kEventsCf, kByTimeCf,
                                  kByEventIdCf, kMetaCf};
@@ -428,8 +439,16 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
     names.insert(existing.begin(), existing.end());
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  // Every append probes by_event_id for a key that is usually absent: a
+  // bloom filter keeps that probe off the disk.
+  rocksdb::BlockBasedTableOptions bloom;
+  bloom.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   for (const std::string& name : names) {
-    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(db_options));
+    rocksdb::ColumnFamilyOptions cf_options(db_options);
+    if (name == kByEventIdCf) {
+      cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(bloom));
+    }
+    descriptors.emplace_back(name, cf_options);
   }
 
   auto impl = std::make_unique<Impl>();
@@ -635,6 +654,56 @@ Result<std::optional<std::string>> EventStore::GetRow(const std::string& column_
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return Err(FromRocks(s, impl_->dir));
   return std::optional<std::string>(std::move(value));
+}
+
+}  // namespace modelreg
+
+namespace modelreg {
+
+Status EventStore::ScanRows(const std::string& column_family, const RowFn& fn) const {
+  rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
+  if (cf == nullptr || IsBuiltinFamily(column_family)) {
+    return Status::NotFound("no column family '" + column_family + "'");
+  }
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (!fn(it->key().ToStringView(), it->value().ToStringView())) break;
+  }
+  return FromRocks(it->status(), impl_->dir);
+}
+
+Status EventStore::ReplaceRows(const std::string& column_family, const std::vector<Row>& rows,
+                               Seq expected_head) {
+  if (impl_->options.read_only) {
+    return Status::FailedPrecondition("registry log " + impl_->dir + " is open read-only");
+  }
+  rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
+  if (cf == nullptr || IsBuiltinFamily(column_family)) {
+    return Status::InvalidArgument("no column family '" + column_family + "'");
+  }
+  // No group is being written while the rows are replaced.
+  std::lock_guard<std::mutex> lock(impl_->write_mu);
+  if (impl_->poisoned) {
+    return Status::FailedPrecondition("registry log " + impl_->dir +
+                                      " stopped accepting writes after a failed write; reopen it");
+  }
+  if (impl_->writer_head.seq != expected_head) {
+    return Status::Conflict("the log moved while its projection was being rebuilt; retry");
+  }
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) batch.Delete(cf, it->key());
+  if (!it->status().ok()) return FromRocks(it->status(), impl_->dir);
+  for (const Row& row : rows) {
+    if (row.column_family != column_family) {
+      return Status::InvalidArgument("row for '" + row.column_family + "' in a replacement of '" +
+                                     column_family + "'");
+    }
+    if (row.value) batch.Put(cf, row.key, *row.value);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = impl_->options.sync;
+  return FromRocks(impl_->db->Write(wo, &batch), impl_->dir);
 }
 
 }  // namespace modelreg

@@ -132,6 +132,16 @@ class EventStore {
   Result<std::optional<std::string>> GetRow(const std::string& column_family,
                                             const std::string& key) const;
 
+  // Calls `fn(key, value)` for every row of a caller's column family in key
+  // order; `fn` returns false to stop. NotFound if the family does not exist.
+  using RowFn = std::function<bool(std::string_view key, std::string_view value)>;
+  Status ScanRows(const std::string& column_family, const RowFn& fn) const;
+
+  // Replaces every row of a caller's column family with `rows` in one synced
+  // batch, if the head is still `expected_head` (projection rebuilds).
+  Status ReplaceRows(const std::string& column_family, const std::vector<Row>& rows,
+                     Seq expected_head);
+
   const std::string& dir() const;
 
   class Impl;

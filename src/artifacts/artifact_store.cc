@@ -1,0 +1,237 @@
+#include "artifacts/artifact_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "log/envelope.h"
+
+namespace modelreg::artifacts {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t kChunk = 1 << 20;
+
+std::string Errno(const std::string& what, const std::string& path) {
+  return what + " " + path + ": " + std::strerror(errno);
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+
+ private:
+  int fd_;
+};
+
+Status FsyncPath(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return Status::IOError(Errno("cannot open", path));
+  if (::fsync(fd.get()) != 0) return Status::IOError(Errno("cannot fsync", path));
+  return Status::OK();
+}
+
+Status WriteAll(int fd, const char* data, std::size_t n, const std::string& path) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::IOError(Errno("cannot write", path));
+    }
+    data += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return Status::OK();
+}
+
+Result<int> OpenForReading(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Err(Status::NotFound("artifact file " + path + " does not exist"));
+    return Err(Status::InvalidArgument(Errno("cannot read artifact file", path)));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Err(Status::InvalidArgument("artifact " + path + " is not a regular file"));
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<FileHash> HashFile(const std::string& path) {
+  auto opened = OpenForReading(path);
+  if (!opened) return Err(opened.error());
+  Fd fd(*opened);
+  Sha256 h;
+  FileHash out;
+  std::vector<char> buf(kChunk);
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Err(Status::IOError(Errno("cannot read", path)));
+    }
+    if (n == 0) break;
+    h.Update(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+    out.size += static_cast<std::uint64_t>(n);
+  }
+  out.sha256 = h.Finish();
+  return out;
+}
+
+Status ValidateFileName(const std::string& name) {
+  if (name.empty() || name == "." || name == "..") {
+    return Status::InvalidArgument("artifact file name '" + name + "' is not a file name");
+  }
+  if (name.size() > 255) return Status::InvalidArgument("artifact file name is over 255 bytes");
+  for (unsigned char c : name) {
+    if (c == '/' || c < 0x20 || c == 0x7f) {
+      return Status::InvalidArgument("artifact file name '" + name +
+                                     "' contains '/' or a control character");
+    }
+  }
+  if (name == "metadata.json" || name == "checksum.sha256" || name.rfind(".staging", 0) == 0) {
+    return Status::InvalidArgument("artifact file name '" + name +
+                                   "' is reserved by the registry; rename the file");
+  }
+  return Status::OK();
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& content) {
+  const fs::path target(path);
+  const std::string tmp = (target.parent_path() / ("." + target.filename().string() + ".tmp-" +
+                                                   NewEventId().substr(0, 8)))
+                              .string();
+  {
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (fd.get() < 0) return Status::IOError(Errno("cannot create", tmp));
+    Status st = WriteAll(fd.get(), content.data(), content.size(), tmp);
+    if (st.ok() && ::fsync(fd.get()) != 0) st = Status::IOError(Errno("cannot fsync", tmp));
+    if (!st.ok()) {
+      ::unlink(tmp.c_str());
+      return st;
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return Status::IOError(Errno("cannot rename into", path));
+  }
+  return FsyncPath(target.parent_path().string());
+}
+
+ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}
+
+std::string ArtifactStore::VersionDir(const std::string& type, const std::string& version) const {
+  return (fs::path(root_) / "artifacts" / type / version).string();
+}
+
+std::string ArtifactStore::ArtifactPath(const std::string& type, const std::string& version,
+                                        const std::string& file_name) const {
+  return (fs::path(VersionDir(type, version)) / file_name).string();
+}
+
+Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
+                                                   const std::string& source) const {
+  Staged staged;
+  staged.file_name = fs::path(source).filename().string();
+  MODELREG_RETURN_IF_ERROR(ValidateFileName(staged.file_name));
+  auto opened = OpenForReading(source);
+  if (!opened) return Err(opened.error());
+  Fd in(*opened);
+
+  const fs::path type_dir = fs::path(root_) / "artifacts" / type;
+  std::error_code ec;
+  fs::create_directories(type_dir, ec);
+  if (ec) return Err(Status::IOError("cannot create " + type_dir.string() + ": " + ec.message()));
+  // Staging directories of earlier, interrupted registrations are garbage.
+  for (const auto& entry : fs::directory_iterator(type_dir, ec)) {
+    if (entry.path().filename().string().rfind(".staging-", 0) == 0) {
+      fs::remove_all(entry.path(), ec);
+    }
+  }
+  staged.dir = (type_dir / (".staging-" + NewEventId().substr(0, 16))).string();
+  if (!fs::create_directory(staged.dir, ec) || ec) {
+    return Err(Status::IOError("cannot create " + staged.dir + ": " + ec.message()));
+  }
+  const std::string dest = (fs::path(staged.dir) / staged.file_name).string();
+  Fd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+  if (out.get() < 0) {
+    Discard(staged);
+    return Err(Status::IOError(Errno("cannot create", dest)));
+  }
+  Sha256 h;
+  std::vector<char> buf(kChunk);
+  for (;;) {
+    const ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Discard(staged);
+      return Err(Status::IOError(Errno("cannot read", source)));
+    }
+    if (n == 0) break;
+    h.Update(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+    Status st = WriteAll(out.get(), buf.data(), static_cast<std::size_t>(n), dest);
+    if (!st.ok()) {
+      Discard(staged);
+      return Err(st);
+    }
+    staged.hash.size += static_cast<std::uint64_t>(n);
+  }
+  staged.hash.sha256 = h.Finish();
+  if (::fsync(out.get()) != 0) {
+    Discard(staged);
+    return Err(Status::IOError(Errno("cannot fsync", dest)));
+  }
+  return staged;
+}
+
+Status ArtifactStore::Publish(const Staged& staged, const std::string& type,
+                              const std::string& version, const std::string& metadata_json) const {
+  MODELREG_RETURN_IF_ERROR(
+      WriteFileAtomic((fs::path(staged.dir) / "metadata.json").string(), metadata_json));
+  MODELREG_RETURN_IF_ERROR(WriteFileAtomic((fs::path(staged.dir) / "checksum.sha256").string(),
+                                           ToHex(staged.hash.sha256) + "  " + staged.file_name +
+                                               "\n"));
+  MODELREG_RETURN_IF_ERROR(FsyncPath(staged.dir));
+  const std::string final_dir = VersionDir(type, version);
+  std::error_code ec;
+  if (fs::exists(final_dir, ec)) {
+    // An orphan from a crash between publishing and appending: no event
+    // names it (the registry checked), so it is replaced.
+    const std::string doomed = staged.dir + ".orphan";
+    fs::rename(final_dir, doomed, ec);
+    if (ec) return Status::IOError("cannot move orphan " + final_dir + ": " + ec.message());
+    fs::remove_all(doomed, ec);
+  }
+  if (::rename(staged.dir.c_str(), final_dir.c_str()) != 0) {
+    return Status::IOError(Errno("cannot publish", final_dir));
+  }
+  return FsyncPath(fs::path(final_dir).parent_path().string());
+}
+
+void ArtifactStore::Discard(const Staged& staged) const {
+  std::error_code ec;
+  fs::remove_all(staged.dir, ec);
+}
+
+}  // namespace modelreg::artifacts

@@ -1,0 +1,70 @@
+// The artifact store: model files copied into the registry directory.
+//
+//   <root>/artifacts/<type>/<version>/<artifact file>
+//                                    /metadata.json     (the registration, readable)
+//                                    /checksum.sha256   (`sha256sum -c` compatible)
+//
+// Files are copied into a staging directory (artifacts/<type>/.staging-*),
+// hashed while copying (constant memory), fsynced, then renamed into place
+// and the parent directory fsynced, before the event that names them is
+// appended. A crash leaves either a staging directory (ignored, removed by
+// the next registration of that type) or a published directory without an
+// event (an orphan: replaced by the next registration of that version).
+// The log decides what exists; a directory alone never does.
+//
+// Thread-safety: methods touching one (type, version) must not run
+// concurrently; the registry serializes writes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/sha256.h"
+#include "common/status.h"
+
+namespace modelreg::artifacts {
+
+struct FileHash {
+  std::uint64_t size = 0;
+  Digest sha256{};
+};
+
+// Streams a file through SHA-256. NotFound / IOError name the path.
+Result<FileHash> HashFile(const std::string& path);
+
+// Checks a file name for use inside the store: not empty, no '/', not
+// "." or "..", no control characters, <= 255 bytes, not a reserved name.
+Status ValidateFileName(const std::string& name);
+
+// Writes `content` to `path` atomically (temp file, fsync, rename, fsync dir).
+Status WriteFileAtomic(const std::string& path, const std::string& content);
+
+class ArtifactStore {
+ public:
+  explicit ArtifactStore(std::string root);
+
+  struct Staged {
+    std::string dir;        // staging directory
+    std::string file_name;  // artifact file name inside it
+    FileHash hash;
+  };
+
+  // Copies `source` into a new staging directory for `type`, hashing it.
+  Result<Staged> Stage(const std::string& type, const std::string& source) const;
+  // Writes metadata.json and checksum.sha256 into the staging directory,
+  // fsyncs, and renames it to artifacts/<type>/<version> (replacing an
+  // orphan left by a crash).
+  Status Publish(const Staged& staged, const std::string& type, const std::string& version,
+                 const std::string& metadata_json) const;
+  // Removes a staging directory (best effort).
+  void Discard(const Staged& staged) const;
+
+  std::string VersionDir(const std::string& type, const std::string& version) const;
+  std::string ArtifactPath(const std::string& type, const std::string& version,
+                           const std::string& file_name) const;
+
+ private:
+  std::string root_;
+};
+
+}  // namespace modelreg::artifacts

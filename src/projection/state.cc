@@ -1,0 +1,432 @@
+#include "projection/state.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "common/bytes.h"
+
+namespace modelreg::projection {
+
+namespace {
+
+using nlohmann::json;
+
+std::string Str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
+
+std::string HexOf(const fb::Hash32* h) {
+  Digest d{};
+  if (h != nullptr) std::copy(h->bytes()->begin(), h->bytes()->end(), d.begin());
+  return ToHex(d);
+}
+
+json ToJson(const VersionRecord& r) {
+  return json{{"model_type", r.model_type},
+              {"version", r.version},
+              {"model_id", r.model_id},
+              {"status", StatusName(r.status)},
+              {"registered_seq", r.registered_seq},
+              {"registered_at", r.registered_at},
+              {"registered_by", r.registered_by},
+              {"artifact_name", r.artifact_name},
+              {"artifact_size", r.artifact_size},
+              {"artifact_sha256", r.artifact_sha256},
+              {"metrics", r.metrics},
+              {"dataset_version_ids", r.dataset_version_ids},
+              {"snapshot_id", r.snapshot_id},
+              {"config_hash", r.config_hash},
+              {"status_seq", r.status_seq},
+              {"status_at", r.status_at},
+              {"status_by", r.status_by},
+              {"status_reason", r.status_reason},
+              {"promoted_at", r.promoted_at},
+              {"demoted_at", r.demoted_at},
+              {"validated_seq", r.validated_seq},
+              {"validation_ok", r.validation_ok},
+              {"validation_detail", r.validation_detail},
+              {"purged", r.purged}};
+}
+
+VersionRecord VersionFromJson(const json& j) {
+  VersionRecord r;
+  r.model_type = j.at("model_type");
+  r.version = j.at("version");
+  r.model_id = j.at("model_id");
+  if (!ParseStatus(j.at("status").get<std::string>(), &r.status)) {
+    throw std::runtime_error("bad status");
+  }
+  r.registered_seq = j.at("registered_seq");
+  r.registered_at = j.at("registered_at");
+  r.registered_by = j.at("registered_by");
+  r.artifact_name = j.at("artifact_name");
+  r.artifact_size = j.at("artifact_size");
+  r.artifact_sha256 = j.at("artifact_sha256");
+  r.metrics = j.at("metrics").get<std::map<std::string, double>>();
+  r.dataset_version_ids = j.at("dataset_version_ids").get<std::map<std::string, std::string>>();
+  r.snapshot_id = j.at("snapshot_id");
+  r.config_hash = j.at("config_hash");
+  r.status_seq = j.at("status_seq");
+  r.status_at = j.at("status_at");
+  r.status_by = j.at("status_by");
+  r.status_reason = j.at("status_reason");
+  r.promoted_at = j.at("promoted_at");
+  r.demoted_at = j.at("demoted_at");
+  r.validated_seq = j.at("validated_seq");
+  r.validation_ok = j.at("validation_ok");
+  r.validation_detail = j.at("validation_detail");
+  r.purged = j.at("purged");
+  return r;
+}
+
+json ToJson(const PromotionRecord& p) {
+  return json{{"seq", p.seq},
+              {"at", p.at},
+              {"actor", p.actor},
+              {"model_type", p.model_type},
+              {"version", p.version},
+              {"replaced_version", p.replaced_version},
+              {"replaced_status", p.replaced_status},
+              {"rollback", p.rollback},
+              {"gates_overridden", p.gates_overridden},
+              {"reason", p.reason},
+              {"override_reason", p.override_reason},
+              {"gates_passed", p.gates_passed},
+              {"gates_total", p.gates_total}};
+}
+
+PromotionRecord PromotionFromJson(const json& j) {
+  PromotionRecord p;
+  p.seq = j.at("seq");
+  p.at = j.at("at");
+  p.actor = j.at("actor");
+  p.model_type = j.at("model_type");
+  p.version = j.at("version");
+  p.replaced_version = j.at("replaced_version");
+  p.replaced_status = j.at("replaced_status");
+  p.rollback = j.at("rollback");
+  p.gates_overridden = j.at("gates_overridden");
+  p.reason = j.at("reason");
+  p.override_reason = j.at("override_reason");
+  p.gates_passed = j.at("gates_passed");
+  p.gates_total = j.at("gates_total");
+  return p;
+}
+
+std::string VersionKey(const std::string& type, const std::string& version) {
+  return "v/" + type + "/" + version;
+}
+std::string HistoryKey(const std::string& type, Seq seq) { return "h/" + type + "/" + Be64(seq); }
+
+// Collects changed records so that one event changing a record twice
+// (e.g. demote then promote) yields its final value once.
+class Planner {
+ public:
+  Planner(const State& state, Seq seq, TimeNs at) : state_(state) {
+    delta_.seq = seq;
+    delta_.at = at;
+  }
+
+  // Mutable view of a record as changed by this event; nullptr if unknown.
+  VersionRecord* Get(const std::string& type, const std::string& version) {
+    for (auto& r : delta_.versions) {
+      if (r.model_type == type && r.version == version) return &r;
+    }
+    const VersionRecord* base = state_.Find(type, version);
+    if (base == nullptr) return nullptr;
+    delta_.versions.push_back(*base);
+    return &delta_.versions.back();
+  }
+
+  std::string Production(const std::string& type) const {
+    for (auto it = delta_.production.rbegin(); it != delta_.production.rend(); ++it) {
+      if (it->first == type) return it->second;
+    }
+    auto t = state_.types.find(type);
+    return t == state_.types.end() ? std::string() : t->second.production;
+  }
+
+  void SetStatus(VersionRecord* r, ModelStatus s, const std::string& actor,
+                 const std::string& reason) {
+    if (r->status == ModelStatus::kProduction && s != ModelStatus::kProduction) {
+      r->demoted_at = delta_.at;
+      if (Production(r->model_type) == r->version) SetProduction(r->model_type, "");
+    }
+    if (s == ModelStatus::kProduction) {
+      r->promoted_at = delta_.at;
+      SetProduction(r->model_type, r->version);
+    }
+    r->status = s;
+    r->status_seq = delta_.seq;
+    r->status_at = delta_.at;
+    r->status_by = actor;
+    r->status_reason = reason;
+  }
+
+  void SetProduction(const std::string& type, const std::string& version) {
+    for (auto& [t, v] : delta_.production) {
+      if (t == type) {
+        v = version;
+        return;
+      }
+    }
+    delta_.production.emplace_back(type, version);
+  }
+
+  Delta& delta() { return delta_; }
+
+ private:
+  const State& state_;
+  Delta delta_;
+};
+
+}  // namespace
+
+std::string_view StatusName(ModelStatus s) {
+  switch (s) {
+    case ModelStatus::kStaged: return "staged";
+    case ModelStatus::kProduction: return "production";
+    case ModelStatus::kArchived: return "archived";
+    case ModelStatus::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+bool ParseStatus(std::string_view name, ModelStatus* out) {
+  for (ModelStatus s : {ModelStatus::kStaged, ModelStatus::kProduction, ModelStatus::kArchived,
+                        ModelStatus::kFailed}) {
+    if (StatusName(s) == name) {
+      *out = s;
+      return true;
+    }
+  }
+  return false;
+}
+
+const VersionRecord* State::Find(const std::string& type, const std::string& version) const {
+  auto t = types.find(type);
+  if (t == types.end()) return nullptr;
+  auto v = t->second.versions.find(version);
+  return v == t->second.versions.end() ? nullptr : &v->second;
+}
+
+Result<Delta> Plan(const State& state, const EventBuffer& event) {
+  const fb::Event& e = event.event();
+  if (e.sequence() != state.seq + 1) {
+    return Err(Status::Internal("projection at event " + std::to_string(state.seq) +
+                                " cannot fold event " + std::to_string(e.sequence())));
+  }
+  Planner plan(state, e.sequence(), e.recorded_at());
+  const std::string actor = Str(e.actor());
+  switch (e.payload_type()) {
+    case fb::Payload::ModelRegistered: {
+      const auto* p = e.payload_as_ModelRegistered();
+      if (p == nullptr) break;
+      const std::string type = Str(p->model_type()), version = Str(p->version());
+      if (state.Find(type, version) != nullptr) break;  // first registration wins
+      VersionRecord r;
+      r.model_type = type;
+      r.version = version;
+      r.model_id = Str(p->model_id());
+      r.registered_seq = r.status_seq = e.sequence();
+      r.registered_at = r.status_at = e.recorded_at();
+      r.registered_by = r.status_by = actor;
+      r.artifact_name = Str(p->artifact_name());
+      r.artifact_size = p->artifact_size();
+      r.artifact_sha256 = HexOf(p->artifact_sha256());
+      if (p->metrics() != nullptr) {
+        for (const auto* m : *p->metrics()) r.metrics[Str(m->name())] = m->value();
+      }
+      if (p->dataset_version_ids() != nullptr) {
+        for (const auto* kv : *p->dataset_version_ids()) {
+          r.dataset_version_ids[Str(kv->key())] = Str(kv->value());
+        }
+      }
+      r.snapshot_id = Str(p->snapshot_id());
+      r.config_hash = Str(p->config_hash());
+      plan.delta().versions.push_back(std::move(r));
+      break;
+    }
+    case fb::Payload::ModelPromoted: {
+      const auto* p = e.payload_as_ModelPromoted();
+      if (p == nullptr) break;
+      const std::string type = Str(p->model_type()), version = Str(p->version());
+      VersionRecord* target = plan.Get(type, version);
+      if (target == nullptr) break;
+      const std::string previous = plan.Production(type);
+      PromotionRecord h;
+      if (!previous.empty() && previous != version) {
+        if (VersionRecord* old = plan.Get(type, previous)) {
+          plan.SetStatus(old, ModelStatus::kArchived, actor, "replaced by " + version);
+          h.replaced_version = previous;
+          h.replaced_status = "archived";
+        }
+      }
+      plan.SetStatus(target, ModelStatus::kProduction, actor, Str(p->reason()));
+      h.seq = e.sequence();
+      h.at = e.recorded_at();
+      h.actor = actor;
+      h.model_type = type;
+      h.version = version;
+      h.gates_overridden = p->gates_overridden();
+      h.reason = Str(p->reason());
+      h.override_reason = Str(p->override_reason());
+      if (p->gates() != nullptr) {
+        h.gates_total = static_cast<int>(p->gates()->size());
+        for (const auto* g : *p->gates()) h.gates_passed += g->passed() ? 1 : 0;
+      }
+      plan.delta().history.push_back(std::move(h));
+      break;
+    }
+    case fb::Payload::ModelArchived: {
+      const auto* p = e.payload_as_ModelArchived();
+      if (p == nullptr) break;
+      if (VersionRecord* r = plan.Get(Str(p->model_type()), Str(p->version()))) {
+        plan.SetStatus(r, ModelStatus::kArchived, actor, Str(p->reason()));
+      }
+      break;
+    }
+    case fb::Payload::ModelFailed: {
+      const auto* p = e.payload_as_ModelFailed();
+      if (p == nullptr) break;
+      if (VersionRecord* r = plan.Get(Str(p->model_type()), Str(p->version()))) {
+        plan.SetStatus(r, ModelStatus::kFailed, actor, Str(p->reason()));
+      }
+      break;
+    }
+    case fb::Payload::ModelRolledBack: {
+      const auto* p = e.payload_as_ModelRolledBack();
+      if (p == nullptr) break;
+      const std::string type = Str(p->model_type());
+      VersionRecord* to = plan.Get(type, Str(p->to_version()));
+      if (to == nullptr) break;
+      PromotionRecord h;
+      if (VersionRecord* from = plan.Get(type, Str(p->from_version()))) {
+        const bool failed = p->current_failed();
+        plan.SetStatus(from, failed ? ModelStatus::kFailed : ModelStatus::kArchived, actor,
+                       Str(p->reason()));
+        h.replaced_version = from->version;
+        h.replaced_status = failed ? "failed" : "archived";
+      }
+      plan.SetStatus(to, ModelStatus::kProduction, actor, "rollback: " + Str(p->reason()));
+      h.seq = e.sequence();
+      h.at = e.recorded_at();
+      h.actor = actor;
+      h.model_type = type;
+      h.version = to->version;
+      h.rollback = true;
+      h.reason = Str(p->reason());
+      plan.delta().history.push_back(std::move(h));
+      break;
+    }
+    case fb::Payload::ArtifactValidated: {
+      const auto* p = e.payload_as_ArtifactValidated();
+      if (p == nullptr) break;
+      if (VersionRecord* r = plan.Get(Str(p->model_type()), Str(p->version()))) {
+        r->validated_seq = e.sequence();
+        r->validation_ok = p->ok();
+        r->validation_detail = Str(p->detail());
+      }
+      break;
+    }
+    case fb::Payload::ArtifactPurged: {
+      const auto* p = e.payload_as_ArtifactPurged();
+      if (p == nullptr) break;
+      if (VersionRecord* r = plan.Get(Str(p->model_type()), Str(p->version()))) r->purged = true;
+      break;
+    }
+    default:
+      break;  // newer payload types change nothing this version knows about
+  }
+  return std::move(plan.delta());
+}
+
+void Commit(State& state, const Delta& delta) {
+  for (const VersionRecord& r : delta.versions) {
+    state.types[r.model_type].versions[r.version] = r;
+  }
+  for (const auto& [type, version] : delta.production) state.types[type].production = version;
+  for (const PromotionRecord& h : delta.history) state.types[h.model_type].history.push_back(h);
+  state.seq = delta.seq;
+  state.at = delta.at;
+}
+
+Status Apply(State& state, const EventBuffer& event) {
+  auto delta = Plan(state, event);
+  if (!delta) return delta.error();
+  Commit(state, *delta);
+  return Status::OK();
+}
+
+Rows EncodeDelta(const Delta& delta) {
+  Rows rows;
+  for (const VersionRecord& r : delta.versions) {
+    rows.emplace_back(VersionKey(r.model_type, r.version), ToJson(r).dump());
+  }
+  for (const auto& [type, version] : delta.production) rows.emplace_back("p/" + type, version);
+  for (const PromotionRecord& h : delta.history) {
+    rows.emplace_back(HistoryKey(h.model_type, h.seq), ToJson(h).dump());
+  }
+  rows.emplace_back("s", json{{"seq", delta.seq}, {"at", delta.at}}.dump());
+  return rows;
+}
+
+Rows EncodeState(const State& state) {
+  Rows rows;
+  rows.emplace_back("s", json{{"seq", state.seq}, {"at", state.at}}.dump());
+  for (const auto& [type, ts] : state.types) {
+    for (const auto& [version, r] : ts.versions) {
+      rows.emplace_back(VersionKey(type, version), ToJson(r).dump());
+    }
+    if (!ts.production.empty()) rows.emplace_back("p/" + type, ts.production);
+    for (const PromotionRecord& h : ts.history) {
+      rows.emplace_back(HistoryKey(type, h.seq), ToJson(h).dump());
+    }
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+Result<State> DecodeState(const Rows& rows) {
+  State state;
+  try {
+    std::vector<PromotionRecord> history;
+    for (const auto& [key, value] : rows) {
+      if (key == "s") {
+        const json j = json::parse(value);
+        state.seq = j.at("seq");
+        state.at = j.at("at");
+      } else if (key.rfind("v/", 0) == 0) {
+        VersionRecord r = VersionFromJson(json::parse(value));
+        state.types[r.model_type].versions[r.version] = std::move(r);
+      } else if (key.rfind("p/", 0) == 0) {
+        state.types[key.substr(2)].production = value;
+      } else if (key.rfind("h/", 0) == 0) {
+        history.push_back(PromotionFromJson(json::parse(value)));
+      } else {
+        return Err(Status::Corruption("projection row with unknown key '" + key + "'"));
+      }
+    }
+    std::sort(history.begin(), history.end(),
+              [](const PromotionRecord& a, const PromotionRecord& b) { return a.seq < b.seq; });
+    for (auto& h : history) state.types[h.model_type].history.push_back(std::move(h));
+  } catch (const std::exception& ex) {
+    return Err(Status::Corruption(std::string("projection row is malformed: ") + ex.what()));
+  }
+  return state;
+}
+
+Digest RowsDigest(Rows rows) {
+  std::sort(rows.begin(), rows.end());
+  Sha256 h;
+  for (const auto& [key, value] : rows) {
+    h.Update(Be64(key.size()));
+    h.Update(key);
+    h.Update(Be64(value.size()));
+    h.Update(value);
+  }
+  return h.Finish();
+}
+
+Digest StateDigest(const State& state) { return RowsDigest(EncodeState(state)); }
+
+}  // namespace modelreg::projection

@@ -1,0 +1,128 @@
+// The registry's state as a pure fold over the event log.
+//
+// Plan(state, event) computes what one event changes (a Delta) without
+// touching the state; Commit applies a Delta. Apply = Plan + Commit. No
+// clock, no I/O: the same log prefix always gives the same state, and the
+// same rows (EncodeRows), and so the same Digest.
+//
+// The fold applies what each event says; whether a transition is legal is
+// decided before the event is written (src/registry). Events naming a
+// version the state does not know are skipped deterministically.
+// Thread-safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/sha256.h"
+#include "common/status.h"
+#include "log/event_buffer.h"
+
+namespace modelreg::projection {
+
+using Seq = std::uint64_t;
+
+enum class ModelStatus { kStaged, kProduction, kArchived, kFailed };
+std::string_view StatusName(ModelStatus s);
+// "staged" | "production" | "archived" | "failed"
+bool ParseStatus(std::string_view name, ModelStatus* out);
+
+struct VersionRecord {
+  std::string model_type;
+  std::string version;
+  std::string model_id;
+  ModelStatus status = ModelStatus::kStaged;
+  Seq registered_seq = 0;
+  TimeNs registered_at = 0;
+  std::string registered_by;
+  std::string artifact_name;
+  std::uint64_t artifact_size = 0;
+  std::string artifact_sha256;  // hex
+  std::map<std::string, double> metrics;
+  std::map<std::string, std::string> dataset_version_ids;
+  std::string snapshot_id;
+  std::string config_hash;
+  // Last status change.
+  Seq status_seq = 0;
+  TimeNs status_at = 0;
+  std::string status_by;
+  std::string status_reason;
+  TimeNs promoted_at = 0;  // last time it entered production, 0 = never
+  TimeNs demoted_at = 0;   // last time it left production, 0 = never
+  // Last validation.
+  Seq validated_seq = 0;
+  bool validation_ok = false;
+  std::string validation_detail;
+  bool purged = false;
+
+  bool operator==(const VersionRecord&) const = default;
+};
+
+// One change of production version: a promotion or a rollback.
+struct PromotionRecord {
+  Seq seq = 0;
+  TimeNs at = 0;
+  std::string actor;
+  std::string model_type;
+  std::string version;           // what became production
+  std::string replaced_version;  // what it replaced, "" if nothing
+  std::string replaced_status;   // what the replaced version became: archived | failed | ""
+  bool rollback = false;
+  bool gates_overridden = false;
+  std::string reason;
+  std::string override_reason;
+  int gates_passed = 0;
+  int gates_total = 0;
+
+  bool operator==(const PromotionRecord&) const = default;
+};
+
+struct TypeState {
+  std::map<std::string, VersionRecord> versions;  // by version string
+  std::string production;                         // "" = none
+  std::vector<PromotionRecord> history;           // oldest first
+};
+
+struct State {
+  Seq seq = 0;      // last event folded in
+  TimeNs at = 0;    // its recorded_at
+  std::map<std::string, TypeState> types;
+
+  const VersionRecord* Find(const std::string& type, const std::string& version) const;
+};
+
+// What one event changes.
+struct Delta {
+  Seq seq = 0;
+  TimeNs at = 0;
+  std::vector<VersionRecord> versions;                       // new values
+  std::vector<std::pair<std::string, std::string>> production;  // type -> version ("" none)
+  std::vector<PromotionRecord> history;                      // appended
+};
+
+// Requires event.sequence() == state.seq + 1 (else Internal error).
+Result<Delta> Plan(const State& state, const EventBuffer& event);
+void Commit(State& state, const Delta& delta);
+Status Apply(State& state, const EventBuffer& event);
+
+// The canonical row encoding of (part of) the state: key -> value. The same
+// rows are the persisted projection and the input of the digest.
+//   "s"                         -> {"at":..,"seq":..}
+//   "v/<type>/<version>"        -> VersionRecord as canonical JSON
+//   "p/<type>"                  -> production version (absent = none; a
+//                                  delta's empty value means "delete the row")
+//   "h/<type>/<be64 seq>"       -> PromotionRecord as canonical JSON
+using Rows = std::vector<std::pair<std::string, std::string>>;
+Rows EncodeDelta(const Delta& delta);
+Rows EncodeState(const State& state);  // every row, sorted by key
+// Rebuilds a State from rows (any order). Corruption on malformed rows.
+Result<State> DecodeState(const Rows& rows);
+// SHA-256 over the sorted rows (length-prefixed key and value).
+Digest StateDigest(const State& state);
+Digest RowsDigest(Rows rows);
+
+}  // namespace modelreg::projection

@@ -1,0 +1,574 @@
+#include "registry/registry.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "events/model_events.h"
+#include "registry/naming.h"
+
+namespace modelreg::registry {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr char kProjectionCf[] = "projection";
+constexpr int kWriteAttempts = 5;
+
+std::string Name(const std::string& type, const std::string& version) {
+  return type + " " + version;
+}
+
+Status NotRegistered(const std::string& type, const std::string& version) {
+  return Status::NotFound(Name(type, version) + " is not registered");
+}
+
+const VersionRecord* FindOrNull(const State& s, const std::string& type,
+                                const std::string& version) {
+  return s.Find(type, version);
+}
+
+std::string ProductionOf(const State& s, const std::string& type) {
+  auto it = s.types.find(type);
+  return it == s.types.end() ? std::string() : it->second.production;
+}
+
+Envelope EnvelopeFor(const Actor& actor, const std::string& event_id) {
+  return Envelope{actor.name, event_id, 0};
+}
+
+std::vector<Row> ToRows(const projection::Rows& rows) {
+  std::vector<Row> out;
+  out.reserve(rows.size());
+  for (const auto& [key, value] : rows) {
+    const bool delete_row = key.rfind("p/", 0) == 0 && value.empty();
+    out.push_back(Row{kProjectionCf, key,
+                      delete_row ? std::nullopt : std::optional<std::string>(value)});
+  }
+  return out;
+}
+
+bool SameMetadata(const VersionRecord& rec, const events::Registration& r) {
+  return rec.metrics == r.metrics && rec.dataset_version_ids == r.dataset_version_ids &&
+         rec.snapshot_id == r.snapshot_id && rec.config_hash == r.config_hash;
+}
+
+}  // namespace
+
+std::vector<const VersionRecord*> SortedVersions(const projection::TypeState& ts) {
+  std::vector<const VersionRecord*> out;
+  for (const auto& [v, rec] : ts.versions) out.push_back(&rec);
+  std::sort(out.begin(), out.end(), [](const VersionRecord* a, const VersionRecord* b) {
+    return CompareVersions(a->version, b->version) < 0;
+  });
+  return out;
+}
+
+Registry::Registry(std::string root, std::unique_ptr<EventStore> store, const Clock* clock,
+                   bool read_only)
+    : root_(std::move(root)),
+      store_(std::move(store)),
+      clock_(clock),
+      read_only_(read_only),
+      artifacts_(root_) {}
+
+Registry::~Registry() = default;
+
+Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options) {
+  std::error_code ec;
+  const fs::path root(options.root);
+  const fs::path log_dir = root / "registry";
+  if (!fs::exists(root, ec)) {
+    if (!options.create_if_missing || options.read_only) {
+      return Err(Status::NotFound("registry directory " + options.root +
+                                  " does not exist (pass --root or set MODELREG_ROOT)"));
+    }
+  } else if (!fs::is_directory(root, ec)) {
+    return Err(Status::InvalidArgument(options.root + " is not a directory"));
+  }
+  if (!fs::exists(log_dir / "CURRENT", ec)) {
+    if (!options.create_if_missing || options.read_only) {
+      return Err(Status::NotFound(options.root + " is not a modelreg registry (no " +
+                                  log_dir.string() + ")"));
+    }
+    if (fs::exists(root, ec) && !fs::is_empty(root, ec) && !fs::exists(log_dir, ec)) {
+      // Refuse to scatter registry files into an unrelated, non-empty directory.
+      bool only_ours = true;
+      for (const auto& entry : fs::directory_iterator(root, ec)) {
+        const std::string n = entry.path().filename().string();
+        if (n != "artifacts" && n != "manifest.json" && n != "backups") only_ours = false;
+      }
+      if (!only_ours) {
+        return Err(Status::InvalidArgument(options.root +
+                                           " is a non-empty directory that is not a modelreg "
+                                           "registry; pick an empty or new --root"));
+      }
+    }
+    fs::create_directories(log_dir, ec);
+    if (ec) return Err(Status::IOError("cannot create " + log_dir.string() + ": " + ec.message()));
+  }
+
+  StoreOptions so;
+  so.create_if_missing = options.create_if_missing;
+  so.read_only = options.read_only;
+  so.clock = options.clock;
+  if (!options.read_only) so.extra_column_families = {kProjectionCf};
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options.lock_wait_ms);
+  Result<std::unique_ptr<EventStore>> store = EventStore::Open(log_dir.string(), so);
+  while (!store && store.error().code() == Code::kBusy &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    store = EventStore::Open(log_dir.string(), so);
+  }
+  if (!store) return Err(store.error());
+  std::unique_ptr<Registry> reg(
+      new Registry(options.root, std::move(*store), options.clock, options.read_only));
+  MODELREG_RETURN_IF_ERROR(reg->LoadState());
+  return reg;
+}
+
+Status Registry::LoadState() {
+  projection::Rows rows;
+  Status st = store_->ScanRows(kProjectionCf, [&rows](std::string_view k, std::string_view v) {
+    rows.emplace_back(std::string(k), std::string(v));
+    return true;
+  });
+  if (!st.ok() && st.code() != Code::kNotFound) return st;
+  auto decoded = projection::DecodeState(rows);
+  const Seq head = store_->head().seq;
+  if (decoded && decoded->seq == head) {
+    state_ = std::move(*decoded);
+  } else {
+    // Missing, stale or damaged projection rows: fold the log instead.
+    State fresh;
+    Status fold = store_->Scan(1, head, [&fresh, &st](Seq, const EventBuffer& e) {
+      st = projection::Apply(fresh, e);
+      return st.ok();
+    });
+    MODELREG_RETURN_IF_ERROR(fold);
+    MODELREG_RETURN_IF_ERROR(st);
+    state_ = std::move(fresh);
+    if (!read_only_) {
+      MODELREG_RETURN_IF_ERROR(
+          store_->ReplaceRows(kProjectionCf, ToRows(projection::EncodeState(state_)), head));
+    }
+  }
+  if (!read_only_) {
+    // manifest.json is derived: make sure it matches the log.
+    std::ifstream in(fs::path(root_) / "manifest.json");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto m = nlohmann::json::parse(ss.str(), nullptr, false);
+    if (m.is_discarded() || !m.is_object() || m.value("head_seq", Seq{0}) != head ||
+        !fs::exists(fs::path(root_) / "manifest.json")) {
+      MODELREG_RETURN_IF_ERROR(WriteManifest());
+    }
+  }
+  return Status::OK();
+}
+
+Result<AppendResult> Registry::Commit(const std::string& draft, Seq expected) {
+  projection::Delta captured;
+  RowsFn rows = [this, &captured](const AppendedEvent& ev) -> Result<std::vector<Row>> {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_.seq + 1 != ev.seq) {
+      return Err(Status::Conflict("registry state is behind the log; retry"));
+    }
+    auto delta = projection::Plan(state_, ev.event);
+    if (!delta) return Err(delta.error());
+    captured = std::move(*delta);
+    return ToRows(projection::EncodeDelta(captured));
+  };
+  auto r = store_->Append({draft, expected, rows});
+  if (!r) return r;
+  if (!r->duplicate) {
+    std::lock_guard<std::mutex> lock(mu_);
+    projection::Commit(state_, captured);
+  }
+  Status m = WriteManifest();
+  if (!m.ok()) {
+    return Err(m.WithContext("event " + std::to_string(r->seq) +
+                             " was recorded, but manifest.json could not be rewritten"));
+  }
+  return r;
+}
+
+Result<AppendResult> Registry::Write(
+    const std::function<Result<std::string>(const State&)>& build_draft) {
+  if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
+  for (int attempt = 0; attempt < kWriteAttempts; ++attempt) {
+    std::string draft;
+    Seq expected = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto d = build_draft(state_);
+      if (!d) return Err(d.error());
+      draft = std::move(*d);
+      expected = state_.seq;
+    }
+    auto r = Commit(draft, expected);
+    if (!r && r.error().code() == Code::kConflict && store_->head().seq != expected) {
+      continue;  // someone else wrote first: validate again against the new state
+    }
+    return r;
+  }
+  return Err(Status::Conflict("the registry kept changing under this command; retry"));
+}
+
+Status Registry::WriteManifest() {
+  nlohmann::json m;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Head head = store_->head();
+    m["format_version"] = 1;
+    m["head_seq"] = state_.seq;
+    m["head_hash"] = ToHex(head.seq == state_.seq ? head.hash : Digest{});
+    m["updated_at"] = FormatUtc(state_.at);
+    m["types"] = nlohmann::json::object();
+    for (const auto& [type, ts] : state_.types) {
+      nlohmann::json t;
+      t["production"] = ts.production.empty() ? nlohmann::json() : nlohmann::json(ts.production);
+      t["versions"] = nlohmann::json::array();
+      for (const VersionRecord* r : SortedVersions(ts)) {
+        t["versions"].push_back(
+            {{"version", r->version},
+             {"status", projection::StatusName(r->status)},
+             {"sha256", r->artifact_sha256},
+             {"size", r->artifact_size},
+             {"artifact_path", r->purged ? nlohmann::json()
+                                         : nlohmann::json("artifacts/" + type + "/" +
+                                                          r->version + "/" + r->artifact_name)}});
+      }
+      m["types"][type] = t;
+    }
+  }
+  return artifacts::WriteFileAtomic((fs::path(root_) / "manifest.json").string(),
+                                    m.dump(2) + "\n");
+}
+
+Result<RegisterResult> Registry::Register(const std::string& type, const std::string& version,
+                                          const std::string& artifact_path,
+                                          const MetadataInput& input, const Actor& actor) {
+  if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
+  MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
+  auto reg = BuildRegistration(type, version, input, actor.name, clock_->NowNs());
+  if (!reg) return Err(reg.error());
+  const bool checksum_given = reg->artifact_sha256 != Digest{};
+
+  std::lock_guard<std::mutex> serialize(register_mu_);
+  std::optional<VersionRecord> existing;
+  Read([&](const State& s) {
+    if (const VersionRecord* r = s.Find(type, version)) existing = *r;
+  });
+  if (existing) {
+    auto hash = artifacts::HashFile(artifact_path);
+    if (!hash) return Err(hash.error());
+    if (ToHex(hash->sha256) != existing->artifact_sha256) {
+      return Err(Status::Conflict(Name(type, version) +
+                                  " is already registered with a different artifact (sha256 " +
+                                  existing->artifact_sha256.substr(0, 12) +
+                                  "...); versions are immutable: register a new version"));
+    }
+    if (!SameMetadata(*existing, *reg)) {
+      return Err(Status::Conflict(Name(type, version) +
+                                  " is already registered with the same artifact but different "
+                                  "metadata (metrics, datasets, snapshot or config); versions "
+                                  "are immutable: register a new version"));
+    }
+    return RegisterResult{*existing, true};
+  }
+
+  auto staged = artifacts_.Stage(type, artifact_path);
+  if (!staged) return Err(staged.error());
+  if (checksum_given && reg->artifact_sha256 != staged->hash.sha256) {
+    artifacts_.Discard(*staged);
+    return Err(Status::InvalidArgument("artifact " + artifact_path + " has sha256 " +
+                                       ToHex(staged->hash.sha256) +
+                                       " but the metadata's checksum_sha256 says " +
+                                       ToHex(reg->artifact_sha256)));
+  }
+  reg->artifact_name = staged->file_name;
+  reg->artifact_size = staged->hash.size;
+  reg->artifact_sha256 = staged->hash.sha256;
+  const std::string draft = events::Draft(EnvelopeFor(actor, NewEventId()), *reg);
+  if (draft.size() > kMaxEventBytes) {
+    artifacts_.Discard(*staged);
+    return Err(Status::InvalidArgument("registration metadata is too large (" +
+                                       std::to_string(draft.size()) + " bytes as an event)"));
+  }
+  auto parsed = EventBuffer::Parse(draft);
+  if (!parsed) {
+    artifacts_.Discard(*staged);
+    return Err(Status::Internal("registration draft does not verify: " + parsed.error().message()));
+  }
+  const std::string metadata_json = events::ToJson(*parsed)["payload"].dump(2) + "\n";
+  Status published = artifacts_.Publish(*staged, type, version, metadata_json);
+  if (!published.ok()) {
+    artifacts_.Discard(*staged);
+    return Err(published);
+  }
+  auto r = Write([&](const State& s) -> Result<std::string> {
+    if (s.Find(type, version) != nullptr) {
+      return Err(Status::Conflict(Name(type, version) + " was registered concurrently"));
+    }
+    return draft;
+  });
+  if (!r) {
+    if (r.error().code() == Code::kConflict || r.error().code() == Code::kInvalidArgument) {
+      std::error_code ec;  // certainly not recorded: the directory is an orphan
+      fs::remove_all(artifacts_.VersionDir(type, version), ec);
+    }
+    return Err(r.error());
+  }
+  RegisterResult out;
+  Read([&](const State& s) {
+    if (const VersionRecord* rec = s.Find(type, version)) out.record = *rec;
+  });
+  return out;
+}
+
+Result<WriteResult> Registry::Promote(const std::string& type, const std::string& version,
+                                      const std::optional<std::string>& expect_current,
+                                      const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
+  std::string summary;
+  auto r = Write([&](const State& s) -> Result<std::string> {
+    const VersionRecord* rec = FindOrNull(s, type, version);
+    if (rec == nullptr) return Err(NotRegistered(type, version));
+    const std::string current = ProductionOf(s, type);
+    if (expect_current && *expect_current != current) {
+      return Err(Status::Conflict(
+          "production " + type + " is " + (current.empty() ? "none" : current) + ", not " +
+          (expect_current->empty() ? "none" : *expect_current) +
+          " as expected (--expect-current); nothing changed"));
+    }
+    switch (rec->status) {
+      case ModelStatus::kProduction:
+        return Err(Status::FailedPrecondition(Name(type, version) + " is already in production"));
+      case ModelStatus::kFailed:
+        return Err(Status::FailedPrecondition(Name(type, version) +
+                                              " is failed and cannot be promoted (" +
+                                              rec->status_reason + ")"));
+      case ModelStatus::kStaged:
+      case ModelStatus::kArchived:
+        break;
+    }
+    if (rec->purged) {
+      return Err(Status::FailedPrecondition(Name(type, version) +
+                                            " has had its artifact purged and cannot be promoted"));
+    }
+    summary = "promoted " + Name(type, version) +
+              (current.empty() ? std::string() : " (replaces " + current + ", now archived)");
+    events::Promotion p;
+    p.model_type = type;
+    p.version = version;
+    p.replaced_version = current;
+    p.reason = actor.reason;
+    return events::Draft(EnvelopeFor(actor, NewEventId()), p);
+  });
+  if (!r) return Err(r.error());
+  return WriteResult{r->seq, summary};
+}
+
+Result<WriteResult> Registry::Archive(const std::string& type, const std::string& version,
+                                      const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
+  auto r = Write([&](const State& s) -> Result<std::string> {
+    const VersionRecord* rec = FindOrNull(s, type, version);
+    if (rec == nullptr) return Err(NotRegistered(type, version));
+    switch (rec->status) {
+      case ModelStatus::kProduction:
+        return Err(Status::FailedPrecondition(
+            Name(type, version) + " is in production: promote another version or roll back "
+                                  "first (`modelreg rollback " + type + "`)"));
+      case ModelStatus::kArchived:
+        return Err(Status::FailedPrecondition(Name(type, version) + " is already archived"));
+      case ModelStatus::kFailed:
+        return Err(Status::FailedPrecondition(Name(type, version) +
+                                              " is failed; failed versions stay failed"));
+      case ModelStatus::kStaged:
+        break;
+    }
+    return events::Draft(EnvelopeFor(actor, NewEventId()),
+                         events::Archive{type, version, actor.reason});
+  });
+  if (!r) return Err(r.error());
+  return WriteResult{r->seq, "archived " + Name(type, version)};
+}
+
+Result<WriteResult> Registry::Fail(const std::string& type, const std::string& version,
+                                   bool force, const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
+  if (actor.reason.empty()) {
+    return Err(Status::InvalidArgument("fail needs --reason: say why the model failed"));
+  }
+  std::string summary = "failed " + Name(type, version);
+  auto r = Write([&](const State& s) -> Result<std::string> {
+    const VersionRecord* rec = FindOrNull(s, type, version);
+    if (rec == nullptr) return Err(NotRegistered(type, version));
+    switch (rec->status) {
+      case ModelStatus::kProduction:
+        if (!force) {
+          return Err(Status::FailedPrecondition(
+              Name(type, version) + " is in production: `modelreg rollback " + type +
+              " --fail` fails it and restores the previous version; `fail --force` leaves " +
+              type + " with no production model"));
+        }
+        summary += "; " + type + " now has no production version";
+        break;
+      case ModelStatus::kFailed:
+        return Err(Status::FailedPrecondition(Name(type, version) + " is already failed"));
+      case ModelStatus::kStaged:
+      case ModelStatus::kArchived:
+        break;
+    }
+    return events::Draft(EnvelopeFor(actor, NewEventId()),
+                         events::Failure{type, version, actor.reason});
+  });
+  if (!r) return Err(r.error());
+  return WriteResult{r->seq, summary};
+}
+
+Result<WriteResult> Registry::Rollback(const std::string& type, bool fail_current,
+                                       const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
+  std::string summary;
+  auto r = Write([&](const State& s) -> Result<std::string> {
+    const std::string current = ProductionOf(s, type);
+    if (current.empty()) {
+      return Err(Status::FailedPrecondition("no production version of " + type +
+                                            " to roll back"));
+    }
+    // The version that was production before the current one, from the
+    // history (not from version order).
+    std::string target;
+    const auto& history = s.types.at(type).history;
+    for (auto it = history.rbegin(); it != history.rend(); ++it) {
+      if (it->version == current) {
+        target = it->replaced_version;
+        break;
+      }
+    }
+    if (target.empty()) {
+      return Err(Status::FailedPrecondition(Name(type, current) +
+                                            " was the first production version of " + type +
+                                            "; there is nothing to roll back to"));
+    }
+    const VersionRecord* rec = FindOrNull(s, type, target);
+    if (rec == nullptr) return Err(Status::Internal("history names unknown version " + target));
+    if (rec->status == ModelStatus::kFailed) {
+      return Err(Status::FailedPrecondition(
+          Name(type, target) + " (production before " + current +
+          ") is failed; promote a version explicitly with `modelreg promote`"));
+    }
+    if (rec->purged) {
+      return Err(Status::FailedPrecondition(Name(type, target) +
+                                            " has had its artifact purged; promote a version "
+                                            "explicitly"));
+    }
+    summary = "rolled back " + type + ": " + current + " -> " + target + " (" + current +
+              " is now " + (fail_current ? "failed" : "archived") + ")";
+    return events::Draft(EnvelopeFor(actor, NewEventId()),
+                         events::Rollback{type, current, target, fail_current, actor.reason});
+  });
+  if (!r) return Err(r.error());
+  return WriteResult{r->seq, summary};
+}
+
+Result<ValidateResult> Registry::Validate(const std::string& type, const std::string& version,
+                                          const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
+  std::optional<VersionRecord> rec;
+  Read([&](const State& s) {
+    if (const VersionRecord* r = s.Find(type, version)) rec = *r;
+  });
+  if (!rec) return Err(NotRegistered(type, version));
+  if (rec->purged) {
+    return Err(Status::FailedPrecondition(Name(type, version) + " has had its artifact purged"));
+  }
+  const std::string path = artifacts_.ArtifactPath(type, version, rec->artifact_name);
+  events::Validation v;
+  v.model_type = type;
+  v.version = version;
+  v.expected_sha256 = *DigestFromHex(rec->artifact_sha256);
+  auto hash = artifacts::HashFile(path);
+  if (!hash) {
+    v.ok = false;
+    v.detail = hash.error().message();
+  } else {
+    v.observed_sha256 = hash->sha256;
+    v.observed_size = hash->size;
+    v.ok = hash->sha256 == v.expected_sha256 && hash->size == rec->artifact_size;
+    if (!v.ok) {
+      v.detail = "artifact " + path + " has sha256 " + ToHex(hash->sha256) + " (" +
+                 std::to_string(hash->size) + " bytes) but was registered with " +
+                 rec->artifact_sha256 + " (" + std::to_string(rec->artifact_size) + " bytes)";
+    }
+  }
+  auto r = Write([&](const State& s) -> Result<std::string> {
+    if (s.Find(type, version) == nullptr) return Err(NotRegistered(type, version));
+    return events::Draft(EnvelopeFor(actor, NewEventId()), v);
+  });
+  if (!r) return Err(r.error());
+  return ValidateResult{v.ok, v.ok ? "sha256 " + rec->artifact_sha256 + " matches" : v.detail,
+                        r->seq};
+}
+
+void Registry::Read(const std::function<void(const State&)>& fn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  fn(state_);
+}
+
+Result<State> Registry::StateAt(TimeNs t) const {
+  auto seq = store_->SeqAtOrBefore(t);
+  if (!seq) return Err(seq.error());
+  State s;
+  Status st;
+  MODELREG_RETURN_IF_ERROR(store_->Scan(1, *seq, [&](Seq, const EventBuffer& e) {
+    st = projection::Apply(s, e);
+    return st.ok();
+  }));
+  MODELREG_RETURN_IF_ERROR(st);
+  return s;
+}
+
+Result<VerifyResult> Registry::Verify() const {
+  VerifyResult out;
+  auto chain = store_->Verify();
+  if (!chain) return Err(chain.error());
+  out.chain = *chain;
+  State fold;
+  Status st;
+  Status scan = store_->Scan(1, chain->head.seq, [&](Seq, const EventBuffer& e) {
+    st = projection::Apply(fold, e);
+    return st.ok();
+  });
+  if (!chain->ok) return out;  // the fold of a broken chain proves nothing
+  MODELREG_RETURN_IF_ERROR(scan);
+  MODELREG_RETURN_IF_ERROR(st);
+  out.state_digest = projection::StateDigest(fold);
+  projection::Rows rows;
+  Status rs = store_->ScanRows(kProjectionCf, [&rows](std::string_view k, std::string_view v) {
+    rows.emplace_back(std::string(k), std::string(v));
+    return true;
+  });
+  if (rs.ok()) {
+    out.stored_digest = projection::RowsDigest(std::move(rows));
+  } else if (rs.code() != Code::kNotFound) {
+    return Err(rs);
+  }
+  out.projection_ok = out.stored_digest == out.state_digest;
+  return out;
+}
+
+}  // namespace modelreg::registry

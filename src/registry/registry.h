@@ -1,0 +1,129 @@
+// Registry: the lifecycle rules over the event log, the projections and the
+// artifact store. The only place that decides which transitions are legal:
+//
+//   register        (new)                 -> staged
+//   promote         staged | archived     -> production (previous production -> archived)
+//   archive         staged                -> archived
+//   fail            staged | archived     -> failed   (production only with force)
+//   rollback        production            -> archived | failed, and the version that was
+//                                            production before it -> production
+//
+// Every command validates against the current state, builds an event and
+// appends it conditionally on the head it validated against (a concurrent
+// change makes it re-validate). A rejected command appends nothing.
+// Thread-safety: all methods are safe from many threads.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "artifacts/artifact_store.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "log/event_store.h"
+#include "projection/state.h"
+#include "registry/metadata.h"
+
+namespace modelreg::registry {
+
+using projection::ModelStatus;
+using projection::State;
+using projection::VersionRecord;
+
+struct RegistryOptions {
+  std::string root;                 // registry directory
+  bool read_only = false;           // queries only; works beside a writer
+  bool create_if_missing = false;   // create the directory and log if absent
+  const Clock* clock = &SystemClock::Instance();
+  int lock_wait_ms = 0;             // retry opening while another writer holds it
+};
+
+struct Actor {
+  std::string name;    // recorded in the event
+  std::string reason;  // optional, recorded where the event has a reason
+};
+
+struct RegisterResult {
+  VersionRecord record;
+  bool already_registered = false;  // idempotent repeat: nothing written
+};
+
+struct WriteResult {
+  Seq seq = 0;
+  std::string summary;  // one line: what happened
+};
+
+struct ValidateResult {
+  bool ok = false;
+  std::string detail;
+  Seq seq = 0;
+};
+
+struct VerifyResult {
+  VerifyReport chain;
+  Digest state_digest{};    // fold of the whole log
+  Digest stored_digest{};   // the persisted projection rows
+  bool projection_ok = false;
+};
+
+class Registry {
+ public:
+  static Result<std::unique_ptr<Registry>> Open(const RegistryOptions& options);
+  ~Registry();
+
+  // --- writes ---
+  Result<RegisterResult> Register(const std::string& type, const std::string& version,
+                                  const std::string& artifact_path, const MetadataInput& input,
+                                  const Actor& actor);
+  // expect_current: refuse unless production is exactly this ("" = none).
+  Result<WriteResult> Promote(const std::string& type, const std::string& version,
+                              const std::optional<std::string>& expect_current,
+                              const Actor& actor);
+  Result<WriteResult> Archive(const std::string& type, const std::string& version,
+                              const Actor& actor);
+  Result<WriteResult> Fail(const std::string& type, const std::string& version, bool force,
+                           const Actor& actor);
+  Result<WriteResult> Rollback(const std::string& type, bool fail_current, const Actor& actor);
+  // Re-hashes the artifact and records the result (ArtifactValidated).
+  Result<ValidateResult> Validate(const std::string& type, const std::string& version,
+                                  const Actor& actor);
+
+  // --- reads ---
+  // Runs `fn` with the current state (under the registry's lock).
+  void Read(const std::function<void(const State&)>& fn) const;
+  // The state as of time `t`: the fold of every event recorded at or before t.
+  Result<State> StateAt(TimeNs t) const;
+  Result<VerifyResult> Verify() const;
+  const EventStore& log() const { return *store_; }
+  const artifacts::ArtifactStore& artifacts() const { return artifacts_; }
+  const std::string& root() const { return root_; }
+
+ private:
+  Registry(std::string root, std::unique_ptr<EventStore> store, const Clock* clock,
+           bool read_only);
+  Status LoadState();
+  // Appends `draft` if the head is still `expected`, keeping the
+  // projection rows and in-memory state in step.
+  Result<AppendResult> Commit(const std::string& draft, Seq expected);
+  // Runs validate-build-append, re-validating when the head moved.
+  Result<AppendResult> Write(
+      const std::function<Result<std::string>(const State&)>& build_draft);
+  Status WriteManifest();
+
+  std::string root_;
+  std::unique_ptr<EventStore> store_;
+  const Clock* clock_;
+  bool read_only_;
+  artifacts::ArtifactStore artifacts_;
+  std::mutex register_mu_;  // one registration at a time (artifact directories)
+  mutable std::mutex mu_;    // guards state_
+  State state_;
+};
+
+// Versions of a type in semantic-version order.
+std::vector<const VersionRecord*> SortedVersions(const projection::TypeState& ts);
+
+}  // namespace modelreg::registry
