@@ -6,18 +6,20 @@
 
 #include <CLI/CLI.hpp>
 
-#include "app/log_commands.h"
+#include "app/exit_codes.h"
+#include "app/registry_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"modelreg-replay: verify and rebuild a registry from its event log"};
   app.require_subcommand(1);
   app.fallthrough();
   const char* env = std::getenv("MODELREG_ROOT");
-  std::string root = env != nullptr && *env != '\0' ? env : "./data/models";
-  bool json = false;
-  app.add_option("--root", root, "Registry directory (env MODELREG_ROOT)")->capture_default_str();
-  app.add_flag("--json", json, "Machine-readable output on stdout");
-  auto* verify = app.add_subcommand("verify", "Walk the hash chain from event 1");
+  modelreg::app::Globals g;
+  g.root = env != nullptr && *env != '\0' ? env : "./data/models";
+  app.add_option("--root", g.root, "Registry directory (env MODELREG_ROOT)")->capture_default_str();
+  app.add_flag("--json", g.json, "Machine-readable output on stdout");
+  auto* verify = app.add_subcommand(
+      "verify", "Walk the hash chain from event 1 and compare the projections with the log");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -25,7 +27,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   modelreg::Status st;
-  if (*verify) st = modelreg::app::RunVerify(root, json, std::cout);
+  if (*verify) st = modelreg::app::RunVerify(g, std::cout);
   if (!st.ok()) {
     std::cerr << "modelreg-replay: " << st.ToString() << '\n';
     return modelreg::app::ExitCode(st);

@@ -141,6 +141,10 @@ class EventStore::Impl {
       db->Close().PermitUncheckedError();
       db.reset();
     }
+    if (!secondary_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(secondary_dir, ec);
+    }
   }
 
   rocksdb::ColumnFamilyHandle* Family(const std::string& name) const {
@@ -154,7 +158,10 @@ class EventStore::Impl {
   // Looks up a committed event_id: nullopt when unused.
   Result<std::optional<std::pair<AppendResult, Digest>>> LookupEventId(const std::string& id);
 
+  Status ReadHead(Head* out) const;
+
   std::string dir;
+  std::string secondary_dir;  // private state of a secondary instance
   StoreOptions options;
   std::unique_ptr<rocksdb::DB> db;
   std::map<std::string, rocksdb::ColumnFamilyHandle*> families;
@@ -413,13 +420,16 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
   }
   std::error_code ec;
   const bool exists = fs::exists(fs::path(dir) / "CURRENT", ec);
-  if (!exists && (!options.create_if_missing || options.read_only)) {
+  StoreOptions opts = options;
+  if (opts.secondary) opts.read_only = true;
+  if (!exists && (!opts.create_if_missing || opts.read_only)) {
     return Err(Status::NotFound("no registry log at " + dir));
   }
 
   rocksdb::Options db_options;
-  db_options.create_if_missing = options.create_if_missing;
-  db_options.create_missing_column_families = !options.read_only;
+  db_options.create_if_missing = opts.create_if_missing && !opts.read_only;
+  db_options.create_missing_column_families = !opts.read_only;
+  if (opts.secondary) db_options.max_open_files = -1;  // required by secondaries
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 5;
   // The small families (meta, by_time, by_event_id) rarely fill a memtable;
@@ -428,14 +438,14 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
 
   std::set<std::string> names = {rocksdb::kDefaultColumnFamilyName, kEventsCf, kByTimeCf,
                                  kByEventIdCf, kMetaCf};
-  if (!options.read_only) {
-    names.insert(options.extra_column_families.begin(), options.extra_column_families.end());
+  if (!opts.read_only) {
+    names.insert(opts.extra_column_families.begin(), opts.extra_column_families.end());
   }
   if (exists) {
     std::vector<std::string> existing;
     rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, dir, &existing);
     if (!s.ok()) return Err(FromRocks(s, dir));
-    if (options.read_only) names.clear();
+    if (opts.read_only) names.clear();
     names.insert(existing.begin(), existing.end());
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -453,13 +463,23 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
 
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
-  impl->options = options;
+  impl->options = opts;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      options.read_only
-          ? rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles, &raw)
-          : rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  rocksdb::Status s;
+  if (opts.secondary) {
+    std::string tmpl = (fs::temp_directory_path() / "modelreg-secondary-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      return Err(Status::IOError("cannot create a directory for a secondary instance"));
+    }
+    impl->secondary_dir = tmpl;
+    s = rocksdb::DB::OpenAsSecondary(db_options, dir, impl->secondary_dir, descriptors, &handles,
+                                     &raw);
+  } else if (opts.read_only) {
+    s = rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles, &raw);
+  } else {
+    s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  }
   if (!s.ok()) return Err(FromRocks(s, dir));
   impl->db.reset(raw);
   for (auto* handle : handles) impl->families[handle->GetName()] = handle;
@@ -470,7 +490,8 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
   if (!impl->events || !impl->by_time || !impl->by_event_id || !impl->meta) {
     return Err(Status::Corruption(dir + " is a RocksDB database but not a modelreg log"));
   }
-  for (const std::string& name : options.extra_column_families) {
+  for (const std::string& name : opts.extra_column_families) {
+    if (opts.read_only) break;
     if (impl->Family(name) == nullptr) {
       return Err(Status::NotFound("column family '" + name + "' does not exist in " + dir));
     }
@@ -480,7 +501,7 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
   std::string format;
   s = impl->db->Get(rocksdb::ReadOptions(), impl->meta, kFormatKey, &format);
   if (s.IsNotFound()) {
-    if (options.read_only) {
+    if (opts.read_only) {
       return Err(Status::Corruption("registry log " + dir + " has no format record"));
     }
     s = impl->db->Put(rocksdb::WriteOptions(), impl->meta, kFormatKey, kFormatVersion);
@@ -494,15 +515,7 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
   }
 
   // Head, cross-checked against the last stored event.
-  std::string head_bytes;
-  s = impl->db->Get(rocksdb::ReadOptions(), impl->meta, kHeadKey, &head_bytes);
-  if (s.ok()) {
-    if (!DecodeHead(head_bytes, &impl->head)) {
-      return Err(Status::Corruption("registry log " + dir + ": head record is malformed"));
-    }
-  } else if (!s.IsNotFound()) {
-    return Err(FromRocks(s, dir));
-  }
+  MODELREG_RETURN_IF_ERROR(impl->ReadHead(&impl->head));
   {
     std::unique_ptr<rocksdb::Iterator> it(
         impl->db->NewIterator(rocksdb::ReadOptions(), impl->events));
@@ -516,11 +529,35 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
     }
   }
   impl->writer_head = impl->head;
-  if (!options.read_only) {
+  if (!opts.read_only) {
     Impl* p = impl.get();
     impl->writer = std::thread([p] { p->WriterLoop(); });
   }
   return std::unique_ptr<EventStore>(new EventStore(std::move(impl)));
+}
+
+Status EventStore::Impl::ReadHead(Head* out) const {
+  std::string head_bytes;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, kHeadKey, &head_bytes);
+  if (s.IsNotFound()) {
+    *out = Head{};
+    return Status::OK();
+  }
+  if (!s.ok()) return FromRocks(s, dir);
+  if (!DecodeHead(head_bytes, out)) {
+    return Status::Corruption("registry log " + dir + ": head record is malformed");
+  }
+  return Status::OK();
+}
+
+Status EventStore::CatchUp() {
+  if (!impl_->options.secondary) return Status::OK();
+  MODELREG_RETURN_IF_ERROR(FromRocks(impl_->db->TryCatchUpWithPrimary(), impl_->dir));
+  Head h;
+  MODELREG_RETURN_IF_ERROR(impl_->ReadHead(&h));
+  std::lock_guard<std::mutex> lock(impl_->head_mu);
+  impl_->head = h;
+  return Status::OK();
 }
 
 Result<AppendResult> EventStore::Append(AppendRequest request) {

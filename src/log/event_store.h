@@ -39,6 +39,9 @@ using Seq = std::uint64_t;
 struct StoreOptions {
   bool create_if_missing = true;
   bool read_only = false;  // open a fixed read-only view (no writer)
+  // Follow a writer in another process (RocksDB secondary instance): reads
+  // only; CatchUp() brings in what the writer appended since.
+  bool secondary = false;
   bool sync = true;        // fsync the WAL before acknowledging an append
   const Clock* clock = &SystemClock::Instance();
   // Column families the caller writes through AppendRequest::rows.
@@ -109,6 +112,10 @@ class EventStore {
   Result<AppendResult> Append(AppendRequest request);
 
   Head head() const;
+
+  // Secondary instances: catch up with the writing process and re-read the
+  // head. Other instances: no-op.
+  Status CatchUp();
 
   // One event by sequence number: NotFound, or Corruption naming `seq`.
   Result<EventBuffer> Get(Seq seq) const;

@@ -1,6 +1,8 @@
 #include "projection/state.h"
 
 #include <algorithm>
+#include <deque>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
@@ -127,14 +129,23 @@ class Planner {
   }
 
   // Mutable view of a record as changed by this event; nullptr if unknown.
+  // Pointers stay valid for the planner's life (a deque never moves them).
   VersionRecord* Get(const std::string& type, const std::string& version) {
-    for (auto& r : delta_.versions) {
+    for (auto& r : versions_) {
       if (r.model_type == type && r.version == version) return &r;
     }
     const VersionRecord* base = state_.Find(type, version);
     if (base == nullptr) return nullptr;
-    delta_.versions.push_back(*base);
-    return &delta_.versions.back();
+    versions_.push_back(*base);
+    return &versions_.back();
+  }
+
+  void Add(VersionRecord r) { versions_.push_back(std::move(r)); }
+
+  Delta Finish() {
+    delta_.versions.assign(std::make_move_iterator(versions_.begin()),
+                           std::make_move_iterator(versions_.end()));
+    return std::move(delta_);
   }
 
   std::string Production(const std::string& type) const {
@@ -176,6 +187,7 @@ class Planner {
 
  private:
   const State& state_;
+  std::deque<VersionRecord> versions_;
   Delta delta_;
 };
 
@@ -243,7 +255,7 @@ Result<Delta> Plan(const State& state, const EventBuffer& event) {
       }
       r.snapshot_id = Str(p->snapshot_id());
       r.config_hash = Str(p->config_hash());
-      plan.delta().versions.push_back(std::move(r));
+      plan.Add(std::move(r));
       break;
     }
     case fb::Payload::ModelPromoted: {
@@ -337,7 +349,7 @@ Result<Delta> Plan(const State& state, const EventBuffer& event) {
     default:
       break;  // newer payload types change nothing this version knows about
   }
-  return std::move(plan.delta());
+  return plan.Finish();
 }
 
 void Commit(State& state, const Delta& delta) {

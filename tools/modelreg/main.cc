@@ -1,72 +1,149 @@
-// modelreg: the command-line interface. Parses arguments and calls the
-// library; all behaviour lives in src/app.
+// modelreg: the command-line interface. Parses arguments (CLI11) and calls
+// the library; all behaviour lives in src/app and below.
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
-#include <pwd.h>
-#include <unistd.h>
 
-#include "app/log_commands.h"
+#include "app/exit_codes.h"
+#include "app/registry_commands.h"
 #include "common/clock.h"
 
 namespace {
 
-std::string DefaultRoot() {
-  const char* env = std::getenv("MODELREG_ROOT");
-  return env != nullptr && *env != '\0' ? env : "./data/models";
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
 }
 
 std::string DefaultActor() {
-  for (const char* var : {"MODELREG_ACTOR", "USER", "LOGNAME"}) {
-    const char* v = std::getenv(var);
-    if (v != nullptr && *v != '\0') return v;
-  }
+  std::string a = EnvOr("MODELREG_ACTOR", "");
+  if (!a.empty()) return a;
   if (const passwd* pw = getpwuid(geteuid()); pw != nullptr && pw->pw_name != nullptr) {
     return pw->pw_name;
   }
-  return "uid:" + std::to_string(geteuid());
+  return EnvOr("USER", "uid:" + std::to_string(geteuid()));
 }
 
 // CLI11 validator: an ISO-8601 time or date.
 const CLI::Validator kIsoTime(
     [](std::string& s) -> std::string {
-      return modelreg::ParseTime(s) ? "" : "'" + s + "' is not an ISO-8601 time "
-                                           "(e.g. 2025-01-15T09:30:00Z or 2025-01-15)";
+      return modelreg::ParseTime(s) ? "" : "'" + s + "' is not an ISO-8601 time with a zone "
+                                           "(e.g. 2025-01-15T09:30:00Z, "
+                                           "2025-01-15T11:30:00+02:00 or 2025-01-15)";
     },
     "TIME");
 
-int Fail(const modelreg::Status& st) {
-  std::cerr << "modelreg: " << st.ToString() << '\n';
-  return modelreg::app::ExitCode(st);
+std::optional<modelreg::TimeNs> TimeOpt(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  return modelreg::ParseTime(s);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  using namespace modelreg::app;
   CLI::App app{"modelreg: an event-sourced model registry"};
   app.set_version_flag("--version", std::string("modelreg ") + MODELREG_VERSION);
   app.require_subcommand(1);
-  app.fallthrough();  // global options may follow the subcommand
-  std::string root = DefaultRoot();
-  bool json = false;
-  app.add_option("--root", root, "Registry directory (env MODELREG_ROOT)")
+  app.fallthrough();  // global options may also follow the command
+
+  Globals g;
+  g.root = EnvOr("MODELREG_ROOT", "./data/models");
+  g.actor = DefaultActor();
+  int lock_wait_s = 10;
+  app.add_option("--root", g.root, "Registry directory (env MODELREG_ROOT)")
       ->capture_default_str();
-  app.add_flag("--json", json, "Machine-readable output on stdout");
+  app.add_flag("--json", g.json, "Machine-readable output on stdout");
+  app.add_option("--actor", g.actor, "Who is acting, recorded in events (env MODELREG_ACTOR)");
+  app.add_option("--reason", g.reason, "Why, recorded in the event");
+  app.add_option("--lock-wait", lock_wait_s,
+                 "Seconds to wait while another process holds the registry for writing")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
 
-  std::string since, until;
-  auto* events = app.add_subcommand("events", "Print the event log, oldest first");
-  events->add_option("--since", since, "Only events recorded at or after TIME")->check(kIsoTime);
-  events->add_option("--until", until, "Only events recorded at or before TIME")->check(kIsoTime);
+  // register
+  RegisterOptions reg;
+  auto* c_register = app.add_subcommand("register", "Register a model artifact (staged)");
+  c_register->add_option("type", reg.type, "Model type")->required();
+  c_register->add_option("path", reg.path, "Artifact file")->required();
+  c_register->add_option("--version", reg.version, "Semantic version, e.g. v1.2.0")->required();
+  c_register->add_option("--metadata", reg.metadata_file, "ModelMetadata JSON file");
+  c_register->add_option("--metric", reg.metrics, "Metric NAME=NUMBER (repeatable)");
+  c_register->add_option("--dataset", reg.datasets, "Dataset version NAME=VERSION (repeatable)");
+  c_register->add_option("--snapshot", reg.snapshot, "Snapshot id");
+  c_register->add_option("--factor", reg.factors, "Factor name (repeatable)");
+  c_register->add_option("--param", reg.params, "Parameter NAME=VALUE (repeatable)");
+  c_register->add_option("--config", reg.config_file, "Training config JSON file");
 
-  auto* verify = app.add_subcommand("verify", "Verify the hash chain of the event log");
+  // list
+  ListOptions list;
+  std::string list_at;
+  auto* c_list = app.add_subcommand("list", "List versions (the compare-versions table)");
+  c_list->add_option("type", list.type, "Model type (default: all)");
+  c_list->add_option("--status", list.status, "staged | production | archived | failed");
+  c_list->add_option("--sort", list.sort, "Sort by this metric, descending (e.g. sharpe)");
+  c_list->add_option("--at", list_at, "As of TIME")->check(kIsoTime);
 
-  std::string actor = DefaultActor();
-  auto* demo = app.add_subcommand(
-      "demo", "Write a realistic week of lifecycle events into an empty registry and verify it");
-  demo->add_option("--actor", actor, "Who the demo events are recorded as (env MODELREG_ACTOR)");
+  std::string type, version, at, since, until, expect_current;
+  auto* c_show = app.add_subcommand("show", "Everything about one version");
+  c_show->add_option("type", type, "Model type")->required();
+  c_show->add_option("version", version, "Version")->required();
+  c_show->add_option("--at", at, "As of TIME")->check(kIsoTime);
+
+  auto* c_current = app.add_subcommand("current", "The production version of a type");
+  c_current->add_option("type", type, "Model type")->required();
+  c_current->add_option("--at", at, "As of TIME")->check(kIsoTime);
+
+  auto* c_history = app.add_subcommand("history", "Promotions and rollbacks of a type");
+  c_history->add_option("type", type, "Model type")->required();
+  c_history->add_option("--since", since, "From TIME (inclusive)")->check(kIsoTime);
+  c_history->add_option("--until", until, "Up to TIME (inclusive)")->check(kIsoTime);
+
+  auto* c_audit = app.add_subcommand("audit", "What was in production at a time, and why");
+  c_audit->add_option("--at", at, "The instant to audit")->required()->check(kIsoTime);
+  c_audit->add_option("type", type, "Model type (default: all)");
+
+  auto* c_promote = app.add_subcommand("promote", "Make a version the production version");
+  c_promote->add_option("type", type, "Model type")->required();
+  c_promote->add_option("version", version, "Version")->required();
+  auto* expect_opt = c_promote->add_option(
+      "--expect-current", expect_current,
+      "Refuse unless production is this version ('none' for no production)");
+
+  auto* c_archive = app.add_subcommand("archive", "Archive a staged version");
+  c_archive->add_option("type", type, "Model type")->required();
+  c_archive->add_option("version", version, "Version")->required();
+
+  bool force = false;
+  auto* c_fail = app.add_subcommand("fail", "Mark a version failed (needs --reason)");
+  c_fail->add_option("type", type, "Model type")->required();
+  c_fail->add_option("version", version, "Version")->required();
+  c_fail->add_flag("--force", force, "Allow failing the production version (leaves none)");
+
+  bool fail_current = false;
+  auto* c_rollback = app.add_subcommand(
+      "rollback", "Re-promote the previous production version, archiving the current one");
+  c_rollback->add_option("type", type, "Model type")->required();
+  c_rollback->add_flag("--fail", fail_current, "Mark the current version failed, not archived");
+
+  auto* c_validate = app.add_subcommand("validate", "Re-hash an artifact and record the result");
+  c_validate->add_option("type", type, "Model type")->required();
+  c_validate->add_option("version", version, "Version")->required();
+
+  EventsOptions ev;
+  auto* c_events = app.add_subcommand("events", "Print the event log, oldest first");
+  c_events->add_option("--since", since, "Recorded at or after TIME")->check(kIsoTime);
+  c_events->add_option("--until", until, "Recorded at or before TIME")->check(kIsoTime);
+  c_events->add_option("--type", ev.type, "Only events about this model type");
+  c_events->add_flag("--follow", ev.follow, "Keep printing new events as they are appended");
+
+  auto* c_verify = app.add_subcommand("verify", "Verify the hash chain and the projections");
 
   try {
     app.parse(argc, argv);
@@ -74,18 +151,46 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+  g.lock_wait_ms = lock_wait_s * 1000;
 
   modelreg::Status st;
-  if (*events) {
-    modelreg::app::EventsQuery q;
-    if (!since.empty()) q.since = modelreg::ParseTime(since);
-    if (!until.empty()) q.until = modelreg::ParseTime(until);
-    q.json = json;
-    st = modelreg::app::RunEvents(root, q, std::cout);
-  } else if (*verify) {
-    st = modelreg::app::RunVerify(root, json, std::cout);
-  } else if (*demo) {
-    st = modelreg::app::RunDemo(root, actor, std::cout);
+  std::ostream& out = std::cout;
+  if (*c_register) {
+    st = RunRegister(g, reg, out);
+  } else if (*c_list) {
+    list.at = TimeOpt(list_at);
+    st = RunList(g, list, out);
+  } else if (*c_show) {
+    st = RunShow(g, type, version, TimeOpt(at), out);
+  } else if (*c_current) {
+    st = RunCurrent(g, type, TimeOpt(at), out);
+  } else if (*c_history) {
+    st = RunHistory(g, type, TimeOpt(since), TimeOpt(until), out);
+  } else if (*c_audit) {
+    st = RunAudit(g, *TimeOpt(at), type, out);
+  } else if (*c_promote) {
+    std::optional<std::string> expect;
+    if (*expect_opt) expect = expect_current == "none" ? "" : expect_current;
+    st = RunPromote(g, type, version, expect, out);
+  } else if (*c_archive) {
+    st = RunArchive(g, type, version, out);
+  } else if (*c_fail) {
+    st = RunFail(g, type, version, force, out);
+  } else if (*c_rollback) {
+    st = RunRollback(g, type, fail_current, out);
+  } else if (*c_validate) {
+    st = RunValidate(g, type, version, out);
+  } else if (*c_events) {
+    ev.since = TimeOpt(since);
+    ev.until = TimeOpt(until);
+    st = RunEvents(g, ev, out);
+  } else if (*c_verify) {
+    st = RunVerify(g, out);
   }
-  return st.ok() ? 0 : Fail(st);
+  if (!st.ok()) {
+    std::cout.flush();
+    std::cerr << "modelreg: " << st.ToString() << '\n';
+    return ExitCode(st);
+  }
+  return 0;
 }

@@ -1,0 +1,556 @@
+#include "app/registry_commands.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "app/exit_codes.h"
+#include "events/model_events.h"
+#include "log/event_store.h"
+#include "registry/naming.h"
+#include "registry/registry.h"
+
+namespace modelreg::app {
+
+namespace {
+
+using nlohmann::json;
+using registry::Registry;
+using registry::State;
+using registry::VersionRecord;
+
+Result<std::unique_ptr<Registry>> OpenForRead(const Globals& g) {
+  registry::RegistryOptions o;
+  o.root = g.root;
+  o.read_only = true;
+  o.clock = g.clock;
+  return Registry::Open(o);
+}
+
+Result<std::unique_ptr<Registry>> OpenForWrite(const Globals& g, bool create) {
+  registry::RegistryOptions o;
+  o.root = g.root;
+  o.create_if_missing = create;
+  o.clock = g.clock;
+  o.lock_wait_ms = g.lock_wait_ms;
+  return Registry::Open(o);
+}
+
+registry::Actor ActorOf(const Globals& g) { return {g.actor, g.reason}; }
+
+std::string Time(TimeNs t) { return t == 0 ? "-" : FormatUtc(t); }
+json TimeJson(TimeNs t) { return t == 0 ? json() : json(FormatUtc(t)); }
+
+Result<std::string> ReadSmallFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Err(Status::InvalidArgument("cannot read " + what + " " + path));
+  std::string text;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > registry::kMaxMetadataBytes) {
+      return Err(Status::InvalidArgument(what + " " + path + " is larger than 1 MiB"));
+    }
+  }
+  return text;
+}
+
+json RecordJson(const VersionRecord& r) {
+  return json{{"model_type", r.model_type},
+              {"version", r.version},
+              {"model_id", r.model_id},
+              {"status", projection::StatusName(r.status)},
+              {"registered_at", TimeJson(r.registered_at)},
+              {"registered_by", r.registered_by},
+              {"registered_seq", r.registered_seq},
+              {"artifact_name", r.artifact_name},
+              {"artifact_size", r.artifact_size},
+              {"artifact_sha256", r.artifact_sha256},
+              {"metrics", r.metrics},
+              {"dataset_version_ids", r.dataset_version_ids},
+              {"snapshot_id", r.snapshot_id},
+              {"config_hash", r.config_hash},
+              {"status_at", TimeJson(r.status_at)},
+              {"status_by", r.status_by},
+              {"status_reason", r.status_reason},
+              {"status_seq", r.status_seq},
+              {"promoted_at", TimeJson(r.promoted_at)},
+              {"demoted_at", TimeJson(r.demoted_at)},
+              {"purged", r.purged}};
+}
+
+json PromotionJson(const projection::PromotionRecord& h) {
+  return json{{"seq", h.seq},
+              {"at", FormatUtc(h.at)},
+              {"actor", h.actor},
+              {"model_type", h.model_type},
+              {"version", h.version},
+              {"replaced_version", h.replaced_version.empty() ? json() : json(h.replaced_version)},
+              {"replaced_status", h.replaced_status.empty() ? json() : json(h.replaced_status)},
+              {"kind", h.rollback ? "rollback" : "promotion"},
+              {"gates_overridden", h.gates_overridden},
+              {"override_reason", h.override_reason},
+              {"reason", h.reason},
+              {"gates_passed", h.gates_passed},
+              {"gates_total", h.gates_total}};
+}
+
+std::string Metric(const VersionRecord& r, const std::string& name) {
+  auto it = r.metrics.find(name);
+  if (it == r.metrics.end()) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", it->second);
+  return buf;
+}
+
+// The state now, or as of `at`.
+Result<State> StateFor(const Registry& reg, std::optional<TimeNs> at) {
+  if (at) return reg.StateAt(*at);
+  State s;
+  reg.Read([&s](const State& st) { s = st; });
+  return s;
+}
+
+// The promotion record that made `version` production most recently.
+const projection::PromotionRecord* LastPromotion(const projection::TypeState& ts,
+                                                 const std::string& version) {
+  for (auto it = ts.history.rbegin(); it != ts.history.rend(); ++it) {
+    if (it->version == version) return &*it;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out) {
+  // Validate everything we can before touching the registry directory.
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
+  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(o.version));
+  registry::MetadataInput in;
+  if (!o.metadata_file.empty()) {
+    auto text = ReadSmallFile(o.metadata_file, "metadata file");
+    if (!text) return text.error();
+    in.metadata_json = *text;
+  }
+  if (!o.config_file.empty()) {
+    auto text = ReadSmallFile(o.config_file, "config file");
+    if (!text) return text.error();
+    in.config_json = *text;
+  }
+  for (const std::string& m : o.metrics) {
+    auto kv = registry::SplitAssignment(m, "--metric");
+    if (!kv) return kv.error();
+    auto v = registry::ParseFiniteNumber(kv->second, "metric " + kv->first);
+    if (!v) return v.error();
+    in.metrics[kv->first] = *v;
+  }
+  for (const std::string& d : o.datasets) {
+    auto kv = registry::SplitAssignment(d, "--dataset");
+    if (!kv) return kv.error();
+    in.datasets[kv->first] = kv->second;
+  }
+  if (!o.snapshot.empty()) in.snapshot_id = o.snapshot;
+  in.factors = o.factors;
+  for (const std::string& p : o.params) {
+    auto kv = registry::SplitAssignment(p, "--param");
+    if (!kv) return kv.error();
+    in.params[kv->first] = kv->second;
+  }
+  // Fail on metadata problems before the registry directory is created.
+  auto check = registry::BuildRegistration(o.type, o.version, in, g.actor, 0);
+  if (!check) return check.error();
+  auto hash = artifacts::HashFile(o.path);
+  if (!hash) return hash.error();
+
+  auto reg = OpenForWrite(g, /*create=*/true);
+  if (!reg) return reg.error();
+  auto r = (*reg)->Register(o.type, o.version, o.path, in, ActorOf(g));
+  if (!r) return r.error();
+  if (g.json) {
+    json j = RecordJson(r->record);
+    j["already_registered"] = r->already_registered;
+    out << j.dump() << '\n';
+  } else {
+    out << (r->already_registered ? "already registered (identical, nothing written): "
+                                  : "registered ")
+        << o.type << ' ' << o.version << " (" << projection::StatusName(r->record.status)
+        << ") sha256 " << r->record.artifact_sha256 << ", " << r->record.artifact_size
+        << " bytes, event #" << r->record.registered_seq << '\n';
+  }
+  return Status::OK();
+}
+
+Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
+  if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
+  projection::ModelStatus status_filter{};
+  if (!o.status.empty() && !projection::ParseStatus(o.status, &status_filter)) {
+    return Status::InvalidArgument("unknown status '" + o.status +
+                                   "'; valid: staged, production, archived, failed");
+  }
+  auto reg = OpenForRead(g);
+  if (!reg) return reg.error();
+  auto state = StateFor(**reg, o.at);
+  if (!state) return state.error();
+  std::vector<const VersionRecord*> rows;
+  for (const auto& [type, ts] : state->types) {
+    if (!o.type.empty() && type != o.type) continue;
+    for (const VersionRecord* r : registry::SortedVersions(ts)) {
+      if (!o.status.empty() && r->status != status_filter) continue;
+      rows.push_back(r);
+    }
+  }
+  if (!o.sort.empty()) {
+    // Descending by the metric; versions without it last, in version order.
+    std::stable_sort(rows.begin(), rows.end(),
+                     [&o](const VersionRecord* a, const VersionRecord* b) {
+                       auto ia = a->metrics.find(o.sort), ib = b->metrics.find(o.sort);
+                       if (ia == a->metrics.end()) return false;
+                       if (ib == b->metrics.end()) return true;
+                       return ia->second > ib->second;
+                     });
+  }
+  if (g.json) {
+    json arr = json::array();
+    for (const VersionRecord* r : rows) arr.push_back(RecordJson(*r));
+    out << arr.dump() << '\n';
+    return Status::OK();
+  }
+  char line[512];
+  std::snprintf(line, sizeof line, "%-18s %-14s %-10s %8s %8s %8s  %-20s  %-20s  %-20s\n",
+                "TYPE", "VERSION", "STATUS", "SHARPE", "IC", "MAX_DD", "REGISTERED", "PROMOTED",
+                "DEMOTED");
+  out << line;
+  auto day = [](TimeNs t) { return t == 0 ? std::string("-") : FormatUtc(t).substr(0, 19) + "Z"; };
+  for (const VersionRecord* r : rows) {
+    std::snprintf(line, sizeof line, "%-18s %-14s %-10s %8s %8s %8s  %-20s  %-20s  %-20s\n",
+                  r->model_type.c_str(), r->version.c_str(),
+                  std::string(projection::StatusName(r->status)).c_str(),
+                  Metric(*r, "sharpe").c_str(), Metric(*r, "ic").c_str(),
+                  Metric(*r, "max_drawdown").c_str(), day(r->registered_at).c_str(),
+                  day(r->promoted_at).c_str(), day(r->demoted_at).c_str());
+    out << line;
+  }
+  return Status::OK();
+}
+
+Status RunShow(const Globals& g, const std::string& type, const std::string& version,
+               std::optional<TimeNs> at, std::ostream& out) {
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
+  auto reg = OpenForRead(g);
+  if (!reg) return reg.error();
+  auto state = StateFor(**reg, at);
+  if (!state) return state.error();
+  const VersionRecord* r = state->Find(type, version);
+  if (r == nullptr) {
+    return Status::NotFound(type + " " + version + " is not registered" +
+                            (at ? " at " + FormatUtc(*at) : std::string()));
+  }
+  auto event = (*reg)->log().Get(r->registered_seq);
+  if (!event) return event.error();
+  const json registration = events::ToJson(*event)["payload"];
+  if (g.json) {
+    json j = RecordJson(*r);
+    j["registration"] = registration;
+    out << j.dump() << '\n';
+    return Status::OK();
+  }
+  out << type << ' ' << version << '\n'
+      << "  status:        " << projection::StatusName(r->status) << " since "
+      << Time(r->status_at) << " by " << r->status_by
+      << (r->status_reason.empty() ? "" : " (" + r->status_reason + ")") << '\n'
+      << "  registered:    " << Time(r->registered_at) << " by " << r->registered_by
+      << ", event #" << r->registered_seq << '\n'
+      << "  model_id:      " << r->model_id << '\n'
+      << "  artifact:      artifacts/" << type << '/' << version << '/' << r->artifact_name
+      << (r->purged ? " (purged)" : "") << ", " << r->artifact_size << " bytes\n"
+      << "  sha256:        " << r->artifact_sha256 << '\n'
+      << "  promoted at:   " << Time(r->promoted_at) << '\n'
+      << "  demoted at:    " << Time(r->demoted_at) << '\n'
+      << "  metrics:       " << registration["metrics"].dump() << '\n'
+      << "  datasets:      " << registration["dataset_version_ids"].dump() << '\n'
+      << "  snapshot_id:   " << r->snapshot_id << '\n'
+      << "  factor_list:   " << registration["factor_list"].dump() << '\n'
+      << "  parameters:    " << registration["parameters"].dump() << '\n'
+      << "  config:        " << registration["config"].dump() << '\n'
+      << "  config_hash:   " << r->config_hash << '\n'
+      << "  created:       " << registration["created_at"].get<std::string>() << " by "
+      << registration["created_by"].get<std::string>() << '\n'
+      << "  environment:   " << registration["env"].dump() << '\n';
+  if (r->validated_seq != 0) {
+    out << "  last validate: event #" << r->validated_seq << ' '
+        << (r->validation_ok ? "ok" : "FAILED: " + r->validation_detail) << '\n';
+  }
+  return Status::OK();
+}
+
+Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeNs> at,
+                  std::ostream& out) {
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  auto reg = OpenForRead(g);
+  if (!reg) return reg.error();
+  auto state = StateFor(**reg, at);
+  if (!state) return state.error();
+  auto it = state->types.find(type);
+  const std::string when = at ? " at " + FormatUtc(*at) : std::string();
+  if (it == state->types.end() || it->second.production.empty()) {
+    if (g.json) out << json{{"model_type", type}, {"production", nullptr}}.dump() << '\n';
+    return Status::NotFound("no production version of " + type + when);
+  }
+  const VersionRecord& r = it->second.versions.at(it->second.production);
+  const projection::PromotionRecord* p = LastPromotion(it->second, r.version);
+  if (g.json) {
+    json j = RecordJson(r);
+    j["promotion"] = p != nullptr ? PromotionJson(*p) : json();
+    out << j.dump() << '\n';
+    return Status::OK();
+  }
+  out << type << ' ' << r.version << " (promoted " << Time(r.promoted_at);
+  if (p != nullptr) out << " by " << p->actor << ", event #" << p->seq;
+  out << ") sha256 " << r.artifact_sha256 << '\n';
+  return Status::OK();
+}
+
+Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeNs> since,
+                  std::optional<TimeNs> until, std::ostream& out) {
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  auto reg = OpenForRead(g);
+  if (!reg) return reg.error();
+  std::vector<projection::PromotionRecord> rows;
+  (*reg)->Read([&](const State& s) {
+    auto it = s.types.find(type);
+    if (it == s.types.end()) return;
+    for (const auto& h : it->second.history) {
+      if (since && h.at < *since) continue;
+      if (until && h.at > *until) continue;
+      rows.push_back(h);
+    }
+  });
+  if (g.json) {
+    json arr = json::array();
+    for (const auto& h : rows) arr.push_back(PromotionJson(h));
+    out << arr.dump() << '\n';
+    return Status::OK();
+  }
+  if (rows.empty()) {
+    out << "no promotions of " << type << " in that period\n";
+    return Status::OK();
+  }
+  for (const auto& h : rows) {
+    out << FormatUtc(h.at) << "  #" << h.seq << "  " << (h.rollback ? "rollback " : "promotion")
+        << "  " << h.version;
+    if (!h.replaced_version.empty()) {
+      out << " replaced " << h.replaced_version << " (now " << h.replaced_status << ")";
+    }
+    out << "  by " << h.actor;
+    if (h.gates_total > 0) out << "  gates " << h.gates_passed << '/' << h.gates_total;
+    if (h.gates_overridden) out << "  GATES OVERRIDDEN: " << h.override_reason;
+    if (!h.reason.empty()) out << "  reason: " << h.reason;
+    out << '\n';
+  }
+  return Status::OK();
+}
+
+Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostream& out) {
+  if (!type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  auto reg = OpenForRead(g);
+  if (!reg) return reg.error();
+  auto state = reg.value()->StateAt(at);
+  if (!state) return state.error();
+  json arr = json::array();
+  if (!g.json) {
+    out << "Production models at " << FormatUtc(at) << " (log up to event #" << state->seq
+        << ")\n";
+  }
+  for (std::string_view t : registry::kModelTypes) {
+    const std::string tname(t);
+    if (!type.empty() && tname != type) continue;
+    auto it = state->types.find(tname);
+    const bool none = it == state->types.end() || it->second.production.empty();
+    if (none) {
+      arr.push_back(json{{"model_type", tname}, {"production", nullptr}});
+      if (!g.json) out << "  " << tname << ": none\n";
+      continue;
+    }
+    const VersionRecord& r = it->second.versions.at(it->second.production);
+    const projection::PromotionRecord* p = LastPromotion(it->second, r.version);
+    json j{{"model_type", tname}, {"production", r.version}, {"record", RecordJson(r)}};
+    j["promotion"] = p != nullptr ? PromotionJson(*p) : json();
+    arr.push_back(j);
+    if (!g.json) {
+      out << "  " << tname << ": " << r.version << '\n';
+      if (p != nullptr) {
+        out << "      " << (p->rollback ? "rolled back to" : "promoted") << " at "
+            << FormatUtc(p->at) << " by " << p->actor << " (event #" << p->seq << ")";
+        if (!p->replaced_version.empty()) out << ", replacing " << p->replaced_version;
+        out << '\n';
+        if (!p->reason.empty()) out << "      reason: " << p->reason << '\n';
+        if (p->gates_total > 0) {
+          out << "      gates: " << p->gates_passed << '/' << p->gates_total << " passed"
+              << (p->gates_overridden ? ", OVERRIDDEN: " + p->override_reason : "") << '\n';
+        }
+      }
+      out << "      metrics: " << json(r.metrics).dump() << '\n'
+          << "      sha256: " << r.artifact_sha256 << '\n'
+          << "      registered " << FormatUtc(r.registered_at) << " by " << r.registered_by
+          << " (event #" << r.registered_seq << ")\n";
+    }
+  }
+  if (g.json) out << json{{"at", FormatUtc(at)}, {"seq", state->seq}, {"models", arr}}.dump() << '\n';
+  return Status::OK();
+}
+
+namespace {
+Status PrintWrite(const Globals& g, const Result<registry::WriteResult>& r, std::ostream& out) {
+  if (!r) return r.error();
+  if (g.json) {
+    out << json{{"seq", r->seq}, {"summary", r->summary}}.dump() << '\n';
+  } else {
+    out << r->summary << ", event #" << r->seq << '\n';
+  }
+  return Status::OK();
+}
+}  // namespace
+
+Status RunPromote(const Globals& g, const std::string& type, const std::string& version,
+                  const std::optional<std::string>& expect_current, std::ostream& out) {
+  auto reg = OpenForWrite(g, false);
+  if (!reg) return reg.error();
+  return PrintWrite(g, (*reg)->Promote(type, version, expect_current, ActorOf(g)), out);
+}
+
+Status RunArchive(const Globals& g, const std::string& type, const std::string& version,
+                  std::ostream& out) {
+  auto reg = OpenForWrite(g, false);
+  if (!reg) return reg.error();
+  return PrintWrite(g, (*reg)->Archive(type, version, ActorOf(g)), out);
+}
+
+Status RunFail(const Globals& g, const std::string& type, const std::string& version, bool force,
+               std::ostream& out) {
+  auto reg = OpenForWrite(g, false);
+  if (!reg) return reg.error();
+  return PrintWrite(g, (*reg)->Fail(type, version, force, ActorOf(g)), out);
+}
+
+Status RunRollback(const Globals& g, const std::string& type, bool fail_current,
+                   std::ostream& out) {
+  auto reg = OpenForWrite(g, false);
+  if (!reg) return reg.error();
+  return PrintWrite(g, (*reg)->Rollback(type, fail_current, ActorOf(g)), out);
+}
+
+Status RunValidate(const Globals& g, const std::string& type, const std::string& version,
+                   std::ostream& out) {
+  auto reg = OpenForWrite(g, false);
+  if (!reg) return reg.error();
+  auto r = (*reg)->Validate(type, version, ActorOf(g));
+  if (!r) return r.error();
+  if (g.json) {
+    out << json{{"ok", r->ok}, {"detail", r->detail}, {"seq", r->seq}}.dump() << '\n';
+  } else {
+    out << (r->ok ? "valid: " : "INVALID: ") << type << ' ' << version << ": " << r->detail
+        << " (recorded as event #" << r->seq << ")\n";
+  }
+  if (!r->ok) return Status::Corruption(type + " " + version + " failed validation: " + r->detail);
+  return Status::OK();
+}
+
+Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
+  if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
+  {
+    // Existence checks with the registry's wording.
+    auto reg = OpenForRead(g);
+    if (!reg) return reg.error();
+  }
+  StoreOptions so;
+  so.create_if_missing = false;
+  so.read_only = !o.follow;
+  so.secondary = o.follow;
+  auto store = EventStore::Open(LogDir(g.root), so);
+  if (!store) return store.error();
+  Seq printed = 0;
+  auto print = [&](Seq seq, const EventBuffer& e) {
+    printed = seq;
+    if (o.until && e.event().recorded_at() > *o.until) return false;
+    if (o.since && e.event().recorded_at() < *o.since) return true;
+    if (!o.type.empty()) {
+      const json p = events::ToJson(e)["payload"];
+      if (p.value("model_type", std::string()) != o.type) return true;
+    }
+    if (g.json) {
+      out << events::ToJson(e).dump() << '\n';
+    } else {
+      out << events::Summary(e) << '\n';
+    }
+    return true;
+  };
+  Seq from = 1;
+  if (o.since) {
+    auto s = (*store)->SeqAtOrBefore(*o.since - 1);
+    if (!s) return s.error();
+    from = *s + 1;
+  }
+  MODELREG_RETURN_IF_ERROR((*store)->Scan(from, UINT64_MAX, print));
+  out.flush();
+  if (!o.follow) return Status::OK();
+  const auto start = std::chrono::steady_clock::now();
+  Seq next = std::max(printed, from - 1) + 1;
+  for (;;) {
+    if (o.follow_max_ms >= 0 &&
+        std::chrono::steady_clock::now() - start > std::chrono::milliseconds(o.follow_max_ms)) {
+      return Status::OK();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(o.follow_poll_ms));
+    MODELREG_RETURN_IF_ERROR((*store)->CatchUp());
+    const Seq head = (*store)->head().seq;
+    if (head >= next) {
+      MODELREG_RETURN_IF_ERROR((*store)->Scan(next, head, print));
+      next = head + 1;
+      out.flush();
+    }
+  }
+}
+
+Status RunVerify(const Globals& g, std::ostream& out) {
+  auto reg = OpenForRead(g);
+  if (!reg) return reg.error();
+  auto v = (*reg)->Verify();
+  if (!v) return v.error();
+  if (g.json) {
+    json j{{"ok", v->chain.ok && v->projection_ok},
+           {"chain_ok", v->chain.ok},
+           {"events", v->chain.events},
+           {"head_seq", v->chain.head.seq},
+           {"head_hash", ToHex(v->chain.head.hash)},
+           {"projection_ok", v->projection_ok},
+           {"state_digest", ToHex(v->state_digest)}};
+    if (!v->chain.ok) {
+      j["first_bad_seq"] = v->chain.first_bad_seq;
+      j["problem"] = v->chain.problem;
+    }
+    out << j.dump() << '\n';
+  }
+  if (!v->chain.ok) {
+    return Status::Corruption("hash chain broken at event " +
+                              std::to_string(v->chain.first_bad_seq) + ": " + v->chain.problem);
+  }
+  if (!g.json) {
+    out << "chain OK: " << v->chain.events << " events, head " << v->chain.head.seq << ' '
+        << ToHex(v->chain.head.hash) << '\n';
+  }
+  if (!v->projection_ok) {
+    return Status::Corruption("stored projection (digest " + ToHex(v->stored_digest) +
+                              ") differs from the fold of the log (" + ToHex(v->state_digest) +
+                              "); rebuild it");
+  }
+  if (!g.json) out << "projection OK: state digest " << ToHex(v->state_digest) << '\n';
+  return Status::OK();
+}
+
+}  // namespace modelreg::app

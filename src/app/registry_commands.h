@@ -1,0 +1,80 @@
+// The registry commands of the modelreg CLI as library functions: each
+// takes parsed options, writes its output to `out` and returns a Status
+// (the CLI maps it to an exit code with ExitCode()).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace modelreg::app {
+
+struct Globals {
+  std::string root;
+  bool json = false;
+  std::string actor;
+  std::string reason;
+  int lock_wait_ms = 10000;
+  const Clock* clock = &SystemClock::Instance();
+};
+
+struct RegisterOptions {
+  std::string type;
+  std::string path;
+  std::string version;
+  std::string metadata_file;
+  std::string config_file;
+  std::vector<std::string> metrics;   // k=v
+  std::vector<std::string> datasets;  // name=version
+  std::string snapshot;
+  std::vector<std::string> factors;
+  std::vector<std::string> params;    // k=v
+};
+Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out);
+
+struct ListOptions {
+  std::string type;    // "" = every type
+  std::string status;  // "" = any
+  std::string sort;    // metric name, descending; "" = version order
+  std::optional<TimeNs> at;
+};
+Status RunList(const Globals& g, const ListOptions& o, std::ostream& out);
+
+Status RunShow(const Globals& g, const std::string& type, const std::string& version,
+               std::optional<TimeNs> at, std::ostream& out);
+Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeNs> at,
+                  std::ostream& out);
+Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeNs> since,
+                  std::optional<TimeNs> until, std::ostream& out);
+Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostream& out);
+
+Status RunPromote(const Globals& g, const std::string& type, const std::string& version,
+                  const std::optional<std::string>& expect_current, std::ostream& out);
+Status RunArchive(const Globals& g, const std::string& type, const std::string& version,
+                  std::ostream& out);
+Status RunFail(const Globals& g, const std::string& type, const std::string& version, bool force,
+               std::ostream& out);
+Status RunRollback(const Globals& g, const std::string& type, bool fail_current,
+                   std::ostream& out);
+Status RunValidate(const Globals& g, const std::string& type, const std::string& version,
+                   std::ostream& out);
+
+struct EventsOptions {
+  std::optional<TimeNs> since;
+  std::optional<TimeNs> until;
+  std::string type;     // only events about this model type
+  bool follow = false;  // keep printing new events
+  int follow_poll_ms = 100;
+  int follow_max_ms = -1;  // stop following after this long (-1 = never; tests)
+};
+Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out);
+
+// Hash chain + projection digest.
+Status RunVerify(const Globals& g, std::ostream& out);
+
+}  // namespace modelreg::app
