@@ -21,10 +21,15 @@ const Clock& SystemClock::Instance() {
 
 std::string FormatUtc(TimeNs t) {
   using namespace std::chrono;
-  const sys_time<nanoseconds> tp{nanoseconds{t}};
-  const auto secs = floor<seconds>(tp);
+  // Split without chrono arithmetic, which overflows near the int64 limits.
+  std::int64_t whole = t / 1'000'000'000;
+  std::int64_t frac = t % 1'000'000'000;
+  if (frac < 0) {
+    frac += 1'000'000'000;
+    --whole;
+  }
+  const sys_seconds secs{seconds{whole}};
   std::string out = date::format("%Y-%m-%dT%H:%M:%S", secs);
-  auto frac = (tp - secs).count();
   if (frac != 0) {
     char buf[16];
     std::snprintf(buf, sizeof buf, ".%09lld", static_cast<long long>(frac));

@@ -1,6 +1,7 @@
 #include "events/model_events.h"
 
 #include <algorithm>
+#include <string_view>
 
 #include <flatbuffers/flatbuffers.h>
 
@@ -30,7 +31,39 @@ Offset<flatbuffers::Vector<Offset<fb::KeyValue>>> KeyValues(
   return fbb.CreateVector(out);  // std::map iterates sorted: canonical order
 }
 
-std::string Str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
+// FlatBuffers strings are bytes; JSON needs UTF-8. Invalid sequences become
+// U+FFFD so that any caller can dump() the result.
+std::string Utf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  std::size_t i = 0;
+  while (i < in.size()) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    bool ok = len != 0 && i + len <= in.size();
+    std::uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(in[i + k]);
+      ok = (cc & 0xc0) == 0x80;
+      cp = cp << 6 | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and values beyond U+10FFFF are invalid too.
+    ok = ok && !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) &&
+         !(len == 4 && (cp < 0x10000 || cp > 0x10ffff)) && !(cp >= 0xd800 && cp <= 0xdfff);
+    if (ok) {
+      out.append(in.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string Str(const flatbuffers::String* s) {
+  return s == nullptr ? std::string() : Utf8(s->string_view());
+}
 
 nlohmann::json KeyValuesJson(const flatbuffers::Vector<Offset<fb::KeyValue>>* v) {
   nlohmann::json j = nlohmann::json::object();
@@ -44,7 +77,7 @@ nlohmann::json KeyValuesJson(const flatbuffers::Vector<Offset<fb::KeyValue>>* v)
 nlohmann::json EmbeddedJson(const flatbuffers::String* s) {
   if (s == nullptr) return nlohmann::json::object();
   auto parsed = nlohmann::json::parse(s->begin(), s->end(), nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return s->str();
+  if (parsed.is_discarded()) return Str(s);
   return parsed;
 }
 
@@ -64,7 +97,7 @@ nlohmann::json PayloadJson(const fb::Event& e) {
       j["snapshot_id"] = Str(p->snapshot_id());
       j["factor_list"] = nlohmann::json::array();
       if (p->factor_list() != nullptr) {
-        for (const auto* f : *p->factor_list()) j["factor_list"].push_back(f->str());
+        for (const auto* f : *p->factor_list()) j["factor_list"].push_back(Str(f));
       }
       j["parameters"] = EmbeddedJson(p->parameters_json());
       j["metrics"] = nlohmann::json::object();
@@ -271,6 +304,8 @@ std::string Summary(const EventBuffer& event) {
   auto field = [&p](const char* k) {
     return p.contains(k) && p[k].is_string() ? p[k].get<std::string>() : std::string();
   };
+  // p is null when the payload is missing: value() would throw.
+  auto flag = [&p](const char* k) { return p.contains(k) && p[k].is_boolean() && p[k].get<bool>(); };
   std::string what;
   switch (e.payload_type()) {
     case fb::Payload::ModelRegistered:
@@ -280,7 +315,7 @@ std::string Summary(const EventBuffer& event) {
     case fb::Payload::ModelPromoted:
       what = "promoted " + field("model_type") + " " + field("version");
       if (!field("replaced_version").empty()) what += " (replaces " + field("replaced_version") + ")";
-      if (p.value("gates_overridden", false)) what += " [gates overridden]";
+      if (flag("gates_overridden")) what += " [gates overridden]";
       break;
     case fb::Payload::ModelArchived:
       what = "archived " + field("model_type") + " " + field("version");
@@ -294,7 +329,7 @@ std::string Summary(const EventBuffer& event) {
       break;
     case fb::Payload::ArtifactValidated:
       what = std::string("validated ") + field("model_type") + " " + field("version") +
-             (p.value("ok", false) ? " ok" : " FAILED");
+             (flag("ok") ? " ok" : " FAILED");
       break;
     case fb::Payload::ArtifactPurged:
       what = "purged " + field("model_type") + " " + field("version");

@@ -17,7 +17,6 @@
 
 namespace modelreg {
 
-namespace fb = ::modelreg::fb;
 
 // Largest event accepted anywhere (events hold metadata, not artifacts).
 inline constexpr std::size_t kMaxEventBytes = 4u << 20;

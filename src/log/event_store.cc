@@ -326,10 +326,26 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
 
     const Seq seq = h.seq + 1;
     const TimeNs recorded_at = std::max(options.clock->NowNs(), h.recorded_at + 1);
+    const std::string actor_before = e.actor()->str();
     e.mutate_sequence(seq);
     e.mutate_recorded_at(recorded_at);
     auto* prev = e.mutable_prev_hash()->mutable_bytes();
     for (std::size_t k = 0; k < kHashBytes; ++k) prev->Mutate(k, h.hash[k]);
+    // The Verifier checks bounds, not overlap: a crafted draft can lay other
+    // fields over the patched ones. The stored event must still verify and
+    // read back what was assigned, or it would be unreadable forever.
+    {
+      auto patched = EventBuffer::Parse(p.buffer.bytes());
+      if (!patched || patched->event().sequence() != seq ||
+          patched->event().recorded_at() != recorded_at ||
+          PrevHashOf(patched->event()) != h.hash || patched->event().event_id()->str() != id ||
+          patched->event().actor()->str() != actor_before) {
+        results.push_back(Err(Status::InvalidArgument(
+            "event draft: fields overlap the store-assigned fields (build drafts with "
+            "FinishDraft)")));
+        continue;
+      }
+    }
     const std::string_view bytes = p.buffer.bytes();
     const Digest hash = ChainHash(h.hash, bytes);
 

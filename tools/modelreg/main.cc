@@ -148,6 +148,23 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // "modelreg frobnicate" reads better as an unknown command than as
+    // CLI11's "A subcommand is required".
+    for (int i = 1; i < argc; ++i) {
+      const std::string arg = argv[i];
+      if (arg == "--root" || arg == "--actor" || arg == "--reason" || arg == "--lock-wait") {
+        ++i;
+        continue;
+      }
+      if (arg.rfind("-", 0) == 0) continue;
+      bool known = false;
+      for (const CLI::App* sub : app.get_subcommands({})) known = known || sub->get_name() == arg;
+      if (!known) {
+        std::cerr << "modelreg: unknown command '" << arg << "'; run `modelreg --help`\n";
+        return 2;
+      }
+      break;
+    }
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }

@@ -1,0 +1,449 @@
+// End-to-end: the real modelreg binary on a real registry directory,
+// through the spec's scenarios and its error paths.
+#include <gtest/gtest.h>
+
+#include <rocksdb/db.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "common/bytes.h"
+#include "support/child.h"
+#include "support/run.h"
+#include "support/temp_dir.h"
+
+namespace modelreg {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::RunCmd;
+using testing::RunResult;
+
+std::vector<std::string> Lines(const std::string& s) {
+  std::vector<std::string> lines;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  std::string Bin() const { return testing::EnvOr("MODELREG_BIN", "modelreg"); }
+  std::string Root() const { return dir_.sub("reg"); }
+  RunResult Mr(const std::string& args, const std::string& actor = "alice") const {
+    return RunCmd("MODELREG_ACTOR=" + actor + " " + Bin() + " --root " + Root() + " " + args);
+  }
+  RunResult Ok(const std::string& args, const std::string& actor = "alice") const {
+    RunResult r = Mr(args, actor);
+    EXPECT_EQ(r.rc, 0) << args << "\n" << r.err;
+    return r;
+  }
+  std::string File(const std::string& name, const std::string& content) const {
+    const std::string path = dir_.sub(name);
+    std::ofstream(path) << content;
+    return path;
+  }
+  std::size_t EventCount() const {
+    RunResult r = Mr("events");
+    return r.rc == 0 ? Lines(r.out).size() : 0;
+  }
+  void Register(const std::string& type, const std::string& version, double sharpe,
+                double ic) const {
+    const std::string art = File(type + version + ".pkl", "weights " + type + version);
+    Ok("register " + type + " " + art + " --version " + version + " --metric sharpe=" +
+       std::to_string(sharpe) + " --metric ic=" + std::to_string(ic) +
+       " --dataset crsp=v1.2.3 --snapshot snap_1 --factor momentum --factor value");
+  }
+  std::vector<std::string> ArtifactTree() const {
+    std::vector<std::string> out;
+    std::error_code ec;
+    if (!fs::exists(Root() + "/artifacts")) return out;
+    for (const auto& e : fs::recursive_directory_iterator(Root() + "/artifacts", ec)) {
+      out.push_back(e.path().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  static std::string Now() {
+    using namespace std::chrono;
+    const auto ns = duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+    const std::time_t secs = static_cast<std::time_t>(ns / 1'000'000'000);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", std::gmtime(&secs));
+    char frac[16];
+    std::snprintf(frac, sizeof frac, ".%09lldZ", static_cast<long long>(ns % 1'000'000'000));
+    return std::string(buf) + frac;
+  }
+  static void Tick() { std::this_thread::sleep_for(std::chrono::milliseconds(20)); }
+
+  testing::TempDir dir_;
+};
+
+// The spec's Example 1: weekly update workflow.
+TEST_F(Cli, WeeklyUpdateWorkflow) {
+  const std::string meta = File("meta.json", R"({
+    "model_id": "mdl_week1",
+    "dataset_version_ids": {"crsp": "v1.2.3", "compustat": "v1.0.1"},
+    "snapshot_id": "snap_20240101",
+    "factor_list": ["momentum", "value", "size"],
+    "parameters": {"halflife_days": 60, "shrinkage_intensity": 0.5},
+    "metrics": {"ic": 0.05, "sharpe": 1.2},
+    "config": {"learning_rate": 0.01, "epochs": 100},
+    "created_by": "training_pipeline",
+    "created_at": "2024-01-01T20:00:00Z"
+  })");
+  const std::string art = File("model.pkl", "week 1 weights");
+  RunResult reg = Ok("register risk_model " + art + " --version v1.0.0 --metadata " + meta);
+  EXPECT_NE(reg.out.find("registered risk_model v1.0.0 (staged)"), std::string::npos) << reg.out;
+  const std::string vdir = Root() + "/artifacts/risk_model/v1.0.0";
+  EXPECT_TRUE(fs::exists(vdir + "/model.pkl"));
+  EXPECT_TRUE(fs::exists(vdir + "/metadata.json"));
+  EXPECT_EQ(RunCmd("cd " + vdir + " && sha256sum -c checksum.sha256").rc, 0);
+  json md = json::parse(testing::Slurp(vdir + "/metadata.json"));
+  EXPECT_EQ(md["model_id"], "mdl_week1");
+  EXPECT_EQ(md["dataset_version_ids"]["compustat"], "v1.0.1");
+  EXPECT_EQ(md["created_at"], "2024-01-01T20:00:00Z");
+
+  Ok("promote risk_model v1.0.0 --reason 'first model'");
+  Register("risk_model", "v1.1.0", 1.5, 0.08);
+  json staged = json::parse(Ok("--json list risk_model --status staged").out);
+  ASSERT_EQ(staged.size(), 1u);
+  EXPECT_EQ(staged[0]["version"], "v1.1.0");
+  RunResult promote = Ok("promote risk_model v1.1.0 --expect-current v1.0.0", "bob");
+  EXPECT_NE(promote.out.find("replaces v1.0.0"), std::string::npos);
+
+  json cur = json::parse(Ok("--json current risk_model").out);
+  EXPECT_EQ(cur["version"], "v1.1.0");
+  EXPECT_EQ(cur["promotion"]["actor"], "bob");
+  json all = json::parse(Ok("--json list risk_model").out);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0]["status"], "archived");
+  EXPECT_EQ(all[1]["status"], "production");
+  json hist = json::parse(Ok("--json history risk_model").out);
+  ASSERT_EQ(hist.size(), 2u);
+  EXPECT_EQ(hist[1]["replaced_version"], "v1.0.0");
+  EXPECT_EQ(hist[1]["replaced_status"], "archived");
+  // Registering the same thing again is idempotent.
+  RunResult again = Ok("register risk_model " + art + " --version v1.0.0 --metadata " + meta);
+  EXPECT_NE(again.out.find("already registered"), std::string::npos);
+  EXPECT_EQ(EventCount(), 4u);
+  RunResult verify = Ok("verify");
+  EXPECT_NE(verify.out.find("projection OK"), std::string::npos);
+  json manifest = json::parse(testing::Slurp(Root() + "/manifest.json"));
+  EXPECT_EQ(manifest["head_seq"], 4);
+  EXPECT_EQ(manifest["types"]["risk_model"]["production"], "v1.1.0");
+}
+
+// The spec's Example 2: emergency rollback.
+TEST_F(Cli, EmergencyRollback) {
+  Register("alpha_weights", "v1.0.0", 1.45, 0.082);
+  Register("alpha_weights", "v2.0.0", 1.52, 0.085);
+  Ok("promote alpha_weights v1.0.0");
+  Ok("promote alpha_weights v2.0.0");
+  RunResult rb = Ok("rollback alpha_weights --fail --reason 'strategy losing money'", "carol");
+  EXPECT_NE(rb.out.find("v2.0.0 -> v1.0.0"), std::string::npos) << rb.out;
+  json cur = json::parse(Ok("--json current alpha_weights").out);
+  EXPECT_EQ(cur["version"], "v1.0.0");
+  json v2 = json::parse(Ok("--json show alpha_weights v2.0.0").out);
+  EXPECT_EQ(v2["status"], "failed");
+  EXPECT_EQ(v2["status_reason"], "strategy losing money");
+  json hist = json::parse(Ok("--json history alpha_weights").out);
+  ASSERT_EQ(hist.size(), 3u);
+  EXPECT_EQ(hist[2]["kind"], "rollback");
+  EXPECT_EQ(hist[2]["actor"], "carol");
+  // Rolling back again would restore a failed version: refused.
+  RunResult again = Mr("rollback alpha_weights");
+  EXPECT_EQ(again.rc, 4);
+  EXPECT_NE(again.err.find("is failed"), std::string::npos) << again.err;
+}
+
+// The spec's Example 3: comparing versions by Sharpe.
+TEST_F(Cli, CompareVersionsBySharpe) {
+  Register("alpha_weights", "v1.0.0", 1.22, 0.072);
+  Register("alpha_weights", "v1.1.0", 1.52, 0.085);
+  Register("alpha_weights", "v1.2.0", 0.85, 0.045);
+  Register("alpha_weights", "v1.3.0", 1.45, 0.082);
+  json sorted = json::parse(Ok("--json list alpha_weights --sort sharpe").out);
+  ASSERT_EQ(sorted.size(), 4u);
+  EXPECT_EQ(sorted[0]["version"], "v1.1.0");
+  EXPECT_EQ(sorted[1]["version"], "v1.3.0");
+  EXPECT_EQ(sorted[2]["version"], "v1.0.0");
+  EXPECT_EQ(sorted[3]["version"], "v1.2.0");
+  RunResult table = Ok("list alpha_weights --sort sharpe");
+  auto lines = Lines(table.out);
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_NE(lines[0].find("SHARPE"), std::string::npos);
+  EXPECT_NE(lines[1].find("v1.1.0"), std::string::npos);
+  EXPECT_NE(lines[1].find("1.52"), std::string::npos);
+}
+
+// "Which model was in production on date X?" before, between and after.
+TEST_F(Cli, WhatWasInProductionAt) {
+  Register("risk_model", "v1.0.0", 1.0, 0.05);
+  Register("risk_model", "v1.1.0", 1.1, 0.06);
+  const std::string before = Now();
+  Tick();
+  Ok("promote risk_model v1.0.0 --reason weekly", "alice");
+  Tick();
+  const std::string between = Now();
+  Tick();
+  Ok("promote risk_model v1.1.0 --reason weekly", "bob");
+  Tick();
+  const std::string after = Now();
+
+  RunResult none = Mr("current risk_model --at " + before);
+  EXPECT_EQ(none.rc, 3);
+  EXPECT_NE(none.err.find("no production version of risk_model at"), std::string::npos);
+  EXPECT_EQ(json::parse(Ok("--json current risk_model --at " + between).out)["version"],
+            "v1.0.0");
+  EXPECT_EQ(json::parse(Ok("--json current risk_model --at " + after).out)["version"], "v1.1.0");
+
+  json a0 = json::parse(Ok("--json audit --at " + before).out);
+  EXPECT_TRUE(a0["models"][0]["production"].is_null());
+  json a1 = json::parse(Ok("--json audit --at " + between + " risk_model").out);
+  ASSERT_EQ(a1["models"].size(), 1u);
+  EXPECT_EQ(a1["models"][0]["production"], "v1.0.0");
+  EXPECT_EQ(a1["models"][0]["promotion"]["actor"], "alice");
+  EXPECT_EQ(a1["models"][0]["promotion"]["reason"], "weekly");
+  EXPECT_EQ(a1["models"][0]["record"]["artifact_sha256"].get<std::string>().size(), 64u);
+  RunResult text = Ok("audit --at " + after);
+  EXPECT_NE(text.out.find("risk_model: v1.1.0"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("by bob"), std::string::npos);
+  EXPECT_NE(text.out.find("alpha_weights: none"), std::string::npos);
+  // list/show --at see the past too.
+  json past = json::parse(Ok("--json list risk_model --at " + between).out);
+  EXPECT_EQ(past[0]["status"], "production");
+  EXPECT_EQ(past[1]["status"], "staged");
+  // A bare date long before: nothing registered then.
+  EXPECT_EQ(Mr("show risk_model v1.0.0 --at 2001-01-01").rc, 3);
+}
+
+TEST_F(Cli, ValidateDetectsATamperedArtifact) {
+  Register("risk_model", "v1.0.0", 1.0, 0.05);
+  RunResult ok = Ok("validate risk_model v1.0.0");
+  EXPECT_NE(ok.out.find("valid: risk_model v1.0.0"), std::string::npos);
+  const std::string file = Root() + "/artifacts/risk_model/v1.0.0/risk_modelv1.0.0.pkl";
+  ASSERT_EQ(chmod(file.c_str(), 0644), 0);
+  std::ofstream(file, std::ios::app) << "tampered";
+  RunResult bad = Mr("validate risk_model v1.0.0");
+  EXPECT_EQ(bad.rc, 5);
+  EXPECT_NE(bad.err.find("failed validation"), std::string::npos) << bad.err;
+  json last = json::parse(Lines(Ok("--json events").out).back());
+  EXPECT_EQ(last["type"], "ArtifactValidated");
+  EXPECT_EQ(last["payload"]["ok"], false);
+  fs::remove(file);
+  RunResult missing = Mr("validate risk_model v1.0.0");
+  EXPECT_EQ(missing.rc, 5);
+  EXPECT_NE(missing.err.find("does not exist"), std::string::npos) << missing.err;
+}
+
+TEST_F(Cli, IllegalTransitionsChangeNothing) {
+  Register("risk_model", "v1.0.0", 1.0, 0.05);
+  Ok("promote risk_model v1.0.0");
+  const std::size_t n = EventCount();
+  struct Case {
+    std::string args;
+    int rc;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"promote risk_model v1.0.0", 4, "already in production"},
+           {"archive risk_model v1.0.0", 4, "is in production"},
+           {"fail risk_model v1.0.0 --reason bad", 4, "rollback risk_model --fail"},
+           {"fail risk_model v1.0.0", 2, "needs --reason"},
+           {"rollback risk_model", 4, "nothing to roll back to"},
+           {"promote risk_model v9.9.9", 3, "is not registered"},
+           {"promote risk_model v1.0.0 --expect-current none", 4, "--expect-current"},
+           {"rollback factor_definitions", 4, "no production version"},
+       }) {
+    RunResult r = Mr(c.args);
+    EXPECT_EQ(r.rc, c.rc) << c.args << ": " << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << ": " << r.err;
+    EXPECT_EQ(Lines(r.err).size(), 1u) << c.args << ": " << r.err;
+  }
+  EXPECT_EQ(EventCount(), n);
+  // fail --force on production is allowed and leaves no production.
+  Ok("fail risk_model v1.0.0 --force --reason 'corrupt weights'");
+  EXPECT_EQ(Mr("current risk_model").rc, 3);
+}
+
+TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
+  Register("risk_model", "v1.0.0", 1.0, 0.05);
+  const std::size_t n = EventCount();
+  const auto tree = ArtifactTree();
+  const std::string art = File("ok.pkl", "bytes");
+  const std::string bad_json = File("bad.json", "{not json");
+  const std::string array_json = File("array.json", "[1,2]");
+  const std::string nan_json = File("nan.json", R"({"metrics": {"ic": "high"}})");
+  struct Case {
+    std::string args;
+    int rc;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"register risk_modle " + art + " --version v2.0.0", 2, "valid types: risk_model"},
+           {"register ../x " + art + " --version v2.0.0", 2, "unknown model type"},
+           {"register / " + art + " --version v2.0.0", 2, "unknown model type"},
+           {"register risk_model " + art + " --version ../v2", 2, "is not a version"},
+           {"register risk_model " + art + " --version v2.0.0/..", 2, "is not a version"},
+           {"register risk_model " + art + " --version 2.0.0", 2, "is not a version"},
+           {"register risk_model " + art + " --version v2.0", 2, "is not a version"},
+           {"register risk_model " + dir_.sub("nope.pkl") + " --version v2.0.0", 3,
+            "does not exist"},
+           {"register risk_model " + dir_.path() + " --version v2.0.0", 2, "not a regular file"},
+           {"register risk_model " + art + " --version v2.0.0 --metadata " + bad_json, 2,
+            "not valid JSON"},
+           {"register risk_model " + art + " --version v2.0.0 --metadata " + array_json, 2,
+            "must be a JSON object"},
+           {"register risk_model " + art + " --version v2.0.0 --metadata " + nan_json, 2,
+            "finite number"},
+           {"register risk_model " + art + " --version v2.0.0 --metric ic=nan", 2,
+            "finite number"},
+           {"register risk_model " + art + " --version v2.0.0 --metric sharpe=inf", 2,
+            "finite number"},
+           {"register risk_model " + art + " --version v2.0.0 --metric sharpe", 2,
+            "expects NAME=VALUE"},
+           {"register risk_model " + art + " --version v2.0.0 --metadata " +
+                dir_.sub("missing.json"),
+            2, "cannot read metadata file"},
+           {"register risk_model " + art + " --version v2.0.0 --bogus", 2, "bogus"},
+           {"list --at yesterday", 2, "not an ISO-8601 time"},
+           {"audit --at 2025-01-15T09:30:00", 2, "not an ISO-8601 time"},
+           {"history risk_model --since 2025-13-01", 2, "not an ISO-8601 time"},
+           {"list --status live", 2, "unknown status"},
+           {"show risk_model v1.0.0/../../x", 2, "is not a version"},
+           {"frobnicate", 2, "frobnicate"},
+       }) {
+    RunResult r = Mr(c.args);
+    EXPECT_EQ(r.rc, c.rc) << c.args << ": " << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << c.args << ": " << r.out;
+  }
+  EXPECT_EQ(EventCount(), n);
+  EXPECT_EQ(ArtifactTree(), tree);  // no stray files
+}
+
+TEST_F(Cli, NotARegistry) {
+  RunResult missing = Mr("list");
+  EXPECT_EQ(missing.rc, 3);
+  EXPECT_NE(missing.err.find("does not exist"), std::string::npos) << missing.err;
+  EXPECT_FALSE(fs::exists(Root()));  // reads never create anything
+  fs::create_directories(Root());
+  std::ofstream(Root() + "/notes.txt") << "unrelated";
+  RunResult not_reg = Mr("verify");
+  EXPECT_EQ(not_reg.rc, 3);
+  EXPECT_NE(not_reg.err.find("is not a modelreg registry"), std::string::npos) << not_reg.err;
+  // Registering into an unrelated non-empty directory is refused.
+  RunResult reg = Mr("register risk_model " + File("m.pkl", "x") + " --version v1.0.0");
+  EXPECT_EQ(reg.rc, 2);
+  EXPECT_NE(reg.err.find("non-empty directory"), std::string::npos) << reg.err;
+  EXPECT_FALSE(fs::exists(Root() + "/registry"));
+  // A file where the registry should be.
+  RunResult file = RunCmd(Bin() + " --root " + Root() + "/notes.txt list");
+  EXPECT_EQ(file.rc, 2);
+  EXPECT_NE(file.err.find("not a directory"), std::string::npos) << file.err;
+}
+
+TEST_F(Cli, EventsFiltersAndFollow) {
+  Register("risk_model", "v1.0.0", 1.0, 0.05);
+  Register("alpha_weights", "v1.0.0", 1.0, 0.05);
+  EXPECT_EQ(Lines(Ok("events --type alpha_weights").out).size(), 1u);
+  EXPECT_EQ(Lines(Ok("events --until 2000-01-01").out).size(), 0u);
+  EXPECT_EQ(Lines(Ok("events --since 2000-01-01").out).size(), 2u);
+  json first = json::parse(Lines(Ok("--json events").out)[0]);
+  EXPECT_EQ(first["seq"], 1);
+  EXPECT_EQ(first["type"], "ModelRegistered");
+  EXPECT_EQ(first["payload"]["factor_list"][1], "value");
+
+  testing::Child follow({"/bin/sh", "-c", "exec " + Bin() + " --root " + Root() +
+                                              " events --follow"});
+  for (int i = 0; i < 50 && follow.Lines().size() < 2; ++i) follow.ReadFor(100);
+  ASSERT_EQ(follow.Lines().size(), 2u);
+  Ok("promote risk_model v1.0.0 --reason live");
+  for (int i = 0; i < 50 && follow.Lines().size() < 3; ++i) follow.ReadFor(100);
+  ASSERT_EQ(follow.Lines().size(), 3u);
+  EXPECT_NE(follow.Lines()[2].find("promoted risk_model v1.0.0: live"), std::string::npos);
+}
+
+TEST_F(Cli, ConcurrentPromotionsFromTwoProcesses) {
+  Register("risk_model", "v1.0.0", 1.0, 0.05);
+  Register("risk_model", "v2.0.0", 1.0, 0.05);
+  Register("risk_model", "v3.0.0", 1.0, 0.05);
+  Ok("promote risk_model v1.0.0");
+  for (int round = 0; round < 3; ++round) {
+    const std::string cmd = Bin() + " --root " + Root();
+    RunCmd("(" + cmd + " promote risk_model v2.0.0 --expect-current v1.0.0 & " + cmd +
+           " promote risk_model v3.0.0 --expect-current v1.0.0 & wait)");
+    json list = json::parse(Ok("--json list risk_model --status production").out);
+    ASSERT_EQ(list.size(), 1u);  // exactly one production version
+    const std::string winner = list[0]["version"];
+    EXPECT_TRUE(winner == "v2.0.0" || winner == "v3.0.0");
+    json hist = json::parse(Ok("--json history risk_model").out);
+    for (std::size_t i = 1; i < hist.size(); ++i) {
+      EXPECT_EQ(hist[i]["replaced_version"], hist[i - 1]["version"]);  // consistent history
+    }
+    EXPECT_EQ(hist.back()["version"], winner);
+    EXPECT_EQ(hist.back()["replaced_version"], "v1.0.0");
+    Ok("rollback risk_model");  // back to v1.0.0 for the next round
+  }
+  Ok("verify");
+}
+
+TEST_F(Cli, LockedRegistryGetsAClearError) {
+  Register("risk_model", "v1.0.0", 1.0, 0.05);
+  testing::Child holder({testing::EnvOr("MODELREG_APPEND_LOOP", "append_loop"),
+                         Root() + "/registry", "hold"});
+  for (int i = 0; i < 50 && holder.Lines().empty(); ++i) holder.ReadFor(100);
+  ASSERT_EQ(holder.Lines(), std::vector<std::string>{"open"});
+  RunResult busy = Mr("--lock-wait 0 promote risk_model v1.0.0");
+  EXPECT_EQ(busy.rc, 7);
+  EXPECT_NE(busy.err.find("locked by another process"), std::string::npos) << busy.err;
+  EXPECT_EQ(Lines(busy.err).size(), 1u);
+  Ok("list");  // reads still work
+  holder.Kill();
+  Ok("promote risk_model v1.0.0");
+}
+
+TEST_F(Cli, TamperedLogFailsVerifyWithItsSequence) {
+  Register("risk_model", "v1.0.0", 1.0, 0.05);
+  Ok("promote risk_model v1.0.0 --reason 'weekly retrain'");
+  {
+    const std::string dir = Root() + "/registry";
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir, descs, &handles, &db).ok());
+    rocksdb::ColumnFamilyHandle* events = nullptr;
+    for (auto* h : handles) {
+      if (h->GetName() == "events") events = h;
+    }
+    std::string v;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), events, Be64(2), &v).ok());
+    const auto pos = v.find("weekly retrain");
+    ASSERT_NE(pos, std::string::npos);
+    v[pos] = 'W';
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), events, Be64(2), v).ok());
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+    delete db;
+  }
+  RunResult verify = Mr("verify");
+  EXPECT_EQ(verify.rc, 5);
+  EXPECT_NE(verify.err.find("hash chain broken at event 2"), std::string::npos) << verify.err;
+  RunResult replay = RunCmd(testing::EnvOr("MODELREG_REPLAY_BIN", "modelreg-replay") +
+                            " --root " + Root() + " --json verify");
+  EXPECT_EQ(replay.rc, 5);
+  EXPECT_EQ(json::parse(replay.out)["first_bad_seq"], 2);
+}
+
+}  // namespace
+}  // namespace modelreg
