@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -40,6 +41,7 @@
 #include <rocksdb/version.h>
 
 #include "common/bytes.h"
+#include "common/sha256.h"
 #include "common/status.h"
 #include "events/model_events.h"
 #include "events/sample.h"
@@ -482,22 +484,47 @@ int main(int argc, char** argv) {
     const double append1 = one.store, raw1 = one.raw, append4 = four.store, raw4 = four.raw;
 
     log("Scan and Verify (store reopened)");
-    ScanResult scan;
-    double verify_secs = 0;
+    // Three passes each: the first runs on a cold cache right after the
+    // reopen, the best of the others is the warm figure.
+    ScanResult scan, scan_cold;
+    double verify_secs = 0, verify_cold = 0;
     {
       auto store = Check(EventStore::Open((root / "store-1t").string()), "reopen store");
-      scan = BenchScan(*store);
-      if (scan.events != n) {
-        throw BenchError("scan saw " + std::to_string(scan.events) + " events, expected " +
-                         std::to_string(n));
+      for (int pass = 0; pass < 3; ++pass) {
+        ScanResult r = BenchScan(*store);
+        if (r.events != n) {
+          throw BenchError("scan saw " + std::to_string(r.events) + " events, expected " +
+                           std::to_string(n));
+        }
+        if (pass == 0) scan_cold = r;
+        if (pass == 1 || (pass > 1 && r.secs < scan.secs)) scan = r;
       }
+      for (int pass = 0; pass < 3; ++pass) {
+        const auto start = SteadyClock::now();
+        const modelreg::VerifyReport report = Check(store->Verify(), "verify");
+        const double secs = Seconds(start, SteadyClock::now());
+        if (!report.ok || report.events != n) {
+          throw BenchError("verify: ok=" + std::to_string(report.ok) + " events=" +
+                           std::to_string(report.events) + " " + report.problem);
+        }
+        if (pass == 0) verify_cold = secs;
+        if (pass == 1 || (pass > 1 && secs < verify_secs)) verify_secs = secs;
+      }
+    }
+    // The hashing ceiling of Verify: SHA-256 over (32-byte prev || event) for
+    // every draft, nothing else.
+    double sha_secs = 0;
+    {
       const auto start = SteadyClock::now();
-      const modelreg::VerifyReport report = Check(store->Verify(), "verify");
-      verify_secs = Seconds(start, SteadyClock::now());
-      if (!report.ok || report.events != n) {
-        throw BenchError("verify: ok=" + std::to_string(report.ok) + " events=" +
-                         std::to_string(report.events) + " " + report.problem);
+      modelreg::Digest prev{};
+      for (const std::string& d : drafts) {
+        modelreg::Sha256 h;
+        h.Update(std::span<const std::uint8_t>(prev.data(), prev.size()));
+        h.Update(d);
+        prev = h.Finish();
       }
+      sha_secs = Seconds(start, SteadyClock::now());
+      if (prev[0] == 0 && prev[1] == 0 && prev[2] == 0 && prev[3] == 0) log("(unlikely digest)");
     }
     const DiskUsage store_reopened = Measure(root / "store-1t");
     log("scan checksum " + std::to_string(scan.checksum));
@@ -530,9 +557,15 @@ int main(int argc, char** argv) {
               << "| append/raw, 4 threads | " << Fixed(ratio4, 2)
               << " | 1.00 = at the ceiling; median of rounds " << Fixed(four.MedianRatio(), 2)
               << " |\n"
-              << "| Scan(1, UINT64_MAX), 1 thread | " << Rate(n, scan.secs, "events/s")
-              << " | after reopen |\n"
-              << "| Verify() | " << Rate(n, verify_secs, "events/s") << " | full chain |\n"
+              << "| Scan(1, UINT64_MAX), 1 thread, warm | " << Rate(n, scan.secs, "events/s")
+              << " | target 1,000,000/s; best of passes 2-3 |\n"
+              << "| Scan, first pass after reopen (cold) | " << Rate(n, scan_cold.secs, "events/s")
+              << " | |\n"
+              << "| Verify(), warm | " << Rate(n, verify_secs, "events/s")
+              << " | target 1,000,000/s; best of passes 2-3 |\n"
+              << "| Verify(), first pass | " << Rate(n, verify_cold, "events/s") << " | |\n"
+              << "| SHA-256 chain over the same bytes, nothing else | "
+              << Rate(n, sha_secs, "events/s") << " | the ceiling for Verify on this CPU |\n"
               << "| average event (draft) size | " << Thousands(event_bytes) << " B"
               << " | stored value adds a 32 B hash |\n"
               << "| bytes on disk / event, store closed after appends | "
