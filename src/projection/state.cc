@@ -1,6 +1,7 @@
 #include "projection/state.h"
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <iterator>
 
@@ -246,7 +247,11 @@ Result<Delta> Plan(const State& state, const EventBuffer& event) {
       r.artifact_size = p->artifact_size();
       r.artifact_sha256 = HexOf(p->artifact_sha256());
       if (p->metrics() != nullptr) {
-        for (const auto* m : *p->metrics()) r.metrics[Str(m->name())] = m->value();
+        // Non-finite values cannot be written by the registry; from any
+        // other writer they are dropped (JSON rows cannot carry them).
+        for (const auto* m : *p->metrics()) {
+          if (std::isfinite(m->value())) r.metrics[Str(m->name())] = m->value();
+        }
       }
       if (p->dataset_version_ids() != nullptr) {
         for (const auto* kv : *p->dataset_version_ids()) {

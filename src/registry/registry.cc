@@ -164,8 +164,9 @@ Status Registry::LoadState() {
     std::stringstream ss;
     ss << in.rdbuf();
     auto m = nlohmann::json::parse(ss.str(), nullptr, false);
-    if (m.is_discarded() || !m.is_object() || m.value("head_seq", Seq{0}) != head ||
-        !fs::exists(fs::path(root_) / "manifest.json")) {
+    const bool current = m.is_object() && m.contains("head_seq") &&
+                         m["head_seq"].is_number_unsigned() && m["head_seq"].get<Seq>() == head;
+    if (!current) {
       MODELREG_RETURN_IF_ERROR(WriteManifest());
     }
   }
@@ -187,8 +188,11 @@ Result<AppendResult> Registry::Commit(const std::string& draft, Seq expected) {
   auto r = store_->Append({draft, expected, rows});
   if (!r) return r;
   if (!r->duplicate) {
-    std::lock_guard<std::mutex> lock(mu_);
-    projection::Commit(state_, captured);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      projection::Commit(state_, captured);
+    }
+    state_cv_.notify_all();
   }
   Status m = WriteManifest();
   if (!m.ok()) {
@@ -212,8 +216,13 @@ Result<AppendResult> Registry::Write(
       expected = state_.seq;
     }
     auto r = Commit(draft, expected);
-    if (!r && r.error().code() == Code::kConflict && store_->head().seq != expected) {
-      continue;  // someone else wrote first: validate again against the new state
+    const Seq head = store_->head().seq;
+    if (!r && r.error().code() == Code::kConflict && head != expected) {
+      // Someone else wrote first: wait until their change is in the state,
+      // then validate again against it.
+      std::unique_lock<std::mutex> lock(mu_);
+      state_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return state_.seq >= head; });
+      continue;
     }
     return r;
   }

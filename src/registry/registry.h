@@ -14,6 +14,7 @@
 // Thread-safety: all methods are safe from many threads.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -120,6 +121,7 @@ class Registry {
   artifacts::ArtifactStore artifacts_;
   std::mutex register_mu_;  // one registration at a time (artifact directories)
   mutable std::mutex mu_;    // guards state_
+  std::condition_variable state_cv_;  // signalled when state_ advances
   State state_;
 };
 

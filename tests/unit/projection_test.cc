@@ -1,0 +1,612 @@
+// The projection: the registry's state as a pure fold over real events
+// appended to a real log (so that sequence numbers, times and hashes are
+// the store's).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "events/model_events.h"
+#include "events/sample.h"
+#include "log/event_store.h"
+#include "projection/state.h"
+#include "support/temp_dir.h"
+
+namespace modelreg::projection {
+namespace {
+
+constexpr TimeNs kT0 = 1'736'933'400'000'000'000LL;  // 2025-01-15T09:30:00Z
+constexpr TimeNs kSec = 1'000'000'000LL;
+constexpr char kRisk[] = "risk_model";
+constexpr char kAlpha[] = "alpha_weights";
+
+Envelope Env(const std::string& id) { return Envelope{"tester", id, 0}; }
+
+std::string RegDraft(const std::string& type, const std::string& version, std::uint64_t seed) {
+  const std::string id = NewEventId();
+  return events::Draft(Env(id), events::SampleRegistration(type, version, seed));
+}
+
+std::string PromoteDraft(const std::string& type, const std::string& version,
+                         const std::string& replaced = "", const std::string& reason = "") {
+  events::Promotion p;
+  p.model_type = type;
+  p.version = version;
+  p.replaced_version = replaced;
+  p.reason = reason;
+  const std::string id = NewEventId();
+  return events::Draft(Env(id), p);
+}
+
+std::string ArchiveDraft(const std::string& type, const std::string& version,
+                         const std::string& reason = "") {
+  const std::string id = NewEventId();
+  return events::Draft(Env(id), events::Archive{type, version, reason});
+}
+
+std::string FailDraft(const std::string& type, const std::string& version,
+                      const std::string& reason = "broken") {
+  const std::string id = NewEventId();
+  return events::Draft(Env(id), events::Failure{type, version, reason});
+}
+
+std::string RollbackDraft(const std::string& type, const std::string& from, const std::string& to,
+                          bool fail, const std::string& reason = "bad numbers") {
+  const std::string id = NewEventId();
+  return events::Draft(Env(id), events::Rollback{type, from, to, fail, reason});
+}
+
+std::string ValidateDraft(const std::string& type, const std::string& version, bool ok,
+                          const std::string& detail = "") {
+  events::Validation v;
+  v.model_type = type;
+  v.version = version;
+  v.ok = ok;
+  v.expected_sha256 = Sha256::Of("x");
+  v.observed_sha256 = ok ? v.expected_sha256 : Sha256::Of("y");
+  v.observed_size = 10;
+  v.detail = detail;
+  const std::string id = NewEventId();
+  return events::Draft(Env(id), v);
+}
+
+std::string PurgeDraft(const std::string& type, const std::string& version) {
+  events::Purge p;
+  p.model_type = type;
+  p.version = version;
+  p.bytes_freed = 100;
+  p.reason = "space";
+  const std::string id = NewEventId();
+  return events::Draft(Env(id), p);
+}
+
+// Applies rows the way the registry persists them: a "p/<type>" row with
+// an empty value deletes the key.
+void ApplyRows(std::map<std::string, std::string>& table, const Rows& rows) {
+  for (const auto& [key, value] : rows) {
+    if (key.rfind("p/", 0) == 0 && value.empty()) {
+      table.erase(key);
+    } else {
+      table[key] = value;
+    }
+  }
+}
+
+Rows ToRows(const std::map<std::string, std::string>& table) {
+  return Rows(table.begin(), table.end());
+}
+
+class ProjectionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    StoreOptions o;
+    o.clock = &clock_;
+    auto s = EventStore::Open(dir_.sub("log"), o);
+    ASSERT_TRUE(s) << s.error().ToString();
+    store_ = std::move(*s);
+  }
+
+  // Appends a draft one second after the previous one; returns its seq.
+  Seq Append(const std::string& draft) {
+    clock_.Advance(kSec);
+    auto r = store_->Append({draft, std::nullopt, nullptr});
+    EXPECT_TRUE(r) << r.error().ToString();
+    return r ? r->seq : 0;
+  }
+
+  std::vector<EventBuffer> Events(Seq from = 1, Seq to = ~Seq{0}) {
+    std::vector<EventBuffer> out;
+    Status st = store_->Scan(from, to, [&](Seq, const EventBuffer& e) {
+      out.push_back(e);
+      return true;
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return out;
+  }
+
+  State Fold(Seq to = ~Seq{0}) {
+    State s;
+    for (const EventBuffer& e : Events(1, to)) {
+      Status st = Apply(s, e);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+    }
+    return s;
+  }
+
+  TimeNs TimeOf(Seq seq) { return kT0 + static_cast<TimeNs>(seq) * kSec; }
+
+  // A log that exercises every payload type over two model types.
+  void AppendVariedLog() {
+    Append(RegDraft(kRisk, "v1.0.0", 1));            // 1
+    Append(RegDraft(kRisk, "v1.1.0", 2));            // 2
+    Append(RegDraft(kRisk, "v2.0.0", 3));            // 3
+    Append(RegDraft(kAlpha, "v0.1.0", 4));           // 4
+    Append(PromoteDraft(kRisk, "v1.0.0"));           // 5
+    Append(PromoteDraft(kRisk, "v1.1.0", "v1.0.0"));  // 6
+    Append(ValidateDraft(kRisk, "v1.1.0", true));    // 7
+    Append(PromoteDraft(kAlpha, "v0.1.0"));          // 8
+    Append(RollbackDraft(kRisk, "v1.1.0", "v1.0.0", true));  // 9
+    Append(ArchiveDraft(kRisk, "v2.0.0", "superseded"));     // 10
+    Append(PromoteDraft(kRisk, "v2.0.0", "v1.0.0"));          // 11
+    Append(FailDraft(kAlpha, "v0.1.0", "drifted"));           // 12
+    Append(ValidateDraft(kRisk, "v1.0.0", false, "sha256 mismatch"));  // 13
+    Append(PurgeDraft(kRisk, "v1.1.0"));                      // 14
+    Append(PromoteDraft(kRisk, "v9.9.9"));                    // 15: unknown, skipped
+  }
+
+  testing::TempDir dir_;
+  ManualClock clock_{kT0};
+  std::unique_ptr<EventStore> store_;
+};
+
+TEST_F(ProjectionTest, EmptyLogIsEmptyState) {
+  const State s = Fold();
+  EXPECT_EQ(s.seq, 0u);
+  EXPECT_EQ(s.at, 0);
+  EXPECT_TRUE(s.types.empty());
+  const Rows rows = EncodeState(s);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].first, "s");
+}
+
+TEST_F(ProjectionTest, RegistrationIsStaged) {
+  Append(RegDraft(kRisk, "v1.0.0", 7));
+  const State s = Fold();
+  EXPECT_EQ(s.seq, 1u);
+  EXPECT_EQ(s.at, TimeOf(1));
+  const VersionRecord* r = s.Find(kRisk, "v1.0.0");
+  ASSERT_NE(r, nullptr);
+  const events::Registration sample = events::SampleRegistration(kRisk, "v1.0.0", 7);
+  EXPECT_EQ(r->status, ModelStatus::kStaged);
+  EXPECT_EQ(r->model_type, kRisk);
+  EXPECT_EQ(r->version, "v1.0.0");
+  EXPECT_EQ(r->model_id, sample.model_id);
+  EXPECT_EQ(r->registered_seq, 1u);
+  EXPECT_EQ(r->registered_at, TimeOf(1));
+  EXPECT_EQ(r->registered_by, "tester");
+  EXPECT_EQ(r->status_seq, 1u);
+  EXPECT_EQ(r->status_at, TimeOf(1));
+  EXPECT_EQ(r->artifact_name, sample.artifact_name);
+  EXPECT_EQ(r->artifact_size, sample.artifact_size);
+  EXPECT_EQ(r->artifact_sha256, ToHex(sample.artifact_sha256));
+  EXPECT_EQ(r->metrics, sample.metrics);
+  EXPECT_EQ(r->dataset_version_ids, sample.dataset_version_ids);
+  EXPECT_EQ(r->snapshot_id, sample.snapshot_id);
+  EXPECT_EQ(r->config_hash, sample.config_hash);
+  EXPECT_EQ(r->promoted_at, 0);
+  EXPECT_EQ(r->demoted_at, 0);
+  EXPECT_FALSE(r->purged);
+  EXPECT_EQ(s.types.at(kRisk).production, "");
+  EXPECT_TRUE(s.types.at(kRisk).history.empty());
+  EXPECT_EQ(s.Find(kRisk, "v1.0.1"), nullptr);
+  EXPECT_EQ(s.Find(kAlpha, "v1.0.0"), nullptr);
+}
+
+TEST_F(ProjectionTest, FirstRegistrationWins) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));
+  Append(RegDraft(kRisk, "v1.0.0", 2));
+  const State s = Fold();
+  EXPECT_EQ(s.seq, 2u);
+  const VersionRecord* r = s.Find(kRisk, "v1.0.0");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->registered_seq, 1u);
+  EXPECT_EQ(r->artifact_sha256, ToHex(events::SampleRegistration(kRisk, "v1.0.0", 1).artifact_sha256));
+}
+
+TEST_F(ProjectionTest, PromotionDemotesPreviousProductionAndRecordsHistory) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));                       // 1
+  Append(RegDraft(kRisk, "v2.0.0", 2));                       // 2
+  Append(PromoteDraft(kRisk, "v1.0.0", "", "first"));          // 3
+  {
+    const State s = Fold();
+    EXPECT_EQ(s.types.at(kRisk).production, "v1.0.0");
+    EXPECT_EQ(s.Find(kRisk, "v1.0.0")->status, ModelStatus::kProduction);
+    EXPECT_EQ(s.Find(kRisk, "v1.0.0")->promoted_at, TimeOf(3));
+    EXPECT_EQ(s.Find(kRisk, "v2.0.0")->status, ModelStatus::kStaged);
+  }
+  Append(PromoteDraft(kRisk, "v2.0.0", "v1.0.0", "better"));  // 4
+  const State s = Fold();
+  const TypeState& ts = s.types.at(kRisk);
+  EXPECT_EQ(ts.production, "v2.0.0");
+  const VersionRecord* v1 = s.Find(kRisk, "v1.0.0");
+  const VersionRecord* v2 = s.Find(kRisk, "v2.0.0");
+  EXPECT_EQ(v1->status, ModelStatus::kArchived);
+  EXPECT_EQ(v1->status_seq, 4u);
+  EXPECT_EQ(v1->status_reason, "replaced by v2.0.0");
+  EXPECT_EQ(v1->promoted_at, TimeOf(3));
+  EXPECT_EQ(v1->demoted_at, TimeOf(4));
+  EXPECT_EQ(v2->status, ModelStatus::kProduction);
+  EXPECT_EQ(v2->status_reason, "better");
+  EXPECT_EQ(v2->promoted_at, TimeOf(4));
+  EXPECT_EQ(v2->demoted_at, 0);
+
+  ASSERT_EQ(ts.history.size(), 2u);
+  EXPECT_EQ(ts.history[0].seq, 3u);
+  EXPECT_EQ(ts.history[0].at, TimeOf(3));
+  EXPECT_EQ(ts.history[0].version, "v1.0.0");
+  EXPECT_EQ(ts.history[0].replaced_version, "");
+  EXPECT_EQ(ts.history[0].replaced_status, "");
+  EXPECT_EQ(ts.history[0].reason, "first");
+  EXPECT_FALSE(ts.history[0].rollback);
+  EXPECT_EQ(ts.history[1].seq, 4u);
+  EXPECT_EQ(ts.history[1].actor, "tester");
+  EXPECT_EQ(ts.history[1].model_type, kRisk);
+  EXPECT_EQ(ts.history[1].version, "v2.0.0");
+  EXPECT_EQ(ts.history[1].replaced_version, "v1.0.0");
+  EXPECT_EQ(ts.history[1].replaced_status, "archived");
+  EXPECT_FALSE(ts.history[1].rollback);
+
+  // Exactly one production record.
+  int production = 0;
+  for (const auto& [v, r] : ts.versions) production += r.status == ModelStatus::kProduction;
+  EXPECT_EQ(production, 1);
+}
+
+TEST_F(ProjectionTest, PromotionOfOneTypeLeavesOthersAlone) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));
+  Append(RegDraft(kAlpha, "v1.0.0", 2));
+  Append(PromoteDraft(kRisk, "v1.0.0"));
+  Append(PromoteDraft(kAlpha, "v1.0.0"));
+  const State s = Fold();
+  EXPECT_EQ(s.types.at(kRisk).production, "v1.0.0");
+  EXPECT_EQ(s.types.at(kAlpha).production, "v1.0.0");
+  EXPECT_EQ(s.Find(kRisk, "v1.0.0")->status, ModelStatus::kProduction);
+  EXPECT_EQ(s.Find(kAlpha, "v1.0.0")->status, ModelStatus::kProduction);
+  ASSERT_EQ(s.types.at(kAlpha).history.size(), 1u);
+  EXPECT_EQ(s.types.at(kAlpha).history[0].replaced_version, "");
+}
+
+TEST_F(ProjectionTest, RollbackWithCurrentFailed) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));                             // 1
+  Append(RegDraft(kRisk, "v2.0.0", 2));                             // 2
+  Append(PromoteDraft(kRisk, "v1.0.0"));                            // 3
+  Append(PromoteDraft(kRisk, "v2.0.0", "v1.0.0"));                  // 4
+  Append(RollbackDraft(kRisk, "v2.0.0", "v1.0.0", true, "ic fell"));  // 5
+  const State s = Fold();
+  const TypeState& ts = s.types.at(kRisk);
+  EXPECT_EQ(ts.production, "v1.0.0");
+  const VersionRecord* v1 = s.Find(kRisk, "v1.0.0");
+  const VersionRecord* v2 = s.Find(kRisk, "v2.0.0");
+  EXPECT_EQ(v1->status, ModelStatus::kProduction);
+  EXPECT_EQ(v1->status_reason, "rollback: ic fell");
+  EXPECT_EQ(v1->promoted_at, TimeOf(5));
+  EXPECT_EQ(v2->status, ModelStatus::kFailed);
+  EXPECT_EQ(v2->status_reason, "ic fell");
+  EXPECT_EQ(v2->status_seq, 5u);
+  EXPECT_EQ(v2->demoted_at, TimeOf(5));
+  ASSERT_EQ(ts.history.size(), 3u);
+  const PromotionRecord& h = ts.history[2];
+  EXPECT_EQ(h.seq, 5u);
+  EXPECT_TRUE(h.rollback);
+  EXPECT_EQ(h.version, "v1.0.0");
+  EXPECT_EQ(h.replaced_version, "v2.0.0");
+  EXPECT_EQ(h.replaced_status, "failed");
+  EXPECT_EQ(h.reason, "ic fell");
+}
+
+TEST_F(ProjectionTest, RollbackWithoutFailArchivesTheCurrent) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));
+  Append(RegDraft(kRisk, "v2.0.0", 2));
+  Append(PromoteDraft(kRisk, "v1.0.0"));
+  Append(PromoteDraft(kRisk, "v2.0.0", "v1.0.0"));
+  Append(RollbackDraft(kRisk, "v2.0.0", "v1.0.0", false));
+  const State s = Fold();
+  EXPECT_EQ(s.types.at(kRisk).production, "v1.0.0");
+  EXPECT_EQ(s.Find(kRisk, "v2.0.0")->status, ModelStatus::kArchived);
+  EXPECT_EQ(s.types.at(kRisk).history.back().replaced_status, "archived");
+  EXPECT_TRUE(s.types.at(kRisk).history.back().rollback);
+}
+
+TEST_F(ProjectionTest, ArchiveOrFailOfProductionClearsProduction) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));   // 1
+  Append(RegDraft(kAlpha, "v1.0.0", 2));  // 2
+  Append(PromoteDraft(kRisk, "v1.0.0"));  // 3
+  Append(PromoteDraft(kAlpha, "v1.0.0"));  // 4
+  Append(ArchiveDraft(kRisk, "v1.0.0", "retired"));  // 5
+  Append(FailDraft(kAlpha, "v1.0.0", "broken"));     // 6
+  const State s = Fold();
+  EXPECT_EQ(s.types.at(kRisk).production, "");
+  EXPECT_EQ(s.types.at(kAlpha).production, "");
+  EXPECT_EQ(s.Find(kRisk, "v1.0.0")->status, ModelStatus::kArchived);
+  EXPECT_EQ(s.Find(kRisk, "v1.0.0")->demoted_at, TimeOf(5));
+  EXPECT_EQ(s.Find(kRisk, "v1.0.0")->status_reason, "retired");
+  EXPECT_EQ(s.Find(kAlpha, "v1.0.0")->status, ModelStatus::kFailed);
+  EXPECT_EQ(s.Find(kAlpha, "v1.0.0")->demoted_at, TimeOf(6));
+  // No "p/" rows remain.
+  for (const auto& [key, value] : EncodeState(s)) EXPECT_NE(key.rfind("p/", 0), 0u) << key;
+  // A new promotion after that replaces nothing.
+  Append(RegDraft(kRisk, "v2.0.0", 3));
+  Append(PromoteDraft(kRisk, "v2.0.0"));
+  const State s2 = Fold();
+  EXPECT_EQ(s2.types.at(kRisk).production, "v2.0.0");
+  EXPECT_EQ(s2.types.at(kRisk).history.back().replaced_version, "");
+  EXPECT_EQ(s2.Find(kRisk, "v1.0.0")->status, ModelStatus::kArchived);
+}
+
+TEST_F(ProjectionTest, ArchiveOrFailOfANonProductionVersionKeepsProduction) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));
+  Append(RegDraft(kRisk, "v2.0.0", 2));
+  Append(RegDraft(kRisk, "v3.0.0", 3));
+  Append(PromoteDraft(kRisk, "v1.0.0"));
+  Append(ArchiveDraft(kRisk, "v2.0.0"));
+  Append(FailDraft(kRisk, "v3.0.0"));
+  const State s = Fold();
+  EXPECT_EQ(s.types.at(kRisk).production, "v1.0.0");
+  EXPECT_EQ(s.Find(kRisk, "v2.0.0")->status, ModelStatus::kArchived);
+  EXPECT_EQ(s.Find(kRisk, "v3.0.0")->status, ModelStatus::kFailed);
+  EXPECT_EQ(s.Find(kRisk, "v2.0.0")->demoted_at, 0);
+}
+
+TEST_F(ProjectionTest, ValidationAndPurgeAreRecorded) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));
+  Append(ValidateDraft(kRisk, "v1.0.0", false, "sha256 differs"));
+  Append(PurgeDraft(kRisk, "v1.0.0"));
+  const State s = Fold();
+  const VersionRecord* r = s.Find(kRisk, "v1.0.0");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->validated_seq, 2u);
+  EXPECT_FALSE(r->validation_ok);
+  EXPECT_EQ(r->validation_detail, "sha256 differs");
+  EXPECT_TRUE(r->purged);
+  EXPECT_EQ(r->status, ModelStatus::kStaged);  // neither changes the status
+  EXPECT_EQ(r->status_seq, 1u);
+}
+
+TEST_F(ProjectionTest, EventsNamingUnknownVersionsAreSkipped) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));  // 1
+  Append(PromoteDraft(kRisk, "v1.0.0"));  // 2
+  const State before = Fold();
+  Append(PromoteDraft(kRisk, "v9.0.0", "v1.0.0"));           // 3
+  Append(PromoteDraft(kAlpha, "v1.0.0"));                    // 4: unknown type
+  Append(ArchiveDraft(kRisk, "v9.0.0"));                     // 5
+  Append(FailDraft(kRisk, "v9.0.0"));                        // 6
+  Append(RollbackDraft(kRisk, "v1.0.0", "v9.0.0", true));    // 7: unknown target
+  Append(ValidateDraft(kRisk, "v9.0.0", false));             // 8
+  Append(PurgeDraft(kRisk, "v9.0.0"));                       // 9
+  Append(ArchiveDraft(kAlpha, "v1.0.0"));                    // 10
+  const State after = Fold();
+  EXPECT_EQ(after.seq, 10u);
+  EXPECT_EQ(after.at, TimeOf(10));
+  ASSERT_EQ(after.types.size(), 1u) << "an unknown type gained an entry";
+  EXPECT_EQ(after.types.count(kAlpha), 0u);
+  const TypeState& ts = after.types.at(kRisk);
+  const TypeState& ts0 = before.types.at(kRisk);
+  EXPECT_EQ(ts.production, "v1.0.0");
+  EXPECT_EQ(ts.versions, ts0.versions);
+  EXPECT_EQ(ts.history, ts0.history);
+  EXPECT_EQ(after.Find(kRisk, "v9.0.0"), nullptr);
+
+  // Same rows as the state before, apart from "s".
+  Rows a = EncodeState(before), b = EncodeState(after);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].first == "s") continue;
+    EXPECT_EQ(a[i], b[i]);
+  }
+}
+
+TEST_F(ProjectionTest, RollbackFromAnUnknownVersionStillPromotesTheTarget) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));
+  Append(RollbackDraft(kRisk, "v0.9.0", "v1.0.0", true));
+  const State s = Fold();
+  EXPECT_EQ(s.types.at(kRisk).production, "v1.0.0");
+  ASSERT_EQ(s.types.at(kRisk).history.size(), 1u);
+  EXPECT_EQ(s.types.at(kRisk).history[0].replaced_version, "");
+  EXPECT_EQ(s.types.at(kRisk).history[0].replaced_status, "");
+}
+
+TEST_F(ProjectionTest, FoldIsDeterministicAndRoundTripsThroughRows) {
+  AppendVariedLog();
+  const State a = Fold();
+  const State b = Fold();
+  EXPECT_EQ(StateDigest(a), StateDigest(b));
+  EXPECT_EQ(EncodeState(a), EncodeState(b));
+
+  const Rows rows = EncodeState(a);
+  EXPECT_TRUE(std::is_sorted(rows.begin(), rows.end()));
+  auto decoded = DecodeState(rows);
+  ASSERT_TRUE(decoded) << decoded.error().ToString();
+  EXPECT_EQ(StateDigest(*decoded), StateDigest(a));
+  EXPECT_EQ(decoded->seq, a.seq);
+  EXPECT_EQ(decoded->at, a.at);
+  ASSERT_EQ(decoded->types.size(), a.types.size());
+  for (const auto& [type, ts] : a.types) {
+    const TypeState& dt = decoded->types.at(type);
+    EXPECT_EQ(dt.versions, ts.versions) << type;
+    EXPECT_EQ(dt.production, ts.production) << type;
+    EXPECT_EQ(dt.history, ts.history) << type;
+  }
+  // Row order does not matter to DecodeState.
+  Rows reversed(rows.rbegin(), rows.rend());
+  auto decoded2 = DecodeState(reversed);
+  ASSERT_TRUE(decoded2);
+  EXPECT_EQ(StateDigest(*decoded2), StateDigest(a));
+  EXPECT_EQ(RowsDigest(reversed), StateDigest(a));
+
+  // Spot checks of the varied log's final state.
+  EXPECT_EQ(a.seq, 15u);
+  EXPECT_EQ(a.types.at(kRisk).production, "v2.0.0");
+  EXPECT_EQ(a.types.at(kAlpha).production, "");
+  EXPECT_EQ(a.Find(kRisk, "v1.1.0")->status, ModelStatus::kFailed);
+  EXPECT_TRUE(a.Find(kRisk, "v1.1.0")->purged);
+  EXPECT_EQ(a.Find(kRisk, "v1.0.0")->status, ModelStatus::kArchived);
+  EXPECT_EQ(a.Find(kAlpha, "v0.1.0")->status, ModelStatus::kFailed);
+
+  // Every prefix digest differs from the next (each event changes "s").
+  Digest prev = StateDigest(State{});
+  for (Seq n = 1; n <= a.seq; ++n) {
+    const Digest d = StateDigest(Fold(n));
+    EXPECT_NE(d, prev) << n;
+    prev = d;
+  }
+}
+
+TEST_F(ProjectionTest, DeltaRowsAppliedIncrementallyEqualTheEncodedState) {
+  AppendVariedLog();
+  // A few more production changes through archive/fail of production.
+  Append(ArchiveDraft(kRisk, "v2.0.0"));                 // 16: clears production
+  Append(PromoteDraft(kRisk, "v1.0.0"));                 // 17
+  Append(FailDraft(kRisk, "v1.0.0"));                    // 18: clears production
+  Append(RegDraft(kRisk, "v3.0.0", 9));                  // 19
+  Append(PromoteDraft(kRisk, "v3.0.0"));                 // 20
+
+  State state;
+  std::map<std::string, std::string> table;
+  for (const EventBuffer& e : Events()) {
+    const State before = state;
+    const Digest before_digest = StateDigest(state);
+    auto delta = Plan(state, e);
+    ASSERT_TRUE(delta) << delta.error().ToString();
+    // Plan alone does not touch the state it is given.
+    EXPECT_EQ(StateDigest(state), before_digest);
+    ApplyRows(table, EncodeDelta(*delta));
+    Commit(state, *delta);
+    EXPECT_EQ(ToRows(table), EncodeState(state)) << "after event " << e.event().sequence();
+    EXPECT_EQ(RowsDigest(ToRows(table)), StateDigest(state));
+    // Apply gives the same state as Plan + Commit.
+    State applied = before;
+    ASSERT_TRUE(Apply(applied, e).ok());
+    EXPECT_EQ(StateDigest(applied), StateDigest(state));
+  }
+  EXPECT_EQ(state.seq, 20u);
+  EXPECT_EQ(StateDigest(state), StateDigest(Fold()));
+  EXPECT_EQ(table.count("p/risk_model"), 1u);
+  EXPECT_EQ(table.at("p/risk_model"), "v3.0.0");
+  EXPECT_EQ(table.count("p/alpha_weights"), 0u);
+}
+
+TEST_F(ProjectionTest, PlanDoesNotModifyTheState) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));
+  Append(PromoteDraft(kRisk, "v1.0.0"));
+  const auto events = Events();
+  State s;
+  ASSERT_TRUE(Apply(s, events[0]).ok());
+  const Digest before = StateDigest(s);
+  auto delta = Plan(s, events[1]);
+  ASSERT_TRUE(delta);
+  EXPECT_EQ(StateDigest(s), before);
+  EXPECT_EQ(s.Find(kRisk, "v1.0.0")->status, ModelStatus::kStaged);
+  EXPECT_EQ(delta->seq, 2u);
+  ASSERT_EQ(delta->versions.size(), 1u);
+  EXPECT_EQ(delta->versions[0].status, ModelStatus::kProduction);
+  ASSERT_EQ(delta->production.size(), 1u);
+  EXPECT_EQ(delta->production[0], std::make_pair(std::string(kRisk), std::string("v1.0.0")));
+  ASSERT_EQ(delta->history.size(), 1u);
+}
+
+TEST_F(ProjectionTest, PlanOnAWrongSequenceNumberIsAnError) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));
+  Append(RegDraft(kRisk, "v2.0.0", 2));
+  Append(PromoteDraft(kRisk, "v1.0.0"));
+  const auto events = Events();
+  ASSERT_EQ(events.size(), 3u);
+
+  State empty;
+  auto skip = Plan(empty, events[1]);  // event 2 on an empty state
+  ASSERT_FALSE(skip);
+  EXPECT_EQ(skip.error().code(), Code::kInternal);
+
+  State s;
+  ASSERT_TRUE(Apply(s, events[0]).ok());
+  const Digest d1 = StateDigest(s);
+  // The same event again.
+  auto again = Plan(s, events[0]);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), Code::kInternal);
+  // Skipping ahead.
+  Status st = Apply(s, events[2]);
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), Code::kInternal);
+  EXPECT_EQ(StateDigest(s), d1) << "a rejected Apply changed the state";
+  // In order it works.
+  EXPECT_TRUE(Apply(s, events[1]).ok());
+  EXPECT_TRUE(Apply(s, events[2]).ok());
+  EXPECT_EQ(s.seq, 3u);
+
+  // A draft that was never appended has sequence 0: refused too.
+  auto draft = EventBuffer::Parse(RegDraft(kRisk, "v3.0.0", 3));
+  ASSERT_TRUE(draft) << draft.error().ToString();
+  ASSERT_EQ(draft->event().sequence(), 0u);
+  State fresh;
+  auto unsequenced = Plan(fresh, *draft);
+  ASSERT_FALSE(unsequenced);
+  EXPECT_EQ(unsequenced.error().code(), Code::kInternal);
+}
+
+TEST_F(ProjectionTest, DecodeStateRejectsMalformedRows) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));
+  Rows rows = EncodeState(Fold());
+  Rows unknown = rows;
+  unknown.emplace_back("x/whatever", "1");
+  auto a = DecodeState(unknown);
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().code(), Code::kCorruption);
+
+  Rows bad_json = rows;
+  for (auto& [k, v] : bad_json) {
+    if (k.rfind("v/", 0) == 0) v = "{not json";
+  }
+  auto b = DecodeState(bad_json);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().code(), Code::kCorruption);
+
+  Rows missing_field = rows;
+  for (auto& [k, v] : missing_field) {
+    if (k.rfind("v/", 0) == 0) v = R"({"model_type":"risk_model"})";
+  }
+  auto c = DecodeState(missing_field);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code(), Code::kCorruption);
+
+  Rows bad_status = rows;
+  for (auto& [k, v] : bad_status) {
+    if (k.rfind("v/", 0) == 0) {
+      const auto pos = v.find("\"staged\"");
+      ASSERT_NE(pos, std::string::npos);
+      v.replace(pos, 8, "\"retired\"");
+    }
+  }
+  auto d = DecodeState(bad_status);
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error().code(), Code::kCorruption);
+}
+
+TEST(StatusNames, RoundTrip) {
+  for (ModelStatus s : {ModelStatus::kStaged, ModelStatus::kProduction, ModelStatus::kArchived,
+                        ModelStatus::kFailed}) {
+    ModelStatus parsed = ModelStatus::kStaged;
+    ASSERT_TRUE(ParseStatus(StatusName(s), &parsed)) << StatusName(s);
+    EXPECT_EQ(parsed, s);
+  }
+  ModelStatus out = ModelStatus::kFailed;
+  EXPECT_FALSE(ParseStatus("Production", &out));
+  EXPECT_FALSE(ParseStatus("", &out));
+  EXPECT_EQ(out, ModelStatus::kFailed);
+  EXPECT_EQ(StatusName(ModelStatus::kProduction), "production");
+}
+
+}  // namespace
+}  // namespace modelreg::projection

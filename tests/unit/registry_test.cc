@@ -1,0 +1,1243 @@
+// The registry: lifecycle rules over a real log, real projection rows and
+// real artifact files in a temporary directory.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/sha256.h"
+#include "log/event_store.h"
+#include "projection/state.h"
+#include "registry/registry.h"
+#include "support/temp_dir.h"
+
+namespace modelreg::registry {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr TimeNs kT0 = 1'736'933'400'000'000'000LL;  // 2025-01-15T09:30:00Z
+constexpr TimeNs kSec = 1'000'000'000LL;
+constexpr char kRisk[] = "risk_model";
+constexpr char kAlpha[] = "alpha_weights";
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteAll(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+State Snapshot(const Registry& reg) {
+  State s;
+  reg.Read([&s](const State& st) { s = st; });
+  return s;
+}
+
+template <typename T>
+Code CodeOf(const Result<T>& r) {
+  return r ? Code::kOk : r.error().code();
+}
+
+Digest DigestOf(const Registry& reg) { return projection::StateDigest(Snapshot(reg)); }
+
+// At most one production record per type, and it is the one `production` names.
+void ExpectOneProductionPerType(const State& s) {
+  for (const auto& [type, ts] : s.types) {
+    int n = 0;
+    std::string which;
+    for (const auto& [v, r] : ts.versions) {
+      if (r.status == ModelStatus::kProduction) {
+        ++n;
+        which = v;
+      }
+    }
+    EXPECT_LE(n, 1) << type;
+    EXPECT_EQ(ts.production, which) << type;
+  }
+}
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+
+  RegistryOptions Options(bool read_only = false) const {
+    RegistryOptions o;
+    o.root = root_;
+    o.create_if_missing = !read_only;
+    o.read_only = read_only;
+    o.clock = &clock_;
+    return o;
+  }
+
+  void Open() {
+    reg_.reset();
+    auto r = Registry::Open(Options());
+    ASSERT_TRUE(r) << r.error().ToString();
+    reg_ = std::move(*r);
+  }
+
+  // Writes an artifact file under its own directory and returns its path.
+  std::string Artifact(const std::string& content, const std::string& name = "model.pkl") {
+    const std::string dir = dir_.sub("src/" + std::to_string(next_src_++));
+    fs::create_directories(dir);
+    const std::string path = dir + "/" + name;
+    WriteAll(path, content);
+    return path;
+  }
+
+  Seq Head() const { return reg_->log().head().seq; }
+  State Now() const { return Snapshot(*reg_); }
+
+  ModelStatus StatusOf(const std::string& type, const std::string& version) const {
+    const State s = Now();
+    const VersionRecord* r = s.Find(type, version);
+    EXPECT_NE(r, nullptr) << type << " " << version;
+    return r == nullptr ? ModelStatus::kStaged : r->status;
+  }
+
+  std::string Production(const std::string& type) const {
+    const State s = Now();
+    auto it = s.types.find(type);
+    return it == s.types.end() ? std::string() : it->second.production;
+  }
+
+  std::string VersionDir(const std::string& type, const std::string& version) const {
+    return root_ + "/artifacts/" + type + "/" + version;
+  }
+
+  Result<RegisterResult> Register(const std::string& type, const std::string& version,
+                                  const std::string& content, const MetadataInput& in = {}) {
+    clock_.Advance(kSec);
+    return reg_->Register(type, version, Artifact(content), in, actor_);
+  }
+
+  void MustRegister(const std::string& type, const std::string& version) {
+    auto r = Register(type, version, "weights of " + type + " " + version);
+    ASSERT_TRUE(r) << r.error().ToString();
+    ASSERT_FALSE(r->already_registered);
+  }
+
+  void MustPromote(const std::string& type, const std::string& version) {
+    clock_.Advance(kSec);
+    auto r = reg_->Promote(type, version, std::nullopt, actor_);
+    ASSERT_TRUE(r) << r.error().ToString();
+  }
+
+  void MustArchive(const std::string& type, const std::string& version) {
+    clock_.Advance(kSec);
+    auto r = reg_->Archive(type, version, actor_);
+    ASSERT_TRUE(r) << r.error().ToString();
+  }
+
+  void MustFail(const std::string& type, const std::string& version, bool force = false) {
+    clock_.Advance(kSec);
+    auto r = reg_->Fail(type, version, force, actor_);
+    ASSERT_TRUE(r) << r.error().ToString();
+  }
+
+  // Checks that `r` failed with `code` and that nothing was written.
+  template <typename T>
+  void ExpectRejected(const Result<T>& r, Code code, Seq head_before, const Digest& before,
+                      const std::string& what) {
+    ASSERT_FALSE(r) << what << ": accepted";
+    EXPECT_EQ(r.error().code(), code) << what << ": " << r.error().ToString();
+    EXPECT_EQ(Head(), head_before) << what << ": the log moved";
+    EXPECT_EQ(DigestOf(*reg_), before) << what << ": the state changed";
+  }
+
+  testing::TempDir dir_;
+  std::string root_ = dir_.sub("reg");
+  ManualClock clock_{kT0};
+  Actor actor_{"alice", "testing"};
+  std::unique_ptr<Registry> reg_;
+  int next_src_ = 0;
+};
+
+// --- registration ---
+
+TEST_F(RegistryTest, RegisterStagesAndPublishesTheArtifact) {
+  const std::string content = "pretend these are model weights\n";
+  MetadataInput in;
+  in.metrics = {{"sharpe", 1.5}};
+  in.datasets = {{"crsp", "v1.2.3"}};
+  in.snapshot_id = "snap_1";
+  clock_.Advance(kSec);
+  auto r = reg_->Register(kRisk, "v1.0.0", Artifact(content), in, actor_);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_FALSE(r->already_registered);
+  const std::string hex = ToHex(Sha256::Of(content));
+  EXPECT_EQ(r->record.status, ModelStatus::kStaged);
+  EXPECT_EQ(r->record.model_type, kRisk);
+  EXPECT_EQ(r->record.version, "v1.0.0");
+  EXPECT_EQ(r->record.artifact_name, "model.pkl");
+  EXPECT_EQ(r->record.artifact_size, content.size());
+  EXPECT_EQ(r->record.artifact_sha256, hex);
+  EXPECT_EQ(r->record.registered_seq, 1u);
+  EXPECT_EQ(r->record.registered_at, kT0 + kSec);
+  EXPECT_EQ(r->record.registered_by, "alice");
+  EXPECT_EQ(r->record.metrics, (std::map<std::string, double>{{"sharpe", 1.5}}));
+  EXPECT_EQ(r->record.snapshot_id, "snap_1");
+  EXPECT_EQ(Head(), 1u);
+  EXPECT_EQ(StatusOf(kRisk, "v1.0.0"), ModelStatus::kStaged);
+  EXPECT_EQ(Production(kRisk), "");
+
+  const std::string vdir = VersionDir(kRisk, "v1.0.0");
+  ASSERT_TRUE(fs::is_directory(vdir));
+  EXPECT_EQ(ReadAll(vdir + "/model.pkl"), content);
+  EXPECT_EQ(ReadAll(vdir + "/checksum.sha256"), hex + "  model.pkl\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((vdir + "/model.pkl").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0444u);
+  // Nothing else in the version directory, no staging leftovers.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(vdir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"checksum.sha256", "metadata.json", "model.pkl"}));
+  for (const auto& e : fs::directory_iterator(root_ + "/artifacts/" + kRisk)) {
+    EXPECT_EQ(e.path().filename().string(), "v1.0.0");
+  }
+
+  const json meta = json::parse(ReadAll(vdir + "/metadata.json"), nullptr, false);
+  ASSERT_TRUE(meta.is_object());
+  EXPECT_EQ(meta.value("model_type", ""), kRisk);
+  EXPECT_EQ(meta.value("version", ""), "v1.0.0");
+  EXPECT_EQ(meta.value("artifact_sha256", ""), hex);
+  EXPECT_EQ(meta.value("artifact_name", ""), "model.pkl");
+  EXPECT_EQ(meta.at("metrics").at("sharpe"), 1.5);
+
+  // The manifest follows the log.
+  const json manifest = json::parse(ReadAll(root_ + "/manifest.json"), nullptr, false);
+  ASSERT_TRUE(manifest.is_object());
+  EXPECT_EQ(manifest.value("head_seq", Seq{0}), 1u);
+  const json& manifest_version = manifest.at("types").at(kRisk).at("versions").at(0);
+  EXPECT_EQ(manifest_version.at("sha256"), hex);
+  EXPECT_EQ(manifest_version.at("status"), "staged");
+  EXPECT_EQ(manifest_version.at("artifact_path"), "artifacts/risk_model/v1.0.0/model.pkl");
+}
+
+TEST_F(RegistryTest, ReRegisteringIsIdempotentOnlyForTheSameBytesAndMetadata) {
+  MetadataInput in;
+  in.metrics = {{"sharpe", 1.5}};
+  in.metadata_json = R"({"snapshot_id":"snap_1","dataset_version_ids":{"crsp":"v1"},
+                         "config":{"lr":0.1}})";
+  auto first = Register(kRisk, "v1.0.0", "bytes-A", in);
+  ASSERT_TRUE(first) << first.error().ToString();
+  const Seq head = Head();
+  const Digest digest = DigestOf(*reg_);
+  const std::string vdir = VersionDir(kRisk, "v1.0.0");
+  const std::string checksum = ReadAll(vdir + "/checksum.sha256");
+
+  auto again = Register(kRisk, "v1.0.0", "bytes-A", in);
+  ASSERT_TRUE(again) << again.error().ToString();
+  EXPECT_TRUE(again->already_registered);
+  EXPECT_EQ(again->record, first->record);
+  EXPECT_EQ(Head(), head);
+  EXPECT_EQ(DigestOf(*reg_), digest);
+
+  auto other_bytes = Register(kRisk, "v1.0.0", "bytes-B", in);
+  ExpectRejected(other_bytes, Code::kConflict, head, digest, "different bytes");
+  EXPECT_NE(other_bytes.error().message().find("immutable"), std::string::npos);
+
+  MetadataInput other_metrics = in;
+  other_metrics.metrics = {{"sharpe", 1.6}};
+  ExpectRejected(Register(kRisk, "v1.0.0", "bytes-A", other_metrics), Code::kConflict, head,
+                 digest, "different metrics");
+
+  MetadataInput other_config = in;
+  other_config.config_json = R"({"lr":0.2})";
+  ExpectRejected(Register(kRisk, "v1.0.0", "bytes-A", other_config), Code::kConflict, head,
+                 digest, "different config");
+
+  MetadataInput other_snapshot = in;
+  other_snapshot.snapshot_id = "snap_2";
+  ExpectRejected(Register(kRisk, "v1.0.0", "bytes-A", other_snapshot), Code::kConflict, head,
+                 digest, "different snapshot");
+
+  // The published files were left alone.
+  EXPECT_EQ(ReadAll(vdir + "/model.pkl"), "bytes-A");
+  EXPECT_EQ(ReadAll(vdir + "/checksum.sha256"), checksum);
+
+  // The same bytes under another version or type are separate registrations.
+  auto v2 = Register(kRisk, "v1.0.1", "bytes-A", in);
+  ASSERT_TRUE(v2) << v2.error().ToString();
+  EXPECT_FALSE(v2->already_registered);
+  auto alpha = Register(kAlpha, "v1.0.0", "bytes-A", in);
+  ASSERT_TRUE(alpha) << alpha.error().ToString();
+  EXPECT_FALSE(alpha->already_registered);
+  EXPECT_EQ(Head(), head + 2);
+}
+
+TEST_F(RegistryTest, BadRegistrationsWriteNothing) {
+  MustRegister(kRisk, "v0.1.0");
+  const Seq head = Head();
+  const Digest digest = DigestOf(*reg_);
+
+  ExpectRejected(Register("risk_models", "v1.0.0", "x"), Code::kInvalidArgument, head, digest,
+                 "unknown type");
+  EXPECT_FALSE(fs::exists(root_ + "/artifacts/risk_models"));
+  ExpectRejected(Register("../escape", "v1.0.0", "x"), Code::kInvalidArgument, head, digest,
+                 "path type");
+  EXPECT_FALSE(fs::exists(dir_.sub("escape")));
+  for (const char* bad : {"1.0.0", "v1.0", "v01.0.0", "../v1.0.0", "v1.0.0/..", ""}) {
+    ExpectRejected(Register(kRisk, bad, "x"), Code::kInvalidArgument, head, digest,
+                   std::string("bad version '") + bad + "'");
+  }
+  EXPECT_FALSE(fs::exists(VersionDir(kRisk, "v1.0.0")));
+
+  clock_.Advance(kSec);
+  ExpectRejected(reg_->Register(kRisk, "v1.0.0", dir_.sub("no/such/file.pkl"), {}, actor_),
+                 Code::kNotFound, head, digest, "missing artifact");
+  EXPECT_FALSE(fs::exists(VersionDir(kRisk, "v1.0.0")));
+
+  // A directory is not an artifact.
+  fs::create_directories(dir_.sub("adir"));
+  auto dir_result = reg_->Register(kRisk, "v1.0.0", dir_.sub("adir"), {}, actor_);
+  ASSERT_FALSE(dir_result);
+  EXPECT_EQ(Head(), head);
+  EXPECT_FALSE(fs::exists(VersionDir(kRisk, "v1.0.0")));
+
+  // Reserved artifact names.
+  const std::string reserved = Artifact("x", "metadata.json");
+  ExpectRejected(reg_->Register(kRisk, "v1.0.0", reserved, {}, actor_), Code::kInvalidArgument,
+                 head, digest, "reserved name");
+  EXPECT_FALSE(fs::exists(VersionDir(kRisk, "v1.0.0")));
+
+  // A checksum in the metadata that the file does not match.
+  MetadataInput wrong_sum;
+  wrong_sum.metadata_json = R"({"checksum_sha256":")" + ToHex(Sha256::Of("other")) + R"("})";
+  ExpectRejected(Register(kRisk, "v1.0.0", "x", wrong_sum), Code::kInvalidArgument, head, digest,
+                 "checksum mismatch");
+  EXPECT_FALSE(fs::exists(VersionDir(kRisk, "v1.0.0")));
+
+  // Bad metadata.
+  MetadataInput bad_meta;
+  bad_meta.metadata_json = "[1]";
+  ExpectRejected(Register(kRisk, "v1.0.0", "x", bad_meta), Code::kInvalidArgument, head, digest,
+                 "bad metadata");
+  EXPECT_FALSE(fs::exists(VersionDir(kRisk, "v1.0.0")));
+
+  // No staging directories were left behind.
+  for (const auto& e : fs::directory_iterator(root_ + "/artifacts/" + kRisk)) {
+    EXPECT_EQ(e.path().filename().string(), "v0.1.0");
+  }
+
+  // A matching checksum is accepted.
+  MetadataInput right_sum;
+  right_sum.metadata_json = R"({"checksum_sha256":")" + ToHex(Sha256::Of("x")) + R"("})";
+  auto ok = Register(kRisk, "v1.0.0", "x", right_sum);
+  ASSERT_TRUE(ok) << ok.error().ToString();
+  EXPECT_EQ(Head(), head + 1);
+}
+
+TEST_F(RegistryTest, CrashLeftoversAreReplacedByTheNextRegistration) {
+  MustRegister(kRisk, "v0.1.0");
+  // A crash after publishing but before appending leaves a version
+  // directory no event names; a crash while staging leaves a staging one.
+  const std::string orphan = VersionDir(kRisk, "v1.0.0");
+  fs::create_directories(orphan);
+  WriteAll(orphan + "/old.pkl", "orphaned bytes");
+  WriteAll(orphan + "/checksum.sha256", "junk");
+  ASSERT_EQ(::chmod((orphan + "/old.pkl").c_str(), 0444), 0);
+  const std::string staging = root_ + "/artifacts/" + kRisk + "/.staging-deadbeef";
+  fs::create_directories(staging);
+  WriteAll(staging + "/model.pkl", "half");
+
+  auto r = Register(kRisk, "v1.0.0", "fresh bytes");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_FALSE(r->already_registered);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(orphan)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"checksum.sha256", "metadata.json", "model.pkl"}));
+  EXPECT_EQ(ReadAll(orphan + "/model.pkl"), "fresh bytes");
+  EXPECT_EQ(ReadAll(orphan + "/checksum.sha256"),
+            ToHex(Sha256::Of("fresh bytes")) + "  model.pkl\n");
+  EXPECT_FALSE(fs::exists(staging));
+  std::vector<std::string> type_dir;
+  for (const auto& e : fs::directory_iterator(root_ + "/artifacts/" + kRisk)) {
+    type_dir.push_back(e.path().filename().string());
+  }
+  std::sort(type_dir.begin(), type_dir.end());
+  EXPECT_EQ(type_dir, (std::vector<std::string>{"v0.1.0", "v1.0.0"}));
+  auto v = reg_->Validate(kRisk, "v1.0.0", actor_);
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->ok) << v->detail;
+}
+
+// manifest.json is derived from the log; whatever is in it, opening the
+// registry rewrites it to match (and must not throw: exceptions never
+// cross a module's public API).
+TEST_F(RegistryTest, OpenRewritesAMissingStaleOrDamagedManifest) {
+  MustRegister(kRisk, "v1.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  const Seq head = Head();
+  const std::string manifest = root_ + "/manifest.json";
+  const std::vector<std::pair<std::string, std::optional<std::string>>> cases = {
+      {"deleted", std::nullopt},
+      {"empty", ""},
+      {"not JSON", "{ not json"},
+      {"not an object", "[1, 2]"},
+      {"stale head", R"({"head_seq": 1, "types": {}})"},
+      {"head_seq is a string", R"({"head_seq": "2", "types": {}})"},
+      {"head_seq is null", R"({"head_seq": null})"},
+  };
+  for (const auto& [what, content] : cases) {
+    SCOPED_TRACE(what);
+    reg_.reset();
+    if (content) {
+      WriteAll(manifest, *content);
+    } else {
+      fs::remove(manifest);
+    }
+    Result<std::unique_ptr<Registry>> r;
+    EXPECT_NO_THROW(r = Registry::Open(Options()));
+    ASSERT_TRUE(r) << r.error().ToString();
+    ASSERT_NE(*r, nullptr);
+    reg_ = std::move(*r);
+    const json m = json::parse(ReadAll(manifest), nullptr, false);
+    ASSERT_TRUE(m.is_object()) << ReadAll(manifest);
+    ASSERT_TRUE(m.contains("head_seq") && m.at("head_seq").is_number()) << m.dump();
+    EXPECT_EQ(m.at("head_seq").get<Seq>(), head);
+    EXPECT_EQ(m.at("types").at(kRisk).at("production"), "v1.0.0");
+  }
+}
+
+// --- the transition table ---
+
+enum class Cmd { kPromote, kArchive, kFail, kFailForce };
+
+const char* CmdName(Cmd c) {
+  switch (c) {
+    case Cmd::kPromote: return "promote";
+    case Cmd::kArchive: return "archive";
+    case Cmd::kFail: return "fail";
+    case Cmd::kFailForce: return "fail --force";
+  }
+  return "?";
+}
+
+struct TransitionCase {
+  ModelStatus from;
+  Cmd cmd;
+  bool legal;
+  ModelStatus to;  // when legal
+};
+
+class TransitionTest : public RegistryTest {
+ protected:
+  // Puts risk_model v1.0.0 into `status`, with v0.9.0 in production beside
+  // it unless v1.0.0 is (then v0.9.0 is archived).
+  void Prepare(ModelStatus status) {
+    MustRegister(kRisk, "v0.9.0");
+    MustPromote(kRisk, "v0.9.0");
+    MustRegister(kRisk, "v1.0.0");
+    switch (status) {
+      case ModelStatus::kStaged: break;
+      case ModelStatus::kProduction: MustPromote(kRisk, "v1.0.0"); break;
+      case ModelStatus::kArchived: MustArchive(kRisk, "v1.0.0"); break;
+      case ModelStatus::kFailed: MustFail(kRisk, "v1.0.0"); break;
+    }
+    ASSERT_EQ(StatusOf(kRisk, "v1.0.0"), status);
+  }
+
+  Result<WriteResult> Run(Cmd cmd) {
+    clock_.Advance(kSec);
+    switch (cmd) {
+      case Cmd::kPromote: return reg_->Promote(kRisk, "v1.0.0", std::nullopt, actor_);
+      case Cmd::kArchive: return reg_->Archive(kRisk, "v1.0.0", actor_);
+      case Cmd::kFail: return reg_->Fail(kRisk, "v1.0.0", false, actor_);
+      case Cmd::kFailForce: return reg_->Fail(kRisk, "v1.0.0", true, actor_);
+    }
+    return Err(Status::Internal("unreachable"));
+  }
+};
+
+TEST_F(TransitionTest, EveryCellOfTheTable) {
+  using S = ModelStatus;
+  const std::vector<TransitionCase> cases = {
+      {S::kStaged, Cmd::kPromote, true, S::kProduction},
+      {S::kStaged, Cmd::kArchive, true, S::kArchived},
+      {S::kStaged, Cmd::kFail, true, S::kFailed},
+      {S::kStaged, Cmd::kFailForce, true, S::kFailed},
+      {S::kProduction, Cmd::kPromote, false, S::kProduction},
+      {S::kProduction, Cmd::kArchive, false, S::kProduction},
+      {S::kProduction, Cmd::kFail, false, S::kProduction},
+      {S::kProduction, Cmd::kFailForce, true, S::kFailed},
+      {S::kArchived, Cmd::kPromote, true, S::kProduction},
+      {S::kArchived, Cmd::kArchive, false, S::kArchived},
+      {S::kArchived, Cmd::kFail, true, S::kFailed},
+      {S::kArchived, Cmd::kFailForce, true, S::kFailed},
+      {S::kFailed, Cmd::kPromote, false, S::kFailed},
+      {S::kFailed, Cmd::kArchive, false, S::kFailed},
+      {S::kFailed, Cmd::kFail, false, S::kFailed},
+      {S::kFailed, Cmd::kFailForce, false, S::kFailed},
+  };
+  int n = 0;
+  for (const TransitionCase& c : cases) {
+    const std::string what = std::string(projection::StatusName(c.from)) + " + " + CmdName(c.cmd);
+    SCOPED_TRACE(what);
+    root_ = dir_.sub("reg-" + std::to_string(n++));
+    Open();
+    Prepare(c.from);
+    if (HasFatalFailure()) return;
+    const Seq head = Head();
+    const Digest digest = DigestOf(*reg_);
+    const std::string production_before = Production(kRisk);
+    auto r = Run(c.cmd);
+    if (!c.legal) {
+      ExpectRejected(r, Code::kFailedPrecondition, head, digest, what);
+      EXPECT_EQ(StatusOf(kRisk, "v1.0.0"), c.from);
+      EXPECT_EQ(Production(kRisk), production_before);
+      EXPECT_FALSE(r.error().message().empty());
+    } else {
+      ASSERT_TRUE(r) << r.error().ToString();
+      EXPECT_EQ(r->seq, head + 1);
+      EXPECT_EQ(Head(), head + 1);
+      EXPECT_FALSE(r->summary.empty());
+      const State s = Now();
+      const VersionRecord* rec = s.Find(kRisk, "v1.0.0");
+      ASSERT_NE(rec, nullptr);
+      EXPECT_EQ(rec->status, c.to);
+      EXPECT_EQ(rec->status_seq, head + 1);
+      EXPECT_EQ(rec->status_by, "alice");
+      if (c.to == S::kProduction) {
+        EXPECT_EQ(s.types.at(kRisk).production, "v1.0.0");
+        // The previous production version was archived.
+        EXPECT_EQ(s.Find(kRisk, "v0.9.0")->status, S::kArchived);
+        EXPECT_EQ(s.types.at(kRisk).history.back().replaced_version, "v0.9.0");
+      } else if (c.from == S::kProduction) {
+        // fail --force of production leaves the type without production.
+        EXPECT_EQ(s.types.at(kRisk).production, "");
+        EXPECT_NE(r->summary.find("no production"), std::string::npos) << r->summary;
+      } else {
+        EXPECT_EQ(s.types.at(kRisk).production, "v0.9.0");
+        EXPECT_EQ(s.Find(kRisk, "v0.9.0")->status, S::kProduction);
+      }
+    }
+    ExpectOneProductionPerType(Now());
+    auto v = reg_->Verify();
+    ASSERT_TRUE(v) << v.error().ToString();
+    EXPECT_TRUE(v->chain.ok);
+    EXPECT_TRUE(v->projection_ok);
+  }
+}
+
+TEST_F(RegistryTest, CommandsOnUnknownOrInvalidNamesAreRejected) {
+  MustRegister(kRisk, "v1.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::nullopt, actor_), Code::kNotFound, head, d,
+                 "promote unknown");
+  ExpectRejected(reg_->Archive(kRisk, "v2.0.0", actor_), Code::kNotFound, head, d,
+                 "archive unknown");
+  ExpectRejected(reg_->Fail(kRisk, "v2.0.0", true, actor_), Code::kNotFound, head, d,
+                 "fail unknown");
+  ExpectRejected(reg_->Validate(kRisk, "v2.0.0", actor_), Code::kNotFound, head, d,
+                 "validate unknown");
+  ExpectRejected(reg_->Promote(kAlpha, "v1.0.0", std::nullopt, actor_), Code::kNotFound, head, d,
+                 "promote in another type");
+  ExpectRejected(reg_->Promote("nope", "v1.0.0", std::nullopt, actor_), Code::kInvalidArgument,
+                 head, d, "promote bad type");
+  ExpectRejected(reg_->Promote(kRisk, "1.0.0", std::nullopt, actor_), Code::kInvalidArgument,
+                 head, d, "promote bad version");
+  ExpectRejected(reg_->Archive("nope", "v1.0.0", actor_), Code::kInvalidArgument, head, d,
+                 "archive bad type");
+  ExpectRejected(reg_->Fail(kRisk, "v1.0", true, actor_), Code::kInvalidArgument, head, d,
+                 "fail bad version");
+  ExpectRejected(reg_->Rollback("nope", false, actor_), Code::kInvalidArgument, head, d,
+                 "rollback bad type");
+  ExpectRejected(reg_->Validate(kRisk, "../v1.0.0", actor_), Code::kInvalidArgument, head, d,
+                 "validate bad version");
+  // fail needs a reason.
+  Actor no_reason{"alice", ""};
+  ExpectRejected(reg_->Fail(kRisk, "v1.0.0", true, no_reason), Code::kInvalidArgument, head, d,
+                 "fail without a reason");
+}
+
+TEST_F(RegistryTest, ExactlyOneProductionPerTypeThroughALongSequence) {
+  for (const char* v : {"v1.0.0", "v1.1.0", "v1.2.0", "v2.0.0"}) MustRegister(kRisk, v);
+  MustRegister(kAlpha, "v1.0.0");
+  ExpectOneProductionPerType(Now());
+  MustPromote(kRisk, "v1.0.0");
+  ExpectOneProductionPerType(Now());
+  MustPromote(kAlpha, "v1.0.0");
+  ExpectOneProductionPerType(Now());
+  MustPromote(kRisk, "v1.1.0");
+  ExpectOneProductionPerType(Now());
+  EXPECT_EQ(StatusOf(kRisk, "v1.0.0"), ModelStatus::kArchived);
+  MustPromote(kRisk, "v1.0.0");  // archived -> production
+  ExpectOneProductionPerType(Now());
+  EXPECT_EQ(StatusOf(kRisk, "v1.1.0"), ModelStatus::kArchived);
+  MustPromote(kRisk, "v2.0.0");
+  ExpectOneProductionPerType(Now());
+  MustFail(kRisk, "v2.0.0", /*force=*/true);
+  ExpectOneProductionPerType(Now());
+  EXPECT_EQ(Production(kRisk), "");
+  EXPECT_EQ(Production(kAlpha), "v1.0.0");
+  MustPromote(kRisk, "v1.2.0");
+  ExpectOneProductionPerType(Now());
+  EXPECT_EQ(Production(kRisk), "v1.2.0");
+  const State s = Now();
+  ASSERT_EQ(s.types.at(kRisk).history.size(), 5u);
+  EXPECT_EQ(s.types.at(kRisk).history.back().replaced_version, "");  // nothing was production
+}
+
+TEST_F(RegistryTest, PromoteWithExpectCurrent) {
+  MustRegister(kRisk, "v1.0.0");
+  MustRegister(kRisk, "v2.0.0");
+  MustRegister(kRisk, "v3.0.0");
+  Seq head = Head();
+  Digest d = DigestOf(*reg_);
+  // Nothing in production yet: only "" matches.
+  auto wrong = reg_->Promote(kRisk, "v1.0.0", std::string("v0.1.0"), actor_);
+  ExpectRejected(wrong, Code::kConflict, head, d, "expect v0.1.0 with none");
+  EXPECT_NE(wrong.error().message().find("none"), std::string::npos) << wrong.error().message();
+  auto ok = reg_->Promote(kRisk, "v1.0.0", std::string(""), actor_);
+  ASSERT_TRUE(ok) << ok.error().ToString();
+
+  head = Head();
+  d = DigestOf(*reg_);
+  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::string(""), actor_), Code::kConflict, head,
+                 d, "expect none with v1.0.0");
+  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::string("v3.0.0"), actor_), Code::kConflict,
+                 head, d, "expect v3.0.0 with v1.0.0");
+  EXPECT_EQ(Production(kRisk), "v1.0.0");
+  EXPECT_EQ(StatusOf(kRisk, "v2.0.0"), ModelStatus::kStaged);
+  auto ok2 = reg_->Promote(kRisk, "v2.0.0", std::string("v1.0.0"), actor_);
+  ASSERT_TRUE(ok2) << ok2.error().ToString();
+  EXPECT_EQ(Production(kRisk), "v2.0.0");
+  EXPECT_NE(ok2->summary.find("v1.0.0"), std::string::npos) << ok2->summary;
+}
+
+// --- rollback ---
+
+TEST_F(RegistryTest, RollbackFollowsHistoryNotVersionOrder) {
+  MustRegister(kRisk, "v1.0.0");
+  MustRegister(kRisk, "v1.5.0");
+  MustRegister(kRisk, "v2.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  MustPromote(kRisk, "v2.0.0");
+  MustPromote(kRisk, "v1.5.0");
+  const Seq head = Head();
+  clock_.Advance(kSec);
+  auto r = reg_->Rollback(kRisk, false, actor_);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->seq, head + 1);
+  EXPECT_EQ(Production(kRisk), "v2.0.0");
+  EXPECT_EQ(StatusOf(kRisk, "v1.5.0"), ModelStatus::kArchived);
+  EXPECT_EQ(StatusOf(kRisk, "v1.0.0"), ModelStatus::kArchived);
+  EXPECT_NE(r->summary.find("v1.5.0 -> v2.0.0"), std::string::npos) << r->summary;
+  const State s = Now();
+  const auto& h = s.types.at(kRisk).history;
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_TRUE(h.back().rollback);
+  EXPECT_EQ(h.back().version, "v2.0.0");
+  EXPECT_EQ(h.back().replaced_version, "v1.5.0");
+  EXPECT_EQ(h.back().replaced_status, "archived");
+  EXPECT_EQ(h.back().reason, "testing");
+  ExpectOneProductionPerType(s);
+}
+
+TEST_F(RegistryTest, RollbackWithFailMarksTheCurrentFailed) {
+  MustRegister(kRisk, "v1.0.0");
+  MustRegister(kRisk, "v2.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  MustPromote(kRisk, "v2.0.0");
+  clock_.Advance(kSec);
+  auto r = reg_->Rollback(kRisk, true, actor_);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(Production(kRisk), "v1.0.0");
+  EXPECT_EQ(StatusOf(kRisk, "v2.0.0"), ModelStatus::kFailed);
+  EXPECT_EQ(Now().types.at(kRisk).history.back().replaced_status, "failed");
+  // The failed version cannot come back by promotion...
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::nullopt, actor_),
+                 Code::kFailedPrecondition, head, d, "promote failed");
+  // ...nor by another rollback.
+  ExpectRejected(reg_->Rollback(kRisk, false, actor_), Code::kFailedPrecondition, head, d,
+                 "rollback to failed");
+}
+
+TEST_F(RegistryTest, RollbackWithNothingBeforeIsRefused) {
+  MustRegister(kRisk, "v1.0.0");
+  Seq head = Head();
+  Digest d = DigestOf(*reg_);
+  ExpectRejected(reg_->Rollback(kRisk, false, actor_), Code::kFailedPrecondition, head, d,
+                 "no production");
+  ExpectRejected(reg_->Rollback(kAlpha, false, actor_), Code::kFailedPrecondition, head, d,
+                 "type never seen");
+  MustPromote(kRisk, "v1.0.0");
+  head = Head();
+  d = DigestOf(*reg_);
+  auto first = reg_->Rollback(kRisk, true, actor_);
+  ExpectRejected(first, Code::kFailedPrecondition, head, d, "first production");
+  EXPECT_NE(first.error().message().find("first production"), std::string::npos)
+      << first.error().message();
+  EXPECT_EQ(Production(kRisk), "v1.0.0");
+
+  // After fail --force, a new promotion replaced nothing: nothing to roll back to.
+  MustRegister(kRisk, "v2.0.0");
+  MustFail(kRisk, "v1.0.0", true);
+  MustPromote(kRisk, "v2.0.0");
+  head = Head();
+  d = DigestOf(*reg_);
+  ExpectRejected(reg_->Rollback(kRisk, false, actor_), Code::kFailedPrecondition, head, d,
+                 "after fail --force");
+}
+
+TEST_F(RegistryTest, RollbackToAFailedVersionIsRefused) {
+  MustRegister(kRisk, "v1.0.0");
+  MustRegister(kRisk, "v2.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  MustPromote(kRisk, "v2.0.0");
+  MustFail(kRisk, "v1.0.0");  // archived -> failed
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  auto r = reg_->Rollback(kRisk, true, actor_);
+  ExpectRejected(r, Code::kFailedPrecondition, head, d, "rollback to failed");
+  EXPECT_NE(r.error().message().find("v1.0.0"), std::string::npos) << r.error().message();
+  EXPECT_EQ(Production(kRisk), "v2.0.0");
+  EXPECT_EQ(StatusOf(kRisk, "v2.0.0"), ModelStatus::kProduction);
+}
+
+TEST_F(RegistryTest, FailOfProductionNeedsForce) {
+  MustRegister(kRisk, "v1.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  auto r = reg_->Fail(kRisk, "v1.0.0", false, actor_);
+  ExpectRejected(r, Code::kFailedPrecondition, head, d, "fail production");
+  EXPECT_NE(r.error().message().find("rollback"), std::string::npos) << r.error().message();
+  auto forced = reg_->Fail(kRisk, "v1.0.0", true, actor_);
+  ASSERT_TRUE(forced) << forced.error().ToString();
+  EXPECT_EQ(Head(), head + 1);
+  EXPECT_EQ(Production(kRisk), "");
+  EXPECT_EQ(StatusOf(kRisk, "v1.0.0"), ModelStatus::kFailed);
+  EXPECT_EQ(Now().Find(kRisk, "v1.0.0")->status_reason, "testing");
+}
+
+// --- validation ---
+
+TEST_F(RegistryTest, ValidateRecordsTheResult) {
+  MustRegister(kRisk, "v1.0.0");
+  const State s0 = Now();
+  const VersionRecord rec = *s0.Find(kRisk, "v1.0.0");
+  const std::string path = VersionDir(kRisk, "v1.0.0") + "/" + rec.artifact_name;
+
+  Seq head = Head();
+  clock_.Advance(kSec);
+  auto ok = reg_->Validate(kRisk, "v1.0.0", actor_);
+  ASSERT_TRUE(ok) << ok.error().ToString();
+  EXPECT_TRUE(ok->ok);
+  EXPECT_EQ(ok->seq, head + 1);
+  EXPECT_EQ(Head(), head + 1);
+  EXPECT_NE(ok->detail.find(rec.artifact_sha256), std::string::npos) << ok->detail;
+  {
+    const State s = Now();
+    const VersionRecord* r = s.Find(kRisk, "v1.0.0");
+    EXPECT_EQ(r->validated_seq, head + 1);
+    EXPECT_TRUE(r->validation_ok);
+    EXPECT_EQ(r->status, ModelStatus::kStaged);
+  }
+
+  // Tamper with the artifact (it is published read-only).
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  WriteAll(path, "tampered bytes");
+  head = Head();
+  clock_.Advance(kSec);
+  auto bad = reg_->Validate(kRisk, "v1.0.0", actor_);
+  ASSERT_TRUE(bad) << bad.error().ToString();
+  EXPECT_FALSE(bad->ok);
+  EXPECT_EQ(bad->seq, head + 1);
+  EXPECT_EQ(Head(), head + 1);
+  EXPECT_NE(bad->detail.find("sha256"), std::string::npos) << bad->detail;
+  EXPECT_NE(bad->detail.find(ToHex(Sha256::Of("tampered bytes"))), std::string::npos)
+      << bad->detail;
+  {
+    const State s = Now();
+    const VersionRecord* r = s.Find(kRisk, "v1.0.0");
+    EXPECT_EQ(r->validated_seq, head + 1);
+    EXPECT_FALSE(r->validation_ok);
+    EXPECT_EQ(r->validation_detail, bad->detail);
+  }
+
+  // Same size, different bytes.
+  const std::string original = "weights of risk_model v1.0.0";
+  std::string same_size = original;
+  same_size[0] = 'W';
+  WriteAll(path, same_size);
+  auto bad2 = reg_->Validate(kRisk, "v1.0.0", actor_);
+  ASSERT_TRUE(bad2);
+  EXPECT_FALSE(bad2->ok);
+  // Restored bytes validate again.
+  WriteAll(path, original);
+  auto good_again = reg_->Validate(kRisk, "v1.0.0", actor_);
+  ASSERT_TRUE(good_again);
+  EXPECT_TRUE(good_again->ok) << good_again->detail;
+
+  // A deleted artifact.
+  ASSERT_TRUE(fs::remove(path));
+  head = Head();
+  auto gone = reg_->Validate(kRisk, "v1.0.0", actor_);
+  ASSERT_TRUE(gone) << gone.error().ToString();
+  EXPECT_FALSE(gone->ok);
+  EXPECT_EQ(Head(), head + 1);
+  EXPECT_FALSE(gone->detail.empty());
+  EXPECT_FALSE(Now().Find(kRisk, "v1.0.0")->validation_ok);
+}
+
+// --- time travel ---
+
+TEST_F(RegistryTest, StateAtFollowsTheClock) {
+  const TimeNs t_register = kT0 + 10 * kSec;
+  const TimeNs t_promote1 = kT0 + 20 * kSec;
+  const TimeNs t_promote2 = kT0 + 30 * kSec;
+  clock_.Set(t_register);
+  ASSERT_TRUE(reg_->Register(kRisk, "v1.0.0", Artifact("one"), {}, actor_));
+  ASSERT_TRUE(reg_->Register(kRisk, "v2.0.0", Artifact("two"), {}, actor_));
+  clock_.Set(t_promote1);
+  ASSERT_TRUE(reg_->Promote(kRisk, "v1.0.0", std::nullopt, actor_));
+  clock_.Set(t_promote2);
+  ASSERT_TRUE(reg_->Promote(kRisk, "v2.0.0", std::nullopt, actor_));
+
+  auto before = reg_->StateAt(t_register - 1);
+  ASSERT_TRUE(before) << before.error().ToString();
+  EXPECT_EQ(before->seq, 0u);
+  EXPECT_TRUE(before->types.empty());
+
+  // Two events at the same clock reading: the log keeps recorded_at
+  // strictly increasing, so the second is recorded 1 ns later.
+  auto first = reg_->StateAt(t_register);
+  ASSERT_TRUE(first) << first.error().ToString();
+  EXPECT_EQ(first->seq, 1u);
+  EXPECT_NE(first->Find(kRisk, "v1.0.0"), nullptr);
+  EXPECT_EQ(first->Find(kRisk, "v2.0.0"), nullptr);
+  auto registered = reg_->StateAt(t_register + 1);
+  ASSERT_TRUE(registered) << registered.error().ToString();
+  EXPECT_EQ(registered->seq, 2u);
+  EXPECT_EQ(registered->types.at(kRisk).production, "");
+
+  for (TimeNs t : {t_promote1, t_promote1 + 1, t_promote2 - 1}) {
+    auto between = reg_->StateAt(t);
+    ASSERT_TRUE(between) << between.error().ToString();
+    EXPECT_EQ(between->seq, 3u) << t;
+    EXPECT_EQ(between->types.at(kRisk).production, "v1.0.0") << t;
+    EXPECT_EQ(between->Find(kRisk, "v2.0.0")->status, ModelStatus::kStaged) << t;
+  }
+  for (TimeNs t : {t_promote2, t_promote2 + 1000 * kSec}) {
+    auto after = reg_->StateAt(t);
+    ASSERT_TRUE(after) << after.error().ToString();
+    EXPECT_EQ(after->seq, 4u);
+    EXPECT_EQ(after->types.at(kRisk).production, "v2.0.0");
+    EXPECT_EQ(after->Find(kRisk, "v1.0.0")->status, ModelStatus::kArchived);
+    EXPECT_EQ(projection::StateDigest(*after), DigestOf(*reg_));
+  }
+}
+
+// --- persistence ---
+
+TEST_F(RegistryTest, ReopenGivesTheSameStateAndVerifies) {
+  MustRegister(kRisk, "v1.0.0");
+  MustRegister(kRisk, "v2.0.0");
+  MustRegister(kAlpha, "v1.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  MustPromote(kRisk, "v2.0.0");
+  MustPromote(kAlpha, "v1.0.0");
+  ASSERT_TRUE(reg_->Rollback(kRisk, true, actor_));
+  ASSERT_TRUE(reg_->Validate(kAlpha, "v1.0.0", actor_));
+  const Digest before = DigestOf(*reg_);
+  const State state_before = Now();
+  const Seq head = Head();
+
+  auto v0 = reg_->Verify();
+  ASSERT_TRUE(v0) << v0.error().ToString();
+  EXPECT_TRUE(v0->chain.ok);
+  EXPECT_TRUE(v0->projection_ok);
+  EXPECT_EQ(v0->state_digest, before);
+  EXPECT_EQ(v0->stored_digest, before);
+
+  Open();
+  EXPECT_EQ(Head(), head);
+  EXPECT_EQ(DigestOf(*reg_), before);
+  EXPECT_EQ(Now().types.at(kRisk).history, state_before.types.at(kRisk).history);
+  auto v = reg_->Verify();
+  ASSERT_TRUE(v) << v.error().ToString();
+  EXPECT_TRUE(v->chain.ok);
+  EXPECT_EQ(v->chain.events, head);
+  EXPECT_TRUE(v->projection_ok);
+  EXPECT_EQ(v->state_digest, before);
+
+  // And it keeps working.
+  MustRegister(kRisk, "v3.0.0");
+  MustPromote(kRisk, "v3.0.0");
+  EXPECT_EQ(Production(kRisk), "v3.0.0");
+  auto v2 = reg_->Verify();
+  ASSERT_TRUE(v2);
+  EXPECT_TRUE(v2->projection_ok);
+}
+
+class ProjectionRowsTest : public RegistryTest {
+ protected:
+  void SetUp() override {
+    RegistryTest::SetUp();
+    MustRegister(kRisk, "v1.0.0");
+    MustRegister(kRisk, "v2.0.0");
+    MustPromote(kRisk, "v1.0.0");
+    MustPromote(kRisk, "v2.0.0");
+    MustFail(kRisk, "v1.0.0");
+    expected_ = DigestOf(*reg_);
+    head_ = Head();
+    auto early = reg_->StateAt(kT0 + 3 * kSec);
+    ASSERT_TRUE(early);
+    early_ = *early;
+    ASSERT_EQ(early_.seq, 3u);
+    reg_.reset();
+  }
+
+  // Replaces the registry's projection rows with `rows` behind its back.
+  void ReplaceProjection(const projection::Rows& rows) {
+    StoreOptions so;
+    so.create_if_missing = false;
+    so.extra_column_families = {"projection"};
+    auto store = EventStore::Open(root_ + "/registry", so);
+    ASSERT_TRUE(store) << store.error().ToString();
+    std::vector<Row> out;
+    for (const auto& [k, v] : rows) out.push_back(Row{"projection", k, v});
+    Status st = (*store)->ReplaceRows("projection", out, head_);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+
+  void ExpectAnswersCorrectly() {
+    Open();
+    ASSERT_NE(reg_, nullptr);
+    EXPECT_EQ(DigestOf(*reg_), expected_);
+    EXPECT_EQ(Production(kRisk), "v2.0.0");
+    EXPECT_EQ(StatusOf(kRisk, "v1.0.0"), ModelStatus::kFailed);
+    auto v = reg_->Verify();
+    ASSERT_TRUE(v) << v.error().ToString();
+    EXPECT_TRUE(v->chain.ok);
+    EXPECT_TRUE(v->projection_ok) << "the rows were not rebuilt";
+  }
+
+  Digest expected_{};
+  Seq head_ = 0;
+  State early_;
+};
+
+TEST_F(ProjectionRowsTest, WipedRowsAreRebuiltFromTheLog) {
+  ReplaceProjection({});
+  // A read-only registry folds the log itself.
+  {
+    auto ro = Registry::Open(Options(/*read_only=*/true));
+    ASSERT_TRUE(ro) << ro.error().ToString();
+    EXPECT_EQ(DigestOf(**ro), expected_);
+  }
+  ExpectAnswersCorrectly();
+}
+
+TEST_F(ProjectionRowsTest, StaleRowsAreRebuiltFromTheLog) {
+  ReplaceProjection(projection::EncodeState(early_));
+  ExpectAnswersCorrectly();
+}
+
+TEST_F(ProjectionRowsTest, MalformedRowsAreRebuiltFromTheLog) {
+  projection::Rows rows = projection::EncodeState(early_);
+  for (auto& [k, v] : rows) {
+    if (k == "s") v = R"({"seq":)" + std::to_string(head_) + R"(,"at":0})";
+  }
+  rows.emplace_back("junk", "x");
+  ReplaceProjection(rows);
+  ExpectAnswersCorrectly();
+}
+
+TEST_F(ProjectionRowsTest, VerifyNoticesRowsThatDisagreeWithTheLog) {
+  // Rows that claim the current head but say something else: the registry
+  // trusts them on open, and Verify is what catches it.
+  {
+    auto ro = Registry::Open(Options(/*read_only=*/true));
+    ASSERT_TRUE(ro);
+    State doctored = Snapshot(**ro);
+    doctored.types.at(kRisk).versions.at("v1.0.0").status = ModelStatus::kArchived;
+    ro->reset();
+    ReplaceProjection(projection::EncodeState(doctored));
+  }
+  Open();
+  auto v = reg_->Verify();
+  ASSERT_TRUE(v) << v.error().ToString();
+  EXPECT_TRUE(v->chain.ok);
+  EXPECT_FALSE(v->projection_ok);
+  EXPECT_EQ(v->state_digest, expected_);
+  EXPECT_NE(v->stored_digest, expected_);
+}
+
+// --- concurrency ---
+
+TEST_F(RegistryTest, ConcurrentPromotionsKeepOneProductionAndAConsistentHistory) {
+  const std::vector<std::string> versions = {"v1.0.0", "v2.0.0", "v3.0.0", "v4.0.0"};
+  for (const auto& v : versions) MustRegister(kRisk, v);
+  MustRegister(kAlpha, "v1.0.0");
+  const Seq head0 = Head();
+
+  std::atomic<int> promoted{0}, refused{0}, conflicts{0}, other{0};
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < versions.size(); ++i) {
+    threads.emplace_back([&, i] {
+      Actor a{"thread-" + std::to_string(i), "race"};
+      for (int n = 0; n < 20; ++n) {
+        auto r = reg_->Promote(kRisk, versions[i], std::nullopt, a);
+        if (r) {
+          ++promoted;
+        } else if (r.error().code() == Code::kFailedPrecondition) {
+          ++refused;  // already in production
+        } else if (r.error().code() == Code::kConflict) {
+          ++conflicts;  // kept losing the race: allowed, nothing written
+        } else {
+          ++other;
+          ADD_FAILURE() << r.error().ToString();
+        }
+        // Readers run alongside the writers.
+        ExpectOneProductionPerType(Snapshot(*reg_));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(promoted + refused + conflicts, 80);
+  EXPECT_GE(promoted.load(), 1);
+  const State s = Now();
+  EXPECT_EQ(Head(), head0 + static_cast<Seq>(promoted.load()));
+  EXPECT_EQ(s.seq, Head());
+  ExpectOneProductionPerType(s);
+  int production = 0;
+  for (const auto& [v, r] : s.types.at(kRisk).versions) {
+    production += r.status == ModelStatus::kProduction ? 1 : 0;
+  }
+  EXPECT_EQ(production, 1);
+  const auto& history = s.types.at(kRisk).history;
+  ASSERT_EQ(history.size(), static_cast<std::size_t>(promoted.load()));
+  EXPECT_EQ(history.front().replaced_version, "");
+  for (std::size_t i = 1; i < history.size(); ++i) {
+    EXPECT_EQ(history[i].replaced_version, history[i - 1].version) << "history record " << i;
+    EXPECT_NE(history[i].version, history[i - 1].version) << "history record " << i;
+    EXPECT_GT(history[i].seq, history[i - 1].seq);
+  }
+  EXPECT_EQ(s.types.at(kRisk).production, history.back().version);
+  EXPECT_EQ(s.types.at(kAlpha).production, "");
+
+  auto v = reg_->Verify();
+  ASSERT_TRUE(v) << v.error().ToString();
+  EXPECT_TRUE(v->chain.ok);
+  EXPECT_TRUE(v->projection_ok);
+  EXPECT_EQ(v->state_digest, DigestOf(*reg_));
+
+  // The persisted rows agree after a reopen too.
+  const Digest d = DigestOf(*reg_);
+  Open();
+  EXPECT_EQ(DigestOf(*reg_), d);
+  std::cout << "[          ] promoted " << promoted.load() << ", refused " << refused.load()
+            << ", conflicts " << conflicts.load() << "\n";
+}
+
+// Every write re-validates against the new state when the head moved
+// under it ("a concurrent change makes it re-validate"), and gives up with
+// Conflict only after kWriteAttempts (5) attempts. If every retry really
+// saw a newer state, each of attempts 2..5 lost to a new event, so the log
+// moved at least 4 times while the call ran. Validate appends on every
+// call, so four threads validating give plenty of races.
+TEST_F(RegistryTest, ConcurrentWritersOnlyGiveUpWhenTheLogReallyKeptChanging) {
+  const std::vector<std::string> versions = {"v1.0.0", "v2.0.0", "v3.0.0", "v4.0.0"};
+  for (const auto& v : versions) MustRegister(kRisk, v);
+  const Seq head0 = Head();
+  constexpr int kCalls = 40;
+
+  std::atomic<int> ok{0}, conflicts{0}, spurious{0};
+  std::mutex mu;
+  std::vector<std::string> spurious_examples;
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < versions.size(); ++i) {
+    threads.emplace_back([&, i] {
+      Actor a{"validator-" + std::to_string(i), ""};
+      for (int n = 0; n < kCalls; ++n) {
+        const Seq before = reg_->log().head().seq;
+        auto r = reg_->Validate(kRisk, versions[i], a);
+        const Seq after = reg_->log().head().seq;
+        if (r) {
+          EXPECT_TRUE(r->ok) << r->detail;
+          ++ok;
+        } else if (r.error().code() == Code::kConflict) {
+          ++conflicts;
+          if (after - before < 4) {
+            ++spurious;
+            std::lock_guard<std::mutex> lock(mu);
+            if (spurious_examples.size() < 5) {
+              spurious_examples.push_back("'" + r.error().message() + "' while the log moved " +
+                                          std::to_string(after - before) + " time(s)");
+            }
+          }
+        } else {
+          ADD_FAILURE() << r.error().ToString();
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  std::string examples;
+  for (const auto& e : spurious_examples) examples += "\n  " + e;
+  EXPECT_EQ(spurious.load(), 0)
+      << spurious.load() << " of " << conflicts.load() << " Conflict results (of "
+      << versions.size() * kCalls
+      << " calls) gave up although the log did not keep changing: retries re-validated against "
+         "an in-memory state that had not caught up with the log yet"
+      << examples;
+  EXPECT_EQ(Head(), head0 + static_cast<Seq>(ok.load()));
+  const State s = Now();
+  EXPECT_EQ(s.seq, Head());
+  for (const auto& v : versions) {
+    EXPECT_TRUE(s.Find(kRisk, v)->validation_ok) << v;
+    EXPECT_EQ(s.Find(kRisk, v)->status, ModelStatus::kStaged) << v;
+  }
+  auto verify = reg_->Verify();
+  ASSERT_TRUE(verify) << verify.error().ToString();
+  EXPECT_TRUE(verify->chain.ok);
+  EXPECT_TRUE(verify->projection_ok);
+}
+
+// --- read-only and open ---
+
+TEST_F(RegistryTest, ReadOnlyRegistrySeesTheStateAsOfItsOpen) {
+  MustRegister(kRisk, "v1.0.0");
+  MustRegister(kRisk, "v2.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  const Digest at_open = DigestOf(*reg_);
+  const Seq head_at_open = Head();
+
+  auto ro = Registry::Open(Options(/*read_only=*/true));
+  ASSERT_TRUE(ro) << ro.error().ToString();
+  Registry& reader = **ro;
+  EXPECT_EQ(DigestOf(reader), at_open);
+  EXPECT_EQ(reader.log().head().seq, head_at_open);
+
+  // The writer moves on; the reader keeps its view.
+  MustPromote(kRisk, "v2.0.0");
+  MustRegister(kAlpha, "v1.0.0");
+  EXPECT_EQ(DigestOf(reader), at_open);
+  EXPECT_EQ(Snapshot(reader).types.at(kRisk).production, "v1.0.0");
+  EXPECT_EQ(Production(kRisk), "v2.0.0");
+
+  // It refuses writes.
+  const std::vector<std::pair<std::string, Code>> refused = {
+      {"promote", CodeOf(reader.Promote(kRisk, "v2.0.0", std::nullopt, actor_))},
+      {"archive", CodeOf(reader.Archive(kRisk, "v2.0.0", actor_))},
+      {"fail", CodeOf(reader.Fail(kRisk, "v2.0.0", true, actor_))},
+      {"rollback", CodeOf(reader.Rollback(kRisk, false, actor_))},
+      {"validate", CodeOf(reader.Validate(kRisk, "v1.0.0", actor_))},
+      {"register", CodeOf(reader.Register(kRisk, "v9.0.0", Artifact("z"), {}, actor_))}};
+  for (const auto& [what, code] : refused) {
+    EXPECT_EQ(code, Code::kFailedPrecondition) << what;
+  }
+  EXPECT_FALSE(fs::exists(VersionDir(kRisk, "v9.0.0")));
+  EXPECT_EQ(DigestOf(reader), at_open);
+
+  // Its queries work on its view.
+  auto v = reader.Verify();
+  ASSERT_TRUE(v) << v.error().ToString();
+  EXPECT_TRUE(v->chain.ok);
+  EXPECT_EQ(v->chain.head.seq, head_at_open);
+  EXPECT_EQ(v->state_digest, at_open);
+  EXPECT_TRUE(v->projection_ok);
+  auto t = reader.StateAt(clock_.NowNs());
+  ASSERT_TRUE(t);
+  EXPECT_EQ(projection::StateDigest(*t), at_open);
+
+  // A reader opened now sees the new state.
+  auto ro2 = Registry::Open(Options(/*read_only=*/true));
+  ASSERT_TRUE(ro2) << ro2.error().ToString();
+  EXPECT_EQ(DigestOf(**ro2), DigestOf(*reg_));
+}
+
+TEST_F(RegistryTest, OpenErrors) {
+  {
+    // A second writer in the same process.
+    auto second = Registry::Open(Options());
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error().code(), Code::kBusy);
+  }
+  {
+    RegistryOptions o = Options(true);
+    o.root = dir_.sub("missing");
+    auto missing = Registry::Open(o);
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().code(), Code::kNotFound);
+    EXPECT_FALSE(fs::exists(o.root));
+  }
+  {
+    RegistryOptions o = Options();
+    o.root = dir_.sub("missing2");
+    o.create_if_missing = false;
+    auto missing = Registry::Open(o);
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().code(), Code::kNotFound);
+  }
+  {
+    // A non-empty directory that is not a registry.
+    const std::string other = dir_.sub("other");
+    fs::create_directories(other);
+    WriteAll(other + "/notes.txt", "mine");
+    RegistryOptions o = Options();
+    o.root = other;
+    auto r = Registry::Open(o);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
+    EXPECT_FALSE(fs::exists(other + "/registry"));
+  }
+  {
+    // A file is not a registry directory.
+    const std::string file = dir_.sub("afile");
+    WriteAll(file, "x");
+    RegistryOptions o = Options();
+    o.root = file;
+    auto r = Registry::Open(o);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
+  }
+}
+
+TEST_F(RegistryTest, SortedVersionsUsesSemverOrder) {
+  for (const char* v : {"v1.10.0", "v1.9.0", "v1.2.0", "v1.2.0-rc.1", "v0.1.0"}) {
+    MustRegister(kRisk, v);
+  }
+  const State s = Now();
+  std::vector<std::string> order;
+  for (const VersionRecord* r : SortedVersions(s.types.at(kRisk))) order.push_back(r->version);
+  EXPECT_EQ(order,
+            (std::vector<std::string>{"v0.1.0", "v1.2.0-rc.1", "v1.2.0", "v1.9.0", "v1.10.0"}));
+}
+
+}  // namespace
+}  // namespace modelreg::registry
