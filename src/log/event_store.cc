@@ -80,7 +80,7 @@ std::string TimeKey(TimeNs t, Seq seq) {
 }
 
 Digest ChainHash(const Digest& prev, std::string_view bytes) {
-  Sha256 h;
+  thread_local Sha256 h;  // reused: creating a context costs as much as hashing
   h.Update(std::span<const std::uint8_t>(prev.data(), prev.size()));
   h.Update(bytes);
   return h.Finish();

@@ -517,8 +517,8 @@ int main(int argc, char** argv) {
     {
       const auto start = SteadyClock::now();
       modelreg::Digest prev{};
+      modelreg::Sha256 h;
       for (const std::string& d : drafts) {
-        modelreg::Sha256 h;
         h.Update(std::span<const std::uint8_t>(prev.data(), prev.size()));
         h.Update(d);
         prev = h.Finish();
