@@ -19,6 +19,7 @@ int ExitCode(const Status& status) {
     case Code::kCorruption: return 5;
     case Code::kIOError: return 6;
     case Code::kBusy: return 7;
+    case Code::kRejected: return 8;
     case Code::kInternal: return 1;
   }
   return 1;

@@ -12,6 +12,7 @@
 #include "app/exit_codes.h"
 #include "events/model_events.h"
 #include "log/event_store.h"
+#include "compat/compatibility.h"
 #include "registry/naming.h"
 #include "registry/registry.h"
 
@@ -381,6 +382,13 @@ Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostre
     const projection::PromotionRecord* p = LastPromotion(it->second, r.version);
     json j{{"model_type", tname}, {"production", r.version}, {"record", RecordJson(r)}};
     j["promotion"] = p != nullptr ? PromotionJson(*p) : json();
+    if (p != nullptr) {
+      if (auto ev = reg.value()->log().Get(p->seq); ev) {
+        const json payload = events::ToJson(*ev)["payload"];
+        j["promotion"]["gates"] = payload.value("gates", json::array());
+        j["promotion"]["policy"] = payload.value("policy", std::string());
+      }
+    }
     arr.push_back(j);
     if (!g.json) {
       out << "  " << tname << ": " << r.version << '\n';
@@ -390,9 +398,18 @@ Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostre
         if (!p->replaced_version.empty()) out << ", replacing " << p->replaced_version;
         out << '\n';
         if (!p->reason.empty()) out << "      reason: " << p->reason << '\n';
-        if (p->gates_total > 0) {
+        if (auto ev = reg.value()->log().Get(p->seq); ev && !p->rollback) {
+          const json payload = events::ToJson(*ev)["payload"];
           out << "      gates: " << p->gates_passed << '/' << p->gates_total << " passed"
               << (p->gates_overridden ? ", OVERRIDDEN: " + p->override_reason : "") << '\n';
+          for (const auto& gate : payload.value("gates", json::array())) {
+            out << "        " << (gate.value("passed", false) ? "pass " : "FAIL ")
+                << gate.value("name", std::string()) << ' ' << gate.value("comparison", std::string())
+                << ' ' << gate.value("threshold", 0.0) << ", observed "
+                << (gate["observed"].is_null() ? std::string("missing") : gate["observed"].dump())
+                << '\n';
+          }
+          out << "      policy: " << payload.value("policy", std::string()) << '\n';
         }
       }
       out << "      metrics: " << json(r.metrics).dump() << '\n'
@@ -418,10 +435,12 @@ Status PrintWrite(const Globals& g, const Result<registry::WriteResult>& r, std:
 }  // namespace
 
 Status RunPromote(const Globals& g, const std::string& type, const std::string& version,
-                  const std::optional<std::string>& expect_current, std::ostream& out) {
+                  const std::optional<std::string>& expect_current, bool override_gates,
+                  std::ostream& out) {
   auto reg = OpenForWrite(g, false);
   if (!reg) return reg.error();
-  return PrintWrite(g, (*reg)->Promote(type, version, expect_current, ActorOf(g)), out);
+  return PrintWrite(g, (*reg)->Promote(type, version, expect_current, override_gates, ActorOf(g)),
+                    out);
 }
 
 Status RunArchive(const Globals& g, const std::string& type, const std::string& version,
@@ -550,6 +569,68 @@ Status RunVerify(const Globals& g, std::ostream& out) {
                               "); rebuild it");
   }
   if (!g.json) out << "projection OK: state digest " << ToHex(v->state_digest) << '\n';
+  return Status::OK();
+}
+
+}  // namespace modelreg::app
+
+namespace modelreg::app {
+
+Status RunCompat(const Globals& g, const CompatOptions& o, bool* warned, std::ostream& out) {
+  *warned = false;
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
+  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(o.version));
+  compat::DatasetVersions current;
+  if (!o.current_file.empty()) {
+    auto text = ReadSmallFile(o.current_file, "current-versions file");
+    if (!text) return text.error();
+    auto parsed = compat::ParseDatasetVersions(*text, o.current_file);
+    if (!parsed) return parsed.error();
+    current = std::move(*parsed);
+  }
+  for (const std::string& c : o.current) {
+    auto kv = registry::SplitAssignment(c, "--current");
+    if (!kv) return kv.error();
+    current[kv->first] = kv->second;
+  }
+  if (current.empty()) {
+    return Status::InvalidArgument("give the current dataset versions with --current NAME=VERSION "
+                                   "or --current-file FILE");
+  }
+  auto reg = OpenForRead(g);
+  if (!reg) return reg.error();
+  std::optional<VersionRecord> rec;
+  (*reg)->Read([&](const State& s) {
+    if (const VersionRecord* r = s.Find(o.type, o.version)) rec = *r;
+  });
+  if (!rec) return Status::NotFound(o.type + " " + o.version + " is not registered");
+  const auto checker = o.strict ? compat::VersionCompatibilityChecker(*o.strict)
+                                : compat::VersionCompatibilityChecker::FromEnvironment();
+  const compat::Result r = checker.Check(rec->dataset_version_ids, current);
+  const std::string verdict = !r.compatible ? "blocked" : r.warnings.empty() ? "compatible" : "warn";
+  if (g.json) {
+    out << json{{"model_type", o.type},
+                {"version", o.version},
+                {"compatible", r.compatible},
+                {"level", compat::LevelName(r.level)},
+                {"verdict", verdict},
+                {"strict", checker.strict()},
+                {"warnings", r.warnings},
+                {"model_versions", rec->dataset_version_ids},
+                {"current_versions", current}}
+               .dump()
+        << '\n';
+  } else {
+    out << o.type << ' ' << o.version << ": " << verdict << " ("
+        << compat::LevelName(r.level) << ", " << (checker.strict() ? "strict" : "non-strict")
+        << " mode)\n";
+    for (const auto& w : r.warnings) out << "  " << w << '\n';
+  }
+  if (!r.compatible) {
+    return Status::Rejected(o.type + " " + o.version + " is not compatible with the current "
+                            "datasets (" + std::string(compat::LevelName(r.level)) + ")");
+  }
+  *warned = !r.warnings.empty();
   return Status::OK();
 }
 

@@ -54,7 +54,19 @@ Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeN
 Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostream& out);
 
 Status RunPromote(const Globals& g, const std::string& type, const std::string& version,
-                  const std::optional<std::string>& expect_current, std::ostream& out);
+                  const std::optional<std::string>& expect_current, bool override_gates,
+                  std::ostream& out);
+
+struct CompatOptions {
+  std::string type;
+  std::string version;
+  std::vector<std::string> current;  // name=version
+  std::string current_file;          // JSON {"crsp": "v1.2.4"}
+  std::optional<bool> strict;        // default: STRICT_VERSION_MODE, else true
+};
+// Exit: OK when compatible; Rejected when blocked; `warned` set when drift
+// was allowed (non-strict) so the CLI can use its own exit code.
+Status RunCompat(const Globals& g, const CompatOptions& o, bool* warned, std::ostream& out);
 Status RunArchive(const Globals& g, const std::string& type, const std::string& version,
                   std::ostream& out);
 Status RunFail(const Globals& g, const std::string& type, const std::string& version, bool force,

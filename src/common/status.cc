@@ -13,6 +13,7 @@ std::string_view CodeName(Code code) {
     case Code::kCorruption: return "corruption";
     case Code::kIOError: return "io_error";
     case Code::kBusy: return "busy";
+    case Code::kRejected: return "rejected";
     case Code::kInternal: return "internal";
   }
   return "unknown";

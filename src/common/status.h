@@ -23,6 +23,7 @@ enum class Code {
   kCorruption,          // bytes on disk fail verification
   kIOError,             // the OS or RocksDB failed
   kBusy,                // the registry is locked by another process
+  kRejected,            // evaluated and refused by policy (promotion gates, compatibility)
   kInternal,            // a bug
 };
 
@@ -47,6 +48,7 @@ class [[nodiscard]] Status {
   static Status Corruption(std::string m) { return {Code::kCorruption, std::move(m)}; }
   static Status IOError(std::string m) { return {Code::kIOError, std::move(m)}; }
   static Status Busy(std::string m) { return {Code::kBusy, std::move(m)}; }
+  static Status Rejected(std::string m) { return {Code::kRejected, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }

@@ -1,6 +1,7 @@
 #include "events/model_events.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <string_view>
 
 #include <flatbuffers/flatbuffers.h>
@@ -81,6 +82,27 @@ nlohmann::json EmbeddedJson(const flatbuffers::String* s) {
   return parsed;
 }
 
+std::string Fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+nlohmann::json GatesJson(const flatbuffers::Vector<Offset<fb::GateResult>>* gates) {
+  nlohmann::json arr = nlohmann::json::array();
+  if (gates == nullptr) return arr;
+  for (const auto* g : *gates) {
+    nlohmann::json gj{{"name", Str(g->name())},
+                      {"comparison", Str(g->comparison())},
+                      {"threshold", g->threshold()},
+                      {"passed", g->passed()},
+                      {"detail", Str(g->detail())}};
+    gj["observed"] = g->has_observed() ? nlohmann::json(g->observed()) : nlohmann::json();
+    arr.push_back(gj);
+  }
+  return arr;
+}
+
 nlohmann::json PayloadJson(const fb::Event& e) {
   nlohmann::json j;
   switch (e.payload_type()) {
@@ -126,18 +148,7 @@ nlohmann::json PayloadJson(const fb::Event& e) {
       j["model_type"] = Str(p->model_type());
       j["version"] = Str(p->version());
       j["replaced_version"] = Str(p->replaced_version());
-      j["gates"] = nlohmann::json::array();
-      if (p->gates() != nullptr) {
-        for (const auto* g : *p->gates()) {
-          nlohmann::json gj{{"name", Str(g->name())},
-                            {"comparison", Str(g->comparison())},
-                            {"threshold", g->threshold()},
-                            {"passed", g->passed()},
-                            {"detail", Str(g->detail())}};
-          gj["observed"] = g->has_observed() ? nlohmann::json(g->observed()) : nlohmann::json();
-          j["gates"].push_back(gj);
-        }
-      }
+      j["gates"] = GatesJson(p->gates());
       j["gates_overridden"] = p->gates_overridden();
       j["override_reason"] = Str(p->override_reason());
       j["reason"] = Str(p->reason());
@@ -185,6 +196,17 @@ nlohmann::json PayloadJson(const fb::Event& e) {
            {"bytes_freed", p->bytes_freed()}, {"reason", Str(p->reason())}};
       break;
     }
+    case fb::Payload::PromotionRejected: {
+      const auto* p = e.payload_as_PromotionRejected();
+      if (p == nullptr) break;
+      j["model_type"] = Str(p->model_type());
+      j["version"] = Str(p->version());
+      j["current_version"] = Str(p->current_version());
+      j["gates"] = GatesJson(p->gates());
+      j["reason"] = Str(p->reason());
+      j["policy"] = Str(p->policy());
+      break;
+    }
     default:
       break;
   }
@@ -224,18 +246,25 @@ std::string Draft(const Envelope& env, const Registration& p) {
   return FinishDraft(fbb, env, fb::Payload::ModelRegistered, payload.Union());
 }
 
+namespace {
+Offset<flatbuffers::Vector<Offset<fb::GateResult>>> Gates(FlatBufferBuilder& fbb,
+                                                         const std::vector<Gate>& gates) {
+  std::vector<Offset<fb::GateResult>> offsets;
+  for (const Gate& g : gates) {
+    offsets.push_back(fb::CreateGateResultDirect(fbb, g.name.c_str(), g.comparison.c_str(),
+                                                 g.threshold, g.observed, g.has_observed,
+                                                 g.passed, g.detail.c_str()));
+  }
+  return fbb.CreateVector(offsets);
+}
+}  // namespace
+
 std::string Draft(const Envelope& env, const Promotion& p) {
   FlatBufferBuilder fbb(512);
   auto model_type = fbb.CreateString(p.model_type);
   auto version = fbb.CreateString(p.version);
   auto replaced = fbb.CreateString(p.replaced_version);
-  std::vector<Offset<fb::GateResult>> gate_offsets;
-  for (const Gate& g : p.gates) {
-    gate_offsets.push_back(fb::CreateGateResultDirect(fbb, g.name.c_str(), g.comparison.c_str(),
-                                                      g.threshold, g.observed, g.has_observed,
-                                                      g.passed, g.detail.c_str()));
-  }
-  auto gates = fbb.CreateVector(gate_offsets);
+  auto gates = Gates(fbb, p.gates);
   auto override_reason = fbb.CreateString(p.override_reason);
   auto reason = fbb.CreateString(p.reason);
   auto policy = fbb.CreateString(p.policy);
@@ -281,6 +310,19 @@ std::string Draft(const Envelope& env, const Purge& p) {
   auto payload = fb::CreateArtifactPurgedDirect(fbb, p.model_type.c_str(), p.version.c_str(),
                                                 p.bytes_freed, p.reason.c_str());
   return FinishDraft(fbb, env, fb::Payload::ArtifactPurged, payload.Union());
+}
+
+std::string Draft(const Envelope& env, const Rejection& p) {
+  FlatBufferBuilder fbb(512);
+  auto model_type = fbb.CreateString(p.model_type);
+  auto version = fbb.CreateString(p.version);
+  auto current = fbb.CreateString(p.current_version);
+  auto gates = Gates(fbb, p.gates);
+  auto reason = fbb.CreateString(p.reason);
+  auto policy = fbb.CreateString(p.policy);
+  auto payload =
+      fb::CreatePromotionRejected(fbb, model_type, version, current, gates, reason, policy);
+  return FinishDraft(fbb, env, fb::Payload::PromotionRejected, payload.Union());
 }
 
 nlohmann::json ToJson(const EventBuffer& event) {
@@ -334,6 +376,21 @@ std::string Summary(const EventBuffer& event) {
     case fb::Payload::ArtifactPurged:
       what = "purged " + field("model_type") + " " + field("version");
       break;
+    case fb::Payload::PromotionRejected: {
+      what = "promotion of " + field("model_type") + " " + field("version") +
+             " REJECTED by gates:";
+      if (p.contains("gates") && p["gates"].is_array()) {
+        for (const auto& g : p["gates"]) {
+          if (g.value("passed", true)) continue;
+          what += " " + g.value("name", std::string()) + " (" +
+                  (g["observed"].is_number() ? Fmt(g["observed"].get<double>())
+                                             : std::string("missing")) +
+                  ", needs " + g.value("comparison", std::string()) + " " +
+                  Fmt(g.value("threshold", 0.0)) + ")";
+        }
+      }
+      break;
+    }
     default:
       what = PayloadTypeName(e.payload_type());
   }

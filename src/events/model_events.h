@@ -106,6 +106,15 @@ struct Purge {
   std::string reason;
 };
 
+struct Rejection {
+  std::string model_type;
+  std::string version;
+  std::string current_version;
+  std::vector<Gate> gates;
+  std::string reason;
+  std::string policy;
+};
+
 std::string Draft(const Envelope& env, const Registration& p);
 std::string Draft(const Envelope& env, const Promotion& p);
 std::string Draft(const Envelope& env, const Archive& p);
@@ -113,6 +122,7 @@ std::string Draft(const Envelope& env, const Failure& p);
 std::string Draft(const Envelope& env, const Rollback& p);
 std::string Draft(const Envelope& env, const Validation& p);
 std::string Draft(const Envelope& env, const Purge& p);
+std::string Draft(const Envelope& env, const Rejection& p);
 
 // {"seq":..,"recorded_at":"..Z","actor":..,"event_id":..,"type":"ModelPromoted",
 //  "prev_hash":"hex","payload":{...}} - the stable --json form (docs/events.md).

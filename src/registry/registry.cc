@@ -8,7 +8,9 @@
 #include <thread>
 
 #include "events/model_events.h"
+#include "compat/compatibility.h"
 #include "registry/naming.h"
+#include "validation/validator.h"
 
 namespace modelreg::registry {
 
@@ -100,7 +102,11 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
       bool only_ours = true;
       for (const auto& entry : fs::directory_iterator(root, ec)) {
         const std::string n = entry.path().filename().string();
-        if (n != "artifacts" && n != "manifest.json" && n != "backups") only_ours = false;
+        // What an operator prepares before the first registration: the
+        // policy and the JSON files it names (current dataset versions).
+        const bool prepared = n == "artifacts" || n == "backups" || n == "policy.toml" ||
+                              (n.size() > 5 && n.substr(n.size() - 5) == ".json");
+        if (!prepared) only_ours = false;
       }
       if (!only_ours) {
         return Err(Status::InvalidArgument(options.root +
@@ -342,44 +348,201 @@ Result<RegisterResult> Registry::Register(const std::string& type, const std::st
   return out;
 }
 
+namespace {
+
+// The legality half of a promotion, checked before the artifact work and
+// again against the state the event is appended on.
+Status CheckPromotable(const State& s, const std::string& type, const std::string& version,
+                       const std::optional<std::string>& expect_current) {
+  const VersionRecord* rec = s.Find(type, version);
+  if (rec == nullptr) return NotRegistered(type, version);
+  const std::string current = ProductionOf(s, type);
+  if (expect_current && *expect_current != current) {
+    return Status::Conflict("production " + type + " is " + (current.empty() ? "none" : current) +
+                            ", not " + (expect_current->empty() ? "none" : *expect_current) +
+                            " as expected (--expect-current); nothing changed");
+  }
+  switch (rec->status) {
+    case ModelStatus::kProduction:
+      return Status::FailedPrecondition(Name(type, version) + " is already in production");
+    case ModelStatus::kFailed:
+      return Status::FailedPrecondition(Name(type, version) + " is failed and cannot be promoted (" +
+                                        rec->status_reason + ")");
+    case ModelStatus::kStaged:
+    case ModelStatus::kArchived:
+      break;
+  }
+  if (rec->purged) {
+    return Status::FailedPrecondition(Name(type, version) +
+                                      " has had its artifact purged and cannot be promoted");
+  }
+  return Status::OK();
+}
+
+std::string ReadFileOr(const fs::path& path, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot read " + path.string();
+    return {};
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+Result<Registry::ArtifactCheck> Registry::CheckArtifact(const VersionRecord& rec,
+                                                        const policy::TypePolicy& tp) const {
+  ArtifactCheck c;
+  const std::string path = artifacts_.ArtifactPath(rec.model_type, rec.version, rec.artifact_name);
+  auto hash = artifacts::HashFile(path);
+  if (!hash) {
+    c.detail = hash.error().message();
+    return c;
+  }
+  c.observed_sha256 = hash->sha256;
+  c.observed_size = hash->size;
+  if (ToHex(hash->sha256) != rec.artifact_sha256 || hash->size != rec.artifact_size) {
+    c.detail = "artifact " + path + " has sha256 " + ToHex(hash->sha256) + " (" +
+               std::to_string(hash->size) + " bytes) but was registered with " +
+               rec.artifact_sha256 + " (" + std::to_string(rec.artifact_size) + " bytes)";
+    return c;
+  }
+  if (tp.validator) {
+    auto run = validation::Run(tp.validator->command, path, tp.validator->timeout_seconds * 1000);
+    if (!run) return Err(run.error());
+    if (!run->ok) {
+      std::string cmd;
+      for (const auto& part : tp.validator->command) cmd += (cmd.empty() ? "" : " ") + part;
+      c.detail = "validator `" + cmd + "` failed (" + run->Describe() +
+                 (run->timed_out ? " after " + std::to_string(tp.validator->timeout_seconds) + " s"
+                                 : std::string()) +
+                 ")" + (run->output_tail.empty() ? "" : "; output: " + run->output_tail);
+      while (!c.detail.empty() && (c.detail.back() == '\n' || c.detail.back() == ' ')) {
+        c.detail.pop_back();
+      }
+      return c;
+    }
+  }
+  c.ok = true;
+  c.detail = "sha256 " + rec.artifact_sha256 + " matches" +
+             (tp.validator ? std::string(", validator passed") : std::string());
+  return c;
+}
+
+Status Registry::MarkFailed(const VersionRecord& rec, const std::string& why,
+                            const Actor& actor) {
+  auto r = Write([&](const State& s) -> Result<std::string> {
+    const VersionRecord* now = s.Find(rec.model_type, rec.version);
+    if (now == nullptr || now->status == ModelStatus::kFailed ||
+        now->status == ModelStatus::kProduction) {
+      return Err(Status::Conflict(Name(rec.model_type, rec.version) + " changed meanwhile"));
+    }
+    return events::Draft(EnvelopeFor(actor, NewEventId()),
+                         events::Failure{rec.model_type, rec.version, why});
+  });
+  if (!r) return r.error();
+  return Status::OK();
+}
+
 Result<WriteResult> Registry::Promote(const std::string& type, const std::string& version,
                                       const std::optional<std::string>& expect_current,
-                                      const Actor& actor) {
+                                      bool override_gates, const Actor& actor) {
   MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
   MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
+  if (override_gates && actor.reason.empty()) {
+    return Err(Status::InvalidArgument("--override-gates needs --reason: say why the gates are "
+                                       "overridden"));
+  }
+  std::optional<VersionRecord> rec;
+  std::string current;
+  Status legal;
+  Read([&](const State& s) {
+    legal = CheckPromotable(s, type, version, expect_current);
+    if (const VersionRecord* r = s.Find(type, version)) rec = *r;
+    current = ProductionOf(s, type);
+  });
+  MODELREG_RETURN_IF_ERROR(legal);
+  auto loaded = policy::LoadPolicy(root_);
+  if (!loaded) return Err(loaded.error());
+  const policy::TypePolicy& tp = loaded->For(type);
+  const std::string policy_text = loaded->DescribeFor(type);
+
+  // Validation before activation.
+  auto check = CheckArtifact(*rec, tp);
+  if (!check) return Err(check.error());
+  if (!check->ok) {
+    MODELREG_RETURN_IF_ERROR(
+        MarkFailed(*rec, "failed validation before promotion: " + check->detail, actor));
+    return Err(Status::Corruption(Name(type, version) + " failed validation before promotion (" +
+                                  check->detail + "); it is now marked failed"));
+  }
+
+  // Gates.
+  std::vector<events::Gate> gates =
+      policy::EvaluateGates(tp, rec->metrics, rec->registered_at, clock_->NowNs());
+  if (tp.compatibility) {
+    events::Gate g;
+    g.name = "dataset_compatibility";
+    g.comparison = "==";
+    g.threshold = 0;
+    std::string error;
+    const fs::path file = fs::path(root_) / tp.compatibility->current_versions_file;
+    const std::string text = ReadFileOr(file, &error);
+    auto current_versions =
+        error.empty() ? compat::ParseDatasetVersions(text, file.string())
+                      : Result<compat::DatasetVersions>(Err(Status::NotFound(error)));
+    if (!current_versions) {
+      g.detail = current_versions.error().message();
+    } else {
+      const compat::Result cr = compat::VersionCompatibilityChecker(tp.compatibility->strict)
+                                    .Check(rec->dataset_version_ids, *current_versions);
+      g.has_observed = true;
+      g.passed = cr.compatible;
+      for (const auto& w : cr.warnings) {
+        g.detail += (g.detail.empty() ? "" : "; ") + w;
+        if (!cr.compatible || cr.level == compat::Level::kMissing) g.observed += 1;
+      }
+      if (cr.compatible) g.observed = 0;
+    }
+    gates.push_back(std::move(g));
+  }
+  const bool all_passed =
+      std::all_of(gates.begin(), gates.end(), [](const events::Gate& g) { return g.passed; });
+
+  if (!all_passed && !override_gates) {
+    const std::string failures = policy::DescribeFailures(gates);
+    auto r = Write([&](const State& s) -> Result<std::string> {
+      MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
+      events::Rejection rej{type, version, ProductionOf(s, type), gates, actor.reason, policy_text};
+      return events::Draft(EnvelopeFor(actor, NewEventId()), rej);
+    });
+    if (!r) return Err(r.error());
+    return Err(Status::Rejected("promotion of " + Name(type, version) +
+                                " refused by the gates: " + failures + " (policy: " +
+                                policy_text + "; recorded as event #" + std::to_string(r->seq) +
+                                ")"));
+  }
+
   std::string summary;
   auto r = Write([&](const State& s) -> Result<std::string> {
-    const VersionRecord* rec = FindOrNull(s, type, version);
-    if (rec == nullptr) return Err(NotRegistered(type, version));
-    const std::string current = ProductionOf(s, type);
-    if (expect_current && *expect_current != current) {
-      return Err(Status::Conflict(
-          "production " + type + " is " + (current.empty() ? "none" : current) + ", not " +
-          (expect_current->empty() ? "none" : *expect_current) +
-          " as expected (--expect-current); nothing changed"));
-    }
-    switch (rec->status) {
-      case ModelStatus::kProduction:
-        return Err(Status::FailedPrecondition(Name(type, version) + " is already in production"));
-      case ModelStatus::kFailed:
-        return Err(Status::FailedPrecondition(Name(type, version) +
-                                              " is failed and cannot be promoted (" +
-                                              rec->status_reason + ")"));
-      case ModelStatus::kStaged:
-      case ModelStatus::kArchived:
-        break;
-    }
-    if (rec->purged) {
-      return Err(Status::FailedPrecondition(Name(type, version) +
-                                            " has had its artifact purged and cannot be promoted"));
-    }
+    MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
+    const std::string replaced = ProductionOf(s, type);
     summary = "promoted " + Name(type, version) +
-              (current.empty() ? std::string() : " (replaces " + current + ", now archived)");
+              (replaced.empty() ? std::string() : " (replaces " + replaced + ", now archived)");
+    if (override_gates && !all_passed) {
+      summary += "; GATES OVERRIDDEN: " + policy::DescribeFailures(gates);
+    }
     events::Promotion p;
     p.model_type = type;
     p.version = version;
-    p.replaced_version = current;
+    p.replaced_version = replaced;
+    p.gates = gates;
+    p.gates_overridden = override_gates && !all_passed;
+    p.override_reason = p.gates_overridden ? actor.reason : std::string();
     p.reason = actor.reason;
+    p.policy = policy_text;
     return events::Draft(EnvelopeFor(actor, NewEventId()), p);
   });
   if (!r) return Err(r.error());
@@ -450,6 +613,32 @@ Result<WriteResult> Registry::Fail(const std::string& type, const std::string& v
 Result<WriteResult> Registry::Rollback(const std::string& type, bool fail_current,
                                        const Actor& actor) {
   MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
+  // Find the target first to check its artifact before anything is written.
+  std::optional<VersionRecord> target_rec;
+  Read([&](const State& s) {
+    const std::string current = ProductionOf(s, type);
+    auto t = s.types.find(type);
+    if (current.empty() || t == s.types.end()) return;
+    for (auto it = t->second.history.rbegin(); it != t->second.history.rend(); ++it) {
+      if (it->version == current) {
+        if (const VersionRecord* r = s.Find(type, it->replaced_version)) target_rec = *r;
+        break;
+      }
+    }
+  });
+  if (target_rec && target_rec->status == ModelStatus::kArchived && !target_rec->purged) {
+    auto loaded = policy::LoadPolicy(root_);
+    if (!loaded) return Err(loaded.error());
+    auto check = CheckArtifact(*target_rec, loaded->For(type));
+    if (!check) return Err(check.error());
+    if (!check->ok) {
+      MODELREG_RETURN_IF_ERROR(MarkFailed(
+          *target_rec, "failed validation before rollback: " + check->detail, actor));
+      return Err(Status::Corruption(
+          "cannot roll back to " + Name(type, target_rec->version) + ": " + check->detail +
+          "; it is now marked failed and production is unchanged"));
+    }
+  }
   std::string summary;
   auto r = Write([&](const State& s) -> Result<std::string> {
     const std::string current = ProductionOf(s, type);
@@ -505,32 +694,24 @@ Result<ValidateResult> Registry::Validate(const std::string& type, const std::st
   if (rec->purged) {
     return Err(Status::FailedPrecondition(Name(type, version) + " has had its artifact purged"));
   }
-  const std::string path = artifacts_.ArtifactPath(type, version, rec->artifact_name);
+  auto loaded = policy::LoadPolicy(root_);
+  if (!loaded) return Err(loaded.error());
+  auto check = CheckArtifact(*rec, loaded->For(type));
+  if (!check) return Err(check.error());
   events::Validation v;
   v.model_type = type;
   v.version = version;
   v.expected_sha256 = *DigestFromHex(rec->artifact_sha256);
-  auto hash = artifacts::HashFile(path);
-  if (!hash) {
-    v.ok = false;
-    v.detail = hash.error().message();
-  } else {
-    v.observed_sha256 = hash->sha256;
-    v.observed_size = hash->size;
-    v.ok = hash->sha256 == v.expected_sha256 && hash->size == rec->artifact_size;
-    if (!v.ok) {
-      v.detail = "artifact " + path + " has sha256 " + ToHex(hash->sha256) + " (" +
-                 std::to_string(hash->size) + " bytes) but was registered with " +
-                 rec->artifact_sha256 + " (" + std::to_string(rec->artifact_size) + " bytes)";
-    }
-  }
+  v.observed_sha256 = check->observed_sha256;
+  v.observed_size = check->observed_size;
+  v.ok = check->ok;
+  v.detail = check->ok ? std::string() : check->detail;
   auto r = Write([&](const State& s) -> Result<std::string> {
     if (s.Find(type, version) == nullptr) return Err(NotRegistered(type, version));
     return events::Draft(EnvelopeFor(actor, NewEventId()), v);
   });
   if (!r) return Err(r.error());
-  return ValidateResult{v.ok, v.ok ? "sha256 " + rec->artifact_sha256 + " matches" : v.detail,
-                        r->seq};
+  return ValidateResult{check->ok, check->detail, r->seq};
 }
 
 void Registry::Read(const std::function<void(const State&)>& fn) const {

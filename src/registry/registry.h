@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "log/event_store.h"
+#include "policy/policy.h"
 #include "projection/state.h"
 #include "registry/metadata.h"
 
@@ -79,16 +80,26 @@ class Registry {
   Result<RegisterResult> Register(const std::string& type, const std::string& version,
                                   const std::string& artifact_path, const MetadataInput& input,
                                   const Actor& actor);
-  // expect_current: refuse unless production is exactly this ("" = none).
+  // Promotion, in this order (docs/gates.md):
+  //  1. the transition must be legal, and production must be expect_current
+  //     when given ("" = none);
+  //  2. the artifact is re-hashed and the policy's validator command run; a
+  //     failure marks the version failed (the only event) -> Corruption;
+  //  3. every gate of the policy is evaluated (metrics, paper-trading time
+  //     from registration to now, dataset compatibility); a failure records
+  //     a PromotionRejected event -> Rejected, unless override_gates (which
+  //     needs actor.reason) records the override in the promotion.
   Result<WriteResult> Promote(const std::string& type, const std::string& version,
                               const std::optional<std::string>& expect_current,
-                              const Actor& actor);
+                              bool override_gates, const Actor& actor);
   Result<WriteResult> Archive(const std::string& type, const std::string& version,
                               const Actor& actor);
   Result<WriteResult> Fail(const std::string& type, const std::string& version, bool force,
                            const Actor& actor);
+  // Re-checks the target's artifact (hash + validator) first, like Promote.
   Result<WriteResult> Rollback(const std::string& type, bool fail_current, const Actor& actor);
-  // Re-hashes the artifact and records the result (ArtifactValidated).
+  // Re-hashes the artifact, runs the policy's validator command if any, and
+  // records the result (ArtifactValidated); status does not change.
   Result<ValidateResult> Validate(const std::string& type, const std::string& version,
                                   const Actor& actor);
 
@@ -113,6 +124,17 @@ class Registry {
   Result<AppendResult> Write(
       const std::function<Result<std::string>(const State&)>& build_draft);
   Status WriteManifest();
+
+  struct ArtifactCheck {
+    bool ok = false;
+    std::string detail;           // why not, with the validator's output tail
+    Digest observed_sha256{};
+    std::uint64_t observed_size = 0;
+  };
+  // Re-hash + the policy's validator. Errors only if the validator cannot start.
+  Result<ArtifactCheck> CheckArtifact(const VersionRecord& rec, const policy::TypePolicy& tp) const;
+  // Records that a version failed its pre-activation check.
+  Status MarkFailed(const VersionRecord& rec, const std::string& why, const Actor& actor);
 
   std::string root_;
   std::unique_ptr<EventStore> store_;

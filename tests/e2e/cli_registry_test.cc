@@ -36,7 +36,14 @@ std::vector<std::string> Lines(const std::string& s) {
 class Cli : public ::testing::Test {
  protected:
   std::string Bin() const { return testing::EnvOr("MODELREG_BIN", "modelreg"); }
-  std::string Root() const { return dir_.sub("reg"); }
+  // Every registry starts with a policy without the 24-hour paper-trading
+  // gate (these tests run in seconds); the IC and Sharpe gates stay on.
+  void SetUp() override { WritePolicy("[default]\npaper_trading_hours = \"off\"\n"); }
+  void WritePolicy(const std::string& toml) const {
+    fs::create_directories(Root());
+    std::ofstream(Root() + "/policy.toml") << toml;
+  }
+  std::string Root() const { return root_; }
   RunResult Mr(const std::string& args, const std::string& actor = "alice") const {
     return RunCmd("MODELREG_ACTOR=" + actor + " " + Bin() + " --root " + Root() + " " + args);
   }
@@ -84,6 +91,7 @@ class Cli : public ::testing::Test {
   static void Tick() { std::this_thread::sleep_for(std::chrono::milliseconds(20)); }
 
   testing::TempDir dir_;
+  std::string root_ = dir_.sub("reg");
 };
 
 // The spec's Example 1: weekly update workflow.
@@ -331,6 +339,7 @@ TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
 }
 
 TEST_F(Cli, NotARegistry) {
+  root_ = dir_.sub("elsewhere");
   RunResult missing = Mr("list");
   EXPECT_EQ(missing.rc, 3);
   EXPECT_NE(missing.err.find("does not exist"), std::string::npos) << missing.err;
@@ -443,6 +452,170 @@ TEST_F(Cli, TamperedLogFailsVerifyWithItsSequence) {
                             " --root " + Root() + " --json verify");
   EXPECT_EQ(replay.rc, 5);
   EXPECT_EQ(json::parse(replay.out)["first_bad_seq"], 2);
+}
+
+TEST_F(Cli, GatesRefuseRecordAndCanBeOverridden) {
+  WritePolicy(R"([default]
+paper_trading_hours = "off"
+
+[risk_model]
+max_drawdown = ">= -0.2"
+)");
+  const std::string art = File("weak.pkl", "weak weights");
+  Ok("register risk_model " + art +
+     " --version v1.0.0 --metric ic=0.02 --metric sharpe=0.9 --metric max_drawdown=-0.25");
+  const std::size_t n = EventCount();
+  RunResult refused = Mr("promote risk_model v1.0.0 --reason 'try it'", "mallory");
+  EXPECT_EQ(refused.rc, 8);
+  EXPECT_EQ(Lines(refused.err).size(), 1u);
+  // Each failed gate with its threshold and observed value; IC exactly 0.02 fails.
+  EXPECT_NE(refused.err.find("ic: 0.02 is not > 0.02"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("max_drawdown: -0.25 is not >= -0.2"), std::string::npos);
+  EXPECT_EQ(refused.err.find("sharpe:"), std::string::npos);  // passed gates are not listed
+  // Status unchanged, but the attempt is in the log.
+  EXPECT_EQ(json::parse(Ok("--json show risk_model v1.0.0").out)["status"], "staged");
+  EXPECT_EQ(EventCount(), n + 1);
+  json rejected = json::parse(Lines(Ok("--json events").out).back());
+  EXPECT_EQ(rejected["type"], "PromotionRejected");
+  EXPECT_EQ(rejected["actor"], "mallory");
+  ASSERT_EQ(rejected["payload"]["gates"].size(), 3u);
+  EXPECT_NE(rejected["payload"]["policy"].get<std::string>().find("max_drawdown >= -0.2"),
+            std::string::npos);
+  EXPECT_NE(Ok("events").out.find("REJECTED by gates"), std::string::npos);
+
+  // Override needs a reason, and is recorded.
+  RunResult no_reason = Mr("promote risk_model v1.0.0 --override-gates");
+  EXPECT_EQ(no_reason.rc, 2);
+  EXPECT_NE(no_reason.err.find("needs --reason"), std::string::npos);
+  RunResult forced =
+      Ok("promote risk_model v1.0.0 --override-gates --reason 'desk head approved, ticket 42'",
+         "boss");
+  EXPECT_NE(forced.out.find("GATES OVERRIDDEN"), std::string::npos) << forced.out;
+  json hist = json::parse(Ok("--json history risk_model").out);
+  ASSERT_EQ(hist.size(), 1u);
+  EXPECT_EQ(hist[0]["gates_overridden"], true);
+  EXPECT_EQ(hist[0]["override_reason"], "desk head approved, ticket 42");
+  EXPECT_NE(Ok("history risk_model").out.find("GATES OVERRIDDEN: desk head approved"),
+            std::string::npos);
+  RunResult audit = Ok("audit --at 2100-01-01 risk_model");
+  EXPECT_NE(audit.out.find("OVERRIDDEN: desk head approved"), std::string::npos) << audit.out;
+  EXPECT_NE(audit.out.find("FAIL ic > 0.02, observed 0.02"), std::string::npos) << audit.out;
+  EXPECT_NE(audit.out.find("pass sharpe > 0.5"), std::string::npos) << audit.out;
+  json ajson = json::parse(Ok("--json audit --at 2100-01-01 risk_model").out);
+  EXPECT_EQ(ajson["models"][0]["promotion"]["gates"].size(), 3u);
+}
+
+TEST_F(Cli, DefaultPolicyNeedsTwentyFourHoursOfPaperTrading) {
+  fs::remove(Root() + "/policy.toml");
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  RunResult refused = Mr("promote risk_model v1.0.0");
+  EXPECT_EQ(refused.rc, 8);
+  EXPECT_NE(refused.err.find("paper_trading_hours"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("is not >= 24"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("built-in defaults"), std::string::npos) << refused.err;
+}
+
+TEST_F(Cli, TamperedArtifactFailsPromotion) {
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  const std::string file = Root() + "/artifacts/risk_model/v1.0.0/risk_modelv1.0.0.pkl";
+  ASSERT_EQ(chmod(file.c_str(), 0644), 0);
+  std::ofstream(file, std::ios::app) << "tampered";
+  const std::size_t n = EventCount();
+  RunResult r = Mr("promote risk_model v1.0.0");
+  EXPECT_EQ(r.rc, 5);
+  EXPECT_NE(r.err.find("failed validation before promotion"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("now marked failed"), std::string::npos) << r.err;
+  EXPECT_EQ(EventCount(), n + 1);  // only the failure
+  json rec = json::parse(Ok("--json show risk_model v1.0.0").out);
+  EXPECT_EQ(rec["status"], "failed");
+  EXPECT_NE(rec["status_reason"].get<std::string>().find("sha256"), std::string::npos);
+  EXPECT_EQ(Mr("current risk_model").rc, 3);
+}
+
+TEST_F(Cli, ValidatorCommandGuardsPromotionAndRollback) {
+  // A validator that "loads the model": fails when the artifact says BROKEN.
+  const std::string script = File("check.sh",
+                                  "#!/bin/sh\n"
+                                  "echo loading \"$1\"\n"
+                                  "if grep -q BROKEN \"$1\"; then echo 'prediction is NaN' >&2; "
+                                  "exit 3; fi\n"
+                                  "echo ok\n");
+  ASSERT_EQ(chmod(script.c_str(), 0755), 0);
+  WritePolicy("[default]\npaper_trading_hours = \"off\"\n[risk_model]\nvalidator = { command = [\"" +
+              script + "\"], timeout_seconds = 5 }\n");
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  const std::string broken = File("broken.pkl", "BROKEN weights");
+  Ok("register risk_model " + broken + " --version v2.0.0 --metric ic=0.1 --metric sharpe=2");
+  Ok("promote risk_model v1.0.0");
+  RunResult bad = Mr("promote risk_model v2.0.0");
+  EXPECT_EQ(bad.rc, 5);
+  EXPECT_NE(bad.err.find("exit code 3"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("prediction is NaN"), std::string::npos) << bad.err;
+  EXPECT_EQ(json::parse(Ok("--json current risk_model").out)["version"], "v1.0.0");
+  EXPECT_EQ(json::parse(Ok("--json show risk_model v2.0.0").out)["status"], "failed");
+  // validate runs the same check on demand.
+  RunResult v = Ok("validate risk_model v1.0.0");
+  EXPECT_NE(v.out.find("validator passed"), std::string::npos) << v.out;
+  // A validator that hangs is killed at its timeout.
+  const std::string slow = File("slow.sh", "#!/bin/sh\nsleep 30\n");
+  ASSERT_EQ(chmod(slow.c_str(), 0755), 0);
+  WritePolicy("[default]\npaper_trading_hours = \"off\"\n[risk_model]\nvalidator = { command = [\"" +
+              slow + "\"], timeout_seconds = 1 }\n");
+  const auto start = std::chrono::steady_clock::now();
+  RunResult hung = Mr("validate risk_model v1.0.0");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(hung.rc, 5);
+  EXPECT_NE(hung.err.find("timed out after 1 s"), std::string::npos) << hung.err;
+}
+
+TEST_F(Cli, BadPolicyFileNamesTheLine) {
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  WritePolicy("[default]\nic = \"> 0.02\"\nsharpe = \">> 0.5\"\n");
+  RunResult r = Mr("promote risk_model v1.0.0");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("policy.toml:3:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("sharpe"), std::string::npos) << r.err;
+  WritePolicy("[default\n");
+  RunResult syntax = Mr("promote risk_model v1.0.0");
+  EXPECT_EQ(syntax.rc, 2);
+  EXPECT_NE(syntax.err.find("policy.toml:1:"), std::string::npos) << syntax.err;
+  WritePolicy("[risk_modle]\nic = \"> 0.1\"\n");
+  RunResult unknown = Mr("promote risk_model v1.0.0");
+  EXPECT_EQ(unknown.rc, 2);
+  EXPECT_NE(unknown.err.find("valid types"), std::string::npos) << unknown.err;
+  EXPECT_EQ(json::parse(Ok("--json show risk_model v1.0.0").out)["status"], "staged");
+}
+
+TEST_F(Cli, DatasetCompatibility) {
+  Register("risk_model", "v1.0.0", 1.5, 0.08);  // trained on crsp v1.2.3
+  RunResult same = Ok("compat risk_model v1.0.0 --current crsp=v1.2.3 --current taq=v9");
+  EXPECT_NE(same.out.find("compatible"), std::string::npos);
+  RunResult drift = Mr("compat risk_model v1.0.0 --current crsp=v1.2.4");
+  EXPECT_EQ(drift.rc, 8);
+  EXPECT_NE(drift.out.find("crsp: model trained on v1.2.3, current is v1.2.4"),
+            std::string::npos)
+      << drift.out;
+  RunResult warn = RunCmd("STRICT_VERSION_MODE=false " + Bin() + " --root " + Root() +
+                          " compat risk_model v1.0.0 --current crsp=v1.2.4");
+  EXPECT_EQ(warn.rc, 9);
+  EXPECT_NE(warn.out.find("warn"), std::string::npos) << warn.out;
+  const std::string cur = File("current.json", R"({"compustat": "v1.0.1"})");
+  RunResult missing = Mr("--json compat risk_model v1.0.0 --no-strict --current-file " + cur);
+  EXPECT_EQ(missing.rc, 8);  // missing blocks even when not strict
+  json j = json::parse(missing.out);
+  EXPECT_EQ(j["level"], "missing");
+  EXPECT_EQ(j["verdict"], "blocked");
+  // As a promotion gate.
+  File("reg/datasets.json", R"({"crsp": "v1.2.4"})");
+  WritePolicy("[default]\npaper_trading_hours = \"off\"\n"
+              "compatibility = { current_versions_file = \"datasets.json\", strict = true }\n");
+  RunResult gated = Mr("promote risk_model v1.0.0");
+  EXPECT_EQ(gated.rc, 8);
+  EXPECT_NE(gated.err.find("dataset_compatibility: crsp: model trained on v1.2.3"),
+            std::string::npos)
+      << gated.err;
+  File("reg/datasets.json", R"({"crsp": "v1.2.3"})");
+  Ok("promote risk_model v1.0.0");
 }
 
 }  // namespace

@@ -91,8 +91,15 @@ class RegistryTest : public ::testing::Test {
     return o;
   }
 
+  // These tests are about the lifecycle, not the gates (gates_test.cc):
+  // every registry they open has every gate off.
   void Open() {
     reg_.reset();
+    if (!std::filesystem::exists(root_ + "/policy.toml")) {
+      std::filesystem::create_directories(root_);
+      std::ofstream(root_ + "/policy.toml")
+          << "[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n";
+    }
     auto r = Registry::Open(Options());
     ASSERT_TRUE(r) << r.error().ToString();
     reg_ = std::move(*r);
@@ -141,7 +148,7 @@ class RegistryTest : public ::testing::Test {
 
   void MustPromote(const std::string& type, const std::string& version) {
     clock_.Advance(kSec);
-    auto r = reg_->Promote(type, version, std::nullopt, actor_);
+    auto r = reg_->Promote(type, version, std::nullopt, false, actor_);
     ASSERT_TRUE(r) << r.error().ToString();
   }
 
@@ -465,7 +472,7 @@ class TransitionTest : public RegistryTest {
   Result<WriteResult> Run(Cmd cmd) {
     clock_.Advance(kSec);
     switch (cmd) {
-      case Cmd::kPromote: return reg_->Promote(kRisk, "v1.0.0", std::nullopt, actor_);
+      case Cmd::kPromote: return reg_->Promote(kRisk, "v1.0.0", std::nullopt, false, actor_);
       case Cmd::kArchive: return reg_->Archive(kRisk, "v1.0.0", actor_);
       case Cmd::kFail: return reg_->Fail(kRisk, "v1.0.0", false, actor_);
       case Cmd::kFailForce: return reg_->Fail(kRisk, "v1.0.0", true, actor_);
@@ -549,7 +556,7 @@ TEST_F(RegistryTest, CommandsOnUnknownOrInvalidNamesAreRejected) {
   MustPromote(kRisk, "v1.0.0");
   const Seq head = Head();
   const Digest d = DigestOf(*reg_);
-  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::nullopt, actor_), Code::kNotFound, head, d,
+  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::nullopt, false, actor_), Code::kNotFound, head, d,
                  "promote unknown");
   ExpectRejected(reg_->Archive(kRisk, "v2.0.0", actor_), Code::kNotFound, head, d,
                  "archive unknown");
@@ -557,11 +564,11 @@ TEST_F(RegistryTest, CommandsOnUnknownOrInvalidNamesAreRejected) {
                  "fail unknown");
   ExpectRejected(reg_->Validate(kRisk, "v2.0.0", actor_), Code::kNotFound, head, d,
                  "validate unknown");
-  ExpectRejected(reg_->Promote(kAlpha, "v1.0.0", std::nullopt, actor_), Code::kNotFound, head, d,
+  ExpectRejected(reg_->Promote(kAlpha, "v1.0.0", std::nullopt, false, actor_), Code::kNotFound, head, d,
                  "promote in another type");
-  ExpectRejected(reg_->Promote("nope", "v1.0.0", std::nullopt, actor_), Code::kInvalidArgument,
+  ExpectRejected(reg_->Promote("nope", "v1.0.0", std::nullopt, false, actor_), Code::kInvalidArgument,
                  head, d, "promote bad type");
-  ExpectRejected(reg_->Promote(kRisk, "1.0.0", std::nullopt, actor_), Code::kInvalidArgument,
+  ExpectRejected(reg_->Promote(kRisk, "1.0.0", std::nullopt, false, actor_), Code::kInvalidArgument,
                  head, d, "promote bad version");
   ExpectRejected(reg_->Archive("nope", "v1.0.0", actor_), Code::kInvalidArgument, head, d,
                  "archive bad type");
@@ -612,21 +619,21 @@ TEST_F(RegistryTest, PromoteWithExpectCurrent) {
   Seq head = Head();
   Digest d = DigestOf(*reg_);
   // Nothing in production yet: only "" matches.
-  auto wrong = reg_->Promote(kRisk, "v1.0.0", std::string("v0.1.0"), actor_);
+  auto wrong = reg_->Promote(kRisk, "v1.0.0", std::string("v0.1.0"), false, actor_);
   ExpectRejected(wrong, Code::kConflict, head, d, "expect v0.1.0 with none");
   EXPECT_NE(wrong.error().message().find("none"), std::string::npos) << wrong.error().message();
-  auto ok = reg_->Promote(kRisk, "v1.0.0", std::string(""), actor_);
+  auto ok = reg_->Promote(kRisk, "v1.0.0", std::string(""), false, actor_);
   ASSERT_TRUE(ok) << ok.error().ToString();
 
   head = Head();
   d = DigestOf(*reg_);
-  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::string(""), actor_), Code::kConflict, head,
+  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::string(""), false, actor_), Code::kConflict, head,
                  d, "expect none with v1.0.0");
-  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::string("v3.0.0"), actor_), Code::kConflict,
+  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::string("v3.0.0"), false, actor_), Code::kConflict,
                  head, d, "expect v3.0.0 with v1.0.0");
   EXPECT_EQ(Production(kRisk), "v1.0.0");
   EXPECT_EQ(StatusOf(kRisk, "v2.0.0"), ModelStatus::kStaged);
-  auto ok2 = reg_->Promote(kRisk, "v2.0.0", std::string("v1.0.0"), actor_);
+  auto ok2 = reg_->Promote(kRisk, "v2.0.0", std::string("v1.0.0"), false, actor_);
   ASSERT_TRUE(ok2) << ok2.error().ToString();
   EXPECT_EQ(Production(kRisk), "v2.0.0");
   EXPECT_NE(ok2->summary.find("v1.0.0"), std::string::npos) << ok2->summary;
@@ -675,7 +682,7 @@ TEST_F(RegistryTest, RollbackWithFailMarksTheCurrentFailed) {
   // The failed version cannot come back by promotion...
   const Seq head = Head();
   const Digest d = DigestOf(*reg_);
-  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::nullopt, actor_),
+  ExpectRejected(reg_->Promote(kRisk, "v2.0.0", std::nullopt, false, actor_),
                  Code::kFailedPrecondition, head, d, "promote failed");
   // ...nor by another rollback.
   ExpectRejected(reg_->Rollback(kRisk, false, actor_), Code::kFailedPrecondition, head, d,
@@ -820,9 +827,9 @@ TEST_F(RegistryTest, StateAtFollowsTheClock) {
   ASSERT_TRUE(reg_->Register(kRisk, "v1.0.0", Artifact("one"), {}, actor_));
   ASSERT_TRUE(reg_->Register(kRisk, "v2.0.0", Artifact("two"), {}, actor_));
   clock_.Set(t_promote1);
-  ASSERT_TRUE(reg_->Promote(kRisk, "v1.0.0", std::nullopt, actor_));
+  ASSERT_TRUE(reg_->Promote(kRisk, "v1.0.0", std::nullopt, false, actor_));
   clock_.Set(t_promote2);
-  ASSERT_TRUE(reg_->Promote(kRisk, "v2.0.0", std::nullopt, actor_));
+  ASSERT_TRUE(reg_->Promote(kRisk, "v2.0.0", std::nullopt, false, actor_));
 
   auto before = reg_->StateAt(t_register - 1);
   ASSERT_TRUE(before) << before.error().ToString();
@@ -1008,7 +1015,7 @@ TEST_F(RegistryTest, ConcurrentPromotionsKeepOneProductionAndAConsistentHistory)
     threads.emplace_back([&, i] {
       Actor a{"thread-" + std::to_string(i), "race"};
       for (int n = 0; n < 20; ++n) {
-        auto r = reg_->Promote(kRisk, versions[i], std::nullopt, a);
+        auto r = reg_->Promote(kRisk, versions[i], std::nullopt, false, a);
         if (r) {
           ++promoted;
         } else if (r.error().code() == Code::kFailedPrecondition) {
@@ -1152,7 +1159,7 @@ TEST_F(RegistryTest, ReadOnlyRegistrySeesTheStateAsOfItsOpen) {
 
   // It refuses writes.
   const std::vector<std::pair<std::string, Code>> refused = {
-      {"promote", CodeOf(reader.Promote(kRisk, "v2.0.0", std::nullopt, actor_))},
+      {"promote", CodeOf(reader.Promote(kRisk, "v2.0.0", std::nullopt, false, actor_))},
       {"archive", CodeOf(reader.Archive(kRisk, "v2.0.0", actor_))},
       {"fail", CodeOf(reader.Fail(kRisk, "v2.0.0", true, actor_))},
       {"rollback", CodeOf(reader.Rollback(kRisk, false, actor_))},

@@ -115,6 +115,21 @@ int main(int argc, char** argv) {
   auto* expect_opt = c_promote->add_option(
       "--expect-current", expect_current,
       "Refuse unless production is this version ('none' for no production)");
+  bool override_gates = false;
+  c_promote->add_flag("--override-gates", override_gates,
+                      "Promote even if gates fail (needs --reason; recorded)");
+
+  modelreg::app::CompatOptions compat;
+  bool strict = false, no_strict = false;
+  auto* c_compat = app.add_subcommand(
+      "compat", "Check a version's dataset versions against the current ones");
+  c_compat->add_option("type", compat.type, "Model type")->required();
+  c_compat->add_option("version", compat.version, "Version")->required();
+  c_compat->add_option("--current", compat.current, "Current dataset version NAME=VERSION");
+  c_compat->add_option("--current-file", compat.current_file,
+                       "JSON object of current dataset versions");
+  c_compat->add_flag("--strict", strict, "Drift blocks (default; env STRICT_VERSION_MODE)");
+  c_compat->add_flag("--no-strict", no_strict, "Drift only warns");
 
   auto* c_archive = app.add_subcommand("archive", "Archive a staged version");
   c_archive->add_option("type", type, "Model type")->required();
@@ -188,7 +203,17 @@ int main(int argc, char** argv) {
   } else if (*c_promote) {
     std::optional<std::string> expect;
     if (*expect_opt) expect = expect_current == "none" ? "" : expect_current;
-    st = RunPromote(g, type, version, expect, out);
+    st = RunPromote(g, type, version, expect, override_gates, out);
+  } else if (*c_compat) {
+    if (strict && no_strict) {
+      std::cerr << "modelreg: --strict and --no-strict contradict each other\n";
+      return 2;
+    }
+    if (strict) compat.strict = true;
+    if (no_strict) compat.strict = false;
+    bool warned = false;
+    st = RunCompat(g, compat, &warned, out);
+    if (st.ok() && warned) return 9;
   } else if (*c_archive) {
     st = RunArchive(g, type, version, out);
   } else if (*c_fail) {
