@@ -2,7 +2,6 @@
 // through the spec's scenarios and its error paths.
 #include <gtest/gtest.h>
 
-#include <rocksdb/db.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -15,6 +14,7 @@
 
 #include "common/bytes.h"
 #include "support/child.h"
+#include "support/raw_db.h"
 #include "support/run.h"
 #include "support/temp_dir.h"
 
@@ -423,28 +423,12 @@ TEST_F(Cli, LockedRegistryGetsAClearError) {
 TEST_F(Cli, TamperedLogFailsVerifyWithItsSequence) {
   Register("risk_model", "v1.0.0", 1.0, 0.05);
   Ok("promote risk_model v1.0.0 --reason 'weekly retrain'");
-  {
-    const std::string dir = Root() + "/registry";
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir, descs, &handles, &db).ok());
-    rocksdb::ColumnFamilyHandle* events = nullptr;
-    for (auto* h : handles) {
-      if (h->GetName() == "events") events = h;
-    }
-    std::string v;
-    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), events, Be64(2), &v).ok());
+  testing::RawPut(Root() + "/registry", "events", Be64(2), [](std::string v) {
     const auto pos = v.find("weekly retrain");
-    ASSERT_NE(pos, std::string::npos);
-    v[pos] = 'W';
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), events, Be64(2), v).ok());
-    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-    delete db;
-  }
+    EXPECT_NE(pos, std::string::npos);
+    if (pos != std::string::npos) v[pos] = 'W';  // a plausible edit of the recorded reason
+    return v;
+  });
   RunResult verify = Mr("verify");
   EXPECT_EQ(verify.rc, 5);
   EXPECT_NE(verify.err.find("hash chain broken at event 2"), std::string::npos) << verify.err;

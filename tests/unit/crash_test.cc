@@ -8,26 +8,15 @@
 
 #include "log/event_store.h"
 #include "support/child.h"
+#include "support/raw_db.h"
 #include "support/temp_dir.h"
 
 namespace modelreg {
 namespace {
 
-StoreOptions NoCreate() {
-  StoreOptions o;
-  o.create_if_missing = false;
-  return o;
-}
-StoreOptions ReadOnly() {
-  StoreOptions o;
-  o.read_only = true;
-  return o;
-}
-[[maybe_unused]] StoreOptions WithFamilies(std::vector<std::string> families) {
-  StoreOptions o;
-  o.extra_column_families = std::move(families);
-  return o;
-}
+using testing::NoCreate;
+using testing::ReadOnly;
+[[maybe_unused]] constexpr auto WithFamilies = testing::WithFamilies;
 
 std::string AppendLoop() {
   const char* p = std::getenv("MODELREG_APPEND_LOOP");

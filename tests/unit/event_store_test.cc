@@ -10,26 +10,15 @@
 #include "events/model_events.h"
 #include "events/sample.h"
 #include "log/event_store.h"
+#include "support/raw_db.h"
 #include "support/temp_dir.h"
 
 namespace modelreg {
 namespace {
 
-StoreOptions NoCreate() {
-  StoreOptions o;
-  o.create_if_missing = false;
-  return o;
-}
-StoreOptions ReadOnly() {
-  StoreOptions o;
-  o.read_only = true;
-  return o;
-}
-[[maybe_unused]] StoreOptions WithFamilies(std::vector<std::string> families) {
-  StoreOptions o;
-  o.extra_column_families = std::move(families);
-  return o;
-}
+using testing::NoCreate;
+using testing::ReadOnly;
+[[maybe_unused]] constexpr auto WithFamilies = testing::WithFamilies;
 
 constexpr TimeNs kT0 = 1'736'933'400'000'000'000LL;  // 2025-01-15T09:30:00Z
 constexpr TimeNs kSec = 1'000'000'000LL;
@@ -373,27 +362,7 @@ TEST_F(EventStoreTest, ReadOnlyViewAndOpenErrors) {
   EXPECT_EQ(reserved.error().code(), Code::kInvalidArgument);
 }
 
-// Opens the raw RocksDB database under the store to damage it.
-void RawPut(const std::string& dir, const std::string& cf_name, const std::string& key,
-            const std::function<std::string(std::string)>& change) {
-  std::vector<std::string> names;
-  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir, &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* db = nullptr;
-  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir, descs, &handles, &db).ok());
-  rocksdb::ColumnFamilyHandle* cf = nullptr;
-  for (auto* h : handles) {
-    if (h->GetName() == cf_name) cf = h;
-  }
-  ASSERT_NE(cf, nullptr);
-  std::string value;
-  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), cf, key, &value).ok());
-  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cf, key, change(value)).ok());
-  for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-  delete db;
-}
+using testing::RawPut;
 
 class TamperTest : public EventStoreTest {
  protected:
