@@ -117,15 +117,6 @@ Result<State> StateFor(const Registry& reg, std::optional<TimeNs> at) {
   return s;
 }
 
-// The promotion record that made `version` production most recently.
-const projection::PromotionRecord* LastPromotion(const projection::TypeState& ts,
-                                                 const std::string& version) {
-  for (auto it = ts.history.rbegin(); it != ts.history.rend(); ++it) {
-    if (it->version == version) return &*it;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out) {
@@ -295,25 +286,27 @@ Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeN
   MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
   auto reg = OpenForRead(g);
   if (!reg) return reg.error();
-  auto state = StateFor(**reg, at);
-  if (!state) return state.error();
-  auto it = state->types.find(type);
+  auto p = (*reg)->ProductionAtTime(type, at.value_or(INT64_MAX));
+  if (!p) return p.error();
   const std::string when = at ? " at " + FormatUtc(*at) : std::string();
-  if (it == state->types.end() || it->second.production.empty()) {
+  if (p->version.empty() || !p->record) {
     if (g.json) out << json{{"model_type", type}, {"production", nullptr}}.dump() << '\n';
     return Status::NotFound("no production version of " + type + when);
   }
-  const VersionRecord& r = it->second.versions.at(it->second.production);
-  const projection::PromotionRecord* p = LastPromotion(it->second, r.version);
+  const VersionRecord& r = *p->record;
   if (g.json) {
     json j = RecordJson(r);
-    j["promotion"] = p != nullptr ? PromotionJson(*p) : json();
+    j["promotion"] = p->promotion ? PromotionJson(*p->promotion) : json();
     out << j.dump() << '\n';
     return Status::OK();
   }
-  out << type << ' ' << r.version << " (promoted " << Time(r.promoted_at);
-  if (p != nullptr) out << " by " << p->actor << ", event #" << p->seq;
-  out << ") sha256 " << r.artifact_sha256 << '\n';
+  out << type << ' ' << r.version;
+  if (p->promotion) {
+    out << " (" << (p->promotion->rollback ? "rolled back to" : "promoted") << ' '
+        << FormatUtc(p->promotion->at) << " by " << p->promotion->actor << ", event #"
+        << p->promotion->seq << ')';
+  }
+  out << " sha256 " << r.artifact_sha256 << '\n';
   return Status::OK();
 }
 
@@ -361,64 +354,68 @@ Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostre
   if (!type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
   auto reg = OpenForRead(g);
   if (!reg) return reg.error();
-  auto state = reg.value()->StateAt(at);
-  if (!state) return state.error();
+  auto upto = (*reg)->log().SeqAtOrBefore(at);
+  if (!upto) return upto.error();
   json arr = json::array();
   if (!g.json) {
-    out << "Production models at " << FormatUtc(at) << " (log up to event #" << state->seq
-        << ")\n";
+    out << "Production models at " << FormatUtc(at) << " (log up to event #" << *upto << ")\n";
   }
   for (std::string_view t : registry::kModelTypes) {
     const std::string tname(t);
     if (!type.empty() && tname != type) continue;
-    auto it = state->types.find(tname);
-    const bool none = it == state->types.end() || it->second.production.empty();
-    if (none) {
+    auto prod = (*reg)->ProductionAtTime(tname, at);
+    if (!prod) return prod.error();
+    if (prod->version.empty() || !prod->record) {
       arr.push_back(json{{"model_type", tname}, {"production", nullptr}});
       if (!g.json) out << "  " << tname << ": none\n";
       continue;
     }
-    const VersionRecord& r = it->second.versions.at(it->second.production);
-    const projection::PromotionRecord* p = LastPromotion(it->second, r.version);
+    const VersionRecord& r = *prod->record;
+    const projection::PromotionRecord* p = prod->promotion ? &*prod->promotion : nullptr;
+    json gates = json::array();
+    std::string policy;
+    if (p != nullptr && !p->rollback) {
+      if (auto ev = (*reg)->log().Get(p->seq); ev) {
+        const json payload = events::ToJson(*ev)["payload"];
+        gates = payload.value("gates", json::array());
+        policy = payload.value("policy", std::string());
+      }
+    }
     json j{{"model_type", tname}, {"production", r.version}, {"record", RecordJson(r)}};
     j["promotion"] = p != nullptr ? PromotionJson(*p) : json();
     if (p != nullptr) {
-      if (auto ev = reg.value()->log().Get(p->seq); ev) {
-        const json payload = events::ToJson(*ev)["payload"];
-        j["promotion"]["gates"] = payload.value("gates", json::array());
-        j["promotion"]["policy"] = payload.value("policy", std::string());
-      }
+      j["promotion"]["gates"] = gates;
+      j["promotion"]["policy"] = policy;
     }
     arr.push_back(j);
-    if (!g.json) {
-      out << "  " << tname << ": " << r.version << '\n';
-      if (p != nullptr) {
-        out << "      " << (p->rollback ? "rolled back to" : "promoted") << " at "
-            << FormatUtc(p->at) << " by " << p->actor << " (event #" << p->seq << ")";
-        if (!p->replaced_version.empty()) out << ", replacing " << p->replaced_version;
-        out << '\n';
-        if (!p->reason.empty()) out << "      reason: " << p->reason << '\n';
-        if (auto ev = reg.value()->log().Get(p->seq); ev && !p->rollback) {
-          const json payload = events::ToJson(*ev)["payload"];
-          out << "      gates: " << p->gates_passed << '/' << p->gates_total << " passed"
-              << (p->gates_overridden ? ", OVERRIDDEN: " + p->override_reason : "") << '\n';
-          for (const auto& gate : payload.value("gates", json::array())) {
-            out << "        " << (gate.value("passed", false) ? "pass " : "FAIL ")
-                << gate.value("name", std::string()) << ' ' << gate.value("comparison", std::string())
-                << ' ' << gate.value("threshold", 0.0) << ", observed "
-                << (gate["observed"].is_null() ? std::string("missing") : gate["observed"].dump())
-                << '\n';
-          }
-          out << "      policy: " << payload.value("policy", std::string()) << '\n';
+    if (g.json) continue;
+    out << "  " << tname << ": " << r.version << '\n';
+    if (p != nullptr) {
+      out << "      " << (p->rollback ? "rolled back to" : "promoted") << " at " << FormatUtc(p->at)
+          << " by " << p->actor << " (event #" << p->seq << ")";
+      if (!p->replaced_version.empty()) out << ", replacing " << p->replaced_version;
+      out << '\n';
+      if (!p->reason.empty()) out << "      reason: " << p->reason << '\n';
+      if (!p->rollback) {
+        out << "      gates: " << p->gates_passed << '/' << p->gates_total << " passed"
+            << (p->gates_overridden ? ", OVERRIDDEN: " + p->override_reason : "") << '\n';
+        for (const auto& gate : gates) {
+          out << "        " << (gate.value("passed", false) ? "pass " : "FAIL ")
+              << gate.value("name", std::string()) << ' '
+              << gate.value("comparison", std::string()) << ' ' << gate.value("threshold", 0.0)
+              << ", observed "
+              << (gate["observed"].is_null() ? std::string("missing") : gate["observed"].dump())
+              << '\n';
         }
+        if (!policy.empty()) out << "      policy: " << policy << '\n';
       }
-      out << "      metrics: " << json(r.metrics).dump() << '\n'
-          << "      sha256: " << r.artifact_sha256 << '\n'
-          << "      registered " << FormatUtc(r.registered_at) << " by " << r.registered_by
-          << " (event #" << r.registered_seq << ")\n";
     }
+    out << "      metrics: " << json(r.metrics).dump() << '\n'
+        << "      sha256: " << r.artifact_sha256 << '\n'
+        << "      registered " << FormatUtc(r.registered_at) << " by " << r.registered_by
+        << " (event #" << r.registered_seq << ")\n";
   }
-  if (g.json) out << json{{"at", FormatUtc(at)}, {"seq", state->seq}, {"models", arr}}.dump() << '\n';
+  if (g.json) out << json{{"at", FormatUtc(at)}, {"seq", *upto}, {"models", arr}}.dump() << '\n';
   return Status::OK();
 }
 

@@ -733,6 +733,19 @@ Status EventStore::ScanRows(const std::string& column_family, const RowFn& fn) c
   return FromRocks(it->status(), impl_->dir);
 }
 
+Result<std::optional<std::pair<std::string, std::string>>> EventStore::SeekRowForPrev(
+    const std::string& column_family, const std::string& key) const {
+  rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
+  if (cf == nullptr || IsBuiltinFamily(column_family)) {
+    return Err(Status::NotFound("no column family '" + column_family + "'"));
+  }
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), cf));
+  it->SeekForPrev(key);
+  if (!it->status().ok()) return Err(FromRocks(it->status(), impl_->dir));
+  if (!it->Valid()) return std::optional<std::pair<std::string, std::string>>();
+  return std::make_optional(std::make_pair(it->key().ToString(), it->value().ToString()));
+}
+
 Status EventStore::ReplaceRows(const std::string& column_family, const std::vector<Row>& rows,
                                Seq expected_head) {
   if (impl_->options.read_only) {

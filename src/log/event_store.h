@@ -144,6 +144,10 @@ class EventStore {
   using RowFn = std::function<bool(std::string_view key, std::string_view value)>;
   Status ScanRows(const std::string& column_family, const RowFn& fn) const;
 
+  // The last row of a caller's column family with key <= `key`, if any.
+  Result<std::optional<std::pair<std::string, std::string>>> SeekRowForPrev(
+      const std::string& column_family, const std::string& key) const;
+
   // Replaces every row of a caller's column family with `rows` in one synced
   // batch, if the head is still `expected_head` (projection rebuilds).
   Status ReplaceRows(const std::string& column_family, const std::vector<Row>& rows,

@@ -115,10 +115,12 @@ PromotionRecord PromotionFromJson(const json& j) {
   return p;
 }
 
-std::string VersionKey(const std::string& type, const std::string& version) {
-  return "v/" + type + "/" + version;
+std::string TimelineKey(const std::string& type, TimeNs at, Seq seq) {
+  std::string k = TimelinePrefix(type);
+  PutBe64(k, OrderedFromSigned(at));
+  PutBe64(k, seq);
+  return k;
 }
-std::string HistoryKey(const std::string& type, Seq seq) { return "h/" + type + "/" + Be64(seq); }
 
 // Collects changed records so that one event changing a record twice
 // (e.g. demote then promote) yields its final value once.
@@ -193,6 +195,43 @@ class Planner {
 };
 
 }  // namespace
+
+std::string VersionKey(const std::string& type, const std::string& version) {
+  return "v/" + type + "/" + version;
+}
+std::string HistoryKey(const std::string& type, Seq seq) { return "h/" + type + "/" + Be64(seq); }
+std::string TimelinePrefix(const std::string& type) { return "t/" + type + "/"; }
+std::string TimelineSeekKey(const std::string& type, TimeNs t) {
+  return TimelineKey(type, t, ~Seq{0});
+}
+
+bool ParseTimelineRow(const std::string& type, std::string_view key, std::string_view value,
+                      ProductionChange* out) {
+  const std::string prefix = TimelinePrefix(type);
+  if (key.size() != prefix.size() + 16 || key.substr(0, prefix.size()) != prefix) return false;
+  out->at = SignedFromOrdered(GetBe64(key.substr(prefix.size())));
+  out->seq = GetBe64(key.substr(prefix.size() + 8));
+  out->version = std::string(value);
+  return true;
+}
+
+Result<VersionRecord> DecodeVersionRow(std::string_view value) {
+  try {
+    return VersionFromJson(json::parse(value));
+  } catch (const std::exception& ex) {
+    return Err(Status::Corruption(std::string("projection version row is malformed: ") +
+                                  ex.what()));
+  }
+}
+
+Result<PromotionRecord> DecodeHistoryRow(std::string_view value) {
+  try {
+    return PromotionFromJson(json::parse(value));
+  } catch (const std::exception& ex) {
+    return Err(Status::Corruption(std::string("projection history row is malformed: ") +
+                                  ex.what()));
+  }
+}
 
 std::string_view StatusName(ModelStatus s) {
   switch (s) {
@@ -361,7 +400,11 @@ void Commit(State& state, const Delta& delta) {
   for (const VersionRecord& r : delta.versions) {
     state.types[r.model_type].versions[r.version] = r;
   }
-  for (const auto& [type, version] : delta.production) state.types[type].production = version;
+  for (const auto& [type, version] : delta.production) {
+    TypeState& ts = state.types[type];
+    ts.production = version;
+    ts.timeline.push_back(ProductionChange{delta.seq, delta.at, version});
+  }
   for (const PromotionRecord& h : delta.history) state.types[h.model_type].history.push_back(h);
   state.seq = delta.seq;
   state.at = delta.at;
@@ -379,7 +422,10 @@ Rows EncodeDelta(const Delta& delta) {
   for (const VersionRecord& r : delta.versions) {
     rows.emplace_back(VersionKey(r.model_type, r.version), ToJson(r).dump());
   }
-  for (const auto& [type, version] : delta.production) rows.emplace_back("p/" + type, version);
+  for (const auto& [type, version] : delta.production) {
+    rows.emplace_back("p/" + type, version);
+    rows.emplace_back(TimelineKey(type, delta.at, delta.seq), version);
+  }
   for (const PromotionRecord& h : delta.history) {
     rows.emplace_back(HistoryKey(h.model_type, h.seq), ToJson(h).dump());
   }
@@ -398,6 +444,9 @@ Rows EncodeState(const State& state) {
     for (const PromotionRecord& h : ts.history) {
       rows.emplace_back(HistoryKey(type, h.seq), ToJson(h).dump());
     }
+    for (const ProductionChange& c : ts.timeline) {
+      rows.emplace_back(TimelineKey(type, c.at, c.seq), c.version);
+    }
   }
   std::sort(rows.begin(), rows.end());
   return rows;
@@ -407,6 +456,7 @@ Result<State> DecodeState(const Rows& rows) {
   State state;
   try {
     std::vector<PromotionRecord> history;
+    std::vector<std::pair<std::string, ProductionChange>> timeline;
     for (const auto& [key, value] : rows) {
       if (key == "s") {
         const json j = json::parse(value);
@@ -419,6 +469,13 @@ Result<State> DecodeState(const Rows& rows) {
         state.types[key.substr(2)].production = value;
       } else if (key.rfind("h/", 0) == 0) {
         history.push_back(PromotionFromJson(json::parse(value)));
+      } else if (key.rfind("t/", 0) == 0 && key.size() > 18) {
+        const std::string type = key.substr(2, key.size() - 2 - 17);
+        ProductionChange c;
+        if (!ParseTimelineRow(type, key, value, &c)) {
+          return Err(Status::Corruption("projection timeline row is malformed"));
+        }
+        timeline.emplace_back(type, std::move(c));
       } else {
         return Err(Status::Corruption("projection row with unknown key '" + key + "'"));
       }
@@ -426,6 +483,10 @@ Result<State> DecodeState(const Rows& rows) {
     std::sort(history.begin(), history.end(),
               [](const PromotionRecord& a, const PromotionRecord& b) { return a.seq < b.seq; });
     for (auto& h : history) state.types[h.model_type].history.push_back(std::move(h));
+    std::sort(timeline.begin(), timeline.end(), [](const auto& a, const auto& b) {
+      return a.second.seq < b.second.seq;
+    });
+    for (auto& [type, c] : timeline) state.types[type].timeline.push_back(std::move(c));
   } catch (const std::exception& ex) {
     return Err(Status::Corruption(std::string("projection row is malformed: ") + ex.what()));
   }

@@ -81,10 +81,20 @@ struct PromotionRecord {
   bool operator==(const PromotionRecord&) const = default;
 };
 
+// One change of a type's production version, for point-in-time queries.
+struct ProductionChange {
+  Seq seq = 0;
+  TimeNs at = 0;
+  std::string version;  // "" = no production version from then on
+
+  bool operator==(const ProductionChange&) const = default;
+};
+
 struct TypeState {
   std::map<std::string, VersionRecord> versions;  // by version string
   std::string production;                         // "" = none
   std::vector<PromotionRecord> history;           // oldest first
+  std::vector<ProductionChange> timeline;         // oldest first
 };
 
 struct State {
@@ -116,6 +126,9 @@ Status Apply(State& state, const EventBuffer& event);
 //   "p/<type>"                  -> production version (absent = none; a
 //                                  delta's empty value means "delete the row")
 //   "h/<type>/<be64 seq>"       -> PromotionRecord as canonical JSON
+//   "t/<type>/<be64 time><be64 seq>" -> production version from then on
+//                                  ("" = none): the temporal index that
+//                                  answers "production at T" with one seek
 using Rows = std::vector<std::pair<std::string, std::string>>;
 Rows EncodeDelta(const Delta& delta);
 Rows EncodeState(const State& state);  // every row, sorted by key
@@ -123,6 +136,19 @@ Rows EncodeState(const State& state);  // every row, sorted by key
 Result<State> DecodeState(const Rows& rows);
 // SHA-256 over the sorted rows (length-prefixed key and value).
 Digest StateDigest(const State& state);
+
+// Key prefix of a type's temporal index, and the key to SeekForPrev for the
+// production version at time `t`.
+std::string TimelinePrefix(const std::string& type);
+std::string TimelineSeekKey(const std::string& type, TimeNs t);
+// Parses a temporal index row; false if `key` is not one of `type`'s.
+bool ParseTimelineRow(const std::string& type, std::string_view key, std::string_view value,
+                      ProductionChange* out);
+std::string HistoryKey(const std::string& type, Seq seq);
+std::string VersionKey(const std::string& type, const std::string& version);
+// Decodes one "v/" or "h/" row value.
+Result<VersionRecord> DecodeVersionRow(std::string_view value);
+Result<PromotionRecord> DecodeHistoryRow(std::string_view value);
 Digest RowsDigest(Rows rows);
 
 }  // namespace modelreg::projection

@@ -149,6 +149,7 @@ Status Registry::LoadState() {
   const Seq head = store_->head().seq;
   if (decoded && decoded->seq == head) {
     state_ = std::move(*decoded);
+    rows_current_ = true;
   } else {
     // Missing, stale or damaged projection rows: fold the log instead.
     State fresh;
@@ -162,6 +163,7 @@ Status Registry::LoadState() {
     if (!read_only_) {
       MODELREG_RETURN_IF_ERROR(
           store_->ReplaceRows(kProjectionCf, ToRows(projection::EncodeState(state_)), head));
+      rows_current_ = true;
     }
   }
   if (!read_only_) {
@@ -730,6 +732,51 @@ Result<State> Registry::StateAt(TimeNs t) const {
   }));
   MODELREG_RETURN_IF_ERROR(st);
   return s;
+}
+
+Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& type,
+                                                          TimeNs t) const {
+  ProductionAt out;
+  if (!rows_current_) {
+    // A read-only view of a registry whose rows are stale: fold instead.
+    auto s = StateAt(t);
+    if (!s) return Err(s.error());
+    auto it = s->types.find(type);
+    if (it == s->types.end() || it->second.production.empty()) return out;
+    out.version = it->second.production;
+    out.record = it->second.versions.at(out.version);
+    for (auto h = it->second.history.rbegin(); h != it->second.history.rend(); ++h) {
+      if (h->version == out.version) {
+        out.promotion = *h;
+        break;
+      }
+    }
+    return out;
+  }
+  auto row = store_->SeekRowForPrev(kProjectionCf, projection::TimelineSeekKey(type, t));
+  if (!row) return Err(row.error());
+  projection::ProductionChange change;
+  if (!*row || !projection::ParseTimelineRow(type, (*row)->first, (*row)->second, &change) ||
+      change.version.empty()) {
+    return out;
+  }
+  out.version = change.version;
+  auto history = store_->GetRow(kProjectionCf, projection::HistoryKey(type, change.seq));
+  if (!history) return Err(history.error());
+  if (*history) {
+    auto h = projection::DecodeHistoryRow(**history);
+    if (!h) return Err(h.error());
+    out.promotion = std::move(*h);
+  }
+  auto version = store_->GetRow(kProjectionCf, projection::VersionKey(type, change.version));
+  if (!version) return Err(version.error());
+  if (*version) {
+    auto v = projection::DecodeVersionRow(**version);
+    if (!v) return Err(v.error());
+    out.record = std::move(*v);
+    out.record->status = ModelStatus::kProduction;  // as it was at t
+  }
+  return out;
 }
 
 Result<VerifyResult> Registry::Verify() const {

@@ -106,8 +106,18 @@ class Registry {
   // --- reads ---
   // Runs `fn` with the current state (under the registry's lock).
   void Read(const std::function<void(const State&)>& fn) const;
-  // The state as of time `t`: the fold of every event recorded at or before t.
+  // The state as of time `t`: the fold of every event recorded at or before
+  // t (linear in those events; list/show --at use it).
   Result<State> StateAt(TimeNs t) const;
+
+  // The production version of `type` at time `t`, how it got there and its
+  // record, in O(log n) through the temporal index rows (audit/current --at).
+  struct ProductionAt {
+    std::string version;  // "" = none
+    std::optional<projection::PromotionRecord> promotion;
+    std::optional<VersionRecord> record;
+  };
+  Result<ProductionAt> ProductionAtTime(const std::string& type, TimeNs t) const;
   Result<VerifyResult> Verify() const;
   const EventStore& log() const { return *store_; }
   const artifacts::ArtifactStore& artifacts() const { return artifacts_; }
@@ -144,6 +154,7 @@ class Registry {
   std::mutex register_mu_;  // one registration at a time (artifact directories)
   mutable std::mutex mu_;    // guards state_
   std::condition_variable state_cv_;  // signalled when state_ advances
+  bool rows_current_ = false;         // projection rows match the log head
   State state_;
 };
 
