@@ -25,12 +25,16 @@ using registry::Registry;
 using registry::State;
 using registry::VersionRecord;
 
-Result<std::unique_ptr<Registry>> OpenForRead(const Globals& g) {
+// `full_state`: the command reads the whole current state (list, show,
+// history, compat); point-in-time lookups (current, audit) need only rows.
+Result<std::unique_ptr<Registry>> OpenForRead(const Globals& g, bool full_state = true) {
   registry::RegistryOptions o;
   o.root = g.root;
   o.read_only = true;
   o.clock = g.clock;
-  return Registry::Open(o);
+  auto reg = Registry::Open(o);
+  if (reg && full_state) MODELREG_RETURN_IF_ERROR((*reg)->Load());
+  return reg;
 }
 
 Result<std::unique_ptr<Registry>> OpenForWrite(const Globals& g, bool create) {
@@ -284,7 +288,7 @@ Status RunShow(const Globals& g, const std::string& type, const std::string& ver
 Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeNs> at,
                   std::ostream& out) {
   MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
-  auto reg = OpenForRead(g);
+  auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
   auto p = (*reg)->ProductionAtTime(type, at.value_or(INT64_MAX));
   if (!p) return p.error();
@@ -352,7 +356,7 @@ Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeN
 
 Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostream& out) {
   if (!type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
-  auto reg = OpenForRead(g);
+  auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
   auto upto = (*reg)->log().SeqAtOrBefore(at);
   if (!upto) return upto.error();
@@ -481,7 +485,7 @@ Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
   if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
   {
     // Existence checks with the registry's wording.
-    auto reg = OpenForRead(g);
+    auto reg = OpenForRead(g, /*full_state=*/false);
     if (!reg) return reg.error();
   }
   StoreOptions so;

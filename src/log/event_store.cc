@@ -136,6 +136,20 @@ class EventStore::Impl {
     queue_cv.notify_all();
     if (writer.joinable()) writer.join();
     if (db) {
+      // A large unflushed memtable means every later reader (the CLI's
+      // read-only opens) replays that much WAL: flush it on the way out.
+      std::uint64_t memtable_bytes = 0;
+      std::vector<rocksdb::ColumnFamilyHandle*> all;
+      for (auto& [name, handle] : families) {
+        std::uint64_t bytes = 0;
+        if (db->GetIntProperty(handle, "rocksdb.cur-size-all-mem-tables", &bytes)) {
+          memtable_bytes += bytes;
+        }
+        all.push_back(handle);
+      }
+      if (!options.read_only && memtable_bytes > (1u << 20)) {
+        db->Flush(rocksdb::FlushOptions(), all).PermitUncheckedError();
+      }
       for (auto& [name, handle] : families) db->DestroyColumnFamilyHandle(handle);
       families.clear();
       db->Close().PermitUncheckedError();

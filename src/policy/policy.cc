@@ -203,7 +203,12 @@ Result<Policy> ParsePolicy(const std::string& text, const std::string& source) {
   for (const auto& [key, node] : root) {
     const std::string name(key.str());
     const std::string where = source + ":" + std::to_string(node.source().begin.line);
-    if (name == "default") continue;
+    if (name == "default") {
+      if (!node.is_table()) {
+        return Err(Status::InvalidArgument(where + ": 'default' must be a table ([default])"));
+      }
+      continue;
+    }
     const toml::table* t = node.as_table();
     if (t == nullptr || !registry::ValidateModelType(name).ok()) {
       return Err(Status::InvalidArgument(
@@ -265,10 +270,14 @@ std::string DescribeFailures(const std::vector<events::Gate>& gates) {
   for (const events::Gate& g : gates) {
     if (g.passed) continue;
     if (!out.empty()) out += "; ";
-    if (!g.has_observed) {
-      out += g.name + ": metric missing (needs " + g.comparison + " " + Num(g.threshold) + ")";
-    } else if (!g.detail.empty() && g.name == "dataset_compatibility") {
+    if (!g.detail.empty() && g.name == "dataset_compatibility") {
       out += g.name + ": " + g.detail;
+    } else if (!g.has_observed) {
+      out += g.name + ": metric missing (needs " + g.comparison + " " + Num(g.threshold) + ")";
+    } else if (g.name == kPaperTradingGate) {
+      // Truncated, not rounded: 23.99999 h must not print as "24 is not >= 24".
+      out += g.name + ": " + Num(std::floor(g.observed * 1e4) / 1e4) + " is not " +
+             g.comparison + " " + Num(g.threshold);
     } else {
       out += g.name + ": " + Num(g.observed) + " is not " + g.comparison + " " +
              Num(g.threshold);

@@ -134,37 +134,68 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
   if (!store) return Err(store.error());
   std::unique_ptr<Registry> reg(
       new Registry(options.root, std::move(*store), options.clock, options.read_only));
-  MODELREG_RETURN_IF_ERROR(reg->LoadState());
+  if (options.read_only) {
+    // Only check whether the rows are current; the state loads on demand.
+    auto s = reg->store_->GetRow(kProjectionCf, "s");
+    if (s && *s) {
+      auto j = nlohmann::json::parse(**s, nullptr, false);
+      reg->rows_current_ = j.is_object() && j.contains("seq") && j["seq"].is_number_unsigned() &&
+                           j["seq"].get<Seq>() == reg->store_->head().seq;
+    }
+  } else {
+    MODELREG_RETURN_IF_ERROR(reg->LoadState());
+  }
   return reg;
 }
 
-Status Registry::LoadState() {
+Result<State> Registry::ReadState(bool* rows_current) const {
   projection::Rows rows;
   Status st = store_->ScanRows(kProjectionCf, [&rows](std::string_view k, std::string_view v) {
     rows.emplace_back(std::string(k), std::string(v));
     return true;
   });
-  if (!st.ok() && st.code() != Code::kNotFound) return st;
+  if (!st.ok() && st.code() != Code::kNotFound) return Err(st);
   auto decoded = projection::DecodeState(rows);
   const Seq head = store_->head().seq;
   if (decoded && decoded->seq == head) {
-    state_ = std::move(*decoded);
+    *rows_current = true;
+    return decoded;
+  }
+  // Missing, stale or damaged projection rows: fold the log instead.
+  *rows_current = false;
+  State fresh;
+  Status fold = store_->Scan(1, head, [&fresh, &st](Seq, const EventBuffer& e) {
+    st = projection::Apply(fresh, e);
+    return st.ok();
+  });
+  MODELREG_RETURN_IF_ERROR(fold);
+  MODELREG_RETURN_IF_ERROR(st);
+  return fresh;
+}
+
+Status Registry::Load() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (loaded_) return Status::OK();
+  bool current = false;
+  auto s = ReadState(&current);
+  if (!s) return s.error();
+  state_ = std::move(*s);
+  loaded_ = true;
+  return Status::OK();
+}
+
+Status Registry::LoadState() {
+  bool current = false;
+  auto loaded = ReadState(&current);
+  if (!loaded) return loaded.error();
+  state_ = std::move(*loaded);
+  loaded_ = true;
+  rows_current_ = current;
+  const Seq head = store_->head().seq;
+  if (!current && !read_only_) {
+    MODELREG_RETURN_IF_ERROR(
+        store_->ReplaceRows(kProjectionCf, ToRows(projection::EncodeState(state_)), head));
     rows_current_ = true;
-  } else {
-    // Missing, stale or damaged projection rows: fold the log instead.
-    State fresh;
-    Status fold = store_->Scan(1, head, [&fresh, &st](Seq, const EventBuffer& e) {
-      st = projection::Apply(fresh, e);
-      return st.ok();
-    });
-    MODELREG_RETURN_IF_ERROR(fold);
-    MODELREG_RETURN_IF_ERROR(st);
-    state_ = std::move(fresh);
-    if (!read_only_) {
-      MODELREG_RETURN_IF_ERROR(
-          store_->ReplaceRows(kProjectionCf, ToRows(projection::EncodeState(state_)), head));
-      rows_current_ = true;
-    }
   }
   if (!read_only_) {
     // manifest.json is derived: make sure it matches the log.
@@ -453,7 +484,7 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
                                       bool override_gates, const Actor& actor) {
   MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
   MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
-  if (override_gates && actor.reason.empty()) {
+  if (override_gates && actor.reason.find_first_not_of(" \t\r\n") == std::string::npos) {
     return Err(Status::InvalidArgument("--override-gates needs --reason: say why the gates are "
                                        "overridden"));
   }
@@ -717,6 +748,7 @@ Result<ValidateResult> Registry::Validate(const std::string& type, const std::st
 }
 
 void Registry::Read(const std::function<void(const State&)>& fn) const {
+  (void)Load();  // on error the state stays empty; callers use Load() to see it
   std::lock_guard<std::mutex> lock(mu_);
   fn(state_);
 }
@@ -737,20 +769,34 @@ Result<State> Registry::StateAt(TimeNs t) const {
 Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& type,
                                                           TimeNs t) const {
   ProductionAt out;
-  if (!rows_current_) {
-    // A read-only view of a registry whose rows are stale: fold instead.
-    auto s = StateAt(t);
-    if (!s) return Err(s.error());
-    auto it = s->types.find(type);
-    if (it == s->types.end() || it->second.production.empty()) return out;
-    out.version = it->second.production;
-    out.record = it->second.versions.at(out.version);
-    for (auto h = it->second.history.rbegin(); h != it->second.history.rend(); ++h) {
-      if (h->version == out.version) {
-        out.promotion = *h;
-        break;
-      }
-    }
+  bool in_memory;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_memory = loaded_;
+  }
+  if (!in_memory && !rows_current_) {
+    MODELREG_RETURN_IF_ERROR(Load());  // stale rows: the fold is the truth
+    in_memory = true;
+  }
+  if (in_memory) {
+    // Binary search of the in-memory timeline (recorded_at increases with seq).
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = state_.types.find(type);
+    if (it == state_.types.end()) return out;
+    const auto& timeline = it->second.timeline;
+    auto after = std::upper_bound(
+        timeline.begin(), timeline.end(), t,
+        [](TimeNs value, const projection::ProductionChange& c) { return value < c.at; });
+    if (after == timeline.begin() || std::prev(after)->version.empty()) return out;
+    const projection::ProductionChange& change = *std::prev(after);
+    out.version = change.version;
+    const auto& history = it->second.history;
+    auto h = std::lower_bound(
+        history.begin(), history.end(), change.seq,
+        [](const projection::PromotionRecord& r, Seq seq) { return r.seq < seq; });
+    if (h != history.end() && h->seq == change.seq) out.promotion = *h;
+    out.record = it->second.versions.at(change.version);
+    out.record->status = ModelStatus::kProduction;  // as it was at t
     return out;
   }
   auto row = store_->SeekRowForPrev(kProjectionCf, projection::TimelineSeekKey(type, t));

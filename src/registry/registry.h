@@ -104,7 +104,12 @@ class Registry {
                                   const Actor& actor);
 
   // --- reads ---
-  // Runs `fn` with the current state (under the registry's lock).
+  // A writable registry holds the whole state in memory from Open. A
+  // read-only one loads it on first need (Load, Read), so that a one-shot
+  // query such as audit --at reads only the rows it needs.
+  Status Load() const;
+  // Runs `fn` with the current state (under the registry's lock); loads it
+  // first if needed (call Load() before to see a load error).
   void Read(const std::function<void(const State&)>& fn) const;
   // The state as of time `t`: the fold of every event recorded at or before
   // t (linear in those events; list/show --at use it).
@@ -127,6 +132,9 @@ class Registry {
   Registry(std::string root, std::unique_ptr<EventStore> store, const Clock* clock,
            bool read_only);
   Status LoadState();
+  // Reads the projection rows (or folds the log when they are stale) into
+  // a State; writes nothing.
+  Result<State> ReadState(bool* rows_current) const;
   // Appends `draft` if the head is still `expected`, keeping the
   // projection rows and in-memory state in step.
   Result<AppendResult> Commit(const std::string& draft, Seq expected);
@@ -152,10 +160,11 @@ class Registry {
   bool read_only_;
   artifacts::ArtifactStore artifacts_;
   std::mutex register_mu_;  // one registration at a time (artifact directories)
-  mutable std::mutex mu_;    // guards state_
+  mutable std::mutex mu_;    // guards state_ and loaded_
   std::condition_variable state_cv_;  // signalled when state_ advances
   bool rows_current_ = false;         // projection rows match the log head
-  State state_;
+  mutable bool loaded_ = false;       // state_ holds the state at the head
+  mutable State state_;
 };
 
 // Versions of a type in semantic-version order.

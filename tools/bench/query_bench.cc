@@ -1,0 +1,260 @@
+// modelreg-query-bench: builds a registry with N events of a realistic mix
+// (per model type, a weekly cycle: two registrations with full metadata, a
+// validation, a promotion, now and then a rollback or a failure), lets the
+// registry build its projections, then measures "production per type at
+// time T" (all four types, T uniform over the log):
+//   - inside the library (Registry::ProductionAtTime), p50/p99/max;
+//   - the whole CLI call `modelreg audit --at T` (a fresh process), p50/p99.
+// Prints a markdown table for docs/performance.md.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "events/model_events.h"
+#include "events/sample.h"
+#include "log/event_store.h"
+#include "registry/naming.h"
+#include "registry/registry.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using modelreg::EventStore;
+using modelreg::TimeNs;
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
+}
+
+std::string Micro(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f µs", seconds * 1e6);
+  return buf;
+}
+std::string Milli(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f ms", seconds * 1e3);
+  return buf;
+}
+
+// One model type's weekly cycle, appended by its own thread (types are
+// independent, so four threads keep each type's order).
+void AppendType(EventStore& store, const std::string& type, std::uint64_t events,
+                std::atomic<std::uint64_t>& done, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const modelreg::Envelope env{"bench", "", 0};
+  std::string production, previous;
+  std::uint64_t week = 0, n = 0;
+  auto append = [&](const std::string& draft) {
+    auto r = store.Append({draft, std::nullopt, nullptr});
+    if (!r) {
+      std::cerr << "append: " << r.error().ToString() << '\n';
+      std::exit(1);
+    }
+    ++n;
+    ++done;
+  };
+  auto id = [] { return modelreg::NewEventId(); };
+  while (n < events) {
+    ++week;
+    const std::string a = "v" + std::to_string(week) + ".0.0";
+    const std::string b = "v" + std::to_string(week) + ".1.0";
+    for (const std::string& v : {a, b}) {
+      auto reg = modelreg::events::SampleRegistration(type, v, seed * 1'000'003 + week);
+      reg.metrics["ic"] = 0.03 + 0.05 * static_cast<double>(rng() % 100) / 100.0;
+      reg.metrics["sharpe"] = 0.6 + static_cast<double>(rng() % 100) / 50.0;
+      append(modelreg::events::Draft({"trainer", id(), 0}, reg));
+    }
+    modelreg::events::Validation val;
+    val.model_type = type;
+    val.version = b;
+    val.ok = true;
+    append(modelreg::events::Draft({"ci", id(), 0}, val));
+    modelreg::events::Promotion p;
+    p.model_type = type;
+    p.version = b;
+    p.replaced_version = production;
+    p.gates = {{"ic", ">", 0.02, 0.05, true, true, ""}, {"sharpe", ">", 0.5, 1.1, true, true, ""}};
+    p.reason = "weekly retrain";
+    p.policy = "built-in defaults";
+    append(modelreg::events::Draft({"alice", id(), 0}, p));
+    previous = production;
+    production = b;
+    append(modelreg::events::Draft({"trainer", id(), 0},
+                                   modelreg::events::Archive{type, a, "not chosen"}));
+    if (week % 10 == 0 && !previous.empty()) {
+      append(modelreg::events::Draft(
+          {"carol", id(), 0},
+          modelreg::events::Rollback{type, production, previous, true, "losing money"}));
+      std::swap(production, previous);
+      previous.clear();
+    }
+  }
+  (void)env;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"modelreg-query-bench: point-in-time audit latency on a large registry"};
+  std::uint64_t events = 1'000'000;
+  int queries = 20000, cli_calls = 40;
+  std::string dir = "/tmp", modelreg_bin = "build/tools/modelreg/modelreg";
+  bool keep = false;
+  app.add_option("--events", events, "Events in the registry")->capture_default_str();
+  app.add_option("--queries", queries, "Library queries")->capture_default_str();
+  app.add_option("--cli-calls", cli_calls, "Whole CLI calls (0 to skip)")->capture_default_str();
+  app.add_option("--modelreg", modelreg_bin, "The modelreg binary")->capture_default_str();
+  app.add_option("--dir", dir, "Where the temporary registry goes")->capture_default_str();
+  app.add_flag("--keep", keep, "Keep the registry");
+  CLI11_PARSE(app, argc, argv);
+
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(dir) / ("modelreg-query-bench-" + modelreg::NewEventId().substr(0, 8));
+  fs::create_directories(root / "registry");
+
+  // 1. The log (unsynced: this measures reads, not durability).
+  const auto t0 = Clock::now();
+  {
+    modelreg::StoreOptions so;
+    so.sync = false;
+    auto store = EventStore::Open((root / "registry").string(), so);
+    if (!store) {
+      std::cerr << store.error().ToString() << '\n';
+      return 1;
+    }
+    std::atomic<std::uint64_t> done{0};
+    std::vector<std::thread> threads;
+    std::uint64_t seed = 1;
+    for (auto type : modelreg::registry::kModelTypes) {
+      threads.emplace_back([&, type, seed] {
+        AppendType(**store, std::string(type), events / 4, done, seed);
+      });
+      ++seed;
+    }
+    for (auto& t : threads) t.join();
+  }
+  const double append_secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::cerr << "[bench] appended in " << append_secs << " s\n";
+
+  // 2. The registry folds the log once and writes its projections.
+  const auto t1 = Clock::now();
+  TimeNs first = 0, last = 0;
+  modelreg::Seq head = 0;
+  {
+    modelreg::registry::RegistryOptions o;
+    o.root = root.string();
+    auto reg = modelreg::registry::Registry::Open(o);
+    if (!reg) {
+      std::cerr << reg.error().ToString() << '\n';
+      return 1;
+    }
+    head = (*reg)->log().head().seq;
+    first = (*(*reg)->log().Get(1)).event().recorded_at();
+    last = (*reg)->log().head().recorded_at;
+  }
+  const double build_secs = std::chrono::duration<double>(Clock::now() - t1).count();
+  std::cerr << "[bench] projections built in " << build_secs << " s\n";
+
+  // 3. Library queries, all four types at a random T: through the rows (a
+  // fresh read-only registry, as a one-shot CLI call sees it) and in memory
+  // (a long-running process that holds the state).
+  std::vector<double> lib_rows, lib_memory;
+  double load_secs = 0;
+  {
+    modelreg::registry::RegistryOptions o;
+    o.root = root.string();
+    o.read_only = true;
+    auto reg = modelreg::registry::Registry::Open(o);
+    if (!reg) {
+      std::cerr << reg.error().ToString() << '\n';
+      return 1;
+    }
+    std::size_t found = 0;
+    auto run = [&](std::vector<double>& into) {
+      std::mt19937_64 rng(42);
+      std::uniform_int_distribution<TimeNs> when(first, last);
+      for (int i = 0; i < queries; ++i) {
+        const TimeNs t = when(rng);
+        const auto q0 = Clock::now();
+        for (auto type : modelreg::registry::kModelTypes) {
+          auto p = (*reg)->ProductionAtTime(std::string(type), t);
+          if (!p) {
+            std::cerr << p.error().ToString() << '\n';
+            std::exit(1);
+          }
+          found += p->version.empty() ? 0 : 1;
+        }
+        into.push_back(std::chrono::duration<double>(Clock::now() - q0).count());
+      }
+    };
+    run(lib_rows);
+    const auto l0 = Clock::now();
+    if (auto st = (*reg)->Load(); !st.ok()) {
+      std::cerr << st.ToString() << '\n';
+      return 1;
+    }
+    load_secs = std::chrono::duration<double>(Clock::now() - l0).count();
+    run(lib_memory);
+    std::cerr << "[bench] " << found << " production versions found\n";
+  }
+
+  // 4. Whole CLI calls.
+  std::vector<double> cli;
+  {
+    std::mt19937_64 rng(7);
+    std::uniform_int_distribution<TimeNs> when(first, last);
+    for (int i = 0; i < cli_calls; ++i) {
+      const std::string cmd = modelreg_bin + " --root " + root.string() + " --json audit --at " +
+                              modelreg::FormatUtc(when(rng)) + " >/dev/null";
+      const auto c0 = Clock::now();
+      const int rc = std::system(cmd.c_str());
+      cli.push_back(std::chrono::duration<double>(Clock::now() - c0).count());
+      if (rc != 0) {
+        std::cerr << "failed: " << cmd << '\n';
+        return 1;
+      }
+    }
+  }
+
+  std::uintmax_t bytes = 0;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (e.is_regular_file()) bytes += e.file_size();
+  }
+  std::cout << "Registry: " << head << " events (4 model types, weekly cycles of registrations "
+            << "with full metadata, validations, promotions, archives, rollbacks), "
+            << bytes / (1 << 20) << " MiB on disk\n\n"
+            << "| metric | value | target |\n|---|---|---|\n"
+            << "| audit --at T, 4 types, library, state in memory: p50 | "
+            << Micro(Percentile(lib_memory, 0.5)) << " | |\n"
+            << "| audit --at T, 4 types, library, state in memory: p99 | "
+            << Micro(Percentile(lib_memory, 0.99)) << " | < 100 µs |\n"
+            << "| audit --at T, 4 types, library, from the rows (fresh open): p50 | "
+            << Micro(Percentile(lib_rows, 0.5)) << " | |\n"
+            << "| audit --at T, 4 types, library, from the rows (fresh open): p99 | "
+            << Micro(Percentile(lib_rows, 0.99)) << " | |\n"
+            << "| loading the whole state into memory (once per process) | " << load_secs
+            << " s | |\n";
+  if (!cli.empty()) {
+    std::cout << "| `modelreg audit --at T` whole process p50 | " << Milli(Percentile(cli, 0.5))
+              << " | |\n"
+              << "| `modelreg audit --at T` whole process p99 | " << Milli(Percentile(cli, 0.99))
+              << " | < 30 ms |\n";
+  }
+  std::cout << "| building the log (unsynced, 4 threads) | " << append_secs << " s | |\n"
+            << "| first open: fold + write projections | " << build_secs << " s | |\n";
+  if (!keep) fs::remove_all(root);
+  return 0;
+}
