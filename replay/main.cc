@@ -1,5 +1,7 @@
-// modelreg-replay: jobs that rebuild from the log (disaster recovery,
-// projection rebuilds). For now: `verify`, the full hash-chain walk.
+// modelreg-replay: the jobs that rebuild state from the log (projection
+// rebuilds, disaster recovery). Parses arguments and calls src/app.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -7,7 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/exit_codes.h"
-#include "app/registry_commands.h"
+#include "app/replay_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"modelreg-replay: verify and rebuild a registry from its event log"};
@@ -16,18 +18,28 @@ int main(int argc, char** argv) {
   const char* env = std::getenv("MODELREG_ROOT");
   modelreg::app::Globals g;
   g.root = env != nullptr && *env != '\0' ? env : "./data/models";
+  int lock_wait_s = 10;
   app.add_option("--root", g.root, "Registry directory (env MODELREG_ROOT)")->capture_default_str();
   app.add_flag("--json", g.json, "Machine-readable output on stdout");
+  app.add_option("--lock-wait", lock_wait_s,
+                 "Seconds to wait while another process holds the registry for writing")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
   auto* verify = app.add_subcommand(
-      "verify", "Walk the hash chain from event 1 and compare the projections with the log");
+      "verify", "Walk the hash chain from event 1 and compare the projections with the log "
+                "(exit 5: chain broken, 10: projection differs)");
+  auto* rebuild = app.add_subcommand(
+      "rebuild", "Drop the projections and rebuild them from the log, verifying the chain");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+  g.lock_wait_ms = lock_wait_s * 1000;
+  if (*verify) return modelreg::app::RunReplayVerify(g, std::cout, std::cerr);
   modelreg::Status st;
-  if (*verify) st = modelreg::app::RunVerify(g, std::cout);
+  if (*rebuild) st = modelreg::app::RunRebuild(g, std::cout, std::cerr, isatty(STDERR_FILENO) != 0);
   if (!st.ok()) {
     std::cerr << "modelreg-replay: " << st.ToString() << '\n';
     return modelreg::app::ExitCode(st);

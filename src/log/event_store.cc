@@ -460,6 +460,13 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
   db_options.create_if_missing = opts.create_if_missing && !opts.read_only;
   db_options.create_missing_column_families = !opts.read_only;
   if (opts.secondary) db_options.max_open_files = -1;  // required by secondaries
+  if (opts.read_only && !opts.secondary) {
+    // One-shot readers (the CLI) touch a few tables: open them on demand
+    // instead of every table file (and its stats) at open.
+    db_options.max_open_files = 64;
+    db_options.skip_stats_update_on_db_open = true;
+    db_options.skip_checking_sst_file_sizes_on_db_open = true;
+  }
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 5;
   // The small families (meta, by_time, by_event_id) rarely fill a memtable;
@@ -664,7 +671,8 @@ Status EventStore::ScanTime(TimeNs from, TimeNs to, const ScanFn& fn) const {
   return Scan(first, *last, fn);
 }
 
-Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress) const {
+Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress,
+                                        const EventFn& on_event) const {
   VerifyReport report;
   const Head head = this->head();
   report.head = head;
@@ -702,6 +710,7 @@ Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress
                            ": content does not match its recorded hash (altered)");
     }
     ++report.events;
+    if (on_event) MODELREG_RETURN_IF_ERROR(on_event(seq, buf));
     if (progress && (report.events & 0xffff) == 0) progress(report.events);
   }
   if (!it->status().ok()) return Err(FromRocks(it->status(), impl_->dir));

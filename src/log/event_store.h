@@ -133,7 +133,12 @@ class EventStore {
 
   // Walks the whole chain from event 1 and reports the first break.
   // `progress` (optional) is called every 65536 events with the count.
-  Result<VerifyReport> Verify(const std::function<void(Seq)>& progress = {}) const;
+  // `on_event` (optional) sees every event that passed its checks, in order
+  // (a fold that must only see verified events); its error stops the walk
+  // and is returned.
+  using EventFn = std::function<Status(Seq seq, const EventBuffer& event)>;
+  Result<VerifyReport> Verify(const std::function<void(Seq)>& progress = {},
+                              const EventFn& on_event = {}) const;
 
   // Reads a row of one of the caller's column families.
   Result<std::optional<std::string>> GetRow(const std::string& column_family,

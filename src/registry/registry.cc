@@ -825,6 +825,45 @@ Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& typ
   return out;
 }
 
+Result<Registry::RebuildResult> Registry::Rebuild(
+    const std::function<void(Seq done, Seq total)>& progress) {
+  if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
+  RebuildResult out;
+  projection::Rows before;
+  MODELREG_RETURN_IF_ERROR(
+      store_->ScanRows(kProjectionCf, [&before](std::string_view k, std::string_view v) {
+        before.emplace_back(std::string(k), std::string(v));
+        return true;
+      }));
+  out.before = projection::RowsDigest(std::move(before));
+  const Seq head = store_->head().seq;
+  State fresh;
+  auto report = store_->Verify(
+      [&](Seq done) {
+        if (progress) progress(done, head);
+      },
+      [&fresh](Seq, const EventBuffer& e) { return projection::Apply(fresh, e); });
+  if (!report) return Err(report.error());
+  if (!report->ok) {
+    return Err(Status::Corruption("hash chain broken at event " +
+                                  std::to_string(report->first_bad_seq) + ": " + report->problem +
+                                  "; nothing was rebuilt"));
+  }
+  if (progress) progress(report->events, head);
+  const projection::Rows rows = projection::EncodeState(fresh);
+  MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(kProjectionCf, ToRows(rows), head));
+  out.events = report->events;
+  out.after = projection::RowsDigest(rows);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_ = std::move(fresh);
+    loaded_ = true;
+  }
+  rows_current_ = true;
+  MODELREG_RETURN_IF_ERROR(WriteManifest());
+  return out;
+}
+
 Result<VerifyResult> Registry::Verify() const {
   VerifyResult out;
   auto chain = store_->Verify();

@@ -124,6 +124,18 @@ class Registry {
   };
   Result<ProductionAt> ProductionAtTime(const std::string& type, TimeNs t) const;
   Result<VerifyResult> Verify() const;
+
+  // Drops every projection row and rebuilds them from the log: one pass that
+  // verifies the hash chain while folding, then one atomic batch that
+  // replaces the old rows with the new (killed before it, the old rows stay;
+  // there is never a half-written projection). A broken chain rebuilds
+  // nothing (Corruption naming the sequence number).
+  struct RebuildResult {
+    Seq events = 0;
+    Digest before{};  // digest of the rows before the rebuild
+    Digest after{};   // digest of the rebuilt rows
+  };
+  Result<RebuildResult> Rebuild(const std::function<void(Seq done, Seq total)>& progress = {});
   const EventStore& log() const { return *store_; }
   const artifacts::ArtifactStore& artifacts() const { return artifacts_; }
   const std::string& root() const { return root_; }

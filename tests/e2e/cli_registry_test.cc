@@ -602,5 +602,74 @@ TEST_F(Cli, DatasetCompatibility) {
   Ok("promote risk_model v1.0.0");
 }
 
+TEST_F(Cli, ReplayRebuildReproducesTheDigestAndRepairsProjections) {
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  Register("risk_model", "v1.1.0", 1.6, 0.09);
+  Ok("promote risk_model v1.0.0");
+  Ok("promote risk_model v1.1.0");
+  Ok("rollback risk_model --fail --reason bad");
+  const std::string replay = testing::EnvOr("MODELREG_REPLAY_BIN", "modelreg-replay");
+  const std::string r = replay + " --root " + Root();
+  RunResult before = RunCmd(r + " --json verify");
+  ASSERT_EQ(before.rc, 0) << before.err;
+  const std::string digest = json::parse(before.out)["state_digest"];
+
+  RunResult rebuilt = RunCmd(r + " --json rebuild");
+  ASSERT_EQ(rebuilt.rc, 0) << rebuilt.err;
+  json rj = json::parse(rebuilt.out);
+  EXPECT_EQ(rj["digest_after"], digest);  // the inline projections equal a fresh fold
+  EXPECT_EQ(rj["digest_before"], digest);
+  EXPECT_EQ(rj["unchanged"], true);
+  EXPECT_NE(rebuilt.err.find("rebuild: 5/5 events"), std::string::npos) << rebuilt.err;
+
+  // A damaged projection row: verify says so (exit 10), rebuild repairs it.
+  testing::RawPut(Root() + "/registry", "projection", "p/risk_model",
+                  [](std::string) { return std::string("v1.1.0"); });
+  RunResult damaged = RunCmd(r + " verify");
+  EXPECT_EQ(damaged.rc, 10);
+  EXPECT_NE(damaged.err.find("differs from the fold of the log"), std::string::npos);
+  RunResult repaired = RunCmd(r + " rebuild");
+  EXPECT_EQ(repaired.rc, 0) << repaired.err;
+  EXPECT_NE(repaired.out.find("differed"), std::string::npos) << repaired.out;
+  EXPECT_EQ(RunCmd(r + " verify").rc, 0);
+  EXPECT_EQ(json::parse(Ok("--json current risk_model").out)["version"], "v1.0.0");
+}
+
+TEST_F(Cli, ReplayRebuildRefusesABrokenChain) {
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  Ok("promote risk_model v1.0.0 --reason 'weekly retrain'");
+  testing::RawPut(Root() + "/registry", "events", Be64(2), [](std::string v) {
+    v[v.find("weekly")] = 'W';
+    return v;
+  });
+  const std::string r = testing::EnvOr("MODELREG_REPLAY_BIN", "modelreg-replay") + " --root " +
+                        Root();
+  RunResult rebuild = RunCmd(r + " rebuild");
+  EXPECT_EQ(rebuild.rc, 5);
+  EXPECT_NE(rebuild.err.find("hash chain broken at event 2"), std::string::npos) << rebuild.err;
+  EXPECT_NE(rebuild.err.find("nothing was rebuilt"), std::string::npos);
+  RunResult verify = RunCmd(r + " verify");
+  EXPECT_EQ(verify.rc, 5);
+}
+
+TEST_F(Cli, KilledRebuildLeavesCorrectProjections) {
+  for (int i = 0; i < 12; ++i) {
+    Register("alpha_weights", "v1." + std::to_string(i) + ".0", 1.5, 0.08);
+    Ok("promote alpha_weights v1." + std::to_string(i) + ".0");
+  }
+  const std::string replay = testing::EnvOr("MODELREG_REPLAY_BIN", "modelreg-replay");
+  const std::string digest =
+      json::parse(RunCmd(replay + " --root " + Root() + " --json verify").out)["state_digest"];
+  for (int round = 0; round < 8; ++round) {
+    testing::Child child({"/bin/sh", "-c", "exec " + replay + " --root " + Root() + " rebuild"});
+    child.ReadFor(2 + round * 7);
+    child.Kill();
+    RunResult v = RunCmd(replay + " --root " + Root() + " --json verify");
+    ASSERT_EQ(v.rc, 0) << "round " << round << ": " << v.err;
+    EXPECT_EQ(json::parse(v.out)["state_digest"], digest);
+    EXPECT_EQ(json::parse(Ok("--json current alpha_weights").out)["version"], "v1.11.0");
+  }
+}
+
 }  // namespace
 }  // namespace modelreg

@@ -1,0 +1,139 @@
+#include "app/replay_commands.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "app/exit_codes.h"
+#include "registry/registry.h"
+
+namespace modelreg::app {
+
+namespace {
+
+// Events done, events/s and ETA: redrawn in place on a terminal, one line
+// per second otherwise (logs, CI).
+class Progress {
+ public:
+  Progress(std::ostream& out, bool terminal) : out_(out), terminal_(terminal) {}
+
+  void Update(Seq done, Seq total, bool final = false) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!final && now - last_ < (terminal_ ? std::chrono::milliseconds(100)
+                                           : std::chrono::milliseconds(1000))) {
+      return;
+    }
+    last_ = now;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+    const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
+    const double frac = total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total);
+    char line[160];
+    if (terminal_) {
+      std::string bar(30, ' ');
+      for (int i = 0; i < static_cast<int>(frac * 30); ++i) bar[static_cast<std::size_t>(i)] = '#';
+      std::snprintf(line, sizeof line, "\r[%s] %llu/%llu events  %.0f events/s  ETA %.1f s ",
+                    bar.c_str(), static_cast<unsigned long long>(done),
+                    static_cast<unsigned long long>(total), rate, eta);
+      out_ << line << (final ? "\n" : "") << std::flush;
+    } else {
+      std::snprintf(line, sizeof line, "rebuild: %llu/%llu events (%.0f%%), %.0f events/s, ETA %.1f s\n",
+                    static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
+                    frac * 100, rate, eta);
+      out_ << line << std::flush;
+    }
+  }
+
+ private:
+  std::ostream& out_;
+  bool terminal_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_{};
+};
+
+}  // namespace
+
+Status RunRebuild(const Globals& g, std::ostream& out, std::ostream& progress,
+                  bool progress_is_terminal) {
+  registry::RegistryOptions o;
+  o.root = g.root;
+  o.clock = g.clock;
+  o.lock_wait_ms = g.lock_wait_ms;
+  auto reg = registry::Registry::Open(o);
+  if (!reg) return reg.error();
+  Progress bar(progress, progress_is_terminal);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = (*reg)->Rebuild([&bar](Seq done, Seq total) { bar.Update(done, total); });
+  if (!r) return r.error();
+  bar.Update(r->events, r->events, /*final=*/true);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const bool same = r->before == r->after;
+  if (g.json) {
+    out << nlohmann::json{{"events", r->events},
+                          {"seconds", secs},
+                          {"digest_before", ToHex(r->before)},
+                          {"digest_after", ToHex(r->after)},
+                          {"unchanged", same}}
+               .dump()
+        << '\n';
+  } else {
+    out << "rebuilt the projections from " << r->events << " events in " << secs << " s\n"
+        << "state digest " << ToHex(r->after) << '\n'
+        << (same ? "equal to the digest before the rebuild"
+                 : "the projections before the rebuild differed (digest " + ToHex(r->before) +
+                       "); they now match the log")
+        << '\n';
+  }
+  return Status::OK();
+}
+
+int RunReplayVerify(const Globals& g, std::ostream& out, std::ostream& err) {
+  registry::RegistryOptions o;
+  o.root = g.root;
+  o.read_only = true;
+  auto reg = registry::Registry::Open(o);
+  if (!reg) {
+    err << "modelreg-replay: " << reg.error().ToString() << '\n';
+    return ExitCode(reg.error());
+  }
+  auto v = (*reg)->Verify();
+  if (!v) {
+    err << "modelreg-replay: " << v.error().ToString() << '\n';
+    return ExitCode(v.error());
+  }
+  if (g.json) {
+    nlohmann::json j{{"ok", v->chain.ok && v->projection_ok},
+                     {"chain_ok", v->chain.ok},
+                     {"events", v->chain.events},
+                     {"head_seq", v->chain.head.seq},
+                     {"head_hash", ToHex(v->chain.head.hash)},
+                     {"projection_ok", v->projection_ok},
+                     {"state_digest", ToHex(v->state_digest)},
+                     {"stored_digest", ToHex(v->stored_digest)}};
+    if (!v->chain.ok) {
+      j["first_bad_seq"] = v->chain.first_bad_seq;
+      j["problem"] = v->chain.problem;
+    }
+    out << j.dump() << '\n';
+  }
+  if (!v->chain.ok) {
+    err << "modelreg-replay: hash chain broken at event " << v->chain.first_bad_seq << ": "
+        << v->chain.problem << '\n';
+    return kExitChainBroken;
+  }
+  if (!g.json) {
+    out << "chain OK: " << v->chain.events << " events, head " << v->chain.head.seq << ' '
+        << ToHex(v->chain.head.hash) << '\n';
+  }
+  if (!v->projection_ok) {
+    err << "modelreg-replay: the stored projection (digest " << ToHex(v->stored_digest)
+        << ") differs from the fold of the log (" << ToHex(v->state_digest)
+        << "); run `modelreg-replay rebuild`\n";
+    return kExitProjectionDiffers;
+  }
+  if (!g.json) out << "projection OK: state digest " << ToHex(v->state_digest) << '\n';
+  return 0;
+}
+
+}  // namespace modelreg::app

@@ -1,0 +1,26 @@
+// The commands of modelreg-replay (rebuild, verify) as library functions.
+#pragma once
+
+#include <ostream>
+
+#include "app/registry_commands.h"
+
+namespace modelreg::app {
+
+// Exit codes of `modelreg-replay verify` (docs/cli.md).
+inline constexpr int kExitChainBroken = 5;
+inline constexpr int kExitProjectionDiffers = 10;
+
+// Rebuilds the projections from the log, verifying the chain; prints the
+// digests before and after. Progress goes to `progress` (a bar on a
+// terminal, a line per second otherwise).
+Status RunRebuild(const Globals& g, std::ostream& out, std::ostream& progress,
+                  bool progress_is_terminal);
+
+// Chain + projection digest; returns the process exit code (0, 5 with the
+// sequence number of the first broken event, 10 when the stored projection
+// differs from the fold of the log, or the generic codes for other errors)
+// after printing the result or one error line to `err`.
+int RunReplayVerify(const Globals& g, std::ostream& out, std::ostream& err);
+
+}  // namespace modelreg::app
