@@ -20,6 +20,7 @@ class Progress {
 
   void Update(Seq done, Seq total, bool final = false) {
     const auto now = std::chrono::steady_clock::now();
+    if (!final && done >= total) return;  // the final update prints the end
     if (!final && now - last_ < (terminal_ ? std::chrono::milliseconds(100)
                                            : std::chrono::milliseconds(1000))) {
       return;
