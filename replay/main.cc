@@ -30,6 +30,13 @@ int main(int argc, char** argv) {
                 "(exit 5: chain broken, 10: projection differs)");
   auto* rebuild = app.add_subcommand(
       "rebuild", "Drop the projections and rebuild them from the log, verifying the chain");
+  std::string file;
+  auto* exp = app.add_subcommand("export", "Write the whole log to a portable file");
+  exp->add_option("--to", file, "The export file")->required();
+  auto* imp = app.add_subcommand(
+      "import", "Create a new registry from an export file (checked completely first)");
+  imp->add_option("file", file, "The export file")->required();
+  imp->footer("The new registry is --root (it must not exist, or be an empty directory).");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -40,6 +47,8 @@ int main(int argc, char** argv) {
   if (*verify) return modelreg::app::RunReplayVerify(g, std::cout, std::cerr);
   modelreg::Status st;
   if (*rebuild) st = modelreg::app::RunRebuild(g, std::cout, std::cerr, isatty(STDERR_FILENO) != 0);
+  if (*exp) st = modelreg::app::RunExport(g, file, std::cout);
+  if (*imp) st = modelreg::app::RunImport(g, file, g.root, std::cout);
   if (!st.ok()) {
     std::cerr << "modelreg-replay: " << st.ToString() << '\n';
     return modelreg::app::ExitCode(st);

@@ -6,7 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include "app/exit_codes.h"
+#include "log/event_store.h"
+#include "portable/export_format.h"
 #include "registry/registry.h"
+
+#include <filesystem>
+#include <fstream>
 
 namespace modelreg::app {
 
@@ -135,6 +140,90 @@ int RunReplayVerify(const Globals& g, std::ostream& out, std::ostream& err) {
   }
   if (!g.json) out << "projection OK: state digest " << ToHex(v->state_digest) << '\n';
   return 0;
+}
+
+Status RunExport(const Globals& g, const std::string& file, std::ostream& out) {
+  registry::RegistryOptions o;
+  o.root = g.root;
+  o.read_only = true;
+  auto reg = registry::Registry::Open(o);
+  if (!reg) return reg.error();
+  const std::string tmp = file + ".partial";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return Status::IOError("cannot write " + tmp);
+    Status st = portable::ExportLog((*reg)->log(), f);
+    if (!st.ok()) {
+      std::filesystem::remove(tmp);
+      return st;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, file, ec);
+  if (ec) return Status::IOError("cannot rename " + tmp + " to " + file + ": " + ec.message());
+  const Head head = (*reg)->log().head();
+  if (g.json) {
+    out << nlohmann::json{{"file", file}, {"events", head.seq}, {"head_hash", ToHex(head.hash)}}
+               .dump()
+        << '\n';
+  } else {
+    out << "exported " << head.seq << " events to " << file << " (head hash "
+        << ToHex(head.hash) << ")\n";
+  }
+  return Status::OK();
+}
+
+Status RunImport(const Globals& g, const std::string& file, const std::string& new_root,
+                 std::ostream& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(new_root, ec) && (!fs::is_directory(new_root, ec) || !fs::is_empty(new_root, ec))) {
+    return Status::AlreadyExists(new_root + " exists and is not an empty directory; import "
+                                            "into a new registry");
+  }
+  auto checked = portable::CheckExport(file);
+  if (!checked) return checked.error();
+  const bool created = !fs::exists(new_root, ec);
+  auto cleanup = [&] {
+    if (created) fs::remove_all(new_root, ec);
+  };
+  fs::create_directories(fs::path(new_root) / "registry", ec);
+  if (ec) return Status::IOError("cannot create " + new_root + ": " + ec.message());
+  {
+    auto store = EventStore::Open((fs::path(new_root) / "registry").string());
+    if (!store) {
+      cleanup();
+      return store.error();
+    }
+    Status st = portable::ImportInto(file, **store);
+    if (!st.ok()) {
+      cleanup();
+      return st;
+    }
+  }
+  registry::RegistryOptions o;
+  o.root = new_root;
+  o.clock = g.clock;
+  auto reg = registry::Registry::Open(o);  // folds the log, writes projections
+  if (!reg) return reg.error();
+  auto v = (*reg)->Verify();
+  if (!v) return v.error();
+  if (!v->chain.ok || !v->projection_ok) {
+    return Status::Corruption("the imported registry does not verify: " + v->chain.problem);
+  }
+  if (g.json) {
+    out << nlohmann::json{{"root", new_root},
+                          {"events", v->chain.events},
+                          {"head_hash", ToHex(v->chain.head.hash)},
+                          {"state_digest", ToHex(v->state_digest)}}
+               .dump()
+        << '\n';
+  } else {
+    out << "imported " << v->chain.events << " events into " << new_root << "\nhead hash "
+        << ToHex(v->chain.head.hash) << "\nstate digest " << ToHex(v->state_digest)
+        << "\n(artifacts are not part of the log: copy artifacts/ separately)\n";
+  }
+  return Status::OK();
 }
 
 }  // namespace modelreg::app

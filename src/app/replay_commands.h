@@ -23,4 +23,13 @@ Status RunRebuild(const Globals& g, std::ostream& out, std::ostream& progress,
 // after printing the result or one error line to `err`.
 int RunReplayVerify(const Globals& g, std::ostream& out, std::ostream& err);
 
+// Writes the whole log of the registry at g.root to `file` (docs/export.md).
+Status RunExport(const Globals& g, const std::string& file, std::ostream& out);
+
+// Checks the whole export `file` first (nothing is written if any line is
+// wrong), then creates a registry at `new_root` (absent or empty) with the
+// same events, hashes and state digest, and prints them.
+Status RunImport(const Globals& g, const std::string& file, const std::string& new_root,
+                 std::ostream& out);
+
 }  // namespace modelreg::app

@@ -756,6 +756,72 @@ Status EventStore::ScanRows(const std::string& column_family, const RowFn& fn) c
   return FromRocks(it->status(), impl_->dir);
 }
 
+Status EventStore::AppendVerbatim(const NextEventFn& next) {
+  if (impl_->options.read_only) {
+    return Status::FailedPrecondition("registry log " + impl_->dir + " is open read-only");
+  }
+  std::lock_guard<std::mutex> lock(impl_->write_mu);
+  Head h = impl_->writer_head;
+  rocksdb::WriteBatch batch;
+  auto flush = [&](bool sync) -> Status {
+    if (batch.Count() == 0 && !sync) return Status::OK();
+    batch.Put(impl_->meta, kHeadKey, EncodeHead(h));
+    rocksdb::WriteOptions wo;
+    wo.sync = sync && impl_->options.sync;
+    MODELREG_RETURN_IF_ERROR(FromRocks(impl_->db->Write(wo, &batch), impl_->dir));
+    batch.Clear();
+    impl_->writer_head = h;
+    std::lock_guard<std::mutex> head_lock(impl_->head_mu);
+    impl_->head = h;
+    return Status::OK();
+  };
+  EventBuffer buf;
+  for (;;) {
+    auto bytes = next();
+    if (!bytes) return bytes.error();
+    if (!*bytes) break;
+    const Seq seq = h.seq + 1;
+    Status st = buf.Assign(**bytes);
+    if (!st.ok()) return st.WithContext("event " + std::to_string(seq));
+    const fb::Event& e = buf.event();
+    if (e.sequence() != seq) {
+      return Status::InvalidArgument("event " + std::to_string(seq) + " says it is event " +
+                                     std::to_string(e.sequence()));
+    }
+    if (PrevHashOf(e) != h.hash) {
+      return Status::InvalidArgument("event " + std::to_string(seq) +
+                                     ": prev_hash does not match the previous event's hash");
+    }
+    if (seq > 1 && e.recorded_at() <= h.recorded_at) {
+      return Status::InvalidArgument("event " + std::to_string(seq) +
+                                     ": recorded_at does not increase");
+    }
+    if (e.event_id() == nullptr || e.event_id()->size() == 0) {
+      return Status::InvalidArgument("event " + std::to_string(seq) + " has no event_id");
+    }
+    const Digest hash = ChainHash(h.hash, buf.bytes());
+    // The draft the event was appended from: the store-assigned fields at
+    // their placeholders. Its hash answers idempotent retries after import.
+    EventBuffer draft = buf;
+    fb::Event& d = draft.mutable_event();
+    d.mutate_sequence(0);
+    d.mutate_recorded_at(0);
+    auto* prev = d.mutable_prev_hash()->mutable_bytes();
+    for (std::size_t k = 0; k < kHashBytes; ++k) prev->Mutate(k, 0);
+    const Digest content = Sha256::Of(draft.bytes());
+    std::string value(buf.bytes());
+    value.append(reinterpret_cast<const char*>(hash.data()), kHashBytes);
+    std::string id_value = Be64(seq);
+    id_value.append(reinterpret_cast<const char*>(content.data()), kHashBytes);
+    batch.Put(impl_->events, Be64(seq), value);
+    batch.Put(impl_->by_time, TimeKey(e.recorded_at(), seq), rocksdb::Slice());
+    batch.Put(impl_->by_event_id, e.event_id()->str(), id_value);
+    h = Head{seq, hash, e.recorded_at()};
+    if (batch.Count() >= 3000) MODELREG_RETURN_IF_ERROR(flush(false));
+  }
+  return flush(true);
+}
+
 Result<std::optional<std::pair<std::string, std::string>>> EventStore::SeekRowForPrev(
     const std::string& column_family, const std::string& key) const {
   rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);

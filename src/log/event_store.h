@@ -149,6 +149,14 @@ class EventStore {
   using RowFn = std::function<bool(std::string_view key, std::string_view value)>;
   Status ScanRows(const std::string& column_family, const RowFn& fn) const;
 
+  // Import: appends events exactly as another log stored them (sequence,
+  // recorded_at, prev_hash kept). `next` yields each event's bytes in order
+  // (nullopt at the end). Each must continue this log: seq = head + 1,
+  // prev_hash = head hash, recorded_at > head's. Written in batches, synced
+  // at the end. Only for a log nobody else appends to (a fresh import).
+  using NextEventFn = std::function<Result<std::optional<std::string>>()>;
+  Status AppendVerbatim(const NextEventFn& next);
+
   // The last row of a caller's column family with key <= `key`, if any.
   Result<std::optional<std::pair<std::string, std::string>>> SeekRowForPrev(
       const std::string& column_family, const std::string& key) const;

@@ -671,5 +671,64 @@ TEST_F(Cli, KilledRebuildLeavesCorrectProjections) {
   }
 }
 
+TEST_F(Cli, ExportImportRoundTripAndDamagedFiles) {
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  Register("alpha_weights", "v1.0.0", 1.5, 0.08);
+  Ok("promote risk_model v1.0.0 --reason first");
+  Ok("validate alpha_weights v1.0.0");
+  const std::string replay = testing::EnvOr("MODELREG_REPLAY_BIN", "modelreg-replay");
+  const std::string file = dir_.sub("log.jsonl");
+  RunResult exp = RunCmd(replay + " --root " + Root() + " export --to " + file);
+  ASSERT_EQ(exp.rc, 0) << exp.err;
+  json original = json::parse(RunCmd(replay + " --root " + Root() + " --json verify").out);
+
+  const std::string copy = dir_.sub("copy");
+  RunResult imp = RunCmd(replay + " --root " + copy + " --json import " + file);
+  ASSERT_EQ(imp.rc, 0) << imp.err;
+  json ij = json::parse(imp.out);
+  EXPECT_EQ(ij["events"], original["events"]);
+  EXPECT_EQ(ij["head_hash"], original["head_hash"]);        // the same hashes
+  EXPECT_EQ(ij["state_digest"], original["state_digest"]);  // the same state
+  EXPECT_EQ(RunCmd(Bin() + " --root " + copy + " events --json").out, Ok("events --json").out);
+  EXPECT_EQ(json::parse(RunCmd(Bin() + " --root " + copy + " --json current risk_model").out)
+                ["version"],
+            "v1.0.0");
+  // Importing over an existing registry is refused.
+  EXPECT_EQ(RunCmd(replay + " --root " + copy + " import " + file).rc, 4);
+
+  const std::string text = testing::Slurp(file);
+  auto lines = Lines(text);
+  ASSERT_EQ(lines.size(), 6u);  // header, 4 events, trailer
+  struct Damage {
+    std::string name;
+    std::string content;
+    std::string message;
+  };
+  std::string flipped = lines[2];
+  const auto pos = flipped.find("\"event\":\"") + 40;
+  flipped[pos] = flipped[pos] == 'A' ? 'B' : 'A';
+  std::string joined_flip, joined_no_trailer, joined_swap;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    joined_flip += (i == 2 ? flipped : lines[i]) + "\n";
+    if (i + 1 < lines.size()) joined_no_trailer += lines[i] + "\n";
+  }
+  joined_swap = lines[0] + "\n" + lines[2] + "\n" + lines[1] + "\n" + lines[3] + "\n" + lines[4] +
+                "\n" + lines[5] + "\n";
+  for (const Damage& d : std::vector<Damage>{
+           {"flipped", joined_flip, "line 3"},
+           {"truncated", joined_no_trailer, "without its trailer"},
+           {"reordered", joined_swap, "expected event 1"},
+           {"garbage", "hello\n", "not a modelreg export"},
+       }) {
+    const std::string damaged = File(d.name + ".jsonl", d.content);
+    const std::string target = dir_.sub("import-" + d.name);
+    RunResult r = RunCmd(replay + " --root " + target + " import " + damaged);
+    EXPECT_EQ(r.rc, 2) << d.name << ": " << r.err;
+    EXPECT_NE(r.err.find(d.message), std::string::npos) << d.name << ": " << r.err;
+    EXPECT_NE(r.err.find("nothing was imported"), std::string::npos) << d.name << ": " << r.err;
+    EXPECT_FALSE(fs::exists(target)) << d.name;  // nothing written
+  }
+}
+
 }  // namespace
 }  // namespace modelreg

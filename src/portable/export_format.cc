@@ -1,0 +1,217 @@
+#include "portable/export_format.h"
+
+#include <openssl/evp.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+
+namespace modelreg::portable {
+
+namespace {
+
+using nlohmann::json;
+
+// An exported event line is base64 of at most kMaxEventBytes plus a little
+// JSON; anything longer is not one of ours.
+constexpr std::size_t kMaxLineBytes = kMaxEventBytes / 3 * 4 + 4096;
+
+std::string Base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::optional<std::string> Unbase64(const std::string& text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::string out(text.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  std::size_t len = static_cast<std::size_t>(n);
+  for (std::size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;
+  out.resize(len);
+  return out;
+}
+
+Digest PrevHashOf(const fb::Event& e) {
+  Digest d{};
+  if (const fb::Hash32* h = e.prev_hash()) std::copy(h->bytes()->begin(), h->bytes()->end(), d.begin());
+  return d;
+}
+
+Digest Chain(const Digest& prev, std::string_view bytes) {
+  Sha256 h;
+  h.Update(std::span<const std::uint8_t>(prev.data(), prev.size()));
+  h.Update(bytes);
+  return h.Finish();
+}
+
+// Reads one line of at most kMaxLineBytes; false at the end of the file.
+Result<bool> ReadLine(std::istream& in, std::string* line, std::size_t line_no,
+                      const std::string& path) {
+  line->clear();
+  char c;
+  while (in.get(c)) {
+    if (c == '\n') return true;
+    line->push_back(c);
+    if (line->size() > kMaxLineBytes) {
+      return Err(Status::InvalidArgument(path + " line " + std::to_string(line_no) +
+                                         " is longer than any exported event"));
+    }
+  }
+  return !line->empty();
+}
+
+// Walks an export file: header, events (each passed to `on_event` with its
+// bytes once checked), trailer. Every check error names the line.
+Result<ImportSummary> Walk(const std::string& path,
+                           const std::function<Status(std::string&&)>& on_event) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Err(Status::NotFound("cannot read export file " + path));
+  auto bad = [&path](std::size_t line, const std::string& what) {
+    return Err(Status::InvalidArgument(path + " line " + std::to_string(line) + ": " + what +
+                                       "; nothing was imported"));
+  };
+  std::string line;
+  std::size_t line_no = 1;
+  auto got = ReadLine(in, &line, line_no, path);
+  if (!got) return Err(got.error());
+  json header = *got ? json::parse(line, nullptr, false) : json();
+  if (!header.is_object() || header.value("format", "") != kFormatName) {
+    return bad(1, "not a modelreg export (the first line must be its header)");
+  }
+  if (header.value("format_version", 0) != kFormatVersion) {
+    return bad(1, "export format version " + header.value("format_version", json()).dump() +
+                      " is not one this modelreg reads (" + std::to_string(kFormatVersion) + ")");
+  }
+  ImportSummary summary;
+  TimeNs last_time = 0;
+  EventBuffer buf;
+  for (;;) {
+    ++line_no;
+    got = ReadLine(in, &line, line_no, path);
+    if (!got) return Err(got.error());
+    if (!*got) return bad(line_no, "the file ends without its trailer (truncated?)");
+    const json j = json::parse(line, nullptr, false);
+    if (!j.is_object()) return bad(line_no, "not a JSON object");
+    if (j.contains("end")) {
+      if (j.value("events", Seq{0}) != summary.events) {
+        return bad(line_no, "the trailer counts " + j.value("events", json()).dump() +
+                                " events but the file holds " + std::to_string(summary.events));
+      }
+      if (j.value("head_hash", "") != ToHex(summary.head_hash)) {
+        return bad(line_no, "the trailer's head hash does not match the events");
+      }
+      break;
+    }
+    const Seq seq = summary.events + 1;
+    if (!j.contains("seq") || !j["seq"].is_number_unsigned() || j["seq"].get<Seq>() != seq) {
+      return bad(line_no, "expected event " + std::to_string(seq));
+    }
+    if (!j.contains("event") || !j["event"].is_string()) return bad(line_no, "no event bytes");
+    auto bytes = Unbase64(j["event"].get<std::string>());
+    if (!bytes) return bad(line_no, "event bytes are not base64");
+    Status st = buf.Assign(*bytes);
+    if (!st.ok()) return bad(line_no, st.message());
+    if (buf.event().sequence() != seq) return bad(line_no, "the event says it is another sequence");
+    if (PrevHashOf(buf.event()) != summary.head_hash) {
+      return bad(line_no, "prev_hash does not match the previous event (chain broken)");
+    }
+    if (seq > 1 && buf.event().recorded_at() <= last_time) {
+      return bad(line_no, "recorded_at does not increase");
+    }
+    const Digest hash = Chain(summary.head_hash, buf.bytes());
+    if (j.value("hash", "") != ToHex(hash)) {
+      return bad(line_no, "the event's bytes do not match its hash (altered)");
+    }
+    last_time = buf.event().recorded_at();
+    summary.head_hash = hash;
+    summary.events = seq;
+    if (on_event) MODELREG_RETURN_IF_ERROR(on_event(std::move(*bytes)));
+  }
+  if (header.value("events", Seq{0}) != summary.events) {
+    return bad(1, "the header counts " + header.value("events", json()).dump() + " events");
+  }
+  return summary;
+}
+
+}  // namespace
+
+Status ExportLog(const EventStore& store, std::ostream& out) {
+  const Head head = store.head();
+  out << json{{"format", kFormatName},
+              {"format_version", kFormatVersion},
+              {"description",
+               "modelreg event log. One JSON object per line: this header; then per event its "
+               "seq, type, recorded_at (informative), hash (hex SHA-256 of the previous hash "
+               "followed by the event bytes) and event (base64 of the FlatBuffers bytes exactly "
+               "as stored, schema modelreg.fb.Event, file identifier MREV); then a trailer "
+               "{\"end\": ...} with the count and the head hash. See docs/export.md."},
+              {"events", head.seq},
+              {"head_seq", head.seq},
+              {"head_hash", ToHex(head.hash)}}
+             .dump()
+      << '\n';
+  Digest running{};
+  Status chain;
+  MODELREG_RETURN_IF_ERROR(store.Scan(1, head.seq, [&](Seq seq, const EventBuffer& e) {
+    if (PrevHashOf(e.event()) != running) {
+      chain = Status::Corruption("hash chain broken at event " + std::to_string(seq) +
+                                 "; run `modelreg verify`");
+      return false;
+    }
+    running = Chain(running, e.bytes());
+    out << json{{"seq", seq},
+                {"type", PayloadTypeName(e.event().payload_type())},
+                {"recorded_at", FormatUtc(e.event().recorded_at())},
+                {"hash", ToHex(running)},
+                {"event", Base64(e.bytes())}}
+               .dump()
+        << '\n';
+    return true;
+  }));
+  MODELREG_RETURN_IF_ERROR(chain);
+  if (running != head.hash) return Status::Corruption("the head hash does not match the events");
+  out << json{{"end", kFormatName}, {"events", head.seq}, {"head_hash", ToHex(head.hash)}}.dump()
+      << '\n';
+  out.flush();
+  if (!out) return Status::IOError("writing the export failed");
+  return Status::OK();
+}
+
+Result<ImportSummary> CheckExport(const std::string& path) { return Walk(path, nullptr); }
+
+Status ImportInto(const std::string& path, EventStore& store) {
+  if (store.head().seq != 0) {
+    return Status::FailedPrecondition("imports go into an empty registry");
+  }
+  // The events come from a second walk of the (already checked) file.
+  std::vector<std::string> pending;
+  Status append_status;
+  std::size_t next_index = 0;
+  auto drain = [&]() -> Status {
+    next_index = 0;
+    Status st = store.AppendVerbatim([&]() -> Result<std::optional<std::string>> {
+      if (next_index == pending.size()) return std::optional<std::string>();
+      return std::optional<std::string>(std::move(pending[next_index++]));
+    });
+    pending.clear();
+    return st;
+  };
+  auto walked = Walk(path, [&](std::string&& bytes) -> Status {
+    pending.push_back(std::move(bytes));
+    if (pending.size() >= 4096) return drain();
+    return Status::OK();
+  });
+  if (!walked) return walked.error();
+  return drain();
+}
+
+}  // namespace modelreg::portable
