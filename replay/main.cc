@@ -10,6 +10,7 @@
 
 #include "app/exit_codes.h"
 #include "app/replay_commands.h"
+#include "common/clock.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"modelreg-replay: verify and rebuild a registry from its event log"};
@@ -37,6 +38,11 @@ int main(int argc, char** argv) {
       "import", "Create a new registry from an export file (checked completely first)");
   imp->add_option("file", file, "The export file")->required();
   imp->footer("The new registry is --root (it must not exist, or be an empty directory).");
+  std::string at, to_dir;
+  auto* mat = app.add_subcommand(
+      "materialize", "Create a registry holding exactly the log up to a time (forensics)");
+  mat->add_option("--at", at, "The instant (ISO-8601 with a zone, or a date)")->required();
+  mat->add_option("--to", to_dir, "The new registry directory (absent or empty)")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -48,6 +54,14 @@ int main(int argc, char** argv) {
   modelreg::Status st;
   if (*rebuild) st = modelreg::app::RunRebuild(g, std::cout, std::cerr, isatty(STDERR_FILENO) != 0);
   if (*exp) st = modelreg::app::RunExport(g, file, std::cout);
+  if (*mat) {
+    const auto t = modelreg::ParseTime(at);
+    if (!t) {
+      std::cerr << "modelreg-replay: --at '" << at << "' is not an ISO-8601 time with a zone\n";
+      return 2;
+    }
+    st = modelreg::app::RunMaterialize(g, *t, to_dir, std::cout);
+  }
   if (*imp) st = modelreg::app::RunImport(g, file, g.root, std::cout);
   if (!st.ok()) {
     std::cerr << "modelreg-replay: " << st.ToString() << '\n';

@@ -636,3 +636,58 @@ Status RunCompat(const Globals& g, const CompatOptions& o, bool* warned, std::os
 }
 
 }  // namespace modelreg::app
+
+namespace modelreg::app {
+
+Status RunDiff(const Globals& g, TimeNs from, TimeNs to, std::ostream& out) {
+  if (from > to) {
+    return Status::InvalidArgument("--from " + FormatUtc(from) + " is after --to " + FormatUtc(to));
+  }
+  auto reg = OpenForRead(g, /*full_state=*/false);
+  if (!reg) return reg.error();
+  json production = json::object();
+  if (!g.json) out << "Production from " << FormatUtc(from) << " to " << FormatUtc(to) << ":\n";
+  for (std::string_view t : registry::kModelTypes) {
+    const std::string type(t);
+    auto a = (*reg)->ProductionAtTime(type, from);
+    if (!a) return a.error();
+    auto b = (*reg)->ProductionAtTime(type, to);
+    if (!b) return b.error();
+    production[type] = {{"from", a->version.empty() ? json() : json(a->version)},
+                        {"to", b->version.empty() ? json() : json(b->version)}};
+    if (!g.json) {
+      out << "  " << type << ": " << (a->version.empty() ? "none" : a->version);
+      if (a->version != b->version) {
+        out << " -> " << (b->version.empty() ? "none" : b->version);
+      } else {
+        out << " (unchanged)";
+      }
+      out << '\n';
+    }
+  }
+  json changes = json::array();
+  if (!g.json) out << "Events recorded after " << FormatUtc(from) << " up to " << FormatUtc(to) << ":\n";
+  std::size_t n = 0;
+  if (from < INT64_MAX) {
+    MODELREG_RETURN_IF_ERROR((*reg)->log().ScanTime(from + 1, to, [&](Seq, const EventBuffer& e) {
+      ++n;
+      if (g.json) {
+        changes.push_back(events::ToJson(e));
+      } else {
+        out << "  " << events::Summary(e) << '\n';
+      }
+      return true;
+    }));
+  }
+  if (g.json) {
+    out << json{{"from", FormatUtc(from)}, {"to", FormatUtc(to)}, {"production", production},
+                {"events", changes}}
+               .dump()
+        << '\n';
+  } else if (n == 0) {
+    out << "  (none)\n";
+  }
+  return Status::OK();
+}
+
+}  // namespace modelreg::app

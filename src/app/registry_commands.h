@@ -86,6 +86,10 @@ struct EventsOptions {
 };
 Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out);
 
+// What changed between two instants: production per type at each, and every
+// event recorded in (from, to] with its actor.
+Status RunDiff(const Globals& g, TimeNs from, TimeNs to, std::ostream& out);
+
 // Hash chain + projection digest.
 Status RunVerify(const Globals& g, std::ostream& out);
 

@@ -173,6 +173,93 @@ Status RunExport(const Globals& g, const std::string& file, std::ostream& out) {
   return Status::OK();
 }
 
+namespace {
+
+// Hard-links (or, across filesystems, copies) one version's artifact
+// directory into another registry.
+Status LinkVersionDir(const std::filesystem::path& from, const std::filesystem::path& to) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(from, ec)) return Status::OK();  // purged or missing: validate tells
+  fs::create_directories(to, ec);
+  if (ec) return Status::IOError("cannot create " + to.string() + ": " + ec.message());
+  for (const auto& entry : fs::directory_iterator(from, ec)) {
+    if (!entry.is_regular_file()) continue;
+    const fs::path target = to / entry.path().filename();
+    fs::create_hard_link(entry.path(), target, ec);
+    if (ec) {
+      ec.clear();
+      fs::copy_file(entry.path(), target, fs::copy_options::overwrite_existing, ec);
+      if (ec) return Status::IOError("cannot copy " + entry.path().string() + ": " + ec.message());
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status RunMaterialize(const Globals& g, TimeNs at, const std::string& dir, std::ostream& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(dir, ec) && (!fs::is_directory(dir, ec) || !fs::is_empty(dir, ec))) {
+    return Status::AlreadyExists(dir + " exists and is not an empty directory");
+  }
+  registry::RegistryOptions src_options;
+  src_options.root = g.root;
+  src_options.read_only = true;
+  auto src = registry::Registry::Open(src_options);
+  if (!src) return src.error();
+  auto upto = (*src)->log().SeqAtOrBefore(at);
+  if (!upto) return upto.error();
+  fs::create_directories(fs::path(dir) / "registry", ec);
+  if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
+  {
+    auto store = EventStore::Open((fs::path(dir) / "registry").string());
+    if (!store) return store.error();
+    Seq next = 1;
+    MODELREG_RETURN_IF_ERROR((*store)->AppendVerbatim([&]() -> Result<std::optional<std::string>> {
+      if (next > *upto) return std::optional<std::string>();
+      auto e = (*src)->log().Get(next++);
+      if (!e) return Err(e.error());
+      return std::optional<std::string>(std::string(e->bytes()));
+    }));
+  }
+  registry::RegistryOptions dst_options;
+  dst_options.root = dir;
+  auto dst = registry::Registry::Open(dst_options);
+  if (!dst) return dst.error();
+  Status linked;
+  std::size_t versions = 0;
+  (*dst)->Read([&](const registry::State& s) {
+    for (const auto& [type, ts] : s.types) {
+      for (const auto& [version, rec] : ts.versions) {
+        if (!linked.ok()) return;
+        ++versions;
+        linked = LinkVersionDir(fs::path(g.root) / "artifacts" / type / version,
+                                fs::path(dir) / "artifacts" / type / version);
+      }
+    }
+  });
+  MODELREG_RETURN_IF_ERROR(linked);
+  auto v = (*dst)->Verify();
+  if (!v) return v.error();
+  if (g.json) {
+    out << nlohmann::json{{"root", dir},
+                          {"at", FormatUtc(at)},
+                          {"events", v->chain.events},
+                          {"versions", versions},
+                          {"head_hash", ToHex(v->chain.head.hash)},
+                          {"state_digest", ToHex(v->state_digest)}}
+               .dump()
+        << '\n';
+  } else {
+    out << "materialized " << v->chain.events << " events (everything recorded at or before "
+        << FormatUtc(at) << ") and the artifacts of " << versions << " versions into " << dir
+        << "\nhead hash " << ToHex(v->chain.head.hash) << "\n";
+  }
+  return Status::OK();
+}
+
 Status RunImport(const Globals& g, const std::string& file, const std::string& new_root,
                  std::ostream& out) {
   namespace fs = std::filesystem;

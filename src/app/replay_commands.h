@@ -32,4 +32,9 @@ Status RunExport(const Globals& g, const std::string& file, std::ostream& out);
 Status RunImport(const Globals& g, const std::string& file, const std::string& new_root,
                  std::ostream& out);
 
+// Creates a registry at `dir` (absent or empty) holding exactly the log
+// prefix recorded at or before `at`, with hard links (or copies) of the
+// artifacts that prefix registered: a forensic copy every command can open.
+Status RunMaterialize(const Globals& g, TimeNs at, const std::string& dir, std::ostream& out);
+
 }  // namespace modelreg::app

@@ -730,5 +730,46 @@ TEST_F(Cli, ExportImportRoundTripAndDamagedFiles) {
   }
 }
 
+TEST_F(Cli, DiffAndMaterializeAnInstant) {
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  Register("risk_model", "v1.1.0", 1.6, 0.09);
+  Ok("promote risk_model v1.0.0", "alice");
+  Tick();
+  const std::string t1 = Now();
+  Tick();
+  Ok("promote risk_model v1.1.0", "bob");
+  Ok("fail risk_model v1.0.0 --reason 'found a bug'", "carol");
+  Tick();
+  const std::string t2 = Now();
+
+  json d = json::parse(Ok("--json diff --from " + t1 + " --to " + t2).out);
+  EXPECT_EQ(d["production"]["risk_model"]["from"], "v1.0.0");
+  EXPECT_EQ(d["production"]["risk_model"]["to"], "v1.1.0");
+  EXPECT_TRUE(d["production"]["alpha_weights"]["to"].is_null());
+  ASSERT_EQ(d["events"].size(), 2u);
+  EXPECT_EQ(d["events"][0]["actor"], "bob");
+  EXPECT_EQ(d["events"][1]["type"], "ModelFailed");
+  RunResult text = Ok("diff --from " + t1 + " --to " + t2);
+  EXPECT_NE(text.out.find("risk_model: v1.0.0 -> v1.1.0"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("carol failed risk_model v1.0.0: found a bug"), std::string::npos);
+  EXPECT_EQ(Mr("diff --from " + t2 + " --to " + t1).rc, 2);
+
+  const std::string replay = testing::EnvOr("MODELREG_REPLAY_BIN", "modelreg-replay");
+  const std::string copy = dir_.sub("forensics");
+  RunResult m = RunCmd(replay + " --root " + Root() + " --json materialize --at " + t1 + " --to " +
+                       copy);
+  ASSERT_EQ(m.rc, 0) << m.err;
+  EXPECT_EQ(json::parse(m.out)["events"], 3);
+  // Every normal command works on it, and it says what was true at t1.
+  const std::string c = Bin() + " --root " + copy;
+  EXPECT_EQ(json::parse(RunCmd(c + " --json current risk_model").out)["version"], "v1.0.0");
+  EXPECT_EQ(json::parse(RunCmd(c + " --json show risk_model v1.0.0").out)["status"],
+            "production");
+  EXPECT_EQ(RunCmd(c + " verify").rc, 0);
+  EXPECT_EQ(RunCmd(c + " validate risk_model v1.1.0").rc, 0);  // artifacts came along
+  EXPECT_EQ(RunCmd(replay + " --root " + Root() + " materialize --at " + t1 + " --to " + copy).rc,
+            4);  // never over an existing registry
+}
+
 }  // namespace
 }  // namespace modelreg

@@ -160,6 +160,11 @@ int main(int argc, char** argv) {
 
   auto* c_verify = app.add_subcommand("verify", "Verify the hash chain and the projections");
 
+  std::string diff_from, diff_to;
+  auto* c_diff = app.add_subcommand("diff", "What changed between two instants");
+  c_diff->add_option("--from", diff_from, "The earlier instant")->required()->check(kIsoTime);
+  c_diff->add_option("--to", diff_to, "The later instant")->required()->check(kIsoTime);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -226,6 +231,8 @@ int main(int argc, char** argv) {
     ev.since = TimeOpt(since);
     ev.until = TimeOpt(until);
     st = RunEvents(g, ev, out);
+  } else if (*c_diff) {
+    st = RunDiff(g, *TimeOpt(diff_from), *TimeOpt(diff_to), out);
   } else if (*c_verify) {
     st = RunVerify(g, out);
   }
