@@ -17,6 +17,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/backup_engine.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
@@ -754,6 +755,21 @@ Status EventStore::ScanRows(const std::string& column_family, const RowFn& fn) c
     if (!fn(it->key().ToStringView(), it->value().ToStringView())) break;
   }
   return FromRocks(it->status(), impl_->dir);
+}
+
+Result<std::uint32_t> EventStore::CreateBackup(const std::string& backup_dir,
+                                               const std::string& app_metadata) const {
+  rocksdb::BackupEngine* raw = nullptr;
+  rocksdb::IOStatus s = rocksdb::BackupEngine::Open(rocksdb::BackupEngineOptions(backup_dir),
+                                                    rocksdb::Env::Default(), &raw);
+  if (!s.ok()) return Err(FromRocks(s, backup_dir));
+  std::unique_ptr<rocksdb::BackupEngine> engine(raw);
+  rocksdb::CreateBackupOptions options;
+  options.flush_before_backup = true;  // the backup needs no WAL
+  rocksdb::BackupID id = 0;
+  s = engine->CreateNewBackupWithMetadata(options, impl_->db.get(), app_metadata, &id);
+  if (!s.ok()) return Err(FromRocks(s, backup_dir));
+  return id;
 }
 
 Status EventStore::AppendVerbatim(const NextEventFn& next) {

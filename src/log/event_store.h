@@ -157,6 +157,12 @@ class EventStore {
   using NextEventFn = std::function<Result<std::optional<std::string>>()>;
   Status AppendVerbatim(const NextEventFn& next);
 
+  // A consistent backup of the whole database (log and projections) into a
+  // RocksDB BackupEngine directory; files unchanged since an earlier backup
+  // there are shared. Returns the backup id. See log/backup.h for the rest.
+  Result<std::uint32_t> CreateBackup(const std::string& backup_dir,
+                                     const std::string& app_metadata) const;
+
   // The last row of a caller's column family with key <= `key`, if any.
   Result<std::optional<std::pair<std::string, std::string>>> SeekRowForPrev(
       const std::string& column_family, const std::string& key) const;

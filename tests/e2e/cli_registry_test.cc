@@ -771,5 +771,44 @@ TEST_F(Cli, DiffAndMaterializeAnInstant) {
             4);  // never over an existing registry
 }
 
+TEST_F(Cli, BackupCreateListVerifyRestore) {
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  Ok("promote risk_model v1.0.0");
+  json b1 = json::parse(Ok("--json backup create").out);
+  EXPECT_EQ(b1["id"], 1);
+  EXPECT_EQ(b1["artifact_files_linked"], 3);  // artifact, metadata.json, checksum.sha256
+  Register("risk_model", "v1.1.0", 1.6, 0.09);
+  json b2 = json::parse(Ok("--json backup create").out);
+  EXPECT_EQ(b2["artifact_files_linked"], 3);  // only the new version's files
+  json list = json::parse(Ok("--json backup list").out);
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0]["head_seq"], 2);
+  EXPECT_EQ(list[1]["head_seq"], 3);
+  EXPECT_NE(Ok("backup verify 2").out.find("backup 2 OK"), std::string::npos);
+
+  // Disaster: the database is lost. Restore the latest backup elsewhere.
+  const std::string original_digest = json::parse(Ok("--json verify").out)["state_digest"];
+  fs::remove_all(Root() + "/registry");
+  EXPECT_EQ(Mr("list").rc, 3);
+  const std::string restored = dir_.sub("restored");
+  json r = json::parse(Ok("--json backup restore 2 --to " + restored).out);
+  EXPECT_EQ(r["state_digest"], original_digest);
+  const std::string c = Bin() + " --root " + restored;
+  EXPECT_EQ(RunCmd(c + " verify").rc, 0);
+  EXPECT_EQ(RunCmd(c + " validate risk_model v1.1.0").rc, 0);
+  EXPECT_EQ(json::parse(RunCmd(c + " --json current risk_model").out)["version"], "v1.0.0");
+  // Restoring over something, or a backup that does not exist: refused.
+  EXPECT_EQ(Mr("backup restore 2 --to " + restored).rc, 4);
+  EXPECT_EQ(Mr("backup restore 9 --to " + dir_.sub("nine")).rc, 3);
+
+  // A damaged backup is found by verify.
+  const std::string backed = Root() + "/backups/artifacts/risk_model/v1.0.0/risk_modelv1.0.0.pkl";
+  fs::remove(backed);
+  std::ofstream(backed) << "not the model";
+  RunResult bad = Mr("backup verify 1");
+  EXPECT_EQ(bad.rc, 5);
+  EXPECT_NE(bad.err.find("missing or altered"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace modelreg

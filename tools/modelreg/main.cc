@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "app/backup_commands.h"
 #include "app/exit_codes.h"
 #include "app/registry_commands.h"
 #include "common/clock.h"
@@ -160,6 +161,18 @@ int main(int argc, char** argv) {
 
   auto* c_verify = app.add_subcommand("verify", "Verify the hash chain and the projections");
 
+  auto* c_backup = app.add_subcommand("backup", "Backups of the registry (docs/runbook.md)");
+  c_backup->require_subcommand(1);
+  auto* c_backup_create = c_backup->add_subcommand("create", "Back up the log and new artifacts");
+  auto* c_backup_list = c_backup->add_subcommand("list", "List the backups");
+  std::uint32_t backup_id = 0;
+  std::string restore_to;
+  auto* c_backup_verify = c_backup->add_subcommand("verify", "Check a backup end to end");
+  c_backup_verify->add_option("id", backup_id, "Backup id")->required();
+  auto* c_backup_restore = c_backup->add_subcommand("restore", "Restore a backup into a new registry");
+  c_backup_restore->add_option("id", backup_id, "Backup id")->required();
+  c_backup_restore->add_option("--to", restore_to, "The new registry directory")->required();
+
   std::string diff_from, diff_to;
   auto* c_diff = app.add_subcommand("diff", "What changed between two instants");
   c_diff->add_option("--from", diff_from, "The earlier instant")->required()->check(kIsoTime);
@@ -231,6 +244,14 @@ int main(int argc, char** argv) {
     ev.since = TimeOpt(since);
     ev.until = TimeOpt(until);
     st = RunEvents(g, ev, out);
+  } else if (*c_backup_create) {
+    st = RunBackupCreate(g, out);
+  } else if (*c_backup_list) {
+    st = RunBackupList(g, out);
+  } else if (*c_backup_verify) {
+    st = RunBackupVerify(g, backup_id, out);
+  } else if (*c_backup_restore) {
+    st = RunBackupRestore(g, backup_id, restore_to, out);
   } else if (*c_diff) {
     st = RunDiff(g, *TimeOpt(diff_from), *TimeOpt(diff_to), out);
   } else if (*c_verify) {

@@ -1,0 +1,25 @@
+// `modelreg backup create | list | verify | restore` (docs/runbook.md):
+// RocksDB BackupEngine backups of the log and projections in
+// <root>/backups/db, plus the artifact files (hard links, new ones only) in
+// <root>/backups/artifacts.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include "app/registry_commands.h"
+
+namespace modelreg::app {
+
+Status RunBackupCreate(const Globals& g, std::ostream& out);
+Status RunBackupList(const Globals& g, std::ostream& out);
+// Checks the backup's files, restores it to a scratch directory, verifies
+// the chain there and compares the state digest with the one recorded at
+// backup time, and checks the backed-up artifacts against their checksums.
+Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out);
+// Restores backup `id` into a new registry at `dir` (absent or empty).
+Status RunBackupRestore(const Globals& g, std::uint32_t id, const std::string& dir,
+                        std::ostream& out);
+
+}  // namespace modelreg::app
