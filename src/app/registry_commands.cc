@@ -691,3 +691,36 @@ Status RunDiff(const Globals& g, TimeNs from, TimeNs to, std::ostream& out) {
 }
 
 }  // namespace modelreg::app
+
+namespace modelreg::app {
+
+Status RunGc(const Globals& g, int keep, int retention_days, bool dry_run, std::ostream& out) {
+  auto reg = OpenForWrite(g, false);
+  if (!reg) return reg.error();
+  auto items = (*reg)->CollectGarbage(keep, TimeNs{retention_days} * 86'400'000'000'000LL,
+                                      dry_run, ActorOf(g));
+  if (!items) return items.error();
+  std::uint64_t total = 0;
+  json arr = json::array();
+  for (const auto& i : *items) {
+    total += i.bytes;
+    arr.push_back({{"model_type", i.model_type},
+                   {"version", i.version.empty() ? json() : json(i.version)},
+                   {"path", i.path},
+                   {"bytes", i.bytes},
+                   {"why", i.why}});
+    if (!g.json) {
+      out << (dry_run ? "would delete " : "deleted ") << i.path << " (" << i.bytes
+          << " bytes): " << i.why << '\n';
+    }
+  }
+  if (g.json) {
+    out << json{{"dry_run", dry_run}, {"items", arr}, {"bytes", total}}.dump() << '\n';
+  } else {
+    out << (dry_run ? "dry run: " : "") << items->size() << " items, " << total << " bytes"
+        << (dry_run ? " would be freed; nothing changed" : " freed") << '\n';
+  }
+  return Status::OK();
+}
+
+}  // namespace modelreg::app

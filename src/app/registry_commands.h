@@ -90,6 +90,9 @@ Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out);
 // event recorded in (from, to] with its actor.
 Status RunDiff(const Globals& g, TimeNs from, TimeNs to, std::ostream& out);
 
+// modelreg gc: see Registry::CollectGarbage.
+Status RunGc(const Globals& g, int keep, int retention_days, bool dry_run, std::ostream& out);
+
 // Hash chain + projection digest.
 Status RunVerify(const Globals& g, std::ostream& out);
 

@@ -103,6 +103,24 @@ class Registry {
   Result<ValidateResult> Validate(const std::string& type, const std::string& version,
                                   const Actor& actor);
 
+  // Garbage collection of artifact files (docs/runbook.md). Candidates:
+  // archived and failed versions beyond the `keep` most recently registered
+  // per type — never the production version, never the version a rollback
+  // would restore, never a version that left production less than
+  // `retention` ago — plus staging directories and version directories no
+  // event names (interrupted registrations). Each purge is an ArtifactPurged
+  // event written before the file is deleted; metadata.json and
+  // checksum.sha256 stay. dry_run changes nothing.
+  struct GcItem {
+    std::string model_type;
+    std::string version;  // empty for orphans
+    std::string path;
+    std::uint64_t bytes = 0;
+    std::string why;
+  };
+  Result<std::vector<GcItem>> CollectGarbage(int keep, TimeNs retention, bool dry_run,
+                                             const Actor& actor);
+
   // --- reads ---
   // A writable registry holds the whole state in memory from Open. A
   // read-only one loads it on first need (Load, Read), so that a one-shot

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -808,6 +809,56 @@ TEST_F(Cli, BackupCreateListVerifyRestore) {
   RunResult bad = Mr("backup verify 1");
   EXPECT_EQ(bad.rc, 5);
   EXPECT_NE(bad.err.find("missing or altered"), std::string::npos) << bad.err;
+}
+
+TEST_F(Cli, GarbageCollection) {
+  for (int i = 1; i <= 5; ++i) {
+    Register("risk_model", "v" + std::to_string(i) + ".0.0", 1.5, 0.08);
+    Ok("promote risk_model v" + std::to_string(i) + ".0.0");
+  }
+  Register("risk_model", "v6.0.0", 1.5, 0.08);
+  Ok("archive risk_model v6.0.0 --reason 'never used'");
+  // Leftovers of interrupted registrations.
+  fs::create_directories(Root() + "/artifacts/risk_model/.staging-0123456789abcdef");
+  std::ofstream(Root() + "/artifacts/risk_model/.staging-0123456789abcdef/model.pkl") << "half";
+  fs::create_directories(Root() + "/artifacts/risk_model/v9.9.9");
+  std::ofstream(Root() + "/artifacts/risk_model/v9.9.9/model.pkl") << "orphan";
+  const auto tree = ArtifactTree();
+  const std::size_t n = EventCount();
+
+  // Default retention: versions that were in production are kept a year.
+  json safe = json::parse(Ok("--json gc --dry-run --keep 0").out);
+  std::vector<std::string> paths;
+  for (const auto& item : safe["items"]) paths.push_back(item["path"]);
+  EXPECT_EQ(safe["items"].size(), 3u) << safe.dump();  // v6.0.0 (never live) + 2 orphans
+
+  // Without retention, keeping 1: v4 is the rollback target, v6 the newest
+  // kept, v5 production; v1..v3 go.
+  RunResult dry = Ok("gc --dry-run --keep 1 --retention-days 0");
+  EXPECT_NE(dry.out.find("would delete"), std::string::npos);
+  EXPECT_NE(dry.out.find("nothing changed"), std::string::npos);
+  EXPECT_EQ(ArtifactTree(), tree);
+  EXPECT_EQ(EventCount(), n);
+  json real = json::parse(Ok("--json gc --keep 1 --retention-days 0", "janitor").out);
+  std::set<std::string> versions;
+  for (const auto& item : real["items"]) {
+    if (!item["version"].is_null()) versions.insert(item["version"]);
+  }
+  EXPECT_EQ(versions, (std::set<std::string>{"v1.0.0", "v2.0.0", "v3.0.0"}));
+  EXPECT_EQ(EventCount(), n + 3);
+  json last = json::parse(Lines(Ok("--json events").out).back());
+  EXPECT_EQ(last["type"], "ArtifactPurged");
+  EXPECT_EQ(last["actor"], "janitor");
+  const std::string v1 = Root() + "/artifacts/risk_model/v1.0.0";
+  EXPECT_FALSE(fs::exists(v1 + "/risk_modelv1.0.0.pkl"));
+  EXPECT_TRUE(fs::exists(v1 + "/metadata.json"));  // the audit trail stays
+  EXPECT_FALSE(fs::exists(Root() + "/artifacts/risk_model/v9.9.9"));
+  EXPECT_FALSE(fs::exists(Root() + "/artifacts/risk_model/.staging-0123456789abcdef"));
+  EXPECT_TRUE(fs::exists(Root() + "/artifacts/risk_model/v4.0.0/risk_modelv4.0.0.pkl"));
+  EXPECT_EQ(Mr("promote risk_model v1.0.0").rc, 4);  // purged: cannot come back
+  Ok("rollback risk_model");                           // v4 can
+  EXPECT_TRUE(json::parse(Ok("--json show risk_model v2.0.0").out)["purged"]);
+  Ok("verify");
 }
 
 }  // namespace

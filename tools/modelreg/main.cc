@@ -173,6 +173,19 @@ int main(int argc, char** argv) {
   c_backup_restore->add_option("id", backup_id, "Backup id")->required();
   c_backup_restore->add_option("--to", restore_to, "The new registry directory")->required();
 
+  int gc_keep = 3, gc_retention_days = 365;
+  bool gc_dry_run = false;
+  auto* c_gc = app.add_subcommand(
+      "gc", "Delete artifacts of old archived/failed versions and interrupted registrations");
+  c_gc->add_flag("--dry-run", gc_dry_run, "List what would be deleted, with sizes; change nothing");
+  c_gc->add_option("--keep", gc_keep, "Archived/failed versions to keep per type")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  c_gc->add_option("--retention-days", gc_retention_days,
+                   "Never delete a version that left production less than this long ago")
+      ->check(CLI::Range(0, 36500))
+      ->capture_default_str();
+
   std::string diff_from, diff_to;
   auto* c_diff = app.add_subcommand("diff", "What changed between two instants");
   c_diff->add_option("--from", diff_from, "The earlier instant")->required()->check(kIsoTime);
@@ -252,6 +265,8 @@ int main(int argc, char** argv) {
     st = RunBackupVerify(g, backup_id, out);
   } else if (*c_backup_restore) {
     st = RunBackupRestore(g, backup_id, restore_to, out);
+  } else if (*c_gc) {
+    st = RunGc(g, gc_keep, gc_retention_days, gc_dry_run, out);
   } else if (*c_diff) {
     st = RunDiff(g, *TimeOpt(diff_from), *TimeOpt(diff_to), out);
   } else if (*c_verify) {
