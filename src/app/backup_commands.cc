@@ -21,28 +21,6 @@ fs::path BackupArtifacts(const std::string& root) {
   return fs::path(root) / "backups" / "artifacts";
 }
 
-// Hard-links (copies across filesystems) the files of one version directory;
-// files already there are kept (artifacts never change).
-Status LinkDir(const fs::path& from, const fs::path& to, std::size_t* linked) {
-  std::error_code ec;
-  if (!fs::is_directory(from, ec)) return Status::OK();
-  fs::create_directories(to, ec);
-  if (ec) return Status::IOError("cannot create " + to.string() + ": " + ec.message());
-  for (const auto& entry : fs::directory_iterator(from, ec)) {
-    if (!entry.is_regular_file()) continue;
-    const fs::path target = to / entry.path().filename();
-    if (fs::exists(target, ec)) continue;
-    fs::create_hard_link(entry.path(), target, ec);
-    if (ec) {
-      ec.clear();
-      fs::copy_file(entry.path(), target, ec);
-      if (ec) return Status::IOError("cannot copy " + entry.path().string() + ": " + ec.message());
-    }
-    ++*linked;
-  }
-  return Status::OK();
-}
-
 Status CheckId(const std::vector<BackupInfo>& backups, std::uint32_t id) {
   for (const auto& b : backups) {
     if (b.id == id) return Status::OK();
@@ -66,8 +44,8 @@ Result<std::unique_ptr<registry::Registry>> RestoreInto(const std::string& root,
     for (const auto& [type, ts] : s.types) {
       for (const auto& [version, rec] : ts.versions) {
         if (linked.ok() && !rec.purged) {
-          linked = LinkDir(BackupArtifacts(root) / type / version,
-                           dir / "artifacts" / type / version, files);
+          linked = artifacts::LinkDirectory((BackupArtifacts(root) / type / version).string(),
+                                            (dir / "artifacts" / type / version).string(), files);
         }
       }
     }
@@ -97,8 +75,9 @@ Status RunBackupCreate(const Globals& g, std::ostream& out) {
       for (const auto& [version, rec] : ts.versions) {
         ++versions;
         if (st.ok() && !rec.purged) {
-          st = LinkDir(fs::path(g.root) / "artifacts" / type / version,
-                       BackupArtifacts(g.root) / type / version, &linked);
+          st = artifacts::LinkDirectory((fs::path(g.root) / "artifacts" / type / version).string(),
+                                        (BackupArtifacts(g.root) / type / version).string(),
+                                        &linked);
         }
       }
     }

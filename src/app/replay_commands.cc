@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/exit_codes.h"
+#include "artifacts/artifact_store.h"
 #include "log/event_store.h"
 #include "portable/export_format.h"
 #include "registry/registry.h"
@@ -173,31 +174,6 @@ Status RunExport(const Globals& g, const std::string& file, std::ostream& out) {
   return Status::OK();
 }
 
-namespace {
-
-// Hard-links (or, across filesystems, copies) one version's artifact
-// directory into another registry.
-Status LinkVersionDir(const std::filesystem::path& from, const std::filesystem::path& to) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_directory(from, ec)) return Status::OK();  // purged or missing: validate tells
-  fs::create_directories(to, ec);
-  if (ec) return Status::IOError("cannot create " + to.string() + ": " + ec.message());
-  for (const auto& entry : fs::directory_iterator(from, ec)) {
-    if (!entry.is_regular_file()) continue;
-    const fs::path target = to / entry.path().filename();
-    fs::create_hard_link(entry.path(), target, ec);
-    if (ec) {
-      ec.clear();
-      fs::copy_file(entry.path(), target, fs::copy_options::overwrite_existing, ec);
-      if (ec) return Status::IOError("cannot copy " + entry.path().string() + ": " + ec.message());
-    }
-  }
-  return Status::OK();
-}
-
-}  // namespace
-
 Status RunMaterialize(const Globals& g, TimeNs at, const std::string& dir, std::ostream& out) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -235,8 +211,9 @@ Status RunMaterialize(const Globals& g, TimeNs at, const std::string& dir, std::
       for (const auto& [version, rec] : ts.versions) {
         if (!linked.ok()) return;
         ++versions;
-        linked = LinkVersionDir(fs::path(g.root) / "artifacts" / type / version,
-                                fs::path(dir) / "artifacts" / type / version);
+        linked = artifacts::LinkDirectory((fs::path(g.root) / "artifacts" / type / version).string(),
+                                          (fs::path(dir) / "artifacts" / type / version).string(),
+                                          nullptr);
       }
     }
   });

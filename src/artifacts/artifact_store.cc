@@ -139,6 +139,26 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
   return FsyncPath(target.parent_path().string());
 }
 
+Status LinkDirectory(const std::string& from, const std::string& to, std::size_t* linked) {
+  std::error_code ec;
+  if (!fs::is_directory(from, ec)) return Status::OK();
+  fs::create_directories(to, ec);
+  if (ec) return Status::IOError("cannot create " + to + ": " + ec.message());
+  for (const auto& entry : fs::directory_iterator(from, ec)) {
+    if (!entry.is_regular_file()) continue;
+    const fs::path target = fs::path(to) / entry.path().filename();
+    if (fs::exists(target, ec)) continue;
+    fs::create_hard_link(entry.path(), target, ec);
+    if (ec) {
+      ec.clear();
+      fs::copy_file(entry.path(), target, ec);
+      if (ec) return Status::IOError("cannot copy " + entry.path().string() + ": " + ec.message());
+    }
+    if (linked != nullptr) ++*linked;
+  }
+  return Status::OK();
+}
+
 ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}
 
 std::string ArtifactStore::VersionDir(const std::string& type, const std::string& version) const {

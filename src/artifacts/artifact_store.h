@@ -39,6 +39,11 @@ Status ValidateFileName(const std::string& name);
 // Writes `content` to `path` atomically (temp file, fsync, rename, fsync dir).
 Status WriteFileAtomic(const std::string& path, const std::string& content);
 
+// Hard-links (copies, across filesystems) every file of the directory
+// `from` into `to`, keeping files already there (artifacts never change).
+// A missing `from` links nothing. `linked` (optional) counts new files.
+Status LinkDirectory(const std::string& from, const std::string& to, std::size_t* linked);
+
 class ArtifactStore {
  public:
   explicit ArtifactStore(std::string root);
