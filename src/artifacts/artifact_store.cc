@@ -167,6 +167,12 @@ std::string ArtifactStore::VersionDir(const std::string& type, const std::string
 
 std::string ArtifactStore::ArtifactPath(const std::string& type, const std::string& version,
                                         const std::string& file_name) const {
+  // Names come from the log; a name that is not a plain file name (a log
+  // not written by modelreg) must never lead outside the version directory.
+  if (!ValidateFileName(file_name).ok() && file_name != "metadata.json" &&
+      file_name != "checksum.sha256") {
+    return (fs::path(VersionDir(type, version)) / ".invalid-artifact-name").string();
+  }
   return (fs::path(VersionDir(type, version)) / file_name).string();
 }
 

@@ -6,7 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "artifacts/artifact_store.h"
 #include "common/clock.h"
+#include "registry/naming.h"
 
 namespace modelreg::portable {
 
@@ -121,6 +123,23 @@ Result<ImportSummary> Walk(const std::string& path,
     Status st = buf.Assign(*bytes);
     if (!st.ok()) return bad(line_no, st.message());
     if (buf.event().sequence() != seq) return bad(line_no, "the event says it is another sequence");
+    // The chain proves the bytes are what some writer wrote, not that the
+    // writer was modelreg: check what later becomes paths and keys.
+    const fb::Event& ev = buf.event();
+    if (ev.prev_hash() == nullptr || ev.event_id() == nullptr || ev.event_id()->size() == 0 ||
+        ev.actor() == nullptr || ev.actor()->size() == 0) {
+      return bad(line_no, "the event lacks prev_hash, event_id or actor");
+    }
+    if (const auto* reg = ev.payload_as_ModelRegistered()) {
+      const std::string type = reg->model_type() ? reg->model_type()->str() : "";
+      const std::string version = reg->version() ? reg->version()->str() : "";
+      const std::string file = reg->artifact_name() ? reg->artifact_name()->str() : "";
+      for (const Status& check : {registry::ValidateModelType(type),
+                                  registry::ValidateVersion(version),
+                                  artifacts::ValidateFileName(file)}) {
+        if (!check.ok()) return bad(line_no, "registration: " + check.message());
+      }
+    }
     if (PrevHashOf(buf.event()) != summary.head_hash) {
       return bad(line_no, "prev_hash does not match the previous event (chain broken)");
     }
