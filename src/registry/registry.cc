@@ -324,11 +324,24 @@ Result<RegisterResult> Registry::Register(const std::string& type, const std::st
                                   existing->artifact_sha256.substr(0, 12) +
                                   "...); versions are immutable: register a new version"));
     }
-    if (!SameMetadata(*existing, *reg)) {
+    // Parameters and factors live only in the registration event.
+    bool same_payload = false;
+    if (auto ev = store_->Get(existing->registered_seq); ev) {
+      if (const auto* p = ev->event().payload_as_ModelRegistered()) {
+        std::vector<std::string> factors;
+        if (p->factor_list() != nullptr) {
+          for (const auto* f : *p->factor_list()) factors.push_back(f->str());
+        }
+        same_payload = p->parameters_json() != nullptr &&
+                       p->parameters_json()->str() == reg->parameters_json &&
+                       factors == reg->factor_list;
+      }
+    }
+    if (!same_payload || !SameMetadata(*existing, *reg)) {
       return Err(Status::Conflict(Name(type, version) +
                                   " is already registered with the same artifact but different "
-                                  "metadata (metrics, datasets, snapshot or config); versions "
-                                  "are immutable: register a new version"));
+                                  "metadata (metrics, datasets, snapshot, factors, parameters "
+                                  "or config); versions are immutable: register a new version"));
     }
     return RegisterResult{*existing, true};
   }

@@ -143,6 +143,14 @@ TEST_F(Cli, WeeklyUpdateWorkflow) {
   RunResult again = Ok("register risk_model " + art + " --version v1.0.0 --metadata " + meta);
   EXPECT_NE(again.out.find("already registered"), std::string::npos);
   EXPECT_EQ(EventCount(), 4u);
+  // Same bytes, different parameters or factors: a conflict, nothing written.
+  RunResult changed = Mr("register risk_model " + art + " --version v1.0.0 --metadata " + meta +
+                         " --param halflife_days=90");
+  EXPECT_EQ(changed.rc, 4) << changed.err;
+  RunResult factors = Mr("register risk_model " + art + " --version v1.0.0 --metadata " + meta +
+                         " --factor momentum");
+  EXPECT_EQ(factors.rc, 4) << factors.err;
+  EXPECT_EQ(EventCount(), 4u);
   RunResult verify = Ok("verify");
   EXPECT_NE(verify.out.find("projection OK"), std::string::npos);
   json manifest = json::parse(testing::Slurp(Root() + "/manifest.json"));
