@@ -113,9 +113,9 @@ std::string Metric(const VersionRecord& r, const std::string& name) {
   return buf;
 }
 
-// The state now, or as of `at`.
-Result<State> StateFor(const Registry& reg, std::optional<TimeNs> at) {
-  if (at) return reg.StateAt(*at);
+// The versions now, or as of `at` (from the versioned record rows).
+Result<State> StateFor(const Registry& reg, std::optional<TimeNs> at, const std::string& type) {
+  if (at) return reg.SnapshotAt(*at, type);
   State s;
   reg.Read([&s](const State& st) { s = st; });
   return s;
@@ -188,9 +188,9 @@ Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
     return Status::InvalidArgument("unknown status '" + o.status +
                                    "'; valid: staged, production, archived, failed");
   }
-  auto reg = OpenForRead(g);
+  auto reg = OpenForRead(g, /*full_state=*/!o.at.has_value());
   if (!reg) return reg.error();
-  auto state = StateFor(**reg, o.at);
+  auto state = StateFor(**reg, o.at, o.type);
   if (!state) return state.error();
   std::vector<const VersionRecord*> rows;
   for (const auto& [type, ts] : state->types) {
@@ -238,11 +238,19 @@ Status RunShow(const Globals& g, const std::string& type, const std::string& ver
                std::optional<TimeNs> at, std::ostream& out) {
   MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
   MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
-  auto reg = OpenForRead(g);
+  auto reg = OpenForRead(g, /*full_state=*/!at.has_value());
   if (!reg) return reg.error();
-  auto state = StateFor(**reg, at);
-  if (!state) return state.error();
-  const VersionRecord* r = state->Find(type, version);
+  std::optional<VersionRecord> found;
+  if (at) {
+    auto v = (*reg)->VersionAt(type, version, *at);
+    if (!v) return v.error();
+    found = std::move(*v);
+  } else {
+    (*reg)->Read([&](const State& s) {
+      if (const VersionRecord* r = s.Find(type, version)) found = *r;
+    });
+  }
+  const VersionRecord* r = found ? &*found : nullptr;
   if (r == nullptr) {
     return Status::NotFound(type + " " + version + " is not registered" +
                             (at ? " at " + FormatUtc(*at) : std::string()));
@@ -549,6 +557,7 @@ Status RunVerify(const Globals& g, std::ostream& out) {
            {"head_seq", v->chain.head.seq},
            {"head_hash", ToHex(v->chain.head.hash)},
            {"projection_ok", v->projection_ok},
+           {"records_ok", v->records_ok},
            {"state_digest", ToHex(v->state_digest)}};
     if (!v->chain.ok) {
       j["first_bad_seq"] = v->chain.first_bad_seq;
@@ -565,9 +574,8 @@ Status RunVerify(const Globals& g, std::ostream& out) {
         << ToHex(v->chain.head.hash) << '\n';
   }
   if (!v->projection_ok) {
-    return Status::Corruption("stored projection (digest " + ToHex(v->stored_digest) +
-                              ") differs from the fold of the log (" + ToHex(v->state_digest) +
-                              "); rebuild it");
+    return Status::Corruption(registry::DescribeProjectionMismatch(*v) +
+                              "; rebuild it with `modelreg-replay rebuild`");
   }
   if (!g.json) out << "projection OK: state digest " << ToHex(v->state_digest) << '\n';
   return Status::OK();

@@ -116,6 +116,7 @@ int RunReplayVerify(const Globals& g, std::ostream& out, std::ostream& err) {
                      {"head_seq", v->chain.head.seq},
                      {"head_hash", ToHex(v->chain.head.hash)},
                      {"projection_ok", v->projection_ok},
+                     {"records_ok", v->records_ok},
                      {"state_digest", ToHex(v->state_digest)},
                      {"stored_digest", ToHex(v->stored_digest)}};
     if (!v->chain.ok) {
@@ -134,9 +135,8 @@ int RunReplayVerify(const Globals& g, std::ostream& out, std::ostream& err) {
         << ToHex(v->chain.head.hash) << '\n';
   }
   if (!v->projection_ok) {
-    err << "modelreg-replay: the stored projection (digest " << ToHex(v->stored_digest)
-        << ") differs from the fold of the log (" << ToHex(v->state_digest)
-        << "); run `modelreg-replay rebuild`\n";
+    err << "modelreg-replay: " << registry::DescribeProjectionMismatch(*v)
+        << "; run `modelreg-replay rebuild`\n";
     return kExitProjectionDiffers;
   }
   if (!g.json) out << "projection OK: state digest " << ToHex(v->state_digest) << '\n';

@@ -745,13 +745,17 @@ Result<std::optional<std::string>> EventStore::GetRow(const std::string& column_
 
 namespace modelreg {
 
-Status EventStore::ScanRows(const std::string& column_family, const RowFn& fn) const {
+Status EventStore::ScanRows(const std::string& column_family, const RowFn& fn,
+                            std::string_view begin, std::string_view end) const {
   rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
   if (cf == nullptr || IsBuiltinFamily(column_family)) {
     return Status::NotFound("no column family '" + column_family + "'");
   }
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), cf));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  rocksdb::ReadOptions ro;
+  const rocksdb::Slice upper(end.data(), end.size());
+  if (!end.empty()) ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, cf));
+  for (it->Seek(rocksdb::Slice(begin.data(), begin.size())); it->Valid(); it->Next()) {
     if (!fn(it->key().ToStringView(), it->value().ToStringView())) break;
   }
   return FromRocks(it->status(), impl_->dir);

@@ -145,9 +145,12 @@ class EventStore {
                                             const std::string& key) const;
 
   // Calls `fn(key, value)` for every row of a caller's column family in key
-  // order; `fn` returns false to stop. NotFound if the family does not exist.
+  // order, from `begin` (inclusive) to `end` (exclusive; empty = to the
+  // last row); `fn` returns false to stop. NotFound if the family does not
+  // exist.
   using RowFn = std::function<bool(std::string_view key, std::string_view value)>;
-  Status ScanRows(const std::string& column_family, const RowFn& fn) const;
+  Status ScanRows(const std::string& column_family, const RowFn& fn,
+                  std::string_view begin = {}, std::string_view end = {}) const;
 
   // Import: appends events exactly as another log stored them (sequence,
   // recorded_at, prev_hash kept). `next` yields each event's bytes in order

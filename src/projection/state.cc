@@ -430,7 +430,72 @@ Rows EncodeDelta(const Delta& delta) {
     rows.emplace_back(HistoryKey(h.model_type, h.seq), ToJson(h).dump());
   }
   rows.emplace_back("s", json{{"seq", delta.seq}, {"at", delta.at}}.dump());
+  Rows records = RecordRows(delta);
+  rows.insert(rows.end(), std::make_move_iterator(records.begin()),
+              std::make_move_iterator(records.end()));
   return rows;
+}
+
+Rows RecordRows(const Delta& delta) {
+  Rows rows;
+  for (const VersionRecord& r : delta.versions) {
+    rows.emplace_back(RecordKey(r.model_type, r.version, delta.seq), ToJson(r).dump());
+  }
+  return rows;
+}
+
+std::string RecordPrefix(const std::string& type) {
+  return type.empty() ? std::string("r/") : "r/" + type + "/";
+}
+std::string RecordPrefix(const std::string& type, const std::string& version) {
+  return "r/" + type + "/" + version + "/";
+}
+std::string RecordKey(const std::string& type, const std::string& version, Seq seq) {
+  return RecordPrefix(type, version) + Be64(seq);
+}
+
+bool ParseRecordKey(std::string_view key, std::string* type, std::string* version, Seq* seq) {
+  // "r/" type "/" version "/" be64 — the sequence bytes may hold '/', so
+  // split from both ends.
+  if (key.size() < 2 + 1 + 1 + 1 + 1 + 8 || key.substr(0, 2) != "r/") return false;
+  const std::string_view body = key.substr(2, key.size() - 2 - 9);
+  if (key[key.size() - 9] != '/') return false;
+  const std::size_t slash = body.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == body.size()) return false;
+  *type = std::string(body.substr(0, slash));
+  *version = std::string(body.substr(slash + 1));
+  *seq = GetBe64(key.substr(key.size() - 8));
+  return true;
+}
+
+bool IsIndexRow(std::string_view key) {
+  return key.substr(0, 2) == "r/" || key.substr(0, 2) == "x/";
+}
+
+void RowSetDigest::Add(std::string_view key, std::string_view value) {
+  Sha256 h;
+  h.Update(Be64(key.size()));
+  h.Update(key);
+  h.Update(Be64(value.size()));
+  h.Update(value);
+  const Digest d = h.Finish();
+  std::uint64_t carry = 0;
+  for (int limb = 0; limb < 4; ++limb) {
+    std::uint64_t v = 0;
+    for (int b = 0; b < 8; ++b) v |= std::uint64_t{d[limb * 8 + b]} << (8 * b);
+    const std::uint64_t partial = sum_[limb] + v;
+    const std::uint64_t total = partial + carry;
+    carry = (partial < v || total < partial) ? 1 : 0;
+    sum_[limb] = total;
+  }
+  ++rows_;
+}
+
+Digest RowSetDigest::Finish() const {
+  Sha256 h;
+  for (std::uint64_t limb : sum_) h.Update(Be64(limb));
+  h.Update(Be64(rows_));
+  return h.Finish();
 }
 
 Rows EncodeState(const State& state) {
@@ -458,6 +523,7 @@ Result<State> DecodeState(const Rows& rows) {
     std::vector<PromotionRecord> history;
     std::vector<std::pair<std::string, ProductionChange>> timeline;
     for (const auto& [key, value] : rows) {
+      if (IsIndexRow(key)) continue;
       if (key == "s") {
         const json j = json::parse(value);
         state.seq = j.at("seq");
@@ -497,6 +563,7 @@ Digest RowsDigest(Rows rows) {
   std::sort(rows.begin(), rows.end());
   Sha256 h;
   for (const auto& [key, value] : rows) {
+    if (IsIndexRow(key)) continue;
     h.Update(Be64(key.size()));
     h.Update(key);
     h.Update(Be64(value.size()));

@@ -130,11 +130,13 @@ Status Apply(State& state, const EventBuffer& event);
 //                                  ("" = none): the temporal index that
 //                                  answers "production at T" with one seek
 using Rows = std::vector<std::pair<std::string, std::string>>;
-Rows EncodeDelta(const Delta& delta);
+Rows EncodeDelta(const Delta& delta);  // includes RecordRows(delta)
 Rows EncodeState(const State& state);  // every row, sorted by key
-// Rebuilds a State from rows (any order). Corruption on malformed rows.
+// Rebuilds a State from rows (any order; index rows are skipped).
+// Corruption on malformed rows.
 Result<State> DecodeState(const Rows& rows);
-// SHA-256 over the sorted rows (length-prefixed key and value).
+// SHA-256 over the sorted rows (length-prefixed key and value); index rows
+// are skipped.
 Digest StateDigest(const State& state);
 
 // Key prefix of a type's temporal index, and the key to SeekForPrev for the
@@ -146,7 +148,39 @@ bool ParseTimelineRow(const std::string& type, std::string_view key, std::string
                       ProductionChange* out);
 std::string HistoryKey(const std::string& type, Seq seq);
 std::string VersionKey(const std::string& type, const std::string& version);
-// Decodes one "v/" or "h/" row value.
+// Versioned record rows: "r/<type>/<version>/<be64 seq>" -> the version's
+// record (same JSON as its "v/" row) as it was right after event `seq`; one
+// row per change of the record. "record of V as of event S" is one
+// SeekForPrev, so list/show --at never replay the log. They are an index
+// beside the state, not part of it: EncodeDelta writes them with every
+// event, RecordRows(delta) rebuilds them from a fold, RowsDigest and
+// DecodeState skip them, and RecordRowsDigest checks them.
+// kIndexMarkerKey ("x/records") marks a projection whose record rows are
+// complete (written with every full rewrite of the rows).
+inline constexpr char kIndexMarkerKey[] = "x/records";
+Rows RecordRows(const Delta& delta);
+std::string RecordKey(const std::string& type, const std::string& version, Seq seq);
+std::string RecordPrefix(const std::string& type);  // "r/<type>/", or "r/" for ""
+std::string RecordPrefix(const std::string& type, const std::string& version);
+// Splits a record row key; false if `key` is not one.
+bool ParseRecordKey(std::string_view key, std::string* type, std::string* version, Seq* seq);
+// True for rows that are not part of the state (record rows, the marker).
+bool IsIndexRow(std::string_view key);
+// Order-independent digest of a set of rows (sum of per-row SHA-256 modulo
+// 2^256), so that record rows can be checked while folding in sequence order
+// without holding them all.
+class RowSetDigest {
+ public:
+  void Add(std::string_view key, std::string_view value);
+  Digest Finish() const;
+  std::uint64_t rows() const { return rows_; }
+
+ private:
+  std::uint64_t sum_[4] = {0, 0, 0, 0};  // little-endian limbs
+  std::uint64_t rows_ = 0;
+};
+
+// Decodes one "v/", "r/" or "h/" row value.
 Result<VersionRecord> DecodeVersionRow(std::string_view value);
 Result<PromotionRecord> DecodeHistoryRow(std::string_view value);
 Digest RowsDigest(Rows rows);

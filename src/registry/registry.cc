@@ -55,6 +55,22 @@ std::vector<Row> ToRows(const projection::Rows& rows) {
   return out;
 }
 
+void AppendRecordRows(projection::Rows& out, const projection::Delta& delta) {
+  projection::Rows r = projection::RecordRows(delta);
+  out.insert(out.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
+}
+
+// Every row of a complete projection: the state, the record rows collected
+// while folding it, and the marker saying the record rows are complete.
+std::vector<Row> ProjectionRows(const State& state, projection::Rows records) {
+  std::vector<Row> out = ToRows(projection::EncodeState(state));
+  std::vector<Row> index = ToRows(records);
+  out.insert(out.end(), std::make_move_iterator(index.begin()),
+             std::make_move_iterator(index.end()));
+  out.push_back(Row{kProjectionCf, projection::kIndexMarkerKey, std::string("1")});
+  return out;
+}
+
 bool SameMetadata(const VersionRecord& rec, const events::Registration& r) {
   return rec.metrics == r.metrics && rec.dataset_version_ids == r.dataset_version_ids &&
          rec.snapshot_id == r.snapshot_id && rec.config_hash == r.config_hash;
@@ -138,7 +154,8 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
   if (options.read_only) {
     // Only check whether the rows are current; the state loads on demand.
     auto s = reg->store_->GetRow(kProjectionCf, "s");
-    if (s && *s) {
+    auto marker = reg->store_->GetRow(kProjectionCf, projection::kIndexMarkerKey);
+    if (s && *s && marker && *marker) {
       auto j = nlohmann::json::parse(**s, nullptr, false);
       reg->rows_current_ = j.is_object() && j.contains("seq") && j["seq"].is_number_unsigned() &&
                            j["seq"].get<Seq>() == reg->store_->head().seq;
@@ -149,25 +166,36 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
   return reg;
 }
 
-Result<State> Registry::ReadState(bool* rows_current) const {
+Result<State> Registry::ReadState(bool* rows_current, projection::Rows* records) const {
+  // The state rows only: the record rows ("r/") are an index beside them.
   projection::Rows rows;
-  Status st = store_->ScanRows(kProjectionCf, [&rows](std::string_view k, std::string_view v) {
+  auto collect = [&rows](std::string_view k, std::string_view v) {
     rows.emplace_back(std::string(k), std::string(v));
     return true;
-  });
+  };
+  Status st = store_->ScanRows(kProjectionCf, collect, "", "r/");
+  if (st.ok()) st = store_->ScanRows(kProjectionCf, collect, "s", "x/");
   if (!st.ok() && st.code() != Code::kNotFound) return Err(st);
+  auto marker = store_->GetRow(kProjectionCf, projection::kIndexMarkerKey);
+  if (!marker) return Err(marker.error());
   auto decoded = projection::DecodeState(rows);
   const Seq head = store_->head().seq;
-  if (decoded && decoded->seq == head) {
+  if (decoded && decoded->seq == head && *marker) {
     *rows_current = true;
     return decoded;
   }
   // Missing, stale or damaged projection rows: fold the log instead.
   *rows_current = false;
   State fresh;
-  Status fold = store_->Scan(1, head, [&fresh, &st](Seq, const EventBuffer& e) {
-    st = projection::Apply(fresh, e);
-    return st.ok();
+  Status fold = store_->Scan(1, head, [&](Seq, const EventBuffer& e) {
+    auto delta = projection::Plan(fresh, e);
+    if (!delta) {
+      st = delta.error();
+      return false;
+    }
+    if (records != nullptr) AppendRecordRows(*records, *delta);
+    projection::Commit(fresh, *delta);
+    return true;
   });
   MODELREG_RETURN_IF_ERROR(fold);
   MODELREG_RETURN_IF_ERROR(st);
@@ -178,7 +206,7 @@ Status Registry::Load() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (loaded_) return Status::OK();
   bool current = false;
-  auto s = ReadState(&current);
+  auto s = ReadState(&current, nullptr);
   if (!s) return s.error();
   state_ = std::move(*s);
   loaded_ = true;
@@ -187,7 +215,8 @@ Status Registry::Load() const {
 
 Status Registry::LoadState() {
   bool current = false;
-  auto loaded = ReadState(&current);
+  projection::Rows records;
+  auto loaded = ReadState(&current, read_only_ ? nullptr : &records);
   if (!loaded) return loaded.error();
   state_ = std::move(*loaded);
   loaded_ = true;
@@ -195,7 +224,7 @@ Status Registry::LoadState() {
   const Seq head = store_->head().seq;
   if (!current && !read_only_) {
     MODELREG_RETURN_IF_ERROR(
-        store_->ReplaceRows(kProjectionCf, ToRows(projection::EncodeState(state_)), head));
+        store_->ReplaceRows(kProjectionCf, ProjectionRows(state_, std::move(records)), head));
     rows_current_ = true;
   }
   if (!read_only_) {
@@ -780,6 +809,83 @@ Result<State> Registry::StateAt(TimeNs t) const {
   return s;
 }
 
+Result<State> Registry::SnapshotAt(TimeNs t, const std::string& type) const {
+  if (!rows_current_) {
+    // No complete record rows (an old or stale read-only projection).
+    auto full = StateAt(t);
+    if (!full) return full;
+    if (!type.empty()) std::erase_if(full->types, [&](const auto& kv) { return kv.first != type; });
+    for (auto& [name, ts] : full->types) {
+      ts.history.clear();
+      ts.timeline.clear();
+    }
+    return full;
+  }
+  State out;
+  auto seq = store_->SeqAtOrBefore(t);
+  if (!seq) return Err(seq.error());
+  if (*seq == 0) return out;
+  auto last = store_->Get(*seq);
+  if (!last) return Err(last.error());
+  out.seq = *seq;
+  out.at = last->event().recorded_at();
+  // One SeekForPrev per version: its last record row at or before `seq`.
+  const std::string scope = projection::RecordPrefix(type);
+  std::string from = scope;
+  for (;;) {
+    std::string next_key;
+    Status st = store_->ScanRows(
+        kProjectionCf,
+        [&next_key](std::string_view k, std::string_view) {
+          next_key = std::string(k);
+          return false;
+        },
+        from, type.empty() ? std::string_view("r0") : std::string_view());
+    MODELREG_RETURN_IF_ERROR(st);
+    if (next_key.empty() || next_key.compare(0, scope.size(), scope) != 0) break;
+    std::string t_name, version;
+    Seq ignored = 0;
+    if (!projection::ParseRecordKey(next_key, &t_name, &version, &ignored)) {
+      return Err(Status::Corruption("projection record row with a malformed key"));
+    }
+    const std::string prefix = projection::RecordPrefix(t_name, version);
+    auto row = store_->SeekRowForPrev(kProjectionCf, projection::RecordKey(t_name, version, *seq));
+    if (!row) return Err(row.error());
+    if (*row && (*row)->first.compare(0, prefix.size(), prefix) == 0) {
+      auto rec = projection::DecodeVersionRow((*row)->second);
+      if (!rec) return Err(rec.error());
+      projection::TypeState& ts = out.types[t_name];
+      if (rec->status == ModelStatus::kProduction) ts.production = rec->version;
+      ts.versions[version] = std::move(*rec);
+    }
+    from = prefix + std::string(9, '\xff');  // past every row of this version
+  }
+  return out;
+}
+
+Result<std::optional<VersionRecord>> Registry::VersionAt(const std::string& type,
+                                                        const std::string& version,
+                                                        TimeNs t) const {
+  if (!rows_current_) {
+    auto full = StateAt(t);
+    if (!full) return Err(full.error());
+    const VersionRecord* r = full->Find(type, version);
+    return r == nullptr ? std::nullopt : std::optional<VersionRecord>(*r);
+  }
+  auto seq = store_->SeqAtOrBefore(t);
+  if (!seq) return Err(seq.error());
+  if (*seq == 0) return std::optional<VersionRecord>();
+  auto row = store_->SeekRowForPrev(kProjectionCf, projection::RecordKey(type, version, *seq));
+  if (!row) return Err(row.error());
+  const std::string prefix = projection::RecordPrefix(type, version);
+  if (!*row || (*row)->first.compare(0, prefix.size(), prefix) != 0) {
+    return std::optional<VersionRecord>();
+  }
+  auto rec = projection::DecodeVersionRow((*row)->second);
+  if (!rec) return Err(rec.error());
+  return std::optional<VersionRecord>(std::move(*rec));
+}
+
 Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& type,
                                                           TimeNs t) const {
   ProductionAt out;
@@ -852,11 +958,18 @@ Result<Registry::RebuildResult> Registry::Rebuild(
   out.before = projection::RowsDigest(std::move(before));
   const Seq head = store_->head().seq;
   State fresh;
+  projection::Rows records;
   auto report = store_->Verify(
       [&](Seq done) {
         if (progress) progress(done, head);
       },
-      [&fresh](Seq, const EventBuffer& e) { return projection::Apply(fresh, e); });
+      [&fresh, &records](Seq, const EventBuffer& e) -> Status {
+        auto delta = projection::Plan(fresh, e);
+        if (!delta) return delta.error();
+        AppendRecordRows(records, *delta);
+        projection::Commit(fresh, *delta);
+        return Status::OK();
+      });
   if (!report) return Err(report.error());
   if (!report->ok) {
     return Err(Status::Corruption("hash chain broken at event " +
@@ -864,10 +977,10 @@ Result<Registry::RebuildResult> Registry::Rebuild(
                                   "; nothing was rebuilt"));
   }
   if (progress) progress(report->events, head);
-  const projection::Rows rows = projection::EncodeState(fresh);
-  MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(kProjectionCf, ToRows(rows), head));
+  out.after = projection::StateDigest(fresh);
+  MODELREG_RETURN_IF_ERROR(
+      store_->ReplaceRows(kProjectionCf, ProjectionRows(fresh, std::move(records)), head));
   out.events = report->events;
-  out.after = projection::RowsDigest(rows);
   {
     std::lock_guard<std::mutex> lock(mu_);
     state_ = std::move(fresh);
@@ -965,6 +1078,15 @@ Result<std::vector<Registry::GcItem>> Registry::CollectGarbage(int keep, TimeNs 
   return items;
 }
 
+std::string DescribeProjectionMismatch(const VerifyResult& v) {
+  if (v.stored_digest != v.state_digest) {
+    return "the stored projection (digest " + ToHex(v.stored_digest) +
+           ") differs from the fold of the log (" + ToHex(v.state_digest) + ")";
+  }
+  return "the stored versioned record rows (digest " + ToHex(v.stored_records_digest) +
+         ") differ from the fold of the log (" + ToHex(v.records_digest) + ")";
+}
+
 Result<VerifyResult> Registry::Verify() const {
   VerifyResult out;
   auto chain = store_->Verify();
@@ -972,25 +1094,43 @@ Result<VerifyResult> Registry::Verify() const {
   out.chain = *chain;
   State fold;
   Status st;
+  projection::RowSetDigest expected_records;
   Status scan = store_->Scan(1, chain->head.seq, [&](Seq, const EventBuffer& e) {
-    st = projection::Apply(fold, e);
-    return st.ok();
+    auto delta = projection::Plan(fold, e);
+    if (!delta) {
+      st = delta.error();
+      return false;
+    }
+    for (const auto& [k, v] : projection::RecordRows(*delta)) expected_records.Add(k, v);
+    projection::Commit(fold, *delta);
+    return true;
   });
   if (!chain->ok) return out;  // the fold of a broken chain proves nothing
   MODELREG_RETURN_IF_ERROR(scan);
   MODELREG_RETURN_IF_ERROR(st);
   out.state_digest = projection::StateDigest(fold);
+  out.records_digest = expected_records.Finish();
   projection::Rows rows;
-  Status rs = store_->ScanRows(kProjectionCf, [&rows](std::string_view k, std::string_view v) {
-    rows.emplace_back(std::string(k), std::string(v));
+  projection::RowSetDigest stored_records;
+  bool marker = false;
+  Status rs = store_->ScanRows(kProjectionCf, [&](std::string_view k, std::string_view v) {
+    if (k.substr(0, 2) == "r/") {
+      stored_records.Add(k, v);
+    } else if (k == projection::kIndexMarkerKey) {
+      marker = true;
+    } else {
+      rows.emplace_back(std::string(k), std::string(v));
+    }
     return true;
   });
   if (rs.ok()) {
     out.stored_digest = projection::RowsDigest(std::move(rows));
+    out.stored_records_digest = stored_records.Finish();
   } else if (rs.code() != Code::kNotFound) {
     return Err(rs);
   }
-  out.projection_ok = out.stored_digest == out.state_digest;
+  out.records_ok = marker && out.stored_records_digest == out.records_digest;
+  out.projection_ok = out.stored_digest == out.state_digest && out.records_ok;
   return out;
 }
 

@@ -68,8 +68,16 @@ struct VerifyResult {
   VerifyReport chain;
   Digest state_digest{};    // fold of the whole log
   Digest stored_digest{};   // the persisted projection rows
-  bool projection_ok = false;
+  // The versioned record rows (an index beside the state rows): expected
+  // from the fold versus stored; records_ok also needs the marker row.
+  Digest records_digest{};
+  Digest stored_records_digest{};
+  bool records_ok = false;
+  bool projection_ok = false;  // state rows and record rows both match
 };
+// "the stored projection (digest ..) differs from the fold of the log (..)"
+// or the record-row equivalent: what a failed projection check found.
+std::string DescribeProjectionMismatch(const VerifyResult& v);
 
 class Registry {
  public:
@@ -130,8 +138,20 @@ class Registry {
   // first if needed (call Load() before to see a load error).
   void Read(const std::function<void(const State&)>& fn) const;
   // The state as of time `t`: the fold of every event recorded at or before
-  // t (linear in those events; list/show --at use it).
+  // t (linear in those events; the reference the indexed reads are tested
+  // against).
   Result<State> StateAt(TimeNs t) const;
+  // The versions (each record as it was at `t`, status included) and the
+  // production version per type as of `t`, for every type or just `type`;
+  // history and timeline are left empty. Read from the versioned record
+  // rows: one seek per version, never a replay (list/show --at). Falls back
+  // to StateAt when the rows are not current (a read-only registry whose
+  // projection is stale).
+  Result<State> SnapshotAt(TimeNs t, const std::string& type = "") const;
+  // One version's record as of `t` (nullopt if not registered by then): one
+  // seek (show --at).
+  Result<std::optional<VersionRecord>> VersionAt(const std::string& type,
+                                                 const std::string& version, TimeNs t) const;
 
   // The production version of `type` at time `t`, how it got there and its
   // record, in O(log n) through the temporal index rows (audit/current --at).
@@ -164,7 +184,8 @@ class Registry {
   Status LoadState();
   // Reads the projection rows (or folds the log when they are stale) into
   // a State; writes nothing.
-  Result<State> ReadState(bool* rows_current) const;
+  // With `records`, a fold also collects the record rows it would write.
+  Result<State> ReadState(bool* rows_current, projection::Rows* records) const;
   // Appends `draft` if the head is still `expected`, keeping the
   // projection rows and in-memory state in step.
   Result<AppendResult> Commit(const std::string& draft, Seq expected);

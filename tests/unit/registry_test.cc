@@ -865,6 +865,66 @@ TEST_F(RegistryTest, StateAtFollowsTheClock) {
   }
 }
 
+// The parts of a state SnapshotAt fills: versions and production per type.
+void ExpectSameVersions(const State& want, const State& got, const std::string& where) {
+  EXPECT_EQ(got.seq, want.seq) << where;
+  EXPECT_EQ(got.at, want.at) << where;
+  std::map<std::string, std::pair<std::map<std::string, VersionRecord>, std::string>> a, b;
+  for (const auto& [type, ts] : want.types) {
+    if (!ts.versions.empty()) a[type] = {ts.versions, ts.production};
+  }
+  for (const auto& [type, ts] : got.types) b[type] = {ts.versions, ts.production};
+  EXPECT_EQ(a, b) << where;
+}
+
+TEST_F(RegistryTest, SnapshotAtAgreesWithTheFoldAtEveryInstant) {
+  // Many versions per type, promotions, rollbacks, failures, validations.
+  const std::string kOther = "alpha_weights";
+  for (int i = 0; i < 6; ++i) {
+    const std::string v = "v1." + std::to_string(i) + ".0";
+    MustRegister(kRisk, v);
+    MustRegister(kOther, v);
+    MustPromote(kRisk, v);
+    if (i % 2 == 0) MustPromote(kOther, v);
+    if (i == 3) {
+      clock_.Advance(kSec);
+      ASSERT_TRUE(reg_->Rollback(kRisk, /*fail_current=*/true, actor_));
+    }
+    if (i == 4) MustArchive(kOther, "v1.3.0");
+    clock_.Advance(kSec);
+    ASSERT_TRUE(reg_->Validate(kRisk, v, actor_));
+  }
+  const TimeNs end = clock_.NowNs() + kSec;
+  auto check = [&](const Registry& reg, const std::string& label) {
+    for (TimeNs t = kT0 - kSec; t <= end; t += kSec / 2) {
+      auto fold = reg.StateAt(t);
+      ASSERT_TRUE(fold) << fold.error().ToString();
+      auto snap = reg.SnapshotAt(t);
+      ASSERT_TRUE(snap) << snap.error().ToString();
+      ExpectSameVersions(*fold, *snap, label + " at " + FormatUtc(t));
+      auto one = reg.SnapshotAt(t, kOther);
+      ASSERT_TRUE(one) << one.error().ToString();
+      State only = *fold;
+      std::erase_if(only.types, [&](const auto& kv) { return kv.first != kOther; });
+      ExpectSameVersions(only, *one, label + " " + kOther + " at " + FormatUtc(t));
+      for (const std::string v : {"v1.0.0", "v1.3.0", "v1.5.0", "v9.0.0"}) {
+        auto rec = reg.VersionAt(kRisk, v, t);
+        ASSERT_TRUE(rec) << rec.error().ToString();
+        const VersionRecord* want = fold->Find(kRisk, v);
+        ASSERT_EQ(rec->has_value(), want != nullptr) << label << ' ' << v << " at " << t;
+        if (want != nullptr) {
+          EXPECT_EQ(**rec, *want) << label << ' ' << v << " at " << t;
+        }
+      }
+    }
+  };
+  check(*reg_, "writable");
+  reg_.reset();
+  auto ro = Registry::Open(Options(/*read_only=*/true));
+  ASSERT_TRUE(ro) << ro.error().ToString();
+  check(**ro, "read-only");
+}
+
 // --- persistence ---
 
 TEST_F(RegistryTest, ReopenGivesTheSameStateAndVerifies) {
@@ -981,6 +1041,77 @@ TEST_F(ProjectionRowsTest, MalformedRowsAreRebuiltFromTheLog) {
   ExpectAnswersCorrectly();
 }
 
+TEST_F(ProjectionRowsTest, RowsWithoutRecordIndexAreCompletedOnOpen) {
+  // A projection written before the versioned record rows existed: right
+  // state rows, no record rows, no marker.
+  {
+    auto ro = Registry::Open(Options(/*read_only=*/true));
+    ASSERT_TRUE(ro);
+    State now = Snapshot(**ro);
+    ro->reset();
+    ReplaceProjection(projection::EncodeState(now));
+  }
+  {
+    // Read-only: point-in-time reads fall back to the fold, still right.
+    auto ro = Registry::Open(Options(/*read_only=*/true));
+    ASSERT_TRUE(ro);
+    auto snap = (*ro)->SnapshotAt(kT0 + 3 * kSec);
+    ASSERT_TRUE(snap) << snap.error().ToString();
+    ExpectSameVersions(early_, *snap, "fallback");
+    auto v = (*ro)->Verify();
+    ASSERT_TRUE(v);
+    EXPECT_FALSE(v->records_ok);
+    EXPECT_FALSE(v->projection_ok);
+    EXPECT_EQ(v->stored_digest, expected_);  // the state rows themselves are fine
+  }
+  ExpectAnswersCorrectly();  // a writable open completes the index
+  auto snap = reg_->SnapshotAt(kT0 + 3 * kSec);
+  ASSERT_TRUE(snap);
+  ExpectSameVersions(early_, *snap, "after repair");
+}
+
+TEST_F(ProjectionRowsTest, VerifyNoticesAlteredRecordRows) {
+  {
+    auto ro = Registry::Open(Options(/*read_only=*/true));
+    ASSERT_TRUE(ro);
+    ro->reset();
+  }
+  // Drop one record row (keep the marker): the state digest is intact, the
+  // record digest is not.
+  StoreOptions so;
+  so.create_if_missing = false;
+  so.extra_column_families = {"projection"};
+  std::vector<Row> rows;
+  {
+    auto store = EventStore::Open(root_ + "/registry", so);
+    ASSERT_TRUE(store);
+    bool dropped = false;
+    ASSERT_TRUE((*store)->ScanRows("projection", [&](std::string_view k, std::string_view v) {
+      if (!dropped && k.substr(0, 2) == "r/") {
+        dropped = true;
+        return true;
+      }
+      rows.push_back(Row{"projection", std::string(k), std::string(v)});
+      return true;
+    }).ok());
+    ASSERT_TRUE(dropped);
+    ASSERT_TRUE((*store)->ReplaceRows("projection", rows, head_).ok());
+  }
+  Open();
+  auto v = reg_->Verify();
+  ASSERT_TRUE(v) << v.error().ToString();
+  EXPECT_TRUE(v->chain.ok);
+  EXPECT_EQ(v->stored_digest, expected_);
+  EXPECT_FALSE(v->records_ok);
+  EXPECT_FALSE(v->projection_ok);
+  EXPECT_NE(registry::DescribeProjectionMismatch(*v).find("record rows"), std::string::npos);
+  auto rebuilt = reg_->Rebuild();
+  ASSERT_TRUE(rebuilt) << rebuilt.error().ToString();
+  auto v2 = reg_->Verify();
+  ASSERT_TRUE(v2);
+  EXPECT_TRUE(v2->projection_ok);
+}
+
 TEST_F(ProjectionRowsTest, VerifyNoticesRowsThatDisagreeWithTheLog) {
   // Rows that claim the current head but say something else: the registry
   // trusts them on open, and Verify is what catches it.
@@ -990,7 +1121,9 @@ TEST_F(ProjectionRowsTest, VerifyNoticesRowsThatDisagreeWithTheLog) {
     State doctored = Snapshot(**ro);
     doctored.types.at(kRisk).versions.at("v1.0.0").status = ModelStatus::kArchived;
     ro->reset();
-    ReplaceProjection(projection::EncodeState(doctored));
+    projection::Rows rows = projection::EncodeState(doctored);
+    rows.emplace_back(projection::kIndexMarkerKey, "1");  // claims to be complete
+    ReplaceProjection(rows);
   }
   Open();
   auto v = reg_->Verify();

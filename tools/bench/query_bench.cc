@@ -110,12 +110,14 @@ void AppendType(EventStore& store, const std::string& type, std::uint64_t events
 int main(int argc, char** argv) {
   CLI::App app{"modelreg-query-bench: point-in-time audit latency on a large registry"};
   std::uint64_t events = 1'000'000;
-  int queries = 20000, cli_calls = 40;
+  int queries = 20000, cli_calls = 40, list_queries = 20;
   std::string dir = "/tmp", modelreg_bin = "build/tools/modelreg/modelreg";
   bool keep = false;
   app.add_option("--events", events, "Events in the registry")->capture_default_str();
   app.add_option("--queries", queries, "Library queries")->capture_default_str();
   app.add_option("--cli-calls", cli_calls, "Whole CLI calls (0 to skip)")->capture_default_str();
+  app.add_option("--list-queries", list_queries, "Library list-at-T queries")
+      ->capture_default_str();
   app.add_option("--modelreg", modelreg_bin, "The modelreg binary")->capture_default_str();
   app.add_option("--dir", dir, "Where the temporary registry goes")->capture_default_str();
   app.add_flag("--keep", keep, "Keep the registry");
@@ -171,7 +173,10 @@ int main(int argc, char** argv) {
   // 3. Library queries, all four types at a random T: through the rows (a
   // fresh read-only registry, as a one-shot CLI call sees it) and in memory
   // (a long-running process that holds the state).
-  std::vector<double> lib_rows, lib_memory;
+  std::vector<double> lib_rows, lib_memory, lib_show, lib_list;
+  std::size_t listed = 0;
+  // Versions are named v<week>.<0|1>.0; a type has about events/4/5.5 weeks.
+  const std::uint64_t max_week = std::max<std::uint64_t>(1, events / 4 / 6);
   double load_secs = 0;
   {
     modelreg::registry::RegistryOptions o;
@@ -201,6 +206,34 @@ int main(int argc, char** argv) {
       }
     };
     run(lib_rows);
+    // One version's record at T (show --at) and every version of one type at
+    // T (list TYPE --at), from the versioned record rows.
+    {
+      std::mt19937_64 rng(43);
+      std::uniform_int_distribution<TimeNs> when(first, last);
+      for (int i = 0; i < queries; ++i) {
+        const TimeNs t = when(rng);
+        const std::string version = "v" + std::to_string(1 + rng() % max_week) + ".1.0";
+        const auto q0 = Clock::now();
+        auto v = (*reg)->VersionAt("risk_model", version, t);
+        lib_show.push_back(std::chrono::duration<double>(Clock::now() - q0).count());
+        if (!v) {
+          std::cerr << v.error().ToString() << '\n';
+          std::exit(1);
+        }
+      }
+      for (int i = 0; i < list_queries; ++i) {
+        const TimeNs t = when(rng);
+        const auto q0 = Clock::now();
+        auto s = (*reg)->SnapshotAt(t, "risk_model");
+        lib_list.push_back(std::chrono::duration<double>(Clock::now() - q0).count());
+        if (!s) {
+          std::cerr << s.error().ToString() << '\n';
+          std::exit(1);
+        }
+        listed += s->types.empty() ? 0 : s->types.begin()->second.versions.size();
+      }
+    }
     const auto l0 = Clock::now();
     if (auto st = (*reg)->Load(); !st.ok()) {
       std::cerr << st.ToString() << '\n';
@@ -212,20 +245,27 @@ int main(int argc, char** argv) {
   }
 
   // 4. Whole CLI calls.
-  std::vector<double> cli;
+  std::vector<double> cli, cli_show;
   {
     std::mt19937_64 rng(7);
     std::uniform_int_distribution<TimeNs> when(first, last);
-    for (int i = 0; i < cli_calls; ++i) {
-      const std::string cmd = modelreg_bin + " --root " + root.string() + " --json audit --at " +
-                              modelreg::FormatUtc(when(rng)) + " >/dev/null";
+    auto call = [&](const std::string& args, std::vector<double>& into, bool may_miss) {
+      const std::string cmd =
+          modelreg_bin + " --root " + root.string() + " --json " + args + " >/dev/null 2>&1";
       const auto c0 = Clock::now();
       const int rc = std::system(cmd.c_str());
-      cli.push_back(std::chrono::duration<double>(Clock::now() - c0).count());
-      if (rc != 0) {
+      into.push_back(std::chrono::duration<double>(Clock::now() - c0).count());
+      // show exits 3 for a version not registered yet at T.
+      if (rc != 0 && !(may_miss && WIFEXITED(rc) && WEXITSTATUS(rc) == 3)) {
         std::cerr << "failed: " << cmd << '\n';
-        return 1;
+        std::exit(1);
       }
+    };
+    for (int i = 0; i < cli_calls; ++i) {
+      call("audit --at " + modelreg::FormatUtc(when(rng)), cli, false);
+      call("show risk_model v" + std::to_string(1 + rng() % max_week) + ".1.0 --at " +
+               modelreg::FormatUtc(when(rng)),
+           cli_show, true);
     }
   }
 
@@ -245,13 +285,25 @@ int main(int argc, char** argv) {
             << Micro(Percentile(lib_rows, 0.5)) << " | |\n"
             << "| audit --at T, 4 types, library, from the rows (fresh open): p99 | "
             << Micro(Percentile(lib_rows, 0.99)) << " | |\n"
+            << "| show --at T (one version's record), library: p50 | "
+            << Micro(Percentile(lib_show, 0.5)) << " | |\n"
+            << "| show --at T (one version's record), library: p99 | "
+            << Micro(Percentile(lib_show, 0.99)) << " | |\n"
+            << "| list TYPE --at T (every version of one type, " << listed / std::max(1, list_queries)
+            << " on average), library: p50 | " << Milli(Percentile(lib_list, 0.5)) << " | |\n"
+            << "| list TYPE --at T, library: p99 | " << Milli(Percentile(lib_list, 0.99))
+            << " | |\n"
             << "| loading the whole state into memory (once per process) | " << load_secs
             << " s | |\n";
   if (!cli.empty()) {
     std::cout << "| `modelreg audit --at T` whole process p50 | " << Milli(Percentile(cli, 0.5))
               << " | |\n"
               << "| `modelreg audit --at T` whole process p99 | " << Milli(Percentile(cli, 0.99))
-              << " | < 30 ms |\n";
+              << " | < 30 ms |\n"
+              << "| `modelreg show TYPE VERSION --at T` whole process p50 | "
+              << Milli(Percentile(cli_show, 0.5)) << " | |\n"
+              << "| `modelreg show TYPE VERSION --at T` whole process p99 | "
+              << Milli(Percentile(cli_show, 0.99)) << " | |\n";
   }
   std::cout << "| building the log (unsynced, 4 threads) | " << append_secs << " s | |\n"
             << "| first open: fold + write projections | " << build_secs << " s | |\n";
