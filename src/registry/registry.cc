@@ -364,13 +364,33 @@ Result<RegisterResult> Registry::Register(const std::string& type, const std::st
         same_payload = p->parameters_json() != nullptr &&
                        p->parameters_json()->str() == reg->parameters_json &&
                        factors == reg->factor_list;
+        // Identity fields count when the metadata states them; when left
+        // out they are generated per attempt (model_id, created_by,
+        // created_at), like the captured environment, and not compared.
+        const auto meta = input.metadata_json
+                              ? nlohmann::json::parse(*input.metadata_json, nullptr, false)
+                              : nlohmann::json();
+        auto stated = [&meta](const char* key) {
+          return meta.is_object() && meta.contains(key) && meta[key].is_string() &&
+                 !meta[key].get<std::string>().empty();
+        };
+        if (stated("model_id") &&
+            (p->model_id() == nullptr || p->model_id()->str() != reg->model_id)) {
+          same_payload = false;
+        }
+        if (stated("created_by") &&
+            (p->created_by() == nullptr || p->created_by()->str() != reg->created_by)) {
+          same_payload = false;
+        }
+        if (stated("created_at") && p->created_at() != reg->created_at) same_payload = false;
       }
     }
     if (!same_payload || !SameMetadata(*existing, *reg)) {
       return Err(Status::Conflict(Name(type, version) +
                                   " is already registered with the same artifact but different "
-                                  "metadata (metrics, datasets, snapshot, factors, parameters "
-                                  "or config); versions are immutable: register a new version"));
+                                  "metadata (metrics, datasets, snapshot, factors, parameters, "
+                                  "config, model_id, created_by or created_at); versions are "
+                                  "immutable: register a new version"));
     }
     return RegisterResult{*existing, true};
   }
@@ -474,6 +494,13 @@ Result<Registry::ArtifactCheck> Registry::CheckArtifact(const VersionRecord& rec
   const std::string path = artifacts_.ArtifactPath(rec.model_type, rec.version, rec.artifact_name);
   auto hash = artifacts::HashFile(path);
   if (!hash) {
+    // A missing file is the artifact's fault; an unreadable one (EIO,
+    // permissions) may be the machine's: record nothing and say so.
+    if (hash.error().code() != Code::kNotFound) {
+      return Err(hash.error().WithContext("cannot check the artifact of " +
+                                          Name(rec.model_type, rec.version) +
+                                          "; nothing was recorded"));
+    }
     c.detail = hash.error().message();
     return c;
   }
@@ -488,9 +515,26 @@ Result<Registry::ArtifactCheck> Registry::CheckArtifact(const VersionRecord& rec
   if (tp.validator) {
     auto run = validation::Run(tp.validator->command, path, tp.validator->timeout_seconds * 1000);
     if (!run) return Err(run.error());
+    std::string cmd;
+    for (const auto& part : tp.validator->command) cmd += (cmd.empty() ? "" : " ") + part;
+    // A validator that cannot run (126/127, like a shell) or runs out of
+    // time says nothing about the model: nothing is recorded.
+    if (run->timed_out) {
+      return Err(Status::FailedPrecondition(
+          "validator `" + cmd + "` timed out after " +
+          std::to_string(tp.validator->timeout_seconds) + " s on " +
+          Name(rec.model_type, rec.version) +
+          "; nothing was recorded (raise timeout_seconds in policy.toml or fix the validator)"));
+    }
+    if (run->exit_code == 126 || run->exit_code == 127) {
+      std::string tail = run->output_tail;
+      while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
+      return Err(Status::FailedPrecondition(
+          "validator `" + cmd + "` could not run (" + run->Describe() + ")" +
+          (tail.empty() ? "" : ": " + tail) +
+          "; nothing was recorded (fix the validator command in policy.toml)"));
+    }
     if (!run->ok) {
-      std::string cmd;
-      for (const auto& part : tp.validator->command) cmd += (cmd.empty() ? "" : " ") + part;
       c.detail = "validator `" + cmd + "` failed (" + run->Describe() +
                  (run->timed_out ? " after " + std::to_string(tp.validator->timeout_seconds) + " s"
                                  : std::string()) +

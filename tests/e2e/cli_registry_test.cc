@@ -555,10 +555,15 @@ TEST_F(Cli, ValidatorCommandGuardsPromotionAndRollback) {
   WritePolicy("[default]\npaper_trading_hours = \"off\"\n[risk_model]\nvalidator = { command = [\"" +
               slow + "\"], timeout_seconds = 1 }\n");
   const auto start = std::chrono::steady_clock::now();
+  const json before = json::parse(Ok("--json verify").out);
   RunResult hung = Mr("validate risk_model v1.0.0");
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
-  EXPECT_EQ(hung.rc, 5);
+  // A timeout says nothing about the model: exit 4, nothing recorded.
+  EXPECT_EQ(hung.rc, 4);
   EXPECT_NE(hung.err.find("timed out after 1 s"), std::string::npos) << hung.err;
+  EXPECT_NE(hung.err.find("nothing was recorded"), std::string::npos) << hung.err;
+  EXPECT_EQ(json::parse(Ok("--json verify").out)["head_seq"], before["head_seq"]);
+  EXPECT_EQ(json::parse(Ok("--json current risk_model").out)["version"], "v1.0.0");
 }
 
 TEST_F(Cli, BadPolicyFileNamesTheLine) {

@@ -1208,6 +1208,24 @@ TEST_F(GatesRegistryTest, FailingValidatorCommandFailsTheVersion) {
   EXPECT_TRUE(Contains(reason, "cannot unpickle " + ArtifactPath("v1.0.0"))) << reason;
 }
 
+TEST_F(GatesRegistryTest, ValidatorThatCannotRunOrTimesOutRecordsNothing) {
+  for (const std::string& validator :
+       {std::string("command = [\"/nonexistent/validator\"], timeout_seconds = 5"),
+        std::string("command = [\"/bin/sh\", \"-c\", \"sleep 5\", \"sh\"], timeout_seconds = 1")}) {
+    WritePolicy(std::string(kSpecPolicy) + "[risk_model]\nvalidator = { " + validator + " }\n");
+    Open();
+    if (Head() == 0) MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+    clock_.Set(kT0 + 25 * kHour);
+    const Seq before = Head();
+    auto r = Promote("v1.0.0");
+    ASSERT_FALSE(r) << validator;
+    EXPECT_EQ(r.error().code(), Code::kFailedPrecondition) << r.error().ToString();
+    EXPECT_TRUE(Contains(r.error().message(), "nothing was recorded")) << r.error().ToString();
+    EXPECT_EQ(Head(), before) << validator;
+    EXPECT_EQ(Rec("v1.0.0").status, ModelStatus::kStaged) << validator;
+  }
+}
+
 TEST_F(GatesRegistryTest, PassingValidatorSeesTheStoredArtifact) {
   WritePolicy(std::string(kSpecPolicy) +
               "[risk_model]\n"

@@ -282,6 +282,17 @@ TEST_F(RegistryTest, ReRegisteringIsIdempotentOnlyForTheSameBytesAndMetadata) {
   ExpectRejected(Register(kRisk, "v1.0.0", "bytes-A", other_snapshot), Code::kConflict, head,
                  digest, "different snapshot");
 
+  // Identity fields count when stated: a different model_id, creator or
+  // creation time is a different registration.
+  for (const char* extra : {R"("model_id":"mdl_other")", R"("created_by":"mallory")",
+                            R"("created_at":"2020-01-01T00:00:00Z")"}) {
+    MetadataInput other_identity = in;
+    other_identity.metadata_json = R"({"snapshot_id":"snap_1","dataset_version_ids":{"crsp":"v1"},
+                                       "config":{"lr":0.1},)" + std::string(extra) + "}";
+    ExpectRejected(Register(kRisk, "v1.0.0", "bytes-A", other_identity), Code::kConflict, head,
+                   digest, extra);
+  }
+
   // The published files were left alone.
   EXPECT_EQ(ReadAll(vdir + "/model.pkl"), "bytes-A");
   EXPECT_EQ(ReadAll(vdir + "/checksum.sha256"), checksum);
