@@ -856,7 +856,8 @@ Result<std::optional<std::pair<std::string, std::string>>> EventStore::SeekRowFo
 }
 
 Status EventStore::ReplaceRows(const std::string& column_family, const std::vector<Row>& rows,
-                               Seq expected_head) {
+                               Seq expected_head, const std::vector<KeyRange>& ranges,
+                               bool sync) {
   if (impl_->options.read_only) {
     return Status::FailedPrecondition("registry log " + impl_->dir + " is open read-only");
   }
@@ -874,18 +875,27 @@ Status EventStore::ReplaceRows(const std::string& column_family, const std::vect
     return Status::Conflict("the log moved while its projection was being rebuilt; retry");
   }
   rocksdb::WriteBatch batch;
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), cf));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) batch.Delete(cf, it->key());
-  if (!it->status().ok()) return FromRocks(it->status(), impl_->dir);
+  for (const auto& [begin, end] : ranges) {
+    rocksdb::ReadOptions ro;
+    const rocksdb::Slice upper(end);
+    if (!end.empty()) ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, cf));
+    for (it->Seek(begin); it->Valid(); it->Next()) batch.Delete(cf, it->key());
+    if (!it->status().ok()) return FromRocks(it->status(), impl_->dir);
+  }
   for (const Row& row : rows) {
     if (row.column_family != column_family) {
       return Status::InvalidArgument("row for '" + row.column_family + "' in a replacement of '" +
                                      column_family + "'");
     }
-    if (row.value) batch.Put(cf, row.key, *row.value);
+    if (row.value) {
+      batch.Put(cf, row.key, *row.value);
+    } else {
+      batch.Delete(cf, row.key);
+    }
   }
   rocksdb::WriteOptions wo;
-  wo.sync = impl_->options.sync;
+  wo.sync = impl_->options.sync && sync;
   return FromRocks(impl_->db->Write(wo, &batch), impl_->dir);
 }
 

@@ -170,10 +170,15 @@ class EventStore {
   Result<std::optional<std::pair<std::string, std::string>>> SeekRowForPrev(
       const std::string& column_family, const std::string& key) const;
 
-  // Replaces every row of a caller's column family with `rows` in one synced
-  // batch, if the head is still `expected_head` (projection rebuilds).
+  // In one batch, if the head is still `expected_head`: deletes every row
+  // of a caller's column family whose key lies in one of `ranges` ([begin,
+  // end), empty end = to the last row; the default is every row), then
+  // writes `rows` (a row without a value is deleted). Synced when the store
+  // syncs and `sync` is true. Projection rebuilds.
+  using KeyRange = std::pair<std::string, std::string>;
   Status ReplaceRows(const std::string& column_family, const std::vector<Row>& rows,
-                     Seq expected_head);
+                     Seq expected_head, const std::vector<KeyRange>& ranges = {{"", ""}},
+                     bool sync = true);
 
   const std::string& dir() const;
 

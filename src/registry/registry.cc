@@ -55,21 +55,6 @@ std::vector<Row> ToRows(const projection::Rows& rows) {
   return out;
 }
 
-void AppendRecordRows(projection::Rows& out, const projection::Delta& delta) {
-  projection::Rows r = projection::RecordRows(delta);
-  out.insert(out.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
-}
-
-// Every row of a complete projection: the state, the record rows collected
-// while folding it, and the marker saying the record rows are complete.
-std::vector<Row> ProjectionRows(const State& state, projection::Rows records) {
-  std::vector<Row> out = ToRows(projection::EncodeState(state));
-  std::vector<Row> index = ToRows(records);
-  out.insert(out.end(), std::make_move_iterator(index.begin()),
-             std::make_move_iterator(index.end()));
-  out.push_back(Row{kProjectionCf, projection::kIndexMarkerKey, std::string("1")});
-  return out;
-}
 
 bool SameMetadata(const VersionRecord& rec, const events::Registration& r) {
   return rec.metrics == r.metrics && rec.dataset_version_ids == r.dataset_version_ids &&
@@ -166,7 +151,7 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
   return reg;
 }
 
-Result<State> Registry::ReadState(bool* rows_current, projection::Rows* records) const {
+Result<State> Registry::ReadState(bool* rows_current, bool fold_if_stale) const {
   // The state rows only: the record rows ("r/") are an index beside them.
   projection::Rows rows;
   auto collect = [&rows](std::string_view k, std::string_view v) {
@@ -187,18 +172,62 @@ Result<State> Registry::ReadState(bool* rows_current, projection::Rows* records)
   // Missing, stale or damaged projection rows: fold the log instead.
   *rows_current = false;
   State fresh;
-  Status fold = store_->Scan(1, head, [&](Seq, const EventBuffer& e) {
+  if (!fold_if_stale) return fresh;
+  Status fold = store_->Scan(1, head, [&fresh, &st](Seq, const EventBuffer& e) {
+    st = projection::Apply(fresh, e);
+    return st.ok();
+  });
+  MODELREG_RETURN_IF_ERROR(fold);
+  MODELREG_RETURN_IF_ERROR(st);
+  return fresh;
+}
+
+Result<State> Registry::RewriteProjection(Seq head, const std::function<void(Seq)>& progress) {
+  // 1. Untrust the rows: drop the marker and every old record row.
+  MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(
+      kProjectionCf, {Row{kProjectionCf, projection::kIndexMarkerKey, std::nullopt}}, head,
+      {{"r/", "r0"}}));
+  // 2. Fold, writing the record rows in chunks as they come.
+  constexpr std::size_t kChunkBytes = 4 << 20;
+  State fresh;
+  std::vector<Row> chunk;
+  std::size_t chunk_bytes = 0;
+  Status st;
+  auto flush = [&]() -> Status {
+    if (chunk.empty()) return Status::OK();
+    Status w = store_->ReplaceRows(kProjectionCf, chunk, head, {}, /*sync=*/false);
+    chunk.clear();
+    chunk_bytes = 0;
+    return w;
+  };
+  Status fold = store_->Scan(1, head, [&](Seq seq, const EventBuffer& e) {
     auto delta = projection::Plan(fresh, e);
     if (!delta) {
       st = delta.error();
       return false;
     }
-    if (records != nullptr) AppendRecordRows(*records, *delta);
+    for (auto& [k, v] : projection::RecordRows(*delta)) {
+      chunk_bytes += k.size() + v.size();
+      chunk.push_back(Row{kProjectionCf, std::move(k), std::move(v)});
+    }
     projection::Commit(fresh, *delta);
+    if (chunk_bytes >= kChunkBytes) {
+      st = flush();
+      if (!st.ok()) return false;
+    }
+    if (progress && seq % 65536 == 0) progress(seq);
     return true;
   });
   MODELREG_RETURN_IF_ERROR(fold);
   MODELREG_RETURN_IF_ERROR(st);
+  MODELREG_RETURN_IF_ERROR(flush());
+  // 3. The state rows and the marker, atomically and synced (which also
+  // makes the unsynced chunks before it durable: the WAL is sequential).
+  std::vector<Row> rows = ToRows(projection::EncodeState(fresh));
+  rows.push_back(Row{kProjectionCf, projection::kIndexMarkerKey, std::string("1")});
+  MODELREG_RETURN_IF_ERROR(
+      store_->ReplaceRows(kProjectionCf, rows, head, {{"", "r/"}, {"r0", ""}}));
+  if (progress) progress(head);
   return fresh;
 }
 
@@ -206,7 +235,7 @@ Status Registry::Load() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (loaded_) return Status::OK();
   bool current = false;
-  auto s = ReadState(&current, nullptr);
+  auto s = ReadState(&current, /*fold_if_stale=*/true);
   if (!s) return s.error();
   state_ = std::move(*s);
   loaded_ = true;
@@ -215,18 +244,17 @@ Status Registry::Load() const {
 
 Status Registry::LoadState() {
   bool current = false;
-  projection::Rows records;
-  auto loaded = ReadState(&current, read_only_ ? nullptr : &records);
+  auto loaded = ReadState(&current, /*fold_if_stale=*/read_only_);
   if (!loaded) return loaded.error();
+  const Seq head = store_->head().seq;
+  if (!current && !read_only_) {
+    loaded = RewriteProjection(head, {});
+    if (!loaded) return loaded.error();
+    current = true;
+  }
   state_ = std::move(*loaded);
   loaded_ = true;
   rows_current_ = current;
-  const Seq head = store_->head().seq;
-  if (!current && !read_only_) {
-    MODELREG_RETURN_IF_ERROR(
-        store_->ReplaceRows(kProjectionCf, ProjectionRows(state_, std::move(records)), head));
-    rows_current_ = true;
-  }
   if (!read_only_) {
     // manifest.json is derived: make sure it matches the log.
     std::ifstream in(fs::path(root_) / "manifest.json");
@@ -993,41 +1021,36 @@ Result<Registry::RebuildResult> Registry::Rebuild(
     const std::function<void(Seq done, Seq total)>& progress) {
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
   RebuildResult out;
-  projection::Rows before;
-  MODELREG_RETURN_IF_ERROR(
-      store_->ScanRows(kProjectionCf, [&before](std::string_view k, std::string_view v) {
-        before.emplace_back(std::string(k), std::string(v));
-        return true;
-      }));
+  projection::Rows before;  // the state rows (the digest skips the record rows)
+  auto collect = [&before](std::string_view k, std::string_view v) {
+    before.emplace_back(std::string(k), std::string(v));
+    return true;
+  };
+  MODELREG_RETURN_IF_ERROR(store_->ScanRows(kProjectionCf, collect, "", "r/"));
+  MODELREG_RETURN_IF_ERROR(store_->ScanRows(kProjectionCf, collect, "r0", ""));
   out.before = projection::RowsDigest(std::move(before));
   const Seq head = store_->head().seq;
-  State fresh;
-  projection::Rows records;
-  auto report = store_->Verify(
-      [&](Seq done) {
-        if (progress) progress(done, head);
-      },
-      [&fresh, &records](Seq, const EventBuffer& e) -> Status {
-        auto delta = projection::Plan(fresh, e);
-        if (!delta) return delta.error();
-        AppendRecordRows(records, *delta);
-        projection::Commit(fresh, *delta);
-        return Status::OK();
-      });
+  // Two passes: the whole chain is verified before any row changes, then
+  // the fold rewrites the rows (progress counts both: 2 * head steps).
+  auto report = store_->Verify([&](Seq done) {
+    if (progress) progress(done, 2 * head);
+  });
   if (!report) return Err(report.error());
   if (!report->ok) {
     return Err(Status::Corruption("hash chain broken at event " +
                                   std::to_string(report->first_bad_seq) + ": " + report->problem +
                                   "; nothing was rebuilt"));
   }
-  if (progress) progress(report->events, head);
-  out.after = projection::StateDigest(fresh);
-  MODELREG_RETURN_IF_ERROR(
-      store_->ReplaceRows(kProjectionCf, ProjectionRows(fresh, std::move(records)), head));
+  if (progress) progress(head, 2 * head);
+  auto fresh = RewriteProjection(head, [&](Seq done) {
+    if (progress) progress(head + done, 2 * head);
+  });
+  if (!fresh) return Err(fresh.error());
+  out.after = projection::StateDigest(*fresh);
   out.events = report->events;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    state_ = std::move(fresh);
+    state_ = std::move(*fresh);
     loaded_ = true;
   }
   rows_current_ = true;

@@ -184,8 +184,15 @@ class Registry {
   Status LoadState();
   // Reads the projection rows (or folds the log when they are stale) into
   // a State; writes nothing.
-  // With `records`, a fold also collects the record rows it would write.
-  Result<State> ReadState(bool* rows_current, projection::Rows* records) const;
+  // Without `fold_if_stale`, stale rows give an empty state.
+  Result<State> ReadState(bool* rows_current, bool fold_if_stale) const;
+  // Rewrites every projection row from the first `head` events and returns
+  // the folded state, in memory bounded by the state (not the log): the
+  // marker row and old record rows go first, the record rows are written in
+  // chunks while folding, the state rows and the marker last in one atomic
+  // synced batch. Killed midway, the rows lack the marker, so nobody trusts
+  // them (reads fold the log) and the next writable open rewrites them.
+  Result<State> RewriteProjection(Seq head, const std::function<void(Seq)>& progress);
   // Appends `draft` if the head is still `expected`, keeping the
   // projection rows and in-memory state in step.
   Result<AppendResult> Commit(const std::string& draft, Seq expected);

@@ -276,6 +276,36 @@ TEST_F(EventStoreTest, RowsAreWrittenAtomicallyWithTheEvent) {
   EXPECT_EQ(store_->GetRow("events", "x").error().code(), Code::kInvalidArgument);
 }
 
+TEST_F(EventStoreTest, ReplaceRowsAndRangedScans) {
+  Reopen(WithFamilies({"projection"}));
+  ASSERT_TRUE(store_->Append({SampleDraft(1), std::nullopt, nullptr}));
+  auto put = [](std::string k, std::string v) { return Row{"projection", std::move(k), std::move(v)}; };
+  ASSERT_TRUE(store_->ReplaceRows("projection", {put("a", "1"), put("b/1", "2"), put("b/2", "3"),
+                                                 put("c", "4")}, 1).ok());
+  auto keys = [&](std::string_view begin, std::string_view end) {
+    std::string out;
+    EXPECT_TRUE(store_->ScanRows("projection", [&](std::string_view k, std::string_view) {
+      out += std::string(k) + ";";
+      return true;
+    }, begin, end).ok());
+    return out;
+  };
+  EXPECT_EQ(keys("", ""), "a;b/1;b/2;c;");
+  EXPECT_EQ(keys("b/", "b0"), "b/1;b/2;");
+  EXPECT_EQ(keys("b/2", ""), "b/2;c;");
+  // Only the given ranges are cleared; a row without a value is deleted.
+  ASSERT_TRUE(store_->ReplaceRows("projection", {put("b/3", "5"), Row{"projection", "c", std::nullopt}},
+                                  1, {{"b/", "b0"}}).ok());
+  EXPECT_EQ(keys("", ""), "a;b/3;");
+  // Nothing is written when the head moved.
+  Status stale = store_->ReplaceRows("projection", {put("z", "1")}, 7);
+  EXPECT_EQ(stale.code(), Code::kConflict);
+  EXPECT_EQ(keys("", ""), "a;b/3;");
+  // The default range is every row.
+  ASSERT_TRUE(store_->ReplaceRows("projection", {put("d", "6")}, 1).ok());
+  EXPECT_EQ(keys("", ""), "d;");
+}
+
 TEST_F(EventStoreTest, ConcurrentAppendersGetContiguousSequenceNumbers) {
   constexpr int kThreads = 8;
   constexpr int kPerThread = 1000;
