@@ -1,6 +1,9 @@
 #include "app/registry_commands.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -489,6 +492,42 @@ Status RunValidate(const Globals& g, const std::string& type, const std::string&
   return Status::OK();
 }
 
+namespace {
+
+std::atomic<bool> g_stop_requested{false};
+extern "C" void OnStopSignal(int) { g_stop_requested.store(true); }
+
+// While alive: SIGINT and SIGTERM set a flag instead of killing the
+// process, and SIGPIPE is ignored (a write to a closed pipe fails instead).
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_requested.store(false);
+    struct sigaction sa {};
+    sa.sa_handler = OnStopSignal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGPIPE, &ignore, &old_pipe_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+    sigaction(SIGPIPE, &old_pipe_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  bool requested() const { return g_stop_requested.load(); }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {}, old_pipe_ {};
+};
+
+}  // namespace
+
 Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
   if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
   {
@@ -509,7 +548,11 @@ Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
     if (o.since && e.event().recorded_at() < *o.since) return true;
     if (!o.type.empty()) {
       const json p = events::ToJson(e)["payload"];
-      if (p.value("model_type", std::string()) != o.type) return true;
+      // Payloads this version does not know carry no model_type.
+      if (!p.is_object() || !p.contains("model_type") || !p["model_type"].is_string() ||
+          p["model_type"].get<std::string>() != o.type) {
+        return true;
+      }
     }
     if (g.json) {
       out << events::ToJson(e).dump() << '\n';
@@ -527,9 +570,13 @@ Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
   MODELREG_RETURN_IF_ERROR((*store)->Scan(from, UINT64_MAX, print));
   out.flush();
   if (!o.follow) return Status::OK();
+  // Ctrl-C, SIGTERM or a closed pipe end the follow normally, so that the
+  // secondary instance's private directory is removed on the way out.
+  StopSignals stop;
   const auto start = std::chrono::steady_clock::now();
   Seq next = std::max(printed, from - 1) + 1;
   for (;;) {
+    if (stop.requested() || !out) return Status::OK();
     if (o.follow_max_ms >= 0 &&
         std::chrono::steady_clock::now() - start > std::chrono::milliseconds(o.follow_max_ms)) {
       return Status::OK();

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "common/utf8.h"
 #include "log/envelope.h"
 
 namespace modelreg::artifacts {
@@ -104,6 +105,10 @@ Status ValidateFileName(const std::string& name) {
     return Status::InvalidArgument("artifact file name '" + name + "' is not a file name");
   }
   if (name.size() > 255) return Status::InvalidArgument("artifact file name is over 255 bytes");
+  if (!IsValidUtf8(name)) {
+    return Status::InvalidArgument("artifact file name '" + SanitizeUtf8(name) +
+                                   "' is not valid UTF-8; rename the file");
+  }
   for (unsigned char c : name) {
     if (c == '/' || c < 0x20 || c == 0x7f) {
       return Status::InvalidArgument("artifact file name '" + name +

@@ -42,6 +42,16 @@ std::string FormatUtc(TimeNs t) {
 std::optional<TimeNs> ParseTime(std::string_view text) {
   using namespace std::chrono;
   if (text.empty() || text.size() > 64) return std::nullopt;
+  // Nanoseconds since 1970 in 64 bits cover 1677-09-21 .. 2262-04-11: a
+  // four-digit year inside that span (with a day to spare for offsets), so
+  // that nothing wraps around.
+  if (text.size() < 5 || text[4] != '-') return std::nullopt;
+  int year = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    year = year * 10 + (text[i] - '0');
+  }
+  if (year < 1678 || year > 2261) return std::nullopt;
   const std::string s(text);
   auto try_parse = [&s](const char* fmt, bool with_offset) -> std::optional<TimeNs> {
     std::istringstream in(s);

@@ -6,6 +6,8 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include "common/utf8.h"
+
 namespace modelreg::events {
 
 namespace {
@@ -32,35 +34,9 @@ Offset<flatbuffers::Vector<Offset<fb::KeyValue>>> KeyValues(
   return fbb.CreateVector(out);  // std::map iterates sorted: canonical order
 }
 
-// FlatBuffers strings are bytes; JSON needs UTF-8. Invalid sequences become
-// U+FFFD so that any caller can dump() the result.
-std::string Utf8(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  std::size_t i = 0;
-  while (i < in.size()) {
-    const auto c = static_cast<unsigned char>(in[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    bool ok = len != 0 && i + len <= in.size();
-    std::uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
-    for (std::size_t k = 1; ok && k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(in[i + k]);
-      ok = (cc & 0xc0) == 0x80;
-      cp = cp << 6 | (cc & 0x3f);
-    }
-    // Overlong forms, surrogates and values beyond U+10FFFF are invalid too.
-    ok = ok && !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) &&
-         !(len == 4 && (cp < 0x10000 || cp > 0x10ffff)) && !(cp >= 0xd800 && cp <= 0xdfff);
-    if (ok) {
-      out.append(in.substr(i, len));
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
-}
+// FlatBuffers strings are bytes; JSON needs UTF-8: invalid sequences
+// become U+FFFD so that any caller can dump() the result.
+std::string Utf8(std::string_view in) { return SanitizeUtf8(in); }
 
 std::string Str(const flatbuffers::String* s) {
   return s == nullptr ? std::string() : Utf8(s->string_view());

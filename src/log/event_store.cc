@@ -463,8 +463,10 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
   if (opts.secondary) db_options.max_open_files = -1;  // required by secondaries
   if (opts.read_only && !opts.secondary) {
     // One-shot readers (the CLI) touch a few tables: open them on demand
-    // instead of every table file (and its stats) at open.
-    db_options.max_open_files = 64;
+    // instead of every table file (and its stats) at open. The cap only
+    // bounds the table cache; it must stay above the number of table files
+    // (61 at 1M events) or long reads reopen tables over and over.
+    db_options.max_open_files = 512;
     db_options.skip_stats_update_on_db_open = true;
     db_options.skip_checking_sst_file_sizes_on_db_open = true;
   }

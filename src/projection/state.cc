@@ -420,16 +420,16 @@ Status Apply(State& state, const EventBuffer& event) {
 Rows EncodeDelta(const Delta& delta) {
   Rows rows;
   for (const VersionRecord& r : delta.versions) {
-    rows.emplace_back(VersionKey(r.model_type, r.version), ToJson(r).dump());
+    rows.emplace_back(VersionKey(r.model_type, r.version), ToJson(r).dump(-1, ' ', false, json::error_handler_t::replace));
   }
   for (const auto& [type, version] : delta.production) {
     rows.emplace_back("p/" + type, version);
     rows.emplace_back(TimelineKey(type, delta.at, delta.seq), version);
   }
   for (const PromotionRecord& h : delta.history) {
-    rows.emplace_back(HistoryKey(h.model_type, h.seq), ToJson(h).dump());
+    rows.emplace_back(HistoryKey(h.model_type, h.seq), ToJson(h).dump(-1, ' ', false, json::error_handler_t::replace));
   }
-  rows.emplace_back("s", json{{"seq", delta.seq}, {"at", delta.at}}.dump());
+  rows.emplace_back("s", json{{"seq", delta.seq}, {"at", delta.at}}.dump(-1, ' ', false, json::error_handler_t::replace));
   Rows records = RecordRows(delta);
   rows.insert(rows.end(), std::make_move_iterator(records.begin()),
               std::make_move_iterator(records.end()));
@@ -439,7 +439,7 @@ Rows EncodeDelta(const Delta& delta) {
 Rows RecordRows(const Delta& delta) {
   Rows rows;
   for (const VersionRecord& r : delta.versions) {
-    rows.emplace_back(RecordKey(r.model_type, r.version, delta.seq), ToJson(r).dump());
+    rows.emplace_back(RecordKey(r.model_type, r.version, delta.seq), ToJson(r).dump(-1, ' ', false, json::error_handler_t::replace));
   }
   return rows;
 }
@@ -500,14 +500,14 @@ Digest RowSetDigest::Finish() const {
 
 Rows EncodeState(const State& state) {
   Rows rows;
-  rows.emplace_back("s", json{{"seq", state.seq}, {"at", state.at}}.dump());
+  rows.emplace_back("s", json{{"seq", state.seq}, {"at", state.at}}.dump(-1, ' ', false, json::error_handler_t::replace));
   for (const auto& [type, ts] : state.types) {
     for (const auto& [version, r] : ts.versions) {
-      rows.emplace_back(VersionKey(type, version), ToJson(r).dump());
+      rows.emplace_back(VersionKey(type, version), ToJson(r).dump(-1, ' ', false, json::error_handler_t::replace));
     }
     if (!ts.production.empty()) rows.emplace_back("p/" + type, ts.production);
     for (const PromotionRecord& h : ts.history) {
-      rows.emplace_back(HistoryKey(type, h.seq), ToJson(h).dump());
+      rows.emplace_back(HistoryKey(type, h.seq), ToJson(h).dump(-1, ' ', false, json::error_handler_t::replace));
     }
     for (const ProductionChange& c : ts.timeline) {
       rows.emplace_back(TimelineKey(type, c.at, c.seq), c.version);

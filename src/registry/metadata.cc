@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/utf8.h"
 #include "log/envelope.h"
 
 namespace modelreg::registry {
@@ -20,6 +21,9 @@ using nlohmann::json;
 Result<json> ParseObject(const std::string& text, const std::string& what) {
   if (text.size() > kMaxMetadataBytes) {
     return Err(Status::InvalidArgument(what + " is larger than 1 MiB"));
+  }
+  if (!IsValidUtf8(text)) {
+    return Err(Status::InvalidArgument(what + " is not valid JSON: it is not UTF-8 text"));
   }
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Err(Status::InvalidArgument(what + " is not valid JSON"));
@@ -256,6 +260,31 @@ Result<events::Registration> BuildRegistration(const std::string& type,
     }
     r.artifact_sha256 = *d;  // the registry compares it with the file
   }
+  // Everything here ends up in JSON (events, metadata.json, projections):
+  // flags and files must be UTF-8. The captured environment is repaired
+  // instead (a host or user name is not the caller's input).
+  auto text = [](const std::string& what, const std::string& value) -> Status {
+    if (IsValidUtf8(value)) return Status::OK();
+    return Status::InvalidArgument(what + " '" + SanitizeUtf8(value) + "' is not valid UTF-8");
+  };
+  MODELREG_RETURN_IF_ERROR(text("model_id", r.model_id));
+  MODELREG_RETURN_IF_ERROR(text("snapshot_id", r.snapshot_id));
+  MODELREG_RETURN_IF_ERROR(text("created_by", r.created_by));
+  MODELREG_RETURN_IF_ERROR(text("parameters", r.parameters_json));
+  MODELREG_RETURN_IF_ERROR(text("config", r.config_json));
+  for (const auto& f : r.factor_list) MODELREG_RETURN_IF_ERROR(text("factor", f));
+  for (const auto& [k, v] : r.dataset_version_ids) {
+    MODELREG_RETURN_IF_ERROR(text("dataset name", k));
+    MODELREG_RETURN_IF_ERROR(text("dataset version", v));
+  }
+  for (const auto& [k, v] : r.metrics) MODELREG_RETURN_IF_ERROR(text("metric name", k));
+  for (std::string* e : {&r.env.hostname, &r.env.user, &r.env.os, &r.env.tool_version,
+                         &r.env.git_commit}) {
+    *e = SanitizeUtf8(*e);
+  }
+  std::map<std::string, std::string> extra;
+  for (const auto& [k, v] : r.env.extra) extra[SanitizeUtf8(k)] = SanitizeUtf8(v);
+  r.env.extra = std::move(extra);
   return r;
 }
 

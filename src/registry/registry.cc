@@ -4,10 +4,12 @@
 #include <set>
 #include <chrono>
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "common/utf8.h"
 #include "events/model_events.h"
 #include "compat/compatibility.h"
 #include "registry/naming.h"
@@ -38,6 +40,13 @@ const VersionRecord* FindOrNull(const State& s, const std::string& type,
 std::string ProductionOf(const State& s, const std::string& type) {
   auto it = s.types.find(type);
   return it == s.types.end() ? std::string() : it->second.production;
+}
+
+// Actor names and reasons go into events and JSON: UTF-8 only.
+Status CheckActor(const Actor& actor) {
+  if (!IsValidUtf8(actor.name)) return Status::InvalidArgument("the actor name is not valid UTF-8");
+  if (!IsValidUtf8(actor.reason)) return Status::InvalidArgument("the reason is not valid UTF-8");
+  return Status::OK();
 }
 
 Envelope EnvelopeFor(const Actor& actor, const std::string& event_id) {
@@ -73,12 +82,21 @@ std::vector<const VersionRecord*> SortedVersions(const projection::TypeState& ts
 }
 
 Registry::Registry(std::string root, std::unique_ptr<EventStore> store, const Clock* clock,
-                   bool read_only)
+                   bool read_only, std::function<void(const std::string&)> on_warning)
     : root_(std::move(root)),
       store_(std::move(store)),
       clock_(clock),
       read_only_(read_only),
-      artifacts_(root_) {}
+      artifacts_(root_),
+      on_warning_(std::move(on_warning)) {}
+
+void Registry::Warn(const std::string& message) const {
+  if (on_warning_) {
+    on_warning_(message);
+  } else {
+    std::fprintf(stderr, "modelreg: warning: %s\n", message.c_str());
+  }
+}
 
 Registry::~Registry() = default;
 
@@ -135,7 +153,8 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
   }
   if (!store) return Err(store.error());
   std::unique_ptr<Registry> reg(
-      new Registry(options.root, std::move(*store), options.clock, options.read_only));
+      new Registry(options.root, std::move(*store), options.clock, options.read_only,
+                   options.on_warning));
   if (options.read_only) {
     // Only check whether the rows are current; the state loads on demand.
     auto s = reg->store_->GetRow(kProjectionCf, "s");
@@ -291,10 +310,13 @@ Result<AppendResult> Registry::Commit(const std::string& draft, Seq expected) {
     }
     state_cv_.notify_all();
   }
+  // The event is durable: a manifest that cannot be rewritten (it is
+  // derived, and rewritten on the next writable open) does not fail it.
   Status m = WriteManifest();
   if (!m.ok()) {
-    return Err(m.WithContext("event " + std::to_string(r->seq) +
-                             " was recorded, but manifest.json could not be rewritten"));
+    Warn("event " + std::to_string(r->seq) +
+         " was recorded, but manifest.json could not be rewritten (" + m.ToString() +
+         "); it is rewritten on the next write or open");
   }
   return r;
 }
@@ -326,10 +348,15 @@ Result<AppendResult> Registry::Write(
   return Err(Status::Conflict("the registry kept changing under this command; retry"));
 }
 
-Status Registry::WriteManifest() {
+Status Registry::WriteManifest(bool force) {
+  std::lock_guard<std::mutex> serialize(manifest_mu_);
   nlohmann::json m;
+  Seq seq = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    seq = state_.seq;
+    // A concurrent writer already wrote this state or a newer one.
+    if (!force && manifest_written_ && manifest_seq_ >= seq) return Status::OK();
     const Head head = store_->head();
     m["format_version"] = 1;
     m["head_seq"] = state_.seq;
@@ -353,13 +380,20 @@ Status Registry::WriteManifest() {
       m["types"][type] = t;
     }
   }
-  return artifacts::WriteFileAtomic((fs::path(root_) / "manifest.json").string(),
-                                    m.dump(2) + "\n");
+  Status st = artifacts::WriteFileAtomic(
+      (fs::path(root_) / "manifest.json").string(),
+      m.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  if (st.ok()) {
+    manifest_seq_ = seq;
+    manifest_written_ = true;
+  }
+  return st;
 }
 
 Result<RegisterResult> Registry::Register(const std::string& type, const std::string& version,
                                           const std::string& artifact_path,
                                           const MetadataInput& input, const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckActor(actor));
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
   MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
   MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
@@ -597,6 +631,7 @@ Status Registry::MarkFailed(const VersionRecord& rec, const std::string& why,
 Result<WriteResult> Registry::Promote(const std::string& type, const std::string& version,
                                       const std::optional<std::string>& expect_current,
                                       bool override_gates, const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckActor(actor));
   MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
   MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
   if (override_gates && actor.reason.find_first_not_of(" \t\r\n") == std::string::npos) {
@@ -699,6 +734,7 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
 
 Result<WriteResult> Registry::Archive(const std::string& type, const std::string& version,
                                       const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckActor(actor));
   MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
   MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
   auto r = Write([&](const State& s) -> Result<std::string> {
@@ -726,6 +762,7 @@ Result<WriteResult> Registry::Archive(const std::string& type, const std::string
 
 Result<WriteResult> Registry::Fail(const std::string& type, const std::string& version,
                                    bool force, const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckActor(actor));
   MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
   MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
   if (actor.reason.empty()) {
@@ -760,6 +797,7 @@ Result<WriteResult> Registry::Fail(const std::string& type, const std::string& v
 
 Result<WriteResult> Registry::Rollback(const std::string& type, bool fail_current,
                                        const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckActor(actor));
   MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
   // Find the target first to check its artifact before anything is written.
   std::optional<VersionRecord> target_rec;
@@ -832,6 +870,7 @@ Result<WriteResult> Registry::Rollback(const std::string& type, bool fail_curren
 
 Result<ValidateResult> Registry::Validate(const std::string& type, const std::string& version,
                                           const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckActor(actor));
   MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
   MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
   std::optional<VersionRecord> rec;
@@ -1054,12 +1093,13 @@ Result<Registry::RebuildResult> Registry::Rebuild(
     loaded_ = true;
   }
   rows_current_ = true;
-  MODELREG_RETURN_IF_ERROR(WriteManifest());
+  MODELREG_RETURN_IF_ERROR(WriteManifest(/*force=*/true));
   return out;
 }
 
 Result<std::vector<Registry::GcItem>> Registry::CollectGarbage(int keep, TimeNs retention,
                                                                bool dry_run, const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckActor(actor));
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
   if (keep < 0) return Err(Status::InvalidArgument("--keep must be 0 or more"));
   const TimeNs now = clock_->NowNs();

@@ -41,6 +41,9 @@ struct RegistryOptions {
   bool create_if_missing = false;   // create the directory and log if absent
   const Clock* clock = &SystemClock::Instance();
   int lock_wait_ms = 0;             // retry opening while another writer holds it
+  // Problems that do not fail the operation (manifest.json could not be
+  // rewritten after a durable append). Default: one line on stderr.
+  std::function<void(const std::string&)> on_warning;
 };
 
 struct Actor {
@@ -180,7 +183,7 @@ class Registry {
 
  private:
   Registry(std::string root, std::unique_ptr<EventStore> store, const Clock* clock,
-           bool read_only);
+           bool read_only, std::function<void(const std::string&)> on_warning);
   Status LoadState();
   // Reads the projection rows (or folds the log when they are stale) into
   // a State; writes nothing.
@@ -199,7 +202,11 @@ class Registry {
   // Runs validate-build-append, re-validating when the head moved.
   Result<AppendResult> Write(
       const std::function<Result<std::string>(const State&)>& build_draft);
-  Status WriteManifest();
+  // Rewrites manifest.json from the state, one writer at a time, never
+  // replacing a newer manifest with an older one (`force`: rewrite even if
+  // this state was written already).
+  Status WriteManifest(bool force = false);
+  void Warn(const std::string& message) const;
 
   struct ArtifactCheck {
     bool ok = false;
@@ -217,7 +224,11 @@ class Registry {
   const Clock* clock_;
   bool read_only_;
   artifacts::ArtifactStore artifacts_;
+  std::function<void(const std::string&)> on_warning_;
   std::mutex register_mu_;  // one registration at a time (artifact directories)
+  std::mutex manifest_mu_;  // one manifest writer at a time
+  Seq manifest_seq_ = 0;    // head of the last manifest written (guarded by manifest_mu_)
+  bool manifest_written_ = false;
   mutable std::mutex mu_;    // guards state_ and loaded_
   std::condition_variable state_cv_;  // signalled when state_ advances
   bool rows_current_ = false;         // projection rows match the log head

@@ -299,6 +299,8 @@ TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
   const std::string bad_json = File("bad.json", "{not json");
   const std::string array_json = File("array.json", "[1,2]");
   const std::string nan_json = File("nan.json", R"({"metrics": {"ic": "high"}})");
+  const std::string latin1_json = File("latin1.json", "{\"snapshot_id\": \"caf\xe9\"}");
+  const std::string latin1_art = File("caf\xe9.pkl", "bytes");
   struct Case {
     std::string args;
     int rc;
@@ -337,6 +339,13 @@ TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
            {"list --status live", 2, "unknown status"},
            {"show risk_model v1.0.0/../../x", 2, "is not a version"},
            {"frobnicate", 2, "frobnicate"},
+           // Non-UTF-8 bytes (Latin-1 "caf\xe9") in flags, metadata and names.
+           {"register risk_model " + art + " --version v2.0.0 --snapshot 'caf\xe9'", 2,
+            "not valid UTF-8"},
+           {"register risk_model " + art + " --version v2.0.0 --metadata " + latin1_json, 2,
+            "UTF-8"},
+           {"register risk_model " + latin1_art + " --version v2.0.0", 2, "not valid UTF-8"},
+           {"--actor 'caf\xe9' promote risk_model v1.0.0", 2, "not valid UTF-8"},
        }) {
     RunResult r = Mr(c.args);
     EXPECT_EQ(r.rc, c.rc) << c.args << ": " << r.err;
@@ -380,14 +389,23 @@ TEST_F(Cli, EventsFiltersAndFollow) {
   EXPECT_EQ(first["type"], "ModelRegistered");
   EXPECT_EQ(first["payload"]["factor_list"][1], "value");
 
-  testing::Child follow({"/bin/sh", "-c", "exec " + Bin() + " --root " + Root() +
-                                              " events --follow"});
+  // The follower's secondary instance keeps private files under TMPDIR.
+  const std::string tmp = dir_.sub("follow-tmp");
+  fs::create_directories(tmp);
+  testing::Child follow({"/bin/sh", "-c", "TMPDIR=" + tmp + " exec " + Bin() + " --root " +
+                                              Root() + " events --follow"});
   for (int i = 0; i < 50 && follow.Lines().size() < 2; ++i) follow.ReadFor(100);
   ASSERT_EQ(follow.Lines().size(), 2u);
   Ok("promote risk_model v1.0.0 --reason live");
   for (int i = 0; i < 50 && follow.Lines().size() < 3; ++i) follow.ReadFor(100);
   ASSERT_EQ(follow.Lines().size(), 3u);
   EXPECT_NE(follow.Lines()[2].find("promoted risk_model v1.0.0: live"), std::string::npos);
+  EXPECT_FALSE(fs::is_empty(tmp)) << "the follower should be using TMPDIR";
+  // Ctrl-C ends the follow cleanly and leaves nothing behind.
+  const int status = follow.SignalAndWait(SIGINT);
+  EXPECT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(fs::is_empty(tmp)) << fs::directory_iterator(tmp)->path();
 }
 
 TEST_F(Cli, ConcurrentPromotionsFromTwoProcesses) {

@@ -69,6 +69,15 @@ class Child {
       pid_ = -1;
     }
   }
+  // Sends `sig` and waits for the child; its wait status, or -1 if none.
+  int SignalAndWait(int sig) {
+    if (pid_ <= 0) return -1;
+    kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
   // Complete lines printed so far.
   std::vector<std::string> Lines() const {
     std::vector<std::string> lines;

@@ -2,6 +2,7 @@
 
 #include "common/bytes.h"
 #include "common/clock.h"
+#include "common/utf8.h"
 #include "common/sha256.h"
 #include "common/status.h"
 
@@ -58,6 +59,35 @@ TEST(Time, RejectsGarbage) {
                           "2025-01-15T09:30:00Zextra"}) {
     EXPECT_FALSE(ParseTime(bad)) << bad;
   }
+}
+
+TEST(Time, RejectsTimesOutsideTheNanosecondRange) {
+  // int64 nanoseconds since 1970 end in April 2262: later (or much earlier)
+  // times are refused instead of wrapping around to the past.
+  for (const char* far : {"2263-01-01T00:00:00Z", "9999-12-31", "2500-06-01T00:00:00+02:00",
+                          "1600-01-01T00:00:00Z", "10000-01-01T00:00:00Z", "0001-01-01"}) {
+    EXPECT_FALSE(ParseTime(far)) << far;
+  }
+  auto late = ParseTime("2261-12-31T23:59:59Z");
+  ASSERT_TRUE(late);
+  EXPECT_GT(*late, 0);
+  EXPECT_EQ(FormatUtc(*late), "2261-12-31T23:59:59Z");
+  auto early = ParseTime("1678-01-01T00:00:00Z");
+  ASSERT_TRUE(early);
+  EXPECT_LT(*early, 0);
+}
+
+TEST(Utf8, ValidatesAndSanitizes) {
+  for (const char* good : {"", "plain", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"}) {
+    EXPECT_TRUE(IsValidUtf8(good)) << good;
+    EXPECT_EQ(SanitizeUtf8(good), good);
+  }
+  for (const char* bad : {"caf\xe9", "\xc3", "\x80", "\xc0\xaf" /* overlong '/' */,
+                          "\xed\xa0\x80" /* surrogate */, "\xf4\x90\x80\x80" /* > U+10FFFF */}) {
+    EXPECT_FALSE(IsValidUtf8(bad)) << bad;
+    EXPECT_TRUE(IsValidUtf8(SanitizeUtf8(bad))) << bad;
+  }
+  EXPECT_EQ(SanitizeUtf8("caf\xe9!"), "caf\xef\xbf\xbd!");
 }
 
 TEST(Time, FormatsUtc) {

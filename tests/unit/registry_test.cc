@@ -342,6 +342,21 @@ TEST_F(RegistryTest, BadRegistrationsWriteNothing) {
                  head, digest, "reserved name");
   EXPECT_FALSE(fs::exists(VersionDir(kRisk, "v1.0.0")));
 
+  // Text that is not UTF-8 (it would end up in JSON): file names, flags,
+  // the actor.
+  const std::string latin1 = Artifact("x", "caf\xe9.pkl");
+  ExpectRejected(reg_->Register(kRisk, "v1.0.0", latin1, {}, actor_), Code::kInvalidArgument,
+                 head, digest, "latin-1 file name");
+  MetadataInput latin1_flags;
+  latin1_flags.datasets = {{"crsp", "v1\xff"}};
+  ExpectRejected(Register(kRisk, "v1.0.0", "x", latin1_flags), Code::kInvalidArgument, head,
+                 digest, "latin-1 dataset version");
+  ExpectRejected(reg_->Register(kRisk, "v1.0.0", Artifact("x"), {}, Actor{"caf\xe9", ""}),
+                 Code::kInvalidArgument, head, digest, "latin-1 actor");
+  ExpectRejected(reg_->Promote(kRisk, "v0.1.0", std::nullopt, false, Actor{"bob", "\xff"}),
+                 Code::kInvalidArgument, head, digest, "latin-1 reason");
+  EXPECT_FALSE(fs::exists(VersionDir(kRisk, "v1.0.0")));
+
   // A checksum in the metadata that the file does not match.
   MetadataInput wrong_sum;
   wrong_sum.metadata_json = R"({"checksum_sha256":")" + ToHex(Sha256::Of("other")) + R"("})";

@@ -14,6 +14,7 @@
 #include "app/exit_codes.h"
 #include "app/registry_commands.h"
 #include "common/clock.h"
+#include "common/utf8.h"
 
 namespace {
 
@@ -47,8 +48,17 @@ std::optional<modelreg::TimeNs> TimeOpt(const std::string& s) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   using namespace modelreg::app;
+  // Arguments end up in events and JSON: UTF-8 only, checked before
+  // anything else (paths too; rename or symlink a file whose name is not).
+  for (int i = 1; i < argc; ++i) {
+    if (!modelreg::IsValidUtf8(argv[i])) {
+      std::cerr << "modelreg: argument " << i << " ('" << modelreg::SanitizeUtf8(argv[i])
+                << "') is not valid UTF-8\n";
+      return 2;
+    }
+  }
   CLI::App app{"modelreg: an event-sourced model registry"};
   app.set_version_flag("--version", std::string("modelreg ") + MODELREG_VERSION);
   app.require_subcommand(1);
@@ -278,4 +288,17 @@ int main(int argc, char** argv) {
     return ExitCode(st);
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  // Last resort: every expected failure is a Status with its exit code;
+  // an exception here is a bug, reported in one line instead of an abort.
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& ex) {
+    std::cerr << "modelreg: internal error: " << ex.what() << '\n';
+  } catch (...) {
+    std::cerr << "modelreg: internal error\n";
+  }
+  return 1;
 }
