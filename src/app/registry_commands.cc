@@ -18,6 +18,7 @@
 #include "compat/compatibility.h"
 #include "registry/naming.h"
 #include "registry/registry.h"
+#include "registry/views.h"
 
 namespace modelreg::app {
 
@@ -27,6 +28,8 @@ using nlohmann::json;
 using registry::Registry;
 using registry::State;
 using registry::VersionRecord;
+using registry::PromotionJson;
+using registry::RecordJson;
 
 // `full_state`: the command reads the whole current state (list, show,
 // history, compat); point-in-time lookups (current, audit) need only rows.
@@ -52,7 +55,6 @@ Result<std::unique_ptr<Registry>> OpenForWrite(const Globals& g, bool create) {
 registry::Actor ActorOf(const Globals& g) { return {g.actor, g.reason}; }
 
 std::string Time(TimeNs t) { return t == 0 ? "-" : FormatUtc(t); }
-json TimeJson(TimeNs t) { return t == 0 ? json() : json(FormatUtc(t)); }
 
 Result<std::string> ReadSmallFile(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
@@ -66,46 +68,6 @@ Result<std::string> ReadSmallFile(const std::string& path, const std::string& wh
     }
   }
   return text;
-}
-
-json RecordJson(const VersionRecord& r) {
-  return json{{"model_type", r.model_type},
-              {"version", r.version},
-              {"model_id", r.model_id},
-              {"status", projection::StatusName(r.status)},
-              {"registered_at", TimeJson(r.registered_at)},
-              {"registered_by", r.registered_by},
-              {"registered_seq", r.registered_seq},
-              {"artifact_name", r.artifact_name},
-              {"artifact_size", r.artifact_size},
-              {"artifact_sha256", r.artifact_sha256},
-              {"metrics", r.metrics},
-              {"dataset_version_ids", r.dataset_version_ids},
-              {"snapshot_id", r.snapshot_id},
-              {"config_hash", r.config_hash},
-              {"status_at", TimeJson(r.status_at)},
-              {"status_by", r.status_by},
-              {"status_reason", r.status_reason},
-              {"status_seq", r.status_seq},
-              {"promoted_at", TimeJson(r.promoted_at)},
-              {"demoted_at", TimeJson(r.demoted_at)},
-              {"purged", r.purged}};
-}
-
-json PromotionJson(const projection::PromotionRecord& h) {
-  return json{{"seq", h.seq},
-              {"at", FormatUtc(h.at)},
-              {"actor", h.actor},
-              {"model_type", h.model_type},
-              {"version", h.version},
-              {"replaced_version", h.replaced_version.empty() ? json() : json(h.replaced_version)},
-              {"replaced_status", h.replaced_status.empty() ? json() : json(h.replaced_status)},
-              {"kind", h.rollback ? "rollback" : "promotion"},
-              {"gates_overridden", h.gates_overridden},
-              {"override_reason", h.override_reason},
-              {"reason", h.reason},
-              {"gates_passed", h.gates_passed},
-              {"gates_total", h.gates_total}};
 }
 
 std::string Metric(const VersionRecord& r, const std::string& name) {
@@ -378,32 +340,22 @@ Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostre
   for (std::string_view t : registry::kModelTypes) {
     const std::string tname(t);
     if (!type.empty() && tname != type) continue;
-    auto prod = (*reg)->ProductionAtTime(tname, at);
-    if (!prod) return prod.error();
-    if (prod->version.empty() || !prod->record) {
-      arr.push_back(json{{"model_type", tname}, {"production", nullptr}});
-      if (!g.json) out << "  " << tname << ": none\n";
+    auto entry = registry::AuditEntry(**reg, tname, at);
+    if (!entry) return entry.error();
+    arr.push_back(*entry);
+    if (g.json) continue;
+    if (!entry->contains("record")) {
+      out << "  " << tname << ": none\n";
       continue;
     }
+    auto prod = (*reg)->ProductionAtTime(tname, at);  // the structs, for the text
+    if (!prod) return prod.error();
     const VersionRecord& r = *prod->record;
     const projection::PromotionRecord* p = prod->promotion ? &*prod->promotion : nullptr;
-    json gates = json::array();
-    std::string policy;
-    if (p != nullptr && !p->rollback) {
-      if (auto ev = (*reg)->log().Get(p->seq); ev) {
-        const json payload = events::ToJson(*ev)["payload"];
-        gates = payload.value("gates", json::array());
-        policy = payload.value("policy", std::string());
-      }
-    }
-    json j{{"model_type", tname}, {"production", r.version}, {"record", RecordJson(r)}};
-    j["promotion"] = p != nullptr ? PromotionJson(*p) : json();
-    if (p != nullptr) {
-      j["promotion"]["gates"] = gates;
-      j["promotion"]["policy"] = policy;
-    }
-    arr.push_back(j);
-    if (g.json) continue;
+    const json& promotion = (*entry)["promotion"];
+    const json gates = promotion.is_object() ? promotion["gates"] : json::array();
+    const std::string policy =
+        promotion.is_object() ? promotion["policy"].get<std::string>() : std::string();
     out << "  " << tname << ": " << r.version << '\n';
     if (p != nullptr) {
       out << "      " << (p->rollback ? "rolled back to" : "promoted") << " at " << FormatUtc(p->at)

@@ -1190,6 +1190,11 @@ std::string DescribeProjectionMismatch(const VerifyResult& v) {
     return "the stored projection (digest " + ToHex(v.stored_digest) +
            ") differs from the fold of the log (" + ToHex(v.state_digest) + ")";
   }
+  if (!v.records_complete) {
+    return "the versioned record rows are incomplete (a rebuild was interrupted, or an older "
+           "modelreg wrote this projection); point-in-time reads fold the log until they are "
+           "rewritten by a rebuild or the next writable open";
+  }
   return "the stored versioned record rows (digest " + ToHex(v.stored_records_digest) +
          ") differ from the fold of the log (" + ToHex(v.records_digest) + ")";
 }
@@ -1236,6 +1241,7 @@ Result<VerifyResult> Registry::Verify() const {
   } else if (rs.code() != Code::kNotFound) {
     return Err(rs);
   }
+  out.records_complete = marker;
   out.records_ok = marker && out.stored_records_digest == out.records_digest;
   out.projection_ok = out.stored_digest == out.state_digest && out.records_ok;
   return out;

@@ -76,6 +76,7 @@ struct VerifyResult {
   Digest records_digest{};
   Digest stored_records_digest{};
   bool records_ok = false;
+  bool records_complete = false;  // the marker row is there (no interrupted rewrite)
   bool projection_ok = false;  // state rows and record rows both match
 };
 // "the stored projection (digest ..) differs from the fold of the log (..)"
