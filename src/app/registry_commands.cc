@@ -19,6 +19,7 @@
 #include "registry/naming.h"
 #include "registry/registry.h"
 #include "registry/views.h"
+#include "client/remote.h"
 
 namespace modelreg::app {
 
@@ -50,6 +51,49 @@ Result<std::unique_ptr<Registry>> OpenForWrite(const Globals& g, bool create) {
   o.clock = g.clock;
   o.lock_wait_ms = g.lock_wait_ms;
   return Registry::Open(o);
+}
+
+// Where a write goes: nullopt = this process opens the registry; a remote
+// when --url is given or `modelreg serve` holds the registry; an error when
+// a server holds it and there is no token to talk to it.
+Result<std::optional<client::RemoteRegistry>> WriteTarget(const Globals& g) {
+  std::string url = g.url;
+  if (url.empty()) {
+    auto info = client::FindServer(g.root);
+    if (!info) return std::optional<client::RemoteRegistry>();
+    if (g.token.empty()) {
+      return Err(Status::Busy(
+          "the registry " + g.root + " is held by `modelreg serve` (pid " +
+          std::to_string(info->pid) + ") at " + info->url +
+          "; set MODELREG_TOKEN to a model:write token (`modelreg token issue --sub NAME --scope "
+          "model:write` where the server's secret is) to send this command through it, or stop "
+          "the server"));
+    }
+    url = info->url;
+  }
+  if (g.token.empty()) {
+    return Err(Status::InvalidArgument("--url/MODELREG_URL needs a bearer token in MODELREG_TOKEN"));
+  }
+  return std::optional<client::RemoteRegistry>(client::RemoteRegistry(url, g.token));
+}
+
+// The metadata file with the register flags applied, as the server takes it.
+Result<std::string> MergedMetadata(const registry::MetadataInput& in) {
+  json j = json::object();
+  if (in.metadata_json) {
+    j = json::parse(*in.metadata_json, nullptr, false);
+    if (!j.is_object()) return Err(Status::InvalidArgument("metadata file must be a JSON object"));
+  }
+  if (in.config_json) j["config"] = json::parse(*in.config_json, nullptr, false);
+  for (const auto& [k, v] : in.metrics) j["metrics"][k] = v;
+  for (const auto& [k, v] : in.datasets) j["dataset_version_ids"][k] = v;
+  if (in.snapshot_id) j["snapshot_id"] = *in.snapshot_id;
+  if (!in.factors.empty()) j["factor_list"] = in.factors;
+  for (const auto& [k, v] : in.params) {
+    json parsed = json::parse(v, nullptr, false);
+    j["parameters"][k] = parsed.is_discarded() ? json(v) : parsed;
+  }
+  return j.dump();
 }
 
 registry::Actor ActorOf(const Globals& g) { return {g.actor, g.reason}; }
@@ -128,20 +172,31 @@ Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out
   auto hash = artifacts::HashFile(o.path);
   if (!hash) return hash.error();
 
-  auto reg = OpenForWrite(g, /*create=*/true);
-  if (!reg) return reg.error();
-  auto r = (*reg)->Register(o.type, o.version, o.path, in, ActorOf(g));
-  if (!r) return r.error();
-  if (g.json) {
-    json j = RecordJson(r->record);
+  auto target = WriteTarget(g);
+  if (!target) return target.error();
+  json j;
+  if (*target) {
+    auto meta = MergedMetadata(in);
+    if (!meta) return meta.error();
+    auto r = (*target)->Register(o.type, o.version, o.path, *meta);
+    if (!r) return r.error();
+    j = std::move(*r);
+  } else {
+    auto reg = OpenForWrite(g, /*create=*/true);
+    if (!reg) return reg.error();
+    auto r = (*reg)->Register(o.type, o.version, o.path, in, ActorOf(g));
+    if (!r) return r.error();
+    j = RecordJson(r->record);
     j["already_registered"] = r->already_registered;
+  }
+  if (g.json) {
     out << j.dump() << '\n';
   } else {
-    out << (r->already_registered ? "already registered (identical, nothing written): "
-                                  : "registered ")
-        << o.type << ' ' << o.version << " (" << projection::StatusName(r->record.status)
-        << ") sha256 " << r->record.artifact_sha256 << ", " << r->record.artifact_size
-        << " bytes, event #" << r->record.registered_seq << '\n';
+    out << (j["already_registered"].get<bool>() ? "already registered (identical, nothing written): "
+                                                : "registered ")
+        << o.type << ' ' << o.version << " (" << j["status"].get<std::string>() << ") sha256 "
+        << j["artifact_sha256"].get<std::string>() << ", " << j["artifact_size"] << " bytes, event #"
+        << j["registered_seq"] << '\n';
   }
   return Status::OK();
 }
@@ -387,60 +442,112 @@ Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostre
 }
 
 namespace {
-Status PrintWrite(const Globals& g, const Result<registry::WriteResult>& r, std::ostream& out) {
-  if (!r) return r.error();
-  if (g.json) {
-    out << json{{"seq", r->seq}, {"summary", r->summary}}.dump() << '\n';
+// Runs a write in this process, or through the server that holds the
+// registry (same reply: {"seq", "summary"}).
+Status WriteVia(const Globals& g, const std::string& path, const json& body,
+                const std::function<Result<registry::WriteResult>(Registry&)>& local,
+                std::ostream& out) {
+  auto target = WriteTarget(g);
+  if (!target) return target.error();
+  json reply;
+  if (*target) {
+    auto r = (*target)->Post(path, body);
+    if (!r) return r.error();
+    reply = std::move(*r);
   } else {
-    out << r->summary << ", event #" << r->seq << '\n';
+    auto reg = OpenForWrite(g, false);
+    if (!reg) return reg.error();
+    auto r = local(**reg);
+    if (!r) return r.error();
+    reply = json{{"seq", r->seq}, {"summary", r->summary}};
+  }
+  if (g.json) {
+    out << reply.dump() << '\n';
+  } else {
+    out << reply.value("summary", std::string()) << ", event #" << reply.value("seq", Seq{0})
+        << '\n';
   }
   return Status::OK();
 }
+
+std::string ModelPath(const std::string& type, const std::string& version,
+                      const std::string& action) {
+  return "/api/v1/models/" + type + (version.empty() ? "" : "/" + version) + "/" + action;
+}
+
+json ReasonBody(const Globals& g) { return json{{"reason", g.reason}}; }
 }  // namespace
 
 Status RunPromote(const Globals& g, const std::string& type, const std::string& version,
                   const std::optional<std::string>& expect_current, bool override_gates,
                   std::ostream& out) {
-  auto reg = OpenForWrite(g, false);
-  if (!reg) return reg.error();
-  return PrintWrite(g, (*reg)->Promote(type, version, expect_current, override_gates, ActorOf(g)),
-                    out);
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
+  json body = ReasonBody(g);
+  body["override_gates"] = override_gates;
+  if (expect_current) body["expect_current"] = expect_current->empty() ? json() : json(*expect_current);
+  return WriteVia(g, ModelPath(type, version, "promote"), body,
+                  [&](Registry& reg) {
+                    return reg.Promote(type, version, expect_current, override_gates, ActorOf(g));
+                  },
+                  out);
 }
 
 Status RunArchive(const Globals& g, const std::string& type, const std::string& version,
                   std::ostream& out) {
-  auto reg = OpenForWrite(g, false);
-  if (!reg) return reg.error();
-  return PrintWrite(g, (*reg)->Archive(type, version, ActorOf(g)), out);
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
+  return WriteVia(g, ModelPath(type, version, "archive"), ReasonBody(g),
+                  [&](Registry& reg) { return reg.Archive(type, version, ActorOf(g)); }, out);
 }
 
 Status RunFail(const Globals& g, const std::string& type, const std::string& version, bool force,
                std::ostream& out) {
-  auto reg = OpenForWrite(g, false);
-  if (!reg) return reg.error();
-  return PrintWrite(g, (*reg)->Fail(type, version, force, ActorOf(g)), out);
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
+  json body = ReasonBody(g);
+  body["force"] = force;
+  return WriteVia(g, ModelPath(type, version, "fail"), body,
+                  [&](Registry& reg) { return reg.Fail(type, version, force, ActorOf(g)); }, out);
 }
 
 Status RunRollback(const Globals& g, const std::string& type, bool fail_current,
                    std::ostream& out) {
-  auto reg = OpenForWrite(g, false);
-  if (!reg) return reg.error();
-  return PrintWrite(g, (*reg)->Rollback(type, fail_current, ActorOf(g)), out);
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  json body = ReasonBody(g);
+  body["fail_current"] = fail_current;
+  return WriteVia(g, ModelPath(type, "", "rollback"), body,
+                  [&](Registry& reg) { return reg.Rollback(type, fail_current, ActorOf(g)); },
+                  out);
 }
 
 Status RunValidate(const Globals& g, const std::string& type, const std::string& version,
                    std::ostream& out) {
-  auto reg = OpenForWrite(g, false);
-  if (!reg) return reg.error();
-  auto r = (*reg)->Validate(type, version, ActorOf(g));
-  if (!r) return r.error();
-  if (g.json) {
-    out << json{{"ok", r->ok}, {"detail", r->detail}, {"seq", r->seq}}.dump() << '\n';
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
+  auto target = WriteTarget(g);
+  if (!target) return target.error();
+  registry::ValidateResult r;
+  if (*target) {
+    auto reply = (*target)->Post(ModelPath(type, version, "validate"), ReasonBody(g));
+    if (!reply) return reply.error();
+    r.ok = reply->value("ok", false);
+    r.detail = reply->value("detail", std::string());
+    r.seq = reply->value("seq", Seq{0});
   } else {
-    out << (r->ok ? "valid: " : "INVALID: ") << type << ' ' << version << ": " << r->detail
-        << " (recorded as event #" << r->seq << ")\n";
+    auto reg = OpenForWrite(g, false);
+    if (!reg) return reg.error();
+    auto local = (*reg)->Validate(type, version, ActorOf(g));
+    if (!local) return local.error();
+    r = *local;
   }
-  if (!r->ok) return Status::Corruption(type + " " + version + " failed validation: " + r->detail);
+  if (g.json) {
+    out << json{{"ok", r.ok}, {"detail", r.detail}, {"seq", r.seq}}.dump() << '\n';
+  } else {
+    out << (r.ok ? "valid: " : "INVALID: ") << type << ' ' << version << ": " << r.detail
+        << " (recorded as event #" << r.seq << ")\n";
+  }
+  if (!r.ok) return Status::Corruption(type + " " + version + " failed validation: " + r.detail);
   return Status::OK();
 }
 

@@ -21,6 +21,11 @@ struct Globals {
   std::string reason;
   int lock_wait_ms = 10000;
   const Clock* clock = &SystemClock::Instance();
+  // Writes go to a `modelreg serve` at this URL (--url / MODELREG_URL), or
+  // to the server announced in <root>/server.json, with this bearer token
+  // (MODELREG_TOKEN); see docs/api.md.
+  std::string url;
+  std::string token;
 };
 
 struct RegisterOptions {

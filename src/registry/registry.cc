@@ -901,6 +901,12 @@ Result<ValidateResult> Registry::Validate(const std::string& type, const std::st
   return ValidateResult{check->ok, check->detail, r->seq};
 }
 
+Seq Registry::WaitForHead(Seq after, std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  state_cv_.wait_for(lock, timeout, [&] { return state_.seq > after; });
+  return state_.seq;
+}
+
 void Registry::Read(const std::function<void(const State&)>& fn) const {
   (void)Load();  // on error the state stays empty; callers use Load() to see it
   std::lock_guard<std::mutex> lock(mu_);

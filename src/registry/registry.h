@@ -15,6 +15,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -166,6 +167,9 @@ class Registry {
   };
   Result<ProductionAt> ProductionAtTime(const std::string& type, TimeNs t) const;
   Result<VerifyResult> Verify() const;
+  // Waits until this registry has written an event past `after` or
+  // `timeout` passes; returns the head then (long-poll subscriptions).
+  Seq WaitForHead(Seq after, std::chrono::milliseconds timeout) const;
 
   // Drops every projection row and rebuilds them from the log: one pass that
   // verifies the hash chain while folding, then one atomic batch that
@@ -231,7 +235,7 @@ class Registry {
   Seq manifest_seq_ = 0;    // head of the last manifest written (guarded by manifest_mu_)
   bool manifest_written_ = false;
   mutable std::mutex mu_;    // guards state_ and loaded_
-  std::condition_variable state_cv_;  // signalled when state_ advances
+  mutable std::condition_variable state_cv_;  // signalled when state_ advances
   bool rows_current_ = false;         // projection rows match the log head
   mutable bool loaded_ = false;       // state_ holds the state at the head
   mutable State state_;

@@ -13,6 +13,7 @@
 #include "app/backup_commands.h"
 #include "app/exit_codes.h"
 #include "app/registry_commands.h"
+#include "app/serve_commands.h"
 #include "common/clock.h"
 #include "common/utf8.h"
 
@@ -73,6 +74,11 @@ int Run(int argc, char** argv) {
   app.add_flag("--json", g.json, "Machine-readable output on stdout");
   app.add_option("--actor", g.actor, "Who is acting, recorded in events (env MODELREG_ACTOR)");
   app.add_option("--reason", g.reason, "Why, recorded in the event");
+  g.url = EnvOr("MODELREG_URL", "");
+  g.token = EnvOr("MODELREG_TOKEN", "");
+  app.add_option("--url", g.url,
+                 "Send writes to the modelreg server at this URL (env MODELREG_URL; token in "
+                 "MODELREG_TOKEN)");
   app.add_option("--lock-wait", lock_wait_s,
                  "Seconds to wait while another process holds the registry for writing")
       ->check(CLI::Range(0, 3600))
@@ -196,6 +202,41 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(0, 36500))
       ->capture_default_str();
 
+  // serve / token
+  ServeOptions serve;
+  auto* c_serve = app.add_subcommand("serve", "Serve the registry over HTTP (docs/api.md)");
+  c_serve->add_option("--listen", serve.listen, "HOST:PORT (port 0: any free port)")
+      ->capture_default_str();
+  c_serve->add_option("--tls-cert", serve.tls_cert, "PEM certificate (with --tls-key: HTTPS)");
+  c_serve->add_option("--tls-key", serve.tls_key, "PEM private key");
+  c_serve->add_option("--max-upload-mb", serve.max_upload_mb, "Largest artifact upload")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  c_serve->add_option("--threads", serve.threads, "Worker threads")
+      ->check(CLI::Range(2, 1024))
+      ->capture_default_str();
+  c_serve->add_option("--exit-after", serve.exit_after_seconds,
+                      "Stop by itself after SECONDS (demos and tests); 0 = until SIGTERM")
+      ->check(CLI::Range(0, 86400 * 365));
+  TokenOptions token;
+  auto* c_token = app.add_subcommand("token", "JWT tokens for the HTTP API");
+  c_token->require_subcommand(1);
+  auto* c_token_issue = c_token->add_subcommand("issue", "Issue an HS256 token (prints it)");
+  c_token_issue->add_option("--sub", token.subject, "Who the token is for (the recorded actor)")
+      ->required();
+  c_token_issue->add_option("--scope", token.scopes, "model:read, model:write, model:admin")
+      ->required();
+  c_token_issue->add_option("--ttl", token.ttl, "Lifetime: 45s, 30m, 1h, 7d")->capture_default_str();
+  for (CLI::App* c : {c_serve, c_token_issue}) {
+    JwtOptions& jwt = c == c_serve ? serve.jwt : token.jwt;
+    c->add_option("--jwt-secret-file", jwt.secret_file,
+                  "HS256 secret (default: env MODELREG_JWT_SECRET)");
+    c->add_option("--jwt-issuer", jwt.issuer, "Required/issued iss claim");
+    c->add_option("--jwt-audience", jwt.audience, "Required/issued aud claim");
+  }
+  c_serve->add_option("--jwt-public-key", serve.jwt.public_key_file,
+                      "RS256/ES256 public key (PEM) instead of an HS256 secret");
+
   std::string diff_from, diff_to;
   auto* c_diff = app.add_subcommand("diff", "What changed between two instants");
   c_diff->add_option("--from", diff_from, "The earlier instant")->required()->check(kIsoTime);
@@ -208,7 +249,8 @@ int Run(int argc, char** argv) {
     // CLI11's "A subcommand is required".
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
-      if (arg == "--root" || arg == "--actor" || arg == "--reason" || arg == "--lock-wait") {
+      if (arg == "--root" || arg == "--actor" || arg == "--reason" || arg == "--lock-wait" ||
+          arg == "--url") {
         ++i;
         continue;
       }
@@ -279,6 +321,10 @@ int Run(int argc, char** argv) {
     st = RunGc(g, gc_keep, gc_retention_days, gc_dry_run, out);
   } else if (*c_diff) {
     st = RunDiff(g, *TimeOpt(diff_from), *TimeOpt(diff_to), out);
+  } else if (*c_serve) {
+    st = RunServe(g, serve, out);
+  } else if (*c_token_issue) {
+    st = RunTokenIssue(g, token, out);
   } else if (*c_verify) {
     st = RunVerify(g, out);
   }

@@ -1,0 +1,41 @@
+// `modelreg serve` (the HTTP API over one registry) and `modelreg token
+// issue` (HS256 tokens for operators). docs/api.md.
+#pragma once
+
+#include <ostream>
+#include <set>
+#include <string>
+
+#include "app/registry_commands.h"
+#include "common/status.h"
+
+namespace modelreg::app {
+
+struct JwtOptions {
+  std::string secret_file;      // --jwt-secret-file (else MODELREG_JWT_SECRET)
+  std::string public_key_file;  // --jwt-public-key
+  std::string issuer;           // --jwt-issuer
+  std::string audience;         // --jwt-audience
+};
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:8080";
+  std::string tls_cert, tls_key;
+  JwtOptions jwt;
+  std::uint64_t max_upload_mb = 4096;
+  int threads = 16;
+  int exit_after_seconds = 0;  // 0 = until SIGTERM/SIGINT
+};
+// Serves until SIGTERM or SIGINT (requests in flight finish), or for
+// exit_after_seconds. Prints "serving ROOT on URL" once listening.
+Status RunServe(const Globals& g, const ServeOptions& o, std::ostream& out);
+
+struct TokenOptions {
+  std::string subject;
+  std::vector<std::string> scopes;
+  std::string ttl = "1h";
+  JwtOptions jwt;
+};
+Status RunTokenIssue(const Globals& g, const TokenOptions& o, std::ostream& out);
+
+}  // namespace modelreg::app

@@ -1,0 +1,130 @@
+#include "client/remote.h"
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <httplib.h>
+
+#include "artifacts/artifact_store.h"
+
+namespace modelreg::client {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr char kServerFile[] = "server.json";
+
+// The server's JSON error as a Status with the same code.
+Status FromReply(const httplib::Result& r, const std::string& url) {
+  if (!r) {
+    return Status::IOError("cannot reach the modelreg server at " + url + " (" +
+                           httplib::to_string(r.error()) + ")");
+  }
+  const json body = json::parse(r->body, nullptr, false);
+  std::string code = "internal", message = "HTTP " + std::to_string(r->status);
+  if (body.is_object() && body.contains("error") && body["error"].is_object()) {
+    const json& e = body["error"];
+    if (e.contains("code") && e["code"].is_string()) code = e["code"];
+    if (e.contains("message") && e["message"].is_string()) message = e["message"];
+  }
+  if (r->status == 401 || r->status == 403) {
+    return Status::FailedPrecondition("the server at " + url + " refused the token: " + message);
+  }
+  for (Code c : {Code::kInvalidArgument, Code::kNotFound, Code::kAlreadyExists, Code::kConflict,
+                 Code::kFailedPrecondition, Code::kCorruption, Code::kIOError, Code::kBusy,
+                 Code::kRejected, Code::kInternal}) {
+    if (CodeName(c) == code) return Status(c, message);
+  }
+  return Status::Internal(message);
+}
+
+Result<json> Reply(const httplib::Result& r, const std::string& url) {
+  if (!r || r->status < 200 || r->status >= 300) return Err(FromReply(r, url));
+  json body = json::parse(r->body, nullptr, false);
+  if (body.is_discarded()) return Err(Status::Internal("the server at " + url + " sent no JSON"));
+  return body;
+}
+
+std::unique_ptr<httplib::Client> Connect(const std::string& url, const std::string& token) {
+  auto c = std::make_unique<httplib::Client>(url);
+  c->set_bearer_token_auth(token);
+  c->set_connection_timeout(5, 0);
+  c->set_read_timeout(300, 0);  // a promotion may run a validator
+  c->set_write_timeout(300, 0);
+  return c;
+}
+
+}  // namespace
+
+std::optional<ServerInfo> FindServer(const std::string& root) {
+  std::ifstream in(fs::path(root) / kServerFile);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const json j = json::parse(ss.str(), nullptr, false);
+  if (!j.is_object() || !j.contains("url") || !j["url"].is_string() || !j.contains("pid") ||
+      !j["pid"].is_number_integer()) {
+    return std::nullopt;
+  }
+  ServerInfo info{j["url"].get<std::string>(), j["pid"].get<long>()};
+  if (info.pid <= 0 || kill(static_cast<pid_t>(info.pid), 0) != 0) return std::nullopt;
+  return info;
+}
+
+Status AnnounceServer(const std::string& root, const ServerInfo& info) {
+  return artifacts::WriteFileAtomic((fs::path(root) / kServerFile).string(),
+                                    json{{"url", info.url}, {"pid", info.pid}}.dump() + "\n");
+}
+
+void WithdrawServer(const std::string& root) {
+  std::error_code ec;
+  fs::remove(fs::path(root) / kServerFile, ec);
+}
+
+RemoteRegistry::RemoteRegistry(std::string url, std::string token)
+    : url_(std::move(url)), token_(std::move(token)) {}
+RemoteRegistry::~RemoteRegistry() = default;
+
+Result<json> RemoteRegistry::Post(const std::string& path, const json& body) {
+  auto c = Connect(url_, token_);
+  return Reply(c->Post(path, body.dump(), "application/json"), url_);
+}
+
+Result<json> RemoteRegistry::Get(const std::string& path) {
+  auto c = Connect(url_, token_);
+  return Reply(c->Get(path), url_);
+}
+
+Result<json> RemoteRegistry::Register(const std::string& type, const std::string& version,
+                                      const std::string& artifact_path,
+                                      const std::optional<std::string>& metadata_json) {
+  auto file = std::make_shared<std::ifstream>(artifact_path, std::ios::binary);
+  if (!*file) return Err(Status::NotFound("artifact " + artifact_path + " does not exist"));
+  httplib::MultipartFormDataItems items;
+  if (metadata_json) items.push_back({"metadata", *metadata_json, "", "application/json"});
+  httplib::MultipartFormDataProviderItems providers;
+  providers.push_back(
+      {"artifact",
+       [file](std::size_t, httplib::DataSink& sink) {
+         char buf[1 << 16];
+         file->read(buf, sizeof buf);
+         if (file->gcount() > 0 && !sink.write(buf, static_cast<std::size_t>(file->gcount()))) {
+           return false;
+         }
+         if (!*file) sink.done();
+         return true;
+       },
+       fs::path(artifact_path).filename().string(), "application/octet-stream"});
+  auto c = Connect(url_, token_);
+  return Reply(c->Post("/api/v1/models/" + type + "/" + version, httplib::Headers{}, items,
+                       providers),
+               url_);
+}
+
+}  // namespace modelreg::client

@@ -1,0 +1,52 @@
+// A client of the HTTP API (docs/api.md) for the CLI: while `modelreg
+// serve` holds a registry (RocksDB admits one writing process), write
+// commands are sent to it instead.
+// Thread-safety: one RemoteRegistry per thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+
+namespace modelreg::client {
+
+// What <root>/server.json says about a running server.
+struct ServerInfo {
+  std::string url;
+  long pid = 0;
+};
+// The server announced in `root`, if its file exists and its process is
+// alive (a stale file from a killed server is ignored).
+std::optional<ServerInfo> FindServer(const std::string& root);
+// Writes / removes <root>/server.json (the server does this).
+Status AnnounceServer(const std::string& root, const ServerInfo& info);
+void WithdrawServer(const std::string& root);
+
+class RemoteRegistry {
+ public:
+  // `url`: http(s)://host:port; `token`: a bearer token.
+  RemoteRegistry(std::string url, std::string token);
+  ~RemoteRegistry();
+
+  // POST path with a JSON body; the JSON reply, or the server's error as a
+  // Status with the same code (IOError when the server cannot be reached).
+  Result<nlohmann::json> Post(const std::string& path, const nlohmann::json& body);
+  Result<nlohmann::json> Get(const std::string& path);
+  // Streams `artifact_path` as a multipart upload (POST
+  // /api/v1/models/TYPE/VERSION) with optional metadata JSON.
+  Result<nlohmann::json> Register(const std::string& type, const std::string& version,
+                                  const std::string& artifact_path,
+                                  const std::optional<std::string>& metadata_json);
+
+  const std::string& url() const { return url_; }
+
+ private:
+  std::string url_;
+  std::string token_;
+};
+
+}  // namespace modelreg::client

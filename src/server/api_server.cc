@@ -1,0 +1,745 @@
+#include "server/api_server.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "artifacts/artifact_store.h"
+#include "common/utf8.h"
+#include "events/model_events.h"
+#include "log/envelope.h"
+#include "registry/naming.h"
+#include "registry/registry.h"
+#include "registry/views.h"
+
+namespace modelreg::server {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using registry::Registry;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxJsonBody = 64 * 1024;
+constexpr std::array<double, 14> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                            0.1,    0.25,  0.5,    1,     2.5,  5,    10};
+
+int HttpStatusOf(Code code) {
+  switch (code) {
+    case Code::kOk: return 200;
+    case Code::kInvalidArgument: return 400;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists:
+    case Code::kConflict:
+    case Code::kFailedPrecondition: return 409;
+    case Code::kRejected:
+    case Code::kCorruption: return 422;
+    case Code::kBusy: return 503;
+    case Code::kIOError:
+    case Code::kInternal: return 500;
+  }
+  return 500;
+}
+
+void SendJson(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n",
+                  "application/json");
+}
+
+void SendError(httplib::Response& res, int status, std::string_view code, const std::string& message) {
+  SendJson(res, status, json{{"error", {{"code", code}, {"message", SanitizeUtf8(message)}}}});
+}
+
+void SendStatus(httplib::Response& res, const Status& st) {
+  SendError(res, HttpStatusOf(st.code()), CodeName(st.code()), st.message());
+}
+
+// Latency histogram and counters per route template (not per raw path).
+class Metrics {
+ public:
+  void Observe(const std::string& route, int status, double seconds) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++requests_[{route, status}];
+    Histogram& h = latency_[route];
+    for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+      if (seconds <= kBuckets[i]) ++h.buckets[i];
+    }
+    ++h.count;
+    h.sum += seconds;
+  }
+  void CountAppend() { appends_.fetch_add(1); }
+
+  std::string Render(std::uint64_t head_seq) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::ostringstream out;
+    out << "# HELP modelreg_http_requests_total HTTP requests by route and status.\n"
+        << "# TYPE modelreg_http_requests_total counter\n";
+    for (const auto& [key, n] : requests_) {
+      out << "modelreg_http_requests_total{route=\"" << key.first << "\",code=\"" << key.second
+          << "\"} " << n << '\n';
+    }
+    out << "# HELP modelreg_http_request_duration_seconds Request latency by route.\n"
+        << "# TYPE modelreg_http_request_duration_seconds histogram\n";
+    for (const auto& [route, h] : latency_) {
+      for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+        out << "modelreg_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\""
+            << kBuckets[i] << "\"} " << h.buckets[i] << '\n';
+      }
+      out << "modelreg_http_request_duration_seconds_bucket{route=\"" << route
+          << "\",le=\"+Inf\"} " << h.count << '\n'
+          << "modelreg_http_request_duration_seconds_sum{route=\"" << route << "\"} " << h.sum
+          << '\n'
+          << "modelreg_http_request_duration_seconds_count{route=\"" << route << "\"} " << h.count
+          << '\n';
+    }
+    out << "# HELP modelreg_log_head_seq Sequence number of the last event in the log.\n"
+        << "# TYPE modelreg_log_head_seq gauge\n"
+        << "modelreg_log_head_seq " << head_seq << '\n'
+        << "# HELP modelreg_appends_total Events appended through this server.\n"
+        << "# TYPE modelreg_appends_total counter\n"
+        << "modelreg_appends_total " << appends_.load() << '\n';
+    return out.str();
+  }
+
+ private:
+  struct Histogram {
+    std::array<std::uint64_t, kBuckets.size()> buckets{};
+    std::uint64_t count = 0;
+    double sum = 0;
+  };
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int>, std::uint64_t> requests_;
+  std::map<std::string, Histogram> latency_;
+  std::atomic<std::uint64_t> appends_{0};
+};
+
+// A JSON object body (empty = {}), bounded and UTF-8.
+Result<json> BodyObject(const httplib::Request& req) {
+  if (req.body.size() > kMaxJsonBody) {
+    return Err(Status::InvalidArgument("request body is larger than 64 KiB"));
+  }
+  if (req.body.empty()) return json::object();
+  if (!IsValidUtf8(req.body)) return Err(Status::InvalidArgument("request body is not UTF-8"));
+  json j = json::parse(req.body, nullptr, false);
+  if (!j.is_object()) return Err(Status::InvalidArgument("request body must be a JSON object"));
+  return j;
+}
+
+// Optional string / bool fields of a body, with their types checked.
+Status StringField(const json& body, const char* key, std::string* out) {
+  if (!body.contains(key) || body[key].is_null()) return Status::OK();
+  if (!body[key].is_string()) return Status::InvalidArgument(std::string(key) + " must be a string");
+  *out = body[key].get<std::string>();
+  return Status::OK();
+}
+Status BoolField(const json& body, const char* key, bool* out) {
+  if (!body.contains(key) || body[key].is_null()) return Status::OK();
+  if (!body[key].is_boolean()) return Status::InvalidArgument(std::string(key) + " must be true or false");
+  *out = body[key].get<bool>();
+  return Status::OK();
+}
+
+Result<std::optional<TimeNs>> TimeParam(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name)) return std::optional<TimeNs>();
+  const std::string v = req.get_param_value(name);
+  auto t = ParseTime(v);
+  if (!t) {
+    return Err(Status::InvalidArgument(std::string(name) + "=" + SanitizeUtf8(v) +
+                                       " is not an ISO-8601 time with a zone"));
+  }
+  return std::optional<TimeNs>(*t);
+}
+
+Result<std::uint64_t> UintParam(const httplib::Request& req, const char* name, std::uint64_t dflt,
+                                std::uint64_t max) {
+  if (!req.has_param(name)) return dflt;
+  const std::string v = req.get_param_value(name);
+  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos) {
+    return Err(Status::InvalidArgument(std::string(name) + " must be a non-negative integer"));
+  }
+  return std::min<std::uint64_t>(std::stoull(v), max);
+}
+
+json WriteJson(const registry::WriteResult& r) { return json{{"seq", r.seq}, {"summary", r.summary}}; }
+
+}  // namespace
+
+class ApiServer::Impl {
+ public:
+  Impl(Registry& reg, auth::TokenVerifier verifier, ServerOptions options)
+      : reg_(reg), verifier_(std::move(verifier)), options_(std::move(options)) {}
+
+  Status Init() {
+    if (options_.tls_cert.empty() != options_.tls_key.empty()) {
+      return Status::InvalidArgument("--tls-cert and --tls-key go together");
+    }
+    if (!options_.tls_cert.empty()) {
+      auto ssl = std::make_unique<httplib::SSLServer>(options_.tls_cert.c_str(),
+                                                      options_.tls_key.c_str());
+      if (!ssl->is_valid()) {
+        return Status::InvalidArgument("cannot load the TLS certificate " + options_.tls_cert +
+                                       " and key " + options_.tls_key);
+      }
+      server_ = std::move(ssl);
+      tls_ = true;
+    } else {
+      server_ = std::make_unique<httplib::Server>();
+    }
+    const int threads = std::max(2, options_.threads);
+    server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    server_->set_payload_max_length(options_.max_upload_bytes + (1 << 20));
+    server_->set_read_timeout(30, 0);
+    server_->set_write_timeout(30, 0);
+    server_->set_keep_alive_timeout(5);
+    server_->set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+          std::string what = "unknown exception";
+          try {
+            std::rethrow_exception(ep);
+          } catch (const std::exception& ex) {
+            what = ex.what();
+          } catch (...) {
+          }
+          SendError(res, 500, "internal", what);
+        });
+    server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;  // a handler already wrote its error
+      if (res.status == 404) {
+        SendError(res, 404, "not_found", "no route for " + req.method + " " + req.path);
+      } else if (res.status == 413) {
+        SendError(res, 413, "too_large", "request body is too large");
+      } else {
+        SendError(res, res.status, "http_error", "HTTP " + std::to_string(res.status));
+      }
+    });
+    Routes();
+    return Status::OK();
+  }
+
+  Status Bind() {
+    if (options_.port == 0) {
+      port_ = server_->bind_to_any_port(options_.host);
+      if (port_ <= 0) return Status::IOError("cannot listen on " + options_.host);
+    } else {
+      if (!server_->bind_to_port(options_.host, options_.port)) {
+        return Status::IOError("cannot listen on " + options_.host + ":" +
+                               std::to_string(options_.port) + " (in use, or not an address)");
+      }
+      port_ = options_.port;
+    }
+    return Status::OK();
+  }
+
+  Status Serve() {
+    if (!server_->listen_after_bind()) {
+      if (stopping_.load()) return Status::OK();
+      return Status::IOError("the server stopped accepting connections");
+    }
+    return Status::OK();
+  }
+
+  void Stop() {
+    stopping_.store(true);
+    server_->stop();
+  }
+
+  int port() const { return port_; }
+  std::string url() const {
+    return std::string(tls_ ? "https" : "http") + "://" + options_.host + ":" + std::to_string(port_);
+  }
+
+ private:
+  enum class Need { kNone, kRead, kWrite, kAdmin };
+
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&,
+                                     const auth::Claims&)>;
+
+  // Wraps a handler: metrics, authentication, scope.
+  httplib::Server::Handler Wrap(std::string route, Need need, Handler h) {
+    return [this, route = std::move(route), need, h = std::move(h)](const httplib::Request& req,
+                                                                     httplib::Response& res) {
+      const auto start = Clock::now();
+      auth::Claims claims;
+      if (Authorize(req, res, need, &claims)) h(req, res, claims);
+      metrics_.Observe(route, res.status,
+                       std::chrono::duration<double>(Clock::now() - start).count());
+    };
+  }
+
+  bool Authorize(const httplib::Request& req, httplib::Response& res, Need need,
+                 auth::Claims* claims) {
+    if (need == Need::kNone) return true;
+    const std::string header = req.get_header_value("Authorization");
+    if (header.empty()) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      SendError(res, 401, "unauthenticated", "missing Authorization: Bearer token");
+      return false;
+    }
+    if (header.rfind("Bearer ", 0) != 0) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      SendError(res, 401, "unauthenticated", "Authorization must be \"Bearer <token>\"");
+      return false;
+    }
+    auto verified = verifier_.Verify(std::string_view(header).substr(7));
+    if (!verified) {
+      res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+      SendError(res, 401, "unauthenticated", verified.error().message());
+      return false;
+    }
+    *claims = std::move(*verified);
+    const char* scope = need == Need::kRead    ? auth::kScopeRead
+                        : need == Need::kWrite ? auth::kScopeWrite
+                                               : auth::kScopeAdmin;
+    if (!claims->Allows(scope)) {
+      SendError(res, 403, "forbidden",
+                "token of '" + claims->subject + "' lacks the scope " + scope);
+      return false;
+    }
+    return true;
+  }
+
+  // Validates {type} (and {version}) from the path; false after replying.
+  static bool PathOk(httplib::Response& res, const std::string& type, const std::string* version) {
+    Status st = registry::ValidateModelType(type);
+    if (st.ok() && version != nullptr) st = registry::ValidateVersion(*version);
+    if (!st.ok()) {
+      SendStatus(res, st);
+      return false;
+    }
+    return true;
+  }
+
+  void Written(httplib::Response& res, const Result<registry::WriteResult>& r) {
+    if (!r) {
+      SendStatus(res, r.error());
+      return;
+    }
+    metrics_.CountAppend();
+    SendJson(res, 200, WriteJson(*r));
+  }
+
+  void Routes() {
+    httplib::Server& s = *server_;
+    const std::string type = "([a-z_]+)";
+    const std::string version = "([^/]+)";
+    const std::string models = "/api/v1/models/";
+
+    s.Get("/healthz", Wrap("GET /healthz", Need::kNone, [this](auto&, auto& res, auto&) {
+      SendJson(res, 200, json{{"status", "ok"}, {"head_seq", reg_.log().head().seq}});
+    }));
+    s.Get("/metrics", Wrap("GET /metrics", Need::kNone, [this](auto&, auto& res, auto&) {
+      res.status = 200;
+      res.set_content(metrics_.Render(reg_.log().head().seq), "text/plain; version=0.0.4");
+    }));
+
+    s.Get(models + type + "/current",
+          Wrap("GET /api/v1/models/{type}/current", Need::kRead,
+               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                 const std::string t = req.matches[1];
+                 if (!PathOk(res, t, nullptr)) return;
+                 auto entry = registry::AuditEntry(reg_, t, INT64_MAX);
+                 if (!entry) return SendStatus(res, entry.error());
+                 if ((*entry)["production"].is_null()) {
+                   return SendError(res, 404, "not_found", "no production version of " + t);
+                 }
+                 SendJson(res, 200, *entry);
+               }));
+
+    s.Get(models + type + "/history",
+          Wrap("GET /api/v1/models/{type}/history", Need::kRead,
+               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                 const std::string t = req.matches[1];
+                 if (!PathOk(res, t, nullptr)) return;
+                 json arr = json::array();
+                 reg_.Read([&](const registry::State& st) {
+                   auto it = st.types.find(t);
+                   if (it == st.types.end()) return;
+                   for (const auto& h : it->second.history) arr.push_back(registry::PromotionJson(h));
+                 });
+                 SendJson(res, 200, json{{"model_type", t}, {"history", arr}});
+               }));
+
+    s.Get(models + type,
+          Wrap("GET /api/v1/models/{type}", Need::kRead,
+               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                 const std::string t = req.matches[1];
+                 if (!PathOk(res, t, nullptr)) return;
+                 projection::ModelStatus filter{};
+                 const std::string status = req.get_param_value("status");
+                 if (!status.empty() && !projection::ParseStatus(status, &filter)) {
+                   return SendError(res, 400, "invalid_argument",
+                                    "unknown status '" + status +
+                                        "'; valid: staged, production, archived, failed");
+                 }
+                 auto at = TimeParam(req, "at");
+                 if (!at) return SendStatus(res, at.error());
+                 registry::State st;
+                 if (*at) {
+                   auto snap = reg_.SnapshotAt(**at, t);
+                   if (!snap) return SendStatus(res, snap.error());
+                   st = std::move(*snap);
+                 } else {
+                   reg_.Read([&](const registry::State& now) {
+                     auto it = now.types.find(t);
+                     if (it != now.types.end()) st.types[t] = it->second;
+                   });
+                 }
+                 json arr = json::array();
+                 auto it = st.types.find(t);
+                 if (it != st.types.end()) {
+                   for (const auto* r : registry::SortedVersions(it->second)) {
+                     if (!status.empty() && r->status != filter) continue;
+                     arr.push_back(registry::RecordJson(*r));
+                   }
+                 }
+                 json out{{"model_type", t}, {"versions", arr}};
+                 if (*at) out["at"] = FormatUtc(**at);
+                 SendJson(res, 200, out);
+               }));
+
+    s.Get(models + type + "/" + version + "/artifact",
+          Wrap("GET /api/v1/models/{type}/{version}/artifact", Need::kRead,
+               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                 const std::string t = req.matches[1], v = req.matches[2];
+                 if (!PathOk(res, t, &v)) return;
+                 std::optional<registry::VersionRecord> rec;
+                 reg_.Read([&](const registry::State& st) {
+                   if (const auto* r = st.Find(t, v)) rec = *r;
+                 });
+                 if (!rec) return SendError(res, 404, "not_found", t + " " + v + " is not registered");
+                 if (rec->purged) {
+                   return SendError(res, 410, "gone", t + " " + v + " has had its artifact purged");
+                 }
+                 const std::string path = reg_.artifacts().ArtifactPath(t, v, rec->artifact_name);
+                 auto file = std::make_shared<std::ifstream>(path, std::ios::binary);
+                 std::error_code ec;
+                 const auto size = fs::file_size(path, ec);
+                 if (!*file || ec) {
+                   return SendError(res, 404, "not_found", "the artifact file of " + t + " " + v +
+                                                               " is missing; see docs/runbook.md");
+                 }
+                 res.set_header("X-Checksum-Sha256", rec->artifact_sha256);
+                 res.set_header("Content-Disposition",
+                                "attachment; filename=\"" + rec->artifact_name + "\"");
+                 res.set_content_provider(
+                     static_cast<std::size_t>(size), "application/octet-stream",
+                     [file](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                       char buf[1 << 16];
+                       file->seekg(static_cast<std::streamoff>(offset));
+                       const auto n = static_cast<std::streamsize>(std::min(length, sizeof buf));
+                       file->read(buf, n);
+                       if (file->gcount() <= 0) return false;
+                       return sink.write(buf, static_cast<std::size_t>(file->gcount()));
+                     });
+               }));
+
+    s.Get(models + type + "/" + version,
+          Wrap("GET /api/v1/models/{type}/{version}", Need::kRead,
+               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                 const std::string t = req.matches[1], v = req.matches[2];
+                 if (!PathOk(res, t, &v)) return;
+                 auto at = TimeParam(req, "at");
+                 if (!at) return SendStatus(res, at.error());
+                 std::optional<registry::VersionRecord> rec;
+                 if (*at) {
+                   auto r = reg_.VersionAt(t, v, **at);
+                   if (!r) return SendStatus(res, r.error());
+                   rec = std::move(*r);
+                 } else {
+                   reg_.Read([&](const registry::State& st) {
+                     if (const auto* r = st.Find(t, v)) rec = *r;
+                   });
+                 }
+                 if (!rec) return SendError(res, 404, "not_found", t + " " + v + " is not registered");
+                 json j = registry::RecordJson(*rec);
+                 auto ev = reg_.log().Get(rec->registered_seq);
+                 if (ev) j["registration"] = events::ToJson(*ev)["payload"];
+                 SendJson(res, 200, j);
+               }));
+
+    s.Get("/api/v1/audit",
+          Wrap("GET /api/v1/audit", Need::kRead,
+               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                 auto at = TimeParam(req, "at");
+                 if (!at) return SendStatus(res, at.error());
+                 if (!*at) return SendError(res, 400, "invalid_argument", "at=TIME is required");
+                 auto upto = reg_.log().SeqAtOrBefore(**at);
+                 if (!upto) return SendStatus(res, upto.error());
+                 json arr = json::array();
+                 for (std::string_view t : registry::kModelTypes) {
+                   auto entry = registry::AuditEntry(reg_, std::string(t), **at);
+                   if (!entry) return SendStatus(res, entry.error());
+                   arr.push_back(std::move(*entry));
+                 }
+                 SendJson(res, 200, json{{"at", FormatUtc(**at)}, {"seq", *upto}, {"models", arr}});
+               }));
+
+    s.Get("/api/v1/events",
+          Wrap("GET /api/v1/events", Need::kRead,
+               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                 auto after = UintParam(req, "after", 0, UINT64_MAX / 2);
+                 if (!after) return SendStatus(res, after.error());
+                 auto wait = UintParam(req, "wait", 0, static_cast<std::uint64_t>(options_.max_wait_seconds));
+                 if (!wait) return SendStatus(res, wait.error());
+                 auto limit = UintParam(req, "limit", 1000, 1000);
+                 if (!limit) return SendStatus(res, limit.error());
+                 Seq head = reg_.log().head().seq;
+                 if (head <= *after && *wait > 0) {
+                   head = reg_.WaitForHead(*after, std::chrono::seconds(*wait));
+                 }
+                 json arr = json::array();
+                 if (head > *after && *limit > 0) {
+                   const Seq last = std::min<Seq>(head, *after + *limit);
+                   Status st = reg_.log().Scan(*after + 1, last, [&](Seq, const EventBuffer& e) {
+                     arr.push_back(events::ToJson(e));
+                     return true;
+                   });
+                   if (!st.ok()) return SendStatus(res, st);
+                 }
+                 SendJson(res, 200, json{{"head_seq", head}, {"events", arr}});
+               }));
+
+    // --- writes ---
+    s.Post(models + type + "/" + version + "/validate",
+           Wrap("POST /api/v1/models/{type}/{version}/validate", Need::kWrite,
+                [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
+                  const std::string t = req.matches[1], v = req.matches[2];
+                  if (!PathOk(res, t, &v)) return;
+                  auto body = BodyObject(req);
+                  if (!body) return SendStatus(res, body.error());
+                  registry::Actor actor{c.subject, ""};
+                  if (Status st = StringField(*body, "reason", &actor.reason); !st.ok()) {
+                    return SendStatus(res, st);
+                  }
+                  auto r = reg_.Validate(t, v, actor);
+                  if (!r) return SendStatus(res, r.error());
+                  metrics_.CountAppend();
+                  SendJson(res, 200, json{{"ok", r->ok}, {"detail", r->detail}, {"seq", r->seq}});
+                }));
+
+    s.Post(models + type + "/" + version + "/promote",
+           Wrap("POST /api/v1/models/{type}/{version}/promote", Need::kWrite,
+                [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
+                  const std::string t = req.matches[1], v = req.matches[2];
+                  if (!PathOk(res, t, &v)) return;
+                  auto body = BodyObject(req);
+                  if (!body) return SendStatus(res, body.error());
+                  registry::Actor actor{c.subject, ""};
+                  bool override_gates = false;
+                  std::optional<std::string> expect;
+                  Status st = StringField(*body, "reason", &actor.reason);
+                  if (st.ok()) st = BoolField(*body, "override_gates", &override_gates);
+                  if (st.ok() && body->contains("expect_current")) {
+                    const json& e = (*body)["expect_current"];
+                    if (e.is_null()) {
+                      expect = std::string();  // "none"
+                    } else if (e.is_string()) {
+                      expect = e.get<std::string>() == "none" ? std::string() : e.get<std::string>();
+                    } else {
+                      st = Status::InvalidArgument("expect_current must be a version, \"none\" or null");
+                    }
+                  }
+                  if (!st.ok()) return SendStatus(res, st);
+                  if (override_gates && !c.Allows(auth::kScopeAdmin)) {
+                    return SendError(res, 403, "forbidden",
+                                     "overriding the gates needs the scope model:admin");
+                  }
+                  Written(res, reg_.Promote(t, v, expect, override_gates, actor));
+                }));
+
+    s.Post(models + type + "/" + version + "/archive",
+           Wrap("POST /api/v1/models/{type}/{version}/archive", Need::kWrite,
+                [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
+                  const std::string t = req.matches[1], v = req.matches[2];
+                  if (!PathOk(res, t, &v)) return;
+                  auto body = BodyObject(req);
+                  if (!body) return SendStatus(res, body.error());
+                  registry::Actor actor{c.subject, ""};
+                  if (Status st = StringField(*body, "reason", &actor.reason); !st.ok()) {
+                    return SendStatus(res, st);
+                  }
+                  Written(res, reg_.Archive(t, v, actor));
+                }));
+
+    s.Post(models + type + "/" + version + "/fail",
+           Wrap("POST /api/v1/models/{type}/{version}/fail", Need::kWrite,
+                [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
+                  const std::string t = req.matches[1], v = req.matches[2];
+                  if (!PathOk(res, t, &v)) return;
+                  auto body = BodyObject(req);
+                  if (!body) return SendStatus(res, body.error());
+                  registry::Actor actor{c.subject, ""};
+                  bool force = false;
+                  Status st = StringField(*body, "reason", &actor.reason);
+                  if (st.ok()) st = BoolField(*body, "force", &force);
+                  if (!st.ok()) return SendStatus(res, st);
+                  Written(res, reg_.Fail(t, v, force, actor));
+                }));
+
+    s.Post(models + type + "/rollback",
+           Wrap("POST /api/v1/models/{type}/rollback", Need::kWrite,
+                [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
+                  const std::string t = req.matches[1];
+                  if (!PathOk(res, t, nullptr)) return;
+                  auto body = BodyObject(req);
+                  if (!body) return SendStatus(res, body.error());
+                  registry::Actor actor{c.subject, ""};
+                  bool fail_current = false;
+                  Status st = StringField(*body, "reason", &actor.reason);
+                  if (st.ok()) st = BoolField(*body, "fail_current", &fail_current);
+                  if (!st.ok()) return SendStatus(res, st);
+                  Written(res, reg_.Rollback(t, fail_current, actor));
+                }));
+
+    s.Post(models + type + "/" + version,
+           [this](const httplib::Request& req, httplib::Response& res,
+                  const httplib::ContentReader& reader) { RegisterUpload(req, res, reader); });
+  }
+
+  // POST /api/v1/models/{type}/{version}: multipart/form-data with an
+  // "artifact" file part (streamed to disk) and an optional "metadata"
+  // JSON part.
+  void RegisterUpload(const httplib::Request& req, httplib::Response& res,
+                      const httplib::ContentReader& reader) {
+    const auto start = Clock::now();
+    const std::string route = "POST /api/v1/models/{type}/{version}";
+    auto done = [&] {
+      metrics_.Observe(route, res.status, std::chrono::duration<double>(Clock::now() - start).count());
+    };
+    auth::Claims claims;
+    if (!Authorize(req, res, Need::kWrite, &claims)) return done();
+    const std::string t = req.matches[1], v = req.matches[2];
+    if (!PathOk(res, t, &v)) return done();
+    if (!req.is_multipart_form_data()) {
+      SendError(res, 400, "invalid_argument",
+                "send multipart/form-data with an \"artifact\" file part and an optional "
+                "\"metadata\" JSON part");
+      return done();
+    }
+    // A private directory for the upload, removed whatever happens.
+    std::string tmpl = (fs::path(reg_.root()) / "uploads" / ".upload-XXXXXX").string();
+    std::error_code ec;
+    fs::create_directories(fs::path(tmpl).parent_path(), ec);
+    if (ec || mkdtemp(tmpl.data()) == nullptr) {
+      SendError(res, 500, "io_error", "cannot create an upload directory under " + reg_.root());
+      return done();
+    }
+    struct Cleanup {
+      std::string dir;
+      ~Cleanup() {
+        std::error_code e;
+        fs::remove_all(dir, e);
+      }
+    } cleanup{tmpl};
+
+    std::string part, artifact_name, metadata, error;
+    std::ofstream file;
+    std::uint64_t artifact_bytes = 0;
+    int artifact_parts = 0;
+    const bool ok = reader(
+        [&](const httplib::MultipartFormData& header) {
+          part = header.name;
+          if (part == "artifact") {
+            ++artifact_parts;
+            artifact_name = fs::path(header.filename).filename().string();
+            if (Status st = artifacts::ValidateFileName(artifact_name); !st.ok()) {
+              error = st.message();
+              return false;
+            }
+            file.open(fs::path(tmpl) / artifact_name, std::ios::binary | std::ios::trunc);
+            if (!file) {
+              error = "cannot write the upload";
+              return false;
+            }
+          } else if (part != "metadata") {
+            error = "unknown part '" + SanitizeUtf8(part) + "' (expected artifact and metadata)";
+            return false;
+          }
+          return true;
+        },
+        [&](const char* data, std::size_t len) {
+          if (part == "artifact") {
+            artifact_bytes += len;
+            if (artifact_bytes > options_.max_upload_bytes) {
+              error = "the artifact is larger than the server's limit of " +
+                      std::to_string(options_.max_upload_bytes) + " bytes";
+              return false;
+            }
+            file.write(data, static_cast<std::streamsize>(len));
+            return static_cast<bool>(file);
+          }
+          metadata.append(data, len);
+          if (metadata.size() > registry::kMaxMetadataBytes) {
+            error = "the metadata part is larger than 1 MiB";
+            return false;
+          }
+          return true;
+        });
+    file.close();
+    if (!ok || !error.empty()) {
+      SendError(res, error.find("larger") != std::string::npos ? 413 : 400,
+                error.find("larger") != std::string::npos ? "too_large" : "invalid_argument",
+                error.empty() ? "the upload was cut short" : error);
+      return done();
+    }
+    if (artifact_parts != 1) {
+      SendError(res, 400, "invalid_argument", "exactly one \"artifact\" file part is needed");
+      return done();
+    }
+    registry::MetadataInput in;
+    if (!metadata.empty()) in.metadata_json = metadata;
+    auto r = reg_.Register(t, v, (fs::path(tmpl) / artifact_name).string(), in,
+                           registry::Actor{claims.subject, ""});
+    if (!r) {
+      SendStatus(res, r.error());
+      return done();
+    }
+    if (!r->already_registered) metrics_.CountAppend();
+    json j = registry::RecordJson(r->record);
+    j["already_registered"] = r->already_registered;
+    SendJson(res, r->already_registered ? 200 : 201, j);
+    done();
+  }
+
+  Registry& reg_;
+  auth::TokenVerifier verifier_;
+  ServerOptions options_;
+  std::unique_ptr<httplib::Server> server_;
+  bool tls_ = false;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  Metrics metrics_;
+};
+
+ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ApiServer::~ApiServer() = default;
+
+Result<std::unique_ptr<ApiServer>> ApiServer::Create(registry::Registry& reg,
+                                                     auth::TokenVerifier verifier,
+                                                     ServerOptions options) {
+  auto impl = std::make_unique<Impl>(reg, std::move(verifier), std::move(options));
+  MODELREG_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
+}
+
+Status ApiServer::Bind() { return impl_->Bind(); }
+int ApiServer::port() const { return impl_->port(); }
+std::string ApiServer::url() const { return impl_->url(); }
+Status ApiServer::Serve() { return impl_->Serve(); }
+void ApiServer::Stop() { impl_->Stop(); }
+
+}  // namespace modelreg::server

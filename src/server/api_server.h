@@ -1,0 +1,61 @@
+// The HTTP API (docs/api.md): cpp-httplib serving one open Registry, with
+// JWT bearer tokens (auth/token.h) and Prometheus metrics.
+//
+// Every route validates its path parameters with the registry's own naming
+// rules before touching anything, JSON bodies are bounded (64 KiB) and
+// uploads are streamed to disk and bounded (max_upload_bytes). Errors are
+// JSON {"error": {"code", "message"}} with a stable code.
+// Thread-safety: requests run on a thread pool; the Registry is
+// thread-safe. Stop() may be called from any thread; requests in flight
+// finish first.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "auth/token.h"
+#include "common/status.h"
+
+namespace modelreg::registry {
+class Registry;
+}
+
+namespace modelreg::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                  // 0: any free port (see port())
+  std::string tls_cert;             // PEM files; both or neither
+  std::string tls_key;
+  std::uint64_t max_upload_bytes = std::uint64_t{4} << 30;
+  int threads = 16;                 // worker threads (long polls hold one each)
+  int max_wait_seconds = 30;        // cap of /api/v1/events?wait=
+};
+
+class ApiServer {
+ public:
+  // InvalidArgument for bad TLS files or options.
+  static Result<std::unique_ptr<ApiServer>> Create(registry::Registry& reg,
+                                                   auth::TokenVerifier verifier,
+                                                   ServerOptions options);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Binds the listening socket; IOError naming the address if it cannot.
+  Status Bind();
+  int port() const;
+  std::string url() const;  // http(s)://host:port
+  // Serves until Stop(); returns after the requests in flight finished.
+  Status Serve();
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit ApiServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modelreg::server
