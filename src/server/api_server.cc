@@ -498,8 +498,10 @@ class ApiServer::Impl {
                  auto limit = UintParam(req, "limit", 1000, 1000);
                  if (!limit) return SendStatus(res, limit.error());
                  Seq head = reg_.log().head().seq;
-                 if (head <= *after && *wait > 0) {
-                   head = reg_.WaitForHead(*after, std::chrono::seconds(*wait));
+                 // Wait in slices so that Stop() does not wait for long polls.
+                 const auto deadline = Clock::now() + std::chrono::seconds(*wait);
+                 while (head <= *after && Clock::now() < deadline && !stopping_.load()) {
+                   head = reg_.WaitForHead(*after, std::chrono::milliseconds(100));
                  }
                  json arr = json::array();
                  if (head > *after && *limit > 0) {
@@ -605,7 +607,8 @@ class ApiServer::Impl {
                   Written(res, reg_.Rollback(t, fail_current, actor));
                 }));
 
-    s.Post(models + type + "/" + version,
+    // Versions start with "v": "rollback" above is not one.
+    s.Post(models + type + "/(v[^/]*)",
            [this](const httplib::Request& req, httplib::Response& res,
                   const httplib::ContentReader& reader) { RegisterUpload(req, res, reader); });
   }
