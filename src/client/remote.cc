@@ -55,6 +55,7 @@ std::unique_ptr<httplib::Client> Connect(const std::string& url, const std::stri
   auto c = std::make_unique<httplib::Client>(url);
   c->set_bearer_token_auth(token);
   c->set_connection_timeout(5, 0);
+  c->set_tcp_nodelay(true);
   c->set_read_timeout(300, 0);  // a promotion may run a validator
   c->set_write_timeout(300, 0);
   return c;
