@@ -500,6 +500,39 @@ TEST_F(HttpApi, ConcurrentWritersKeepOneProduction) {
   EXPECT_EQ(other.load(), 0);
 }
 
+TEST_F(HttpApi, TlsWithACertificate) {
+  if (testing::RunCmd("command -v openssl").rc != 0) GTEST_SKIP() << "no openssl tool";
+  const std::string cert = dir_.sub("cert.pem"), key = dir_.sub("key.pem");
+  testing::RunResult made = testing::RunCmd(
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
+      " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1");
+  ASSERT_EQ(made.rc, 0) << made.err;
+  server::ServerOptions tls;
+  tls.tls_cert = cert;
+  tls.tls_key = key;
+  Start(auth::VerifierConfig{kSecret, "", "", "", true, &SystemClock::Instance()}, tls);
+  EXPECT_EQ(server_->url().rfind("https://", 0), 0u);
+  httplib::SSLClient c("127.0.0.1", server_->port());
+  c.set_ca_cert_path(cert.c_str());
+  c.enable_server_certificate_verification(true);
+  auto r = c.Get("/api/v1/models/risk_model", Read());
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  // Plain HTTP to the TLS port gets no answer.
+  httplib::Client plain("127.0.0.1", server_->port());
+  plain.set_read_timeout(2, 0);
+  auto no = plain.Get("/healthz");
+  EXPECT_TRUE(!no || no->status != 200);
+  // Bad certificate files are refused up front.
+  auto verifier = auth::TokenVerifier::Create(auth::VerifierConfig{kSecret, "", "", "", true, &SystemClock::Instance()});
+  server::ServerOptions bad;
+  bad.tls_cert = dir_.sub("nope.pem");
+  bad.tls_key = key;
+  auto srv = server::ApiServer::Create(*reg_, std::move(*verifier), bad);
+  ASSERT_FALSE(srv);
+  EXPECT_EQ(srv.error().code(), Code::kInvalidArgument);
+}
+
 // The real binaries: `modelreg serve`, `modelreg token issue`, and CLI
 // writes routed through the server that holds the registry.
 TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
