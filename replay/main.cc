@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <string>
 
@@ -12,7 +13,9 @@
 #include "app/replay_commands.h"
 #include "common/clock.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App app{"modelreg-replay: verify and rebuild a registry from its event log"};
   app.require_subcommand(1);
   app.fallthrough();
@@ -68,4 +71,19 @@ int main(int argc, char** argv) {
     return modelreg::app::ExitCode(st);
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Errors are Status values; an exception reaching here is a bug. Say so
+  // in one line and exit 1 rather than abort.
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& ex) {
+    std::cerr << "modelreg-replay: internal error: " << ex.what() << '\n';
+  } catch (...) {
+    std::cerr << "modelreg-replay: internal error\n";
+  }
+  return 1;
 }

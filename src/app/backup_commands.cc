@@ -1,7 +1,10 @@
 #include "app/backup_commands.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +29,56 @@ Status CheckId(const std::vector<BackupInfo>& backups, std::uint32_t id) {
     if (b.id == id) return Status::OK();
   }
   return Status::NotFound("no backup " + std::to_string(id) + " (see `modelreg backup list`)");
+}
+
+// What `backup create` recorded with a backup (RocksDB app_metadata), read
+// with every type checked: the metadata comes from a file anyone with write
+// access to the backups can change. Absent fields stay unset.
+struct BackupMeta {
+  json raw = json::object();
+  std::optional<std::string> created_at;
+  std::optional<Seq> head_seq;
+  std::optional<std::string> head_hash;
+  std::optional<std::string> state_digest;
+  std::optional<std::uint64_t> versions;
+};
+
+Result<BackupMeta> ReadMeta(const BackupInfo& b) {
+  BackupMeta meta;
+  if (b.app_metadata.empty()) return meta;
+  const auto damaged = [&b](const std::string& what) {
+    return Status::Corruption("backup " + std::to_string(b.id) + ": the metadata in " +
+                              b.meta_file + " is damaged: " + what);
+  };
+  json j = json::parse(b.app_metadata, nullptr, false);
+  if (!j.is_object()) return Err(damaged("not a JSON object"));
+  Status st;
+  const auto text = [&](const char* key, std::optional<std::string>& into) {
+    auto it = j.find(key);
+    if (!st.ok() || it == j.end()) return;
+    if (it->is_string()) {
+      into = it->get<std::string>();
+    } else {
+      st = damaged(std::string(key) + " is not a string");
+    }
+  };
+  const auto count = [&](const char* key, std::optional<std::uint64_t>& into) {
+    auto it = j.find(key);
+    if (!st.ok() || it == j.end()) return;
+    if (it->is_number_unsigned()) {
+      into = it->get<std::uint64_t>();
+    } else {
+      st = damaged(std::string(key) + " is not a non-negative integer");
+    }
+  };
+  text("created_at", meta.created_at);
+  count("head_seq", meta.head_seq);
+  text("head_hash", meta.head_hash);
+  text("state_digest", meta.state_digest);
+  count("versions", meta.versions);
+  MODELREG_RETURN_IF_ERROR(st);
+  meta.raw = std::move(j);
+  return meta;
 }
 
 // Restores backup `id` of `root` into `dir` with its artifacts and opens it.
@@ -109,20 +162,31 @@ Status RunBackupCreate(const Globals& g, std::ostream& out) {
 Status RunBackupList(const Globals& g, std::ostream& out) {
   auto backups = ListBackups(BackupDb(g.root).string());
   if (!backups) return backups.error();
+  // Read every backup's metadata before printing a row: one damaged
+  // backup fails the listing with its id and file, not halfway through.
+  std::vector<BackupMeta> metas;
+  for (const auto& b : *backups) {
+    auto meta = ReadMeta(b);
+    if (!meta) return meta.error();
+    metas.push_back(std::move(*meta));
+  }
   json arr = json::array();
   if (!g.json) out << "ID  CREATED               EVENTS  BYTES       STATE DIGEST\n";
-  for (const auto& b : *backups) {
-    const json meta = json::parse(b.app_metadata, nullptr, false);
-    json j{{"id", b.id}, {"bytes", b.bytes}, {"files", b.files}};
-    if (meta.is_object()) j.update(meta);
+  for (std::size_t i = 0; i < backups->size(); ++i) {
+    const BackupInfo& b = (*backups)[i];
+    const BackupMeta& meta = metas[i];
+    json j = meta.raw;  // the recorded fields, then what RocksDB counts
+    j["id"] = b.id;
+    j["bytes"] = b.bytes;
+    j["files"] = b.files;
     arr.push_back(j);
     if (!g.json) {
       char line[256];
-      std::snprintf(line, sizeof line, "%-3u %-21s %7llu  %-10llu  %s\n", b.id,
-                    meta.value("created_at", std::string("?")).substr(0, 19).c_str(),
-                    static_cast<unsigned long long>(meta.value("head_seq", Seq{0})),
+      const std::string events = meta.head_seq ? std::to_string(*meta.head_seq) : "?";
+      std::snprintf(line, sizeof line, "%-3u %-21s %7s  %-10llu  %s\n", b.id,
+                    meta.created_at.value_or("?").substr(0, 19).c_str(), events.c_str(),
                     static_cast<unsigned long long>(b.bytes),
-                    meta.value("state_digest", std::string("?")).c_str());
+                    meta.state_digest.value_or("?").c_str());
       out << line;
     }
   }
@@ -135,13 +199,25 @@ Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out) {
   if (!backups) return backups.error();
   MODELREG_RETURN_IF_ERROR(CheckId(*backups, id));
   MODELREG_RETURN_IF_ERROR(VerifyBackup(BackupDb(g.root).string(), id));
-  std::string meta_text;
+  std::optional<std::string> recorded_digest;
   for (const auto& b : *backups) {
-    if (b.id == id) meta_text = b.app_metadata;
+    if (b.id != id) continue;
+    auto meta = ReadMeta(b);
+    if (!meta) return meta.error();
+    if (!meta->state_digest) {
+      return Status::Corruption("backup " + std::to_string(id) + ": no state digest recorded in " +
+                                b.meta_file + "; the backup cannot be checked against it");
+    }
+    recorded_digest = meta->state_digest;
   }
-  const json meta = json::parse(meta_text, nullptr, false);
-  std::string scratch = (fs::temp_directory_path() / "modelreg-backup-verify-XXXXXX").string();
-  if (mkdtemp(scratch.data()) == nullptr) return Status::IOError("cannot create a scratch dir");
+  std::error_code ec;
+  const fs::path tmp = fs::temp_directory_path(ec);
+  if (ec) return Status::IOError("no directory for temporary files: " + ec.message());
+  std::string scratch = (tmp / "modelreg-backup-verify-XXXXXX").string();
+  if (mkdtemp(scratch.data()) == nullptr) {
+    return Status::IOError("cannot create a scratch directory in " + tmp.string() + ": " +
+                           std::strerror(errno));
+  }
   Status result;
   std::size_t files = 0, checked = 0;
   {
@@ -155,7 +231,7 @@ Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out) {
       } else if (!v->chain.ok) {
         result = Status::Corruption("backup " + std::to_string(id) + ": hash chain broken at event " +
                                     std::to_string(v->chain.first_bad_seq));
-      } else if (!meta.is_object() || meta.value("state_digest", "") != ToHex(v->state_digest)) {
+      } else if (recorded_digest != ToHex(v->state_digest)) {
         result = Status::Corruption("backup " + std::to_string(id) +
                                     ": restored state digest differs from the one recorded");
       } else {
@@ -177,7 +253,6 @@ Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out) {
       }
     }
   }
-  std::error_code ec;
   fs::remove_all(scratch, ec);
   MODELREG_RETURN_IF_ERROR(result);
   if (g.json) {
@@ -199,6 +274,9 @@ Status RunBackupRestore(const Globals& g, std::uint32_t id, const std::string& d
   auto backups = ListBackups(BackupDb(g.root).string());
   if (!backups) return backups.error();
   MODELREG_RETURN_IF_ERROR(CheckId(*backups, id));
+  // The new directories must survive a crash: their entries synced as they
+  // are created, everything in them once restored.
+  MODELREG_RETURN_IF_ERROR(CreateDirectoriesSynced(dir));
   std::size_t files = 0;
   auto reg = RestoreInto(g.root, id, dir, &files);
   if (!reg) return reg.error();
@@ -207,13 +285,16 @@ Status RunBackupRestore(const Globals& g, std::uint32_t id, const std::string& d
   if (!v->chain.ok || !v->projection_ok) {
     return Status::Corruption("the restored registry does not verify: " + v->chain.problem);
   }
+  reg->reset();
+  MODELREG_RETURN_IF_ERROR(SyncTree(dir));
   if (g.json) {
+    // A path need not be UTF-8; JSON must be.
     out << json{{"id", id},
                 {"root", dir},
                 {"events", v->chain.events},
                 {"state_digest", ToHex(v->state_digest)},
                 {"artifact_files", files}}
-               .dump()
+               .dump(-1, ' ', false, json::error_handler_t::replace)
         << '\n';
   } else {
     out << "restored backup " << id << " into " << dir << ": " << v->chain.events

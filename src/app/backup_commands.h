@@ -13,12 +13,17 @@
 namespace modelreg::app {
 
 Status RunBackupCreate(const Globals& g, std::ostream& out);
+// Corruption naming the backup and its meta file when the metadata `create`
+// recorded is not a JSON object or has a field of the wrong type (list and
+// verify); absent fields show as "?".
 Status RunBackupList(const Globals& g, std::ostream& out);
 // Checks the backup's files, restores it to a scratch directory, verifies
 // the chain there and compares the state digest with the one recorded at
 // backup time, and checks the backed-up artifacts against their checksums.
 Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out);
-// Restores backup `id` into a new registry at `dir` (absent or empty).
+// Restores backup `id` into a new registry at `dir` (absent or empty),
+// fsyncing the directories it creates and everything restored into them.
+// Does not read the backup's metadata.
 Status RunBackupRestore(const Globals& g, std::uint32_t id, const std::string& dir,
                         std::ostream& out);
 

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <fstream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -55,6 +56,29 @@ Digest Chain(const Digest& prev, std::string_view bytes) {
   return h.Finish();
 }
 
+// Typed reads of a field of an untrusted JSON object: nullopt when it is
+// absent or of another JSON type (json::value() and get<>() throw there).
+std::optional<std::string> StringField(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+std::optional<Seq> CountField(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number_unsigned()) return std::nullopt;
+  return it->get<Seq>();
+}
+
+// A field's value for a message: JSON text, cut short, "absent" if absent.
+std::string Shown(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return "absent";
+  std::string text = it->dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return text;
+}
+
 // Reads one line of at most kMaxLineBytes; false at the end of the file.
 Result<bool> ReadLine(std::istream& in, std::string* line, std::size_t line_no,
                       const std::string& path) {
@@ -86,12 +110,18 @@ Result<ImportSummary> Walk(const std::string& path,
   auto got = ReadLine(in, &line, line_no, path);
   if (!got) return Err(got.error());
   json header = *got ? json::parse(line, nullptr, false) : json();
-  if (!header.is_object() || header.value("format", "") != kFormatName) {
+  // Every field is type-checked before use: the file is untrusted input.
+  if (!header.is_object() || StringField(header, "format") != kFormatName) {
     return bad(1, "not a modelreg export (the first line must be its header)");
   }
-  if (header.value("format_version", 0) != kFormatVersion) {
-    return bad(1, "export format version " + header.value("format_version", json()).dump() +
+  if (CountField(header, "format_version") != Seq{kFormatVersion}) {
+    return bad(1, "export format version " + Shown(header, "format_version") +
                       " is not one this modelreg reads (" + std::to_string(kFormatVersion) + ")");
+  }
+  const std::optional<Seq> header_events = CountField(header, "events");
+  if (!header_events) {
+    return bad(1, "the header's event count is " + Shown(header, "events") +
+                      ", not a non-negative integer");
   }
   ImportSummary summary;
   TimeNs last_time = 0;
@@ -104,21 +134,24 @@ Result<ImportSummary> Walk(const std::string& path,
     const json j = json::parse(line, nullptr, false);
     if (!j.is_object()) return bad(line_no, "not a JSON object");
     if (j.contains("end")) {
-      if (j.value("events", Seq{0}) != summary.events) {
-        return bad(line_no, "the trailer counts " + j.value("events", json()).dump() +
+      if (StringField(j, "end") != kFormatName) {
+        return bad(line_no, "the trailer's \"end\" is " + Shown(j, "end") + ", not \"" +
+                                kFormatName + "\"");
+      }
+      if (CountField(j, "events") != summary.events) {
+        return bad(line_no, "the trailer counts " + Shown(j, "events") +
                                 " events but the file holds " + std::to_string(summary.events));
       }
-      if (j.value("head_hash", "") != ToHex(summary.head_hash)) {
+      if (StringField(j, "head_hash") != ToHex(summary.head_hash)) {
         return bad(line_no, "the trailer's head hash does not match the events");
       }
       break;
     }
     const Seq seq = summary.events + 1;
-    if (!j.contains("seq") || !j["seq"].is_number_unsigned() || j["seq"].get<Seq>() != seq) {
-      return bad(line_no, "expected event " + std::to_string(seq));
-    }
-    if (!j.contains("event") || !j["event"].is_string()) return bad(line_no, "no event bytes");
-    auto bytes = Unbase64(j["event"].get<std::string>());
+    if (CountField(j, "seq") != seq) return bad(line_no, "expected event " + std::to_string(seq));
+    const std::optional<std::string> encoded = StringField(j, "event");
+    if (!encoded) return bad(line_no, "no event bytes");
+    auto bytes = Unbase64(*encoded);
     if (!bytes) return bad(line_no, "event bytes are not base64");
     Status st = buf.Assign(*bytes);
     if (!st.ok()) return bad(line_no, st.message());
@@ -147,7 +180,7 @@ Result<ImportSummary> Walk(const std::string& path,
       return bad(line_no, "recorded_at does not increase");
     }
     const Digest hash = Chain(summary.head_hash, buf.bytes());
-    if (j.value("hash", "") != ToHex(hash)) {
+    if (StringField(j, "hash") != ToHex(hash)) {
       return bad(line_no, "the event's bytes do not match its hash (altered)");
     }
     last_time = buf.event().recorded_at();
@@ -155,8 +188,8 @@ Result<ImportSummary> Walk(const std::string& path,
     summary.events = seq;
     if (on_event) MODELREG_RETURN_IF_ERROR(on_event(std::move(*bytes)));
   }
-  if (header.value("events", Seq{0}) != summary.events) {
-    return bad(1, "the header counts " + header.value("events", json()).dump() + " events");
+  if (*header_events != summary.events) {
+    return bad(1, "the header counts " + std::to_string(*header_events) + " events");
   }
   return summary;
 }

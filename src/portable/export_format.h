@@ -28,7 +28,8 @@ struct ImportSummary {
 
 // Reads and checks a whole export file (header, every event's structure,
 // sequence, chain and hash, trailer) without writing anything.
-// InvalidArgument names the line.
+// InvalidArgument names the line; a field of the wrong JSON type is such
+// an error too (the file is untrusted: nothing here throws on it).
 Result<ImportSummary> CheckExport(const std::string& path);
 
 // Appends every event of a checked export file to `store` (which must be
