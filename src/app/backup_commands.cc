@@ -1,5 +1,6 @@
 #include "app/backup_commands.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -197,6 +198,10 @@ Status RunBackupList(const Globals& g, std::ostream& out) {
 Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out) {
   auto backups = ListBackups(BackupDb(g.root).string());
   if (!backups) return backups.error();
+  if (id == 0) {  // the newest
+    for (const auto& b : *backups) id = std::max<std::uint32_t>(id, b.id);
+    if (id == 0) return Status::NotFound("there are no backups in " + BackupDb(g.root).string());
+  }
   MODELREG_RETURN_IF_ERROR(CheckId(*backups, id));
   MODELREG_RETURN_IF_ERROR(VerifyBackup(BackupDb(g.root).string(), id));
   std::optional<std::string> recorded_digest;

@@ -20,6 +20,7 @@ Status RunBackupList(const Globals& g, std::ostream& out);
 // Checks the backup's files, restores it to a scratch directory, verifies
 // the chain there and compares the state digest with the one recorded at
 // backup time, and checks the backed-up artifacts against their checksums.
+// `id` 0 means the newest backup.
 Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out);
 // Restores backup `id` into a new registry at `dir` (absent or empty),
 // fsyncing the directories it creates and everything restored into them.

@@ -100,12 +100,14 @@ class Progress {
     if (terminal_) {
       std::string bar(30, ' ');
       for (int i = 0; i < static_cast<int>(frac * 30); ++i) bar[static_cast<std::size_t>(i)] = '#';
-      std::snprintf(line, sizeof line, "\r[%s] %llu/%llu events  %.0f events/s  ETA %.1f s ",
+      // Two steps per event: the chain pass, then the fold pass.
+      std::snprintf(line, sizeof line, "\r[%s] %llu/%llu steps (verify, fold)  %.0f/s  ETA %.1f s ",
                     bar.c_str(), static_cast<unsigned long long>(done),
                     static_cast<unsigned long long>(total), rate, eta);
       out_ << line << (final ? "\n" : "") << std::flush;
     } else {
-      std::snprintf(line, sizeof line, "rebuild: %llu/%llu events (%.0f%%), %.0f events/s, ETA %.1f s\n",
+      std::snprintf(line, sizeof line,
+                    "rebuild: %llu/%llu steps (verify, fold) (%.0f%%), %.0f steps/s, ETA %.1f s\n",
                     static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
                     frac * 100, rate, eta);
       out_ << line << std::flush;
@@ -133,7 +135,7 @@ Status RunRebuild(const Globals& g, std::ostream& out, std::ostream& progress,
   const auto start = std::chrono::steady_clock::now();
   auto r = (*reg)->Rebuild([&bar](Seq done, Seq total) { bar.Update(done, total); });
   if (!r) return r.error();
-  bar.Update(r->events, r->events, /*final=*/true);
+  bar.Update(2 * r->events, 2 * r->events, /*final=*/true);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const bool same = r->before == r->after;
   if (g.json) {

@@ -819,6 +819,49 @@ TEST_F(Cli, DiffAndMaterializeAnInstant) {
             4);  // never over an existing registry
 }
 
+// The cron line of docs/runbook.md, exactly as written, pointed at a
+// temporary registry and log.
+TEST_F(Cli, RunbookCronLineBacksUpAndVerifies) {
+  const std::string docs = testing::EnvOr("MODELREG_DOCS", "docs");
+  std::ifstream in(docs + "/runbook.md");
+  ASSERT_TRUE(in) << docs;
+  std::string line, cron;
+  while (std::getline(in, line)) {
+    if (line.rfind("15 2 * * *", 0) == 0) cron = line;
+  }
+  ASSERT_FALSE(cron.empty()) << "no cron line in the runbook";
+  std::string cmd = cron.substr(std::string("15 2 * * *").size());
+  auto replace_all = [&cmd](const std::string& from, const std::string& to) {
+    for (std::size_t at = cmd.find(from); at != std::string::npos; at = cmd.find(from, at + to.size())) {
+      cmd.replace(at, from.size(), to);
+    }
+  };
+  const std::string log = dir_.sub("modelreg-backup.log");
+  replace_all("/var/log/modelreg-backup.log", log);
+  replace_all("modelreg --root /srv/models", Bin() + " --root " + Root());
+  ASSERT_EQ(cmd.find("/srv/"), std::string::npos) << cmd;
+
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  cmd = "(" + cmd + ")";  // RunCmd adds its own redirections
+  RunResult first = RunCmd(cmd);
+  ASSERT_EQ(first.rc, 0) << cmd << "\n" << testing::Slurp(log);
+  Register("risk_model", "v1.1.0", 1.5, 0.08);
+  RunResult second = RunCmd(cmd);
+  ASSERT_EQ(second.rc, 0) << testing::Slurp(log);
+  const std::string out = testing::Slurp(log);
+  EXPECT_NE(out.find("backup 1 OK"), std::string::npos) << out;
+  EXPECT_NE(out.find("backup 2 OK"), std::string::npos) << out;  // `latest` is the new one
+  // A damaged newest backup makes the line fail, so cron reports it.
+  const std::string backed = Root() + "/backups/artifacts/risk_model/v1.1.0/risk_modelv1.1.0.pkl";
+  ASSERT_TRUE(fs::exists(backed));
+  fs::remove(backed);
+  std::ofstream(backed) << "not the model";
+  RunResult damaged = RunCmd(Bin() + " --root " + Root() + " backup verify latest");
+  EXPECT_EQ(damaged.rc, 5) << damaged.err;
+  EXPECT_EQ(Mr("backup verify 0").rc, 2);
+  EXPECT_EQ(Mr("backup verify newest").rc, 2);
+}
+
 TEST_F(Cli, BackupCreateListVerifyRestore) {
   Register("risk_model", "v1.0.0", 1.5, 0.08);
   Ok("promote risk_model v1.0.0");

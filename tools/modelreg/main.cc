@@ -184,7 +184,19 @@ int Run(int argc, char** argv) {
   std::uint32_t backup_id = 0;
   std::string restore_to;
   auto* c_backup_verify = c_backup->add_subcommand("verify", "Check a backup end to end");
-  c_backup_verify->add_option("id", backup_id, "Backup id")->required();
+  std::string verify_id;
+  c_backup_verify->add_option("id", verify_id, "Backup id, or `latest`")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            if (v == "latest") return "";
+            if (v.empty() || v.size() > 9 ||
+                v.find_first_not_of("0123456789") != std::string::npos || std::stoul(v) == 0) {
+              return "'" + v + "' is not a backup id (a positive number, or latest)";
+            }
+            return "";
+          },
+          "ID|latest"));
   auto* c_backup_restore = c_backup->add_subcommand("restore", "Restore a backup into a new registry");
   c_backup_restore->add_option("id", backup_id, "Backup id")->required();
   c_backup_restore->add_option("--to", restore_to, "The new registry directory")->required();
@@ -314,7 +326,7 @@ int Run(int argc, char** argv) {
   } else if (*c_backup_list) {
     st = RunBackupList(g, out);
   } else if (*c_backup_verify) {
-    st = RunBackupVerify(g, backup_id, out);
+    st = RunBackupVerify(g, verify_id == "latest" ? 0 : static_cast<std::uint32_t>(std::stoul(verify_id)), out);
   } else if (*c_backup_restore) {
     st = RunBackupRestore(g, backup_id, restore_to, out);
   } else if (*c_gc) {
