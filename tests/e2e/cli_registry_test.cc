@@ -652,7 +652,7 @@ TEST_F(Cli, ReplayRebuildReproducesTheDigestAndRepairsProjections) {
   EXPECT_EQ(rj["digest_after"], digest);  // the inline projections equal a fresh fold
   EXPECT_EQ(rj["digest_before"], digest);
   EXPECT_EQ(rj["unchanged"], true);
-  EXPECT_NE(rebuilt.err.find("rebuild: 5/5 events"), std::string::npos) << rebuilt.err;
+  EXPECT_NE(rebuilt.err.find("rebuild: 10/10 steps (verify, fold)"), std::string::npos) << rebuilt.err;
 
   // A damaged projection row: verify says so (exit 10), rebuild repairs it.
   testing::RawPut(Root() + "/registry", "projection", "p/risk_model",
