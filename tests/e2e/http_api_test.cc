@@ -386,6 +386,16 @@ TEST_F(HttpApi, TokensThatMustBeRefused) {
   EXPECT_EQ(status(Bearer(Issue({auth::kScopeRead}, "alice", std::chrono::seconds(60),
                                 &SystemClock::Instance(), kSecret, "modelreg"))),
             200);
+  auth::VerifierConfig iss{kSecret, "", "https://idp.example", "", true, &SystemClock::Instance()};
+  Start(iss);
+  EXPECT_EQ(status(Bearer(Issue({auth::kScopeRead}))), 401) << "no issuer";
+  auth::IssueOptions o;
+  o.subject = "alice";
+  o.scopes = {auth::kScopeRead};
+  o.issuer = "https://evil.example";
+  EXPECT_EQ(status(Bearer(*auth::IssueHs256(kSecret, o))), 401) << "wrong issuer";
+  o.issuer = "https://idp.example";
+  EXPECT_EQ(status(Bearer(*auth::IssueHs256(kSecret, o))), 200);
 }
 
 TEST_F(HttpApi, PublicKeyTokensAndAlgorithmConfusion) {
@@ -567,8 +577,11 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
   EXPECT_NE(refused.err.find("MODELREG_TOKEN"), std::string::npos) << refused.err;
   EXPECT_NE(refused.err.find(url), std::string::npos) << refused.err;
 
+  // The same secret from a file (a trailing newline is ignored).
+  std::ofstream(dir.sub("secret")) << kSecret << "\n";
   testing::RunResult token = testing::RunCmd(
-      "env " + env + mr + "token issue --sub carol --scope model:write --ttl 10m");
+      mr + "token issue --sub carol --scope model:write --ttl 10m --jwt-secret-file " +
+      dir.sub("secret"));
   ASSERT_EQ(token.rc, 0) << token.err;
   const std::string tok = token.out.substr(0, token.out.find('\n'));
   const std::string routed = "env MODELREG_TOKEN=" + tok + " " + mr;
