@@ -183,6 +183,17 @@ nlohmann::json PayloadJson(const fb::Event& e) {
       j["policy"] = Str(p->policy());
       break;
     }
+    case fb::Payload::ConsumerAcknowledged: {
+      const auto* p = e.payload_as_ConsumerAcknowledged();
+      if (p == nullptr) break;
+      j = {{"model_type", Str(p->model_type())},
+           {"version", Str(p->version())},
+           {"consumer_id", Str(p->consumer_id())},
+           {"ok", p->ok()},
+           {"attempted_version", Str(p->attempted_version())},
+           {"detail", Str(p->detail())}};
+      break;
+    }
     default:
       break;
   }
@@ -288,6 +299,14 @@ std::string Draft(const Envelope& env, const Purge& p) {
   return FinishDraft(fbb, env, fb::Payload::ArtifactPurged, payload.Union());
 }
 
+std::string Draft(const Envelope& env, const ConsumerAck& p) {
+  FlatBufferBuilder fbb(256);
+  auto payload = fb::CreateConsumerAcknowledgedDirect(
+      fbb, p.model_type.c_str(), p.version.c_str(), p.consumer_id.c_str(), p.ok,
+      p.attempted_version.c_str(), p.detail.c_str());
+  return FinishDraft(fbb, env, fb::Payload::ConsumerAcknowledged, payload.Union());
+}
+
 std::string Draft(const Envelope& env, const Rejection& p) {
   FlatBufferBuilder fbb(512);
   auto model_type = fbb.CreateString(p.model_type);
@@ -351,6 +370,15 @@ std::string Summary(const EventBuffer& event) {
       break;
     case fb::Payload::ArtifactPurged:
       what = "purged " + field("model_type") + " " + field("version");
+      break;
+    case fb::Payload::ConsumerAcknowledged:
+      what = "consumer " + field("consumer_id") +
+             (flag("ok") ? " runs " + field("model_type") + " " +
+                               (field("version").empty() ? std::string("nothing") : field("version"))
+                         : " FAILED to load " + field("model_type") + " " +
+                               field("attempted_version") + ", still runs " +
+                               (field("version").empty() ? std::string("nothing") : field("version")) +
+                               ": " + field("detail"));
       break;
     case fb::Payload::PromotionRejected: {
       what = "promotion of " + field("model_type") + " " + field("version") +

@@ -115,7 +115,17 @@ struct Rejection {
   std::string policy;
 };
 
+struct ConsumerAck {
+  std::string model_type;
+  std::string version;
+  std::string consumer_id;
+  bool ok = true;
+  std::string attempted_version;
+  std::string detail;
+};
+
 std::string Draft(const Envelope& env, const Registration& p);
+std::string Draft(const Envelope& env, const ConsumerAck& p);
 std::string Draft(const Envelope& env, const Promotion& p);
 std::string Draft(const Envelope& env, const Archive& p);
 std::string Draft(const Envelope& env, const Failure& p);

@@ -115,6 +115,29 @@ PromotionRecord PromotionFromJson(const json& j) {
   return p;
 }
 
+json ToJson(const ConsumerRecord& c) {
+  return json{{"consumer_id", c.consumer_id}, {"version", c.version},
+              {"ok", c.ok},                   {"attempted_version", c.attempted_version},
+              {"detail", c.detail},           {"seq", c.seq},
+              {"at", c.at}};
+}
+
+ConsumerRecord ConsumerFromJson(const json& j) {
+  ConsumerRecord c;
+  c.consumer_id = j.at("consumer_id").get<std::string>();
+  c.version = j.at("version").get<std::string>();
+  c.ok = j.at("ok").get<bool>();
+  c.attempted_version = j.at("attempted_version").get<std::string>();
+  c.detail = j.at("detail").get<std::string>();
+  c.seq = j.at("seq").get<Seq>();
+  c.at = j.at("at").get<TimeNs>();
+  return c;
+}
+
+std::string ConsumerKey(const std::string& type, const std::string& consumer) {
+  return "c/" + type + "/" + consumer;
+}
+
 std::string TimelineKey(const std::string& type, TimeNs at, Seq seq) {
   std::string k = TimelinePrefix(type);
   PutBe64(k, OrderedFromSigned(at));
@@ -390,6 +413,21 @@ Result<Delta> Plan(const State& state, const EventBuffer& event) {
       if (VersionRecord* r = plan.Get(Str(p->model_type()), Str(p->version()))) r->purged = true;
       break;
     }
+    case fb::Payload::ConsumerAcknowledged: {
+      const auto* p = e.payload_as_ConsumerAcknowledged();
+      if (p == nullptr) break;
+      ConsumerRecord c;
+      c.consumer_id = Str(p->consumer_id());
+      if (c.consumer_id.empty()) break;
+      c.version = Str(p->version());
+      c.ok = p->ok();
+      c.attempted_version = Str(p->attempted_version());
+      c.detail = Str(p->detail());
+      c.seq = e.sequence();
+      c.at = e.recorded_at();
+      plan.delta().consumers.emplace_back(Str(p->model_type()), std::move(c));
+      break;
+    }
     default:
       break;  // newer payload types change nothing this version knows about
   }
@@ -406,6 +444,7 @@ void Commit(State& state, const Delta& delta) {
     ts.timeline.push_back(ProductionChange{delta.seq, delta.at, version});
   }
   for (const PromotionRecord& h : delta.history) state.types[h.model_type].history.push_back(h);
+  for (const auto& [type, c] : delta.consumers) state.types[type].consumers[c.consumer_id] = c;
   state.seq = delta.seq;
   state.at = delta.at;
 }
@@ -428,6 +467,10 @@ Rows EncodeDelta(const Delta& delta) {
   }
   for (const PromotionRecord& h : delta.history) {
     rows.emplace_back(HistoryKey(h.model_type, h.seq), ToJson(h).dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  for (const auto& [type, c] : delta.consumers) {
+    rows.emplace_back(ConsumerKey(type, c.consumer_id),
+                      ToJson(c).dump(-1, ' ', false, json::error_handler_t::replace));
   }
   rows.emplace_back("s", json{{"seq", delta.seq}, {"at", delta.at}}.dump(-1, ' ', false, json::error_handler_t::replace));
   Rows records = RecordRows(delta);
@@ -512,6 +555,10 @@ Rows EncodeState(const State& state) {
     for (const ProductionChange& c : ts.timeline) {
       rows.emplace_back(TimelineKey(type, c.at, c.seq), c.version);
     }
+    for (const auto& [id, c] : ts.consumers) {
+      rows.emplace_back(ConsumerKey(type, id),
+                        ToJson(c).dump(-1, ' ', false, json::error_handler_t::replace));
+    }
   }
   std::sort(rows.begin(), rows.end());
   return rows;
@@ -533,6 +580,11 @@ Result<State> DecodeState(const Rows& rows) {
         state.types[r.model_type].versions[r.version] = std::move(r);
       } else if (key.rfind("p/", 0) == 0) {
         state.types[key.substr(2)].production = value;
+      } else if (key.rfind("c/", 0) == 0) {
+        const std::size_t slash = key.find('/', 2);
+        if (slash == std::string::npos) return Err(Status::Corruption("projection consumer row is malformed"));
+        ConsumerRecord c = ConsumerFromJson(json::parse(value));
+        state.types[key.substr(2, slash - 2)].consumers[c.consumer_id] = std::move(c);
       } else if (key.rfind("h/", 0) == 0) {
         history.push_back(PromotionFromJson(json::parse(value)));
       } else if (key.rfind("t/", 0) == 0 && key.size() > 18) {

@@ -90,11 +90,25 @@ struct ProductionChange {
   bool operator==(const ProductionChange&) const = default;
 };
 
+// What a consuming service last reported (ConsumerAcknowledged).
+struct ConsumerRecord {
+  std::string consumer_id;
+  std::string version;            // what it runs ("" = nothing)
+  bool ok = true;                 // false: its last load attempt failed
+  std::string attempted_version;  // that attempt, when !ok
+  std::string detail;
+  Seq seq = 0;
+  TimeNs at = 0;
+
+  bool operator==(const ConsumerRecord&) const = default;
+};
+
 struct TypeState {
   std::map<std::string, VersionRecord> versions;  // by version string
   std::string production;                         // "" = none
   std::vector<PromotionRecord> history;           // oldest first
   std::vector<ProductionChange> timeline;         // oldest first
+  std::map<std::string, ConsumerRecord> consumers;  // by consumer id
 };
 
 struct State {
@@ -112,6 +126,7 @@ struct Delta {
   std::vector<VersionRecord> versions;                       // new values
   std::vector<std::pair<std::string, std::string>> production;  // type -> version ("" none)
   std::vector<PromotionRecord> history;                      // appended
+  std::vector<std::pair<std::string, ConsumerRecord>> consumers;  // type -> new value
 };
 
 // Requires event.sequence() == state.seq + 1 (else Internal error).
@@ -126,6 +141,7 @@ Status Apply(State& state, const EventBuffer& event);
 //   "p/<type>"                  -> production version (absent = none; a
 //                                  delta's empty value means "delete the row")
 //   "h/<type>/<be64 seq>"       -> PromotionRecord as canonical JSON
+//   "c/<type>/<consumer id>"    -> ConsumerRecord as canonical JSON
 //   "t/<type>/<be64 time><be64 seq>" -> production version from then on
 //                                  ("" = none): the temporal index that
 //                                  answers "production at T" with one seek

@@ -140,7 +140,8 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
 
   StoreOptions so;
   so.create_if_missing = options.create_if_missing;
-  so.read_only = options.read_only;
+  so.read_only = options.read_only || options.follow;
+  so.secondary = options.follow;
   so.clock = options.clock;
   if (!options.read_only) so.extra_column_families = {kProjectionCf};
   const auto deadline =
@@ -153,9 +154,10 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
   }
   if (!store) return Err(store.error());
   std::unique_ptr<Registry> reg(
-      new Registry(options.root, std::move(*store), options.clock, options.read_only,
+      new Registry(options.root, std::move(*store), options.clock,
+                   options.read_only || options.follow,
                    options.on_warning));
-  if (options.read_only) {
+  if (options.read_only || options.follow) {
     // Only check whether the rows are current; the state loads on demand.
     auto s = reg->store_->GetRow(kProjectionCf, "s");
     auto marker = reg->store_->GetRow(kProjectionCf, projection::kIndexMarkerKey);
@@ -899,6 +901,55 @@ Result<ValidateResult> Registry::Validate(const std::string& type, const std::st
   });
   if (!r) return Err(r.error());
   return ValidateResult{check->ok, check->detail, r->seq};
+}
+
+Status Registry::CatchUp() {
+  if (!read_only_) return Status::OK();
+  MODELREG_RETURN_IF_ERROR(store_->CatchUp());
+  auto s = store_->GetRow(kProjectionCf, "s");
+  if (!s) return s.error();
+  auto marker = store_->GetRow(kProjectionCf, projection::kIndexMarkerKey);
+  if (!marker) return marker.error();
+  bool current = false;
+  if (*s && *marker) {
+    auto j = nlohmann::json::parse(**s, nullptr, false);
+    current = j.is_object() && j.contains("seq") && j["seq"].is_number_unsigned() &&
+              j["seq"].get<Seq>() == store_->head().seq;
+  }
+  rows_current_ = current;
+  std::lock_guard<std::mutex> lock(mu_);
+  loaded_ = false;  // a loaded state would be the old one
+  state_ = State();
+  return Status::OK();
+}
+
+Result<WriteResult> Registry::Acknowledge(const std::string& type, const events::ConsumerAck& ack,
+                                          const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckActor(actor));
+  MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
+  if (ack.consumer_id.empty() || ack.consumer_id.size() > 128 || !IsValidUtf8(ack.consumer_id) ||
+      std::any_of(ack.consumer_id.begin(), ack.consumer_id.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    return Err(Status::InvalidArgument("consumer id must be 1..128 bytes of UTF-8 text"));
+  }
+  if (!ack.version.empty()) MODELREG_RETURN_IF_ERROR(ValidateVersion(ack.version));
+  if (!ack.attempted_version.empty()) MODELREG_RETURN_IF_ERROR(ValidateVersion(ack.attempted_version));
+  if (!IsValidUtf8(ack.detail) || ack.detail.size() > 4096) {
+    return Err(Status::InvalidArgument("detail must be UTF-8, at most 4 KiB"));
+  }
+  events::ConsumerAck a = ack;
+  a.model_type = type;
+  std::string summary;
+  auto r = Write([&](const State& s) -> Result<std::string> {
+    for (const std::string* v : {&a.version, &a.attempted_version}) {
+      if (!v->empty() && s.Find(type, *v) == nullptr) return Err(NotRegistered(type, *v));
+    }
+    summary = "consumer " + a.consumer_id + (a.ok ? " runs " : " failed to load " + a.attempted_version + ", runs ") +
+              type + " " + (a.version.empty() ? "nothing" : a.version);
+    return events::Draft(EnvelopeFor(actor, NewEventId()), a);
+  });
+  if (!r) return Err(r.error());
+  return WriteResult{r->seq, summary};
 }
 
 Seq Registry::WaitForHead(Seq after, std::chrono::milliseconds timeout) const {

@@ -39,6 +39,9 @@ using projection::VersionRecord;
 struct RegistryOptions {
   std::string root;                 // registry directory
   bool read_only = false;           // queries only; works beside a writer
+  // A read-only registry that follows the writer (RocksDB secondary
+  // instance): CatchUp() brings it to the writer's latest event.
+  bool follow = false;
   bool create_if_missing = false;   // create the directory and log if absent
   const Clock* clock = &SystemClock::Instance();
   int lock_wait_ms = 0;             // retry opening while another writer holds it
@@ -167,6 +170,13 @@ class Registry {
   };
   Result<ProductionAt> ProductionAtTime(const std::string& type, TimeNs t) const;
   Result<VerifyResult> Verify() const;
+  // A following registry (RegistryOptions::follow) catches up with the
+  // writer; a no-op otherwise. Not concurrent with reads of this registry.
+  Status CatchUp();
+  // A consuming service reports what it runs (ConsumerAcknowledged):
+  // `version` "" = nothing; ok=false records a failed load of `attempted`.
+  Result<WriteResult> Acknowledge(const std::string& type, const events::ConsumerAck& ack,
+                                  const Actor& actor);
   // Waits until this registry has written an event past `after` or
   // `timeout` passes; returns the head then (long-poll subscriptions).
   Seq WaitForHead(Seq after, std::chrono::milliseconds timeout) const;

@@ -51,6 +51,16 @@ json PromotionJson(const projection::PromotionRecord& h) {
               {"gates_total", h.gates_total}};
 }
 
+json ConsumerJson(const projection::ConsumerRecord& c) {
+  return json{{"consumer_id", c.consumer_id},
+              {"version", c.version.empty() ? json() : json(c.version)},
+              {"ok", c.ok},
+              {"attempted_version", c.attempted_version.empty() ? json() : json(c.attempted_version)},
+              {"detail", c.detail},
+              {"seq", c.seq},
+              {"at", TimeJson(c.at)}};
+}
+
 Result<json> AuditEntry(const Registry& reg, const std::string& type, TimeNs at) {
   auto prod = reg.ProductionAtTime(type, at);
   if (!prod) return Err(prod.error());

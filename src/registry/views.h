@@ -17,6 +17,8 @@ class Registry;
 
 // One version's record.
 nlohmann::json RecordJson(const projection::VersionRecord& r);
+// What one consuming service last reported.
+nlohmann::json ConsumerJson(const projection::ConsumerRecord& c);
 // One promotion or rollback.
 nlohmann::json PromotionJson(const projection::PromotionRecord& h);
 // "What was live for TYPE at T, and why": {"model_type", "production"

@@ -376,6 +376,43 @@ class ApiServer::Impl {
                  SendJson(res, 200, json{{"model_type", t}, {"history", arr}});
                }));
 
+    s.Get(models + type + "/consumers",
+          Wrap("GET /api/v1/models/{type}/consumers", Need::kRead,
+               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                 const std::string t = req.matches[1];
+                 if (!PathOk(res, t, nullptr)) return;
+                 json arr = json::array();
+                 std::string production;
+                 reg_.Read([&](const registry::State& st) {
+                   auto it = st.types.find(t);
+                   if (it == st.types.end()) return;
+                   production = it->second.production;
+                   for (const auto& [id, c] : it->second.consumers) arr.push_back(registry::ConsumerJson(c));
+                 });
+                 SendJson(res, 200, json{{"model_type", t},
+                                         {"production", production.empty() ? json() : json(production)},
+                                         {"consumers", arr}});
+               }));
+
+    // A consumer's report is not a lifecycle change: model:read may send it
+    // (the token's subject is recorded as the actor).
+    s.Post(models + type + "/consumers/([^/]+)/ack",
+           Wrap("POST /api/v1/models/{type}/consumers/{id}/ack", Need::kRead,
+                [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
+                  const std::string t = req.matches[1];
+                  if (!PathOk(res, t, nullptr)) return;
+                  auto body = BodyObject(req);
+                  if (!body) return SendStatus(res, body.error());
+                  events::ConsumerAck ack;
+                  ack.consumer_id = req.matches[2];
+                  Status st = StringField(*body, "version", &ack.version);
+                  if (st.ok()) st = BoolField(*body, "ok", &ack.ok);
+                  if (st.ok()) st = StringField(*body, "attempted_version", &ack.attempted_version);
+                  if (st.ok()) st = StringField(*body, "detail", &ack.detail);
+                  if (!st.ok()) return SendStatus(res, st);
+                  Written(res, reg_.Acknowledge(t, ack, registry::Actor{c.subject, ""}));
+                }));
+
     s.Get(models + type,
           Wrap("GET /api/v1/models/{type}", Need::kRead,
                [this](const httplib::Request& req, httplib::Response& res, auto&) {

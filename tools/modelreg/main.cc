@@ -14,6 +14,7 @@
 #include "app/exit_codes.h"
 #include "app/registry_commands.h"
 #include "app/serve_commands.h"
+#include "app/loader_commands.h"
 #include "common/clock.h"
 #include "common/utf8.h"
 
@@ -249,6 +250,22 @@ int Run(int argc, char** argv) {
   c_serve->add_option("--jwt-public-key", serve.jwt.public_key_file,
                       "RS256/ES256 public key (PEM) instead of an HS256 secret");
 
+  // consumers / watch
+  std::string consumers_type;
+  auto* c_consumers = app.add_subcommand(
+      "consumers", "Intended production versus what each consuming service runs");
+  c_consumers->add_option("type", consumers_type, "Model type")->required();
+  WatchOptions watch;
+  auto* c_watch = app.add_subcommand(
+      "watch", "Follow a type's production version like a service would (hot reload)");
+  c_watch->add_option("type", watch.type, "Model type")->required();
+  c_watch->add_option("--consumer", watch.consumer_id, "Consumer id reported to the registry");
+  c_watch->add_option("--dataset", watch.datasets,
+                      "NAME=VERSION this service has; incompatible models are not loaded");
+  c_watch->add_option("--cache-dir", watch.cache_dir, "Where downloads go (with --url)");
+  c_watch->add_option("--exit-after", watch.exit_after_seconds, "Stop after SECONDS")
+      ->check(CLI::Range(0, 86400 * 365));
+
   std::string diff_from, diff_to;
   auto* c_diff = app.add_subcommand("diff", "What changed between two instants");
   c_diff->add_option("--from", diff_from, "The earlier instant")->required()->check(kIsoTime);
@@ -333,6 +350,10 @@ int Run(int argc, char** argv) {
     st = RunGc(g, gc_keep, gc_retention_days, gc_dry_run, out);
   } else if (*c_diff) {
     st = RunDiff(g, *TimeOpt(diff_from), *TimeOpt(diff_to), out);
+  } else if (*c_consumers) {
+    st = RunConsumers(g, consumers_type, out);
+  } else if (*c_watch) {
+    st = RunWatch(g, watch, out);
   } else if (*c_serve) {
     st = RunServe(g, serve, out);
   } else if (*c_token_issue) {

@@ -1,0 +1,147 @@
+#include "app/loader_commands.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+#include "artifacts/artifact_store.h"
+#include "loader/production_loader.h"
+#include "registry/naming.h"
+#include "registry/registry.h"
+#include "registry/views.h"
+
+namespace modelreg::app {
+
+namespace {
+using nlohmann::json;
+}  // namespace
+
+Status RunConsumers(const Globals& g, const std::string& type, std::ostream& out) {
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  registry::RegistryOptions ro;
+  ro.root = g.root;
+  ro.read_only = true;
+  auto reg = registry::Registry::Open(ro);
+  if (!reg) return reg.error();
+  MODELREG_RETURN_IF_ERROR((*reg)->Load());
+  std::string production;
+  TimeNs since = 0;
+  std::vector<projection::ConsumerRecord> consumers;
+  (*reg)->Read([&](const registry::State& s) {
+    auto it = s.types.find(type);
+    if (it == s.types.end()) return;
+    production = it->second.production;
+    if (!it->second.timeline.empty()) since = it->second.timeline.back().at;
+    for (const auto& [id, c] : it->second.consumers) consumers.push_back(c);
+  });
+  const TimeNs now = g.clock->NowNs();
+  auto lag_of = [&](const projection::ConsumerRecord& c) -> double {
+    if (c.version == production) return 0;
+    return static_cast<double>(now - std::max(since, TimeNs{0})) / 1e9;
+  };
+  if (g.json) {
+    json arr = json::array();
+    for (const auto& c : consumers) {
+      json j = registry::ConsumerJson(c);
+      j["current"] = c.version == production;
+      j["behind_seconds"] = lag_of(c);
+      arr.push_back(j);
+    }
+    out << json{{"model_type", type},
+                {"production", production.empty() ? json() : json(production)},
+                {"production_since", since == 0 ? json() : json(FormatUtc(since))},
+                {"consumers", arr}}
+               .dump()
+        << '\n';
+    return Status::OK();
+  }
+  out << type << " production: " << (production.empty() ? "none" : production)
+      << (since != 0 ? " since " + FormatUtc(since) : std::string()) << '\n';
+  if (consumers.empty()) {
+    out << "  no consumer has reported yet\n";
+    return Status::OK();
+  }
+  for (const auto& c : consumers) {
+    char lag[64] = "";
+    if (c.version != production) std::snprintf(lag, sizeof lag, ", BEHIND for %.1f s", lag_of(c));
+    out << "  " << c.consumer_id << ": runs " << (c.version.empty() ? "nothing" : c.version)
+        << (c.version == production ? " (current)" : "") << lag << ", reported "
+        << FormatUtc(c.at) << " (event #" << c.seq << ")";
+    if (!c.ok) out << "; last load of " << c.attempted_version << " FAILED: " << c.detail;
+    out << '\n';
+  }
+  return Status::OK();
+}
+
+Status RunWatch(const Globals& g, const WatchOptions& o, std::ostream& out) {
+  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
+  loader::LoaderOptions lo;
+  lo.model_type = o.type;
+  lo.consumer_id = o.consumer_id;
+  if (lo.consumer_id.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    lo.consumer_id = std::string("watch@") + host;
+  }
+  if (g.url.empty()) {
+    lo.root = g.root;
+    lo.token = g.token;  // for acknowledgements while a server holds the registry
+  } else {
+    lo.url = g.url;
+    lo.token = g.token;
+    lo.cache_dir = o.cache_dir.empty()
+                       ? (std::filesystem::temp_directory_path() / "modelreg-watch-cache").string()
+                       : o.cache_dir;
+  }
+  for (const std::string& d : o.datasets) {
+    auto kv = registry::SplitAssignment(d, "--dataset");
+    if (!kv) return kv.error();
+    lo.current_datasets[kv->first] = kv->second;
+  }
+  std::mutex print_mu;
+  lo.on_swap = [&](const loader::Loaded& l) {
+    std::lock_guard<std::mutex> lock(print_mu);
+    out << "loaded " << l.file.model_type << ' ' << l.file.version << " sha256 "
+        << l.file.sha256.substr(0, 12) << " from " << l.file.path << " at " << FormatUtc(l.loaded_at)
+        << std::endl;
+  };
+  lo.on_error = [&](const std::string& m) {
+    std::lock_guard<std::mutex> lock(print_mu);
+    out << "error: " << m << std::endl;
+  };
+  // The "model": the artifact's size, read through (a real service would
+  // deserialize it here).
+  loader::LoadFn load = [](const loader::ModelFile& f) -> Result<std::shared_ptr<const void>> {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(f.path, ec);
+    if (ec) return Err(Status::IOError("cannot read " + f.path));
+    return std::shared_ptr<const void>(std::make_shared<std::uintmax_t>(size));
+  };
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGALRM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto l = loader::ProductionModelLoader::Start(lo, load);
+  if (!l) return l.error();
+  {
+    std::lock_guard<std::mutex> lock(print_mu);
+    out << "watching " << o.type << " as " << lo.consumer_id << " ("
+        << (lo.url.empty() ? "local " + lo.root : "remote " + lo.url) << "); Ctrl-C stops"
+        << std::endl;
+  }
+  if (o.exit_after_seconds > 0) alarm(static_cast<unsigned>(o.exit_after_seconds));
+  int sig = 0;
+  sigwait(&stop, &sig);
+  l->reset();
+  return Status::OK();
+}
+
+}  // namespace modelreg::app
