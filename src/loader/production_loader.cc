@@ -43,6 +43,8 @@ class Source {
   // Returns when production may have changed, after a timeout, or on stop.
   virtual Status WaitForChange(const std::atomic<bool>& stop) = 0;
   virtual Status Acknowledge(const events::ConsumerAck& ack) = 0;
+  // Ends a WaitForChange in progress (from another thread).
+  virtual void Interrupt() {}
 };
 
 // Follows a registry directory through a RocksDB secondary instance.
@@ -118,7 +120,7 @@ class LocalSource final : public Source {
 // Follows a server: long polls on /api/v1/events, downloads artifacts.
 class RemoteSource final : public Source {
  public:
-  explicit RemoteSource(const LoaderOptions& o) : o_(o), remote_(o.url, o.token) {}
+  explicit RemoteSource(const LoaderOptions& o) : o_(o) {}
 
   Result<std::optional<Target>> Production() override {
     auto c = Client();
@@ -192,8 +194,18 @@ class RemoteSource final : public Source {
     if (stop.load()) return Status::OK();
     auto c = Client();
     c->set_read_timeout(o_.wait_seconds + 10, 0);
+    {
+      std::lock_guard<std::mutex> lock(poll_mu_);
+      if (stop.load()) return Status::OK();
+      polling_ = c.get();
+    }
     auto res = c->Get("/api/v1/events?after=" + std::to_string(after_) +
                       "&wait=" + std::to_string(o_.wait_seconds) + "&limit=1000");
+    {
+      std::lock_guard<std::mutex> lock(poll_mu_);
+      polling_ = nullptr;
+    }
+    if (stop.load()) return Status::OK();
     if (!res) {
       return Status::IOError("lost the connection to " + o_.url + " (" + httplib::to_string(res.error()) + ")");
     }
@@ -212,6 +224,11 @@ class RemoteSource final : public Source {
     return LocalSource::RemoteAck(o_.url, o_.token, ack);
   }
 
+  void Interrupt() override {
+    std::lock_guard<std::mutex> lock(poll_mu_);
+    if (polling_ != nullptr) polling_->stop();
+  }
+
  private:
   std::unique_ptr<httplib::Client> Client() const {
     auto c = std::make_unique<httplib::Client>(o_.url);
@@ -223,8 +240,9 @@ class RemoteSource final : public Source {
   }
 
   const LoaderOptions& o_;
-  client::RemoteRegistry remote_;
   Seq after_ = 0;
+  std::mutex poll_mu_;
+  httplib::Client* polling_ = nullptr;  // the long poll in flight
 };
 
 }  // namespace
@@ -235,6 +253,7 @@ class ProductionModelLoader::Impl {
 
   ~Impl() {
     stop_.store(true);
+    if (source_) source_->Interrupt();
     if (thread_.joinable()) thread_.join();
   }
 
