@@ -819,6 +819,60 @@ TEST_F(Cli, DiffAndMaterializeAnInstant) {
             4);  // never over an existing registry
 }
 
+TEST_F(Cli, WatchFollowsPromotionsAndConsumersShowsWhatRuns) {
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  Register("risk_model", "v1.1.0", 1.5, 0.08);
+  Ok("promote risk_model v1.0.0");
+  auto wait_line = [](testing::Child& c, const std::string& needle) {
+    for (int i = 0; i < 100; ++i) {
+      for (const auto& l : c.Lines()) {
+        if (l.find(needle) != std::string::npos) return true;
+      }
+      c.ReadFor(100);
+    }
+    return false;
+  };
+  testing::Child watch({"/bin/sh", "-c", "exec " + Bin() + " --root " + Root() +
+                                             " watch risk_model --consumer svc-a --exit-after 60"});
+  ASSERT_TRUE(wait_line(watch, "loaded risk_model v1.0.0"));
+  ASSERT_TRUE(wait_line(watch, "watching risk_model as svc-a"));
+  // A service with other dataset versions refuses every version and says so.
+  testing::Child picky({"/bin/sh", "-c", "exec " + Bin() + " --root " + Root() +
+                                             " watch risk_model --consumer svc-b --dataset crsp=v9.9.9 --exit-after 60"});
+  ASSERT_TRUE(wait_line(picky, "watching risk_model as svc-b"));
+  Ok("promote risk_model v1.1.0");
+  ASSERT_TRUE(wait_line(watch, "loaded risk_model v1.1.0"));
+  ASSERT_TRUE(wait_line(picky, "not compatible"));
+  // The registry knows who runs what.
+  json consumers;
+  for (int i = 0; i < 50; ++i) {
+    consumers = json::parse(Ok("--json consumers risk_model").out);
+    bool a_done = false;
+    for (const auto& c : consumers["consumers"]) a_done = a_done || (c["consumer_id"] == "svc-a" && c["version"] == "v1.1.0");
+    if (a_done && consumers["consumers"].size() == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(consumers["production"], "v1.1.0");
+  ASSERT_EQ(consumers["consumers"].size(), 2u) << consumers.dump();
+  for (const auto& c : consumers["consumers"]) {
+    if (c["consumer_id"] == "svc-a") {
+      EXPECT_EQ(c["version"], "v1.1.0");
+      EXPECT_TRUE(c["current"].get<bool>());
+    } else {
+      EXPECT_TRUE(c["version"].is_null()) << c.dump();  // it never loaded anything
+      EXPECT_FALSE(c["current"].get<bool>());
+      EXPECT_FALSE(c["ok"].get<bool>());
+      EXPECT_EQ(c["attempted_version"], "v1.1.0");
+    }
+  }
+  const std::string text = Ok("consumers risk_model").out;
+  EXPECT_NE(text.find("svc-b: runs nothing, BEHIND"), std::string::npos) << text;
+  EXPECT_NE(text.find("not compatible"), std::string::npos) << text;
+  EXPECT_EQ(watch.SignalAndWait(SIGTERM), 0);
+  EXPECT_EQ(picky.SignalAndWait(SIGINT), 0);
+  EXPECT_EQ(Ok("verify").rc, 0);
+}
+
 // The cron line of docs/runbook.md, exactly as written, pointed at a
 // temporary registry and log.
 TEST_F(Cli, RunbookCronLineBacksUpAndVerifies) {
