@@ -351,6 +351,33 @@ TEST_F(RemoteLoaderTest, DroppedConnectionKeepsTheModelAndRecovers) {
   EXPECT_TRUE(WaitFor(**l, "v1.1.0", 8000));
 }
 
+TEST_F(RemoteLoaderTest, CorruptDownloadKeepsTheOldModel) {
+  Register("v1.0.0");
+  Register("v1.1.0");
+  Promote("v1.0.0");
+  StartServer();
+  auto o = Remote();
+  o.wait_seconds = 1;
+  auto l = ProductionModelLoader::Start(o, Load());
+  ASSERT_TRUE(l);
+  ASSERT_EQ(VersionOf(**l), "v1.0.0");
+  // While the server is away, v1.1.0 is promoted and its stored artifact
+  // altered afterwards; when the server is back it streams the altered
+  // bytes and the loader's hash refuses them.
+  const int port = port_;
+  StopServer();
+  Promote("v1.1.0");
+  const std::string art = root_ + "/artifacts/risk_model/v1.1.0/model.pkl";
+  fs::permissions(art, fs::perms::owner_read | fs::perms::owner_write);
+  std::ofstream(art, std::ios::trunc) << "tampered weights";
+  StartServer(port);
+  Status st = (*l)->ReloadNow();
+  EXPECT_EQ(st.code(), Code::kCorruption) << st.ToString();
+  EXPECT_EQ(VersionOf(**l), "v1.0.0");
+  EXPECT_FALSE(fs::exists(dir_.sub("cache/risk_model/v1.1.0/model.pkl")));
+  EXPECT_FALSE(fs::exists(dir_.sub("cache/risk_model/v1.1.0/model.pkl.partial")));
+}
+
 TEST_F(RemoteLoaderTest, FailedLoadIsAcknowledgedAsFailed) {
   Register("v1.0.0");
   Register("v1.1.0");
