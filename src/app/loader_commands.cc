@@ -82,6 +82,7 @@ Status RunConsumers(const Globals& g, const std::string& type, std::ostream& out
 Status RunWatch(const Globals& g, const WatchOptions& o, std::ostream& out) {
   MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
   loader::LoaderOptions lo;
+  std::string private_cache;
   lo.model_type = o.type;
   lo.consumer_id = o.consumer_id;
   if (lo.consumer_id.empty()) {
@@ -95,9 +96,14 @@ Status RunWatch(const Globals& g, const WatchOptions& o, std::ostream& out) {
   } else {
     lo.url = g.url;
     lo.token = g.token;
-    lo.cache_dir = o.cache_dir.empty()
-                       ? (std::filesystem::temp_directory_path() / "modelreg-watch-cache").string()
-                       : o.cache_dir;
+    lo.cache_dir = o.cache_dir;
+    if (lo.cache_dir.empty()) {
+      // A private directory of this run (mode 0700), removed at the end.
+      std::string tmpl = (std::filesystem::temp_directory_path() / "modelreg-watch-XXXXXX").string();
+      if (mkdtemp(tmpl.data()) == nullptr) return Status::IOError("cannot create a cache directory");
+      lo.cache_dir = tmpl;
+      private_cache = tmpl;
+    }
   }
   for (const std::string& d : o.datasets) {
     auto kv = registry::SplitAssignment(d, "--dataset");
@@ -130,7 +136,13 @@ Status RunWatch(const Globals& g, const WatchOptions& o, std::ostream& out) {
   sigaddset(&stop, SIGALRM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   auto l = loader::ProductionModelLoader::Start(lo, load);
-  if (!l) return l.error();
+  if (!l) {
+    if (!private_cache.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(private_cache, ec);
+    }
+    return l.error();
+  }
   {
     std::lock_guard<std::mutex> lock(print_mu);
     out << "watching " << o.type << " as " << lo.consumer_id << " ("
@@ -141,6 +153,10 @@ Status RunWatch(const Globals& g, const WatchOptions& o, std::ostream& out) {
   int sig = 0;
   sigwait(&stop, &sig);
   l->reset();
+  if (!private_cache.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(private_cache, ec);
+  }
   return Status::OK();
 }
 

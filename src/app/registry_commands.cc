@@ -84,7 +84,10 @@ Result<std::string> MergedMetadata(const registry::MetadataInput& in) {
     j = json::parse(*in.metadata_json, nullptr, false);
     if (!j.is_object()) return Err(Status::InvalidArgument("metadata file must be a JSON object"));
   }
-  if (in.config_json) j["config"] = json::parse(*in.config_json, nullptr, false);
+  if (in.config_json) {
+    j["config"] = json::parse(*in.config_json, nullptr, false);
+    j.erase("config_hash");  // it described the file's config, now replaced
+  }
   for (const auto& [k, v] : in.metrics) j["metrics"][k] = v;
   for (const auto& [k, v] : in.datasets) j["dataset_version_ids"][k] = v;
   if (in.snapshot_id) j["snapshot_id"] = *in.snapshot_id;
@@ -181,6 +184,15 @@ Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out
     auto r = (*target)->Register(o.type, o.version, o.path, *meta);
     if (!r) return r.error();
     j = std::move(*r);
+    // What the server stored must be what was hashed here.
+    if (!j.contains("artifact_sha256") || !j["artifact_sha256"].is_string() ||
+        j["artifact_sha256"].get<std::string>() != ToHex(hash->sha256)) {
+      return Status::Corruption("the server stored " + o.type + " " + o.version + " with sha256 " +
+                                j.value("artifact_sha256", std::string("?")) + " but " + o.path +
+                                " has " + ToHex(hash->sha256) +
+                                " (the file changed or the upload was cut short); check it with "
+                                "`modelreg show` and register a new version");
+    }
   } else {
     auto reg = OpenForWrite(g, /*create=*/true);
     if (!reg) return reg.error();

@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -110,14 +112,23 @@ Status RunServe(const Globals& g, const ServeOptions& o, std::ostream& out) {
   out << "serving " << g.root << " on " << (*srv)->url() << std::endl;
 
   Status served;
+  std::atomic<bool> serve_returned{false};
   std::thread serving([&] {
     served = (*srv)->Serve();
+    serve_returned.store(true);
     kill(getpid(), SIGUSR1);  // wake the waiter if the server stopped by itself
   });
   if (o.exit_after_seconds > 0) alarm(static_cast<unsigned>(o.exit_after_seconds));
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  (*srv)->Stop();  // requests in flight finish before Serve returns
+  // Requests in flight finish before Serve returns. A stop that lands before
+  // the server entered its accept loop does nothing, so repeat it.
+  while (!serve_returned.load()) {
+    (*srv)->Stop();
+    for (int i = 0; i < 10 && !serve_returned.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
   serving.join();
   client::WithdrawServer(g.root);
   out << "stopped (" << (sig == SIGALRM ? "--exit-after" : sig == SIGUSR1 ? "server ended" : "signal")

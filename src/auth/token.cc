@@ -164,7 +164,8 @@ Result<Claims> TokenVerifier::Verify(std::string_view token) const {
     if (!claims["exp"].is_number()) return Err(Refused("exp is not a number"));
     const auto exp = claims["exp"].get<double>();
     if (static_cast<double>(now) >= exp) return Err(Refused("expired"));
-    out.expires_at = static_cast<TimeNs>(exp) * 1'000'000'000;
+    // Clamp far-future expiries to the end of the nanosecond range.
+    out.expires_at = exp >= 9.2e9 ? INT64_MAX : static_cast<TimeNs>(exp) * 1'000'000'000;
   } else if (config_.require_exp) {
     return Err(Refused("no exp claim"));
   }

@@ -115,10 +115,11 @@ Result<json> RemoteRegistry::Register(const std::string& type, const std::string
        [file](std::size_t, httplib::DataSink& sink) {
          char buf[1 << 16];
          file->read(buf, sizeof buf);
+         if (file->bad()) return false;  // a read error: abort, never a short upload
          if (file->gcount() > 0 && !sink.write(buf, static_cast<std::size_t>(file->gcount()))) {
            return false;
          }
-         if (!*file) sink.done();
+         if (file->eof()) sink.done();
          return true;
        },
        fs::path(artifact_path).filename().string(), "application/octet-stream"});

@@ -1,5 +1,7 @@
 #include "loader/production_loader.h"
 
+#include <unistd.h>
+
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -123,6 +125,14 @@ class RemoteSource final : public Source {
   explicit RemoteSource(const LoaderOptions& o) : o_(o) {}
 
   Result<std::optional<Target>> Production() override {
+    try {
+      return ProductionUnchecked();
+    } catch (const std::exception& ex) {
+      return Err(Status::IOError(std::string("unexpected reply from ") + o_.url + ": " + ex.what()));
+    }
+  }
+
+  Result<std::optional<Target>> ProductionUnchecked() {
     auto c = Client();
     auto res = c->Get("/api/v1/models/" + o_.model_type + "/current");
     if (!res) {
@@ -162,7 +172,13 @@ class RemoteSource final : public Source {
       if (hash && ToHex(hash->sha256) == t.sha256) return final_path.string();
       fs::remove(final_path, ec);  // altered in the cache: download again
     }
-    const fs::path partial = dir / (t.artifact_name + ".partial");
+    // A private temporary name: loaders sharing a cache never write into
+    // each other's downloads.
+    std::string tmpl = (dir / ("." + t.artifact_name + ".partial-XXXXXX")).string();
+    const int fd = mkstemp(tmpl.data());
+    if (fd < 0) return Err(Status::IOError("cannot create a file in " + dir.string()));
+    close(fd);
+    const fs::path partial = tmpl;
     std::ofstream out(partial, std::ios::binary | std::ios::trunc);
     if (!out) return Err(Status::IOError("cannot write " + partial.string()));
     Sha256 h;
@@ -186,11 +202,28 @@ class RemoteSource final : public Source {
                                     " has sha256 " + got + " but it was registered with " + t.sha256));
     }
     fs::rename(partial, final_path, ec);
-    if (ec) return Err(Status::IOError("cannot rename " + partial.string() + ": " + ec.message()));
+    if (ec) {
+      fs::remove(partial, ec);
+      return Err(Status::IOError("cannot rename into " + final_path.string()));
+    }
+    // What the callback will read is the file on disk: check that one.
+    auto hash = artifacts::HashFile(final_path.string());
+    if (!hash) return Err(hash.error());
+    if (ToHex(hash->sha256) != t.sha256) {
+      return Err(Status::Corruption("cached artifact " + final_path.string() + " changed after its download"));
+    }
     return final_path.string();
   }
 
   Status WaitForChange(const std::atomic<bool>& stop) override {
+    try {
+      return WaitUnchecked(stop);
+    } catch (const std::exception& ex) {
+      return Status::IOError(std::string("unexpected reply from ") + o_.url + ": " + ex.what());
+    }
+  }
+
+  Status WaitUnchecked(const std::atomic<bool>& stop) {
     if (stop.load()) return Status::OK();
     auto c = Client();
     c->set_read_timeout(o_.wait_seconds + 10, 0);
@@ -213,7 +246,11 @@ class RemoteSource final : public Source {
     if (res->status != 200 || !j.is_object() || !j.contains("events") || !j["events"].is_array()) {
       return Status::IOError("GET events from " + o_.url + ": HTTP " + std::to_string(res->status));
     }
-    for (const json& e : j["events"]) after_ = std::max(after_, e.value("seq", after_));
+    for (const json& e : j["events"]) {
+      if (e.is_object() && e.contains("seq") && e["seq"].is_number_unsigned()) {
+        after_ = std::max(after_, e["seq"].get<Seq>());
+      }
+    }
     if (j["events"].empty() && j.contains("head_seq") && j["head_seq"].is_number_unsigned()) {
       after_ = std::max(after_, j["head_seq"].get<Seq>());
     }
@@ -262,6 +299,13 @@ class ProductionModelLoader::Impl {
       return Status::InvalidArgument("the loader needs a model type and a consumer id");
     }
     MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o_.model_type));
+    // It goes into URLs and events: letters, digits and . _ @ : - only.
+    if (o_.consumer_id.size() > 128 ||
+        o_.consumer_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789._@:-") != std::string::npos) {
+      return Status::InvalidArgument("consumer id '" + o_.consumer_id +
+                                     "' must be 1..128 of letters, digits and . _ @ : -");
+    }
     if (o_.root.empty() == o_.url.empty()) {
       return Status::InvalidArgument("give the loader either a registry root or a server url");
     }
@@ -379,7 +423,13 @@ class ProductionModelLoader::Impl {
       current_ = loaded;  // readers holding the old one keep it alive
       ++stats_.swaps;
     }
-    if (o_.on_swap) o_.on_swap(*loaded);
+    if (o_.on_swap) {
+      try {
+        o_.on_swap(*loaded);
+      } catch (...) {
+        // The swap happened; a throwing observer must not kill the loader.
+      }
+    }
     return Status::OK();
   }
 
@@ -405,7 +455,12 @@ class ProductionModelLoader::Impl {
       ++stats_.failures;
       stats_.last_error = message;
     }
-    if (o_.on_error) o_.on_error(message);
+    if (o_.on_error) {
+      try {
+        o_.on_error(message);
+      } catch (...) {
+      }
+    }
   }
 
   LoaderOptions o_;

@@ -15,7 +15,8 @@
 // (a ConsumerAcknowledged event: `modelreg consumers TYPE`).
 //
 // Thread-safety: Current(), stats() and ReloadNow() may be called from any
-// thread; callbacks run on the loader's thread (or ReloadNow's caller).
+// thread; callbacks run on the loader's thread (or ReloadNow's caller) and
+// must not call ReloadNow() themselves (it would wait for itself).
 #pragma once
 
 #include <chrono>
@@ -52,6 +53,7 @@ using LoadFn = std::function<Result<std::shared_ptr<const void>>(const ModelFile
 struct LoaderOptions {
   std::string model_type;
   std::string consumer_id;  // reported in acknowledgements, e.g. "pricing@host-3"
+                            // (letters, digits, . _ @ : -; at most 128)
   // Where to follow: a local registry directory, or a server.
   std::string root;
   std::string url;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <mutex>
 #include <sstream>
 
@@ -209,7 +210,7 @@ class ApiServer::Impl {
     // every keep-alive request.
     server_->set_tcp_nodelay(true);
     server_->set_exception_handler(
-        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
           std::string what = "unknown exception";
           try {
             std::rethrow_exception(ep);
@@ -217,8 +218,26 @@ class ApiServer::Impl {
             what = ex.what();
           } catch (...) {
           }
-          SendError(res, 500, "internal", what);
+          // The details go to the server's log, not to the caller.
+          std::fprintf(stderr, "modelreg serve: internal error in %s %s: %s\n", req.method.c_str(),
+                       req.path.c_str(), what.c_str());
+          SendError(res, 500, "internal", "internal error");
         });
+    // Bodies are read into memory before a handler (and its token check)
+    // runs, except for the streamed upload route: refuse large ones first.
+    server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+      static const std::regex upload(R"(^/api/v1/models/[a-z_]+/v[^/]*$)");
+      if (req.method == "POST" && std::regex_match(req.path, upload)) {
+        return httplib::Server::HandlerResponse::Unhandled;
+      }
+      const std::string length = req.get_header_value("Content-Length");
+      const bool chunked = req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+      if (chunked || (!length.empty() && (length.size() > 7 || std::stoul(length) > kMaxJsonBody))) {
+        SendError(res, 413, "too_large", "request body is larger than 64 KiB");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
     server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;  // a handler already wrote its error
       if (res.status == 404) {
@@ -538,6 +557,14 @@ class ApiServer::Impl {
                  auto limit = UintParam(req, "limit", 1000, 1000);
                  if (!limit) return SendStatus(res, limit.error());
                  Seq head = reg_.log().head().seq;
+                 // Long polls may hold at most half the workers: beyond that
+                 // they answer at once, so other requests are never starved.
+                 const int max_polls = std::max(1, std::max(2, options_.threads) / 2);
+                 if (polls_.fetch_add(1) >= max_polls) *wait = 0;
+                 struct Release {
+                   std::atomic<int>& n;
+                   ~Release() { n.fetch_sub(1); }
+                 } release{polls_};
                  // Wait in slices so that Stop() does not wait for long polls.
                  const auto deadline = Clock::now() + std::chrono::seconds(*wait);
                  while (head <= *after && Clock::now() < deadline && !stopping_.load()) {
@@ -765,6 +792,7 @@ class ApiServer::Impl {
   bool tls_ = false;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> polls_{0};  // long polls in progress
   Metrics metrics_;
 };
 

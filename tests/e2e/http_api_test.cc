@@ -308,6 +308,33 @@ TEST_F(HttpApi, LongPollReturnsAsSoonAsAnEventExists) {
   poller.join();
 }
 
+TEST_F(HttpApi, LongPollsCannotTakeEveryWorker) {
+  server::ServerOptions few;
+  few.threads = 4;  // at most 2 waiting polls
+  Start(auth::VerifierConfig{kSecret, "", "", "", true, &SystemClock::Instance()}, few);
+  const auto token = Read();
+  std::vector<std::thread> polls;
+  for (int i = 0; i < 2; ++i) {
+    polls.emplace_back([this, token] {
+      httplib::Client c("127.0.0.1", server_->port());
+      c.set_read_timeout(20, 0);
+      c.Get("/api/v1/events?after=999&wait=3", token);
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // A third poll answers at once instead of waiting, and other requests
+  // still get a worker.
+  const auto t0 = Steady::now();
+  auto third = client_->Get("/api/v1/events?after=999&wait=3", token);
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->status, 200);
+  EXPECT_LT(Steady::now() - t0, std::chrono::milliseconds(1500));
+  const auto t1 = Steady::now();
+  EXPECT_EQ(client_->Get("/healthz")->status, 200);
+  EXPECT_LT(Steady::now() - t1, std::chrono::milliseconds(1500));
+  for (auto& t : polls) t.join();
+}
+
 TEST_F(HttpApi, TokensThatMustBeRefused) {
   const std::string path = "/api/v1/models/risk_model";
   auto status = [&](const httplib::Headers& h) {
@@ -444,7 +471,7 @@ TEST_F(HttpApi, BadRequestsGetClearErrorsAndChangeNothing) {
            {"POST", "/api/v1/models/risk_model/v1.0.0/promote", "[1,2]", 400},
            {"POST", "/api/v1/models/risk_model/v1.0.0/promote", R"({"reason": 5})", 400},
            {"POST", "/api/v1/models/risk_model/v1.0.0/promote", R"({"override_gates": "yes"})", 400},
-           {"POST", "/api/v1/models/risk_model/v1.0.0/promote", "{\"reason\": \"" + big + "\"}", 400},
+           {"POST", "/api/v1/models/risk_model/v1.0.0/promote", "{\"reason\": \"" + big + "\"}", 413},
            {"POST", "/api/v1/models/risk_model/v1.0.0/promote", "{\"reason\": \"caf\xe9\"}", 400},
            {"POST", "/api/v1/models/risk_model/v1.0.0/archive", R"({"reason": ["x"]})", 400},
            {"POST", "/api/v1/models/risk_model/../promote", "{}", 400},
@@ -456,6 +483,13 @@ TEST_F(HttpApi, BadRequestsGetClearErrorsAndChangeNothing) {
     const json j = json::parse(r->body, nullptr, false);
     EXPECT_TRUE(j.is_object() && j.contains("error")) << c.path << ": " << r->body;
   }
+  // A large body is refused before it is read or any token is checked.
+  const std::string huge(200 * 1024, 'x');
+  auto no_token_big = client_->Post("/api/v1/models/risk_model/v1.0.0/promote", huge, "application/json");
+  ASSERT_TRUE(no_token_big);
+  EXPECT_EQ(no_token_big->status, 413);
+  EXPECT_EQ(client_->Post("/api/v1/models/risk_model/v1.0.0/promote", Admin(), huge, "application/json")->status,
+            413);
   // Uploads: not multipart, a traversal file name, an unknown part, no artifact.
   auto raw = client_->Post("/api/v1/models/risk_model/v2.0.0", Write(), "bytes", "application/octet-stream");
   EXPECT_EQ(raw->status, 400);
