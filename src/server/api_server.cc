@@ -232,8 +232,13 @@ class ApiServer::Impl {
       }
       const std::string length = req.get_header_value("Content-Length");
       const bool chunked = req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
-      if (chunked || (!length.empty() && (length.size() > 7 || std::stoul(length) > kMaxJsonBody))) {
-        SendError(res, 413, "too_large", "request body is larger than 64 KiB");
+      const bool too_long =
+          !length.empty() && (length.size() > 7 ||
+                              length.find_first_not_of("0123456789") != std::string::npos ||
+                              std::stoul(length) > kMaxJsonBody);
+      if (chunked || too_long) {
+        SendError(res, 413, "too_large",
+                  "request bodies must be sent with a Content-Length of at most 64 KiB");
         return httplib::Server::HandlerResponse::Handled;
       }
       return httplib::Server::HandlerResponse::Unhandled;
