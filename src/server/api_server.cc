@@ -350,6 +350,33 @@ class ApiServer::Impl {
     return true;
   }
 
+  // What every write route starts with: the path checked, the JSON body
+  // parsed, the actor (the token's subject) with the body's "reason".
+  struct WriteRequest {
+    std::string type, version;
+    json body;
+    registry::Actor actor;
+  };
+  static std::optional<WriteRequest> ParseWrite(const httplib::Request& req, httplib::Response& res,
+                                                const auth::Claims& c, bool has_version) {
+    WriteRequest w;
+    w.type = req.matches[1];
+    if (has_version) w.version = req.matches[2];
+    if (!PathOk(res, w.type, has_version ? &w.version : nullptr)) return std::nullopt;
+    auto body = BodyObject(req);
+    if (!body) {
+      SendStatus(res, body.error());
+      return std::nullopt;
+    }
+    w.body = std::move(*body);
+    w.actor = registry::Actor{c.subject, ""};
+    if (Status st = StringField(w.body, "reason", &w.actor.reason); !st.ok()) {
+      SendStatus(res, st);
+      return std::nullopt;
+    }
+    return w;
+  }
+
   void Written(httplib::Response& res, const Result<registry::WriteResult>& r) {
     if (!r) {
       SendStatus(res, r.error());
@@ -591,15 +618,9 @@ class ApiServer::Impl {
     s.Post(models + type + "/" + version + "/validate",
            Wrap("POST /api/v1/models/{type}/{version}/validate", Need::kWrite,
                 [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
-                  const std::string t = req.matches[1], v = req.matches[2];
-                  if (!PathOk(res, t, &v)) return;
-                  auto body = BodyObject(req);
-                  if (!body) return SendStatus(res, body.error());
-                  registry::Actor actor{c.subject, ""};
-                  if (Status st = StringField(*body, "reason", &actor.reason); !st.ok()) {
-                    return SendStatus(res, st);
-                  }
-                  auto r = reg_.Validate(t, v, actor);
+                  auto w = ParseWrite(req, res, c, true);
+                  if (!w) return;
+                  auto r = reg_.Validate(w->type, w->version, w->actor);
                   if (!r) return SendStatus(res, r.error());
                   metrics_.CountAppend();
                   SendJson(res, 200, json{{"ok", r->ok}, {"detail", r->detail}, {"seq", r->seq}});
@@ -608,17 +629,13 @@ class ApiServer::Impl {
     s.Post(models + type + "/" + version + "/promote",
            Wrap("POST /api/v1/models/{type}/{version}/promote", Need::kWrite,
                 [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
-                  const std::string t = req.matches[1], v = req.matches[2];
-                  if (!PathOk(res, t, &v)) return;
-                  auto body = BodyObject(req);
-                  if (!body) return SendStatus(res, body.error());
-                  registry::Actor actor{c.subject, ""};
+                  auto w = ParseWrite(req, res, c, true);
+                  if (!w) return;
                   bool override_gates = false;
                   std::optional<std::string> expect;
-                  Status st = StringField(*body, "reason", &actor.reason);
-                  if (st.ok()) st = BoolField(*body, "override_gates", &override_gates);
-                  if (st.ok() && body->contains("expect_current")) {
-                    const json& e = (*body)["expect_current"];
+                  Status st = BoolField(w->body, "override_gates", &override_gates);
+                  if (st.ok() && w->body.contains("expect_current")) {
+                    const json& e = w->body["expect_current"];
                     if (e.is_null()) {
                       expect = std::string();  // "none"
                     } else if (e.is_string()) {
@@ -632,51 +649,37 @@ class ApiServer::Impl {
                     return SendError(res, 403, "forbidden",
                                      "overriding the gates needs the scope model:admin");
                   }
-                  Written(res, reg_.Promote(t, v, expect, override_gates, actor));
+                  Written(res, reg_.Promote(w->type, w->version, expect, override_gates, w->actor));
                 }));
 
     s.Post(models + type + "/" + version + "/archive",
            Wrap("POST /api/v1/models/{type}/{version}/archive", Need::kWrite,
                 [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
-                  const std::string t = req.matches[1], v = req.matches[2];
-                  if (!PathOk(res, t, &v)) return;
-                  auto body = BodyObject(req);
-                  if (!body) return SendStatus(res, body.error());
-                  registry::Actor actor{c.subject, ""};
-                  if (Status st = StringField(*body, "reason", &actor.reason); !st.ok()) {
-                    return SendStatus(res, st);
-                  }
-                  Written(res, reg_.Archive(t, v, actor));
+                  auto w = ParseWrite(req, res, c, true);
+                  if (!w) return;
+                  Written(res, reg_.Archive(w->type, w->version, w->actor));
                 }));
 
     s.Post(models + type + "/" + version + "/fail",
            Wrap("POST /api/v1/models/{type}/{version}/fail", Need::kWrite,
                 [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
-                  const std::string t = req.matches[1], v = req.matches[2];
-                  if (!PathOk(res, t, &v)) return;
-                  auto body = BodyObject(req);
-                  if (!body) return SendStatus(res, body.error());
-                  registry::Actor actor{c.subject, ""};
+                  auto w = ParseWrite(req, res, c, true);
+                  if (!w) return;
                   bool force = false;
-                  Status st = StringField(*body, "reason", &actor.reason);
-                  if (st.ok()) st = BoolField(*body, "force", &force);
-                  if (!st.ok()) return SendStatus(res, st);
-                  Written(res, reg_.Fail(t, v, force, actor));
+                  if (Status st = BoolField(w->body, "force", &force); !st.ok()) return SendStatus(res, st);
+                  Written(res, reg_.Fail(w->type, w->version, force, w->actor));
                 }));
 
     s.Post(models + type + "/rollback",
            Wrap("POST /api/v1/models/{type}/rollback", Need::kWrite,
                 [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
-                  const std::string t = req.matches[1];
-                  if (!PathOk(res, t, nullptr)) return;
-                  auto body = BodyObject(req);
-                  if (!body) return SendStatus(res, body.error());
-                  registry::Actor actor{c.subject, ""};
+                  auto w = ParseWrite(req, res, c, false);
+                  if (!w) return;
                   bool fail_current = false;
-                  Status st = StringField(*body, "reason", &actor.reason);
-                  if (st.ok()) st = BoolField(*body, "fail_current", &fail_current);
-                  if (!st.ok()) return SendStatus(res, st);
-                  Written(res, reg_.Rollback(t, fail_current, actor));
+                  if (Status st = BoolField(w->body, "fail_current", &fail_current); !st.ok()) {
+                    return SendStatus(res, st);
+                  }
+                  Written(res, reg_.Rollback(w->type, fail_current, w->actor));
                 }));
 
     // Versions start with "v": "rollback" above is not one.
