@@ -415,25 +415,28 @@ Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostre
       out << "  " << tname << ": none\n";
       continue;
     }
-    auto prod = (*reg)->ProductionAtTime(tname, at);  // the structs, for the text
-    if (!prod) return prod.error();
-    const VersionRecord& r = *prod->record;
-    const projection::PromotionRecord* p = prod->promotion ? &*prod->promotion : nullptr;
-    const json& promotion = (*entry)["promotion"];
-    const json gates = promotion.is_object() ? promotion["gates"] : json::array();
-    const std::string policy =
-        promotion.is_object() ? promotion["policy"].get<std::string>() : std::string();
-    out << "  " << tname << ": " << r.version << '\n';
-    if (p != nullptr) {
-      out << "      " << (p->rollback ? "rolled back to" : "promoted") << " at " << FormatUtc(p->at)
-          << " by " << p->actor << " (event #" << p->seq << ")";
-      if (!p->replaced_version.empty()) out << ", replacing " << p->replaced_version;
+    // The text is the same entry, for people.
+    const json& r = (*entry)["record"];
+    const json& p = (*entry)["promotion"];
+    out << "  " << tname << ": " << r["version"].get<std::string>() << '\n';
+    if (p.is_object()) {
+      const bool rollback = p["kind"] == "rollback";
+      out << "      " << (rollback ? "rolled back to" : "promoted") << " at "
+          << p["at"].get<std::string>() << " by " << p["actor"].get<std::string>() << " (event #"
+          << p["seq"] << ")";
+      if (p["replaced_version"].is_string()) {
+        out << ", replacing " << p["replaced_version"].get<std::string>();
+      }
       out << '\n';
-      if (!p->reason.empty()) out << "      reason: " << p->reason << '\n';
-      if (!p->rollback) {
-        out << "      gates: " << p->gates_passed << '/' << p->gates_total << " passed"
-            << (p->gates_overridden ? ", OVERRIDDEN: " + p->override_reason : "") << '\n';
-        for (const auto& gate : gates) {
+      const std::string reason = p["reason"];
+      if (!reason.empty()) out << "      reason: " << reason << '\n';
+      if (!rollback) {
+        out << "      gates: " << p["gates_passed"] << '/' << p["gates_total"] << " passed"
+            << (p["gates_overridden"].get<bool>()
+                    ? ", OVERRIDDEN: " + p["override_reason"].get<std::string>()
+                    : "")
+            << '\n';
+        for (const auto& gate : p["gates"]) {
           out << "        " << (gate.value("passed", false) ? "pass " : "FAIL ")
               << gate.value("name", std::string()) << ' '
               << gate.value("comparison", std::string()) << ' ' << gate.value("threshold", 0.0)
@@ -441,13 +444,14 @@ Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostre
               << (gate["observed"].is_null() ? std::string("missing") : gate["observed"].dump())
               << '\n';
         }
+        const std::string policy = p["policy"];
         if (!policy.empty()) out << "      policy: " << policy << '\n';
       }
     }
-    out << "      metrics: " << json(r.metrics).dump() << '\n'
-        << "      sha256: " << r.artifact_sha256 << '\n'
-        << "      registered " << FormatUtc(r.registered_at) << " by " << r.registered_by
-        << " (event #" << r.registered_seq << ")\n";
+    out << "      metrics: " << r["metrics"].dump() << '\n'
+        << "      sha256: " << r["artifact_sha256"].get<std::string>() << '\n'
+        << "      registered " << r["registered_at"].get<std::string>() << " by "
+        << r["registered_by"].get<std::string>() << " (event #" << r["registered_seq"] << ")\n";
   }
   if (g.json) out << json{{"at", FormatUtc(at)}, {"seq", *upto}, {"models", arr}}.dump() << '\n';
   return Status::OK();

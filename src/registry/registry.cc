@@ -159,13 +159,8 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
                    options.on_warning));
   if (options.read_only || options.follow) {
     // Only check whether the rows are current; the state loads on demand.
-    auto s = reg->store_->GetRow(kProjectionCf, "s");
-    auto marker = reg->store_->GetRow(kProjectionCf, projection::kIndexMarkerKey);
-    if (s && *s && marker && *marker) {
-      auto j = nlohmann::json::parse(**s, nullptr, false);
-      reg->rows_current_ = j.is_object() && j.contains("seq") && j["seq"].is_number_unsigned() &&
-                           j["seq"].get<Seq>() == reg->store_->head().seq;
-    }
+    auto current = reg->RowsCurrent();
+    reg->rows_current_ = current && *current;
   } else {
     MODELREG_RETURN_IF_ERROR(reg->LoadState());
   }
@@ -903,20 +898,23 @@ Result<ValidateResult> Registry::Validate(const std::string& type, const std::st
   return ValidateResult{check->ok, check->detail, r->seq};
 }
 
+Result<bool> Registry::RowsCurrent() const {
+  auto s = store_->GetRow(kProjectionCf, "s");
+  if (!s) return Err(s.error());
+  auto marker = store_->GetRow(kProjectionCf, projection::kIndexMarkerKey);
+  if (!marker) return Err(marker.error());
+  if (!*s || !*marker) return false;
+  auto j = nlohmann::json::parse(**s, nullptr, false);
+  return j.is_object() && j.contains("seq") && j["seq"].is_number_unsigned() &&
+         j["seq"].get<Seq>() == store_->head().seq;
+}
+
 Status Registry::CatchUp() {
   if (!read_only_) return Status::OK();
   MODELREG_RETURN_IF_ERROR(store_->CatchUp());
-  auto s = store_->GetRow(kProjectionCf, "s");
-  if (!s) return s.error();
-  auto marker = store_->GetRow(kProjectionCf, projection::kIndexMarkerKey);
-  if (!marker) return marker.error();
-  bool current = false;
-  if (*s && *marker) {
-    auto j = nlohmann::json::parse(**s, nullptr, false);
-    current = j.is_object() && j.contains("seq") && j["seq"].is_number_unsigned() &&
-              j["seq"].get<Seq>() == store_->head().seq;
-  }
-  rows_current_ = current;
+  auto current = RowsCurrent();
+  if (!current) return current.error();
+  rows_current_ = *current;
   std::lock_guard<std::mutex> lock(mu_);
   loaded_ = false;  // a loaded state would be the old one
   state_ = State();

@@ -202,6 +202,9 @@ class Registry {
   Status LoadState();
   // Reads the projection rows (or folds the log when they are stale) into
   // a State; writes nothing.
+  // Whether the projection rows (state and record index) match the log head,
+  // from the "s" row and the marker alone.
+  Result<bool> RowsCurrent() const;
   // Without `fold_if_stale`, stale rows give an empty state.
   Result<State> ReadState(bool* rows_current, bool fold_if_stale) const;
   // Rewrites every projection row from the first `head` events and returns
