@@ -847,9 +847,16 @@ TEST_F(Cli, WatchFollowsPromotionsAndConsumersShowsWhatRuns) {
   json consumers;
   for (int i = 0; i < 50; ++i) {
     consumers = json::parse(Ok("--json consumers risk_model").out);
+    // Both acknowledgements of the promotion land asynchronously: svc-a's
+    // load of v1.1.0 and svc-b's refusal of it (its earlier refusal of
+    // v1.0.0 may be all that is recorded yet).
     bool a_done = false;
-    for (const auto& c : consumers["consumers"]) a_done = a_done || (c["consumer_id"] == "svc-a" && c["version"] == "v1.1.0");
-    if (a_done && consumers["consumers"].size() == 2) break;
+    bool b_done = false;
+    for (const auto& c : consumers["consumers"]) {
+      a_done = a_done || (c["consumer_id"] == "svc-a" && c["version"] == "v1.1.0");
+      b_done = b_done || (c["consumer_id"] == "svc-b" && c["attempted_version"] == "v1.1.0");
+    }
+    if (a_done && b_done) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(consumers["production"], "v1.1.0");
