@@ -1,6 +1,6 @@
 // modelreg-query-bench: builds a registry with N events of a realistic mix
-// (per model type, a weekly cycle: two registrations with full metadata, a
-// validation, a promotion, now and then a rollback or a failure), lets the
+// (tools/bench/workload.h: per model type, a weekly cycle of registrations
+// with full metadata, validations, promotions, rollbacks, failures), lets the
 // registry build its projections, then measures "production per type at
 // time T" (all four types, T uniform over the log):
 //   - inside the library (Registry::ProductionAtTime), p50/p99/max;
@@ -26,6 +26,7 @@
 #include "log/event_store.h"
 #include "registry/naming.h"
 #include "registry/registry.h"
+#include "workload.h"
 
 namespace {
 
@@ -47,62 +48,6 @@ std::string Milli(double seconds) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f ms", seconds * 1e3);
   return buf;
-}
-
-// One model type's weekly cycle, appended by its own thread (types are
-// independent, so four threads keep each type's order).
-void AppendType(EventStore& store, const std::string& type, std::uint64_t events,
-                std::atomic<std::uint64_t>& done, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  const modelreg::Envelope env{"bench", "", 0};
-  std::string production, previous;
-  std::uint64_t week = 0, n = 0;
-  auto append = [&](const std::string& draft) {
-    auto r = store.Append({draft, std::nullopt, nullptr});
-    if (!r) {
-      std::cerr << "append: " << r.error().ToString() << '\n';
-      std::exit(1);
-    }
-    ++n;
-    ++done;
-  };
-  auto id = [] { return modelreg::NewEventId(); };
-  while (n < events) {
-    ++week;
-    const std::string a = "v" + std::to_string(week) + ".0.0";
-    const std::string b = "v" + std::to_string(week) + ".1.0";
-    for (const std::string& v : {a, b}) {
-      auto reg = modelreg::events::SampleRegistration(type, v, seed * 1'000'003 + week);
-      reg.metrics["ic"] = 0.03 + 0.05 * static_cast<double>(rng() % 100) / 100.0;
-      reg.metrics["sharpe"] = 0.6 + static_cast<double>(rng() % 100) / 50.0;
-      append(modelreg::events::Draft({"trainer", id(), 0}, reg));
-    }
-    modelreg::events::Validation val;
-    val.model_type = type;
-    val.version = b;
-    val.ok = true;
-    append(modelreg::events::Draft({"ci", id(), 0}, val));
-    modelreg::events::Promotion p;
-    p.model_type = type;
-    p.version = b;
-    p.replaced_version = production;
-    p.gates = {{"ic", ">", 0.02, 0.05, true, true, ""}, {"sharpe", ">", 0.5, 1.1, true, true, ""}};
-    p.reason = "weekly retrain";
-    p.policy = "built-in defaults";
-    append(modelreg::events::Draft({"alice", id(), 0}, p));
-    previous = production;
-    production = b;
-    append(modelreg::events::Draft({"trainer", id(), 0},
-                                   modelreg::events::Archive{type, a, "not chosen"}));
-    if (week % 10 == 0 && !previous.empty()) {
-      append(modelreg::events::Draft(
-          {"carol", id(), 0},
-          modelreg::events::Rollback{type, production, previous, true, "losing money"}));
-      std::swap(production, previous);
-      previous.clear();
-    }
-  }
-  (void)env;
 }
 
 }  // namespace
@@ -137,16 +82,7 @@ int main(int argc, char** argv) {
       std::cerr << store.error().ToString() << '\n';
       return 1;
     }
-    std::atomic<std::uint64_t> done{0};
-    std::vector<std::thread> threads;
-    std::uint64_t seed = 1;
-    for (auto type : modelreg::registry::kModelTypes) {
-      threads.emplace_back([&, type, seed] {
-        AppendType(**store, std::string(type), events / 4, done, seed);
-      });
-      ++seed;
-    }
-    for (auto& t : threads) t.join();
+    modelreg::bench::AppendWorkload(**store, events);
   }
   const double append_secs = std::chrono::duration<double>(Clock::now() - t0).count();
   std::cerr << "[bench] appended in " << append_secs << " s\n";
@@ -175,8 +111,7 @@ int main(int argc, char** argv) {
   // (a long-running process that holds the state).
   std::vector<double> lib_rows, lib_memory, lib_show, lib_list;
   std::size_t listed = 0;
-  // Versions are named v<week>.<0|1>.0; a type has about events/4/5.5 weeks.
-  const std::uint64_t max_week = std::max<std::uint64_t>(1, events / 4 / 6);
+  const std::uint64_t max_week = modelreg::bench::WeeksPerType(events);
   double load_secs = 0;
   {
     modelreg::registry::RegistryOptions o;
