@@ -236,13 +236,26 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
   return staged;
 }
 
+namespace {
+// A new file inside a staging directory, written and fsynced. No temporary
+// name: the staging directory itself is the unit that appears atomically
+// (renamed only after everything in it is durable).
+Status WriteNewFile(const std::string& path, const std::string& content) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (fd.get() < 0) return Status::IOError(Errno("cannot create", path));
+  MODELREG_RETURN_IF_ERROR(WriteAll(fd.get(), content.data(), content.size(), path));
+  if (::fsync(fd.get()) != 0) return Status::IOError(Errno("cannot fsync", path));
+  return Status::OK();
+}
+}  // namespace
+
 Status ArtifactStore::Publish(const Staged& staged, const std::string& type,
                               const std::string& version, const std::string& metadata_json) const {
   MODELREG_RETURN_IF_ERROR(
-      WriteFileAtomic((fs::path(staged.dir) / "metadata.json").string(), metadata_json));
-  MODELREG_RETURN_IF_ERROR(WriteFileAtomic((fs::path(staged.dir) / "checksum.sha256").string(),
-                                           ToHex(staged.hash.sha256) + "  " + staged.file_name +
-                                               "\n"));
+      WriteNewFile((fs::path(staged.dir) / "metadata.json").string(), metadata_json));
+  MODELREG_RETURN_IF_ERROR(WriteNewFile((fs::path(staged.dir) / "checksum.sha256").string(),
+                                        ToHex(staged.hash.sha256) + "  " + staged.file_name +
+                                            "\n"));
   MODELREG_RETURN_IF_ERROR(FsyncPath(staged.dir));
   const std::string final_dir = VersionDir(type, version);
   std::error_code ec;

@@ -290,6 +290,11 @@ Result<Delta> Plan(const State& state, const EventBuffer& event) {
     return Err(Status::Internal("projection at event " + std::to_string(state.seq) +
                                 " cannot fold event " + std::to_string(e.sequence())));
   }
+  return PlanUnchecked(state, event);
+}
+
+Result<Delta> PlanUnchecked(const State& state, const EventBuffer& event) {
+  const fb::Event& e = event.event();
   Planner plan(state, e.sequence(), e.recorded_at());
   const std::string actor = Str(e.actor());
   switch (e.payload_type()) {

@@ -131,6 +131,9 @@ struct Delta {
 
 // Requires event.sequence() == state.seq + 1 (else Internal error).
 Result<Delta> Plan(const State& state, const EventBuffer& event);
+// Plan without the sequence check: for an event whose model type no event
+// between state.seq and it touches (the registry's concurrent writers).
+Result<Delta> PlanUnchecked(const State& state, const EventBuffer& event);
 void Commit(State& state, const Delta& delta);
 Status Apply(State& state, const EventBuffer& event);
 

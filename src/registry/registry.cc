@@ -23,6 +23,8 @@ namespace {
 
 constexpr char kProjectionCf[] = "projection";
 constexpr int kWriteAttempts = 5;
+constexpr const char* kTypeMoved =
+    "another command changed this model type first; validating again";
 
 std::string Name(const std::string& type, const std::string& version) {
   return type + " " + version;
@@ -98,7 +100,50 @@ void Registry::Warn(const std::string& message) const {
   }
 }
 
-Registry::~Registry() = default;
+Registry::~Registry() {
+  if (manifest_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(manifest_wake_mu_);
+      manifest_stop_ = true;
+    }
+    manifest_wake_.notify_all();
+    manifest_thread_.join();
+    // What the thread had not written yet: a command leaves it current.
+    Status st = FlushManifest();
+    if (!st.ok()) {
+      Warn("manifest.json could not be rewritten (" + st.ToString() +
+           "); it is rewritten on the next write or open");
+    }
+  }
+}
+
+void Registry::ManifestLoop() {
+  // Coalesces bursts: after a wake-up, waits a moment for more writes, then
+  // writes the state as it is then. A failure is retried a second later.
+  constexpr auto kCoalesce = std::chrono::milliseconds(20);
+  constexpr auto kRetry = std::chrono::seconds(1);
+  std::unique_lock<std::mutex> lock(manifest_wake_mu_);
+  while (true) {
+    manifest_wake_.wait(lock, [this] { return manifest_stop_ || manifest_pending_; });
+    if (manifest_stop_) return;
+    manifest_wake_.wait_for(lock, kCoalesce, [this] { return manifest_stop_; });
+    if (manifest_stop_) return;  // the destructor writes what is left
+    manifest_pending_ = false;
+    lock.unlock();
+    Status st = WriteManifest();
+    lock.lock();
+    if (!st.ok()) {
+      Warn("manifest.json could not be rewritten (" + st.ToString() + "); retrying");
+      manifest_pending_ = true;
+      manifest_wake_.wait_for(lock, kRetry, [this] { return manifest_stop_; });
+    }
+  }
+}
+
+Status Registry::FlushManifest() {
+  if (read_only_) return Status::OK();
+  return WriteManifest();
+}
 
 Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options) {
   std::error_code ec;
@@ -163,6 +208,8 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
     reg->rows_current_ = current && *current;
   } else {
     MODELREG_RETURN_IF_ERROR(reg->LoadState());
+    Registry* r = reg.get();
+    reg->manifest_thread_ = std::thread([r] { r->ManifestLoop(); });
   }
   return reg;
 }
@@ -269,6 +316,7 @@ Status Registry::LoadState() {
     current = true;
   }
   state_ = std::move(*loaded);
+  sequenced_seq_ = state_.seq;
   loaded_ = true;
   rows_current_ = current;
   if (!read_only_) {
@@ -286,58 +334,83 @@ Status Registry::LoadState() {
   return Status::OK();
 }
 
-Result<AppendResult> Registry::Commit(const std::string& draft, Seq expected) {
+// Concurrency (docs/layout.md, "Concurrent writers"): a command validates
+// against the state and remembers the last event of its model type that
+// the state holds. On the log's writer thread, in log order, the event is
+// accepted only if no other event of that type was sequenced since; events
+// of other types may be sequenced in between (and share one fsync), since
+// a command's checks read only its own type. Durable deltas are applied to
+// the in-memory state strictly in log order.
+Result<AppendResult> Registry::Commit(const std::string& draft, const std::string& type,
+                                      Seq type_seq) {
   projection::Delta captured;
-  RowsFn rows = [this, &captured](const AppendedEvent& ev) -> Result<std::vector<Row>> {
+  RowsFn rows = [&](const AppendedEvent& ev) -> Result<std::vector<Row>> {
     std::lock_guard<std::mutex> lock(mu_);
-    if (state_.seq + 1 != ev.seq) {
+    if (sequenced_seq_ + 1 != ev.seq) {
       return Err(Status::Conflict("registry state is behind the log; retry"));
     }
-    auto delta = projection::Plan(state_, ev.event);
+    auto it = sequenced_type_seq_.find(type);
+    if ((it == sequenced_type_seq_.end() ? Seq{0} : it->second) != type_seq) {
+      return Err(Status::Conflict(kTypeMoved));
+    }
+    // Only other types' events can be pending: planning against the state
+    // without them gives the same delta for this type.
+    auto delta = projection::PlanUnchecked(state_, ev.event);
     if (!delta) return Err(delta.error());
     captured = std::move(*delta);
+    sequenced_seq_ = ev.seq;
+    sequenced_type_seq_[type] = ev.seq;
     return ToRows(projection::EncodeDelta(captured));
   };
-  auto r = store_->Append({draft, expected, rows});
+  auto r = store_->Append({draft, std::nullopt, rows});
   if (!r) return r;
   if (!r->duplicate) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      projection::Commit(state_, captured);
+      const Seq seq = captured.seq;
+      durable_.emplace(seq, std::make_pair(type, std::move(captured)));
+      // Apply every durable delta whose predecessors are applied.
+      for (auto next = durable_.find(state_.seq + 1); next != durable_.end();
+           next = durable_.find(state_.seq + 1)) {
+        committed_type_seq_[next->second.first] = next->first;
+        projection::Commit(state_, next->second.second);
+        durable_.erase(next);
+      }
     }
     state_cv_.notify_all();
   }
-  // The event is durable: a manifest that cannot be rewritten (it is
-  // derived, and rewritten on the next writable open) does not fail it.
-  Status m = WriteManifest();
-  if (!m.ok()) {
-    Warn("event " + std::to_string(r->seq) +
-         " was recorded, but manifest.json could not be rewritten (" + m.ToString() +
-         "); it is rewritten on the next write or open");
+  // The event is durable. manifest.json is derived: the manifest thread
+  // rewrites it off this path (and the destructor before closing).
+  {
+    std::lock_guard<std::mutex> lock(manifest_wake_mu_);
+    manifest_pending_ = true;
   }
+  manifest_wake_.notify_one();
   return r;
 }
 
 Result<AppendResult> Registry::Write(
-    const std::function<Result<std::string>(const State&)>& build_draft) {
+    const std::string& type, const std::function<Result<std::string>(const State&)>& build_draft) {
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
   for (int attempt = 0; attempt < kWriteAttempts; ++attempt) {
     std::string draft;
-    Seq expected = 0;
+    Seq type_seq = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto d = build_draft(state_);
       if (!d) return Err(d.error());
       draft = std::move(*d);
-      expected = state_.seq;
+      auto it = committed_type_seq_.find(type);
+      type_seq = it == committed_type_seq_.end() ? 0 : it->second;
     }
-    auto r = Commit(draft, expected);
-    const Seq head = store_->head().seq;
-    if (!r && r.error().code() == Code::kConflict && head != expected) {
-      // Someone else wrote first: wait until their change is in the state,
-      // then validate again against it.
+    auto r = Commit(draft, type, type_seq);
+    if (!r && r.error().code() == Code::kConflict) {
+      // Another command changed this type first: wait until its change is
+      // in the state, then validate again against it.
+      const Seq head = store_->head().seq;
       std::unique_lock<std::mutex> lock(mu_);
-      state_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return state_.seq >= head; });
+      state_cv_.wait_for(lock, std::chrono::seconds(5),
+                         [&] { return state_.seq >= head; });
       continue;
     }
     return r;
@@ -398,7 +471,14 @@ Result<RegisterResult> Registry::Register(const std::string& type, const std::st
   if (!reg) return Err(reg.error());
   const bool checksum_given = reg->artifact_sha256 != Digest{};
 
-  std::lock_guard<std::mutex> serialize(register_mu_);
+  // One registration per type at a time (staging clears the type's stale
+  // staging directories); types register in parallel.
+  std::mutex* type_mu = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(register_mu_);
+    type_mu = &register_type_mu_[type];
+  }
+  std::lock_guard<std::mutex> serialize(*type_mu);
   std::optional<VersionRecord> existing;
   Read([&](const State& s) {
     if (const VersionRecord* r = s.Find(type, version)) existing = *r;
@@ -483,7 +563,7 @@ Result<RegisterResult> Registry::Register(const std::string& type, const std::st
     artifacts_.Discard(*staged);
     return Err(published);
   }
-  auto r = Write([&](const State& s) -> Result<std::string> {
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
     if (s.Find(type, version) != nullptr) {
       return Err(Status::Conflict(Name(type, version) + " was registered concurrently"));
     }
@@ -612,7 +692,7 @@ Result<Registry::ArtifactCheck> Registry::CheckArtifact(const VersionRecord& rec
 
 Status Registry::MarkFailed(const VersionRecord& rec, const std::string& why,
                             const Actor& actor) {
-  auto r = Write([&](const State& s) -> Result<std::string> {
+  auto r = Write(rec.model_type, [&](const State& s) -> Result<std::string> {
     const VersionRecord* now = s.Find(rec.model_type, rec.version);
     if (now == nullptr || now->status == ModelStatus::kFailed ||
         now->status == ModelStatus::kProduction) {
@@ -693,7 +773,7 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
 
   if (!all_passed && !override_gates) {
     const std::string failures = policy::DescribeFailures(gates);
-    auto r = Write([&](const State& s) -> Result<std::string> {
+    auto r = Write(type, [&](const State& s) -> Result<std::string> {
       MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
       events::Rejection rej{type, version, ProductionOf(s, type), gates, actor.reason, policy_text};
       return events::Draft(EnvelopeFor(actor, NewEventId()), rej);
@@ -706,7 +786,7 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
   }
 
   std::string summary;
-  auto r = Write([&](const State& s) -> Result<std::string> {
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
     MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
     const std::string replaced = ProductionOf(s, type);
     summary = "promoted " + Name(type, version) +
@@ -734,7 +814,7 @@ Result<WriteResult> Registry::Archive(const std::string& type, const std::string
   MODELREG_RETURN_IF_ERROR(CheckActor(actor));
   MODELREG_RETURN_IF_ERROR(ValidateModelType(type));
   MODELREG_RETURN_IF_ERROR(ValidateVersion(version));
-  auto r = Write([&](const State& s) -> Result<std::string> {
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
     const VersionRecord* rec = FindOrNull(s, type, version);
     if (rec == nullptr) return Err(NotRegistered(type, version));
     switch (rec->status) {
@@ -766,7 +846,7 @@ Result<WriteResult> Registry::Fail(const std::string& type, const std::string& v
     return Err(Status::InvalidArgument("fail needs --reason: say why the model failed"));
   }
   std::string summary = "failed " + Name(type, version);
-  auto r = Write([&](const State& s) -> Result<std::string> {
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
     const VersionRecord* rec = FindOrNull(s, type, version);
     if (rec == nullptr) return Err(NotRegistered(type, version));
     switch (rec->status) {
@@ -823,7 +903,7 @@ Result<WriteResult> Registry::Rollback(const std::string& type, bool fail_curren
     }
   }
   std::string summary;
-  auto r = Write([&](const State& s) -> Result<std::string> {
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
     const std::string current = ProductionOf(s, type);
     if (current.empty()) {
       return Err(Status::FailedPrecondition("no production version of " + type +
@@ -890,7 +970,7 @@ Result<ValidateResult> Registry::Validate(const std::string& type, const std::st
   v.observed_size = check->observed_size;
   v.ok = check->ok;
   v.detail = check->ok ? std::string() : check->detail;
-  auto r = Write([&](const State& s) -> Result<std::string> {
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
     if (s.Find(type, version) == nullptr) return Err(NotRegistered(type, version));
     return events::Draft(EnvelopeFor(actor, NewEventId()), v);
   });
@@ -938,7 +1018,7 @@ Result<WriteResult> Registry::Acknowledge(const std::string& type, const events:
   events::ConsumerAck a = ack;
   a.model_type = type;
   std::string summary;
-  auto r = Write([&](const State& s) -> Result<std::string> {
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
     for (const std::string* v : {&a.version, &a.attempted_version}) {
       if (!v->empty() && s.Find(type, *v) == nullptr) return Err(NotRegistered(type, *v));
     }
@@ -1145,6 +1225,7 @@ Result<Registry::RebuildResult> Registry::Rebuild(
   {
     std::lock_guard<std::mutex> lock(mu_);
     state_ = std::move(*fresh);
+    sequenced_seq_ = state_.seq;
     loaded_ = true;
   }
   rows_current_ = true;
@@ -1220,7 +1301,7 @@ Result<std::vector<Registry::GcItem>> Registry::CollectGarbage(int keep, TimeNs 
       // The event first: a crash after it leaves a file the log calls
       // purged (harmless, removed next time), never a missing file the log
       // still names.
-      auto r = Write([&](const State& s) -> Result<std::string> {
+      auto r = Write(item.model_type, [&](const State& s) -> Result<std::string> {
         const VersionRecord* rec = s.Find(item.model_type, item.version);
         if (rec == nullptr || rec->purged || rec->status == ModelStatus::kProduction) {
           return Err(Status::Conflict(Name(item.model_type, item.version) + " changed meanwhile"));

@@ -17,10 +17,12 @@
 #include <condition_variable>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "artifacts/artifact_store.h"
 #include "common/clock.h"
@@ -192,6 +194,10 @@ class Registry {
     Digest after{};   // digest of the rebuilt rows
   };
   Result<RebuildResult> Rebuild(const std::function<void(Seq done, Seq total)>& progress = {});
+  // manifest.json is rewritten by a background thread shortly after writes
+  // (coalescing bursts, never on a command's durable path) and when the
+  // registry closes. This writes it now if it is behind the state.
+  Status FlushManifest();
   const EventStore& log() const { return *store_; }
   const artifacts::ArtifactStore& artifacts() const { return artifacts_; }
   const std::string& root() const { return root_; }
@@ -216,10 +222,13 @@ class Registry {
   Result<State> RewriteProjection(Seq head, const std::function<void(Seq)>& progress);
   // Appends `draft` if the head is still `expected`, keeping the
   // projection rows and in-memory state in step.
-  Result<AppendResult> Commit(const std::string& draft, Seq expected);
-  // Runs validate-build-append, re-validating when the head moved.
-  Result<AppendResult> Write(
-      const std::function<Result<std::string>(const State&)>& build_draft);
+  // `type_seq`: the last event of `type` in the state the draft was
+  // validated against (a newer one makes it Conflict).
+  Result<AppendResult> Commit(const std::string& draft, const std::string& type, Seq type_seq);
+  // Runs validate-build-append for an event of `type`, re-validating when
+  // another event of that type got in first.
+  Result<AppendResult> Write(const std::string& type,
+                             const std::function<Result<std::string>(const State&)>& build_draft);
   // Rewrites manifest.json from the state, one writer at a time, never
   // replacing a newer manifest with an older one (`force`: rewrite even if
   // this state was written already).
@@ -243,7 +252,15 @@ class Registry {
   bool read_only_;
   artifacts::ArtifactStore artifacts_;
   std::function<void(const std::string&)> on_warning_;
-  std::mutex register_mu_;  // one registration at a time (artifact directories)
+  std::mutex register_mu_;  // guards register_type_mu_
+  std::map<std::string, std::mutex> register_type_mu_;  // one registration per type at a time
+  // The manifest writer thread (writable registries): woken by Commit.
+  void ManifestLoop();
+  std::thread manifest_thread_;
+  std::mutex manifest_wake_mu_;
+  std::condition_variable manifest_wake_;
+  bool manifest_stop_ = false;      // guarded by manifest_wake_mu_
+  bool manifest_pending_ = false;   // guarded by manifest_wake_mu_
   std::mutex manifest_mu_;  // one manifest writer at a time
   Seq manifest_seq_ = 0;    // head of the last manifest written (guarded by manifest_mu_)
   bool manifest_written_ = false;
@@ -252,6 +269,13 @@ class Registry {
   bool rows_current_ = false;         // projection rows match the log head
   mutable bool loaded_ = false;       // state_ holds the state at the head
   mutable State state_;
+  // Writers (guarded by mu_): the last event planned on the log's writer
+  // thread, the last event per type planned / applied to state_, and
+  // durable deltas waiting for their predecessors to be applied.
+  Seq sequenced_seq_ = 0;
+  std::map<std::string, Seq> sequenced_type_seq_;
+  std::map<std::string, Seq> committed_type_seq_;
+  std::map<Seq, std::pair<std::string, projection::Delta>> durable_;
 };
 
 // Versions of a type in semantic-version order.

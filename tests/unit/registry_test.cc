@@ -234,7 +234,9 @@ TEST_F(RegistryTest, RegisterStagesAndPublishesTheArtifact) {
   EXPECT_EQ(meta.value("artifact_name", ""), "model.pkl");
   EXPECT_EQ(meta.at("metrics").at("sharpe"), 1.5);
 
-  // The manifest follows the log.
+  // The manifest follows the log (written off the command's path; flushed
+  // here, as the registry does when it closes).
+  ASSERT_TRUE(reg_->FlushManifest().ok());
   const json manifest = json::parse(ReadAll(root_ + "/manifest.json"), nullptr, false);
   ASSERT_TRUE(manifest.is_object());
   EXPECT_EQ(manifest.value("head_seq", Seq{0}), 1u);

@@ -235,9 +235,9 @@ struct WriteOptions {
   std::string pg;
 };
 
-// Runs `op(client, i)` for i in [0, ops/clients) on `clients` threads; ops/s.
-double Throughput(int clients, int ops, const std::function<void(int, int)>& op) {
-  const int per = std::max(1, ops / clients);
+// Runs `op(client, i)` for i in [first, first + per) on `clients` threads;
+// returns the wall time.
+double Timed(int clients, int first, int per, const std::function<void(int, int)>& op) {
   std::mutex mu;
   std::string error;
   const auto t0 = SteadyClock::now();
@@ -245,7 +245,7 @@ double Throughput(int clients, int ops, const std::function<void(int, int)>& op)
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&, c] {
       try {
-        for (int i = 0; i < per; ++i) op(c, i);
+        for (int i = first; i < first + per; ++i) op(c, i);
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> lock(mu);
         if (error.empty()) error = e.what();
@@ -254,58 +254,66 @@ double Throughput(int clients, int ops, const std::function<void(int, int)>& op)
   }
   for (auto& t : threads) t.join();
   if (!error.empty()) throw BenchError(error);
-  return per * clients / Since(t0);
+  return Since(t0);
 }
 
 std::string Version(int i) { return "v1." + std::to_string(i / 1000) + "." + std::to_string(i % 1000); }
 
-struct WriteNumbers {
-  double reg = 0, promote = 0;
+// One system under the write measurement: register(client, i) and
+// promote(client, i) (promote i after register i), client = model type.
+struct Contender {
+  std::string name;
+  std::function<void(int, int)> reg, promote;
+  double reg_secs = 0, promote_secs = 0;
+  std::shared_ptr<void> keep_alive;  // the system's connections/handles
 };
 
-WriteNumbers ModelregWrites(const WriteOptions& o, int clients) {
+Contender ModelregContender(const WriteOptions& o, int clients) {
   const fs::path root = o.work / ("modelreg-writes-" + std::to_string(clients));
   fs::create_directories(root);
   std::ofstream(root / "policy.toml") << "[default]\nic = \"> 0.02\"\nsharpe = \"> 0.5\"\n"
                                          "paper_trading_hours = \"off\"\n";
-  const fs::path artifact = o.work / "artifact.bin";
   modelreg::registry::RegistryOptions ro;
   ro.root = root.string();
   ro.create_if_missing = true;
-  auto reg = Check(modelreg::registry::Registry::Open(ro), "open " + root.string());
-  std::vector<std::string> metadata;
+  std::shared_ptr<modelreg::registry::Registry> reg =
+      Check(modelreg::registry::Registry::Open(ro), "open " + root.string());
+  auto metadata = std::make_shared<std::vector<std::string>>();
   for (int c = 0; c < clients; ++c) {
     auto r = modelreg::events::SampleRegistration(kTypes[static_cast<std::size_t>(c)], "v1.0.0",
                                                   static_cast<std::uint64_t>(c) + 1);
     r.metrics["ic"] = 0.05;
     r.metrics["sharpe"] = 1.2;
-    metadata.push_back(MetadataJson(r));
+    metadata->push_back(MetadataJson(r));
   }
-  WriteNumbers n;
-  n.reg = Throughput(clients, o.ops, [&](int c, int i) {
+  const std::string artifact = (o.work / "artifact.bin").string();
+  Contender c;
+  c.name = "modelreg";
+  c.keep_alive = reg;
+  c.reg = [reg, metadata, artifact](int client, int i) {
     modelreg::registry::MetadataInput in;
-    in.metadata_json = metadata[static_cast<std::size_t>(c)];
-    Check(reg->Register(kTypes[static_cast<std::size_t>(c)], Version(i), artifact.string(), in,
+    in.metadata_json = (*metadata)[static_cast<std::size_t>(client)];
+    Check(reg->Register(kTypes[static_cast<std::size_t>(client)], Version(i), artifact, in,
                         {"trainer", ""}),
           "register");
-  });
-  n.promote = Throughput(clients, o.ops, [&](int c, int i) {
-    Check(reg->Promote(kTypes[static_cast<std::size_t>(c)], Version(i), std::nullopt, false,
+  };
+  c.promote = [reg](int client, int i) {
+    Check(reg->Promote(kTypes[static_cast<std::size_t>(client)], Version(i), std::nullopt, false,
                        {"alice", "weekly retrain"}),
           "promote");
-  });
-  return n;
+  };
+  return c;
 }
 
-WriteNumbers SqlWrites(const WriteOptions& o, int clients,
+Contender SqlContender(const WriteOptions& o, int clients,
                        const std::function<std::unique_ptr<SqlRegistry>()>& connect,
                        const fs::path& artifacts) {
   connect()->CreateSchema();
-  std::vector<std::unique_ptr<SqlRegistry>> conns;
-  for (int c = 0; c < clients; ++c) conns.push_back(connect());
-  std::vector<std::string> metadata;
+  auto conns = std::make_shared<std::vector<std::unique_ptr<SqlRegistry>>>();
+  for (int c = 0; c < clients; ++c) conns->push_back(connect());
+  auto metadata = std::make_shared<std::vector<std::string>>();
   for (int c = 0; c < clients; ++c) {
-    metadata.push_back(MetadataJson(modelreg::events::SampleRegistration(
+    metadata->push_back(MetadataJson(modelreg::events::SampleRegistration(
         kTypes[static_cast<std::size_t>(c)], "v1.0.0", static_cast<std::uint64_t>(c) + 1)));
   }
   auto now = [] {
@@ -313,47 +321,61 @@ WriteNumbers SqlWrites(const WriteOptions& o, int clients,
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
-  WriteNumbers n;
-  n.reg = Throughput(clients, o.ops, [&](int c, int i) {
-    const std::string& type = kTypes[static_cast<std::size_t>(c)];
+  Contender c;
+  c.name = (*conns)[0]->name();
+  c.keep_alive = conns;
+  const std::string bytes = o.artifact;
+  c.reg = [conns, metadata, artifacts, bytes, now](int client, int i) {
+    const std::string& type = kTypes[static_cast<std::size_t>(client)];
     const fs::path dir = artifacts / type / Version(i);
-    WriteArtifactDurably(dir, o.artifact);
-    const std::string sha = modelreg::ToHex(modelreg::Sha256::Of(o.artifact));
-    conns[static_cast<std::size_t>(c)]->Register(type, Version(i), (dir / "model.pkl").string(),
-                                                  sha, metadata[static_cast<std::size_t>(c)],
-                                                  "trainer", now());
-  });
-  n.promote = Throughput(clients, o.ops, [&](int c, int i) {
-    conns[static_cast<std::size_t>(c)]->Promote(kTypes[static_cast<std::size_t>(c)], Version(i),
-                                                 "alice", "weekly retrain", now());
-  });
-  return n;
+    WriteArtifactDurably(dir, bytes);
+    const std::string sha = modelreg::ToHex(modelreg::Sha256::Of(bytes));
+    (*conns)[static_cast<std::size_t>(client)]->Register(
+        type, Version(i), (dir / "model.pkl").string(), sha,
+        (*metadata)[static_cast<std::size_t>(client)], "trainer", now());
+  };
+  c.promote = [conns, now](int client, int i) {
+    (*conns)[static_cast<std::size_t>(client)]->Promote(kTypes[static_cast<std::size_t>(client)],
+                                                         Version(i), "alice", "weekly retrain",
+                                                         now());
+  };
+  return c;
 }
 
-// Raw synced RocksDB Puts of the same event bytes (one event per write),
-// optionally after writing the artifact file durably as register must.
-double CeilingWrites(const WriteOptions& o, int clients, const std::string& value,
-                     bool with_artifact, const std::string& tag) {
-  const fs::path dir = o.work / ("ceiling-" + tag + "-" + std::to_string(clients));
+// Raw synced RocksDB Puts of the same event bytes (one event per write):
+// register's optionally after writing the artifact file durably.
+Contender CeilingContender(const WriteOptions& o, int clients, const std::string& reg_value,
+                           const std::string& promote_value, bool with_artifact) {
+  const fs::path dir =
+      o.work / ("ceiling-" + std::to_string(clients) + (with_artifact ? "-artifact" : ""));
   fs::create_directories(dir);
   rocksdb::Options opts;
   opts.create_if_missing = true;
   rocksdb::DB* raw = nullptr;
   Check(rocksdb::DB::Open(opts, (dir / "db").string(), &raw), "open ceiling db");
-  std::unique_ptr<rocksdb::DB> db(raw);
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  std::atomic<std::uint64_t> key{0};
-  return Throughput(clients, o.ops, [&](int c, int i) {
-    if (with_artifact) {
-      WriteArtifactDurably(dir / "artifacts" / kTypes[static_cast<std::size_t>(c)] / Version(i),
-                           o.artifact);
-    }
-    const std::uint64_t k = key++;
+  std::shared_ptr<rocksdb::DB> db(raw);
+  auto key = std::make_shared<std::atomic<std::uint64_t>>(0);
+  auto put = [db, key](const std::string& value) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    const std::uint64_t k = (*key)++;
     char kb[8];
     for (int b = 0; b < 8; ++b) kb[b] = static_cast<char>(k >> (56 - 8 * b));
     Check(db->Put(wo, rocksdb::Slice(kb, 8), value), "put");
-  });
+  };
+  Contender c;
+  c.name = with_artifact ? "ceiling+artifact" : "ceiling";
+  c.keep_alive = db;
+  const std::string bytes = o.artifact;
+  c.reg = [put, reg_value, with_artifact, dir, bytes](int client, int i) {
+    if (with_artifact) {
+      WriteArtifactDurably(dir / "artifacts" / kTypes[static_cast<std::size_t>(client)] / Version(i),
+                           bytes);
+    }
+    put(reg_value);
+  };
+  c.promote = [put, promote_value](int, int) { put(promote_value); };
+  return c;
 }
 
 void MeasureWrites(const WriteOptions& o, std::vector<Row>& rows) {
@@ -375,35 +397,50 @@ void MeasureWrites(const WriteOptions& o, std::vector<Row>& rows) {
 
   for (int clients : {1, 4}) {
     std::cerr << "[bench] durable writes, " << clients << " client(s)\n";
-    const WriteNumbers m = ModelregWrites(o, clients);
-    const WriteNumbers s = SqlWrites(
+    const std::string n = std::to_string(clients);
+    std::vector<Contender> all;
+    all.push_back(ModelregContender(o, clients));
+    all.push_back(SqlContender(
         o, clients,
-        [&] {
-          return modelreg::bench::OpenSqlite((o.work / ("sqlite-writes-" + std::to_string(clients) +
-                                                        ".db"))
-                                                 .string());
-        },
-        o.work / ("sqlite-artifacts-" + std::to_string(clients)));
-    std::optional<WriteNumbers> pg;
+        [&] { return modelreg::bench::OpenSqlite((o.work / ("sqlite-writes-" + n + ".db")).string()); },
+        o.work / ("sqlite-artifacts-" + n)));
     if (!o.pg.empty()) {
-      pg = SqlWrites(
+      all.push_back(SqlContender(
           o, clients, [&] { return modelreg::bench::OpenPostgres(o.pg); },
-          o.work / ("pg-artifacts-" + std::to_string(clients)));
+          o.work / ("pg-artifacts-" + n)));
     }
-    const double ceil_reg = CeilingWrites(o, clients, reg_event, false, "reg");
-    const double ceil_reg_art = CeilingWrites(o, clients, reg_event, true, "reg-art");
-    const double ceil_promote = CeilingWrites(o, clients, promote_event, false, "promote");
-    const std::string who = std::to_string(clients) + (clients == 1 ? " client" : " clients");
-    rows.push_back({"durable register, " + who, m.reg, s.reg,
-                    pg ? std::optional<double>(pg->reg) : std::nullopt, ceil_reg, "ops/s", true,
-                    "ceiling: one synced Put of the event bytes; every system also writes the " +
-                        std::to_string(o.artifact.size() / 1024) + " KiB artifact durably"});
-    rows.push_back({"durable register, " + who + ", vs ceiling with the artifact file", m.reg,
-                    std::nullopt, std::nullopt, ceil_reg_art, "ops/s", true,
+    all.push_back(CeilingContender(o, clients, reg_event, promote_event, false));
+    all.push_back(CeilingContender(o, clients, reg_event, promote_event, true));
+    // Rounds alternate the systems so that drift in fsync speed (large on
+    // shared disks) hits all of them alike.
+    constexpr int kRounds = 5;
+    const int per = std::max(1, o.ops / clients / kRounds);
+    for (int r = 0; r < kRounds; ++r) {
+      for (Contender& c : all) c.reg_secs += Timed(clients, r * per, per, c.reg);
+    }
+    for (int r = 0; r < kRounds; ++r) {
+      for (Contender& c : all) c.promote_secs += Timed(clients, r * per, per, c.promote);
+    }
+    const double total = static_cast<double>(per * kRounds * clients);
+    auto rate = [&](const std::string& name, bool promote) -> std::optional<double> {
+      for (const Contender& c : all) {
+        if (c.name == name) return total / (promote ? c.promote_secs : c.reg_secs);
+      }
+      return std::nullopt;
+    };
+    const std::string who = n + (clients == 1 ? " client" : " clients");
+    rows.push_back({"durable register, " + who, rate("modelreg", false), rate("SQLite", false),
+                    rate("PostgreSQL", false), rate("ceiling", false), "ops/s", true,
+                    "ceiling: one synced Put of the event bytes; every system but the ceiling also "
+                    "writes the " + std::to_string(o.artifact.size() / 1024) +
+                        " KiB artifact file durably"});
+    rows.push_back({"durable register, " + who + ", vs ceiling with the artifact file",
+                    rate("modelreg", false), std::nullopt, std::nullopt,
+                    rate("ceiling+artifact", false), "ops/s", true,
                     "ceiling: artifact file (write, fsync, rename, fsync dir) + one synced Put"});
-    rows.push_back({"durable promote, " + who, m.promote, s.promote,
-                    pg ? std::optional<double>(pg->promote) : std::nullopt, ceil_promote, "ops/s",
-                    true, "SQL: the spec's activation transaction (3 statements)"});
+    rows.push_back({"durable promote, " + who, rate("modelreg", true), rate("SQLite", true),
+                    rate("PostgreSQL", true), rate("ceiling", true), "ops/s", true,
+                    "SQL: the spec's activation transaction (3 statements)"});
   }
 }
 
