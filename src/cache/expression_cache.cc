@@ -82,6 +82,13 @@ bool InPlace(const EntryHeader& h, const std::string& factor, const std::string&
 
 std::atomic<std::uint64_t> g_tmp_counter{0};
 
+Status EnsureDir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::IOError("cannot create cache directory " + dir.string() + ": " + ec.message());
+  return Status::OK();
+}
+
 }  // namespace
 
 DiskExpressionCache::DiskExpressionCache(CacheOptions options) : options_(std::move(options)) {}
@@ -115,9 +122,7 @@ Status DiskExpressionCache::Store(const CacheKey& key, const std::string& encode
                                    std::to_string(options_.max_value_bytes));
   }
   const std::string dir = EntryDir(key.factor_name);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return Status::IOError("cannot create cache directory " + dir + ": " + ec.message());
+  MODELREG_RETURN_IF_ERROR(EnsureDir(dir));
   const std::string tmp = dir + "/" + std::string(kTmpPrefix) + hash + "-" +
                           std::to_string(::getpid()) + "-" + std::to_string(g_tmp_counter++);
   return WriteEntry(tmp, EntryPath(key.factor_name, hash),
@@ -152,9 +157,8 @@ Result<Lookup> DiskExpressionCache::GetOrCompute(const CacheKey& key, const Comp
     return out;
   }
 
-  std::error_code ec;
-  fs::create_directories(fs::path(options_.dir) / "locks", ec);
-  auto lock = KeyLock::Acquire(LockPath(hash));
+  Status dir_st = EnsureDir(fs::path(options_.dir) / "locks");
+  auto lock = dir_st.ok() ? KeyLock::Acquire(LockPath(hash)) : Err(dir_st);
   if (lock) {
     // Whoever held the lock before us may have stored it.
     auto e = ReadEntry(path, options_.max_value_bytes);
@@ -223,8 +227,7 @@ Status DiskExpressionCache::Put(const CacheKey& key, std::string_view value) {
   auto encoded = EncodeKey(key);
   if (!encoded) return encoded.error();
   const std::string hash = KeyHash(*encoded);
-  std::error_code ec;
-  fs::create_directories(fs::path(options_.dir) / "locks", ec);
+  MODELREG_RETURN_IF_ERROR(EnsureDir(fs::path(options_.dir) / "locks"));
   auto lock = KeyLock::Acquire(LockPath(hash));
   if (!lock) return lock.error();
   return Store(key, *encoded, hash, value);
@@ -327,9 +330,7 @@ Result<CacheStats> DiskExpressionCache::Stats() const {
 Result<GcResult> DiskExpressionCache::Gc(bool verify_checksums) {
   MODELREG_RETURN_IF_ERROR(NeedCacheDir(options_.dir));
   const fs::path locks = fs::path(options_.dir) / "locks";
-  std::error_code ec;
-  fs::create_directories(locks, ec);
-  if (ec) return Err(Status::IOError("cannot create " + locks.string() + ": " + ec.message()));
+  MODELREG_RETURN_IF_ERROR(EnsureDir(locks));
   GcResult out;
   // Why an entry should go, or "" to keep it.
   auto verdict = [&](const fs::path& p, const std::string& factor,

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -427,18 +428,41 @@ TEST_F(CacheTest, CacheDirThatIsAFileStillReturnsValues) {
 TEST_F(CacheTest, ReadOnlyCacheDirStillReturnsValues) {
   fs::create_directories(Dir());
   ASSERT_EQ(::chmod(Dir().c_str(), 0555), 0);
-  // Root ignores the mode bits: say so instead of pretending.
-  const std::string probe = Dir() + "/probe";
-  if (const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT, 0644); fd >= 0) {
-    ::close(fd);
-    ::unlink(probe.c_str());
+  if (::geteuid() != 0) {
+    DiskExpressionCache c = Make();
+    ExpectComputedNotCached(c, "Permission denied");
     ::chmod(Dir().c_str(), 0755);
-    GTEST_SKIP() << "running as root: chmod 0555 does not deny writes (the file-as-directory "
-                    "and full-disk tests cover failed writes)";
+    EXPECT_TRUE(Files(Dir()).empty());
+    return;
   }
-  DiskExpressionCache c = Make();
-  ExpectComputedNotCached(c, "Permission denied");
+  // Root ignores the mode bits, so the check runs in a child that drops to
+  // nobody (uid/gid 65534); the parent only reads its verdict.
+  ASSERT_EQ(::chmod(tmp_.path().c_str(), 0755), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(77);
+    const std::string probe = Dir() + "/probe";
+    if (::open(probe.c_str(), O_WRONLY | O_CREAT, 0644) >= 0) ::_exit(78);  // still writable
+    DiskExpressionCache c(Dir(), kDefaultTtl);
+    for (int round = 0; round < 2; ++round) {
+      auto r = c.GetOrCompute(BaseKey(), []() -> Result<std::string> { return "computed"; });
+      if (!r || r->value != "computed") ::_exit(1);
+      if (r->was_cached) ::_exit(2);
+      if (r->store_status.message().find("not cached") == std::string::npos ||
+          r->store_status.message().find("Permission denied") == std::string::npos) {
+        ::_exit(3);
+      }
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ::chmod(Dir().c_str(), 0755);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot drop to uid 65534 here";
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "1: wrong value, 2: claimed cached, 3: no reason given, 78: 0555 did not deny writes";
   EXPECT_TRUE(Files(Dir()).empty());
 }
 
