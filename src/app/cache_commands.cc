@@ -2,7 +2,6 @@
 
 #include <cstdio>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "auth/token.h"
@@ -64,14 +63,10 @@ Status RunCacheStats(const Globals& g, const CacheCliOptions& o, std::ostream& o
     for (const auto& [name, f] : s->factors) {
       factors[name] = {{"entries", f.entries}, {"bytes", f.bytes}, {"expired", f.expired}};
     }
-    out << json{{"cache_dir", o.dir},
-                {"ttl_seconds", (*c)->ttl() / 1'000'000'000},
-                {"entries", s->entries},
-                {"bytes", s->bytes},
-                {"expired", s->expired},
-                {"corrupt", s->corrupt},
-                {"temp_files", s->temp_files},
-                {"lock_files", s->lock_files},
+    out << json{{"cache_dir", o.dir},          {"ttl_seconds", (*c)->ttl() / 1'000'000'000},
+                {"entries", s->entries},       {"bytes", s->bytes},
+                {"expired", s->expired},       {"corrupt", s->corrupt},
+                {"temp_files", s->temp_files}, {"lock_files", s->lock_files},
                 {"factors", factors}}
                .dump()
         << '\n';
@@ -95,12 +90,9 @@ Status RunCacheGc(const Globals& g, const CacheCliOptions& o, std::ostream& out)
   auto r = (*c)->Gc(o.verify);
   if (!r) return r.error();
   if (g.json) {
-    out << json{{"expired_removed", r->expired_removed},
-                {"corrupt_removed", r->corrupt_removed},
-                {"temp_removed", r->temp_removed},
-                {"locks_removed", r->locks_removed},
-                {"busy_skipped", r->busy_skipped},
-                {"bytes", r->bytes}}
+    out << json{{"expired_removed", r->expired_removed}, {"corrupt_removed", r->corrupt_removed},
+                {"temp_removed", r->temp_removed},       {"locks_removed", r->locks_removed},
+                {"busy_skipped", r->busy_skipped},       {"bytes", r->bytes}}
                .dump()
         << '\n';
     return Status::OK();

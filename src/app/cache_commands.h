@@ -11,9 +11,9 @@
 namespace modelreg::app {
 
 struct CacheCliOptions {
-  std::string dir = "./data/cache";  // --cache-dir
-  std::string ttl = "7d";            // --ttl: entries older than this are expired
-  bool verify = false;               // gc --verify: read every entry, check its SHA-256
+  std::string dir = "./data/cache";    // --cache-dir
+  std::string ttl = "7d";              // --ttl: entries older than this are expired
+  bool verify = false;                 // gc --verify: read every entry, check its SHA-256
   std::optional<std::string> factor;   // purge --factor NAME
   std::optional<std::string> dataset;  // purge --dataset NAME=VERSION
 };

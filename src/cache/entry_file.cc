@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "common/bytes.h"
@@ -87,7 +86,8 @@ Result<EntryHeader> ParseHeader(int fd, const std::string& path, std::uint64_t m
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Err(Status::IOError(Errno("cannot stat", path)));
   const auto size = static_cast<std::uint64_t>(st.st_size);
-  if (size < kPrefixBytes + kDigestBytes) return Err(Corrupt(path, "truncated (" + std::to_string(size) + " bytes)"));
+  if (size < kPrefixBytes + kDigestBytes)
+    return Err(Corrupt(path, "truncated (" + std::to_string(size) + " bytes)"));
   std::string prefix(kPrefixBytes, '\0');
   if (!PreadAll(fd, prefix.data(), kPrefixBytes, 0)) {
     return Err(Status::IOError(Errno("cannot read", path)));
@@ -97,8 +97,10 @@ Result<EntryHeader> ParseHeader(int fd, const std::string& path, std::uint64_t m
   const std::uint64_t v = GetBe64(std::string_view(prefix).substr(12));
   // Both lengths are bounded before anything is allocated from them, and
   // must add up to the file's size exactly.
-  if (h == 0 || h > kMaxHeaderBytes) return Err(Corrupt(path, "header length " + std::to_string(h) + " out of range"));
-  if (v > max_value_bytes) return Err(Corrupt(path, "value length " + std::to_string(v) + " above the limit"));
+  if (h == 0 || h > kMaxHeaderBytes)
+    return Err(Corrupt(path, "header length " + std::to_string(h) + " out of range"));
+  if (v > max_value_bytes)
+    return Err(Corrupt(path, "value length " + std::to_string(v) + " above the limit"));
   const std::uint64_t expect = kPrefixBytes + h + v + kDigestBytes;
   if (expect != size) {
     return Err(Corrupt(path, "size " + std::to_string(size) + " does not match its lengths (" +
@@ -119,9 +121,9 @@ Result<EntryHeader> ParseHeader(int fd, const std::string& path, std::uint64_t m
   auto ds = j.find("dataset_versions");
   auto created = j.find("created_at_ns");
   auto format = j.find("format");
-  if (key == nullptr || factor == nullptr || date == nullptr || snap == nullptr ||
-      cfg == nullptr || ds == j.end() || !ds->is_object() || created == j.end() ||
-      !created->is_number_integer() || format == j.end() || !format->is_number_integer()) {
+  if (key == nullptr || factor == nullptr || date == nullptr || snap == nullptr || cfg == nullptr ||
+      ds == j.end() || !ds->is_object() || created == j.end() || !created->is_number_integer() ||
+      format == j.end() || !format->is_number_integer()) {
     return Err(Corrupt(path, "header lacks a field or has one of the wrong type"));
   }
   if (format->get<std::int64_t>() != kFormatVersion) {
@@ -206,10 +208,12 @@ Result<Entry> ReadEntry(const std::string& path, std::uint64_t max_value_bytes) 
 
 Status WriteEntry(const std::string& tmp_path, const std::string& path, std::string_view header,
                   std::string_view value) {
-  if (header.size() > kMaxHeaderBytes) return Status::InvalidArgument("cache entry header too large");
+  if (header.size() > kMaxHeaderBytes)
+    return Status::InvalidArgument("cache entry header too large");
   std::string head(kEntryMagic);
   const auto h = static_cast<std::uint32_t>(header.size());
-  for (int shift = 24; shift >= 0; shift -= 8) head.push_back(static_cast<char>((h >> shift) & 0xff));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    head.push_back(static_cast<char>((h >> shift) & 0xff));
   PutBe64(head, value.size());
   head.append(header);
   Sha256 sha;

@@ -85,7 +85,8 @@ std::atomic<std::uint64_t> g_tmp_counter{0};
 Status EnsureDir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return Status::IOError("cannot create cache directory " + dir.string() + ": " + ec.message());
+  if (ec)
+    return Status::IOError("cannot create cache directory " + dir.string() + ": " + ec.message());
   return Status::OK();
 }
 
@@ -129,12 +130,9 @@ Status DiskExpressionCache::Store(const CacheKey& key, const std::string& encode
                     HeaderJson(key, encoded, options_.clock->NowNs()), value);
 }
 
-Result<Lookup> DiskExpressionCache::GetOrCompute(const std::string& factor_name,
-                                                 const std::string& as_of_date,
-                                                 const std::string& snapshot_id,
-                                                 const VersionMap& version_ids,
-                                                 const std::string& config_hash,
-                                                 const ComputeFn& compute) {
+Result<Lookup> DiskExpressionCache::GetOrCompute(
+    const std::string& factor_name, const std::string& as_of_date, const std::string& snapshot_id,
+    const VersionMap& version_ids, const std::string& config_hash, const ComputeFn& compute) {
   return GetOrCompute(CacheKey{factor_name, as_of_date, version_ids, snapshot_id, config_hash},
                       compute);
 }
@@ -209,8 +207,7 @@ Result<std::string> DiskExpressionCache::Get(const CacheKey& key) {
   if (!e && e.error().code() != Code::kCorruption) return Err(e.error());
   // Corrupt (or another key's entry): drop it unless someone holds the key
   // (a holder is about to replace it anyway).
-  Status why = e ? Status::Corruption("cache entry " + path + " holds another key")
-                 : e.error();
+  Status why = e ? Status::Corruption("cache entry " + path + " holds another key") : e.error();
   if (auto lock = KeyLock::TryAcquire(LockPath(hash), /*create=*/true); lock) {
     auto again = ReadEntry(path, options_.max_value_bytes);
     const bool still_bad = (!again && again.error().code() == Code::kCorruption) ||

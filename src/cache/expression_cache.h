@@ -80,14 +80,14 @@ struct CacheStats {
   std::map<std::string, FactorStats> factors;
   // This object's counters since it was created (per process):
   std::uint64_t hits = 0;
-  std::uint64_t misses = 0;             // computations started
-  std::uint64_t store_failures = 0;     // computed values that could not be stored
-  std::uint64_t corrupt_dropped = 0;    // corrupt entries found by reads and removed
+  std::uint64_t misses = 0;           // computations started
+  std::uint64_t store_failures = 0;   // computed values that could not be stored
+  std::uint64_t corrupt_dropped = 0;  // corrupt entries found by reads and removed
 };
 
 struct PurgeFilter {
-  std::optional<std::string> factor;                              // only this factor
-  std::optional<std::pair<std::string, std::string>> dataset;     // only entries using NAME=VERSION
+  std::optional<std::string> factor;                           // only this factor
+  std::optional<std::pair<std::string, std::string>> dataset;  // only entries using NAME=VERSION
 };
 
 struct PurgeResult {

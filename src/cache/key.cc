@@ -49,8 +49,8 @@ Status CheckComponent(std::string_view what, std::string_view v) {
 }
 
 Status CheckDate(std::string_view d) {
-  const Status bad = Status::InvalidArgument("as_of_date '" + Shown(d) +
-                                             "' is not a calendar date YYYY-MM-DD");
+  const Status bad =
+      Status::InvalidArgument("as_of_date '" + Shown(d) + "' is not a calendar date YYYY-MM-DD");
   if (d.size() != 10 || d[4] != '-' || d[7] != '-') return bad;
   for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
     if (d[i] < '0' || d[i] > '9') return bad;

@@ -9,7 +9,8 @@
 // and inode differ, or the path is gone) and starts over on a fresh file, so
 // at most one process holds the lock of the file currently at the path.
 // Files left by killed holders are removed the same way by TryLock + Unlink
-// (the cache's Gc, TryAcquire with create = false). Thread-safety: a KeyLock is owned by one thread.
+// (the cache's Gc, TryAcquire with create = false). Thread-safety: a KeyLock is owned by one
+// thread.
 #pragma once
 
 #include <memory>

@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-
 #include <nlohmann/json.hpp>
 
 #include "cache/expression_cache.h"
@@ -35,8 +34,10 @@ class CacheCli : public ::testing::Test {
       return cache::CacheKey{f, date, {{"crsp", crsp}, {"compustat", "v1.0.1"}}, "snap_1", "cfg_1"};
     };
     // momentum: 2 fresh (crsp v1.2.3, v1.2.4) + 1 expired; value: 1 fresh on v1.2.3, 1 expired.
-    ASSERT_TRUE(new_cache.Put(key("momentum", "2024-01-15", "v1.2.3"), std::string(1000, 'a')).ok());
-    ASSERT_TRUE(new_cache.Put(key("momentum", "2024-01-16", "v1.2.4"), std::string(2000, 'b')).ok());
+    ASSERT_TRUE(
+        new_cache.Put(key("momentum", "2024-01-15", "v1.2.3"), std::string(1000, 'a')).ok());
+    ASSERT_TRUE(
+        new_cache.Put(key("momentum", "2024-01-16", "v1.2.4"), std::string(2000, 'b')).ok());
     ASSERT_TRUE(old_cache.Put(key("momentum", "2024-01-12", "v1.2.3"), std::string(500, 'c')).ok());
     ASSERT_TRUE(new_cache.Put(key("value", "2024-01-15", "v1.2.3"), std::string(300, 'd')).ok());
     ASSERT_TRUE(old_cache.Put(key("value", "2024-01-12", "v1.2.2"), std::string(100, 'e')).ok());
@@ -101,13 +102,15 @@ TEST_F(CacheCli, GcRemovesExpiredEntries) {
 }
 
 TEST_F(CacheCli, PurgeByFactorDatasetAndBoth) {
-  RunResult both = Ok("cache purge --cache-dir " + Dir() + " --factor momentum --dataset crsp=v1.2.3");
+  RunResult both =
+      Ok("cache purge --cache-dir " + Dir() + " --factor momentum --dataset crsp=v1.2.3");
   EXPECT_NE(both.out.find("purged 2 entries"), std::string::npos) << both.out;
   EXPECT_NE(both.out.find("of factor momentum and built on crsp=v1.2.3"), std::string::npos);
   EXPECT_EQ(Stats()["factors"]["momentum"]["entries"], 1);
   EXPECT_EQ(Stats()["factors"]["value"]["entries"], 2);
 
-  json ds = json::parse(Ok("--json cache purge --cache-dir " + Dir() + " --dataset compustat=v1.0.1").out);
+  json ds = json::parse(
+      Ok("--json cache purge --cache-dir " + Dir() + " --dataset compustat=v1.0.1").out);
   EXPECT_EQ(ds["removed"], 3);
   EXPECT_EQ(Stats()["entries"], 0);
 }
@@ -135,10 +138,13 @@ TEST_F(CacheCli, BadArgumentsGiveAClearErrorAndChangeNothing) {
     std::string says;
   };
   const std::vector<Case> cases{
-      {"cache purge --cache-dir " + Dir() + " --dataset crsp", 2, "--dataset 'crsp' must be NAME=VERSION"},
+      {"cache purge --cache-dir " + Dir() + " --dataset crsp", 2,
+       "--dataset 'crsp' must be NAME=VERSION"},
       {"cache purge --cache-dir " + Dir() + " --dataset =v1", 2, "dataset name is empty"},
-      {"cache purge --cache-dir " + Dir() + " --dataset crsp=", 2, "version of dataset 'crsp' is empty"},
-      {"cache purge --cache-dir " + Dir() + " --factor ../value", 2, "--factor: factor_name '../value'"},
+      {"cache purge --cache-dir " + Dir() + " --dataset crsp=", 2,
+       "version of dataset 'crsp' is empty"},
+      {"cache purge --cache-dir " + Dir() + " --factor ../value", 2,
+       "--factor: factor_name '../value'"},
       {"cache purge --cache-dir " + Dir() + " --factor ''", 2, "factor_name is empty"},
       {"cache gc --cache-dir " + Dir() + " --ttl 5y", 2, "--ttl must look like"},
       {"cache gc --cache-dir " + Dir() + " --ttl 0s", 2, "--ttl must be between"},
@@ -167,7 +173,8 @@ TEST_F(CacheCli, BadArgumentsGiveAClearErrorAndChangeNothing) {
 TEST_F(CacheCli, CorruptEntryCountedAndRemovedByGc) {
   // Truncate one entry: stats reports it, gc removes it, the rest stays.
   std::string victim;
-  for (const auto& e : fs::recursive_directory_iterator(Dir() + "/entries/value")) victim = e.path();
+  for (const auto& e : fs::recursive_directory_iterator(Dir() + "/entries/value"))
+    victim = e.path();
   ASSERT_FALSE(victim.empty());
   fs::resize_file(victim, fs::file_size(victim) - 1);
   EXPECT_EQ(Stats()["corrupt"], 1);

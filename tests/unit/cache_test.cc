@@ -1,8 +1,7 @@
 // DiskExpressionCache: the key, TTL, corruption, failure handling, and
 // computing a key once across threads and real processes.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -34,8 +33,11 @@ constexpr TimeNs kSecond = 1'000'000'000;
 constexpr TimeNs kStart = 1'736'899'200 * kSecond;  // 2025-01-15T00:00:00Z
 
 CacheKey BaseKey() {
-  return CacheKey{"momentum", "2024-01-15", {{"crsp", "v1.2.3"}, {"compustat", "v1.0.1"}},
-                  "snap_20240101", "cfg_ab12"};
+  return CacheKey{"momentum",
+                  "2024-01-15",
+                  {{"crsp", "v1.2.3"}, {"compustat", "v1.0.1"}},
+                  "snap_20240101",
+                  "cfg_ab12"};
 }
 
 // A compute function that counts its calls and returns `value`.
@@ -67,7 +69,9 @@ std::string EntryFile(const std::string& dir, const CacheKey& k) {
 class CacheTest : public ::testing::Test {
  protected:
   std::string Dir() const { return tmp_.sub("cache"); }
-  DiskExpressionCache Make(TimeNs ttl = kDefaultTtl) { return DiskExpressionCache(Dir(), ttl, &clock_); }
+  DiskExpressionCache Make(TimeNs ttl = kDefaultTtl) {
+    return DiskExpressionCache(Dir(), ttl, &clock_);
+  }
 
   testing::TempDir tmp_;
   ManualClock clock_{kStart};
@@ -171,7 +175,8 @@ TEST_F(CacheTest, InvalidKeyComponentsAreRejectedBeforeAnything) {
       {"comma in version", [](CacheKey& k) { k.dataset_versions["crsp"] = "v1,x=v2"; }, "crsp"},
       {"empty version", [](CacheKey& k) { k.dataset_versions["crsp"] = ""; }, "crsp"},
       {"slash in snapshot", [](CacheKey& k) { k.snapshot_id = "a/b"; }, "snapshot_id"},
-      {"NUL in snapshot", [](CacheKey& k) { k.snapshot_id = std::string("a\0b", 3); }, "snapshot_id"},
+      {"NUL in snapshot", [](CacheKey& k) { k.snapshot_id = std::string("a\0b", 3); },
+       "snapshot_id"},
       {"tab in config", [](CacheKey& k) { k.config_hash = "a\tb"; }, "config_hash"},
       {"empty config", [](CacheKey& k) { k.config_hash = ""; }, "config_hash"},
   };
@@ -259,9 +264,9 @@ TEST_F(CacheTest, FlippedByteAnywhereIsRecomputedNeverServed) {
   ASSERT_GT(good.size(), value.size() + 52);
   // Magic, lengths, header JSON, value, digest.
   const std::size_t header_len = good.size() - value.size() - 52;
-  for (std::size_t off : {std::size_t{0}, std::size_t{9}, std::size_t{15}, std::size_t{30},
-                          20 + header_len - 2, 20 + header_len, 20 + header_len + 1500,
-                          good.size() - 33, good.size() - 1}) {
+  for (std::size_t off :
+       {std::size_t{0}, std::size_t{9}, std::size_t{15}, std::size_t{30}, 20 + header_len - 2,
+        20 + header_len, 20 + header_len + 1500, good.size() - 33, good.size() - 1}) {
     std::string bad = good;
     bad[off] = static_cast<char>(bad[off] ^ 0x01);
     std::ofstream(path, std::ios::binary | std::ios::trunc) << bad;
@@ -309,7 +314,8 @@ TEST_F(CacheTest, HugeLengthFieldsAreCorruptNotAllocated) {
   const std::string good = Slurp(path);
   for (int field : {8, 12}) {  // header length, value length
     std::string bad = good;
-    for (int i = field; i < field + (field == 8 ? 4 : 8); ++i) bad[static_cast<std::size_t>(i)] = '\xff';
+    for (int i = field; i < field + (field == 8 ? 4 : 8); ++i)
+      bad[static_cast<std::size_t>(i)] = '\xff';
     std::ofstream(path, std::ios::binary | std::ios::trunc) << bad;
     auto h = ReadEntryHeader(path, std::uint64_t{1} << 30);
     ASSERT_FALSE(h);
@@ -517,14 +523,14 @@ TEST_F(CacheTest, ValueAboveTheLimitIsReturnedNotStored) {
 
 TEST_F(CacheTest, InvalidateByFactorAndByDatasetVersion) {
   DiskExpressionCache c = Make();
-  CacheKey m1 = BaseKey();                      // momentum, crsp v1.2.3
+  CacheKey m1 = BaseKey();  // momentum, crsp v1.2.3
   CacheKey m2 = BaseKey();
-  m2.dataset_versions["crsp"] = "v1.2.4";       // momentum, crsp v1.2.4
+  m2.dataset_versions["crsp"] = "v1.2.4";  // momentum, crsp v1.2.4
   CacheKey v1 = BaseKey();
-  v1.factor_name = "value";                     // value, crsp v1.2.3
+  v1.factor_name = "value";  // value, crsp v1.2.3
   CacheKey v2 = BaseKey();
   v2.factor_name = "value";
-  v2.dataset_versions = {{"ibes", "v1.2.3"}};   // same version string, other dataset
+  v2.dataset_versions = {{"ibes", "v1.2.3"}};  // same version string, other dataset
   for (const auto& k : {m1, m2, v1, v2}) ASSERT_TRUE(c.Put(k, "x").ok());
   auto s = c.Stats();
   EXPECT_EQ(s->entries, 4u);
@@ -556,11 +562,12 @@ TEST_F(CacheTest, ThreadsSharingAKeyComputeOnce) {
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
-      results[static_cast<std::size_t>(i)] = c.GetOrCompute(BaseKey(), [&, i]() -> Result<std::string> {
-        ++calls;
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        return "computed by thread " + std::to_string(i);
-      });
+      results[static_cast<std::size_t>(i)] =
+          c.GetOrCompute(BaseKey(), [&, i]() -> Result<std::string> {
+            ++calls;
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            return "computed by thread " + std::to_string(i);
+          });
     });
   }
   for (auto& t : threads) t.join();
@@ -579,8 +586,9 @@ class CacheProcessTest : public CacheTest {
  protected:
   std::string Worker() const { return testing::EnvOr("MODELREG_CACHE_WORKER", "cache_worker"); }
   std::vector<std::string> WorkerArgs(int sleep_ms) const {
-    return {Worker(), Dir(),     "momentum", "2024-01-15", "snap_1", "cfg_1",
-            Counter(), std::to_string(sleep_ms), "crsp=v1.2.3"};
+    return {Worker(),     Dir(),   "momentum", "2024-01-15",
+            "snap_1",     "cfg_1", Counter(),  std::to_string(sleep_ms),
+            "crsp=v1.2.3"};
   }
   std::string Counter() const { return tmp_.sub("counter"); }
   std::size_t Computations() const {

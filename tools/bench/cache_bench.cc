@@ -8,6 +8,7 @@
 //   - hit: GetOrCompute on a stored key (page cache warm): open, read,
 //     SHA-256 over the whole entry.
 // Prints a markdown table (p50/p99/max) for docs/performance.md. Stops by itself.
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,8 +16,6 @@
 #include <iostream>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "cache/expression_cache.h"
 #include "log/envelope.h"
@@ -63,7 +62,8 @@ int main(int argc, char** argv) {
   app.add_option("--dir", dir, "Where the temporary cache goes")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  const fs::path root = fs::path(dir) / ("modelreg-cache-bench-" + modelreg::NewEventId().substr(0, 8));
+  const fs::path root =
+      fs::path(dir) / ("modelreg-cache-bench-" + modelreg::NewEventId().substr(0, 8));
   modelreg::cache::DiskExpressionCache cache(root.string(), modelreg::cache::kDefaultTtl);
   std::vector<Row> rows;
   bool ok = true;
@@ -73,12 +73,14 @@ int main(int argc, char** argv) {
     std::string value(size, '\0');
     for (std::size_t i = 0; i < size; ++i) value[i] = static_cast<char>(i * 2654435761u >> 13);
     auto key = [&](int i) {
-      return modelreg::cache::CacheKey{"bench_" + std::to_string(size), "2024-01-15",
+      return modelreg::cache::CacheKey{"bench_" + std::to_string(size),
+                                       "2024-01-15",
                                        {{"crsp", "v1.2.3"}, {"compustat", "v1.0.1"}},
-                                       "snap_20240101", "cfg_" + std::to_string(i)};
+                                       "snap_20240101",
+                                       "cfg_" + std::to_string(i)};
     };
-    Row miss{label, "miss overhead (call − compute)", {}}, compute{label, "compute (copy the value)", {}},
-        hit{label, "hit", {}};
+    Row miss{label, "miss overhead (call − compute)", {}},
+        compute{label, "compute (copy the value)", {}}, hit{label, "hit", {}};
     for (int i = 0; i < keys; ++i) {
       double in_compute = 0;
       const auto t0 = Steady::now();
