@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -680,6 +681,41 @@ TEST_F(CacheProcessTest, GcRemovesTheLockFileOfAKilledHolder) {
   next.ReadToEof();
   EXPECT_NE(next.Lines().back().find("store=ok"), std::string::npos) << next.Lines().back();
   EXPECT_TRUE(c.Get(WorkerKey()));
+}
+
+TEST_F(CacheProcessTest, EntryIsFsyncedRenamedThenItsDirectoryFsynced) {
+  // The fsync spy (tests/e2e/cli_portable_test.cc) logs fsync and rename.
+  const std::string spy = testing::EnvOr("MODELREG_FSYNC_SPY", "");
+  ASSERT_FALSE(spy.empty()) << "MODELREG_FSYNC_SPY is not set (run through meson test)";
+  const std::string log = tmp_.sub("fsync.log");
+  std::string cmd = "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 "
+                    "LD_PRELOAD=" + spy + " MODELREG_FSYNC_LOG=" + log;
+  for (const std::string& a : WorkerArgs(0)) cmd += " " + a;
+  testing::RunResult r = testing::RunCmd(cmd);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::vector<std::string> lines;
+  std::istringstream in(Slurp(log));
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  const std::string factor_dir = fs::weakly_canonical(Dir() + "/entries/momentum").string();
+  const std::string entry = EntryFile(Dir(), WorkerKey());
+  std::size_t synced = lines.size(), renamed = lines.size(), dir_synced = lines.size();
+  std::string tmp;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (tmp.empty() && lines[i].rfind("fsync\t" + factor_dir + "/.tmp-", 0) == 0) {
+      synced = i;
+      tmp = lines[i].substr(6);
+    } else if (!tmp.empty() && lines[i].rfind("rename\t", 0) == 0 &&
+               lines[i].ends_with("\t" + entry)) {
+      renamed = i;
+    } else if (renamed < lines.size() && lines[i] == "fsync\t" + factor_dir) {
+      dir_synced = i;
+      break;
+    }
+  }
+  EXPECT_LT(synced, renamed) << Slurp(log);
+  EXPECT_LT(renamed, dir_synced) << Slurp(log);
+  EXPECT_TRUE(fs::exists(entry));
+  EXPECT_FALSE(tmp.empty() || fs::exists(tmp));
 }
 
 }  // namespace
