@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/backup_commands.h"
+#include "app/cache_commands.h"
 #include "app/exit_codes.h"
 #include "app/registry_commands.h"
 #include "app/serve_commands.h"
@@ -266,6 +267,27 @@ int Run(int argc, char** argv) {
   c_watch->add_option("--exit-after", watch.exit_after_seconds, "Stop after SECONDS")
       ->check(CLI::Range(0, 86400 * 365));
 
+  // cache stats | gc | purge
+  CacheCliOptions cache_opts;
+  std::string cache_factor, cache_dataset;
+  auto* c_cache = app.add_subcommand("cache", "The factor cache directory (docs/cache.md)");
+  c_cache->require_subcommand(1);
+  auto* c_cache_stats = c_cache->add_subcommand("stats", "Entries, bytes, expired, per factor");
+  auto* c_cache_gc = c_cache->add_subcommand(
+      "gc", "Remove expired and corrupt entries and leftovers of killed processes");
+  c_cache_gc->add_flag("--verify", cache_opts.verify,
+                       "Also read every entry in full and check its SHA-256");
+  auto* c_cache_purge = c_cache->add_subcommand(
+      "purge", "Remove entries: all, or of a factor and/or built on a dataset version");
+  auto* cache_factor_opt = c_cache_purge->add_option("--factor", cache_factor, "Factor name");
+  auto* cache_dataset_opt =
+      c_cache_purge->add_option("--dataset", cache_dataset, "Dataset version NAME=VERSION");
+  for (CLI::App* c : {c_cache_stats, c_cache_gc, c_cache_purge}) {
+    c->add_option("--cache-dir", cache_opts.dir, "The cache directory")->capture_default_str();
+    c->add_option("--ttl", cache_opts.ttl, "Entries older than this are expired: 45s, 30m, 1h, 7d")
+        ->capture_default_str();
+  }
+
   std::string diff_from, diff_to;
   auto* c_diff = app.add_subcommand("diff", "What changed between two instants");
   c_diff->add_option("--from", diff_from, "The earlier instant")->required()->check(kIsoTime);
@@ -358,6 +380,14 @@ int Run(int argc, char** argv) {
     st = RunServe(g, serve, out);
   } else if (*c_token_issue) {
     st = RunTokenIssue(g, token, out);
+  } else if (*c_cache_stats) {
+    st = RunCacheStats(g, cache_opts, out);
+  } else if (*c_cache_gc) {
+    st = RunCacheGc(g, cache_opts, out);
+  } else if (*c_cache_purge) {
+    if (*cache_factor_opt) cache_opts.factor = cache_factor;
+    if (*cache_dataset_opt) cache_opts.dataset = cache_dataset;
+    st = RunCachePurge(g, cache_opts, out);
   } else if (*c_verify) {
     st = RunVerify(g, out);
   }
