@@ -129,6 +129,7 @@ Status RunRebuild(const Globals& g, std::ostream& out, std::ostream& progress,
   o.root = g.root;
   o.clock = g.clock;
   o.lock_wait_ms = g.lock_wait_ms;
+  o.for_rebuild = true;
   auto reg = registry::Registry::Open(o);
   if (!reg) return reg.error();
   Progress bar(progress, progress_is_terminal);

@@ -616,17 +616,21 @@ Result<State> DecodeState(const Rows& rows) {
   return state;
 }
 
+void RowsDigester::Add(std::string_view key, std::string_view value) {
+  if (IsIndexRow(key)) return;
+  h_.Update(Be64(key.size()));
+  h_.Update(key);
+  h_.Update(Be64(value.size()));
+  h_.Update(value);
+}
+
+Digest RowsDigester::Finish() { return h_.Finish(); }
+
 Digest RowsDigest(Rows rows) {
   std::sort(rows.begin(), rows.end());
-  Sha256 h;
-  for (const auto& [key, value] : rows) {
-    if (IsIndexRow(key)) continue;
-    h.Update(Be64(key.size()));
-    h.Update(key);
-    h.Update(Be64(value.size()));
-    h.Update(value);
-  }
-  return h.Finish();
+  RowsDigester d;
+  for (const auto& [key, value] : rows) d.Add(key, value);
+  return d.Finish();
 }
 
 Digest StateDigest(const State& state) { return RowsDigest(EncodeState(state)); }

@@ -142,6 +142,10 @@ void Registry::ManifestLoop() {
 
 Status Registry::FlushManifest() {
   if (read_only_) return Status::OK();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!loaded_) return Status::OK();  // opened for a rebuild that did not run
+  }
   return WriteManifest();
 }
 
@@ -207,7 +211,9 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
     auto current = reg->RowsCurrent();
     reg->rows_current_ = current && *current;
   } else {
-    MODELREG_RETURN_IF_ERROR(reg->LoadState());
+    // A registry opened to be rebuilt does not read (or fold) the state
+    // first: Rebuild folds the log itself.
+    if (!options.for_rebuild) MODELREG_RETURN_IF_ERROR(reg->LoadState());
     Registry* r = reg.get();
     reg->manifest_thread_ = std::thread([r] { r->ManifestLoop(); });
   }
@@ -245,7 +251,8 @@ Result<State> Registry::ReadState(bool* rows_current, bool fold_if_stale) const 
   return fresh;
 }
 
-Result<State> Registry::RewriteProjection(Seq head, const std::function<void(Seq)>& progress) {
+Result<State> Registry::RewriteProjection(Seq head, const std::function<void(Seq)>& progress,
+                                          Digest* digest) {
   // 1. Untrust the rows: drop the marker and every old record row.
   MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(
       kProjectionCf, {Row{kProjectionCf, projection::kIndexMarkerKey, std::nullopt}}, head,
@@ -286,7 +293,9 @@ Result<State> Registry::RewriteProjection(Seq head, const std::function<void(Seq
   MODELREG_RETURN_IF_ERROR(flush());
   // 3. The state rows and the marker, atomically and synced (which also
   // makes the unsynced chunks before it durable: the WAL is sequential).
-  std::vector<Row> rows = ToRows(projection::EncodeState(fresh));
+  projection::Rows encoded = projection::EncodeState(fresh);
+  if (digest != nullptr) *digest = projection::RowsDigest(encoded);
+  std::vector<Row> rows = ToRows(std::move(encoded));
   rows.push_back(Row{kProjectionCf, projection::kIndexMarkerKey, std::string("1")});
   MODELREG_RETURN_IF_ERROR(
       store_->ReplaceRows(kProjectionCf, rows, head, {{"", "r/"}, {"r0", ""}}));
@@ -392,6 +401,12 @@ Result<AppendResult> Registry::Commit(const std::string& draft, const std::strin
 Result<AppendResult> Registry::Write(
     const std::string& type, const std::function<Result<std::string>(const State&)>& build_draft) {
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!loaded_) {
+      return Err(Status::FailedPrecondition("registry was opened for a rebuild; rebuild it first"));
+    }
+  }
   for (int attempt = 0; attempt < kWriteAttempts; ++attempt) {
     std::string draft;
     Seq type_seq = 0;
@@ -1195,14 +1210,16 @@ Result<Registry::RebuildResult> Registry::Rebuild(
     const std::function<void(Seq done, Seq total)>& progress) {
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
   RebuildResult out;
-  projection::Rows before;  // the state rows (the digest skips the record rows)
+  // The digest of the state rows before (streamed in key order; the digest
+  // skips the record rows).
+  projection::RowsDigester before;
   auto collect = [&before](std::string_view k, std::string_view v) {
-    before.emplace_back(std::string(k), std::string(v));
+    before.Add(k, v);
     return true;
   };
   MODELREG_RETURN_IF_ERROR(store_->ScanRows(kProjectionCf, collect, "", "r/"));
   MODELREG_RETURN_IF_ERROR(store_->ScanRows(kProjectionCf, collect, "r0", ""));
-  out.before = projection::RowsDigest(std::move(before));
+  out.before = before.Finish();
   const Seq head = store_->head().seq;
   // Two passes: the whole chain is verified before any row changes, then
   // the fold rewrites the rows (progress counts both: 2 * head steps).
@@ -1216,11 +1233,12 @@ Result<Registry::RebuildResult> Registry::Rebuild(
                                   "; nothing was rebuilt"));
   }
   if (progress) progress(head, 2 * head);
-  auto fresh = RewriteProjection(head, [&](Seq done) {
-    if (progress) progress(head + done, 2 * head);
-  });
+  auto fresh = RewriteProjection(
+      head, [&](Seq done) {
+        if (progress) progress(head + done, 2 * head);
+      },
+      &out.after);
   if (!fresh) return Err(fresh.error());
-  out.after = projection::StateDigest(*fresh);
   out.events = report->events;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -45,6 +45,9 @@ struct RegistryOptions {
   // instance): CatchUp() brings it to the writer's latest event.
   bool follow = false;
   bool create_if_missing = false;   // create the directory and log if absent
+  // Writable, but the state is not read (or folded) at open: only for
+  // calling Rebuild(), which folds the log itself. Writes fail until then.
+  bool for_rebuild = false;
   const Clock* clock = &SystemClock::Instance();
   int lock_wait_ms = 0;             // retry opening while another writer holds it
   // Problems that do not fail the operation (manifest.json could not be
@@ -219,7 +222,9 @@ class Registry {
   // chunks while folding, the state rows and the marker last in one atomic
   // synced batch. Killed midway, the rows lack the marker, so nobody trusts
   // them (reads fold the log) and the next writable open rewrites them.
-  Result<State> RewriteProjection(Seq head, const std::function<void(Seq)>& progress);
+  // `digest`, if given, receives the state digest of the rows written.
+  Result<State> RewriteProjection(Seq head, const std::function<void(Seq)>& progress,
+                                  Digest* digest = nullptr);
   // Appends `draft` if the head is still `expected`, keeping the
   // projection rows and in-memory state in step.
   // `type_seq`: the last event of `type` in the state the draft was

@@ -636,8 +636,10 @@ void MeasureCold(const SizeResult& r, const std::string& modelreg_bin, const std
     into.push_back(c.seconds * 1e3);
   };
   const std::string asof_sql =
-      "SELECT version, promoted_at, promoted_by, reason FROM promotion_history"
-      " WHERE model_type = '%s' AND promoted_at <= %lld ORDER BY promoted_at DESC, id DESC LIMIT 1;";
+      "SELECT h.version, h.promoted_at, h.promoted_by, h.reason, m.metadata FROM"
+      " (SELECT version, promoted_at, promoted_by, reason FROM promotion_history"
+      " WHERE model_type = '%s' AND promoted_at <= %lld ORDER BY promoted_at DESC, id DESC LIMIT 1)"
+      " h JOIN models m ON m.model_type = '%s' AND m.version = h.version;";
   for (int i = 0; i < calls; ++i) {
     const TimeNs t = when(rng);
     timed({modelreg_bin, "--root", r.root.string(), "current", "risk_model"}, cur);
@@ -646,8 +648,9 @@ void MeasureCold(const SizeResult& r, const std::string& modelreg_bin, const std
           audit);
     std::string four;
     for (const auto& type : kTypes) {
-      char buf[512];
-      std::snprintf(buf, sizeof buf, asof_sql.c_str(), type.c_str(), static_cast<long long>(t));
+      char buf[640];
+      std::snprintf(buf, sizeof buf, asof_sql.c_str(), type.c_str(), static_cast<long long>(t),
+                    type.c_str());
       four += buf;
     }
     const std::string current_sql =

@@ -144,9 +144,11 @@ class Sqlite final : public SqlRegistry {
   std::vector<SqlProduction> AsOf(const std::vector<std::string>& types,
                                   std::int64_t t) override {
     sqlite3_stmt* s = Prepared(kAsOf,
-                               "SELECT version, promoted_at, promoted_by, reason"
-                               " FROM promotion_history WHERE model_type = ?1 AND promoted_at <= ?2"
-                               " ORDER BY promoted_at DESC, id DESC LIMIT 1");
+                               "SELECT h.version, h.promoted_at, h.promoted_by, h.reason, m.metadata"
+                               " FROM (SELECT version, promoted_at, promoted_by, reason"
+                               "  FROM promotion_history WHERE model_type = ?1 AND promoted_at <= ?2"
+                               "  ORDER BY promoted_at DESC, id DESC LIMIT 1) h"
+                               " JOIN models m ON m.model_type = ?1 AND m.version = h.version");
     std::vector<SqlProduction> out;
     out.reserve(types.size());
     for (const std::string& type : types) {
@@ -160,6 +162,7 @@ class Sqlite final : public SqlRegistry {
         p.promoted_at = sqlite3_column_int64(s, 1);
         p.promoted_by = Text(s, 2);
         p.reason = Text(s, 3);
+        p.metadata = Text(s, 4);
       } else if (rc != SQLITE_DONE) {
         Fail("as-of");
       }
@@ -365,11 +368,13 @@ class Postgres final : public SqlRegistry {
     array += "}";
     const std::string ts = std::to_string(t);
     Result r = Run("as_of",
-                   "SELECT t.type, h.version, h.promoted_at, h.promoted_by, h.reason"
+                   "SELECT t.type, h.version, h.promoted_at, h.promoted_by, h.reason, m.metadata"
                    " FROM unnest($1::text[]) WITH ORDINALITY AS t(type, n)"
                    " LEFT JOIN LATERAL (SELECT version, promoted_at, promoted_by, reason"
                    "  FROM promotion_history WHERE model_type = t.type AND promoted_at <= $2"
-                   "  ORDER BY promoted_at DESC, id DESC LIMIT 1) h ON true ORDER BY t.n",
+                   "  ORDER BY promoted_at DESC, id DESC LIMIT 1) h ON true"
+                   " LEFT JOIN models m ON m.model_type = t.type AND m.version = h.version"
+                   " ORDER BY t.n",
                    {array, ts}, PGRES_TUPLES_OK);
     std::vector<SqlProduction> out(types.size());
     const int rows = PQntuples(r.get());
@@ -377,7 +382,8 @@ class Postgres final : public SqlRegistry {
       if (PQgetisnull(r.get(), i, 1)) continue;
       out[static_cast<std::size_t>(i)] = {PQgetvalue(r.get(), i, 1),
                                           std::stoll(PQgetvalue(r.get(), i, 2)),
-                                          PQgetvalue(r.get(), i, 3), PQgetvalue(r.get(), i, 4)};
+                                          PQgetvalue(r.get(), i, 3), PQgetvalue(r.get(), i, 4),
+                                          PQgetvalue(r.get(), i, 5)};
     }
     return out;
   }

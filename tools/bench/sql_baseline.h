@@ -23,12 +23,15 @@ struct SqlError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// What as-of returns per type: the promotion (or rollback) in force at T.
+// What as-of returns per type: the promotion (or rollback) in force at T
+// and the model it made production (as modelreg's audit answers: who, when,
+// why, and the model's metrics and datasets).
 struct SqlProduction {
   std::string version;  // "" = none
   std::int64_t promoted_at = 0;
   std::string promoted_by;
   std::string reason;
+  std::string metadata;  // the model row's metadata (metrics, datasets, ...)
 };
 
 class SqlRegistry {
