@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 #include "common/utf8.h"
@@ -19,6 +20,10 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::size_t kChunk = 1 << 20;
+
+// A read buffer of kChunk bytes, not zero-filled: a small artifact touches
+// only the pages it uses (a zeroed 1 MiB vector cost ~60 µs per call).
+std::unique_ptr<char[]> ChunkBuffer() { return std::unique_ptr<char[]>(new char[kChunk]); }
 
 std::string Errno(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
@@ -85,15 +90,15 @@ Result<FileHash> HashFile(const std::string& path) {
   Fd fd(*opened);
   Sha256 h;
   FileHash out;
-  std::vector<char> buf(kChunk);
+  std::unique_ptr<char[]> buf = ChunkBuffer();
   for (;;) {
-    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    const ssize_t n = ::read(fd.get(), buf.get(), kChunk);
     if (n < 0) {
       if (errno == EINTR) continue;
       return Err(Status::IOError(Errno("cannot read", path)));
     }
     if (n == 0) break;
-    h.Update(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+    h.Update(std::string_view(buf.get(), static_cast<std::size_t>(n)));
     out.size += static_cast<std::uint64_t>(n);
   }
   out.sha256 = h.Finish();
@@ -211,17 +216,17 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
     return Err(Status::IOError(Errno("cannot create", dest)));
   }
   Sha256 h;
-  std::vector<char> buf(kChunk);
+  std::unique_ptr<char[]> buf = ChunkBuffer();
   for (;;) {
-    const ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    const ssize_t n = ::read(in.get(), buf.get(), kChunk);
     if (n < 0) {
       if (errno == EINTR) continue;
       Discard(staged);
       return Err(Status::IOError(Errno("cannot read", source)));
     }
     if (n == 0) break;
-    h.Update(std::string_view(buf.data(), static_cast<std::size_t>(n)));
-    Status st = WriteAll(out.get(), buf.data(), static_cast<std::size_t>(n), dest);
+    h.Update(std::string_view(buf.get(), static_cast<std::size_t>(n)));
+    Status st = WriteAll(out.get(), buf.get(), static_cast<std::size_t>(n), dest);
     if (!st.ok()) {
       Discard(staged);
       return Err(st);

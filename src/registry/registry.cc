@@ -120,7 +120,9 @@ Registry::~Registry() {
 void Registry::ManifestLoop() {
   // Coalesces bursts: after a wake-up, waits a moment for more writes, then
   // writes the state as it is then. A failure is retried a second later.
-  constexpr auto kCoalesce = std::chrono::milliseconds(20);
+  // Each rewrite costs two fsyncs that share the journal with the log's:
+  // at most about two rewrites a second while writes keep coming.
+  constexpr auto kCoalesce = std::chrono::milliseconds(500);
   constexpr auto kRetry = std::chrono::seconds(1);
   std::unique_lock<std::mutex> lock(manifest_wake_mu_);
   while (true) {
