@@ -478,13 +478,12 @@ void LoadSql(SqlRegistry& sql, const fs::path& root) {
   modelreg::StoreOptions so;
   so.read_only = true;
   auto store = Check(modelreg::EventStore::Open((root / "registry").string(), so), "open log");
-  sql.Begin();
   auto st = store->Scan(1, store->head().seq, [&](modelreg::Seq, const modelreg::EventBuffer& e) {
     sql.Apply(e);
     return true;
   });
   if (!st.ok()) throw BenchError("scan: " + st.ToString());
-  sql.Commit();
+  sql.FinishLoad();
 }
 
 void MeasureAsOf(const fs::path& work, std::uint64_t size, int queries, const std::string& pg_info,
@@ -695,7 +694,7 @@ int main(int argc, char** argv) {
   std::string sizes_arg = "10000,100000,1000000", dir = "/tmp", pg;
   std::string modelreg_bin = "build/tools/modelreg/modelreg";
   std::string replay_bin = "build/replay/modelreg-replay";
-  int write_ops = 2000, queries = 20000, cli_calls = 40, artifact_kib = 16;
+  int write_ops = 500, queries = 20000, cli_calls = 40, artifact_kib = 16;
   app.add_flag("--quick", quick, "CI-sized run: small sizes, few operations");
   app.add_option("--sizes", sizes_arg, "Event counts for the as-of measurements")
       ->capture_default_str();

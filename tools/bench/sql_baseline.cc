@@ -44,45 +44,87 @@ constexpr std::array<const char*, 5> kSchema = {
 
 }  // namespace
 
+void SqlRegistry::LoadActivate(const std::string& type, const std::string& version,
+                               const std::string& old_status, const std::string& kind,
+                               const std::string& actor, const std::string& reason,
+                               std::int64_t at) {
+  std::string& production = load_production_[type];
+  if (!production.empty()) {
+    ModelRow& old = load_models_.at({type, production});
+    old.status = old_status;
+    old.deactivated_at = at;
+  }
+  ModelRow& row = load_models_.at({type, version});
+  row.status = "production";
+  row.activated_at = at;
+  load_history_.push_back({static_cast<std::int64_t>(load_history_.size()) + 1, type, version,
+                           production, kind, at, actor, reason});
+  production = version;
+}
+
 void SqlRegistry::Apply(const EventBuffer& event) {
   const fb::Event& e = event.event();
   const std::int64_t at = e.recorded_at();
   const std::string actor = Str(e.actor());
+  auto status = [&](const std::string& type, const std::string& version, const char* to) {
+    ModelRow& row = load_models_.at({type, version});
+    row.status = to;
+    row.deactivated_at = at;
+    if (load_production_[type] == version) load_production_[type].clear();
+  };
   switch (e.payload_type()) {
     case fb::Payload::ModelRegistered: {
       const auto* p = e.payload_as_ModelRegistered();
       const std::string type = Str(p->model_type()), version = Str(p->version());
       const nlohmann::json payload = events::ToJson(event)["payload"];
-      Insert(type, version, "artifacts/" + type + "/" + version + "/" + Str(p->artifact_name()),
-             payload.value("artifact_sha256", ""), payload.dump(), actor, at);
+      ModelRow row;
+      row.model_type = type;
+      row.version = version;
+      row.artifact_path = "artifacts/" + type + "/" + version + "/" + Str(p->artifact_name());
+      row.checksum = payload.value("artifact_sha256", "");
+      row.status = "staged";
+      row.metadata = payload.dump();
+      row.created_by = actor;
+      row.registered_at = at;
+      load_models_.emplace(std::make_pair(type, version), std::move(row));
       break;
     }
     case fb::Payload::ModelPromoted: {
       const auto* p = e.payload_as_ModelPromoted();
-      Activate(Str(p->model_type()), Str(p->version()), "archived", "promote", actor,
-               Str(p->reason()), at);
+      LoadActivate(Str(p->model_type()), Str(p->version()), "archived", "promote", actor,
+                   Str(p->reason()), at);
       break;
     }
     case fb::Payload::ModelRolledBack: {
       const auto* p = e.payload_as_ModelRolledBack();
-      Activate(Str(p->model_type()), Str(p->to_version()),
-               p->current_failed() ? "failed" : "archived", "rollback", actor, Str(p->reason()),
-               at);
+      LoadActivate(Str(p->model_type()), Str(p->to_version()),
+                   p->current_failed() ? "failed" : "archived", "rollback", actor,
+                   Str(p->reason()), at);
       break;
     }
     case fb::Payload::ModelArchived: {
       const auto* p = e.payload_as_ModelArchived();
-      SetStatus(Str(p->model_type()), Str(p->version()), "archived", at);
+      status(Str(p->model_type()), Str(p->version()), "archived");
       break;
     }
     case fb::Payload::ModelFailed: {
       const auto* p = e.payload_as_ModelFailed();
-      SetStatus(Str(p->model_type()), Str(p->version()), "failed", at);
+      status(Str(p->model_type()), Str(p->version()), "failed");
       break;
     }
     default:  // validations, acknowledgements: the SQL design keeps no record
       break;
   }
+}
+
+void SqlRegistry::FinishLoad() {
+  std::vector<ModelRow> models;
+  models.reserve(load_models_.size());
+  for (auto& [key, row] : load_models_) models.push_back(std::move(row));
+  load_models_.clear();
+  load_production_.clear();
+  BulkLoad(models, load_history_);
+  load_history_.clear();
 }
 
 // ---------------------------------------------------------------- SQLite
@@ -131,11 +173,60 @@ class Sqlite final : public SqlRegistry {
     Exec("COMMIT");
   }
 
-  void Begin() override {
+  void BulkLoad(const std::vector<ModelRow>& models,
+                const std::vector<HistoryRow>& history) override {
     Exec("PRAGMA synchronous=OFF");  // a bulk load, not the measured path
     Exec("BEGIN IMMEDIATE");
-  }
-  void Commit() override {
+    sqlite3_stmt* m = nullptr;
+    sqlite3_stmt* h = nullptr;
+    if (sqlite3_prepare_v2(db_,
+                           "INSERT INTO models (model_type, version, artifact_path, checksum,"
+                           " status, metadata, created_by, registered_at, activated_at,"
+                           " deactivated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                           -1, &m, nullptr) != SQLITE_OK ||
+        sqlite3_prepare_v2(db_,
+                           "INSERT INTO promotion_history (id, model_type, version,"
+                           " previous_version, kind, promoted_at, promoted_by, reason)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                           -1, &h, nullptr) != SQLITE_OK) {
+      sqlite3_finalize(m);
+      Fail("prepare bulk load");
+    }
+    auto nullable = [](sqlite3_stmt* s, int i, std::int64_t v) {
+      if (v < 0) {
+        sqlite3_bind_null(s, i);
+      } else {
+        sqlite3_bind_int64(s, i, v);
+      }
+    };
+    for (const ModelRow& r : models) {
+      sqlite3_reset(m);
+      Bind(m, 1, r.model_type);
+      Bind(m, 2, r.version);
+      Bind(m, 3, r.artifact_path);
+      Bind(m, 4, r.checksum);
+      Bind(m, 5, r.status);
+      Bind(m, 6, r.metadata);
+      Bind(m, 7, r.created_by);
+      sqlite3_bind_int64(m, 8, r.registered_at);
+      nullable(m, 9, r.activated_at);
+      nullable(m, 10, r.deactivated_at);
+      if (sqlite3_step(m) != SQLITE_DONE) Fail("bulk insert models");
+    }
+    for (const HistoryRow& r : history) {
+      sqlite3_reset(h);
+      sqlite3_bind_int64(h, 1, r.id);
+      Bind(h, 2, r.model_type);
+      Bind(h, 3, r.version);
+      Bind(h, 4, r.previous_version);
+      Bind(h, 5, r.kind);
+      sqlite3_bind_int64(h, 6, r.promoted_at);
+      Bind(h, 7, r.promoted_by);
+      Bind(h, 8, r.reason);
+      if (sqlite3_step(h) != SQLITE_DONE) Fail("bulk insert history");
+    }
+    sqlite3_finalize(m);
+    sqlite3_finalize(h);
     Exec("COMMIT");
     Exec("PRAGMA synchronous=FULL");
     Exec("ANALYZE");
@@ -350,13 +441,58 @@ class Postgres final : public SqlRegistry {
     Exec("COMMIT");
   }
 
-  void Begin() override {
-    Exec("SET synchronous_commit = off");  // a bulk load, not the measured path
-    Exec("BEGIN");
-  }
-  void Commit() override {
-    Exec("COMMIT");
-    Exec("SET synchronous_commit = on");
+  // COPY, as a bulk load of history would be done.
+  void BulkLoad(const std::vector<ModelRow>& models,
+                const std::vector<HistoryRow>& history) override {
+    auto field = [](std::string& line, const std::string& v) {
+      for (char c : v) {  // COPY text format escapes
+        switch (c) {
+          case '\\': line += "\\\\"; break;
+          case '\t': line += "\\t"; break;
+          case '\n': line += "\\n"; break;
+          case '\r': line += "\\r"; break;
+          default: line += c;
+        }
+      }
+      line += '\t';
+    };
+    auto number = [](std::string& line, std::int64_t v) {
+      line += v < 0 ? std::string("\\N") : std::to_string(v);
+      line += '\t';
+    };
+    std::string data;
+    for (const ModelRow& r : models) {
+      field(data, r.model_type);
+      field(data, r.version);
+      field(data, r.artifact_path);
+      field(data, r.checksum);
+      field(data, r.status);
+      field(data, r.metadata);
+      field(data, r.created_by);
+      number(data, r.registered_at);
+      number(data, r.activated_at);
+      number(data, r.deactivated_at);
+      data.back() = '\n';
+    }
+    Copy("COPY models (model_type, version, artifact_path, checksum, status, metadata,"
+         " created_by, registered_at, activated_at, deactivated_at) FROM STDIN",
+         data);
+    data.clear();
+    for (const HistoryRow& r : history) {
+      number(data, r.id);
+      field(data, r.model_type);
+      field(data, r.version);
+      field(data, r.previous_version);
+      field(data, r.kind);
+      number(data, r.promoted_at);
+      field(data, r.promoted_by);
+      field(data, r.reason);
+      data.back() = '\n';
+    }
+    Copy("COPY promotion_history (id, model_type, version, previous_version, kind, promoted_at,"
+         " promoted_by, reason) FROM STDIN",
+         data);
+    Exec(("SELECT setval('history_id', " + std::to_string(history.size() + 1) + ")").c_str());
     Exec("ANALYZE");
   }
 
@@ -462,6 +598,21 @@ class Postgres final : public SqlRegistry {
       throw SqlError("postgres: " + name + ": " + PQerrorMessage(conn_));
     }
     return r;
+  }
+  void Copy(const char* sql, const std::string& data) {
+    Result start(PQexec(conn_, sql));
+    if (PQresultStatus(start.get()) != PGRES_COPY_IN) {
+      throw SqlError(std::string("postgres: ") + sql + ": " + PQerrorMessage(conn_));
+    }
+    if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1 ||
+        PQputCopyEnd(conn_, nullptr) != 1) {
+      throw SqlError(std::string("postgres: copy: ") + PQerrorMessage(conn_));
+    }
+    Result end(PQgetResult(conn_));
+    if (PQresultStatus(end.get()) != PGRES_COMMAND_OK) {
+      throw SqlError(std::string("postgres: copy: ") + PQerrorMessage(conn_));
+    }
+    while (PGresult* rest = PQgetResult(conn_)) PQclear(rest);
   }
   void Exec(const char* sql) {
     Result r(PQexec(conn_, sql));

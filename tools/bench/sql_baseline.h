@@ -10,9 +10,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "log/event_buffer.h"
@@ -54,11 +56,12 @@ class SqlRegistry {
                        const std::string& actor, const std::string& reason,
                        std::int64_t now) = 0;
 
-  // Bulk load: the same history as a modelreg log, event by event, inside
-  // Begin()/Commit().
-  virtual void Begin() = 0;
-  virtual void Commit() = 0;
+  // Bulk load of the same history as a modelreg log: Apply() every event
+  // (folded here, in memory, with the SQL design's semantics), then
+  // FinishLoad() writes the resulting rows as a bulk load would (SQLite: one
+  // transaction of prepared inserts; PostgreSQL: COPY) and ANALYZEs.
   void Apply(const EventBuffer& event);
+  void FinishLoad();
 
   // Production of each of `types` as of `t`.
   virtual std::vector<SqlProduction> AsOf(const std::vector<std::string>& types,
@@ -68,7 +71,19 @@ class SqlRegistry {
   virtual std::uint64_t Bytes() = 0;
 
  protected:
-  // Statements the bulk load and the durable operations share.
+  struct ModelRow {
+    std::string model_type, version, artifact_path, checksum, status, metadata, created_by;
+    std::int64_t registered_at = 0, activated_at = -1, deactivated_at = -1;  // -1 = NULL
+  };
+  struct HistoryRow {
+    std::int64_t id = 0;
+    std::string model_type, version, previous_version, kind;
+    std::int64_t promoted_at = 0;
+    std::string promoted_by, reason;
+  };
+  virtual void BulkLoad(const std::vector<ModelRow>& models,
+                        const std::vector<HistoryRow>& history) = 0;
+  // Statements the durable operations use.
   virtual void Insert(const std::string& type, const std::string& version,
                       const std::string& artifact_path, const std::string& sha256_hex,
                       const std::string& metadata_json, const std::string& actor,
@@ -81,6 +96,15 @@ class SqlRegistry {
                         std::int64_t now) = 0;
   virtual void SetStatus(const std::string& type, const std::string& version,
                          const std::string& status, std::int64_t now) = 0;
+
+ private:
+  // The load's fold: rows by (type, version), production per type.
+  std::map<std::pair<std::string, std::string>, ModelRow> load_models_;
+  std::map<std::string, std::string> load_production_;
+  std::vector<HistoryRow> load_history_;
+  void LoadActivate(const std::string& type, const std::string& version,
+                    const std::string& old_status, const std::string& kind,
+                    const std::string& actor, const std::string& reason, std::int64_t at);
 };
 
 // SQLite at `path` (created if missing), WAL mode, synchronous=FULL.
