@@ -512,34 +512,59 @@ void MeasureAsOf(const fs::path& work, std::uint64_t size, int queries, const st
   auto held = Check(modelreg::registry::Registry::Open(ro), "open read-only");
   if (auto st = held->Load(); !st.ok()) throw BenchError(st.ToString());
 
+  // The same instants for every system, each system in its own block (a
+  // service asking repeatedly; interleaving the four would measure how they
+  // evict each other's caches), answers compared afterwards.
   std::mt19937_64 rng(42);
   std::uniform_int_distribution<TimeNs> when(r.first, r.last);
-  std::vector<double> mem, from_rows, lite, post;
-  std::uint64_t checked = 0;
-  for (int q = 0; q < queries; ++q) {
-    const TimeNs t = when(rng);
-    std::vector<std::string> mine;
-    auto t0 = SteadyClock::now();
-    for (const auto& type : kTypes) mine.push_back(Check(held->ProductionAtTime(type, t), "as-of").version);
-    mem.push_back(Since(t0));
-    t0 = SteadyClock::now();
-    for (const auto& type : kTypes) (void)Check(fresh->ProductionAtTime(type, t), "as-of");
-    from_rows.push_back(Since(t0));
-    t0 = SteadyClock::now();
-    const auto a = sqlite->AsOf(kTypes, t);
-    lite.push_back(Since(t0));
-    std::optional<std::vector<modelreg::bench::SqlProduction>> b;
-    if (pg) {
-      t0 = SteadyClock::now();
-      b = pg->AsOf(kTypes, t);
-      post.push_back(Since(t0));
+  std::vector<TimeNs> instants(static_cast<std::size_t>(queries));
+  for (TimeNs& t : instants) t = when(rng);
+  using Answers = std::vector<std::vector<std::string>>;
+  auto block = [&](const std::function<std::vector<std::string>(TimeNs)>& ask,
+                   std::vector<double>& times) {
+    // Warm-up (untimed, every system alike): caches and allocator settle.
+    for (std::size_t i = 0; i < std::min<std::size_t>(instants.size(), 2000); ++i) {
+      (void)ask(instants[i]);
     }
+    Answers answers;
+    answers.reserve(instants.size());
+    for (TimeNs t : instants) {
+      const auto t0 = SteadyClock::now();
+      std::vector<std::string> a = ask(t);
+      times.push_back(Since(t0));
+      answers.push_back(std::move(a));
+    }
+    return answers;
+  };
+  auto modelreg_ask = [](modelreg::registry::Registry& reg) {
+    return [&reg](TimeNs t) {
+      std::vector<std::string> out;
+      for (const auto& type : kTypes) out.push_back(Check(reg.ProductionAtTime(type, t), "as-of").version);
+      return out;
+    };
+  };
+  auto sql_ask = [](SqlRegistry& sql) {
+    return [&sql](TimeNs t) {
+      std::vector<std::string> out;
+      for (auto& p : sql.AsOf(kTypes, t)) out.push_back(std::move(p.version));
+      return out;
+    };
+  };
+  std::vector<double> mem, from_rows, lite, post;
+  const Answers mine = block(modelreg_ask(*held), mem);
+  const Answers rows_answers = block(modelreg_ask(*fresh), from_rows);
+  const Answers a = block(sql_ask(*sqlite), lite);
+  const Answers b = pg ? block(sql_ask(*pg), post) : Answers();
+  std::uint64_t checked = 0;
+  for (std::size_t q = 0; q < instants.size(); ++q) {
     // The same history must give the same answers.
     for (std::size_t i = 0; i < kTypes.size(); ++i) {
-      if (a[i].version != mine[i] || (b && (*b)[i].version != mine[i])) {
-        throw BenchError("as-of answers differ at t=" + std::to_string(t) + " for " + kTypes[i] +
-                         ": modelreg '" + mine[i] + "', SQLite '" + a[i].version + "'" +
-                         (b ? ", PostgreSQL '" + (*b)[i].version + "'" : std::string()));
+      if (a[q][i] != mine[q][i] || rows_answers[q][i] != mine[q][i] ||
+          (pg && b[q][i] != mine[q][i])) {
+        throw BenchError("as-of answers differ at t=" + std::to_string(instants[q]) + " for " +
+                         kTypes[i] + ": modelreg '" + mine[q][i] + "' (rows '" +
+                         rows_answers[q][i] + "'), SQLite '" + a[q][i] + "'" +
+                         (pg ? ", PostgreSQL '" + b[q][i] + "'" : std::string()));
       }
     }
     ++checked;
