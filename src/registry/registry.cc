@@ -376,19 +376,25 @@ Result<AppendResult> Registry::Commit(const std::string& draft, const std::strin
   auto r = store_->Append({draft, std::nullopt, rows});
   if (!r) return r;
   if (!r->duplicate) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      const Seq seq = captured.seq;
-      durable_.emplace(seq, std::make_pair(type, std::move(captured)));
-      // Apply every durable delta whose predecessors are applied.
-      for (auto next = durable_.find(state_.seq + 1); next != durable_.end();
-           next = durable_.find(state_.seq + 1)) {
-        committed_type_seq_[next->second.first] = next->first;
-        projection::Commit(state_, next->second.second);
-        durable_.erase(next);
-      }
+    const Seq seq = captured.seq;
+    std::unique_lock<std::mutex> lock(mu_);
+    durable_.emplace(seq, std::make_pair(type, std::move(captured)));
+    // Apply every durable delta whose predecessors are applied.
+    for (auto next = durable_.find(state_.seq + 1); next != durable_.end();
+         next = durable_.find(state_.seq + 1)) {
+      committed_type_seq_[next->second.first] = next->first;
+      projection::Commit(state_, next->second.second);
+      durable_.erase(next);
     }
     state_cv_.notify_all();
+    // Read-your-writes: return only once the state includes this event. An
+    // earlier event of the same group commit may still be on its way in
+    // (its thread applies it, and this one with it, in a moment).
+    if (!state_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return state_.seq >= seq; })) {
+      lock.unlock();
+      Warn("event " + std::to_string(seq) +
+           " is recorded, but the in-memory state has not caught up with it after 30 s");
+    }
   }
   // The event is durable. manifest.json is derived: the manifest thread
   // rewrites it off this path (and the destructor before closing).

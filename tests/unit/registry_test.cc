@@ -1407,5 +1407,61 @@ TEST_F(RegistryTest, SortedVersionsUsesSemverOrder) {
             (std::vector<std::string>{"v0.1.0", "v1.2.0-rc.1", "v1.2.0", "v1.9.0", "v1.10.0"}));
 }
 
+
+// Writers of different model types run concurrently (docs/layout.md,
+// "Concurrent writers"): none of them is refused for another type's
+// writes, they share group commits, and the in-memory state, the stored
+// projection and a fresh fold of the log all agree afterwards.
+TEST_F(RegistryTest, ConcurrentWritersOfDifferentTypesAllSucceed) {
+  const std::vector<std::string> types = {"risk_model", "alpha_weights", "factor_definitions",
+                                          "feature_transforms"};
+  constexpr int kVersions = 12;
+  std::map<std::string, std::vector<std::string>> artifacts;
+  for (const auto& type : types) {
+    for (int i = 0; i < kVersions; ++i) {
+      artifacts[type].push_back(Artifact(type + " weights " + std::to_string(i)));
+    }
+  }
+  std::mutex mu;
+  std::vector<std::string> errors;
+  std::vector<std::thread> threads;
+  for (const auto& type : types) {
+    threads.emplace_back([&, type] {
+      auto fail = [&](const std::string& what, const Status& st) {
+        std::lock_guard<std::mutex> lock(mu);
+        errors.push_back(type + " " + what + ": " + st.ToString());
+      };
+      for (int i = 0; i < kVersions; ++i) {
+        const std::string v = "v1." + std::to_string(i) + ".0";
+        auto r = reg_->Register(type, v, artifacts[type][static_cast<std::size_t>(i)], {}, actor_);
+        if (!r) fail("register " + v, r.error());
+        auto p = reg_->Promote(type, v, std::nullopt, false, actor_);
+        if (!p) fail("promote " + v, p.error());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE(errors.empty()) << errors.front();
+
+  EXPECT_EQ(Head(), types.size() * kVersions * 2);
+  const State s = Now();
+  EXPECT_EQ(s.seq, Head());
+  for (const auto& type : types) {
+    EXPECT_EQ(s.types.at(type).production, "v1." + std::to_string(kVersions - 1) + ".0");
+    EXPECT_EQ(s.types.at(type).history.size(), static_cast<std::size_t>(kVersions));
+  }
+  auto v = reg_->Verify();
+  ASSERT_TRUE(v) << v.error().ToString();
+  EXPECT_TRUE(v->chain.ok);
+  EXPECT_TRUE(v->projection_ok) << DescribeProjectionMismatch(*v);
+  EXPECT_EQ(v->state_digest, DigestOf(*reg_));  // memory == fold of the log
+  // The manifest is flushed on close and matches the log.
+  reg_.reset();
+  const json manifest = json::parse(ReadAll(root_ + "/manifest.json"), nullptr, false);
+  ASSERT_TRUE(manifest.is_object());
+  EXPECT_EQ(manifest.value("head_seq", Seq{0}), types.size() * kVersions * 2);
+}
+
+
 }  // namespace
 }  // namespace modelreg::registry
