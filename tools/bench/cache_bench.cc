@@ -20,16 +20,15 @@
 #include "cache/expression_cache.h"
 #include "log/envelope.h"
 
+#include "bench_util.h"
+
 namespace {
+
+using modelreg::bench::Percentile;
 
 namespace fs = std::filesystem;
 using Steady = std::chrono::steady_clock;
 
-double Pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
-}
 
 std::string Fmt(double seconds) {
   char buf[32];
@@ -126,8 +125,8 @@ int main(int argc, char** argv) {
   std::cout << "| value | operation | n | p50 | p99 | max |\n|---|---|---|---|---|---|\n";
   for (const Row& r : rows) {
     std::cout << "| " << r.value << " | " << r.op << " | " << r.samples.size() << " | "
-              << Fmt(Pct(r.samples, 0.5)) << " | " << Fmt(Pct(r.samples, 0.99)) << " | "
-              << Fmt(Pct(r.samples, 1.0)) << " |\n";
+              << Fmt(Percentile(r.samples, 0.5)) << " | " << Fmt(Percentile(r.samples, 0.99)) << " | "
+              << Fmt(Percentile(r.samples, 1.0)) << " |\n";
   }
   return 0;
 }

@@ -54,33 +54,25 @@
 
 extern char** environ;
 
+#include "bench_util.h"
+
 namespace {
+
+using modelreg::bench::Percentile;
+using modelreg::bench::BenchError;
+using modelreg::bench::Check;
 
 namespace fs = std::filesystem;
 using SteadyClock = std::chrono::steady_clock;
 using modelreg::TimeNs;
 using modelreg::bench::SqlRegistry;
 
-struct BenchError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-template <typename T>
-T Check(modelreg::Result<T> r, const std::string& what) {
-  if (!r) throw BenchError(what + ": " + r.error().ToString());
-  return std::move(*r);
-}
 void Check(const rocksdb::Status& st, const std::string& what) {
   if (!st.ok()) throw BenchError(what + ": " + st.ToString());
 }
 
 double Since(SteadyClock::time_point t0) {
   return std::chrono::duration<double>(SteadyClock::now() - t0).count();
-}
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
 }
 std::string Fmt(const char* format, double v) {
   char buf[64];

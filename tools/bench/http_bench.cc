@@ -28,7 +28,11 @@
 #include "registry/registry.h"
 #include "server/api_server.h"
 
+#include "bench_util.h"
+
 namespace {
+
+using modelreg::bench::Percentile;
 
 namespace fs = std::filesystem;
 using Steady = std::chrono::steady_clock;
@@ -44,11 +48,6 @@ struct Samples {
   }
 };
 
-double Pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
-}
 
 }  // namespace
 
@@ -181,8 +180,8 @@ int main(int argc, char** argv) {
     total_errors += errors;
     char line[256];
     std::snprintf(line, sizeof line, "| %s | %zu | %.0f | %.2f ms | %.2f ms | %d |\n", op.c_str(),
-                  v.size(), static_cast<double>(v.size()) / seconds, Pct(v, 0.5) * 1e3,
-                  Pct(v, 0.99) * 1e3, errors);
+                  v.size(), static_cast<double>(v.size()) / seconds, Percentile(v, 0.5) * 1e3,
+                  Percentile(v, 0.99) * 1e3, errors);
     std::cout << line;
   }
   std::cout << "\nregistry verified after the run: " << (whole ? "yes" : "NO") << '\n';

@@ -23,16 +23,15 @@
 #include "registry/registry.h"
 #include "server/api_server.h"
 
+#include "bench_util.h"
+
 namespace {
+
+using modelreg::bench::Percentile;
 
 namespace fs = std::filesystem;
 using Steady = std::chrono::steady_clock;
 
-double Pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
-}
 
 }  // namespace
 
@@ -130,7 +129,7 @@ int main(int argc, char** argv) {
     char line[160];
     std::snprintf(line, sizeof line, "| %s | %.1f ms | %.1f ms | %.1f ms |\n",
                   remote ? "remote (HTTP long poll, download)" : "local (secondary instance, 20 ms poll)",
-                  Pct(lat, 0.5) * 1e3, Pct(lat, 0.99) * 1e3, Pct(lat, 1.0) * 1e3);
+                  Percentile(lat, 0.5) * 1e3, Percentile(lat, 0.99) * 1e3, Percentile(lat, 1.0) * 1e3);
     std::cout << line;
   }
   std::cout << "\npromotions not picked up within 5 s: " << failures << '\n';

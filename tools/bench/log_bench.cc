@@ -49,25 +49,18 @@
 #include "log/event_buffer.h"
 #include "log/event_store.h"
 
+#include "bench_util.h"
+
 namespace {
+
+using modelreg::bench::BenchError;
+using modelreg::bench::Check;
 
 namespace fs = std::filesystem;
 using SteadyClock = std::chrono::steady_clock;
 using modelreg::EventStore;
 
-struct BenchError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
-template <typename T>
-T Check(modelreg::Result<T> r, const std::string& what) {
-  if (!r) throw BenchError(what + ": " + r.error().ToString());
-  return std::move(*r);
-}
-
-void Check(const modelreg::Status& st, const std::string& what) {
-  if (!st.ok()) throw BenchError(what + ": " + st.ToString());
-}
 
 void Check(const rocksdb::Status& st, const std::string& what) {
   if (!st.ok()) throw BenchError(what + ": " + st.ToString());

@@ -28,16 +28,16 @@
 #include "registry/registry.h"
 #include "workload.h"
 
+#include "bench_util.h"
+
 namespace {
+
+using modelreg::bench::Percentile;
 
 using Clock = std::chrono::steady_clock;
 using modelreg::EventStore;
 using modelreg::TimeNs;
 
-double Percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
-}
 
 std::string Micro(double seconds) {
   char buf[32];
