@@ -123,7 +123,8 @@ void Registry::ManifestLoop() {
   // Each rewrite costs two fsyncs that share the journal with the log's:
   // at most about two rewrites a second while writes keep coming.
   constexpr auto kCoalesce = std::chrono::milliseconds(500);
-  constexpr auto kRetry = std::chrono::seconds(1);
+  constexpr auto kMaxRetry = std::chrono::seconds(60);
+  std::chrono::milliseconds retry(1000);  // doubles while failures repeat
   std::unique_lock<std::mutex> lock(manifest_wake_mu_);
   while (true) {
     manifest_wake_.wait(lock, [this] { return manifest_stop_ || manifest_pending_; });
@@ -133,13 +134,26 @@ void Registry::ManifestLoop() {
     manifest_pending_ = false;
     lock.unlock();
     Status st = WriteManifest();
-    lock.lock();
     if (!st.ok()) {
-      Warn("manifest.json could not be rewritten (" + st.ToString() + "); retrying");
+      Warn("manifest.json could not be rewritten (" + st.ToString() + "); retrying in " +
+           std::to_string(retry.count() / 1000) + " s");
+    }
+    lock.lock();
+    if (st.ok()) {
+      retry = std::chrono::milliseconds(1000);
+    } else {
       manifest_pending_ = true;
-      manifest_wake_.wait_for(lock, kRetry, [this] { return manifest_stop_; });
+      manifest_wake_.wait_for(lock, retry, [this] { return manifest_stop_; });
+      retry = std::min<std::chrono::milliseconds>(2 * retry, kMaxRetry);
     }
   }
+}
+
+void Registry::ResetSequencing() const {
+  sequenced_seq_ = state_.seq;
+  sequenced_type_seq_.clear();
+  committed_type_seq_.clear();
+  durable_.clear();
 }
 
 Status Registry::FlushManifest() {
@@ -312,6 +326,7 @@ Status Registry::Load() const {
   auto s = ReadState(&current, /*fold_if_stale=*/true);
   if (!s) return s.error();
   state_ = std::move(*s);
+  ResetSequencing();
   loaded_ = true;
   return Status::OK();
 }
@@ -327,7 +342,7 @@ Status Registry::LoadState() {
     current = true;
   }
   state_ = std::move(*loaded);
-  sequenced_seq_ = state_.seq;
+  ResetSequencing();
   loaded_ = true;
   rows_current_ = current;
   if (!read_only_) {
@@ -340,6 +355,10 @@ Status Registry::LoadState() {
                          m["head_seq"].is_number_unsigned() && m["head_seq"].get<Seq>() == head;
     if (!current) {
       MODELREG_RETURN_IF_ERROR(WriteManifest());
+    } else {
+      std::lock_guard<std::mutex> serialize(manifest_mu_);
+      manifest_seq_ = head;
+      manifest_written_ = true;
     }
   }
   return Status::OK();
@@ -353,29 +372,39 @@ Status Registry::LoadState() {
 // a command's checks read only its own type. Durable deltas are applied to
 // the in-memory state strictly in log order.
 Result<AppendResult> Registry::Commit(const std::string& draft, const std::string& type,
-                                      Seq type_seq) {
+                                      Seq type_seq, bool* raced) {
   projection::Delta captured;
   RowsFn rows = [&](const AppendedEvent& ev) -> Result<std::vector<Row>> {
     std::lock_guard<std::mutex> lock(mu_);
     if (sequenced_seq_ + 1 != ev.seq) {
+      *raced = true;
       return Err(Status::Conflict("registry state is behind the log; retry"));
     }
     auto it = sequenced_type_seq_.find(type);
     if ((it == sequenced_type_seq_.end() ? Seq{0} : it->second) != type_seq) {
+      *raced = true;
       return Err(Status::Conflict(kTypeMoved));
     }
     // Only other types' events can be pending: planning against the state
     // without them gives the same delta for this type.
     auto delta = projection::PlanUnchecked(state_, ev.event);
     if (!delta) return Err(delta.error());
+    std::vector<Row> out = ToRows(projection::EncodeDelta(*delta));
     captured = std::move(*delta);
+    // Last, and nothing after it can throw: the event is in the batch.
     sequenced_seq_ = ev.seq;
     sequenced_type_seq_[type] = ev.seq;
-    return ToRows(projection::EncodeDelta(captured));
+    return out;
   };
+  *raced = false;
   auto r = store_->Append({draft, std::nullopt, rows});
   if (!r) return r;
-  if (!r->duplicate) {
+  if (r->duplicate) {
+    // The same event was appended before (an idempotent retry): answer
+    // once the state includes it, as for a new one.
+    std::unique_lock<std::mutex> lock(mu_);
+    state_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return state_.seq >= r->seq; });
+  } else {
     const Seq seq = captured.seq;
     std::unique_lock<std::mutex> lock(mu_);
     durable_.emplace(seq, std::make_pair(type, std::move(captured)));
@@ -426,8 +455,9 @@ Result<AppendResult> Registry::Write(
       auto it = committed_type_seq_.find(type);
       type_seq = it == committed_type_seq_.end() ? 0 : it->second;
     }
-    auto r = Commit(draft, type, type_seq);
-    if (!r && r.error().code() == Code::kConflict) {
+    bool raced = false;
+    auto r = Commit(draft, type, type_seq, &raced);
+    if (!r && raced) {
       // Another command changed this type first: wait until its change is
       // in the state, then validate again against it.
       const Seq head = store_->head().seq;
@@ -1251,7 +1281,7 @@ Result<Registry::RebuildResult> Registry::Rebuild(
   {
     std::lock_guard<std::mutex> lock(mu_);
     state_ = std::move(*fresh);
-    sequenced_seq_ = state_.seq;
+    ResetSequencing();
     loaded_ = true;
   }
   rows_current_ = true;

@@ -51,7 +51,10 @@ struct RegistryOptions {
   const Clock* clock = &SystemClock::Instance();
   int lock_wait_ms = 0;             // retry opening while another writer holds it
   // Problems that do not fail the operation (manifest.json could not be
-  // rewritten after a durable append). Default: one line on stderr.
+  // rewritten after a durable append). Default: one line on stderr. Called
+  // from the registry's background manifest thread, from the destructor and
+  // from writing threads, possibly concurrently: it must be thread-safe and
+  // must not call back into the registry.
   std::function<void(const std::string&)> on_warning;
 };
 
@@ -227,9 +230,15 @@ class Registry {
                                   Digest* digest = nullptr);
   // Appends `draft` if the head is still `expected`, keeping the
   // projection rows and in-memory state in step.
-  // `type_seq`: the last event of `type` in the state the draft was
-  // validated against (a newer one makes it Conflict).
-  Result<AppendResult> Commit(const std::string& draft, const std::string& type, Seq type_seq);
+  // Appends `draft`, an event of `type`, if no other event of `type` was
+  // sequenced since `type_seq` (the last event of `type` in the state the
+  // draft was validated against); `*raced` says a refusal was that race
+  // (retry after re-validating) rather than a lasting error. Returns once
+  // the in-memory state includes the event.
+  Result<AppendResult> Commit(const std::string& draft, const std::string& type, Seq type_seq,
+                              bool* raced);
+  // After state_ is replaced (load, rebuild): nothing is in flight.
+  void ResetSequencing() const;
   // Runs validate-build-append for an event of `type`, re-validating when
   // another event of that type got in first.
   Result<AppendResult> Write(const std::string& type,
@@ -277,10 +286,11 @@ class Registry {
   // Writers (guarded by mu_): the last event planned on the log's writer
   // thread, the last event per type planned / applied to state_, and
   // durable deltas waiting for their predecessors to be applied.
-  Seq sequenced_seq_ = 0;
-  std::map<std::string, Seq> sequenced_type_seq_;
-  std::map<std::string, Seq> committed_type_seq_;
-  std::map<Seq, std::pair<std::string, projection::Delta>> durable_;
+  // Mutable like state_: a const Load() replaces the state and resets them.
+  mutable Seq sequenced_seq_ = 0;
+  mutable std::map<std::string, Seq> sequenced_type_seq_;
+  mutable std::map<std::string, Seq> committed_type_seq_;
+  mutable std::map<Seq, std::pair<std::string, projection::Delta>> durable_;
 };
 
 // Versions of a type in semantic-version order.

@@ -1463,5 +1463,27 @@ TEST_F(RegistryTest, ConcurrentWritersOfDifferentTypesAllSucceed) {
 }
 
 
+
+// Opening and closing a writable registry without writing leaves a current
+// manifest.json alone (no rewrite, no fsyncs); a write rewrites it by close.
+TEST_F(RegistryTest, ManifestIsRewrittenOnlyWhenItIsBehind) {
+  MustRegister(kRisk, "v1.0.0");
+  reg_.reset();
+  struct stat before {};
+  ASSERT_EQ(::stat((root_ + "/manifest.json").c_str(), &before), 0);
+  Open();
+  reg_.reset();
+  struct stat after {};
+  ASSERT_EQ(::stat((root_ + "/manifest.json").c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "rewritten although current";
+  Open();
+  MustRegister(kRisk, "v1.1.0");
+  reg_.reset();
+  const json manifest = json::parse(ReadAll(root_ + "/manifest.json"), nullptr, false);
+  ASSERT_TRUE(manifest.is_object());
+  EXPECT_EQ(manifest.value("head_seq", Seq{0}), 2u);
+  Open();
+}
+
 }  // namespace
 }  // namespace modelreg::registry
