@@ -35,7 +35,12 @@ TEST(CrashSafety, AcknowledgedEventsSurviveSigkill) {
     SCOPED_TRACE("round " + std::to_string(round));
     {
       testing::Child child({AppendLoop(), log});
-      child.ReadFor(20 + static_cast<int>(rng() % 200));
+      // First the log must exist (a slow start, e.g. under a sanitizer on a
+      // busy machine, must not turn into "no log"): wait for the first
+      // acknowledged event, then kill at a random moment after it.
+      for (int i = 0; i < 200 && child.Lines().empty(); ++i) child.ReadFor(50);
+      ASSERT_FALSE(child.Lines().empty()) << "the append loop acknowledged nothing in 10 s";
+      child.ReadFor(static_cast<int>(rng() % 200));
       child.Kill();
       child.ReadToEof();
       for (const std::string& line : child.Lines()) {
