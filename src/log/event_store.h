@@ -43,6 +43,10 @@ struct StoreOptions {
   // only; CatchUp() brings in what the writer appended since.
   bool secondary = false;
   bool sync = true;        // fsync the WAL before acknowledging an append
+  // Read table files through mmap (fast scans). A process that reads the
+  // whole log once (a rebuild) turns it off: mapped pages count as its
+  // resident memory.
+  bool mmap_reads = true;
   const Clock* clock = &SystemClock::Instance();
   // Column families the caller writes through AppendRequest::rows.
   std::vector<std::string> extra_column_families;

@@ -546,25 +546,31 @@ Digest RowSetDigest::Finish() const {
   return h.Finish();
 }
 
-Rows EncodeState(const State& state) {
-  Rows rows;
-  rows.emplace_back("s", json{{"seq", state.seq}, {"at", state.at}}.dump(-1, ' ', false, json::error_handler_t::replace));
+void EncodeState(const State& state,
+                 const std::function<void(std::string&& key, std::string&& value)>& emit) {
+  emit("s", json{{"seq", state.seq}, {"at", state.at}}.dump(-1, ' ', false, json::error_handler_t::replace));
   for (const auto& [type, ts] : state.types) {
     for (const auto& [version, r] : ts.versions) {
-      rows.emplace_back(VersionKey(type, version), ToJson(r).dump(-1, ' ', false, json::error_handler_t::replace));
+      emit(VersionKey(type, version), ToJson(r).dump(-1, ' ', false, json::error_handler_t::replace));
     }
-    if (!ts.production.empty()) rows.emplace_back("p/" + type, ts.production);
+    if (!ts.production.empty()) emit("p/" + type, std::string(ts.production));
     for (const PromotionRecord& h : ts.history) {
-      rows.emplace_back(HistoryKey(type, h.seq), ToJson(h).dump(-1, ' ', false, json::error_handler_t::replace));
+      emit(HistoryKey(type, h.seq), ToJson(h).dump(-1, ' ', false, json::error_handler_t::replace));
     }
     for (const ProductionChange& c : ts.timeline) {
-      rows.emplace_back(TimelineKey(type, c.at, c.seq), c.version);
+      emit(TimelineKey(type, c.at, c.seq), std::string(c.version));
     }
     for (const auto& [id, c] : ts.consumers) {
-      rows.emplace_back(ConsumerKey(type, id),
-                        ToJson(c).dump(-1, ' ', false, json::error_handler_t::replace));
+      emit(ConsumerKey(type, id), ToJson(c).dump(-1, ' ', false, json::error_handler_t::replace));
     }
   }
+}
+
+Rows EncodeState(const State& state) {
+  Rows rows;
+  EncodeState(state, [&rows](std::string&& key, std::string&& value) {
+    rows.emplace_back(std::move(key), std::move(value));
+  });
   std::sort(rows.begin(), rows.end());
   return rows;
 }

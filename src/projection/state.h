@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -151,6 +152,10 @@ Status Apply(State& state, const EventBuffer& event);
 using Rows = std::vector<std::pair<std::string, std::string>>;
 Rows EncodeDelta(const Delta& delta);  // includes RecordRows(delta)
 Rows EncodeState(const State& state);  // every row, sorted by key
+// The same rows one at a time, in no particular order (constant memory
+// beyond the state: a rebuild writes them in chunks).
+void EncodeState(const State& state,
+                 const std::function<void(std::string&& key, std::string&& value)>& emit);
 // Rebuilds a State from rows (any order; index rows are skipped).
 // Corruption on malformed rows.
 Result<State> DecodeState(const Rows& rows);

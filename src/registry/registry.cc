@@ -121,7 +121,8 @@ void Registry::ManifestLoop() {
   // Coalesces bursts: after a wake-up, waits a moment for more writes, then
   // writes the state as it is then. A failure is retried a second later.
   // Each rewrite costs two fsyncs that share the journal with the log's:
-  // at most about two rewrites a second while writes keep coming.
+  // at most about two rewrites a second while writes keep coming, fewer
+  // for a large registry (see below).
   constexpr auto kCoalesce = std::chrono::milliseconds(500);
   constexpr auto kMaxRetry = std::chrono::seconds(60);
   std::chrono::milliseconds retry(1000);  // doubles while failures repeat
@@ -133,7 +134,9 @@ void Registry::ManifestLoop() {
     if (manifest_stop_) return;  // the destructor writes what is left
     manifest_pending_ = false;
     lock.unlock();
+    const auto started = std::chrono::steady_clock::now();
     Status st = WriteManifest();
+    const auto took = std::chrono::steady_clock::now() - started;
     if (!st.ok()) {
       Warn("manifest.json could not be rewritten (" + st.ToString() + "); retrying in " +
            std::to_string(retry.count() / 1000) + " s");
@@ -141,6 +144,11 @@ void Registry::ManifestLoop() {
     lock.lock();
     if (st.ok()) {
       retry = std::chrono::milliseconds(1000);
+      // A large registry's manifest takes a while to write (0.1 s per
+      // ~100,000 versions), most of it under the state lock: the next
+      // rewrite waits ten times as long, so it never costs writers more
+      // than ~10% of the time.
+      manifest_wake_.wait_for(lock, 10 * took, [this] { return manifest_stop_; });
     } else {
       manifest_pending_ = true;
       manifest_wake_.wait_for(lock, retry, [this] { return manifest_stop_; });
@@ -208,6 +216,7 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
   so.read_only = options.read_only || options.follow;
   so.secondary = options.follow;
   so.clock = options.clock;
+  so.mmap_reads = !options.for_rebuild;  // one pass over the whole log
   if (!options.read_only) so.extra_column_families = {kProjectionCf};
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(options.lock_wait_ms);
@@ -269,16 +278,19 @@ Result<State> Registry::ReadState(bool* rows_current, bool fold_if_stale) const 
 
 Result<State> Registry::RewriteProjection(Seq head, const std::function<void(Seq)>& progress,
                                           Digest* digest) {
-  // 1. Untrust the rows: drop the marker and every old record row.
-  MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(
-      kProjectionCf, {Row{kProjectionCf, projection::kIndexMarkerKey, std::nullopt}}, head,
-      {{"r/", "r0"}}));
-  // 2. Fold, writing the record rows in chunks as they come.
+  // 1. Untrust the rows: drop every row, the marker included (range
+  // tombstones, not a delete per key).
+  MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(kProjectionCf, {}, head, {{"", ""}}, /*sync=*/false));
+  // Rows go out in unsynced chunks of ~4 MB; the synced marker at the end
+  // makes them all durable (the WAL is sequential).
   constexpr std::size_t kChunkBytes = 4 << 20;
-  State fresh;
   std::vector<Row> chunk;
   std::size_t chunk_bytes = 0;
   Status st;
+  auto add = [&](std::string&& key, std::string&& value) {
+    chunk_bytes += key.size() + value.size();
+    chunk.push_back(Row{kProjectionCf, std::move(key), std::move(value)});
+  };
   auto flush = [&]() -> Status {
     if (chunk.empty()) return Status::OK();
     Status w = store_->ReplaceRows(kProjectionCf, chunk, head, {}, /*sync=*/false);
@@ -286,16 +298,15 @@ Result<State> Registry::RewriteProjection(Seq head, const std::function<void(Seq
     chunk_bytes = 0;
     return w;
   };
+  // 2. Fold, writing the record rows as they come.
+  State fresh;
   Status fold = store_->Scan(1, head, [&](Seq seq, const EventBuffer& e) {
     auto delta = projection::Plan(fresh, e);
     if (!delta) {
       st = delta.error();
       return false;
     }
-    for (auto& [k, v] : projection::RecordRows(*delta)) {
-      chunk_bytes += k.size() + v.size();
-      chunk.push_back(Row{kProjectionCf, std::move(k), std::move(v)});
-    }
+    for (auto& [k, v] : projection::RecordRows(*delta)) add(std::move(k), std::move(v));
     projection::Commit(fresh, *delta);
     if (chunk_bytes >= kChunkBytes) {
       st = flush();
@@ -306,17 +317,38 @@ Result<State> Registry::RewriteProjection(Seq head, const std::function<void(Seq
   });
   MODELREG_RETURN_IF_ERROR(fold);
   MODELREG_RETURN_IF_ERROR(st);
+  // 3. The state rows, streamed the same way.
+  projection::EncodeState(fresh, [&](std::string&& key, std::string&& value) {
+    if (!st.ok()) return;
+    add(std::move(key), std::move(value));
+    if (chunk_bytes >= kChunkBytes) st = flush();
+  });
+  MODELREG_RETURN_IF_ERROR(st);
   MODELREG_RETURN_IF_ERROR(flush());
-  // 3. The state rows and the marker, atomically and synced (which also
-  // makes the unsynced chunks before it durable: the WAL is sequential).
-  projection::Rows encoded = projection::EncodeState(fresh);
-  if (digest != nullptr) *digest = projection::RowsDigest(encoded);
-  std::vector<Row> rows = ToRows(std::move(encoded));
-  rows.push_back(Row{kProjectionCf, projection::kIndexMarkerKey, std::string("1")});
-  MODELREG_RETURN_IF_ERROR(
-      store_->ReplaceRows(kProjectionCf, rows, head, {{"", "r/"}, {"r0", ""}}));
+  // 4. The marker, synced: from here on the rows are trusted.
+  MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(
+      kProjectionCf, {Row{kProjectionCf, projection::kIndexMarkerKey, std::string("1")}}, head,
+      {}));
+  if (digest != nullptr) {
+    auto stored = StoredRowsDigest();
+    if (!stored) return Err(stored.error());
+    *digest = *stored;
+  }
   if (progress) progress(head);
   return fresh;
+}
+
+Result<Digest> Registry::StoredRowsDigest() const {
+  // Key order, constant memory; the digest skips the record rows.
+  projection::RowsDigester digester;
+  auto add = [&digester](std::string_view k, std::string_view v) {
+    digester.Add(k, v);
+    return true;
+  };
+  Status st = store_->ScanRows(kProjectionCf, add, "", "r/");
+  if (st.ok()) st = store_->ScanRows(kProjectionCf, add, "r0", "");
+  if (!st.ok() && st.code() != Code::kNotFound) return Err(st);
+  return digester.Finish();
 }
 
 Status Registry::Load() const {
@@ -471,9 +503,20 @@ Result<AppendResult> Registry::Write(
   return Err(Status::Conflict("the registry kept changing under this command; retry"));
 }
 
+namespace {
+
+std::string JsonString(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
 Status Registry::WriteManifest(bool force) {
   std::lock_guard<std::mutex> serialize(manifest_mu_);
-  nlohmann::json m;
+  // Written as text directly (each value through nlohmann), one version
+  // per line: a JSON tree of 400,000 versions held the state lock for
+  // seconds and took hundreds of MB.
+  std::string out;
   Seq seq = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -481,31 +524,35 @@ Status Registry::WriteManifest(bool force) {
     // A concurrent writer already wrote this state or a newer one.
     if (!force && manifest_written_ && manifest_seq_ >= seq) return Status::OK();
     const Head head = store_->head();
-    m["format_version"] = 1;
-    m["head_seq"] = state_.seq;
-    m["head_hash"] = ToHex(head.seq == state_.seq ? head.hash : Digest{});
-    m["updated_at"] = FormatUtc(state_.at);
-    m["types"] = nlohmann::json::object();
+    out += "{\n  \"format_version\": 1,\n  \"head_hash\": \"";
+    out += ToHex(head.seq == state_.seq ? head.hash : Digest{});
+    out += "\",\n  \"head_seq\": " + std::to_string(state_.seq) + ",\n  \"types\": {";
+    bool first_type = true;
     for (const auto& [type, ts] : state_.types) {
-      nlohmann::json t;
-      t["production"] = ts.production.empty() ? nlohmann::json() : nlohmann::json(ts.production);
-      t["versions"] = nlohmann::json::array();
+      out += first_type ? "\n    " : ",\n    ";
+      first_type = false;
+      out += JsonString(type) + ": {\n      \"production\": ";
+      out += ts.production.empty() ? std::string("null") : JsonString(ts.production);
+      out += ",\n      \"versions\": [";
+      bool first_version = true;
       for (const VersionRecord* r : SortedVersions(ts)) {
-        t["versions"].push_back(
-            {{"version", r->version},
-             {"status", projection::StatusName(r->status)},
-             {"sha256", r->artifact_sha256},
-             {"size", r->artifact_size},
-             {"artifact_path", r->purged ? nlohmann::json()
-                                         : nlohmann::json("artifacts/" + type + "/" +
-                                                          r->version + "/" + r->artifact_name)}});
+        out += first_version ? "\n        " : ",\n        ";
+        first_version = false;
+        out += "{\"artifact_path\": ";
+        out += r->purged ? std::string("null")
+                         : JsonString("artifacts/" + type + "/" + r->version + "/" +
+                                      r->artifact_name);
+        out += ", \"sha256\": " + JsonString(r->artifact_sha256);
+        out += ", \"size\": " + std::to_string(r->artifact_size);
+        out += ", \"status\": \"" + std::string(projection::StatusName(r->status)) + "\"";
+        out += ", \"version\": " + JsonString(r->version) + "}";
       }
-      m["types"][type] = t;
+      out += first_version ? "]\n    }" : "\n      ]\n    }";
     }
+    out += first_type ? "},\n" : "\n  },\n";
+    out += "  \"updated_at\": " + JsonString(FormatUtc(state_.at)) + "\n}\n";
   }
-  Status st = artifacts::WriteFileAtomic(
-      (fs::path(root_) / "manifest.json").string(),
-      m.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  Status st = artifacts::WriteFileAtomic((fs::path(root_) / "manifest.json").string(), out);
   if (st.ok()) {
     manifest_seq_ = seq;
     manifest_written_ = true;
@@ -1248,16 +1295,9 @@ Result<Registry::RebuildResult> Registry::Rebuild(
     const std::function<void(Seq done, Seq total)>& progress) {
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
   RebuildResult out;
-  // The digest of the state rows before (streamed in key order; the digest
-  // skips the record rows).
-  projection::RowsDigester before;
-  auto collect = [&before](std::string_view k, std::string_view v) {
-    before.Add(k, v);
-    return true;
-  };
-  MODELREG_RETURN_IF_ERROR(store_->ScanRows(kProjectionCf, collect, "", "r/"));
-  MODELREG_RETURN_IF_ERROR(store_->ScanRows(kProjectionCf, collect, "r0", ""));
-  out.before = before.Finish();
+  auto before = StoredRowsDigest();
+  if (!before) return Err(before.error());
+  out.before = *before;
   const Seq head = store_->head().seq;
   // Two passes: the whole chain is verified before any row changes, then
   // the fold rewrites the rows (progress counts both: 2 * head steps).

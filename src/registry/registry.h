@@ -220,14 +220,16 @@ class Registry {
   // Without `fold_if_stale`, stale rows give an empty state.
   Result<State> ReadState(bool* rows_current, bool fold_if_stale) const;
   // Rewrites every projection row from the first `head` events and returns
-  // the folded state, in memory bounded by the state (not the log): the
-  // marker row and old record rows go first, the record rows are written in
-  // chunks while folding, the state rows and the marker last in one atomic
-  // synced batch. Killed midway, the rows lack the marker, so nobody trusts
-  // them (reads fold the log) and the next writable open rewrites them.
-  // `digest`, if given, receives the state digest of the rows written.
+  // the folded state, in memory bounded by the state (not the log): every
+  // old row and the marker row go first, the record rows are written in
+  // chunks while folding, then the state rows in chunks, then the marker,
+  // synced. Killed midway, the rows lack the marker, so nobody trusts them
+  // (reads fold the log) and the next writable open rewrites them.
+  // `digest`, if given, receives the state digest of the rows as stored.
   Result<State> RewriteProjection(Seq head, const std::function<void(Seq)>& progress,
                                   Digest* digest = nullptr);
+  // The state digest of the stored projection rows (a scan in key order).
+  Result<Digest> StoredRowsDigest() const;
   // Appends `draft` if the head is still `expected`, keeping the
   // projection rows and in-memory state in step.
   // Appends `draft`, an event of `type`, if no other event of `type` was
