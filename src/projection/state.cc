@@ -23,33 +23,6 @@ std::string HexOf(const fb::Hash32* h) {
   return ToHex(d);
 }
 
-json ToJson(const VersionRecord& r) {
-  return json{{"model_type", r.model_type},
-              {"version", r.version},
-              {"model_id", r.model_id},
-              {"status", StatusName(r.status)},
-              {"registered_seq", r.registered_seq},
-              {"registered_at", r.registered_at},
-              {"registered_by", r.registered_by},
-              {"artifact_name", r.artifact_name},
-              {"artifact_size", r.artifact_size},
-              {"artifact_sha256", r.artifact_sha256},
-              {"metrics", r.metrics},
-              {"dataset_version_ids", r.dataset_version_ids},
-              {"snapshot_id", r.snapshot_id},
-              {"config_hash", r.config_hash},
-              {"status_seq", r.status_seq},
-              {"status_at", r.status_at},
-              {"status_by", r.status_by},
-              {"status_reason", r.status_reason},
-              {"promoted_at", r.promoted_at},
-              {"demoted_at", r.demoted_at},
-              {"validated_seq", r.validated_seq},
-              {"validation_ok", r.validation_ok},
-              {"validation_detail", r.validation_detail},
-              {"purged", r.purged}};
-}
-
 VersionRecord VersionFromJson(const json& j) {
   VersionRecord r;
   r.model_type = j.at("model_type");
@@ -79,22 +52,6 @@ VersionRecord VersionFromJson(const json& j) {
   r.validation_detail = j.at("validation_detail");
   r.purged = j.at("purged");
   return r;
-}
-
-json ToJson(const PromotionRecord& p) {
-  return json{{"seq", p.seq},
-              {"at", p.at},
-              {"actor", p.actor},
-              {"model_type", p.model_type},
-              {"version", p.version},
-              {"replaced_version", p.replaced_version},
-              {"replaced_status", p.replaced_status},
-              {"rollback", p.rollback},
-              {"gates_overridden", p.gates_overridden},
-              {"reason", p.reason},
-              {"override_reason", p.override_reason},
-              {"gates_passed", p.gates_passed},
-              {"gates_total", p.gates_total}};
 }
 
 PromotionRecord PromotionFromJson(const json& j) {
@@ -464,14 +421,14 @@ Status Apply(State& state, const EventBuffer& event) {
 Rows EncodeDelta(const Delta& delta) {
   Rows rows;
   for (const VersionRecord& r : delta.versions) {
-    rows.emplace_back(VersionKey(r.model_type, r.version), ToJson(r).dump(-1, ' ', false, json::error_handler_t::replace));
+    rows.emplace_back(VersionKey(r.model_type, r.version), EncodeVersionRow(r));
   }
   for (const auto& [type, version] : delta.production) {
     rows.emplace_back("p/" + type, version);
     rows.emplace_back(TimelineKey(type, delta.at, delta.seq), version);
   }
   for (const PromotionRecord& h : delta.history) {
-    rows.emplace_back(HistoryKey(h.model_type, h.seq), ToJson(h).dump(-1, ' ', false, json::error_handler_t::replace));
+    rows.emplace_back(HistoryKey(h.model_type, h.seq), EncodeHistoryRow(h));
   }
   for (const auto& [type, c] : delta.consumers) {
     rows.emplace_back(ConsumerKey(type, c.consumer_id),
@@ -487,7 +444,7 @@ Rows EncodeDelta(const Delta& delta) {
 Rows RecordRows(const Delta& delta) {
   Rows rows;
   for (const VersionRecord& r : delta.versions) {
-    rows.emplace_back(RecordKey(r.model_type, r.version, delta.seq), ToJson(r).dump(-1, ' ', false, json::error_handler_t::replace));
+    rows.emplace_back(RecordKey(r.model_type, r.version, delta.seq), EncodeVersionRow(r));
   }
   return rows;
 }
@@ -551,11 +508,11 @@ void EncodeState(const State& state,
   emit("s", json{{"seq", state.seq}, {"at", state.at}}.dump(-1, ' ', false, json::error_handler_t::replace));
   for (const auto& [type, ts] : state.types) {
     for (const auto& [version, r] : ts.versions) {
-      emit(VersionKey(type, version), ToJson(r).dump(-1, ' ', false, json::error_handler_t::replace));
+      emit(VersionKey(type, version), EncodeVersionRow(r));
     }
     if (!ts.production.empty()) emit("p/" + type, std::string(ts.production));
     for (const PromotionRecord& h : ts.history) {
-      emit(HistoryKey(type, h.seq), ToJson(h).dump(-1, ' ', false, json::error_handler_t::replace));
+      emit(HistoryKey(type, h.seq), EncodeHistoryRow(h));
     }
     for (const ProductionChange& c : ts.timeline) {
       emit(TimelineKey(type, c.at, c.seq), std::string(c.version));

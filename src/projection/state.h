@@ -204,6 +204,10 @@ class RowSetDigest {
   std::uint64_t rows_ = 0;
 };
 
+// Encodes a "v/" or "r/" row value, and an "h/" row value (canonical
+// JSON, keys sorted).
+std::string EncodeVersionRow(const VersionRecord& r);
+std::string EncodeHistoryRow(const PromotionRecord& p);
 // Decodes one "v/", "r/" or "h/" row value.
 Result<VersionRecord> DecodeVersionRow(std::string_view value);
 Result<PromotionRecord> DecodeHistoryRow(std::string_view value);

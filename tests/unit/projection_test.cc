@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "events/model_events.h"
 #include "events/sample.h"
@@ -613,6 +616,121 @@ TEST_F(ProjectionTest, DecodeStateRejectsMalformedRows) {
   auto d = DecodeState(bad_status);
   ASSERT_FALSE(d);
   EXPECT_EQ(d.error().code(), Code::kCorruption);
+}
+
+// The row encoder writes JSON by hand for speed; its bytes must be exactly
+// nlohmann's compact dump of the same object (the digest of every existing
+// registry depends on them), for plain and awkward values alike.
+nlohmann::json ReferenceJson(const VersionRecord& r) {
+  return nlohmann::json{{"model_type", r.model_type},
+                        {"version", r.version},
+                        {"model_id", r.model_id},
+                        {"status", StatusName(r.status)},
+                        {"registered_seq", r.registered_seq},
+                        {"registered_at", r.registered_at},
+                        {"registered_by", r.registered_by},
+                        {"artifact_name", r.artifact_name},
+                        {"artifact_size", r.artifact_size},
+                        {"artifact_sha256", r.artifact_sha256},
+                        {"metrics", r.metrics},
+                        {"dataset_version_ids", r.dataset_version_ids},
+                        {"snapshot_id", r.snapshot_id},
+                        {"config_hash", r.config_hash},
+                        {"status_seq", r.status_seq},
+                        {"status_at", r.status_at},
+                        {"status_by", r.status_by},
+                        {"status_reason", r.status_reason},
+                        {"promoted_at", r.promoted_at},
+                        {"demoted_at", r.demoted_at},
+                        {"validated_seq", r.validated_seq},
+                        {"validation_ok", r.validation_ok},
+                        {"validation_detail", r.validation_detail},
+                        {"purged", r.purged}};
+}
+
+nlohmann::json ReferenceJson(const PromotionRecord& p) {
+  return nlohmann::json{{"seq", p.seq},
+                        {"at", p.at},
+                        {"actor", p.actor},
+                        {"model_type", p.model_type},
+                        {"version", p.version},
+                        {"replaced_version", p.replaced_version},
+                        {"replaced_status", p.replaced_status},
+                        {"rollback", p.rollback},
+                        {"gates_overridden", p.gates_overridden},
+                        {"reason", p.reason},
+                        {"override_reason", p.override_reason},
+                        {"gates_passed", p.gates_passed},
+                        {"gates_total", p.gates_total}};
+}
+
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+TEST(RowEncoding, ByteForByteTheSameAsNlohmann) {
+  const std::vector<std::string> texts = {
+      "",        "plain text",  "quote \" and backslash \\", "tab\tnewline\ncr\r",
+      "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac", "bad utf-8 \xe9 here", "\xff\xfe",
+      "slash / and </script>"};
+  const std::vector<double> numbers = {0.0,    -0.0,   1.0,      0.05,  -1.5,   1e-7,
+                                       1e21,   123456789.123, 0.1 + 0.2, 2.5e-308, 1.7976931348623157e308};
+  int checked = 0;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    VersionRecord r;
+    r.model_type = "risk_model";
+    r.version = "v1." + std::to_string(i) + ".0";
+    r.model_id = texts[i];
+    r.status = static_cast<ModelStatus>(i % 4);
+    r.registered_seq = i * 1'000'000'007ULL;
+    r.registered_at = i % 2 == 0 ? -static_cast<TimeNs>(i) * 1'000'000'000 : static_cast<TimeNs>(i);
+    r.registered_by = texts[(i + 1) % texts.size()];
+    r.artifact_name = "model.pkl";
+    r.artifact_size = ~std::uint64_t{0} - i;
+    r.artifact_sha256 = std::string(64, 'a');
+    for (std::size_t m = 0; m < numbers.size(); ++m) {
+      if (m % (i + 1) == 0) r.metrics[texts[m % texts.size()] + std::to_string(m)] = numbers[m];
+    }
+    if (i % 3 != 0) r.dataset_version_ids = {{"crsp", "v1.2.3"}, {texts[i], texts[(i + 2) % texts.size()]}};
+    r.snapshot_id = texts[(i + 3) % texts.size()];
+    r.config_hash = "cfg";
+    r.status_seq = i;
+    r.status_at = std::numeric_limits<TimeNs>::min() + static_cast<TimeNs>(i);
+    r.status_by = texts[i];
+    r.status_reason = texts[(i + 4) % texts.size()];
+    r.promoted_at = std::numeric_limits<TimeNs>::max() - static_cast<TimeNs>(i);
+    r.validated_seq = i;
+    r.validation_ok = i % 2 == 1;
+    r.validation_detail = texts[(i + 5) % texts.size()];
+    r.purged = i % 2 == 0;
+    EXPECT_EQ(EncodeVersionRow(r), Dump(ReferenceJson(r))) << "record " << i;
+
+    PromotionRecord p;
+    p.seq = r.registered_seq;
+    p.at = r.status_at;
+    p.actor = texts[i];
+    p.model_type = r.model_type;
+    p.version = r.version;
+    p.replaced_version = texts[(i + 1) % texts.size()];
+    p.replaced_status = i % 2 == 0 ? "archived" : "";
+    p.rollback = i % 2 == 1;
+    p.gates_overridden = i % 3 == 0;
+    p.reason = texts[(i + 2) % texts.size()];
+    p.override_reason = texts[(i + 6) % texts.size()];
+    p.gates_passed = -static_cast<int>(i);
+    p.gates_total = static_cast<int>(i);
+    EXPECT_EQ(EncodeHistoryRow(p), Dump(ReferenceJson(p))) << "history " << i;
+    checked += 2;
+  }
+  EXPECT_EQ(checked, 18);
+  // Valid input decodes back to the same record.
+  VersionRecord plain;
+  plain.model_type = "alpha";
+  plain.version = "v2";
+  plain.metrics = {{"ic", 0.031}, {"sharpe", 1.25}};
+  auto back = DecodeVersionRow(EncodeVersionRow(plain));
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(*back, plain);
 }
 
 TEST(StatusNames, RoundTrip) {
