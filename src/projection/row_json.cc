@@ -3,10 +3,11 @@
 // the same object (keys in std::map order, error_handler_t::replace): the
 // rows feed the state digest, so not one byte may change. nlohmann still
 // writes every value that is not plain: strings with bytes to escape or
-// outside printable ASCII, and every double. Building a json tree per row
+// outside printable ASCII; doubles go through nlohmann's own to_chars. Building a json tree per row
 // was a third of a projection rebuild (tests/unit/projection_test.cc
 // compares both encodings).
 #include <charconv>
+#include <cmath>
 #include <string>
 #include <string_view>
 
@@ -60,7 +61,15 @@ class ObjectWriter {
   }
   void Value(const std::string& v) { String(v); }
   void Value(double v) {
-    out_ += nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    // What nlohmann's serializer does for a double (serializer::dump_float
+    // in 3.11): null when not finite, else its Grisu2 to_chars.
+    if (!std::isfinite(v)) {
+      out_ += "null";
+      return;
+    }
+    char buf[64];
+    char* end = nlohmann::detail::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, end);
   }
   template <typename Int>
   void Integer(Int v) {
