@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/new_directory.h"
 #include "artifacts/artifact_store.h"
 #include "log/backup.h"
 #include "registry/registry.h"
@@ -271,27 +272,28 @@ Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out) {
 
 Status RunBackupRestore(const Globals& g, std::uint32_t id, const std::string& dir,
                         std::ostream& out) {
-  std::error_code ec;
-  if (fs::exists(dir, ec) && (!fs::is_directory(dir, ec) || !fs::is_empty(dir, ec))) {
-    return Status::AlreadyExists(dir + " exists and is not an empty directory; restore into a "
-                                       "new directory");
-  }
+  const std::string hint = "restore into a new directory";
+  MODELREG_RETURN_IF_ERROR(CheckNewDirectory(dir, hint));
   auto backups = ListBackups(BackupDb(g.root).string());
   if (!backups) return backups.error();
   MODELREG_RETURN_IF_ERROR(CheckId(*backups, id));
-  // The new directories must survive a crash: their entries synced as they
-  // are created, everything in them once restored.
-  MODELREG_RETURN_IF_ERROR(CreateDirectoriesSynced(dir));
+  // Restored aside, verified, fsynced, then renamed into place: a failed
+  // or killed restore leaves no half registry at `dir`.
   std::size_t files = 0;
-  auto reg = RestoreInto(g.root, id, dir, &files);
-  if (!reg) return reg.error();
-  auto v = (*reg)->Verify();
-  if (!v) return v.error();
-  if (!v->chain.ok || !v->projection_ok) {
-    return Status::Corruption("the restored registry does not verify: " + v->chain.problem);
-  }
-  reg->reset();
-  MODELREG_RETURN_IF_ERROR(SyncTree(dir));
+  std::optional<registry::VerifyResult> v;
+  MODELREG_RETURN_IF_ERROR(
+      CreateAtomically(dir, hint, "restoring", [&](const std::string& staging) -> Status {
+        auto reg = RestoreInto(g.root, id, staging, &files);
+        if (!reg) return reg.error();
+        auto verified = (*reg)->Verify();
+        if (!verified) return verified.error();
+        if (!verified->chain.ok || !verified->projection_ok) {
+          return Status::Corruption("the restored registry does not verify: " +
+                                    verified->chain.problem);
+        }
+        v = *verified;
+        return Status::OK();
+      }));
   if (g.json) {
     // A path need not be UTF-8; JSON must be.
     out << json{{"id", id},

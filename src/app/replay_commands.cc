@@ -7,14 +7,17 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "app/exit_codes.h"
+#include "app/new_directory.h"
 #include "artifacts/artifact_store.h"
 #include "log/backup.h"
 #include "log/envelope.h"
@@ -31,51 +34,6 @@ namespace fs = std::filesystem;
 // Paths need not be UTF-8; JSON output must be (dump() would throw).
 std::string JsonLine(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-// `path` without trailing separators: "new/" is the directory "new".
-fs::path WithoutTrailingSlash(const std::string& path) {
-  fs::path p(path);
-  while (!p.has_filename() && p.has_relative_path()) p = p.parent_path();
-  return p;
-}
-
-// The directory holding `p` ("." for a bare name).
-fs::path ParentOf(const fs::path& p) {
-  fs::path parent = p.parent_path();
-  return parent.empty() ? fs::path(".") : parent;
-}
-
-// A new empty directory named `prefix` + random hex (mode 0777 less the
-// umask, like any directory the user creates).
-Result<fs::path> MakeUniqueDir(const std::string& prefix) {
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    const fs::path dir = prefix + NewEventId().substr(0, 12);
-    if (::mkdir(dir.c_str(), 0777) == 0) return dir;
-    if (errno != EEXIST) {
-      return Err(Status::IOError("cannot create " + dir.string() + ": " + std::strerror(errno)));
-    }
-  }
-  return Err(Status::IOError("cannot create a new directory named " + prefix + "*"));
-}
-
-// rename(2) that never replaces `to`: AlreadyExists when it is there.
-Status RenameNoReplace(const fs::path& from, const fs::path& to) {
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
-    return Status::OK();
-  }
-  if (errno == EINVAL || errno == ENOSYS) {
-    // A filesystem without RENAME_NOREPLACE: check, then rename (racy, but
-    // rename(2) still refuses a non-empty directory).
-    std::error_code ec;
-    if (fs::exists(fs::symlink_status(to, ec))) errno = EEXIST;
-    else if (::rename(from.c_str(), to.c_str()) == 0) return Status::OK();
-  }
-  if (errno == EEXIST || errno == ENOTEMPTY) {
-    return Status::AlreadyExists(to.string() + " exists");
-  }
-  return Status::IOError("cannot rename " + from.string() + " to " + to.string() + ": " +
-                         std::strerror(errno));
 }
 
 // Events done, events/s and ETA: redrawn in place on a terminal, one line
@@ -123,6 +81,24 @@ class Progress {
 
 }  // namespace
 
+namespace {
+
+// This process's peak resident memory (VmHWM of /proc/self/status), KiB;
+// 0 where it cannot be read. Measured by the process itself: a parent's
+// wait4() figure can be the parent's own peak when it spawned the child
+// with vfork (posix_spawn), which records the shared memory's high-water
+// mark at exec.
+std::uint64_t PeakRssKib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
+  }
+  return 0;
+}
+
+}  // namespace
+
 Status RunRebuild(const Globals& g, std::ostream& out, std::ostream& progress,
                   bool progress_is_terminal) {
   registry::RegistryOptions o;
@@ -144,11 +120,13 @@ Status RunRebuild(const Globals& g, std::ostream& out, std::ostream& progress,
                           {"seconds", secs},
                           {"digest_before", ToHex(r->before)},
                           {"digest_after", ToHex(r->after)},
-                          {"unchanged", same}}
+                          {"unchanged", same},
+                          {"peak_rss_kib", PeakRssKib()}}
                .dump()
         << '\n';
   } else {
-    out << "rebuilt the projections from " << r->events << " events in " << secs << " s\n"
+    out << "rebuilt the projections from " << r->events << " events in " << secs << " s (peak "
+        << PeakRssKib() / 1024 << " MiB resident)\n"
         << "state digest " << ToHex(r->after) << '\n'
         << (same ? "equal to the digest before the rebuild"
                  : "the projections before the rebuild differed (digest " + ToHex(r->before) +
@@ -248,10 +226,8 @@ Status RunExport(const Globals& g, const std::string& file, std::ostream& out) {
 }
 
 Status RunMaterialize(const Globals& g, TimeNs at, const std::string& dir, std::ostream& out) {
-  std::error_code ec;
-  if (fs::exists(dir, ec) && (!fs::is_directory(dir, ec) || !fs::is_empty(dir, ec))) {
-    return Status::AlreadyExists(dir + " exists and is not an empty directory");
-  }
+  const std::string hint = "materialize into a new directory";
+  MODELREG_RETURN_IF_ERROR(CheckNewDirectory(dir, hint));
   registry::RegistryOptions src_options;
   src_options.root = g.root;
   src_options.read_only = true;
@@ -259,42 +235,50 @@ Status RunMaterialize(const Globals& g, TimeNs at, const std::string& dir, std::
   if (!src) return src.error();
   auto upto = (*src)->log().SeqAtOrBefore(at);
   if (!upto) return upto.error();
-  MODELREG_RETURN_IF_ERROR(CreateDirectoriesSynced(dir));
-  fs::create_directories(fs::path(dir) / "registry", ec);
-  if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
-  {
-    auto store = EventStore::Open((fs::path(dir) / "registry").string());
-    if (!store) return store.error();
-    Seq next = 1;
-    MODELREG_RETURN_IF_ERROR((*store)->AppendVerbatim([&]() -> Result<std::optional<std::string>> {
-      if (next > *upto) return std::optional<std::string>();
-      auto e = (*src)->log().Get(next++);
-      if (!e) return Err(e.error());
-      return std::optional<std::string>(std::string(e->bytes()));
-    }));
-  }
-  registry::RegistryOptions dst_options;
-  dst_options.root = dir;
-  auto dst = registry::Registry::Open(dst_options);
-  if (!dst) return dst.error();
-  Status linked;
+  // Built aside and renamed into place once complete and verified.
   std::size_t versions = 0;
-  (*dst)->Read([&](const registry::State& s) {
-    for (const auto& [type, ts] : s.types) {
-      for (const auto& [version, rec] : ts.versions) {
-        if (!linked.ok()) return;
-        ++versions;
-        linked = artifacts::LinkDirectory((fs::path(g.root) / "artifacts" / type / version).string(),
-                                          (fs::path(dir) / "artifacts" / type / version).string(),
-                                          nullptr);
-      }
+  std::optional<registry::VerifyResult> v;
+  MODELREG_RETURN_IF_ERROR(CreateAtomically(dir, hint, "materializing", [&](const std::string& staging) -> Status {
+    std::error_code ec;
+    fs::create_directories(fs::path(staging) / "registry", ec);
+    if (ec) return Status::IOError("cannot create " + staging + ": " + ec.message());
+    {
+      auto store = EventStore::Open((fs::path(staging) / "registry").string());
+      if (!store) return store.error();
+      Seq next = 1;
+      MODELREG_RETURN_IF_ERROR((*store)->AppendVerbatim([&]() -> Result<std::optional<std::string>> {
+        if (next > *upto) return std::optional<std::string>();
+        auto e = (*src)->log().Get(next++);
+        if (!e) return Err(e.error());
+        return std::optional<std::string>(std::string(e->bytes()));
+      }));
     }
-  });
-  MODELREG_RETURN_IF_ERROR(linked);
-  auto v = (*dst)->Verify();
-  if (!v) return v.error();
-  dst->reset();
-  MODELREG_RETURN_IF_ERROR(SyncTree(dir));  // the log, manifest, artifact links and copies
+    registry::RegistryOptions dst_options;
+    dst_options.root = staging;
+    auto dst = registry::Registry::Open(dst_options);
+    if (!dst) return dst.error();
+    Status linked;
+    (*dst)->Read([&](const registry::State& s) {
+      for (const auto& [type, ts] : s.types) {
+        for (const auto& [version, rec] : ts.versions) {
+          if (!linked.ok()) return;
+          ++versions;
+          linked = artifacts::LinkDirectory(
+              (fs::path(g.root) / "artifacts" / type / version).string(),
+              (fs::path(staging) / "artifacts" / type / version).string(), nullptr);
+        }
+      }
+    });
+    MODELREG_RETURN_IF_ERROR(linked);
+    auto verified = (*dst)->Verify();
+    if (!verified) return verified.error();
+    if (!verified->chain.ok || !verified->projection_ok) {
+      return Status::Corruption("the materialized registry does not verify: " +
+                                verified->chain.problem);
+    }
+    v = *verified;
+    return Status::OK();
+  }));
   if (g.json) {
     out << JsonLine({{"root", dir},
                      {"at", FormatUtc(at)},
@@ -314,8 +298,8 @@ Status RunMaterialize(const Globals& g, TimeNs at, const std::string& dir, std::
 namespace {
 
 // Creates the registry of an export in the empty directory `dir`: the
-// events, the projections and manifest.json (Registry::Open), a verify, and
-// everything fsynced. `dir` is closed again when this returns.
+// events, the projections and manifest.json (Registry::Open) and a verify.
+// `dir` is closed again when this returns.
 Status BuildImport(const Globals& g, const std::string& file, const fs::path& dir,
                    registry::VerifyResult* verified) {
   std::error_code ec;
@@ -340,77 +324,25 @@ Status BuildImport(const Globals& g, const std::string& file, const fs::path& di
     }
     *verified = *v;
   }
-  return SyncTree(dir.string());
-}
-
-// Publishes a complete import: the staging directory becomes `target`.
-// `target` absent: one rename of the sibling staging directory. `target` an
-// existing empty directory (perhaps a mount point, or prepared with its
-// owner and mode): the staging directory is inside it and its entries move
-// up, registry/ last; the registry exists once registry/ is there.
-Status Publish(const fs::path& staging, const fs::path& target, bool target_existed) {
-  auto appeared = [&target](const Status& st) {
-    return st.code() == Code::kAlreadyExists
-               ? Status::AlreadyExists(target.string() +
-                                       " was created by someone else while importing; nothing "
-                                       "was imported")
-               : st;
-  };
-  if (!target_existed) {
-    Status st = RenameNoReplace(staging, target);
-    if (!st.ok()) return appeared(st);
-    return SyncPath(ParentOf(target).string());
-  }
-  std::error_code ec;
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(staging, ec)) {
-    names.push_back(entry.path().filename().string());
-  }
-  if (ec) return Status::IOError("cannot read " + staging.string() + ": " + ec.message());
-  std::stable_partition(names.begin(), names.end(),
-                        [](const std::string& n) { return n != "registry"; });
-  std::vector<std::string> moved;
-  for (const std::string& n : names) {
-    Status st = RenameNoReplace(staging / n, target / n);
-    if (!st.ok()) {
-      for (const std::string& m : moved) fs::remove_all(target / m, ec);
-      return appeared(st);
-    }
-    moved.push_back(n);
-  }
-  fs::remove(staging, ec);
-  return SyncPath(target.string());
+  return Status::OK();
 }
 
 }  // namespace
 
 Status RunImport(const Globals& g, const std::string& file, const std::string& new_root,
                  std::ostream& out) {
-  std::error_code ec;
-  const fs::path target = WithoutTrailingSlash(new_root);
-  if (target.empty()) return Status::InvalidArgument("--root is empty: name the new registry");
-  const bool exists = fs::exists(target, ec);
-  if (fs::exists(fs::symlink_status(target, ec)) &&
-      (!exists || !fs::is_directory(target, ec) || !fs::is_empty(target, ec))) {
-    return Status::AlreadyExists(new_root + " exists and is not an empty directory; import "
-                                            "into a new registry");
-  }
+  const std::string hint = "import into a new registry";
+  MODELREG_RETURN_IF_ERROR(CheckNewDirectory(new_root, hint));
   auto checked = portable::CheckExport(file);
   if (!checked) return checked.error();
   // Built in a staging directory and published only once complete and
   // verified: whatever fails (a line that changed since the check, a full
   // disk, a kill), `new_root` is never half a registry.
-  if (!exists) MODELREG_RETURN_IF_ERROR(CreateDirectoriesSynced(ParentOf(target).string()));
-  auto staging = MakeUniqueDir(exists ? (target / ".importing-").string()
-                                      : target.string() + ".importing-");
-  if (!staging) return staging.error();
   registry::VerifyResult v;
-  Status st = BuildImport(g, file, *staging, &v);
-  if (st.ok()) st = Publish(*staging, target, exists);
-  if (!st.ok()) {
-    fs::remove_all(*staging, ec);
-    return st;
-  }
+  MODELREG_RETURN_IF_ERROR(CreateAtomically(new_root, hint, "importing",
+                                            [&](const std::string& staging) {
+                                              return BuildImport(g, file, staging, &v);
+                                            }));
   if (g.json) {
     out << JsonLine({{"root", new_root},
                      {"events", v.chain.events},

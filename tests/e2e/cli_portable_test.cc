@@ -99,11 +99,13 @@ int renameat2(int from_dir, const char* from, int to_dir, const char* to,
 
 #include <nlohmann/json.hpp>
 
+#include "common/bytes.h"
 #include "events/model_events.h"
 #include "events/sample.h"
 #include "log/event_store.h"
 #include "support/child.h"
 #include "support/run.h"
+#include "support/raw_db.h"
 #include "support/temp_dir.h"
 
 namespace modelreg {
@@ -248,9 +250,10 @@ class Portable : public ::testing::Test {
 
   // Entries of the test directory named like a staging directory of an
   // import into `target` (<target>.importing-*).
-  std::vector<std::string> StagingLeftovers(const std::string& target) const {
+  std::vector<std::string> StagingLeftovers(const std::string& target,
+                                            const std::string& tag = ".importing-") const {
     std::vector<std::string> out;
-    const std::string prefix = fs::path(target).filename().string() + ".importing-";
+    const std::string prefix = fs::path(target).filename().string() + tag;
     for (const auto& e : fs::directory_iterator(fs::path(target).parent_path())) {
       if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path().string());
     }
@@ -537,6 +540,57 @@ TEST_F(Portable, ImportKilledMidwayLeavesNoRegistryAtNew) {
   EXPECT_EQ(RunCmd(Bin() + " --root " + target + " verify").rc, 0);
 }
 
+// Materialize stops at the first event whose bytes do not match the hash
+// its successor recorded (an edited log): after it has copied the events
+// before it. Nothing may be left at the target, absent or empty.
+TEST_F(Portable, MaterializeFailingMidwayLeavesNothing) {
+  SmallRegistry();
+  testing::RawPut(Root() + "/registry", "events", Be64(2), [](std::string v) {
+    v[v.size() / 2] ^= 0x01;  // event 2 edited after the fact
+    return v;
+  });
+  for (const bool target_exists : {false, true}) {
+    SCOPED_TRACE(target_exists ? "target is an empty directory" : "target is absent");
+    const std::string target = dir_.sub(target_exists ? "empty" : "absent");
+    if (target_exists) fs::create_directory(target);
+    RunResult r = Rp("--root " + Root() + " materialize --at 2100-01-01 --to " + target);
+    EXPECT_NE(r.rc, 0) << r.out;
+    EXPECT_FALSE(r.err.empty());
+    if (target_exists) {
+      EXPECT_TRUE(fs::is_directory(target));
+      EXPECT_TRUE(fs::is_empty(target)) << "left in the target: "
+                                        << fs::directory_iterator(target)->path();
+    } else {
+      EXPECT_FALSE(fs::exists(target)) << "a partial registry is at " << target;
+    }
+    EXPECT_TRUE(StagingLeftovers(target, ".materializing-").empty());
+  }
+}
+
+// A damaged backup is found while restoring (RocksDB checks each file's
+// checksum as it copies): exit 5, and no partial registry at the target.
+TEST_F(Portable, RestoreOfADamagedBackupLeavesNothing) {
+  SmallRegistry();
+  ASSERT_EQ(Mr("backup create").rc, 0);
+  std::vector<fs::path> tables;
+  for (const auto& e : fs::directory_iterator(Root() + "/backups/db/shared_checksum")) {
+    tables.push_back(e.path());
+  }
+  ASSERT_FALSE(tables.empty());
+  std::sort(tables.begin(), tables.end());
+  {
+    std::fstream f(tables.back(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.write("XXXX", 4);
+  }
+  const std::string target = dir_.sub("restored");
+  RunResult r = Mr("backup restore 1 --to " + target);
+  EXPECT_EQ(r.rc, 5) << r.err;
+  EXPECT_NE(r.err.find("checksum"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(target)) << "a partial registry is at " << target;
+  EXPECT_TRUE(StagingLeftovers(target, ".restoring-").empty());
+}
+
 TEST_F(Portable, ImportStillRefusesAnExistingRegistryOrFile) {
   SmallRegistry();
   const std::string file = Export();
@@ -585,6 +639,22 @@ TEST_F(Portable, ExportFsyncsTheFileBeforeTheRenameAndTheDirectoryAfter) {
       << "the directory is not fsynced after the rename";
 }
 
+// The index of the rename of a staging directory "<target><tag><hex>" to
+// `target` in a spy log (npos if none), and that staging directory.
+std::size_t FindStagedRename(const std::vector<std::string>& log, const std::string& target,
+                             const std::string& tag, std::string* staging) {
+  std::size_t renamed = std::string::npos;
+  const std::string suffix = "\t" + target;
+  for (std::size_t i = 0; i < log.size(); ++i) {
+    if (log[i].rfind("rename\t" + target + tag, 0) == 0 && log[i].size() > suffix.size() &&
+        log[i].compare(log[i].size() - suffix.size(), suffix.size(), suffix) == 0) {
+      renamed = i;
+      *staging = log[i].substr(7, log[i].size() - 7 - suffix.size());
+    }
+  }
+  return renamed;
+}
+
 TEST_F(Portable, ImportPublishesBySyncedRenameAndSyncsTheParent) {
   SmallRegistry();
   const std::string file = Export();
@@ -592,16 +662,8 @@ TEST_F(Portable, ImportPublishesBySyncedRenameAndSyncsTheParent) {
   RunResult r;
   const auto log = Spied(Replay() + " --root " + target + " import " + file, &r);
   ASSERT_EQ(r.rc, 0) << r.err;
-  std::size_t renamed = std::string::npos;
   std::string staging;
-  for (std::size_t i = 0; i < log.size(); ++i) {
-    const std::string suffix = "\t" + target;
-    if (log[i].rfind("rename\t" + target + ".importing-", 0) == 0 && log[i].size() > suffix.size() &&
-        log[i].compare(log[i].size() - suffix.size(), suffix.size(), suffix) == 0) {
-      renamed = i;
-      staging = log[i].substr(7, log[i].size() - 7 - suffix.size());
-    }
-  }
+  const std::size_t renamed = FindStagedRename(log, target, ".importing-", &staging);
   ASSERT_NE(renamed, std::string::npos) << "no rename of a staging directory to " << target;
   // Everything in it is durable before it gets its name...
   EXPECT_LT(Find(log, "fsync\t" + Canon(staging)), renamed);
@@ -611,7 +673,9 @@ TEST_F(Portable, ImportPublishesBySyncedRenameAndSyncsTheParent) {
   EXPECT_NE(Find(log, "fsync\t" + Canon(dir_.path()), renamed), std::string::npos);
 }
 
-TEST_F(Portable, RestoreAndMaterializeSyncWhatTheyCreate) {
+// Restore and materialize build the new registry aside like import: all of
+// it fsynced, then renamed into place, then the new name fsynced.
+TEST_F(Portable, RestoreAndMaterializePublishBySyncedRename) {
   SmallRegistry();
   ASSERT_EQ(Mr("backup create").rc, 0);
   for (const bool restore : {true, false}) {
@@ -624,12 +688,21 @@ TEST_F(Portable, RestoreAndMaterializeSyncWhatTheyCreate) {
                 : Replay() + " --root " + Root() + " materialize --at 2100-01-01 --to " + dir,
         &r);
     ASSERT_EQ(r.rc, 0) << r.err;
-    const std::string art = dir + "/artifacts/risk_model/v1.0.0";
+    std::string staging;
+    const std::size_t renamed =
+        FindStagedRename(log, dir, restore ? ".restoring-" : ".materializing-", &staging);
+    ASSERT_NE(renamed, std::string::npos) << "no rename of a staging directory to " << dir;
+    const std::string art = Canon(staging) + "/artifacts/risk_model/v1.0.0";
     for (const std::string& p :
-         {dir_.path(), fs::path(dir).parent_path().string(), dir, dir + "/registry",
-          dir + "/artifacts", dir + "/artifacts/risk_model", art, art + "/model-v1.0.0.pkl"}) {
-      EXPECT_NE(Find(log, "fsync\t" + Canon(p)), std::string::npos) << p << " is not fsynced";
+         {Canon(staging), Canon(staging) + "/registry", Canon(staging) + "/artifacts",
+          Canon(staging) + "/artifacts/risk_model", art, art + "/model-v1.0.0.pkl"}) {
+      EXPECT_LT(Find(log, "fsync\t" + p), renamed) << p << " is not fsynced before the rename";
     }
+    // The directories created on the way, and the new name after the rename.
+    EXPECT_NE(Find(log, "fsync\t" + Canon(dir_.path())), std::string::npos);
+    EXPECT_NE(Find(log, "fsync\t" + Canon(fs::path(dir).parent_path().string()), renamed),
+              std::string::npos);
+    EXPECT_EQ(RunCmd(Bin() + " --root " + dir + " verify").rc, 0);
   }
 }
 
