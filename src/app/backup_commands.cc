@@ -164,23 +164,26 @@ Status RunBackupCreate(const Globals& g, std::ostream& out) {
 Status RunBackupList(const Globals& g, std::ostream& out) {
   auto backups = ListBackups(BackupDb(g.root).string());
   if (!backups) return backups.error();
-  // Read every backup's metadata before printing a row: one damaged
-  // backup fails the listing with its id and file, not halfway through.
-  std::vector<BackupMeta> metas;
-  for (const auto& b : *backups) {
-    auto meta = ReadMeta(b);
-    if (!meta) return meta.error();
-    metas.push_back(std::move(*meta));
-  }
+  // Every backup is listed, even when some have damaged metadata (the
+  // operator looking for a backup to restore needs the others): their
+  // recorded fields show as "?" ("damaged" in --json) and the command
+  // then fails (exit 5) naming each damaged file.
   json arr = json::array();
+  std::string damaged;
   if (!g.json) out << "ID  CREATED               EVENTS  BYTES       STATE DIGEST\n";
-  for (std::size_t i = 0; i < backups->size(); ++i) {
-    const BackupInfo& b = (*backups)[i];
-    const BackupMeta& meta = metas[i];
+  for (const BackupInfo& b : *backups) {
+    auto read = ReadMeta(b);
+    BackupMeta meta;
+    if (read) {
+      meta = std::move(*read);
+    } else {
+      damaged += (damaged.empty() ? "" : "; ") + read.error().message();
+    }
     json j = meta.raw;  // the recorded fields, then what RocksDB counts
     j["id"] = b.id;
     j["bytes"] = b.bytes;
     j["files"] = b.files;
+    if (!read) j["damaged"] = read.error().message();
     arr.push_back(j);
     if (!g.json) {
       char line[256];
@@ -188,11 +191,12 @@ Status RunBackupList(const Globals& g, std::ostream& out) {
       std::snprintf(line, sizeof line, "%-3u %-21s %7s  %-10llu  %s\n", b.id,
                     meta.created_at.value_or("?").substr(0, 19).c_str(), events.c_str(),
                     static_cast<unsigned long long>(b.bytes),
-                    meta.state_digest.value_or("?").c_str());
+                    read ? meta.state_digest.value_or("?").c_str() : "? (metadata damaged)");
       out << line;
     }
   }
-  if (g.json) out << arr.dump() << '\n';
+  if (g.json) out << arr.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+  if (!damaged.empty()) return Status::Corruption(damaged);
   return Status::OK();
 }
 

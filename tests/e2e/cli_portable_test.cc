@@ -407,8 +407,15 @@ TEST_F(BackupMeta, FieldsOfTheWrongTypeAreCorruptionNamingTheFile) {
       RunResult r = Mr(cmd);
       EXPECT_EQ(r.rc, 5) << cmd << " / " << c.field << ": " << r.err;  // not 1 (internal error)
       EXPECT_NE(r.err.find(want), std::string::npos) << cmd << ": " << r.err;
-      EXPECT_EQ(r.out.find("ID  CREATED"), std::string::npos) << cmd;  // no half a table
     }
+    // list still shows every backup, the damaged one flagged.
+    RunResult text = Mr("backup list");
+    EXPECT_NE(text.out.find("ID  CREATED"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("? (metadata damaged)"), std::string::npos) << text.out;
+    const json listed = json::parse(Mr("--json backup list").out, nullptr, false);
+    ASSERT_TRUE(listed.is_array() && listed.size() == 1u) << listed;
+    EXPECT_EQ(listed[0]["id"], 1);
+    EXPECT_NE(listed[0].value("damaged", "").find(c.message), std::string::npos) << listed;
   }
   SetMetadata("not json");
   EXPECT_NE(Mr("backup list").err.find("is damaged: not a JSON object"), std::string::npos);
@@ -441,6 +448,17 @@ TEST_F(BackupMeta, FieldsOfTheWrongTypeAreCorruptionNamingTheFile) {
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0]["id"], 1);
   EXPECT_EQ(list[0]["state_digest"], good["state_digest"]);
+
+  // A good backup next to a damaged one is listed in full.
+  SetMetadata("not json");
+  ASSERT_EQ(Mr("backup create").rc, 0);
+  RunResult both = Mr("--json backup list");
+  EXPECT_EQ(both.rc, 5) << both.err;
+  const json two = json::parse(both.out, nullptr, false);
+  ASSERT_TRUE(two.is_array() && two.size() == 2u) << both.out;
+  EXPECT_TRUE(two[0].contains("damaged")) << two;
+  EXPECT_FALSE(two[1].contains("damaged")) << two;
+  EXPECT_EQ(two[1]["state_digest"], good["state_digest"]);
 }
 
 // --- 2. Import is all or nothing ---
