@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/fd.h"
 #include "common/utf8.h"
 #include "log/envelope.h"
 
@@ -25,33 +26,12 @@ constexpr std::size_t kChunk = 1 << 20;
 // only the pages it uses (a zeroed 1 MiB vector cost ~60 µs per call).
 std::unique_ptr<char[]> ChunkBuffer() { return std::unique_ptr<char[]>(new char[kChunk]); }
 
-std::string Errno(const std::string& what, const std::string& path) {
-  return what + " " + path + ": " + std::strerror(errno);
-}
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-
- private:
-  int fd_;
-};
 
 Status FsyncPath(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return Status::IOError(Errno("cannot open", path));
-  if (::fsync(fd.get()) != 0) return Status::IOError(Errno("cannot fsync", path));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return Status::IOError(ErrnoMessage("cannot open", path));
+  if (::fsync(fd.get()) != 0) return Status::IOError(ErrnoMessage("cannot fsync", path));
   return Status::OK();
 }
 
@@ -60,7 +40,7 @@ Status WriteAll(int fd, const char* data, std::size_t n, const std::string& path
     const ssize_t w = ::write(fd, data, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      return Status::IOError(Errno("cannot write", path));
+      return Status::IOError(ErrnoMessage("cannot write", path));
     }
     data += w;
     n -= static_cast<std::size_t>(w);
@@ -72,7 +52,7 @@ Result<int> OpenForReading(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Err(Status::NotFound("artifact file " + path + " does not exist"));
-    return Err(Status::InvalidArgument(Errno("cannot read artifact file", path)));
+    return Err(Status::InvalidArgument(ErrnoMessage("cannot read artifact file", path)));
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -87,7 +67,7 @@ Result<int> OpenForReading(const std::string& path) {
 Result<FileHash> HashFile(const std::string& path) {
   auto opened = OpenForReading(path);
   if (!opened) return Err(opened.error());
-  Fd fd(*opened);
+  UniqueFd fd(*opened);
   Sha256 h;
   FileHash out;
   std::unique_ptr<char[]> buf = ChunkBuffer();
@@ -95,7 +75,7 @@ Result<FileHash> HashFile(const std::string& path) {
     const ssize_t n = ::read(fd.get(), buf.get(), kChunk);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Err(Status::IOError(Errno("cannot read", path)));
+      return Err(Status::IOError(ErrnoMessage("cannot read", path)));
     }
     if (n == 0) break;
     h.Update(std::string_view(buf.get(), static_cast<std::size_t>(n)));
@@ -133,10 +113,10 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
                                                    NewEventId().substr(0, 8)))
                               .string();
   {
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (fd.get() < 0) return Status::IOError(Errno("cannot create", tmp));
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (fd.get() < 0) return Status::IOError(ErrnoMessage("cannot create", tmp));
     Status st = WriteAll(fd.get(), content.data(), content.size(), tmp);
-    if (st.ok() && ::fsync(fd.get()) != 0) st = Status::IOError(Errno("cannot fsync", tmp));
+    if (st.ok() && ::fsync(fd.get()) != 0) st = Status::IOError(ErrnoMessage("cannot fsync", tmp));
     if (!st.ok()) {
       ::unlink(tmp.c_str());
       return st;
@@ -144,7 +124,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     ::unlink(tmp.c_str());
-    return Status::IOError(Errno("cannot rename into", path));
+    return Status::IOError(ErrnoMessage("cannot rename into", path));
   }
   return FsyncPath(target.parent_path().string());
 }
@@ -193,7 +173,7 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
   MODELREG_RETURN_IF_ERROR(ValidateFileName(staged.file_name));
   auto opened = OpenForReading(source);
   if (!opened) return Err(opened.error());
-  Fd in(*opened);
+  UniqueFd in(*opened);
 
   const fs::path type_dir = fs::path(root_) / "artifacts" / type;
   std::error_code ec;
@@ -210,10 +190,10 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
     return Err(Status::IOError("cannot create " + staged.dir + ": " + ec.message()));
   }
   const std::string dest = (fs::path(staged.dir) / staged.file_name).string();
-  Fd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+  UniqueFd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
   if (out.get() < 0) {
     Discard(staged);
-    return Err(Status::IOError(Errno("cannot create", dest)));
+    return Err(Status::IOError(ErrnoMessage("cannot create", dest)));
   }
   Sha256 h;
   std::unique_ptr<char[]> buf = ChunkBuffer();
@@ -222,7 +202,7 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
     if (n < 0) {
       if (errno == EINTR) continue;
       Discard(staged);
-      return Err(Status::IOError(Errno("cannot read", source)));
+      return Err(Status::IOError(ErrnoMessage("cannot read", source)));
     }
     if (n == 0) break;
     h.Update(std::string_view(buf.get(), static_cast<std::size_t>(n)));
@@ -236,7 +216,7 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
   staged.hash.sha256 = h.Finish();
   if (::fsync(out.get()) != 0) {
     Discard(staged);
-    return Err(Status::IOError(Errno("cannot fsync", dest)));
+    return Err(Status::IOError(ErrnoMessage("cannot fsync", dest)));
   }
   return staged;
 }
@@ -246,10 +226,10 @@ namespace {
 // name: the staging directory itself is the unit that appears atomically
 // (renamed only after everything in it is durable).
 Status WriteNewFile(const std::string& path, const std::string& content) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (fd.get() < 0) return Status::IOError(Errno("cannot create", path));
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (fd.get() < 0) return Status::IOError(ErrnoMessage("cannot create", path));
   MODELREG_RETURN_IF_ERROR(WriteAll(fd.get(), content.data(), content.size(), path));
-  if (::fsync(fd.get()) != 0) return Status::IOError(Errno("cannot fsync", path));
+  if (::fsync(fd.get()) != 0) return Status::IOError(ErrnoMessage("cannot fsync", path));
   return Status::OK();
 }
 }  // namespace
@@ -273,7 +253,7 @@ Status ArtifactStore::Publish(const Staged& staged, const std::string& type,
     fs::remove_all(doomed, ec);
   }
   if (::rename(staged.dir.c_str(), final_dir.c_str()) != 0) {
-    return Status::IOError(Errno("cannot publish", final_dir));
+    return Status::IOError(ErrnoMessage("cannot publish", final_dir));
   }
   return FsyncPath(fs::path(final_dir).parent_path().string());
 }

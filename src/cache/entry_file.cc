@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/bytes.h"
+#include "common/fd.h"
 #include "common/sha256.h"
 
 namespace modelreg::cache {
@@ -18,29 +19,7 @@ namespace {
 
 using nlohmann::json;
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes now and reports the error (close can report a failed write-back).
-  int Close() {
-    const int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
 
- private:
-  int fd_;
-};
-
-std::string Errno(const std::string& what, const std::string& path) {
-  return what + " " + path + ": " + std::strerror(errno);
-}
 
 // Reads exactly n bytes at `offset`; false on a short read or error.
 bool PreadAll(int fd, char* buf, std::size_t n, std::uint64_t offset) {
@@ -84,13 +63,13 @@ const std::string* StringField(const json& j, const char* name) {
 Result<EntryHeader> ParseHeader(int fd, const std::string& path, std::uint64_t max_value_bytes,
                                 std::string* prefix_and_header) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0) return Err(Status::IOError(Errno("cannot stat", path)));
+  if (::fstat(fd, &st) != 0) return Err(Status::IOError(ErrnoMessage("cannot stat", path)));
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size < kPrefixBytes + kDigestBytes)
     return Err(Corrupt(path, "truncated (" + std::to_string(size) + " bytes)"));
   std::string prefix(kPrefixBytes, '\0');
   if (!PreadAll(fd, prefix.data(), kPrefixBytes, 0)) {
-    return Err(Status::IOError(Errno("cannot read", path)));
+    return Err(Status::IOError(ErrnoMessage("cannot read", path)));
   }
   if (std::string_view(prefix).substr(0, 8) != kEntryMagic) return Err(Corrupt(path, "bad magic"));
   const std::uint32_t h = GetBe32(std::string_view(prefix).substr(8));
@@ -108,7 +87,7 @@ Result<EntryHeader> ParseHeader(int fd, const std::string& path, std::uint64_t m
   }
   std::string header(h, '\0');
   if (!PreadAll(fd, header.data(), h, kPrefixBytes)) {
-    return Err(Status::IOError(Errno("cannot read", path)));
+    return Err(Status::IOError(ErrnoMessage("cannot read", path)));
   }
   const json j = json::parse(header, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return Err(Corrupt(path, "header is not a JSON object"));
@@ -151,7 +130,7 @@ Result<int> OpenForRead(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Err(Status::NotFound("no cache entry " + path));
-    return Err(Status::IOError(Errno("cannot open", path)));
+    return Err(Status::IOError(ErrnoMessage("cannot open", path)));
   }
   return fd;
 }
@@ -176,14 +155,14 @@ std::string HeaderJson(const CacheKey& key, const std::string& encoded_key, Time
 Result<EntryHeader> ReadEntryHeader(const std::string& path, std::uint64_t max_value_bytes) {
   auto fd = OpenForRead(path);
   if (!fd) return Err(fd.error());
-  Fd f(*fd);
+  UniqueFd f(*fd);
   return ParseHeader(f.get(), path, max_value_bytes, nullptr);
 }
 
 Result<Entry> ReadEntry(const std::string& path, std::uint64_t max_value_bytes) {
   auto fd = OpenForRead(path);
   if (!fd) return Err(fd.error());
-  Fd f(*fd);
+  UniqueFd f(*fd);
   std::string head;
   auto header = ParseHeader(f.get(), path, max_value_bytes, &head);
   if (!header) return Err(header.error());
@@ -194,7 +173,7 @@ Result<Entry> ReadEntry(const std::string& path, std::uint64_t max_value_bytes) 
   char digest[kDigestBytes];
   if (!PreadAll(f.get(), e.value.data(), e.value.size(), head.size()) ||
       !PreadAll(f.get(), digest, kDigestBytes, head.size() + e.value.size())) {
-    return Err(Status::IOError(Errno("cannot read", path)));
+    return Err(Status::IOError(ErrnoMessage("cannot read", path)));
   }
   Sha256 h;
   h.Update(head);
@@ -221,10 +200,10 @@ Status WriteEntry(const std::string& tmp_path, const std::string& path, std::str
   sha.Update(value);
   const Digest d = sha.Finish();
 
-  Fd fd(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (fd.get() < 0) return Status::IOError(Errno("cannot create", tmp_path));
+  UniqueFd fd(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (fd.get() < 0) return Status::IOError(ErrnoMessage("cannot create", tmp_path));
   auto fail = [&](const std::string& what) {
-    Status st = Status::IOError(Errno(what, tmp_path));
+    Status st = Status::IOError(ErrnoMessage(what, tmp_path));
     ::unlink(tmp_path.c_str());
     return st;
   };
@@ -236,11 +215,11 @@ Status WriteEntry(const std::string& tmp_path, const std::string& path, std::str
   if (fd.Close() != 0) return fail("cannot close");
   if (::rename(tmp_path.c_str(), path.c_str()) != 0) return fail("cannot rename into place");
   const std::string dir = std::filesystem::path(path).parent_path().string();
-  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   // The entry is in place; a failed directory sync only weakens durability
   // across a power loss, and a lost entry is recomputed. Still reported.
   if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) {
-    return Status::IOError(Errno("cannot fsync directory", dir));
+    return Status::IOError(ErrnoMessage("cannot fsync directory", dir));
   }
   return Status::OK();
 }
