@@ -257,9 +257,17 @@ Status ImportInto(const std::string& path, EventStore& store) {
     pending.clear();
     return st;
   };
+  // Appended in batches of 4096 events or 64 MiB, whichever comes first
+  // (events may be up to kMaxEventBytes each: 4096 of those would be 16 GiB).
+  constexpr std::size_t kBatchEvents = 4096, kBatchBytes = 64u << 20;
+  std::size_t pending_bytes = 0;
   auto walked = Walk(path, [&](std::string&& bytes) -> Status {
+    pending_bytes += bytes.size();
     pending.push_back(std::move(bytes));
-    if (pending.size() >= 4096) return drain();
+    if (pending.size() >= kBatchEvents || pending_bytes >= kBatchBytes) {
+      pending_bytes = 0;
+      return drain();
+    }
     return Status::OK();
   });
   if (!walked) return walked.error();
