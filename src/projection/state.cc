@@ -236,9 +236,11 @@ bool ParseStatus(std::string_view name, ModelStatus* out) {
 
 const VersionRecord* State::Find(const std::string& type, const std::string& version) const {
   auto t = types.find(type);
-  if (t == types.end()) return nullptr;
-  auto v = t->second.versions.find(version);
-  return v == t->second.versions.end() ? nullptr : &v->second;
+  if (t != types.end()) {
+    auto v = t->second.versions.find(version);
+    if (v != t->second.versions.end()) return &v->second;
+  }
+  return records == nullptr ? nullptr : records->Load(type, version);
 }
 
 Result<Delta> Plan(const State& state, const EventBuffer& event) {
@@ -418,11 +420,11 @@ Status Apply(State& state, const EventBuffer& event) {
   return Status::OK();
 }
 
-Rows EncodeDelta(const Delta& delta) {
-  Rows rows;
-  for (const VersionRecord& r : delta.versions) {
-    rows.emplace_back(VersionKey(r.model_type, r.version), EncodeVersionRow(r));
-  }
+namespace {
+
+// The rows of a delta that a projection rewrite also writes as it folds:
+// production (and its timeline), history, consumers, record rows.
+void AppendLogRows(const Delta& delta, Rows& rows) {
   for (const auto& [type, version] : delta.production) {
     rows.emplace_back("p/" + type, version);
     rows.emplace_back(TimelineKey(type, delta.at, delta.seq), version);
@@ -434,10 +436,26 @@ Rows EncodeDelta(const Delta& delta) {
     rows.emplace_back(ConsumerKey(type, c.consumer_id),
                       ToJson(c).dump(-1, ' ', false, json::error_handler_t::replace));
   }
+  for (const VersionRecord& r : delta.versions) {
+    rows.emplace_back(RecordKey(r.model_type, r.version, delta.seq), EncodeVersionRow(r));
+  }
+}
+
+}  // namespace
+
+Rows EncodeDelta(const Delta& delta) {
+  Rows rows;
+  for (const VersionRecord& r : delta.versions) {
+    rows.emplace_back(VersionKey(r.model_type, r.version), EncodeVersionRow(r));
+  }
   rows.emplace_back("s", json{{"seq", delta.seq}, {"at", delta.at}}.dump(-1, ' ', false, json::error_handler_t::replace));
-  Rows records = RecordRows(delta);
-  rows.insert(rows.end(), std::make_move_iterator(records.begin()),
-              std::make_move_iterator(records.end()));
+  AppendLogRows(delta, rows);
+  return rows;
+}
+
+Rows EncodeDeltaWithoutState(const Delta& delta) {
+  Rows rows;
+  AppendLogRows(delta, rows);
   return rows;
 }
 

@@ -112,10 +112,23 @@ struct TypeState {
   std::map<std::string, ConsumerRecord> consumers;  // by consumer id
 };
 
+// Where Find looks for a record that is not in State::types: a rebuild
+// keeps only recently used records in memory and reads the others back
+// from the rows it wrote. The pointer stays valid until the caller's next
+// Commit.
+class RecordSource {
+ public:
+  virtual ~RecordSource() = default;
+  virtual const VersionRecord* Load(const std::string& type,
+                                    const std::string& version) const = 0;
+};
+
 struct State {
   Seq seq = 0;      // last event folded in
   TimeNs at = 0;    // its recorded_at
   std::map<std::string, TypeState> types;
+  // Optional (see RecordSource); null for a complete state.
+  const RecordSource* records = nullptr;
 
   const VersionRecord* Find(const std::string& type, const std::string& version) const;
 };
@@ -151,6 +164,9 @@ Status Apply(State& state, const EventBuffer& event);
 //                                  answers "production at T" with one seek
 using Rows = std::vector<std::pair<std::string, std::string>>;
 Rows EncodeDelta(const Delta& delta);  // includes RecordRows(delta)
+// EncodeDelta without "s" and the "v/" rows: what a projection rewrite
+// writes per event when it writes those once at the end.
+Rows EncodeDeltaWithoutState(const Delta& delta);
 Rows EncodeState(const State& state);  // every row, sorted by key
 // The same rows one at a time, in no particular order (constant memory
 // beyond the state: a rebuild writes them in chunks).

@@ -1,6 +1,7 @@
 #include "registry/registry.h"
 
 #include <algorithm>
+#include <deque>
 #include <set>
 #include <chrono>
 #include <filesystem>
@@ -8,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "common/utf8.h"
 #include "events/model_events.h"
@@ -16,6 +19,7 @@
 #include "validation/validator.h"
 
 namespace modelreg::registry {
+
 
 namespace fs = std::filesystem;
 
@@ -66,6 +70,105 @@ std::vector<Row> ToRows(const projection::Rows& rows) {
   return out;
 }
 
+
+// Rows of a projection rewrite, written in unsynced batches of ~4 MB; the
+// synced marker written after the last one makes them all durable (the
+// WAL is sequential).
+class RowBatches {
+ public:
+  RowBatches(EventStore& store, Seq head) : store_(store), head_(head) {}
+
+  void Add(Row row) {
+    bytes_ += row.key.size() + (row.value ? row.value->size() : 0);
+    rows_.push_back(std::move(row));
+  }
+  void Add(std::string&& key, std::string&& value) {
+    Add(Row{kProjectionCf, std::move(key), std::move(value)});
+  }
+  bool full() const { return bytes_ >= kBatchBytes; }
+  Status Flush() {
+    if (rows_.empty()) return Status::OK();
+    Status st = store_.ReplaceRows(kProjectionCf, rows_, head_, {}, /*sync=*/false);
+    rows_.clear();
+    bytes_ = 0;
+    return st;
+  }
+
+ private:
+  static constexpr std::size_t kBatchBytes = 4 << 20;
+  EventStore& store_;
+  const Seq head_;
+  std::vector<Row> rows_;
+  std::size_t bytes_ = 0;
+};
+
+// The end of a projection rewrite: the state rows still in memory, then
+// the marker row, synced. Until the marker lands nobody trusts the rows.
+Status FinishRewrite(EventStore& store, const State& state, RowBatches& out, Seq head) {
+  Status st;
+  projection::EncodeState(state, [&](std::string&& key, std::string&& value) {
+    if (!st.ok()) return;
+    out.Add(std::move(key), std::move(value));
+    if (out.full()) st = out.Flush();
+  });
+  MODELREG_RETURN_IF_ERROR(st);
+  MODELREG_RETURN_IF_ERROR(out.Flush());
+  return store.ReplaceRows(
+      kProjectionCf, {Row{kProjectionCf, projection::kIndexMarkerKey, std::string("1")}}, head,
+      {});
+}
+
+// A lean rebuild's records that are not in memory, read back from their
+// newest record row ("r/<type>/<version>/<seq>", the record as of its last
+// change). A read error is kept for the caller to check after each Plan.
+class RecordRowSource : public projection::RecordSource {
+ public:
+  explicit RecordRowSource(const EventStore& store) : store_(store) {}
+
+  const VersionRecord* Load(const std::string& type, const std::string& version) const override {
+    // Most lookups of a version not in memory are of a new one (every
+    // registration checks): no seek for those.
+    if (known_.count(KeyHash(type, version)) == 0) return nullptr;
+    auto row = store_.SeekRowForPrev(kProjectionCf, projection::RecordKey(type, version, ~Seq{0}));
+    if (!row) {
+      error_ = row.error();
+      return nullptr;
+    }
+    const std::string prefix = projection::RecordPrefix(type, version);
+    if (!*row || (*row)->first.size() != prefix.size() + 8 ||
+        (*row)->first.compare(0, prefix.size(), prefix) != 0) {
+      return nullptr;  // never registered
+    }
+    auto rec = projection::DecodeVersionRow((*row)->second);
+    if (!rec) {
+      error_ = rec.error();
+      return nullptr;
+    }
+    loaded_.push_back(std::make_unique<VersionRecord>(std::move(*rec)));
+    ++loads_;
+    return loaded_.back().get();
+  }
+  // After each Commit: what Plan read is either in the state now or unused.
+  void Clear() { loaded_.clear(); }
+  // A version the fold has seen (so its record rows exist).
+  void Know(const std::string& type, const std::string& version) {
+    known_.insert(KeyHash(type, version));
+  }
+  const Status& error() const { return error_; }
+  std::uint64_t loads() const { return loads_; }
+
+ private:
+  // 64-bit hashes: a collision only costs a seek that finds nothing.
+  static std::uint64_t KeyHash(const std::string& type, const std::string& version) {
+    return std::hash<std::string>{}(type + '/' + version);
+  }
+
+  const EventStore& store_;
+  std::unordered_set<std::uint64_t> known_;
+  mutable std::vector<std::unique_ptr<VersionRecord>> loaded_;
+  mutable Status error_;
+  mutable std::uint64_t loads_ = 0;
+};
 
 bool SameMetadata(const VersionRecord& rec, const events::Registration& r) {
   return rec.metrics == r.metrics && rec.dataset_version_ids == r.dataset_version_ids &&
@@ -231,6 +334,7 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
       new Registry(options.root, std::move(*store), options.clock,
                    options.read_only || options.follow,
                    options.on_warning));
+  reg->rebuild_resident_ = std::max<std::size_t>(1, options.rebuild_resident_records);
   if (options.read_only || options.follow) {
     // Only check whether the rows are current; the state loads on demand.
     auto current = reg->RowsCurrent();
@@ -281,35 +385,20 @@ Result<State> Registry::RewriteProjection(Seq head, const std::function<void(Seq
   // 1. Untrust the rows: drop every row, the marker included (range
   // tombstones, not a delete per key).
   MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(kProjectionCf, {}, head, {{"", ""}}, /*sync=*/false));
-  // Rows go out in unsynced chunks of ~4 MB; the synced marker at the end
-  // makes them all durable (the WAL is sequential).
-  constexpr std::size_t kChunkBytes = 4 << 20;
-  std::vector<Row> chunk;
-  std::size_t chunk_bytes = 0;
-  Status st;
-  auto add = [&](std::string&& key, std::string&& value) {
-    chunk_bytes += key.size() + value.size();
-    chunk.push_back(Row{kProjectionCf, std::move(key), std::move(value)});
-  };
-  auto flush = [&]() -> Status {
-    if (chunk.empty()) return Status::OK();
-    Status w = store_->ReplaceRows(kProjectionCf, chunk, head, {}, /*sync=*/false);
-    chunk.clear();
-    chunk_bytes = 0;
-    return w;
-  };
+  RowBatches out(*store_, head);
   // 2. Fold, writing the record rows as they come.
   State fresh;
+  Status st;
   Status fold = store_->Scan(1, head, [&](Seq seq, const EventBuffer& e) {
     auto delta = projection::Plan(fresh, e);
     if (!delta) {
       st = delta.error();
       return false;
     }
-    for (auto& [k, v] : projection::RecordRows(*delta)) add(std::move(k), std::move(v));
+    for (auto& [k, v] : projection::RecordRows(*delta)) out.Add(std::move(k), std::move(v));
     projection::Commit(fresh, *delta);
-    if (chunk_bytes >= kChunkBytes) {
-      st = flush();
+    if (out.full()) {
+      st = out.Flush();
       if (!st.ok()) return false;
     }
     if (progress && seq % 65536 == 0) progress(seq);
@@ -317,18 +406,8 @@ Result<State> Registry::RewriteProjection(Seq head, const std::function<void(Seq
   });
   MODELREG_RETURN_IF_ERROR(fold);
   MODELREG_RETURN_IF_ERROR(st);
-  // 3. The state rows, streamed the same way.
-  projection::EncodeState(fresh, [&](std::string&& key, std::string&& value) {
-    if (!st.ok()) return;
-    add(std::move(key), std::move(value));
-    if (chunk_bytes >= kChunkBytes) st = flush();
-  });
-  MODELREG_RETURN_IF_ERROR(st);
-  MODELREG_RETURN_IF_ERROR(flush());
-  // 4. The marker, synced: from here on the rows are trusted.
-  MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(
-      kProjectionCf, {Row{kProjectionCf, projection::kIndexMarkerKey, std::string("1")}}, head,
-      {}));
+  // 3. The state rows, streamed the same way; 4. the marker, synced.
+  MODELREG_RETURN_IF_ERROR(FinishRewrite(*store_, fresh, out, head));
   if (digest != nullptr) {
     auto stored = StoredRowsDigest();
     if (!stored) return Err(stored.error());
@@ -336,6 +415,89 @@ Result<State> Registry::RewriteProjection(Seq head, const std::function<void(Seq
   }
   if (progress) progress(head);
   return fresh;
+}
+
+Status Registry::RewriteProjectionLean(Seq head, const std::function<void(Seq)>& progress) {
+  // As RewriteProjection, but the fold keeps about rebuild_resident_ (at
+  // most twice that) version records in memory, plus each type's
+  // production version: the least recently changed are written out as
+  // their "v/" rows and dropped, and Plan reads a dropped one back from its
+  // newest record row if a later event names it. History and timeline rows are written as they come
+  // instead of being kept. Memory stays flat however long the log.
+  const std::size_t limit = rebuild_resident_;
+  MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(kProjectionCf, {}, head, {{"", ""}}, /*sync=*/false));
+  RowBatches out(*store_, head);
+  RecordRowSource source(*store_);
+  State fresh;
+  fresh.records = &source;
+  // Changed records, oldest change first; an entry is stale once the
+  // record changed again (last_change says when).
+  std::deque<std::pair<std::string, Seq>> changes;  // type + '/' + version
+  std::unordered_map<std::string, Seq> last_change;
+  auto evict = [&]() {
+    // Only right after a flush: every record row is in the store, so a
+    // dropped record can be read back. Pinned records go to the back; the
+    // budget ends a pass that finds only those.
+    for (std::size_t budget = changes.size(); budget > 0 && last_change.size() > limit; --budget) {
+      auto [key, seq] = std::move(changes.front());
+      changes.pop_front();
+      auto it = last_change.find(key);
+      if (it == last_change.end() || it->second != seq) continue;
+      const std::size_t slash = key.find('/');
+      const std::string type = key.substr(0, slash), version = key.substr(slash + 1);
+      projection::TypeState& ts = fresh.types[type];
+      if (ts.production == version) {  // pinned: every promotion reads it
+        changes.emplace_back(std::move(key), seq);
+        continue;
+      }
+      auto rec = ts.versions.find(version);
+      if (rec != ts.versions.end()) {
+        out.Add(projection::VersionKey(type, version), projection::EncodeVersionRow(rec->second));
+        ts.versions.erase(rec);
+      }
+      last_change.erase(it);
+    }
+  };
+  Status st;
+  Status fold = store_->Scan(1, head, [&](Seq seq, const EventBuffer& e) {
+    auto delta = projection::Plan(fresh, e);
+    if (!source.error().ok()) {
+      st = source.error();
+      return false;
+    }
+    if (!delta) {
+      st = delta.error();
+      return false;
+    }
+    // Everything but the rows written once at the end ("s" and the "v/"
+    // rows, which every event rewrites).
+    for (Row& row : ToRows(projection::EncodeDeltaWithoutState(*delta))) out.Add(std::move(row));
+    projection::Commit(fresh, *delta);
+    source.Clear();
+    for (const VersionRecord& r : delta->versions) {
+      source.Know(r.model_type, r.version);
+      std::string key = r.model_type + "/" + r.version;
+      last_change[key] = seq;
+      changes.emplace_back(std::move(key), seq);
+    }
+    for (const auto& [type, version] : delta->production) fresh.types[type].timeline.clear();
+    for (const auto& h : delta->history) fresh.types[h.model_type].history.clear();
+    if (out.full() || last_change.size() > 2 * limit) {
+      st = out.Flush();
+      if (!st.ok()) return false;
+      evict();
+    }
+    if (progress && seq % 65536 == 0) progress(seq);
+    return true;
+  });
+  MODELREG_RETURN_IF_ERROR(fold);
+  MODELREG_RETURN_IF_ERROR(st);
+  fresh.records = nullptr;
+  // What is still in memory: "s", the resident records' "v/" rows, "p/"
+  // and "c/" (history and timeline are empty: already written).
+  MODELREG_RETURN_IF_ERROR(FinishRewrite(*store_, fresh, out, head));
+  if (progress) progress(head);
+  return Status::OK();
 }
 
 Result<Digest> Registry::StoredRowsDigest() const {
@@ -379,19 +541,7 @@ Status Registry::LoadState() {
   rows_current_ = current;
   if (!read_only_) {
     // manifest.json is derived: make sure it matches the log.
-    std::ifstream in(fs::path(root_) / "manifest.json");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto m = nlohmann::json::parse(ss.str(), nullptr, false);
-    const bool current = m.is_object() && m.contains("head_seq") &&
-                         m["head_seq"].is_number_unsigned() && m["head_seq"].get<Seq>() == head;
-    if (!current) {
-      MODELREG_RETURN_IF_ERROR(WriteManifest());
-    } else {
-      std::lock_guard<std::mutex> serialize(manifest_mu_);
-      manifest_seq_ = head;
-      manifest_written_ = true;
-    }
+    if (!ManifestMatches(head)) MODELREG_RETURN_IF_ERROR(WriteManifest());
   }
   return Status::OK();
 }
@@ -472,10 +622,11 @@ Result<AppendResult> Registry::Write(
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!loaded_) {
+    if (!loaded_ && !rows_current_) {
       return Err(Status::FailedPrecondition("registry was opened for a rebuild; rebuild it first"));
     }
   }
+  MODELREG_RETURN_IF_ERROR(Load());  // after a rebuild, from the rows
   for (int attempt = 0; attempt < kWriteAttempts; ++attempt) {
     std::string draft;
     Seq type_seq = 0;
@@ -1311,22 +1462,93 @@ Result<Registry::RebuildResult> Registry::Rebuild(
                                   "; nothing was rebuilt"));
   }
   if (progress) progress(head, 2 * head);
-  auto fresh = RewriteProjection(
-      head, [&](Seq done) {
-        if (progress) progress(head + done, 2 * head);
-      },
-      &out.after);
-  if (!fresh) return Err(fresh.error());
+  MODELREG_RETURN_IF_ERROR(RewriteProjectionLean(head, [&](Seq done) {
+    if (progress) progress(head + done, 2 * head);
+  }));
+  auto after = StoredRowsDigest();
+  if (!after) return Err(after.error());
+  out.after = *after;
   out.events = report->events;
   {
+    // The rebuild kept only part of the state in memory: a later read or
+    // write loads it from the rows, which are current now.
     std::lock_guard<std::mutex> lock(mu_);
-    state_ = std::move(*fresh);
+    state_ = State();
     ResetSequencing();
-    loaded_ = true;
+    loaded_ = false;
   }
   rows_current_ = true;
-  MODELREG_RETURN_IF_ERROR(WriteManifest(/*force=*/true));
+  // manifest.json is derived from the log, which a rebuild does not change:
+  // rewritten only if it does not match the log (which needs the state).
+  if (!ManifestMatches(head)) {
+    MODELREG_RETURN_IF_ERROR(Load());
+    MODELREG_RETURN_IF_ERROR(WriteManifest(/*force=*/true));
+  }
   return out;
+}
+
+namespace {
+
+// Reads the top-level "head_seq" of a manifest and stops there: at 1M
+// events the file is ~110 MB, and parsing all of it for one number took
+// seconds and hundreds of MB.
+class HeadSeqReader : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  std::optional<Seq> head_seq;
+
+  bool null() override { return Value(); }
+  bool boolean(bool) override { return Value(); }
+  bool number_integer(number_integer_t) override { return Value(); }
+  bool number_unsigned(number_unsigned_t v) override {
+    if (want_) {
+      head_seq = v;
+      return false;  // found: stop reading
+    }
+    return true;
+  }
+  bool number_float(number_float_t, const string_t&) override { return Value(); }
+  bool string(string_t&) override { return Value(); }
+  bool binary(binary_t&) override { return Value(); }
+  bool start_object(std::size_t) override { return Open(); }
+  bool key(string_t& k) override {
+    want_ = depth_ == 1 && k == "head_seq";
+    return true;
+  }
+  bool end_object() override { return Close(); }
+  bool start_array(std::size_t) override { return Open(); }
+  bool end_array() override { return Close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  bool Value() { return !want_; }  // head_seq of another type: stop, not current
+  bool Open() {
+    if (want_) return false;
+    ++depth_;
+    return true;
+  }
+  bool Close() {
+    --depth_;
+    return true;
+  }
+  int depth_ = 0;
+  bool want_ = false;
+};
+
+}  // namespace
+
+bool Registry::ManifestMatches(Seq head) {
+  std::ifstream in(fs::path(root_) / "manifest.json", std::ios::binary);
+  HeadSeqReader reader;
+  if (in) nlohmann::json::sax_parse(in, &reader);
+  const bool current = reader.head_seq && *reader.head_seq == head;
+  if (current) {
+    std::lock_guard<std::mutex> serialize(manifest_mu_);
+    manifest_seq_ = head;
+    manifest_written_ = true;
+  }
+  return current;
 }
 
 Result<std::vector<Registry::GcItem>> Registry::CollectGarbage(int keep, TimeNs retention,

@@ -46,8 +46,13 @@ struct RegistryOptions {
   bool follow = false;
   bool create_if_missing = false;   // create the directory and log if absent
   // Writable, but the state is not read (or folded) at open: only for
-  // calling Rebuild(), which folds the log itself. Writes fail until then.
+  // calling Rebuild(), which folds the log itself. Writes fail until then
+  // (afterwards they, and reads, load the state from the rebuilt rows).
   bool for_rebuild = false;
+  // How many version records Rebuild() keeps in memory (the rest are read
+  // back from the rows it wrote when a later event names them); tests set
+  // it low to exercise that path.
+  std::size_t rebuild_resident_records = 16384;
   const Clock* clock = &SystemClock::Instance();
   int lock_wait_ms = 0;             // retry opening while another writer holds it
   // Problems that do not fail the operation (manifest.json could not be
@@ -228,6 +233,12 @@ class Registry {
   // `digest`, if given, receives the state digest of the rows as stored.
   Result<State> RewriteProjection(Seq head, const std::function<void(Seq)>& progress,
                                   Digest* digest = nullptr);
+  // RewriteProjection for a rebuild, in memory independent of the log's
+  // length (it keeps a bounded set of records; see registry.cc). The state
+  // is not returned: the registry reads it from the rows when needed.
+  Status RewriteProjectionLean(Seq head, const std::function<void(Seq)>& progress);
+  // True if manifest.json records `head` (and remembers that it does).
+  bool ManifestMatches(Seq head);
   // The state digest of the stored projection rows (a scan in key order).
   Result<Digest> StoredRowsDigest() const;
   // Appends `draft` if the head is still `expected`, keeping the
@@ -268,6 +279,7 @@ class Registry {
   bool read_only_;
   artifacts::ArtifactStore artifacts_;
   std::function<void(const std::string&)> on_warning_;
+  std::size_t rebuild_resident_ = 16384;  // RegistryOptions::rebuild_resident_records
   std::mutex register_mu_;  // guards register_type_mu_
   std::map<std::string, std::mutex> register_type_mu_;  // one registration per type at a time
   // The manifest writer thread (writable registries): woken by Commit.
