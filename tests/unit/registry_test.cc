@@ -1505,11 +1505,9 @@ namespace {
 TEST(LeanRebuild, EvictedRecordsAreReadBackAndTheRowsEqualACompleteFold) {
   testing::TempDir dir;
   const std::string root = dir.sub("reg");
-  const Envelope env{"tester", "", 0};
-  auto draft = [&](const auto& payload) {
-    Envelope e = env;
-    e.event_id = NewEventId();
-    return events::Draft(e, payload);
+  auto draft = [](const auto& payload) {
+    const std::string id = NewEventId();  // the envelope only views it
+    return events::Draft(Envelope{"tester", id, 0}, payload);
   };
   {
     StoreOptions so;
