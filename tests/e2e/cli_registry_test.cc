@@ -823,8 +823,15 @@ TEST_F(Cli, WatchFollowsPromotionsAndConsumersShowsWhatRuns) {
   Register("risk_model", "v1.0.0", 1.5, 0.08);
   Register("risk_model", "v1.1.0", 1.5, 0.08);
   Ok("promote risk_model v1.0.0");
+  auto said = [](testing::Child& c) {
+    std::string all;
+    for (const auto& l : c.Lines()) all += "\n  | " + l;
+    return all;
+  };
+  // Generous: each step is a poll (20 ms) plus a process start or a short
+  // writable open, but CI runs two suites at once on two cores.
   auto wait_line = [](testing::Child& c, const std::string& needle) {
-    for (int i = 0; i < 100; ++i) {
+    for (int i = 0; i < 300; ++i) {
       for (const auto& l : c.Lines()) {
         if (l.find(needle) != std::string::npos) return true;
       }
@@ -834,15 +841,15 @@ TEST_F(Cli, WatchFollowsPromotionsAndConsumersShowsWhatRuns) {
   };
   testing::Child watch({"/bin/sh", "-c", "exec " + Bin() + " --root " + Root() +
                                              " watch risk_model --consumer svc-a --exit-after 60"});
-  ASSERT_TRUE(wait_line(watch, "loaded risk_model v1.0.0"));
-  ASSERT_TRUE(wait_line(watch, "watching risk_model as svc-a"));
+  ASSERT_TRUE(wait_line(watch, "loaded risk_model v1.0.0")) << "watch said:" << said(watch);
+  ASSERT_TRUE(wait_line(watch, "watching risk_model as svc-a")) << "watch said:" << said(watch);
   // A service with other dataset versions refuses every version and says so.
   testing::Child picky({"/bin/sh", "-c", "exec " + Bin() + " --root " + Root() +
                                              " watch risk_model --consumer svc-b --dataset crsp=v9.9.9 --exit-after 60"});
-  ASSERT_TRUE(wait_line(picky, "watching risk_model as svc-b"));
+  ASSERT_TRUE(wait_line(picky, "watching risk_model as svc-b")) << "picky said:" << said(picky);
   Ok("promote risk_model v1.1.0");
-  ASSERT_TRUE(wait_line(watch, "loaded risk_model v1.1.0"));
-  ASSERT_TRUE(wait_line(picky, "not compatible"));
+  ASSERT_TRUE(wait_line(watch, "loaded risk_model v1.1.0")) << "watch said:" << said(watch);
+  ASSERT_TRUE(wait_line(picky, "not compatible")) << "picky said:" << said(picky);
   // The registry knows who runs what.
   json consumers;
   for (int i = 0; i < 50; ++i) {
