@@ -89,14 +89,15 @@ class LocalSource final : public Source {
   }
 
   Status Acknowledge(const events::ConsumerAck& ack) override {
-    // A short writable open; while `modelreg serve` holds the registry,
-    // through it (with the token).
+    // A short writable open that does not load the state; while `modelreg
+    // serve` holds the registry, through it (with the token).
     if (auto server = client::FindServer(o_.root); server && !o_.token.empty()) {
       return RemoteAck(server->url, o_.token, ack);
     }
     registry::RegistryOptions ro;
     ro.root = o_.root;
     ro.lock_wait_ms = 2000;
+    ro.lazy_state = true;  // an acknowledgement needs no state (seconds at 1M events)
     auto w = registry::Registry::Open(ro);
     if (!w) return w.error();
     auto r = (*w)->Acknowledge(o_.model_type, ack, registry::Actor{o_.consumer_id, ""});

@@ -342,7 +342,14 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
   } else {
     // A registry opened to be rebuilt does not read (or fold) the state
     // first: Rebuild folds the log itself.
-    if (!options.for_rebuild) MODELREG_RETURN_IF_ERROR(reg->LoadState());
+    bool lazy = false;
+    if (options.lazy_state && !options.for_rebuild) {
+      auto current = reg->RowsCurrent();
+      if (!current) return Err(current.error());
+      lazy = *current;  // stale rows: repaired by LoadState below
+      reg->rows_current_ = lazy;
+    }
+    if (!options.for_rebuild && !lazy) MODELREG_RETURN_IF_ERROR(reg->LoadState());
     Registry* r = reg.get();
     reg->manifest_thread_ = std::thread([r] { r->ManifestLoop(); });
   }
@@ -1268,17 +1275,53 @@ Result<WriteResult> Registry::Acknowledge(const std::string& type, const events:
   }
   events::ConsumerAck a = ack;
   a.model_type = type;
+  auto describe = [&a, &type] {
+    return "consumer " + a.consumer_id +
+           (a.ok ? " runs " : " failed to load " + a.attempted_version + ", runs ") + type + " " +
+           (a.version.empty() ? "nothing" : a.version);
+  };
+  {
+    // A registry opened with lazy_state that has not loaded its state:
+    // append without it. The fold of an acknowledgement reads nothing from
+    // the state, so its rows ("s" and "c/") come from a fold over an empty
+    // one. mu_ is held throughout so that no other thread loads the state
+    // (which would then miss this event) meanwhile; no other thread of
+    // this registry can be appending, since that needs the state loaded.
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!loaded_ && rows_current_ && !read_only_) {
+      for (const std::string* v : {&a.version, &a.attempted_version}) {
+        if (v->empty()) continue;
+        auto row = store_->GetRow(kProjectionCf, projection::VersionKey(type, *v));
+        if (!row) return Err(row.error());
+        if (!*row) return Err(NotRegistered(type, *v));
+      }
+      RowsFn rows = [](const AppendedEvent& ev) -> Result<std::vector<Row>> {
+        State empty;
+        auto delta = projection::PlanUnchecked(empty, ev.event);
+        if (!delta) return Err(delta.error());
+        return ToRows(projection::EncodeDelta(*delta));
+      };
+      auto r = store_->Append({events::Draft(EnvelopeFor(actor, NewEventId()), a), std::nullopt,
+                               rows});
+      if (!r) return Err(r.error());
+      return WriteResult{r->seq, describe()};
+    }
+  }
   std::string summary;
   auto r = Write(type, [&](const State& s) -> Result<std::string> {
     for (const std::string* v : {&a.version, &a.attempted_version}) {
       if (!v->empty() && s.Find(type, *v) == nullptr) return Err(NotRegistered(type, *v));
     }
-    summary = "consumer " + a.consumer_id + (a.ok ? " runs " : " failed to load " + a.attempted_version + ", runs ") +
-              type + " " + (a.version.empty() ? "nothing" : a.version);
+    summary = describe();
     return events::Draft(EnvelopeFor(actor, NewEventId()), a);
   });
   if (!r) return Err(r.error());
   return WriteResult{r->seq, summary};
+}
+
+bool Registry::StateLoaded() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return loaded_;
 }
 
 Seq Registry::WaitForHead(Seq after, std::chrono::milliseconds timeout) const {

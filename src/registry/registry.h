@@ -49,6 +49,11 @@ struct RegistryOptions {
   // calling Rebuild(), which folds the log itself. Writes fail until then
   // (afterwards they, and reads, load the state from the rebuilt rows).
   bool for_rebuild = false;
+  // Writable, but the state is read only when a write needs it (from the
+  // rows, when they are current); Acknowledge() never needs it. For
+  // short-lived writers of acknowledgements (the local loader): on a large
+  // registry loading the state takes seconds and GBs.
+  bool lazy_state = false;
   // How many version records Rebuild() keeps in memory (the rest are read
   // back from the rows it wrote when a later event names them); tests set
   // it low to exercise that path.
@@ -186,6 +191,9 @@ class Registry {
   // A following registry (RegistryOptions::follow) catches up with the
   // writer; a no-op otherwise. Not concurrent with reads of this registry.
   Status CatchUp();
+  // Whether the state is in memory (lazy_state and rebuilt registries load
+  // it on first use). For tests and diagnostics.
+  bool StateLoaded() const;
   // A consuming service reports what it runs (ConsumerAcknowledged):
   // `version` "" = nothing; ok=false records a failed load of `attempted`.
   Result<WriteResult> Acknowledge(const std::string& type, const events::ConsumerAck& ack,

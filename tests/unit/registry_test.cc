@@ -998,6 +998,43 @@ TEST_F(RegistryTest, ReopenGivesTheSameStateAndVerifies) {
   EXPECT_TRUE(v2->projection_ok);
 }
 
+// A registry opened with lazy_state (the local loader's acknowledgements)
+// appends an acknowledgement without reading the state: the rows stay
+// current and equal a fold of the log, unknown versions are still refused,
+// and a later write loads the state and sees the acknowledgement.
+TEST_F(RegistryTest, LazyRegistryAcknowledgesWithoutLoadingTheState) {
+  MustRegister(kRisk, "v1.0.0");
+  MustRegister(kRisk, "v1.1.0");
+  ASSERT_TRUE(reg_->Promote(kRisk, "v1.0.0", std::nullopt, false, actor_));
+  reg_.reset();
+  RegistryOptions o = Options();
+  o.lazy_state = true;
+  auto lazy = Registry::Open(o);
+  ASSERT_TRUE(lazy) << lazy.error().ToString();
+  EXPECT_FALSE((*lazy)->StateLoaded());
+  auto ack = (*lazy)->Acknowledge(kRisk, events::ConsumerAck{kRisk, "v1.0.0", "svc", true, "", ""},
+                                  Actor{"svc", ""});
+  ASSERT_TRUE(ack) << ack.error().ToString();
+  auto unknown = (*lazy)->Acknowledge(
+      kRisk, events::ConsumerAck{kRisk, "v9.9.9", "svc", true, "", ""}, Actor{"svc", ""});
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code(), Code::kNotFound);
+  EXPECT_FALSE((*lazy)->StateLoaded());
+  auto v = (*lazy)->Verify();  // the "s" row is part of the digest
+  ASSERT_TRUE(v) << v.error().ToString();
+  EXPECT_TRUE(v->projection_ok) << DescribeProjectionMismatch(*v);
+  // A write loads the state, which includes the acknowledgement.
+  auto archived = (*lazy)->Archive(kRisk, "v1.1.0", actor_);
+  ASSERT_TRUE(archived) << archived.error().ToString();
+  EXPECT_TRUE((*lazy)->StateLoaded());
+  const State s = Snapshot(**lazy);
+  ASSERT_EQ(s.types.at(kRisk).consumers.count("svc"), 1u);
+  EXPECT_EQ(s.types.at(kRisk).consumers.at("svc").seq, ack->seq);
+  lazy->reset();
+  Open();
+  EXPECT_EQ(Now().types.at(kRisk).consumers.at("svc").version, "v1.0.0");
+}
+
 class ProjectionRowsTest : public RegistryTest {
  protected:
   void SetUp() override {
