@@ -1683,14 +1683,16 @@ Result<std::vector<Registry::GcItem>> Registry::CollectGarbage(int keep, TimeNs 
 }
 
 std::string DescribeProjectionMismatch(const VerifyResult& v) {
+  if (!v.records_complete) {
+    // No marker row: a rewrite that never finished (its rows are partial by
+    // design), or a projection written before the record rows existed.
+    return "the stored projection is incomplete (a rebuild was interrupted, or an older "
+           "modelreg wrote it); reads fold the log until it is rewritten by a rebuild or the "
+           "next writable open";
+  }
   if (v.stored_digest != v.state_digest) {
     return "the stored projection (digest " + ToHex(v.stored_digest) +
            ") differs from the fold of the log (" + ToHex(v.state_digest) + ")";
-  }
-  if (!v.records_complete) {
-    return "the versioned record rows are incomplete (a rebuild was interrupted, or an older "
-           "modelreg wrote this projection); point-in-time reads fold the log until they are "
-           "rewritten by a rebuild or the next writable open";
   }
   return "the stored versioned record rows (digest " + ToHex(v.stored_records_digest) +
          ") differ from the fold of the log (" + ToHex(v.records_digest) + ")";

@@ -704,8 +704,9 @@ TEST_F(Cli, KilledRebuildLeavesCorrectProjections) {
     EXPECT_EQ(json::parse(Ok("--json list alpha_weights --at 2100-01-01").out).size(), 12u);
     RunResult v = RunCmd(replay + " --root " + Root() + " --json verify");
     if (v.rc != 0) {
-      // Killed between the first and the last batch: verify says the record
-      // rows are incomplete, and the state digest is still the log's.
+      // Killed between the first and the last batch: verify says the
+      // projection is incomplete (no marker row), and the state digest it
+      // reports is still the log's.
       EXPECT_EQ(v.rc, 10) << "round " << round << ": " << v.err;
       EXPECT_NE(v.err.find("incomplete"), std::string::npos) << v.err;
     }
