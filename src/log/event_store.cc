@@ -6,6 +6,7 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <limits>
 #include <map>
@@ -177,6 +178,7 @@ class EventStore::Impl {
 
   std::string dir;
   std::string secondary_dir;  // private state of a secondary instance
+  std::string primary_manifest;  // a secondary's view of the writer's CURRENT file
   StoreOptions options;
   std::unique_ptr<rocksdb::DB> db;
   std::map<std::string, rocksdb::ColumnFamilyHandle*> families;
@@ -441,6 +443,19 @@ EventStore::EventStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 EventStore::~EventStore() = default;
 
+namespace {
+
+// The name of the MANIFEST the writer uses (RocksDB's CURRENT file); empty
+// if it cannot be read.
+std::string ReadCurrentFile(const std::string& dir) {
+  std::ifstream in(std::filesystem::path(dir) / "CURRENT", std::ios::binary);
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
                                                      const StoreOptions& options) {
   namespace fs = std::filesystem;
@@ -520,6 +535,9 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   if (opts.secondary) {
+    // Read before opening: a switch during the open is seen at the next
+    // CatchUp (which then reopens).
+    impl->primary_manifest = ReadCurrentFile(dir);
     std::string tmpl = (fs::temp_directory_path() / "modelreg-secondary-XXXXXX").string();
     if (mkdtemp(tmpl.data()) == nullptr) {
       return Err(Status::IOError("cannot create a directory for a secondary instance"));
@@ -604,6 +622,22 @@ Status EventStore::Impl::ReadHead(Head* out) const {
 
 Status EventStore::CatchUp() {
   if (!impl_->options.secondary) return Status::OK();
+  // Every process that opens the log for writing (each CLI write, each
+  // acknowledgement) switches it to a new MANIFEST. RocksDB's catch-up has
+  // been seen to go stale across such reopens (facebook/rocksdb#7815,
+  // #14444), so after one the follower reopens instead: a few milliseconds,
+  // only when a writer came and went. A long-running writer (the server)
+  // keeps its MANIFEST, and catch-up alone follows it.
+  const std::string manifest = ReadCurrentFile(impl_->dir);
+  if (manifest != impl_->primary_manifest) {
+    auto fresh = EventStore::Open(impl_->dir, impl_->options);
+    if (fresh) {
+      std::swap(impl_, (*fresh)->impl_);  // the old instance closes with *fresh
+      return Status::OK();
+    }
+    // Caught mid-switch (or any other failure): catch up as before and try
+    // the reopen again next time.
+  }
   MODELREG_RETURN_IF_ERROR(FromRocks(impl_->db->TryCatchUpWithPrimary(), impl_->dir));
   Head h;
   MODELREG_RETURN_IF_ERROR(impl_->ReadHead(&h));

@@ -118,7 +118,9 @@ class EventStore {
   Head head() const;
 
   // Secondary instances: catch up with the writing process and re-read the
-  // head. Other instances: no-op.
+  // head (reopening the instance when the writer switched to a new
+  // MANIFEST, i.e. a writer process came and went). Not concurrent with any
+  // other use of this store. Other instances: no-op.
   Status CatchUp();
 
   // One event by sequence number: NotFound, or Corruption naming `seq`.
