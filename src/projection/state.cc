@@ -422,6 +422,11 @@ Status Apply(State& state, const EventBuffer& event) {
 
 namespace {
 
+// The value of the "s" row: the last event folded in.
+std::string StateRowValue(Seq seq, TimeNs at) {
+  return json{{"seq", seq}, {"at", at}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // The rows of a delta that a projection rewrite also writes as it folds:
 // production (and its timeline), history, consumers, record rows.
 void AppendLogRows(const Delta& delta, Rows& rows) {
@@ -448,7 +453,7 @@ Rows EncodeDelta(const Delta& delta) {
   for (const VersionRecord& r : delta.versions) {
     rows.emplace_back(VersionKey(r.model_type, r.version), EncodeVersionRow(r));
   }
-  rows.emplace_back("s", json{{"seq", delta.seq}, {"at", delta.at}}.dump(-1, ' ', false, json::error_handler_t::replace));
+  rows.emplace_back("s", StateRowValue(delta.seq, delta.at));
   AppendLogRows(delta, rows);
   return rows;
 }
@@ -523,7 +528,7 @@ Digest RowSetDigest::Finish() const {
 
 void EncodeState(const State& state,
                  const std::function<void(std::string&& key, std::string&& value)>& emit) {
-  emit("s", json{{"seq", state.seq}, {"at", state.at}}.dump(-1, ' ', false, json::error_handler_t::replace));
+  emit("s", StateRowValue(state.seq, state.at));
   for (const auto& [type, ts] : state.types) {
     for (const auto& [version, r] : ts.versions) {
       emit(VersionKey(type, version), EncodeVersionRow(r));

@@ -20,7 +20,6 @@
 
 namespace modelreg::registry {
 
-
 namespace fs = std::filesystem;
 
 namespace {
@@ -102,6 +101,13 @@ class RowBatches {
   std::size_t bytes_ = 0;
 };
 
+// The start of a projection rewrite: every row goes, the marker row
+// included (range tombstones, not a delete per key; unsynced: until a later
+// synced write the old rows simply stay).
+Status DropProjectionRows(EventStore& store, Seq head) {
+  return store.ReplaceRows(kProjectionCf, {}, head, {{"", ""}}, /*sync=*/false);
+}
+
 // The end of a projection rewrite: the state rows still in memory, then
 // the marker row, synced. Until the marker lands nobody trusts the rows.
 Status FinishRewrite(EventStore& store, const State& state, RowBatches& out, Seq head) {
@@ -145,7 +151,6 @@ class RecordRowSource : public projection::RecordSource {
       return nullptr;
     }
     loaded_.push_back(std::make_unique<VersionRecord>(std::move(*rec)));
-    ++loads_;
     return loaded_.back().get();
   }
   // After each Commit: what Plan read is either in the state now or unused.
@@ -155,7 +160,6 @@ class RecordRowSource : public projection::RecordSource {
     known_.insert(KeyHash(type, version));
   }
   const Status& error() const { return error_; }
-  std::uint64_t loads() const { return loads_; }
 
  private:
   // 64-bit hashes: a collision only costs a seek that finds nothing.
@@ -167,7 +171,6 @@ class RecordRowSource : public projection::RecordSource {
   std::unordered_set<std::uint64_t> known_;
   mutable std::vector<std::unique_ptr<VersionRecord>> loaded_;
   mutable Status error_;
-  mutable std::uint64_t loads_ = 0;
 };
 
 bool SameMetadata(const VersionRecord& rec, const events::Registration& r) {
@@ -389,9 +392,8 @@ Result<State> Registry::ReadState(bool* rows_current, bool fold_if_stale) const 
 
 Result<State> Registry::RewriteProjection(Seq head, const std::function<void(Seq)>& progress,
                                           Digest* digest) {
-  // 1. Untrust the rows: drop every row, the marker included (range
-  // tombstones, not a delete per key).
-  MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(kProjectionCf, {}, head, {{"", ""}}, /*sync=*/false));
+  // 1. Untrust the rows: drop every row, the marker included.
+  MODELREG_RETURN_IF_ERROR(DropProjectionRows(*store_, head));
   RowBatches out(*store_, head);
   // 2. Fold, writing the record rows as they come.
   State fresh;
@@ -429,10 +431,11 @@ Status Registry::RewriteProjectionLean(Seq head, const std::function<void(Seq)>&
   // most twice that) version records in memory, plus each type's
   // production version: the least recently changed are written out as
   // their "v/" rows and dropped, and Plan reads a dropped one back from its
-  // newest record row if a later event names it. History and timeline rows are written as they come
-  // instead of being kept. Memory stays flat however long the log.
+  // newest record row if a later event names it. History and timeline
+  // rows are written as they come instead of being kept. Memory stays flat
+  // however long the log.
   const std::size_t limit = rebuild_resident_;
-  MODELREG_RETURN_IF_ERROR(store_->ReplaceRows(kProjectionCf, {}, head, {{"", ""}}, /*sync=*/false));
+  MODELREG_RETURN_IF_ERROR(DropProjectionRows(*store_, head));
   RowBatches out(*store_, head);
   RecordRowSource source(*store_);
   State fresh;
