@@ -12,6 +12,7 @@
 #include "app/new_directory.h"
 #include "artifacts/artifact_store.h"
 #include "log/backup.h"
+#include "query/query.h"
 #include "registry/registry.h"
 
 namespace modelreg::app {
@@ -138,15 +139,16 @@ Status RunBackupCreate(const Globals& g, std::ostream& out) {
     }
   });
   MODELREG_RETURN_IF_ERROR(st);
-  const Head head = (*reg)->log().head();
+  auto head = query::Query(**reg).Head();
+  if (!head) return head.error();
   const json meta{{"created_at", FormatUtc(g.clock->NowNs())},
                   {"head_seq", seq},
-                  {"head_hash", ToHex(head.hash)},
+                  {"head_hash", ToHex(head->hash)},
                   {"state_digest", ToHex(digest)},
                   {"versions", versions}};
   std::error_code ec;
   fs::create_directories(BackupDb(g.root), ec);
-  auto id = (*reg)->log().CreateBackup(BackupDb(g.root).string(), meta.dump());
+  auto id = (*reg)->CreateBackup(BackupDb(g.root).string(), meta.dump());
   if (!id) return id.error();
   if (g.json) {
     json j = meta;

@@ -14,7 +14,8 @@
 #include "loader/production_loader.h"
 #include "registry/naming.h"
 #include "registry/registry.h"
-#include "registry/views.h"
+#include "query/query.h"
+#include "query/render.h"
 
 namespace modelreg::app {
 
@@ -29,38 +30,17 @@ Status RunConsumers(const Globals& g, const std::string& type, std::ostream& out
   ro.read_only = true;
   auto reg = registry::Registry::Open(ro);
   if (!reg) return reg.error();
-  MODELREG_RETURN_IF_ERROR((*reg)->Load());
-  std::string production;
-  TimeNs since = 0;
-  std::vector<projection::ConsumerRecord> consumers;
-  (*reg)->Read([&](const registry::State& s) {
-    auto it = s.types.find(type);
-    if (it == s.types.end()) return;
-    production = it->second.production;
-    if (!it->second.timeline.empty()) since = it->second.timeline.back().at;
-    for (const auto& [id, c] : it->second.consumers) consumers.push_back(c);
-  });
+  auto c = query::Query(**reg).Consumers(type);
+  if (!c) return c.error();
   const TimeNs now = g.clock->NowNs();
-  auto lag_of = [&](const projection::ConsumerRecord& c) -> double {
-    if (c.version == production) return 0;
-    return static_cast<double>(now - std::max(since, TimeNs{0})) / 1e9;
-  };
   if (g.json) {
-    json arr = json::array();
-    for (const auto& c : consumers) {
-      json j = registry::ConsumerJson(c);
-      j["current"] = c.version == production;
-      j["behind_seconds"] = lag_of(c);
-      arr.push_back(j);
-    }
-    out << json{{"model_type", type},
-                {"production", production.empty() ? json() : json(production)},
-                {"production_since", since == 0 ? json() : json(FormatUtc(since))},
-                {"consumers", arr}}
-               .dump()
-        << '\n';
+    out << query::ConsumersJson(*c, now).dump() << '\n';
     return Status::OK();
   }
+  const std::string& production = c->production;
+  const TimeNs since = c->production_since;
+  const auto& consumers = c->consumers;
+  auto lag_of = [&](const projection::ConsumerRecord& r) { return query::BehindSeconds(*c, r, now); };
   out << type << " production: " << (production.empty() ? "none" : production)
       << (since != 0 ? " since " + FormatUtc(since) : std::string()) << '\n';
   if (consumers.empty()) {

@@ -14,12 +14,12 @@
 
 #include "app/exit_codes.h"
 #include "events/model_events.h"
-#include "log/event_store.h"
 #include "compat/compatibility.h"
 #include "registry/naming.h"
 #include "registry/registry.h"
-#include "registry/views.h"
 #include "client/remote.h"
+#include "query/query.h"
+#include "query/render.h"
 
 namespace modelreg::app {
 
@@ -29,8 +29,8 @@ using nlohmann::json;
 using registry::Registry;
 using registry::State;
 using registry::VersionRecord;
-using registry::PromotionJson;
-using registry::RecordJson;
+using query::PromotionJson;
+using query::RecordJson;
 
 // `full_state`: the command reads the whole current state (list, show,
 // history, compat); point-in-time lookups (current, audit) need only rows.
@@ -125,14 +125,6 @@ std::string Metric(const VersionRecord& r, const std::string& name) {
   return buf;
 }
 
-// The versions now, or as of `at` (from the versioned record rows).
-Result<State> StateFor(const Registry& reg, std::optional<TimeNs> at, const std::string& type) {
-  if (at) return reg.SnapshotAt(*at, type);
-  State s;
-  reg.Read([&s](const State& st) { s = st; });
-  return s;
-}
-
 }  // namespace
 
 Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out) {
@@ -215,37 +207,23 @@ Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out
 
 Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
   if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
-  projection::ModelStatus status_filter{};
-  if (!o.status.empty() && !projection::ParseStatus(o.status, &status_filter)) {
-    return Status::InvalidArgument("unknown status '" + o.status +
-                                   "'; valid: staged, production, archived, failed");
-  }
-  auto reg = OpenForRead(g, /*full_state=*/!o.at.has_value());
-  if (!reg) return reg.error();
-  auto state = StateFor(**reg, o.at, o.type);
-  if (!state) return state.error();
-  std::vector<const VersionRecord*> rows;
-  for (const auto& [type, ts] : state->types) {
-    if (!o.type.empty() && type != o.type) continue;
-    for (const VersionRecord* r : registry::SortedVersions(ts)) {
-      if (!o.status.empty() && r->status != status_filter) continue;
-      rows.push_back(r);
+  query::ListFilter filter;
+  filter.model_type = o.type;
+  filter.sort_metric = o.sort;
+  if (!o.status.empty()) {
+    projection::ModelStatus status{};
+    if (!projection::ParseStatus(o.status, &status)) {
+      return Status::InvalidArgument("unknown status '" + o.status +
+                                     "'; valid: staged, production, archived, failed");
     }
+    filter.status = status;
   }
-  if (!o.sort.empty()) {
-    // Descending by the metric; versions without it last, in version order.
-    std::stable_sort(rows.begin(), rows.end(),
-                     [&o](const VersionRecord* a, const VersionRecord* b) {
-                       auto ia = a->metrics.find(o.sort), ib = b->metrics.find(o.sort);
-                       if (ia == a->metrics.end()) return false;
-                       if (ib == b->metrics.end()) return true;
-                       return ia->second > ib->second;
-                     });
-  }
+  auto reg = OpenForRead(g, /*full_state=*/false);
+  if (!reg) return reg.error();
+  auto list = query::Query(**reg).List(filter, o.at);
+  if (!list) return list.error();
   if (g.json) {
-    json arr = json::array();
-    for (const VersionRecord* r : rows) arr.push_back(RecordJson(*r));
-    out << arr.dump() << '\n';
+    out << query::ListJson(*list, o.type).dump() << '\n';
     return Status::OK();
   }
   char line[512];
@@ -254,13 +232,13 @@ Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
                 "DEMOTED");
   out << line;
   auto day = [](TimeNs t) { return t == 0 ? std::string("-") : FormatUtc(t).substr(0, 19) + "Z"; };
-  for (const VersionRecord* r : rows) {
+  for (const VersionRecord& r : list->versions) {
     std::snprintf(line, sizeof line, "%-18s %-14s %-10s %8s %8s %8s  %-20s  %-20s  %-20s\n",
-                  r->model_type.c_str(), r->version.c_str(),
-                  std::string(projection::StatusName(r->status)).c_str(),
-                  Metric(*r, "sharpe").c_str(), Metric(*r, "ic").c_str(),
-                  Metric(*r, "max_drawdown").c_str(), day(r->registered_at).c_str(),
-                  day(r->promoted_at).c_str(), day(r->demoted_at).c_str());
+                  r.model_type.c_str(), r.version.c_str(),
+                  std::string(projection::StatusName(r.status)).c_str(),
+                  Metric(r, "sharpe").c_str(), Metric(r, "ic").c_str(),
+                  Metric(r, "max_drawdown").c_str(), day(r.registered_at).c_str(),
+                  day(r.promoted_at).c_str(), day(r.demoted_at).c_str());
     out << line;
   }
   return Status::OK();
@@ -270,30 +248,18 @@ Status RunShow(const Globals& g, const std::string& type, const std::string& ver
                std::optional<TimeNs> at, std::ostream& out) {
   MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
   MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
-  auto reg = OpenForRead(g, /*full_state=*/!at.has_value());
+  auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
-  std::optional<VersionRecord> found;
-  if (at) {
-    auto v = (*reg)->VersionAt(type, version, *at);
-    if (!v) return v.error();
-    found = std::move(*v);
-  } else {
-    (*reg)->Read([&](const State& s) {
-      if (const VersionRecord* r = s.Find(type, version)) found = *r;
-    });
-  }
-  const VersionRecord* r = found ? &*found : nullptr;
-  if (r == nullptr) {
+  auto shown = query::Query(**reg).Show(type, version, at);
+  if (!shown) return shown.error();
+  if (!*shown) {
     return Status::NotFound(type + " " + version + " is not registered" +
                             (at ? " at " + FormatUtc(*at) : std::string()));
   }
-  auto event = (*reg)->log().Get(r->registered_seq);
-  if (!event) return event.error();
-  const json registration = events::ToJson(*event)["payload"];
+  const VersionRecord* r = &(*shown)->record;
+  const json registration = events::ToJson((*shown)->registration)["payload"];
   if (g.json) {
-    json j = RecordJson(*r);
-    j["registration"] = registration;
-    out << j.dump() << '\n';
+    out << query::ShowJson(**shown).dump() << '\n';
     return Status::OK();
   }
   out << type << ' ' << version << '\n'
@@ -330,25 +296,18 @@ Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeN
   MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
   auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
-  auto p = (*reg)->ProductionAtTime(type, at.value_or(INT64_MAX));
+  auto p = query::Query(**reg).Current(type, at);
   if (!p) return p.error();
   const std::string when = at ? " at " + FormatUtc(*at) : std::string();
-  if (p->version.empty() || !p->record) {
-    if (g.json) out << json{{"model_type", type}, {"production", nullptr}}.dump() << '\n';
-    return Status::NotFound("no production version of " + type + when);
-  }
+  if (g.json) out << query::ProductionJson(*p).dump() << '\n';
+  if (!p->record) return Status::NotFound("no production version of " + type + when);
+  if (g.json) return Status::OK();
   const VersionRecord& r = *p->record;
-  if (g.json) {
-    json j = RecordJson(r);
-    j["promotion"] = p->promotion ? PromotionJson(*p->promotion) : json();
-    out << j.dump() << '\n';
-    return Status::OK();
-  }
   out << type << ' ' << r.version;
   if (p->promotion) {
-    out << " (" << (p->promotion->rollback ? "rolled back to" : "promoted") << ' '
-        << FormatUtc(p->promotion->at) << " by " << p->promotion->actor << ", event #"
-        << p->promotion->seq << ')';
+    const auto& pr = p->promotion->promotion;
+    out << " (" << (pr.rollback ? "rolled back to" : "promoted") << ' ' << FormatUtc(pr.at)
+        << " by " << pr.actor << ", event #" << pr.seq << ')';
   }
   out << " sha256 " << r.artifact_sha256 << '\n';
   return Status::OK();
@@ -357,24 +316,15 @@ Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeN
 Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeNs> since,
                   std::optional<TimeNs> until, std::ostream& out) {
   MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
-  auto reg = OpenForRead(g);
+  auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
-  std::vector<projection::PromotionRecord> rows;
-  (*reg)->Read([&](const State& s) {
-    auto it = s.types.find(type);
-    if (it == s.types.end()) return;
-    for (const auto& h : it->second.history) {
-      if (since && h.at < *since) continue;
-      if (until && h.at > *until) continue;
-      rows.push_back(h);
-    }
-  });
+  auto history = query::Query(**reg).History(type, since, until);
+  if (!history) return history.error();
   if (g.json) {
-    json arr = json::array();
-    for (const auto& h : rows) arr.push_back(PromotionJson(h));
-    out << arr.dump() << '\n';
+    out << query::HistoryJson(*history).dump() << '\n';
     return Status::OK();
   }
+  const std::vector<projection::PromotionRecord>& rows = history->promotions;
   if (rows.empty()) {
     out << "no promotions of " << type << " in that period\n";
     return Status::OK();
@@ -398,62 +348,46 @@ Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostre
   if (!type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
   auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
-  auto upto = (*reg)->log().SeqAtOrBefore(at);
-  if (!upto) return upto.error();
-  json arr = json::array();
-  if (!g.json) {
-    out << "Production models at " << FormatUtc(at) << " (log up to event #" << *upto << ")\n";
+  std::vector<std::string> types;
+  if (!type.empty()) types.push_back(type);
+  auto audit = query::Query(**reg).Audit(at, types);
+  if (!audit) return audit.error();
+  if (g.json) {
+    out << query::AuditJson(*audit).dump() << '\n';
+    return Status::OK();
   }
-  for (std::string_view t : registry::kModelTypes) {
-    const std::string tname(t);
-    if (!type.empty() && tname != type) continue;
-    auto entry = registry::AuditEntry(**reg, tname, at);
-    if (!entry) return entry.error();
-    arr.push_back(*entry);
-    if (g.json) continue;
-    if (!entry->contains("record")) {
-      out << "  " << tname << ": none\n";
+  out << "Production models at " << FormatUtc(at) << " (log up to event #" << audit->seq << ")\n";
+  for (const query::Production& m : audit->models) {
+    if (!m.record) {
+      out << "  " << m.model_type << ": none\n";
       continue;
     }
-    // The text is the same entry, for people.
-    const json& r = (*entry)["record"];
-    const json& p = (*entry)["promotion"];
-    out << "  " << tname << ": " << r["version"].get<std::string>() << '\n';
-    if (p.is_object()) {
-      const bool rollback = p["kind"] == "rollback";
-      out << "      " << (rollback ? "rolled back to" : "promoted") << " at "
-          << p["at"].get<std::string>() << " by " << p["actor"].get<std::string>() << " (event #"
-          << p["seq"] << ")";
-      if (p["replaced_version"].is_string()) {
-        out << ", replacing " << p["replaced_version"].get<std::string>();
-      }
+    const VersionRecord& r = *m.record;
+    out << "  " << m.model_type << ": " << r.version << '\n';
+    if (m.promotion) {
+      const projection::PromotionRecord& p = m.promotion->promotion;
+      out << "      " << (p.rollback ? "rolled back to" : "promoted") << " at " << FormatUtc(p.at)
+          << " by " << p.actor << " (event #" << p.seq << ")";
+      if (!p.replaced_version.empty()) out << ", replacing " << p.replaced_version;
       out << '\n';
-      const std::string reason = p["reason"];
-      if (!reason.empty()) out << "      reason: " << reason << '\n';
-      if (!rollback) {
-        out << "      gates: " << p["gates_passed"] << '/' << p["gates_total"] << " passed"
-            << (p["gates_overridden"].get<bool>()
-                    ? ", OVERRIDDEN: " + p["override_reason"].get<std::string>()
-                    : "")
-            << '\n';
-        for (const auto& gate : p["gates"]) {
-          out << "        " << (gate.value("passed", false) ? "pass " : "FAIL ")
-              << gate.value("name", std::string()) << ' '
-              << gate.value("comparison", std::string()) << ' ' << gate.value("threshold", 0.0)
-              << ", observed "
-              << (gate["observed"].is_null() ? std::string("missing") : gate["observed"].dump())
+      if (!p.reason.empty()) out << "      reason: " << p.reason << '\n';
+      if (!p.rollback) {
+        out << "      gates: " << p.gates_passed << '/' << p.gates_total << " passed"
+            << (p.gates_overridden ? ", OVERRIDDEN: " + p.override_reason : "") << '\n';
+        for (const events::Gate& gate : m.promotion->gates) {
+          out << "        " << (gate.passed ? "pass " : "FAIL ") << gate.name << ' '
+              << gate.comparison << ' ' << gate.threshold << ", observed "
+              << (gate.has_observed ? json(gate.observed).dump() : std::string("missing"))
               << '\n';
         }
-        const std::string policy = p["policy"];
-        if (!policy.empty()) out << "      policy: " << policy << '\n';
+        if (!m.promotion->policy.empty()) out << "      policy: " << m.promotion->policy << '\n';
       }
     }
-    out << "      metrics: " << r["metrics"].dump() << '\n'
-        << "      sha256: " << r["artifact_sha256"].get<std::string>() << '\n'
-        << "      registered " << r["registered_at"].get<std::string>() << " by "
-        << r["registered_by"].get<std::string>() << " (event #" << r["registered_seq"] << ")\n";
+    out << "      metrics: " << json(r.metrics).dump() << '\n'
+        << "      sha256: " << r.artifact_sha256 << '\n'
+        << "      registered " << Time(r.registered_at) << " by " << r.registered_by
+        << " (event #" << r.registered_seq << ")\n";
   }
-  if (g.json) out << json{{"at", FormatUtc(at)}, {"seq", *upto}, {"models", arr}}.dump() << '\n';
   return Status::OK();
 }
 
@@ -605,30 +539,18 @@ class StopSignals {
 
 Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
   if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
-  {
-    // Existence checks with the registry's wording.
-    auto reg = OpenForRead(g, /*full_state=*/false);
-    if (!reg) return reg.error();
-  }
-  StoreOptions so;
-  so.create_if_missing = false;
-  so.read_only = !o.follow;
-  so.secondary = o.follow;
-  auto store = EventStore::Open(LogDir(g.root), so);
-  if (!store) return store.error();
-  Seq printed = 0;
-  auto print = [&](Seq seq, const EventBuffer& e) {
-    printed = seq;
-    if (o.until && e.event().recorded_at() > *o.until) return false;
-    if (o.since && e.event().recorded_at() < *o.since) return true;
-    if (!o.type.empty()) {
-      const json p = events::ToJson(e)["payload"];
-      // Payloads this version does not know carry no model_type.
-      if (!p.is_object() || !p.contains("model_type") || !p["model_type"].is_string() ||
-          p["model_type"].get<std::string>() != o.type) {
-        return true;
-      }
-    }
+  registry::RegistryOptions ro;
+  ro.root = g.root;
+  ro.read_only = !o.follow;
+  ro.follow = o.follow;
+  ro.clock = g.clock;
+  auto reg = Registry::Open(ro);
+  if (!reg) return reg.error();
+  query::EventFilter filter;
+  filter.model_type = o.type;
+  filter.since = o.since;
+  filter.until = o.until;
+  auto print = [&](const EventBuffer& e) {
     if (g.json) {
       out << events::ToJson(e).dump() << '\n';
     } else {
@@ -636,20 +558,15 @@ Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
     }
     return true;
   };
-  Seq from = 1;
-  if (o.since) {
-    auto s = (*store)->SeqAtOrBefore(*o.since - 1);
-    if (!s) return s.error();
-    from = *s + 1;
-  }
-  MODELREG_RETURN_IF_ERROR((*store)->Scan(from, UINT64_MAX, print));
+  auto last = query::Query(**reg).Events(1, filter, 0, print);
+  if (!last) return last.error();
   out.flush();
   if (!o.follow) return Status::OK();
   // Ctrl-C, SIGTERM or a closed pipe end the follow normally, so that the
   // secondary instance's private directory is removed on the way out.
   StopSignals stop;
   const auto start = std::chrono::steady_clock::now();
-  Seq next = std::max(printed, from - 1) + 1;
+  Seq next = *last + 1;
   for (;;) {
     if (stop.requested() || !out) return Status::OK();
     if (o.follow_max_ms >= 0 &&
@@ -657,11 +574,13 @@ Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
       return Status::OK();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(o.follow_poll_ms));
-    MODELREG_RETURN_IF_ERROR((*store)->CatchUp());
-    const Seq head = (*store)->head().seq;
-    if (head >= next) {
-      MODELREG_RETURN_IF_ERROR((*store)->Scan(next, head, print));
-      next = head + 1;
+    MODELREG_RETURN_IF_ERROR((*reg)->CatchUp());
+    auto head = query::Query(**reg).Head();
+    if (!head) return head.error();
+    if (head->seq >= next) {
+      auto seen = query::Query(**reg).Events(next, filter, 0, print);
+      if (!seen) return seen.error();
+      next = std::max(next, *seen + 1);
       out.flush();
     }
   }
@@ -728,13 +647,12 @@ Status RunCompat(const Globals& g, const CompatOptions& o, bool* warned, std::os
     return Status::InvalidArgument("give the current dataset versions with --current NAME=VERSION "
                                    "or --current-file FILE");
   }
-  auto reg = OpenForRead(g);
+  auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
-  std::optional<VersionRecord> rec;
-  (*reg)->Read([&](const State& s) {
-    if (const VersionRecord* r = s.Find(o.type, o.version)) rec = *r;
-  });
-  if (!rec) return Status::NotFound(o.type + " " + o.version + " is not registered");
+  auto shown = query::Query(**reg).Show(o.type, o.version);
+  if (!shown) return shown.error();
+  if (!*shown) return Status::NotFound(o.type + " " + o.version + " is not registered");
+  const VersionRecord* rec = &(*shown)->record;
   const auto checker = o.strict ? compat::VersionCompatibilityChecker(*o.strict)
                                 : compat::VersionCompatibilityChecker::FromEnvironment();
   const compat::Result r = checker.Check(rec->dataset_version_ids, current);
@@ -775,48 +693,25 @@ Status RunDiff(const Globals& g, TimeNs from, TimeNs to, std::ostream& out) {
   }
   auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
-  json production = json::object();
-  if (!g.json) out << "Production from " << FormatUtc(from) << " to " << FormatUtc(to) << ":\n";
-  for (std::string_view t : registry::kModelTypes) {
-    const std::string type(t);
-    auto a = (*reg)->ProductionAtTime(type, from);
-    if (!a) return a.error();
-    auto b = (*reg)->ProductionAtTime(type, to);
-    if (!b) return b.error();
-    production[type] = {{"from", a->version.empty() ? json() : json(a->version)},
-                        {"to", b->version.empty() ? json() : json(b->version)}};
-    if (!g.json) {
-      out << "  " << type << ": " << (a->version.empty() ? "none" : a->version);
-      if (a->version != b->version) {
-        out << " -> " << (b->version.empty() ? "none" : b->version);
-      } else {
-        out << " (unchanged)";
-      }
-      out << '\n';
-    }
-  }
-  json changes = json::array();
-  if (!g.json) out << "Events recorded after " << FormatUtc(from) << " up to " << FormatUtc(to) << ":\n";
-  std::size_t n = 0;
-  if (from < INT64_MAX) {
-    MODELREG_RETURN_IF_ERROR((*reg)->log().ScanTime(from + 1, to, [&](Seq, const EventBuffer& e) {
-      ++n;
-      if (g.json) {
-        changes.push_back(events::ToJson(e));
-      } else {
-        out << "  " << events::Summary(e) << '\n';
-      }
-      return true;
-    }));
-  }
+  auto diff = query::Query(**reg).Diff(from, to);
+  if (!diff) return diff.error();
   if (g.json) {
-    out << json{{"from", FormatUtc(from)}, {"to", FormatUtc(to)}, {"production", production},
-                {"events", changes}}
-               .dump()
-        << '\n';
-  } else if (n == 0) {
-    out << "  (none)\n";
+    out << query::DiffJson(*diff).dump() << '\n';
+    return Status::OK();
   }
+  out << "Production from " << FormatUtc(from) << " to " << FormatUtc(to) << ":\n";
+  for (const query::DiffEntry& e : diff->production) {
+    out << "  " << e.model_type << ": " << (e.from.empty() ? "none" : e.from);
+    if (e.from != e.to) {
+      out << " -> " << (e.to.empty() ? "none" : e.to);
+    } else {
+      out << " (unchanged)";
+    }
+    out << '\n';
+  }
+  out << "Events recorded after " << FormatUtc(from) << " up to " << FormatUtc(to) << ":\n";
+  for (const EventBuffer& e : diff->events) out << "  " << events::Summary(e) << '\n';
+  if (diff->events.empty()) out << "  (none)\n";
   return Status::OK();
 }
 

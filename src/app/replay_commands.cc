@@ -23,6 +23,7 @@
 #include "log/envelope.h"
 #include "log/event_store.h"
 #include "portable/export_format.h"
+#include "query/query.h"
 #include "registry/registry.h"
 
 namespace modelreg::app {
@@ -195,7 +196,7 @@ Status RunExport(const Globals& g, const std::string& file, std::ostream& out) {
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) return Status::IOError("cannot write " + tmp);
-    st = portable::ExportLog((*reg)->log(), f);
+    st = (*reg)->ExportLog(f);
     if (st.ok()) {
       f.close();
       if (!f) st = Status::IOError("cannot write " + tmp);
@@ -214,13 +215,14 @@ Status RunExport(const Globals& g, const std::string& file, std::ostream& out) {
     return st;
   }
   MODELREG_RETURN_IF_ERROR(SyncPath(ParentOf(file).string()));
-  const Head head = (*reg)->log().head();
+  auto head = query::Query(**reg).Head();
+  if (!head) return head.error();
   if (g.json) {
-    out << JsonLine({{"file", file}, {"events", head.seq}, {"head_hash", ToHex(head.hash)}})
+    out << JsonLine({{"file", file}, {"events", head->seq}, {"head_hash", ToHex(head->hash)}})
         << '\n';
   } else {
-    out << "exported " << head.seq << " events to " << file << " (head hash "
-        << ToHex(head.hash) << ")\n";
+    out << "exported " << head->seq << " events to " << file << " (head hash "
+        << ToHex(head->hash) << ")\n";
   }
   return Status::OK();
 }
@@ -233,8 +235,9 @@ Status RunMaterialize(const Globals& g, TimeNs at, const std::string& dir, std::
   src_options.read_only = true;
   auto src = registry::Registry::Open(src_options);
   if (!src) return src.error();
-  auto upto = (*src)->log().SeqAtOrBefore(at);
-  if (!upto) return upto.error();
+  auto seq = query::Query(**src).SeqAt(at);
+  if (!seq) return seq.error();
+  const Seq upto = *seq;
   // Built aside and renamed into place once complete and verified.
   std::size_t versions = 0;
   std::optional<registry::VerifyResult> v;
@@ -242,17 +245,7 @@ Status RunMaterialize(const Globals& g, TimeNs at, const std::string& dir, std::
     std::error_code ec;
     fs::create_directories(fs::path(staging) / "registry", ec);
     if (ec) return Status::IOError("cannot create " + staging + ": " + ec.message());
-    {
-      auto store = EventStore::Open((fs::path(staging) / "registry").string());
-      if (!store) return store.error();
-      Seq next = 1;
-      MODELREG_RETURN_IF_ERROR((*store)->AppendVerbatim([&]() -> Result<std::optional<std::string>> {
-        if (next > *upto) return std::optional<std::string>();
-        auto e = (*src)->log().Get(next++);
-        if (!e) return Err(e.error());
-        return std::optional<std::string>(std::string(e->bytes()));
-      }));
-    }
+    MODELREG_RETURN_IF_ERROR((*src)->CopyLogPrefix(upto, (fs::path(staging) / "registry").string()));
     registry::RegistryOptions dst_options;
     dst_options.root = staging;
     auto dst = registry::Registry::Open(dst_options);
@@ -306,11 +299,7 @@ Status BuildImport(const Globals& g, const std::string& file, const fs::path& di
   const fs::path log_dir = dir / "registry";
   fs::create_directory(log_dir, ec);
   if (ec) return Status::IOError("cannot create " + log_dir.string() + ": " + ec.message());
-  {
-    auto store = EventStore::Open(log_dir.string());
-    if (!store) return store.error();
-    MODELREG_RETURN_IF_ERROR(portable::ImportInto(file, **store));
-  }
+  MODELREG_RETURN_IF_ERROR(registry::Registry::ImportLog(file, log_dir.string()));
   {
     registry::RegistryOptions o;
     o.root = dir.string();

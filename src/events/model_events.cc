@@ -79,6 +79,31 @@ nlohmann::json GatesJson(const flatbuffers::Vector<Offset<fb::GateResult>>* gate
   return arr;
 }
 
+}  // namespace
+
+bool PromotionEvidence(const EventBuffer& event, std::vector<Gate>* gates, std::string* policy) {
+  const auto* p = event.event().payload_as_ModelPromoted();
+  if (p == nullptr) return false;
+  gates->clear();
+  if (p->gates() != nullptr) {
+    for (const auto* g : *p->gates()) {
+      Gate out;
+      out.name = Str(g->name());
+      out.comparison = Str(g->comparison());
+      out.threshold = g->threshold();
+      out.observed = g->observed();
+      out.has_observed = g->has_observed();
+      out.passed = g->passed();
+      out.detail = Str(g->detail());
+      gates->push_back(std::move(out));
+    }
+  }
+  *policy = Str(p->policy());
+  return true;
+}
+
+namespace {
+
 nlohmann::json PayloadJson(const fb::Event& e) {
   nlohmann::json j;
   switch (e.payload_type()) {

@@ -138,6 +138,10 @@ std::string Draft(const Envelope& env, const Rejection& p);
 //  "prev_hash":"hex","payload":{...}} - the stable --json form (docs/events.md).
 nlohmann::json ToJson(const EventBuffer& event);
 
+// The gates and policy text a ModelPromoted event recorded (false, and
+// nothing set, for any other event).
+bool PromotionEvidence(const EventBuffer& event, std::vector<Gate>* gates, std::string* policy);
+
 // One human-readable line: "#12 2025-01-15T09:30:00Z alice promoted risk_model v1.1.0 ..."
 std::string Summary(const EventBuffer& event);
 

@@ -18,6 +18,7 @@
 #include "compat/compatibility.h"
 #include "events/model_events.h"
 #include "registry/naming.h"
+#include "query/query.h"
 #include "registry/registry.h"
 
 namespace modelreg::loader {
@@ -57,11 +58,11 @@ class LocalSource final : public Source {
 
   Result<std::optional<Target>> Production() override {
     MODELREG_RETURN_IF_ERROR(reg_->CatchUp());
-    auto p = reg_->ProductionAtTime(o_.model_type, INT64_MAX);
+    auto p = query::Query(*reg_).Current(o_.model_type);
     if (!p) return Err(p.error());
-    if (p->version.empty() || !p->record) return std::optional<Target>();
-    Target t{p->version, p->record->artifact_sha256, p->record->artifact_name,
-             p->record->dataset_version_ids, p->promotion ? p->promotion->seq : 0};
+    if (!p->record) return std::optional<Target>();
+    Target t{p->record->version, p->record->artifact_sha256, p->record->artifact_name,
+             p->record->dataset_version_ids, p->promotion ? p->promotion->promotion.seq : 0};
     if (p->record->purged) {
       return Err(Status::FailedPrecondition(o_.model_type + " " + t.version +
                                             " has had its artifact purged"));

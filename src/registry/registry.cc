@@ -1441,6 +1441,8 @@ Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& typ
     MODELREG_RETURN_IF_ERROR(Load());  // stale rows: the fold is the truth
     in_memory = true;
   }
+  std::optional<projection::ProductionChange> change;
+  bool record_done = false;
   if (in_memory) {
     // Binary search of the in-memory timeline (recorded_at increases with seq).
     std::lock_guard<std::mutex> lock(mu_);
@@ -1451,39 +1453,42 @@ Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& typ
         timeline.begin(), timeline.end(), t,
         [](TimeNs value, const projection::ProductionChange& c) { return value < c.at; });
     if (after == timeline.begin() || std::prev(after)->version.empty()) return out;
-    const projection::ProductionChange& change = *std::prev(after);
-    out.version = change.version;
+    change = *std::prev(after);
+    out.version = change->version;
     const auto& history = it->second.history;
     auto h = std::lower_bound(
-        history.begin(), history.end(), change.seq,
+        history.begin(), history.end(), change->seq,
         [](const projection::PromotionRecord& r, Seq seq) { return r.seq < seq; });
-    if (h != history.end() && h->seq == change.seq) out.promotion = *h;
-    out.record = it->second.versions.at(change.version);
-    out.record->status = ModelStatus::kProduction;  // as it was at t
-    return out;
+    if (h != history.end() && h->seq == change->seq) out.promotion = *h;
+    if (t >= state_.at) {
+      // Nothing was recorded between t and now: the record now is the
+      // record at t.
+      out.record = it->second.versions.at(change->version);
+      record_done = true;
+    }
+  } else {
+    auto row = store_->SeekRowForPrev(kProjectionCf, projection::TimelineSeekKey(type, t));
+    if (!row) return Err(row.error());
+    projection::ProductionChange c;
+    if (!*row || !projection::ParseTimelineRow(type, (*row)->first, (*row)->second, &c) ||
+        c.version.empty()) {
+      return out;
+    }
+    change = c;
+    out.version = c.version;
+    auto history = store_->GetRow(kProjectionCf, projection::HistoryKey(type, c.seq));
+    if (!history) return Err(history.error());
+    if (*history) {
+      auto h = projection::DecodeHistoryRow(**history);
+      if (!h) return Err(h.error());
+      out.promotion = std::move(*h);
+    }
   }
-  auto row = store_->SeekRowForPrev(kProjectionCf, projection::TimelineSeekKey(type, t));
-  if (!row) return Err(row.error());
-  projection::ProductionChange change;
-  if (!*row || !projection::ParseTimelineRow(type, (*row)->first, (*row)->second, &change) ||
-      change.version.empty()) {
-    return out;
-  }
-  out.version = change.version;
-  auto history = store_->GetRow(kProjectionCf, projection::HistoryKey(type, change.seq));
-  if (!history) return Err(history.error());
-  if (*history) {
-    auto h = projection::DecodeHistoryRow(**history);
-    if (!h) return Err(h.error());
-    out.promotion = std::move(*h);
-  }
-  auto version = store_->GetRow(kProjectionCf, projection::VersionKey(type, change.version));
-  if (!version) return Err(version.error());
-  if (*version) {
-    auto v = projection::DecodeVersionRow(**version);
-    if (!v) return Err(v.error());
-    out.record = std::move(*v);
-    out.record->status = ModelStatus::kProduction;  // as it was at t
+  if (!record_done) {
+    // The record as it was at t (never a later status, reason or time).
+    auto rec = VersionAt(type, change->version, t);
+    if (!rec) return Err(rec.error());
+    out.record = std::move(*rec);
   }
   return out;
 }

@@ -32,6 +32,10 @@
 #include "projection/state.h"
 #include "registry/metadata.h"
 
+namespace modelreg::query {
+class Query;
+}
+
 namespace modelreg::registry {
 
 using projection::ModelStatus;
@@ -217,11 +221,22 @@ class Registry {
   // (coalescing bursts, never on a command's durable path) and when the
   // registry closes. This writes it now if it is behind the state.
   Status FlushManifest();
-  const EventStore& log() const { return *store_; }
+  // The whole log as JSON Lines (portable/export_format.h).
+  Status ExportLog(std::ostream& out) const;
+  // A consistent backup of the log and projections into a BackupEngine
+  // directory (log/backup.h); returns the backup id.
+  Result<std::uint32_t> CreateBackup(const std::string& backup_dir,
+                                     const std::string& app_metadata) const;
+  // Writes events 1..upto of this log, byte for byte, into a new log in
+  // `log_dir` (materialize).
+  Status CopyLogPrefix(Seq upto, const std::string& log_dir) const;
+  // Creates a log in `log_dir` from an export file (checked first).
+  static Status ImportLog(const std::string& export_file, const std::string& log_dir);
   const artifacts::ArtifactStore& artifacts() const { return artifacts_; }
   const std::string& root() const { return root_; }
 
  private:
+  friend class query::Query;  // the read side (src/query)
   Registry(std::string root, std::unique_ptr<EventStore> store, const Clock* clock,
            bool read_only, std::function<void(const std::string&)> on_warning);
   Status LoadState();

@@ -23,7 +23,8 @@
 #include "log/envelope.h"
 #include "registry/naming.h"
 #include "registry/registry.h"
-#include "registry/views.h"
+#include "query/query.h"
+#include "query/render.h"
 
 namespace modelreg::server {
 
@@ -386,6 +387,11 @@ class ApiServer::Impl {
     SendJson(res, 200, WriteJson(*r));
   }
 
+  Seq HeadSeq() const {
+    auto h = query::Query(reg_).Head();
+    return h ? h->seq : 0;
+  }
+
   void Routes() {
     httplib::Server& s = *server_;
     const std::string type = "([a-z_]+)";
@@ -393,11 +399,11 @@ class ApiServer::Impl {
     const std::string models = "/api/v1/models/";
 
     s.Get("/healthz", Wrap("GET /healthz", Need::kNone, [this](auto&, auto& res, auto&) {
-      SendJson(res, 200, json{{"status", "ok"}, {"head_seq", reg_.log().head().seq}});
+      SendJson(res, 200, json{{"status", "ok"}, {"head_seq", HeadSeq()}});
     }));
     s.Get("/metrics", Wrap("GET /metrics", Need::kNone, [this](auto&, auto& res, auto&) {
       res.status = 200;
-      res.set_content(metrics_.Render(reg_.log().head().seq), "text/plain; version=0.0.4");
+      res.set_content(metrics_.Render(HeadSeq()), "text/plain; version=0.0.4");
     }));
 
     s.Get(models + type + "/current",
@@ -405,12 +411,15 @@ class ApiServer::Impl {
                [this](const httplib::Request& req, httplib::Response& res, auto&) {
                  const std::string t = req.matches[1];
                  if (!PathOk(res, t, nullptr)) return;
-                 auto entry = registry::AuditEntry(reg_, t, INT64_MAX);
-                 if (!entry) return SendStatus(res, entry.error());
-                 if ((*entry)["production"].is_null()) {
-                   return SendError(res, 404, "not_found", "no production version of " + t);
+                 auto at = TimeParam(req, "at");
+                 if (!at) return SendStatus(res, at.error());
+                 auto p = query::Query(reg_).Current(t, *at);
+                 if (!p) return SendStatus(res, p.error());
+                 if (!p->record) {
+                   return SendError(res, 404, "not_found", "no production version of " + t +
+                                                               (*at ? " at " + FormatUtc(**at) : ""));
                  }
-                 SendJson(res, 200, *entry);
+                 SendJson(res, 200, query::ProductionJson(*p));
                }));
 
     s.Get(models + type + "/history",
@@ -418,13 +427,13 @@ class ApiServer::Impl {
                [this](const httplib::Request& req, httplib::Response& res, auto&) {
                  const std::string t = req.matches[1];
                  if (!PathOk(res, t, nullptr)) return;
-                 json arr = json::array();
-                 reg_.Read([&](const registry::State& st) {
-                   auto it = st.types.find(t);
-                   if (it == st.types.end()) return;
-                   for (const auto& h : it->second.history) arr.push_back(registry::PromotionJson(h));
-                 });
-                 SendJson(res, 200, json{{"model_type", t}, {"history", arr}});
+                 auto since = TimeParam(req, "since");
+                 if (!since) return SendStatus(res, since.error());
+                 auto until = TimeParam(req, "until");
+                 if (!until) return SendStatus(res, until.error());
+                 auto h = query::Query(reg_).History(t, *since, *until);
+                 if (!h) return SendStatus(res, h.error());
+                 SendJson(res, 200, query::HistoryJson(*h));
                }));
 
     s.Get(models + type + "/consumers",
@@ -432,17 +441,9 @@ class ApiServer::Impl {
                [this](const httplib::Request& req, httplib::Response& res, auto&) {
                  const std::string t = req.matches[1];
                  if (!PathOk(res, t, nullptr)) return;
-                 json arr = json::array();
-                 std::string production;
-                 reg_.Read([&](const registry::State& st) {
-                   auto it = st.types.find(t);
-                   if (it == st.types.end()) return;
-                   production = it->second.production;
-                   for (const auto& [id, c] : it->second.consumers) arr.push_back(registry::ConsumerJson(c));
-                 });
-                 SendJson(res, 200, json{{"model_type", t},
-                                         {"production", production.empty() ? json() : json(production)},
-                                         {"consumers", arr}});
+                 auto c = query::Query(reg_).Consumers(t);
+                 if (!c) return SendStatus(res, c.error());
+                 SendJson(res, 200, query::ConsumersJson(*c, SystemClock::Instance().NowNs()));
                }));
 
     // A consumer's report is not a lifecycle change: model:read may send it
@@ -478,28 +479,13 @@ class ApiServer::Impl {
                  }
                  auto at = TimeParam(req, "at");
                  if (!at) return SendStatus(res, at.error());
-                 registry::State st;
-                 if (*at) {
-                   auto snap = reg_.SnapshotAt(**at, t);
-                   if (!snap) return SendStatus(res, snap.error());
-                   st = std::move(*snap);
-                 } else {
-                   reg_.Read([&](const registry::State& now) {
-                     auto it = now.types.find(t);
-                     if (it != now.types.end()) st.types[t] = it->second;
-                   });
-                 }
-                 json arr = json::array();
-                 auto it = st.types.find(t);
-                 if (it != st.types.end()) {
-                   for (const auto* r : registry::SortedVersions(it->second)) {
-                     if (!status.empty() && r->status != filter) continue;
-                     arr.push_back(registry::RecordJson(*r));
-                   }
-                 }
-                 json out{{"model_type", t}, {"versions", arr}};
-                 if (*at) out["at"] = FormatUtc(**at);
-                 SendJson(res, 200, out);
+                 query::ListFilter lf;
+                 lf.model_type = t;
+                 if (!status.empty()) lf.status = filter;
+                 lf.sort_metric = req.get_param_value("sort");
+                 auto l = query::Query(reg_).List(lf, *at);
+                 if (!l) return SendStatus(res, l.error());
+                 SendJson(res, 200, query::ListJson(*l, t));
                }));
 
     s.Get(models + type + "/" + version + "/artifact",
@@ -507,11 +493,10 @@ class ApiServer::Impl {
                [this](const httplib::Request& req, httplib::Response& res, auto&) {
                  const std::string t = req.matches[1], v = req.matches[2];
                  if (!PathOk(res, t, &v)) return;
-                 std::optional<registry::VersionRecord> rec;
-                 reg_.Read([&](const registry::State& st) {
-                   if (const auto* r = st.Find(t, v)) rec = *r;
-                 });
-                 if (!rec) return SendError(res, 404, "not_found", t + " " + v + " is not registered");
+                 auto shown = query::Query(reg_).Show(t, v);
+                 if (!shown) return SendStatus(res, shown.error());
+                 if (!*shown) return SendError(res, 404, "not_found", t + " " + v + " is not registered");
+                 const registry::VersionRecord* rec = &(*shown)->record;
                  if (rec->purged) {
                    return SendError(res, 410, "gone", t + " " + v + " has had its artifact purged");
                  }
@@ -545,21 +530,13 @@ class ApiServer::Impl {
                  if (!PathOk(res, t, &v)) return;
                  auto at = TimeParam(req, "at");
                  if (!at) return SendStatus(res, at.error());
-                 std::optional<registry::VersionRecord> rec;
-                 if (*at) {
-                   auto r = reg_.VersionAt(t, v, **at);
-                   if (!r) return SendStatus(res, r.error());
-                   rec = std::move(*r);
-                 } else {
-                   reg_.Read([&](const registry::State& st) {
-                     if (const auto* r = st.Find(t, v)) rec = *r;
-                   });
+                 auto shown = query::Query(reg_).Show(t, v, *at);
+                 if (!shown) return SendStatus(res, shown.error());
+                 if (!*shown) {
+                   return SendError(res, 404, "not_found", t + " " + v + " is not registered" +
+                                                               (*at ? " at " + FormatUtc(**at) : ""));
                  }
-                 if (!rec) return SendError(res, 404, "not_found", t + " " + v + " is not registered");
-                 json j = registry::RecordJson(*rec);
-                 auto ev = reg_.log().Get(rec->registered_seq);
-                 if (ev) j["registration"] = events::ToJson(*ev)["payload"];
-                 SendJson(res, 200, j);
+                 SendJson(res, 200, query::ShowJson(**shown));
                }));
 
     s.Get("/api/v1/audit",
@@ -568,15 +545,15 @@ class ApiServer::Impl {
                  auto at = TimeParam(req, "at");
                  if (!at) return SendStatus(res, at.error());
                  if (!*at) return SendError(res, 400, "invalid_argument", "at=TIME is required");
-                 auto upto = reg_.log().SeqAtOrBefore(**at);
-                 if (!upto) return SendStatus(res, upto.error());
-                 json arr = json::array();
-                 for (std::string_view t : registry::kModelTypes) {
-                   auto entry = registry::AuditEntry(reg_, std::string(t), **at);
-                   if (!entry) return SendStatus(res, entry.error());
-                   arr.push_back(std::move(*entry));
+                 std::vector<std::string> types;
+                 const std::string only = req.get_param_value("type");
+                 if (!only.empty()) {
+                   if (!PathOk(res, only, nullptr)) return;
+                   types.push_back(only);
                  }
-                 SendJson(res, 200, json{{"at", FormatUtc(**at)}, {"seq", *upto}, {"models", arr}});
+                 auto a = query::Query(reg_).Audit(**at, types);
+                 if (!a) return SendStatus(res, a.error());
+                 SendJson(res, 200, query::AuditJson(*a));
                }));
 
     s.Get("/api/v1/events",
@@ -588,7 +565,7 @@ class ApiServer::Impl {
                  if (!wait) return SendStatus(res, wait.error());
                  auto limit = UintParam(req, "limit", 1000, 1000);
                  if (!limit) return SendStatus(res, limit.error());
-                 Seq head = reg_.log().head().seq;
+                 Seq head = HeadSeq();
                  // Long polls may hold at most half the workers: beyond that
                  // they answer at once, so other requests are never starved.
                  const int max_polls = std::max(1, std::max(2, options_.threads) / 2);
@@ -605,11 +582,13 @@ class ApiServer::Impl {
                  json arr = json::array();
                  if (head > *after && *limit > 0) {
                    const Seq last = std::min<Seq>(head, *after + *limit);
-                   Status st = reg_.log().Scan(*after + 1, last, [&](Seq, const EventBuffer& e) {
-                     arr.push_back(events::ToJson(e));
-                     return true;
-                   });
-                   if (!st.ok()) return SendStatus(res, st);
+                   auto seen = query::Query(reg_).Events(
+                       *after + 1, query::EventFilter{}, static_cast<std::size_t>(last - *after),
+                       [&](const EventBuffer& e) {
+                         arr.push_back(events::ToJson(e));
+                         return true;
+                       });
+                   if (!seen) return SendStatus(res, seen.error());
                  }
                  SendJson(res, 200, json{{"head_seq", head}, {"events", arr}});
                }));
@@ -787,7 +766,7 @@ class ApiServer::Impl {
       return done();
     }
     if (!r->already_registered) metrics_.CountAppend();
-    json j = registry::RecordJson(r->record);
+    json j = query::RecordJson(r->record);
     j["already_registered"] = r->already_registered;
     SendJson(res, r->already_registered ? 200 : 201, j);
     done();

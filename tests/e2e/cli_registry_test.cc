@@ -122,20 +122,21 @@ TEST_F(Cli, WeeklyUpdateWorkflow) {
 
   Ok("promote risk_model v1.0.0 --reason 'first model'");
   Register("risk_model", "v1.1.0", 1.5, 0.08);
-  json staged = json::parse(Ok("--json list risk_model --status staged").out);
+  json staged = json::parse(Ok("--json list risk_model --status staged").out)["versions"];
   ASSERT_EQ(staged.size(), 1u);
   EXPECT_EQ(staged[0]["version"], "v1.1.0");
   RunResult promote = Ok("promote risk_model v1.1.0 --expect-current v1.0.0", "bob");
   EXPECT_NE(promote.out.find("replaces v1.0.0"), std::string::npos);
 
   json cur = json::parse(Ok("--json current risk_model").out);
-  EXPECT_EQ(cur["version"], "v1.1.0");
+  EXPECT_EQ(cur["production"], "v1.1.0");
+  EXPECT_EQ(cur["record"]["version"], "v1.1.0");
   EXPECT_EQ(cur["promotion"]["actor"], "bob");
-  json all = json::parse(Ok("--json list risk_model").out);
+  json all = json::parse(Ok("--json list risk_model").out)["versions"];
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0]["status"], "archived");
   EXPECT_EQ(all[1]["status"], "production");
-  json hist = json::parse(Ok("--json history risk_model").out);
+  json hist = json::parse(Ok("--json history risk_model").out)["history"];
   ASSERT_EQ(hist.size(), 2u);
   EXPECT_EQ(hist[1]["replaced_version"], "v1.0.0");
   EXPECT_EQ(hist[1]["replaced_status"], "archived");
@@ -167,11 +168,11 @@ TEST_F(Cli, EmergencyRollback) {
   RunResult rb = Ok("rollback alpha_weights --fail --reason 'strategy losing money'", "carol");
   EXPECT_NE(rb.out.find("v2.0.0 -> v1.0.0"), std::string::npos) << rb.out;
   json cur = json::parse(Ok("--json current alpha_weights").out);
-  EXPECT_EQ(cur["version"], "v1.0.0");
+  EXPECT_EQ(cur["production"], "v1.0.0");
   json v2 = json::parse(Ok("--json show alpha_weights v2.0.0").out);
   EXPECT_EQ(v2["status"], "failed");
   EXPECT_EQ(v2["status_reason"], "strategy losing money");
-  json hist = json::parse(Ok("--json history alpha_weights").out);
+  json hist = json::parse(Ok("--json history alpha_weights").out)["history"];
   ASSERT_EQ(hist.size(), 3u);
   EXPECT_EQ(hist[2]["kind"], "rollback");
   EXPECT_EQ(hist[2]["actor"], "carol");
@@ -187,7 +188,7 @@ TEST_F(Cli, CompareVersionsBySharpe) {
   Register("alpha_weights", "v1.1.0", 1.52, 0.085);
   Register("alpha_weights", "v1.2.0", 0.85, 0.045);
   Register("alpha_weights", "v1.3.0", 1.45, 0.082);
-  json sorted = json::parse(Ok("--json list alpha_weights --sort sharpe").out);
+  json sorted = json::parse(Ok("--json list alpha_weights --sort sharpe").out)["versions"];
   ASSERT_EQ(sorted.size(), 4u);
   EXPECT_EQ(sorted[0]["version"], "v1.1.0");
   EXPECT_EQ(sorted[1]["version"], "v1.3.0");
@@ -218,9 +219,9 @@ TEST_F(Cli, WhatWasInProductionAt) {
   RunResult none = Mr("current risk_model --at " + before);
   EXPECT_EQ(none.rc, 3);
   EXPECT_NE(none.err.find("no production version of risk_model at"), std::string::npos);
-  EXPECT_EQ(json::parse(Ok("--json current risk_model --at " + between).out)["version"],
+  EXPECT_EQ(json::parse(Ok("--json current risk_model --at " + between).out)["production"],
             "v1.0.0");
-  EXPECT_EQ(json::parse(Ok("--json current risk_model --at " + after).out)["version"], "v1.1.0");
+  EXPECT_EQ(json::parse(Ok("--json current risk_model --at " + after).out)["production"], "v1.1.0");
 
   json a0 = json::parse(Ok("--json audit --at " + before).out);
   EXPECT_TRUE(a0["models"][0]["production"].is_null());
@@ -235,7 +236,7 @@ TEST_F(Cli, WhatWasInProductionAt) {
   EXPECT_NE(text.out.find("by bob"), std::string::npos);
   EXPECT_NE(text.out.find("alpha_weights: none"), std::string::npos);
   // list/show --at see the past too.
-  json past = json::parse(Ok("--json list risk_model --at " + between).out);
+  json past = json::parse(Ok("--json list risk_model --at " + between).out)["versions"];
   EXPECT_EQ(past[0]["status"], "production");
   EXPECT_EQ(past[1]["status"], "staged");
   // A bare date long before: nothing registered then.
@@ -417,11 +418,11 @@ TEST_F(Cli, ConcurrentPromotionsFromTwoProcesses) {
     const std::string cmd = Bin() + " --root " + Root();
     RunCmd("(" + cmd + " promote risk_model v2.0.0 --expect-current v1.0.0 & " + cmd +
            " promote risk_model v3.0.0 --expect-current v1.0.0 & wait)");
-    json list = json::parse(Ok("--json list risk_model --status production").out);
+    json list = json::parse(Ok("--json list risk_model --status production").out)["versions"];
     ASSERT_EQ(list.size(), 1u);  // exactly one production version
     const std::string winner = list[0]["version"];
     EXPECT_TRUE(winner == "v2.0.0" || winner == "v3.0.0");
-    json hist = json::parse(Ok("--json history risk_model").out);
+    json hist = json::parse(Ok("--json history risk_model").out)["history"];
     for (std::size_t i = 1; i < hist.size(); ++i) {
       EXPECT_EQ(hist[i]["replaced_version"], hist[i - 1]["version"]);  // consistent history
     }
@@ -502,7 +503,7 @@ max_drawdown = ">= -0.2"
       Ok("promote risk_model v1.0.0 --override-gates --reason 'desk head approved, ticket 42'",
          "boss");
   EXPECT_NE(forced.out.find("GATES OVERRIDDEN"), std::string::npos) << forced.out;
-  json hist = json::parse(Ok("--json history risk_model").out);
+  json hist = json::parse(Ok("--json history risk_model").out)["history"];
   ASSERT_EQ(hist.size(), 1u);
   EXPECT_EQ(hist[0]["gates_overridden"], true);
   EXPECT_EQ(hist[0]["override_reason"], "desk head approved, ticket 42");
@@ -562,7 +563,7 @@ TEST_F(Cli, ValidatorCommandGuardsPromotionAndRollback) {
   EXPECT_EQ(bad.rc, 5);
   EXPECT_NE(bad.err.find("exit code 3"), std::string::npos) << bad.err;
   EXPECT_NE(bad.err.find("prediction is NaN"), std::string::npos) << bad.err;
-  EXPECT_EQ(json::parse(Ok("--json current risk_model").out)["version"], "v1.0.0");
+  EXPECT_EQ(json::parse(Ok("--json current risk_model").out)["production"], "v1.0.0");
   EXPECT_EQ(json::parse(Ok("--json show risk_model v2.0.0").out)["status"], "failed");
   // validate runs the same check on demand.
   RunResult v = Ok("validate risk_model v1.0.0");
@@ -581,7 +582,7 @@ TEST_F(Cli, ValidatorCommandGuardsPromotionAndRollback) {
   EXPECT_NE(hung.err.find("timed out after 1 s"), std::string::npos) << hung.err;
   EXPECT_NE(hung.err.find("nothing was recorded"), std::string::npos) << hung.err;
   EXPECT_EQ(json::parse(Ok("--json verify").out)["head_seq"], before["head_seq"]);
-  EXPECT_EQ(json::parse(Ok("--json current risk_model").out)["version"], "v1.0.0");
+  EXPECT_EQ(json::parse(Ok("--json current risk_model").out)["production"], "v1.0.0");
 }
 
 TEST_F(Cli, BadPolicyFileNamesTheLine) {
@@ -664,7 +665,7 @@ TEST_F(Cli, ReplayRebuildReproducesTheDigestAndRepairsProjections) {
   EXPECT_EQ(repaired.rc, 0) << repaired.err;
   EXPECT_NE(repaired.out.find("differed"), std::string::npos) << repaired.out;
   EXPECT_EQ(RunCmd(r + " verify").rc, 0);
-  EXPECT_EQ(json::parse(Ok("--json current risk_model").out)["version"], "v1.0.0");
+  EXPECT_EQ(json::parse(Ok("--json current risk_model").out)["production"], "v1.0.0");
 }
 
 TEST_F(Cli, ReplayRebuildRefusesABrokenChain) {
@@ -698,10 +699,10 @@ TEST_F(Cli, KilledRebuildLeavesCorrectProjections) {
     child.Kill();
     // Whatever moment it died at, queries answer from a complete projection
     // or from the log itself, never from half-written rows.
-    EXPECT_EQ(json::parse(Ok("--json current alpha_weights").out)["version"], "v1.11.0");
+    EXPECT_EQ(json::parse(Ok("--json current alpha_weights").out)["production"], "v1.11.0");
     EXPECT_EQ(json::parse(Ok("--json show alpha_weights v1.3.0 --at 2100-01-01").out)["status"],
               "archived");
-    EXPECT_EQ(json::parse(Ok("--json list alpha_weights --at 2100-01-01").out).size(), 12u);
+    EXPECT_EQ(json::parse(Ok("--json list alpha_weights --at 2100-01-01").out)["versions"].size(), 12u);
     RunResult v = RunCmd(replay + " --root " + Root() + " --json verify");
     if (v.rc != 0) {
       // Killed between the first and the last batch: verify says the
@@ -740,7 +741,7 @@ TEST_F(Cli, ExportImportRoundTripAndDamagedFiles) {
   EXPECT_EQ(ij["state_digest"], original["state_digest"]);  // the same state
   EXPECT_EQ(RunCmd(Bin() + " --root " + copy + " events --json").out, Ok("events --json").out);
   EXPECT_EQ(json::parse(RunCmd(Bin() + " --root " + copy + " --json current risk_model").out)
-                ["version"],
+                ["production"],
             "v1.0.0");
   // Importing over an existing registry is refused.
   EXPECT_EQ(RunCmd(replay + " --root " + copy + " import " + file).rc, 4);
@@ -811,7 +812,7 @@ TEST_F(Cli, DiffAndMaterializeAnInstant) {
   EXPECT_EQ(json::parse(m.out)["events"], 3);
   // Every normal command works on it, and it says what was true at t1.
   const std::string c = Bin() + " --root " + copy;
-  EXPECT_EQ(json::parse(RunCmd(c + " --json current risk_model").out)["version"], "v1.0.0");
+  EXPECT_EQ(json::parse(RunCmd(c + " --json current risk_model").out)["production"], "v1.0.0");
   EXPECT_EQ(json::parse(RunCmd(c + " --json show risk_model v1.0.0").out)["status"],
             "production");
   EXPECT_EQ(RunCmd(c + " verify").rc, 0);
@@ -956,7 +957,7 @@ TEST_F(Cli, BackupCreateListVerifyRestore) {
   const std::string c = Bin() + " --root " + restored;
   EXPECT_EQ(RunCmd(c + " verify").rc, 0);
   EXPECT_EQ(RunCmd(c + " validate risk_model v1.1.0").rc, 0);
-  EXPECT_EQ(json::parse(RunCmd(c + " --json current risk_model").out)["version"], "v1.0.0");
+  EXPECT_EQ(json::parse(RunCmd(c + " --json current risk_model").out)["production"], "v1.0.0");
   // Restoring over something, or a backup that does not exist: refused.
   EXPECT_EQ(Mr("backup restore 2 --to " + restored).rc, 4);
   EXPECT_EQ(Mr("backup restore 9 --to " + dir_.sub("nine")).rc, 3);

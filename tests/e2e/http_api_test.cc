@@ -15,6 +15,7 @@
 
 #include "auth/token.h"
 #include "common/sha256.h"
+#include "query/query.h"
 #include "registry/registry.h"
 #include "server/api_server.h"
 #include "support/child.h"
@@ -266,7 +267,7 @@ TEST_F(HttpApi, WeeklyWorkflowThroughEveryEndpoint) {
   ASSERT_EQ(metrics->status, 200);
   EXPECT_NE(metrics->body.find("modelreg_http_requests_total{route=\"POST /api/v1/models/{type}/{version}/promote\",code=\"200\"}"),
             std::string::npos);
-  EXPECT_NE(metrics->body.find("modelreg_log_head_seq " + std::to_string(reg_->log().head().seq)),
+  EXPECT_NE(metrics->body.find("modelreg_log_head_seq " + std::to_string(modelreg::query::Query(*reg_).Head()->seq)),
             std::string::npos);
   EXPECT_NE(metrics->body.find("modelreg_http_request_duration_seconds_bucket"), std::string::npos);
   auto verify = reg_->Verify();
@@ -276,7 +277,7 @@ TEST_F(HttpApi, WeeklyWorkflowThroughEveryEndpoint) {
 
 TEST_F(HttpApi, LongPollReturnsAsSoonAsAnEventExists) {
   MustUpload("risk_model", "v1.0.0");
-  const Seq head = reg_->log().head().seq;
+  const Seq head = modelreg::query::Query(*reg_).Head()->seq;
   // Nothing new: waits about `wait` seconds, then returns empty.
   const auto t0 = Steady::now();
   auto empty = Body(client_->Get("/api/v1/events?after=" + std::to_string(head) + "&wait=1", Read()));
@@ -449,7 +450,7 @@ TEST_F(HttpApi, PublicKeyTokensAndAlgorithmConfusion) {
 
 TEST_F(HttpApi, BadRequestsGetClearErrorsAndChangeNothing) {
   MustUpload("risk_model", "v1.0.0");
-  const Seq head = reg_->log().head().seq;
+  const Seq head = modelreg::query::Query(*reg_).Head()->seq;
   struct Case {
     std::string method, path, body;
     int status;
@@ -502,7 +503,7 @@ TEST_F(HttpApi, BadRequestsGetClearErrorsAndChangeNothing) {
   httplib::MultipartFormDataItems meta_only{{"metadata", "{}", "", "application/json"}};
   EXPECT_EQ(client_->Post("/api/v1/models/risk_model/v2.1.0", Write(), meta_only)->status, 400);
   EXPECT_EQ(Upload("risk_model", "v2.1.0", "x", "{\"metrics\": {\"ic\": \"high\"}}")->status, 400);
-  EXPECT_EQ(reg_->log().head().seq, head + 1);  // only the v2.0.0 registration
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, head + 1);  // only the v2.0.0 registration
   EXPECT_FALSE(fs::exists(root_ + "/artifacts/risk_model/v2.1.0"));
   // Nothing left in the upload area.
   for (const auto& e : fs::directory_iterator(root_ + "/uploads")) ADD_FAILURE() << e.path();
@@ -515,7 +516,7 @@ TEST_F(HttpApi, OversizedUploadIsRefusedWith413) {
   auto r = Upload("risk_model", "v1.0.0", std::string(200 * 1024, 'w'));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 413) << r->body;
-  EXPECT_EQ(reg_->log().head().seq, 0u);
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, 0u);
   EXPECT_FALSE(fs::exists(root_ + "/artifacts/risk_model/v1.0.0"));
   EXPECT_EQ(Upload("risk_model", "v1.0.0", std::string(10 * 1024, 'w'))->status, 201);
 }
@@ -636,7 +637,7 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
   // Reads work beside the server, from the same files.
   testing::RunResult current = testing::RunCmd(mr + "--json current risk_model");
   ASSERT_EQ(current.rc, 0) << current.err;
-  EXPECT_EQ(json::parse(current.out)["version"], "v1.0.0");
+  EXPECT_EQ(json::parse(current.out)["production"], "v1.0.0");
   // A read-only token cannot write.
   const std::string ro = testing::RunCmd("env " + env + mr + "token issue --sub dave --scope model:read")
                              .out;

@@ -30,6 +30,7 @@
 #include "log/event_store.h"
 #include "policy/policy.h"
 #include "projection/state.h"
+#include "query/query.h"
 #include "registry/registry.h"
 #include "support/temp_dir.h"
 #include "validation/validator.h"
@@ -873,12 +874,12 @@ class GatesRegistryTest : public ::testing::Test {
     ASSERT_FALSE(r->already_registered);
   }
 
-  Seq Head() const { return reg_->log().head().seq; }
+  Seq Head() const { return modelreg::query::Query(*reg_).Head()->seq; }
 
   EventBuffer EventAt(Seq seq) const {
-    auto e = reg_->log().Get(seq);
-    EXPECT_TRUE(e) << "event " << seq << ": " << ErrorOf(e);
-    return e ? *e : EventBuffer{};
+    auto e = modelreg::query::Query(*reg_).Events(seq, {}, 1);
+    EXPECT_TRUE(e && e->size() == 1) << "event " << seq << ": " << ErrorOf(e);
+    return e && e->size() == 1 ? e->front() : EventBuffer{};
   }
 
   std::string LastType() const {

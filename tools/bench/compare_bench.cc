@@ -47,6 +47,7 @@
 #include "events/sample.h"
 #include "log/event_store.h"
 #include "registry/naming.h"
+#include "query/query.h"
 #include "registry/registry.h"
 #include "sql_baseline.h"
 #include "workload.h"
@@ -456,9 +457,11 @@ SizeResult BuildRegistry(const fs::path& work, std::uint64_t events) {
   modelreg::registry::RegistryOptions ro;
   ro.root = r.root.string();
   auto reg = Check(modelreg::registry::Registry::Open(ro), "open registry");
-  r.events = reg->log().head().seq;
-  r.first = Check(reg->log().Get(1), "first event").event().recorded_at();
-  r.last = reg->log().head().recorded_at;
+  const modelreg::query::Query q(*reg);
+  const auto head = Check(q.Head(), "head");
+  r.events = head.seq;
+  r.first = Check(q.Events(1, {}, 1), "first event").at(0).event().recorded_at();
+  r.last = head.at;
   return r;
 }
 

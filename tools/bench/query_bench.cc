@@ -25,6 +25,7 @@
 #include "events/sample.h"
 #include "log/event_store.h"
 #include "registry/naming.h"
+#include "query/query.h"
 #include "registry/registry.h"
 #include "workload.h"
 
@@ -99,9 +100,10 @@ int main(int argc, char** argv) {
       std::cerr << reg.error().ToString() << '\n';
       return 1;
     }
-    head = (*reg)->log().head().seq;
-    first = (*(*reg)->log().Get(1)).event().recorded_at();
-    last = (*reg)->log().head().recorded_at;
+    const modelreg::query::Query q(**reg);
+    head = q.Head()->seq;
+    first = q.Events(1, {}, 1)->at(0).event().recorded_at();
+    last = q.Head()->at;
   }
   const double build_secs = std::chrono::duration<double>(Clock::now() - t1).count();
   std::cerr << "[bench] projections built in " << build_secs << " s\n";

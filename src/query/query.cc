@@ -1,0 +1,217 @@
+#include "query/query.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "registry/naming.h"
+#include "registry/registry.h"
+
+namespace modelreg::query {
+
+using registry::Registry;
+
+namespace {
+
+// The model type an event is about ("" for events without one).
+std::string ModelTypeOf(const EventBuffer& e) {
+  const nlohmann::json j = events::ToJson(e);
+  const auto p = j.find("payload");
+  if (p == j.end() || !p->is_object()) return "";
+  const auto t = p->find("model_type");
+  return t != p->end() && t->is_string() ? t->get<std::string>() : "";
+}
+
+}  // namespace
+
+Result<HeadResult> Query::Head() const {
+  const modelreg::Head h = reg_.store_->head();
+  return HeadResult{h.seq, h.recorded_at, h.hash};
+}
+
+Result<Seq> Query::SeqAt(TimeNs at) const { return reg_.store_->SeqAtOrBefore(at); }
+
+Result<std::optional<Evidence>> Query::EvidenceFor(const PromotionRecord& p) const {
+  Evidence e;
+  e.promotion = p;
+  if (!p.rollback) {
+    auto ev = reg_.store_->Get(p.seq);
+    if (!ev) return Err(ev.error());
+    events::PromotionEvidence(*ev, &e.gates, &e.policy);
+  }
+  return std::optional<Evidence>(std::move(e));
+}
+
+Result<Production> Query::Current(const std::string& type, std::optional<TimeNs> at) const {
+  Production out;
+  out.model_type = type;
+  auto p = reg_.ProductionAtTime(type, at.value_or(INT64_MAX));
+  if (!p) return Err(p.error());
+  if (p->version.empty() || !p->record) return out;
+  out.record = std::move(p->record);
+  if (p->promotion) {
+    auto e = EvidenceFor(*p->promotion);
+    if (!e) return Err(e.error());
+    out.promotion = std::move(*e);
+  }
+  return out;
+}
+
+Result<std::optional<ShowResult>> Query::Show(const std::string& type, const std::string& version,
+                                              std::optional<TimeNs> at) const {
+  std::optional<VersionRecord> found;
+  if (at) {
+    auto v = reg_.VersionAt(type, version, *at);
+    if (!v) return Err(v.error());
+    found = std::move(*v);
+  } else {
+    MODELREG_RETURN_IF_ERROR(reg_.Load());
+    reg_.Read([&](const projection::State& s) {
+      if (const VersionRecord* r = s.Find(type, version)) found = *r;
+    });
+  }
+  if (!found) return std::optional<ShowResult>();
+  auto event = reg_.store_->Get(found->registered_seq);
+  if (!event) return Err(event.error());
+  return std::optional<ShowResult>(ShowResult{std::move(*found), std::move(*event)});
+}
+
+Result<ListResult> Query::List(const ListFilter& filter, std::optional<TimeNs> at) const {
+  ListResult out;
+  out.at = at;
+  auto collect = [&](const projection::State& s) {
+    for (const auto& [type, ts] : s.types) {
+      if (!filter.model_type.empty() && type != filter.model_type) continue;
+      for (const VersionRecord* r : registry::SortedVersions(ts)) {
+        if (filter.status && r->status != *filter.status) continue;
+        out.versions.push_back(*r);
+      }
+    }
+  };
+  if (at) {
+    auto snap = reg_.SnapshotAt(*at, filter.model_type);
+    if (!snap) return Err(snap.error());
+    collect(*snap);
+  } else {
+    MODELREG_RETURN_IF_ERROR(reg_.Load());
+    reg_.Read(collect);
+  }
+  if (!filter.sort_metric.empty()) {
+    // Descending by the metric; versions without it last, in list order.
+    const std::string& m = filter.sort_metric;
+    std::stable_sort(out.versions.begin(), out.versions.end(),
+                     [&m](const VersionRecord& a, const VersionRecord& b) {
+                       auto ia = a.metrics.find(m), ib = b.metrics.find(m);
+                       if (ia == a.metrics.end()) return false;
+                       if (ib == b.metrics.end()) return true;
+                       return ia->second > ib->second;
+                     });
+  }
+  return out;
+}
+
+Result<HistoryResult> Query::History(const std::string& type, std::optional<TimeNs> since,
+                                     std::optional<TimeNs> until) const {
+  HistoryResult out;
+  out.model_type = type;
+  MODELREG_RETURN_IF_ERROR(reg_.Load());
+  reg_.Read([&](const projection::State& s) {
+    auto it = s.types.find(type);
+    if (it == s.types.end()) return;
+    for (const auto& h : it->second.history) {
+      if (since && h.at < *since) continue;
+      if (until && h.at > *until) continue;
+      out.promotions.push_back(h);
+    }
+  });
+  return out;
+}
+
+Result<AuditResult> Query::Audit(TimeNs at, const std::vector<std::string>& types) const {
+  AuditResult out;
+  out.at = at;
+  auto seq = SeqAt(at);
+  if (!seq) return Err(seq.error());
+  out.seq = *seq;
+  std::vector<std::string> names = types;
+  if (names.empty()) {
+    for (std::string_view t : registry::kModelTypes) names.emplace_back(t);
+  }
+  for (const std::string& t : names) {
+    auto p = Current(t, at);
+    if (!p) return Err(p.error());
+    out.models.push_back(std::move(*p));
+  }
+  return out;
+}
+
+Result<DiffResult> Query::Diff(TimeNs from, TimeNs to) const {
+  if (from > to) {
+    return Err(Status::InvalidArgument("--from " + FormatUtc(from) + " is after --to " +
+                                       FormatUtc(to)));
+  }
+  DiffResult out;
+  out.from = from;
+  out.to = to;
+  for (std::string_view t : registry::kModelTypes) {
+    const std::string type(t);
+    auto a = reg_.ProductionAtTime(type, from);
+    if (!a) return Err(a.error());
+    auto b = reg_.ProductionAtTime(type, to);
+    if (!b) return Err(b.error());
+    out.production.push_back(DiffEntry{type, a->version, b->version});
+  }
+  if (from < INT64_MAX) {
+    MODELREG_RETURN_IF_ERROR(reg_.store_->ScanTime(from + 1, to, [&](Seq, const EventBuffer& e) {
+      out.events.push_back(e);
+      return true;
+    }));
+  }
+  return out;
+}
+
+Result<Seq> Query::Events(Seq from, const EventFilter& filter, std::size_t limit,
+                          const std::function<bool(const EventBuffer&)>& fn) const {
+  if (from == 0) from = 1;
+  if (filter.since) {
+    auto s = reg_.store_->SeqAtOrBefore(*filter.since - 1);
+    if (!s) return Err(s.error());
+    from = std::max(from, *s + 1);
+  }
+  Seq last = 0;
+  std::size_t n = 0;
+  MODELREG_RETURN_IF_ERROR(reg_.store_->Scan(from, UINT64_MAX, [&](Seq seq, const EventBuffer& e) {
+    if (filter.until && e.event().recorded_at() > *filter.until) return false;
+    last = seq;
+    if (!filter.model_type.empty() && ModelTypeOf(e) != filter.model_type) return true;
+    if (!fn(e)) return false;
+    return limit == 0 || ++n < limit;
+  }));
+  return last;
+}
+
+Result<std::vector<EventBuffer>> Query::Events(Seq from, const EventFilter& filter,
+                                               std::size_t limit) const {
+  std::vector<EventBuffer> out;
+  auto r = Events(from, filter, limit, [&out](const EventBuffer& e) {
+    out.push_back(e);
+    return true;
+  });
+  if (!r) return Err(r.error());
+  return out;
+}
+
+Result<ConsumersResult> Query::Consumers(const std::string& type) const {
+  ConsumersResult out;
+  out.model_type = type;
+  MODELREG_RETURN_IF_ERROR(reg_.Load());
+  reg_.Read([&](const projection::State& s) {
+    auto it = s.types.find(type);
+    if (it == s.types.end()) return;
+    out.production = it->second.production;
+    if (!it->second.timeline.empty()) out.production_since = it->second.timeline.back().at;
+    for (const auto& [id, c] : it->second.consumers) out.consumers.push_back(c);
+  });
+  return out;
+}
+
+}  // namespace modelreg::query

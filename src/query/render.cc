@@ -1,0 +1,150 @@
+#include "query/render.h"
+
+#include <algorithm>
+
+namespace modelreg::query {
+
+using nlohmann::json;
+
+namespace {
+json TimeJson(TimeNs t) { return t == 0 ? json() : json(FormatUtc(t)); }
+json OrNull(const std::string& s) { return s.empty() ? json() : json(s); }
+}  // namespace
+
+json RecordJson(const VersionRecord& r) {
+  return json{{"model_type", r.model_type},
+              {"version", r.version},
+              {"model_id", r.model_id},
+              {"status", projection::StatusName(r.status)},
+              {"registered_at", TimeJson(r.registered_at)},
+              {"registered_by", r.registered_by},
+              {"registered_seq", r.registered_seq},
+              {"artifact_name", r.artifact_name},
+              {"artifact_size", r.artifact_size},
+              {"artifact_sha256", r.artifact_sha256},
+              {"metrics", r.metrics},
+              {"dataset_version_ids", r.dataset_version_ids},
+              {"snapshot_id", r.snapshot_id},
+              {"config_hash", r.config_hash},
+              {"status_at", TimeJson(r.status_at)},
+              {"status_by", r.status_by},
+              {"status_reason", r.status_reason},
+              {"status_seq", r.status_seq},
+              {"promoted_at", TimeJson(r.promoted_at)},
+              {"demoted_at", TimeJson(r.demoted_at)},
+              {"validated_seq", r.validated_seq},
+              {"validation_ok", r.validated_seq == 0 ? json() : json(r.validation_ok)},
+              {"validation_detail", r.validation_detail},
+              {"purged", r.purged}};
+}
+
+json PromotionJson(const PromotionRecord& h) {
+  return json{{"seq", h.seq},
+              {"at", FormatUtc(h.at)},
+              {"actor", h.actor},
+              {"model_type", h.model_type},
+              {"version", h.version},
+              {"replaced_version", OrNull(h.replaced_version)},
+              {"replaced_status", OrNull(h.replaced_status)},
+              {"kind", h.rollback ? "rollback" : "promotion"},
+              {"gates_overridden", h.gates_overridden},
+              {"override_reason", h.override_reason},
+              {"reason", h.reason},
+              {"gates_passed", h.gates_passed},
+              {"gates_total", h.gates_total}};
+}
+
+json GateJson(const events::Gate& g) {
+  return json{{"name", g.name},
+              {"comparison", g.comparison},
+              {"threshold", g.threshold},
+              {"passed", g.passed},
+              {"detail", g.detail},
+              {"observed", g.has_observed ? json(g.observed) : json()}};
+}
+
+json ProductionJson(const Production& p) {
+  if (!p.record) return json{{"model_type", p.model_type}, {"production", nullptr}};
+  json j{{"model_type", p.model_type},
+         {"production", p.record->version},
+         {"record", RecordJson(*p.record)},
+         {"promotion", nullptr}};
+  if (p.promotion) {
+    json pj = PromotionJson(p.promotion->promotion);
+    json gates = json::array();
+    for (const auto& g : p.promotion->gates) gates.push_back(GateJson(g));
+    pj["gates"] = std::move(gates);
+    pj["policy"] = p.promotion->policy;
+    j["promotion"] = std::move(pj);
+  }
+  return j;
+}
+
+json AuditJson(const AuditResult& a) {
+  json models = json::array();
+  for (const auto& m : a.models) models.push_back(ProductionJson(m));
+  return json{{"at", FormatUtc(a.at)}, {"seq", a.seq}, {"models", std::move(models)}};
+}
+
+json ShowJson(const ShowResult& s) {
+  json j = RecordJson(s.record);
+  j["registration"] = events::ToJson(s.registration)["payload"];
+  return j;
+}
+
+json ListJson(const ListResult& l, const std::string& model_type) {
+  json arr = json::array();
+  for (const auto& r : l.versions) arr.push_back(RecordJson(r));
+  return json{{"model_type", OrNull(model_type)},
+              {"at", l.at ? json(FormatUtc(*l.at)) : json()},
+              {"versions", std::move(arr)}};
+}
+
+json HistoryJson(const HistoryResult& h) {
+  json arr = json::array();
+  for (const auto& p : h.promotions) arr.push_back(PromotionJson(p));
+  return json{{"model_type", h.model_type}, {"history", std::move(arr)}};
+}
+
+json DiffJson(const DiffResult& d) {
+  json production = json::object();
+  for (const auto& e : d.production) {
+    production[e.model_type] = {{"from", OrNull(e.from)}, {"to", OrNull(e.to)}};
+  }
+  json evs = json::array();
+  for (const auto& e : d.events) evs.push_back(events::ToJson(e));
+  return json{{"from", FormatUtc(d.from)},
+              {"to", FormatUtc(d.to)},
+              {"production", std::move(production)},
+              {"events", std::move(evs)}};
+}
+
+double BehindSeconds(const ConsumersResult& c, const ConsumerRecord& r, TimeNs now) {
+  if (r.version == c.production) return 0;
+  return static_cast<double>(std::max<TimeNs>(0, now - c.production_since)) / 1e9;
+}
+
+json ConsumersJson(const ConsumersResult& c, TimeNs now) {
+  json arr = json::array();
+  for (const auto& r : c.consumers) {
+    arr.push_back(json{{"consumer_id", r.consumer_id},
+                       {"version", OrNull(r.version)},
+                       {"ok", r.ok},
+                       {"attempted_version", OrNull(r.attempted_version)},
+                       {"detail", r.detail},
+                       {"seq", r.seq},
+                       {"at", TimeJson(r.at)},
+                       {"current", r.version == c.production},
+                       {"behind_seconds", BehindSeconds(c, r, now)}});
+  }
+  return json{{"model_type", c.model_type},
+              {"production", OrNull(c.production)},
+              {"production_since", TimeJson(c.production_since)},
+              {"consumers", std::move(arr)}};
+}
+
+json HeadJson(const HeadResult& h) {
+  return json{{"seq", h.seq}, {"at", TimeJson(h.at)}, {"hash", ToHex(h.hash)}};
+}
+
+}  // namespace modelreg::query
