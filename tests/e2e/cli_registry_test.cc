@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "support/child.h"
 #include "support/raw_db.h"
 #include "support/run.h"
@@ -241,6 +242,49 @@ TEST_F(Cli, WhatWasInProductionAt) {
   EXPECT_EQ(past[1]["status"], "staged");
   // A bare date long before: nothing registered then.
   EXPECT_EQ(Mr("show risk_model v1.0.0 --at 2001-01-01").rc, 3);
+}
+
+// An answer "as of T" holds nothing recorded after T: the production
+// record at T is not the record of today (which says "replaced by v1.1.0"
+// and carries the later demotion), and audit, current, show and list agree
+// on it.
+TEST_F(Cli, AnswersAsOfTNeverShowLaterFacts) {
+  Register("risk_model", "v1.0.0", 1.0, 0.05);
+  Register("risk_model", "v1.1.0", 1.1, 0.06);
+  Ok("promote risk_model v1.0.0 --reason weekly", "alice");
+  Ok("validate risk_model v1.0.0");
+  Tick();
+  const std::string t = Now();
+  Tick();
+  Ok("promote risk_model v1.1.0 --reason better", "bob");
+  Ok("validate risk_model v1.0.0");
+
+  const json audit = json::parse(Ok("--json audit --at " + t + " risk_model").out);
+  const modelreg::TimeNs at = *modelreg::ParseTime(t);
+  const std::uint64_t seq = audit["seq"].get<std::uint64_t>();
+  ASSERT_EQ(audit["models"][0]["production"], "v1.0.0");
+  const json rec = audit["models"][0]["record"];
+  EXPECT_EQ(rec["status"], "production");
+  EXPECT_EQ(rec["status_reason"], "weekly");
+  EXPECT_TRUE(rec["demoted_at"].is_null()) << rec.dump();
+  EXPECT_LE(rec["status_seq"].get<std::uint64_t>(), seq);
+  EXPECT_LE(rec["validated_seq"].get<std::uint64_t>(), seq);
+  EXPECT_LE(*modelreg::ParseTime(rec["status_at"].get<std::string>()), at);
+  EXPECT_LE(*modelreg::ParseTime(rec["promoted_at"].get<std::string>()), at);
+  EXPECT_LE(audit["models"][0]["promotion"]["seq"].get<std::uint64_t>(), seq);
+  // The same record from every as-of question.
+  EXPECT_EQ(json::parse(Ok("--json current risk_model --at " + t).out)["record"], rec);
+  json shown = json::parse(Ok("--json show risk_model v1.0.0 --at " + t).out);
+  shown.erase("registration");
+  EXPECT_EQ(shown, rec);
+  const json listed = json::parse(Ok("--json list risk_model --at " + t).out)["versions"];
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0], rec);
+  EXPECT_EQ(listed[1]["status"], "staged");
+  // Today's record does say what happened later.
+  const json now = json::parse(Ok("--json show risk_model v1.0.0").out);
+  EXPECT_EQ(now["status"], "archived");
+  EXPECT_FALSE(now["demoted_at"].is_null());
 }
 
 TEST_F(Cli, ValidateDetectsATamperedArtifact) {

@@ -646,6 +646,43 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
   EXPECT_EQ(denied.rc, 4) << denied.err;
   EXPECT_NE(denied.err.find("model:write"), std::string::npos) << denied.err;
 
+  // The server and the CLI give the same JSON to the same question: both
+  // render the query layer's results with one renderer.
+  {
+    const std::string at = FormatUtc(SystemClock::Instance().NowNs());
+    httplib::Client http(url);
+    const httplib::Headers auth{{"Authorization", "Bearer " + ro.substr(0, ro.find('\n'))}};
+    const std::vector<std::pair<std::string, std::string>> questions = {
+        {"current risk_model", "/api/v1/models/risk_model/current"},
+        {"current risk_model --at " + at, "/api/v1/models/risk_model/current?at=" + at},
+        {"show risk_model v1.0.0", "/api/v1/models/risk_model/v1.0.0"},
+        {"show risk_model v1.0.0 --at " + at, "/api/v1/models/risk_model/v1.0.0?at=" + at},
+        {"list risk_model", "/api/v1/models/risk_model"},
+        {"list risk_model --at " + at, "/api/v1/models/risk_model?at=" + at},
+        {"history risk_model", "/api/v1/models/risk_model/history"},
+        {"audit --at " + at, "/api/v1/audit?at=" + at},
+        {"audit --at " + at + " risk_model", "/api/v1/audit?type=risk_model&at=" + at},
+    };
+    for (const auto& [command, path] : questions) {
+      testing::RunResult cli = testing::RunCmd(mr + "--json " + command);
+      ASSERT_EQ(cli.rc, 0) << command << ": " << cli.err;
+      auto api = http.Get(path, auth);
+      ASSERT_TRUE(api) << path;
+      ASSERT_EQ(api->status, 200) << path << ": " << api->body;
+      EXPECT_EQ(json::parse(cli.out), json::parse(api->body)) << command << " vs " << path;
+    }
+    // Consumers: the same but for the lag, which depends on when it is asked.
+    testing::RunResult cli = testing::RunCmd(mr + "--json consumers risk_model");
+    ASSERT_EQ(cli.rc, 0) << cli.err;
+    auto api = http.Get("/api/v1/models/risk_model/consumers", auth);
+    ASSERT_TRUE(api);
+    json a = json::parse(cli.out), b = json::parse(api->body);
+    for (json* j : {&a, &b}) {
+      for (auto& c : (*j)["consumers"]) c.erase("behind_seconds");
+    }
+    EXPECT_EQ(a, b);
+  }
+
   // SIGTERM while a validation (1 s validator) is in flight: it completes.
   testing::Child validating({"/bin/sh", "-c", "exec " + routed + "--json validate risk_model v1.0.0"});
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
