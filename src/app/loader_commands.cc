@@ -12,7 +12,7 @@
 
 #include "artifacts/artifact_store.h"
 #include "loader/production_loader.h"
-#include "registry/naming.h"
+#include "model/naming.h"
 #include "registry/registry.h"
 #include "query/query.h"
 #include "query/render.h"
@@ -24,7 +24,7 @@ using nlohmann::json;
 }  // namespace
 
 Status RunConsumers(const Globals& g, const std::string& type, std::ostream& out) {
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
   registry::RegistryOptions ro;
   ro.root = g.root;
   ro.read_only = true;
@@ -60,7 +60,7 @@ Status RunConsumers(const Globals& g, const std::string& type, std::ostream& out
 }
 
 Status RunWatch(const Globals& g, const WatchOptions& o, std::ostream& out) {
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(o.type));
   loader::LoaderOptions lo;
   std::string private_cache;
   lo.model_type = o.type;

@@ -9,8 +9,8 @@
 #include <cstring>
 #include <vector>
 
-#include "log/backup.h"
-#include "log/envelope.h"
+#include "common/fs.h"
+#include "common/random_id.h"
 
 namespace modelreg::app {
 
@@ -22,7 +22,7 @@ namespace {
 // umask, like any directory the user creates).
 Result<fs::path> MakeUniqueDir(const std::string& prefix) {
   for (int attempt = 0; attempt < 16; ++attempt) {
-    const fs::path dir = prefix + NewEventId().substr(0, 12);
+    const fs::path dir = prefix + RandomHex(6);
     if (::mkdir(dir.c_str(), 0777) == 0) return dir;
     if (errno != EEXIST) {
       return Err(Status::IOError("cannot create " + dir.string() + ": " + std::strerror(errno)));
@@ -94,11 +94,6 @@ fs::path WithoutTrailingSlash(const std::string& path) {
   fs::path p(path);
   while (!p.has_filename() && p.has_relative_path()) p = p.parent_path();
   return p;
-}
-
-fs::path ParentOf(const fs::path& p) {
-  fs::path parent = p.parent_path();
-  return parent.empty() ? fs::path(".") : parent;
 }
 
 Status CheckNewDirectory(const std::string& target, const std::string& hint) {

@@ -14,8 +14,6 @@ namespace modelreg::app {
 
 // `path` without trailing separators: "new/" is the directory "new".
 std::filesystem::path WithoutTrailingSlash(const std::string& path);
-// The directory holding `p` ("." for a bare name).
-std::filesystem::path ParentOf(const std::filesystem::path& p);
 
 // AlreadyExists ("<target> exists and is not an empty directory; <hint>")
 // unless `target` is absent or an empty directory.

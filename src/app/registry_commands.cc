@@ -15,7 +15,7 @@
 #include "app/exit_codes.h"
 #include "events/model_events.h"
 #include "compat/compatibility.h"
-#include "registry/naming.h"
+#include "model/naming.h"
 #include "registry/registry.h"
 #include "client/remote.h"
 #include "query/query.h"
@@ -129,8 +129,8 @@ std::string Metric(const VersionRecord& r, const std::string& name) {
 
 Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out) {
   // Validate everything we can before touching the registry directory.
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
-  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(o.version));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(o.type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateVersion(o.version));
   registry::MetadataInput in;
   if (!o.metadata_file.empty()) {
     auto text = ReadSmallFile(o.metadata_file, "metadata file");
@@ -206,7 +206,7 @@ Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out
 }
 
 Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
-  if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
+  if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(model::ValidateModelType(o.type));
   query::ListFilter filter;
   filter.model_type = o.type;
   filter.sort_metric = o.sort;
@@ -246,8 +246,8 @@ Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
 
 Status RunShow(const Globals& g, const std::string& type, const std::string& version,
                std::optional<TimeNs> at, std::ostream& out) {
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
-  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateVersion(version));
   auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
   auto shown = query::Query(**reg).Show(type, version, at);
@@ -293,7 +293,7 @@ Status RunShow(const Globals& g, const std::string& type, const std::string& ver
 
 Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeNs> at,
                   std::ostream& out) {
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
   auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
   auto p = query::Query(**reg).Current(type, at);
@@ -315,7 +315,7 @@ Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeN
 
 Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeNs> since,
                   std::optional<TimeNs> until, std::ostream& out) {
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
   auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
   auto history = query::Query(**reg).History(type, since, until);
@@ -345,7 +345,7 @@ Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeN
 }
 
 Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostream& out) {
-  if (!type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  if (!type.empty()) MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
   auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
   std::vector<std::string> types;
@@ -431,8 +431,8 @@ json ReasonBody(const Globals& g) { return json{{"reason", g.reason}}; }
 Status RunPromote(const Globals& g, const std::string& type, const std::string& version,
                   const std::optional<std::string>& expect_current, bool override_gates,
                   std::ostream& out) {
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
-  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateVersion(version));
   json body = ReasonBody(g);
   body["override_gates"] = override_gates;
   if (expect_current) body["expect_current"] = expect_current->empty() ? json() : json(*expect_current);
@@ -445,16 +445,16 @@ Status RunPromote(const Globals& g, const std::string& type, const std::string& 
 
 Status RunArchive(const Globals& g, const std::string& type, const std::string& version,
                   std::ostream& out) {
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
-  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateVersion(version));
   return WriteVia(g, ModelPath(type, version, "archive"), ReasonBody(g),
                   [&](Registry& reg) { return reg.Archive(type, version, ActorOf(g)); }, out);
 }
 
 Status RunFail(const Globals& g, const std::string& type, const std::string& version, bool force,
                std::ostream& out) {
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
-  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateVersion(version));
   json body = ReasonBody(g);
   body["force"] = force;
   return WriteVia(g, ModelPath(type, version, "fail"), body,
@@ -463,7 +463,7 @@ Status RunFail(const Globals& g, const std::string& type, const std::string& ver
 
 Status RunRollback(const Globals& g, const std::string& type, bool fail_current,
                    std::ostream& out) {
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
   json body = ReasonBody(g);
   body["fail_current"] = fail_current;
   return WriteVia(g, ModelPath(type, "", "rollback"), body,
@@ -473,8 +473,8 @@ Status RunRollback(const Globals& g, const std::string& type, bool fail_current,
 
 Status RunValidate(const Globals& g, const std::string& type, const std::string& version,
                    std::ostream& out) {
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(type));
-  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(version));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateVersion(version));
   auto target = WriteTarget(g);
   if (!target) return target.error();
   registry::ValidateResult r;
@@ -538,7 +538,7 @@ class StopSignals {
 }  // namespace
 
 Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
-  if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
+  if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(model::ValidateModelType(o.type));
   registry::RegistryOptions ro;
   ro.root = g.root;
   ro.read_only = !o.follow;
@@ -586,50 +586,14 @@ Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
   }
 }
 
-Status RunVerify(const Globals& g, std::ostream& out) {
-  auto reg = OpenForRead(g);
-  if (!reg) return reg.error();
-  auto v = (*reg)->Verify();
-  if (!v) return v.error();
-  if (g.json) {
-    json j{{"ok", v->chain.ok && v->projection_ok},
-           {"chain_ok", v->chain.ok},
-           {"events", v->chain.events},
-           {"head_seq", v->chain.head.seq},
-           {"head_hash", ToHex(v->chain.head.hash)},
-           {"projection_ok", v->projection_ok},
-           {"records_ok", v->records_ok},
-           {"state_digest", ToHex(v->state_digest)}};
-    if (!v->chain.ok) {
-      j["first_bad_seq"] = v->chain.first_bad_seq;
-      j["problem"] = v->chain.problem;
-    }
-    out << j.dump() << '\n';
-  }
-  if (!v->chain.ok) {
-    return Status::Corruption("hash chain broken at event " +
-                              std::to_string(v->chain.first_bad_seq) + ": " + v->chain.problem);
-  }
-  if (!g.json) {
-    out << "chain OK: " << v->chain.events << " events, head " << v->chain.head.seq << ' '
-        << ToHex(v->chain.head.hash) << '\n';
-  }
-  if (!v->projection_ok) {
-    return Status::Corruption(registry::DescribeProjectionMismatch(*v) +
-                              "; rebuild it with `modelreg-replay rebuild`");
-  }
-  if (!g.json) out << "projection OK: state digest " << ToHex(v->state_digest) << '\n';
-  return Status::OK();
-}
-
 }  // namespace modelreg::app
 
 namespace modelreg::app {
 
 Status RunCompat(const Globals& g, const CompatOptions& o, bool* warned, std::ostream& out) {
   *warned = false;
-  MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o.type));
-  MODELREG_RETURN_IF_ERROR(registry::ValidateVersion(o.version));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(o.type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateVersion(o.version));
   compat::DatasetVersions current;
   if (!o.current_file.empty()) {
     auto text = ReadSmallFile(o.current_file, "current-versions file");

@@ -99,6 +99,5 @@ Status RunDiff(const Globals& g, TimeNs from, TimeNs to, std::ostream& out);
 Status RunGc(const Globals& g, int keep, int retention_days, bool dry_run, std::ostream& out);
 
 // Hash chain + projection digest.
-Status RunVerify(const Globals& g, std::ostream& out);
 
 }  // namespace modelreg::app

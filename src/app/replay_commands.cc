@@ -18,9 +18,9 @@
 
 #include "app/exit_codes.h"
 #include "app/new_directory.h"
+#include "app/verify.h"
 #include "artifacts/artifact_store.h"
-#include "log/backup.h"
-#include "log/envelope.h"
+#include "common/fs.h"
 #include "log/event_store.h"
 #include "portable/export_format.h"
 #include "query/query.h"
@@ -138,51 +138,7 @@ Status RunRebuild(const Globals& g, std::ostream& out, std::ostream& progress,
 }
 
 int RunReplayVerify(const Globals& g, std::ostream& out, std::ostream& err) {
-  registry::RegistryOptions o;
-  o.root = g.root;
-  o.read_only = true;
-  auto reg = registry::Registry::Open(o);
-  if (!reg) {
-    err << "modelreg-replay: " << reg.error().ToString() << '\n';
-    return ExitCode(reg.error());
-  }
-  auto v = (*reg)->Verify();
-  if (!v) {
-    err << "modelreg-replay: " << v.error().ToString() << '\n';
-    return ExitCode(v.error());
-  }
-  if (g.json) {
-    nlohmann::json j{{"ok", v->chain.ok && v->projection_ok},
-                     {"chain_ok", v->chain.ok},
-                     {"events", v->chain.events},
-                     {"head_seq", v->chain.head.seq},
-                     {"head_hash", ToHex(v->chain.head.hash)},
-                     {"projection_ok", v->projection_ok},
-                     {"records_ok", v->records_ok},
-                     {"state_digest", ToHex(v->state_digest)},
-                     {"stored_digest", ToHex(v->stored_digest)}};
-    if (!v->chain.ok) {
-      j["first_bad_seq"] = v->chain.first_bad_seq;
-      j["problem"] = v->chain.problem;
-    }
-    out << JsonLine(j) << '\n';
-  }
-  if (!v->chain.ok) {
-    err << "modelreg-replay: hash chain broken at event " << v->chain.first_bad_seq << ": "
-        << v->chain.problem << '\n';
-    return kExitChainBroken;
-  }
-  if (!g.json) {
-    out << "chain OK: " << v->chain.events << " events, head " << v->chain.head.seq << ' '
-        << ToHex(v->chain.head.hash) << '\n';
-  }
-  if (!v->projection_ok) {
-    err << "modelreg-replay: " << registry::DescribeProjectionMismatch(*v)
-        << "; run `modelreg-replay rebuild`\n";
-    return kExitProjectionDiffers;
-  }
-  if (!g.json) out << "projection OK: state digest " << ToHex(v->state_digest) << '\n';
-  return 0;
+  return VerifyCommand(g, "modelreg-replay", kExitProjectionDiffers, out, err);
 }
 
 Status RunExport(const Globals& g, const std::string& file, std::ostream& out) {

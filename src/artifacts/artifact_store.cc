@@ -11,8 +11,9 @@
 #include <vector>
 
 #include "common/fd.h"
+#include "common/fs.h"
+#include "common/random_id.h"
 #include "common/utf8.h"
-#include "log/envelope.h"
 
 namespace modelreg::artifacts {
 
@@ -25,15 +26,6 @@ constexpr std::size_t kChunk = 1 << 20;
 // A read buffer of kChunk bytes, not zero-filled: a small artifact touches
 // only the pages it uses (a zeroed 1 MiB vector cost ~60 µs per call).
 std::unique_ptr<char[]> ChunkBuffer() { return std::unique_ptr<char[]>(new char[kChunk]); }
-
-
-
-Status FsyncPath(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return Status::IOError(ErrnoMessage("cannot open", path));
-  if (::fsync(fd.get()) != 0) return Status::IOError(ErrnoMessage("cannot fsync", path));
-  return Status::OK();
-}
 
 Status WriteAll(int fd, const char* data, std::size_t n, const std::string& path) {
   while (n > 0) {
@@ -109,9 +101,9 @@ Status ValidateFileName(const std::string& name) {
 
 Status WriteFileAtomic(const std::string& path, const std::string& content) {
   const fs::path target(path);
-  const std::string tmp = (target.parent_path() / ("." + target.filename().string() + ".tmp-" +
-                                                   NewEventId().substr(0, 8)))
-                              .string();
+  const std::string tmp =
+      (target.parent_path() / ("." + target.filename().string() + ".tmp-" + RandomHex(4)))
+          .string();
   {
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (fd.get() < 0) return Status::IOError(ErrnoMessage("cannot create", tmp));
@@ -126,7 +118,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
     ::unlink(tmp.c_str());
     return Status::IOError(ErrnoMessage("cannot rename into", path));
   }
-  return FsyncPath(target.parent_path().string());
+  return SyncPath(target.parent_path().string());
 }
 
 Status LinkDirectory(const std::string& from, const std::string& to, std::size_t* linked) {
@@ -185,7 +177,7 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
       fs::remove_all(entry.path(), ec);
     }
   }
-  staged.dir = (type_dir / (".staging-" + NewEventId().substr(0, 16))).string();
+  staged.dir = (type_dir / (".staging-" + RandomHex(8))).string();
   if (!fs::create_directory(staged.dir, ec) || ec) {
     return Err(Status::IOError("cannot create " + staged.dir + ": " + ec.message()));
   }
@@ -241,7 +233,7 @@ Status ArtifactStore::Publish(const Staged& staged, const std::string& type,
   MODELREG_RETURN_IF_ERROR(WriteNewFile((fs::path(staged.dir) / "checksum.sha256").string(),
                                         ToHex(staged.hash.sha256) + "  " + staged.file_name +
                                             "\n"));
-  MODELREG_RETURN_IF_ERROR(FsyncPath(staged.dir));
+  MODELREG_RETURN_IF_ERROR(SyncPath(staged.dir));
   const std::string final_dir = VersionDir(type, version);
   std::error_code ec;
   if (fs::exists(final_dir, ec)) {
@@ -255,7 +247,7 @@ Status ArtifactStore::Publish(const Staged& staged, const std::string& type,
   if (::rename(staged.dir.c_str(), final_dir.c_str()) != 0) {
     return Status::IOError(ErrnoMessage("cannot publish", final_dir));
   }
-  return FsyncPath(fs::path(final_dir).parent_path().string());
+  return SyncPath(fs::path(final_dir).parent_path().string());
 }
 
 void ArtifactStore::Discard(const Staged& staged) const {

@@ -17,7 +17,7 @@
 #include "common/sha256.h"
 #include "compat/compatibility.h"
 #include "events/model_events.h"
-#include "registry/naming.h"
+#include "model/naming.h"
 #include "query/query.h"
 #include "registry/registry.h"
 
@@ -157,7 +157,7 @@ class RemoteSource final : public Source {
       }
     }
     if (j.contains("promotion") && j["promotion"].is_object()) t.seq = j["promotion"].value("seq", Seq{0});
-    if (!registry::ValidateVersion(t.version).ok() || !artifacts::ValidateFileName(t.artifact_name).ok()) {
+    if (!model::ValidateVersion(t.version).ok() || !artifacts::ValidateFileName(t.artifact_name).ok()) {
       return Err(Status::Corruption("the server named an invalid version or artifact"));
     }
     return std::optional<Target>(std::move(t));
@@ -300,7 +300,7 @@ class ProductionModelLoader::Impl {
     if (o_.model_type.empty() || o_.consumer_id.empty()) {
       return Status::InvalidArgument("the loader needs a model type and a consumer id");
     }
-    MODELREG_RETURN_IF_ERROR(registry::ValidateModelType(o_.model_type));
+    MODELREG_RETURN_IF_ERROR(model::ValidateModelType(o_.model_type));
     // It goes into URLs and events: letters, digits and . _ @ : - only.
     if (o_.consumer_id.size() > 128 ||
         o_.consumer_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

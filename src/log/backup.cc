@@ -1,14 +1,7 @@
 #include "log/backup.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <memory>
-#include <utility>
 
 #include <rocksdb/env.h>
 #include <rocksdb/utilities/backup_engine.h>
@@ -65,62 +58,6 @@ Status RestoreBackup(const std::string& backup_dir, std::uint32_t id, const std:
   if (!engine) return engine.error();
   return FromRocks((*engine)->RestoreDBFromBackup(id, db_dir, db_dir),
                    "restoring backup " + std::to_string(id));
-}
-
-Status SyncPath(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
-  Status st;
-  if (::fsync(fd) != 0) st = Status::IOError("cannot fsync " + path + ": " + std::strerror(errno));
-  ::close(fd);
-  return st;
-}
-
-Status CreateDirectoriesSynced(const std::string& dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  // The missing directories, deepest first, and the existing one above them.
-  std::vector<fs::path> missing;
-  fs::path p = fs::path(dir).lexically_normal();
-  while (!p.empty() && !fs::exists(p, ec)) {
-    missing.push_back(p);
-    if (!p.has_relative_path()) break;  // a root that does not exist
-    p = p.parent_path();
-  }
-  if (missing.empty()) return Status::OK();
-  fs::create_directories(dir, ec);
-  if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
-  // Each new directory's entry lives in the directory above it.
-  if (Status st = SyncPath(p.empty() ? std::string(".") : p.string()); !st.ok()) return st;
-  for (auto it = missing.rbegin(); it + 1 != missing.rend(); ++it) {
-    if (Status st = SyncPath(it->string()); !st.ok()) return st;
-  }
-  return Status::OK();
-}
-
-Status SyncTree(const std::string& dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  std::vector<std::pair<std::size_t, std::string>> dirs;  // (depth, path)
-  fs::recursive_directory_iterator it(dir, ec), end;
-  if (ec) return Status::IOError("cannot read " + dir + ": " + ec.message());
-  for (; it != end; it.increment(ec)) {
-    if (ec) return Status::IOError("cannot read " + dir + ": " + ec.message());
-    const fs::file_status s = it->symlink_status(ec);
-    if (ec) return Status::IOError("cannot stat " + it->path().string() + ": " + ec.message());
-    if (fs::is_directory(s)) {
-      dirs.emplace_back(static_cast<std::size_t>(it.depth()), it->path().string());
-    } else if (fs::is_regular_file(s)) {
-      if (Status st = SyncPath(it->path().string()); !st.ok()) return st;
-    }
-  }
-  if (ec) return Status::IOError("cannot read " + dir + ": " + ec.message());
-  std::stable_sort(dirs.begin(), dirs.end(),
-                   [](const auto& a, const auto& b) { return a.first > b.first; });
-  for (const auto& [depth, path] : dirs) {
-    if (Status st = SyncPath(path); !st.ok()) return st;
-  }
-  return SyncPath(dir);
 }
 
 }  // namespace modelreg

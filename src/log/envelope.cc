@@ -1,9 +1,6 @@
 #include "log/envelope.h"
 
-#include <openssl/rand.h>
-
-#include <array>
-#include <cstdlib>
+#include "common/random_id.h"
 
 namespace modelreg {
 
@@ -31,16 +28,6 @@ std::string FinishDraft(flatbuffers::FlatBufferBuilder& fbb, const Envelope& env
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
 
-std::string NewEventId() {
-  std::array<unsigned char, 16> raw{};
-  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) std::abort();
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xf]);
-  }
-  return out;
-}
+std::string NewEventId() { return RandomHex(16); }
 
 }  // namespace modelreg

@@ -17,6 +17,13 @@
 // acknowledges them: the fsync is shared (group commit). A failed write
 // poisons the store: every later append fails until it is reopened.
 //
+// Readers in other processes (docs/log.md, "Readers beside a writer"): a
+// writing store never deletes a database file itself; it holds RocksDB's
+// deletions back and unlinks them while it holds the readers' lock
+// (registry/modelreg-readers.lock) exclusively. A read-only store holds
+// that lock shared for its whole life, a secondary while it opens and
+// catches up. Appends never wait for readers.
+//
 // Thread-safety: all public methods are safe to call from many threads.
 #pragma once
 
@@ -38,7 +45,10 @@ using Seq = std::uint64_t;
 
 struct StoreOptions {
   bool create_if_missing = true;
-  bool read_only = false;  // open a fixed read-only view (no writer)
+  // Open a fixed read-only view (no writer). Holds the readers' lock
+  // shared until closed: keep it short-lived beside a writing process
+  // (the writer's deletions wait for it; see docs/log.md).
+  bool read_only = false;
   // Follow a writer in another process (RocksDB secondary instance): reads
   // only; CatchUp() brings in what the writer appended since.
   bool secondary = false;

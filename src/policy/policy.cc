@@ -8,7 +8,7 @@
 
 #include <toml++/toml.h>
 
-#include "registry/naming.h"
+#include "model/naming.h"
 
 namespace modelreg::policy {
 
@@ -210,10 +210,10 @@ Result<Policy> ParsePolicy(const std::string& text, const std::string& source) {
       continue;
     }
     const toml::table* t = node.as_table();
-    if (t == nullptr || !registry::ValidateModelType(name).ok()) {
+    if (t == nullptr || !model::ValidateModelType(name).ok()) {
       return Err(Status::InvalidArgument(
           where + ": '" + name + "' is neither [default] nor a model type table (" +
-          registry::ValidateModelType(name).message() + ")"));
+          model::ValidateModelType(name).message() + ")"));
     }
     TypePolicy tp = p.defaults;
     MODELREG_RETURN_IF_ERROR(ApplyTable(*t, source, tp));

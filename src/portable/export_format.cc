@@ -9,7 +9,7 @@
 
 #include "artifacts/artifact_store.h"
 #include "common/clock.h"
-#include "registry/naming.h"
+#include "model/naming.h"
 
 namespace modelreg::portable {
 
@@ -167,8 +167,8 @@ Result<ImportSummary> Walk(const std::string& path,
       const std::string type = reg->model_type() ? reg->model_type()->str() : "";
       const std::string version = reg->version() ? reg->version()->str() : "";
       const std::string file = reg->artifact_name() ? reg->artifact_name()->str() : "";
-      for (const Status& check : {registry::ValidateModelType(type),
-                                  registry::ValidateVersion(version),
+      for (const Status& check : {model::ValidateModelType(type),
+                                  model::ValidateVersion(version),
                                   artifacts::ValidateFileName(file)}) {
         if (!check.ok()) return bad(line_no, "registration: " + check.message());
       }

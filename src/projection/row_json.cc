@@ -8,6 +8,7 @@
 // compares both encodings).
 #include <charconv>
 #include <cmath>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -26,24 +27,33 @@ class ObjectWriter {
   ObjectWriter(const ObjectWriter&) = delete;
   ObjectWriter& operator=(const ObjectWriter&) = delete;
 
-  void Str(std::string_view key, std::string_view value) {
+  // One member per field type of the records (state.h, ForEachField).
+  void Field(std::string_view key, const std::string& value) {
     Key(key);
     String(value);
   }
-  void U64(std::string_view key, std::uint64_t value) {
+  void Field(std::string_view key, ModelStatus value) {
+    Key(key);
+    String(StatusName(value));
+  }
+  void Field(std::string_view key, std::uint64_t value) {
     Key(key);
     Integer(value);
   }
-  void I64(std::string_view key, std::int64_t value) {
+  void Field(std::string_view key, std::int64_t value) {
     Key(key);
     Integer(value);
   }
-  void Bool(std::string_view key, bool value) {
+  void Field(std::string_view key, int value) {
+    Key(key);
+    Integer(value);
+  }
+  void Field(std::string_view key, bool value) {
     Key(key);
     out_ += value ? "true" : "false";
   }
-  template <typename Map>
-  void Object(std::string_view key, const Map& map) {
+  template <typename V>
+  void Field(std::string_view key, const std::map<std::string, V>& map) {
     Key(key);
     ObjectWriter inner(out_);
     for (const auto& [k, v] : map) {
@@ -95,61 +105,22 @@ class ObjectWriter {
   bool first_ = true;
 };
 
+// A record's row: its fields in ForEachField's (sorted) key order.
+template <class Record>
+std::string EncodeRow(const Record& r, std::size_t reserve) {
+  std::string out;
+  out.reserve(reserve);
+  {
+    ObjectWriter w(out);
+    ForEachField(r, [&w](std::string_view key, const auto& field) { w.Field(key, field); });
+  }
+  return out;
+}
+
 }  // namespace
 
-std::string EncodeVersionRow(const VersionRecord& r) {
-  std::string out;
-  out.reserve(640);
-  {
-    ObjectWriter w(out);  // keys in sorted order
-    w.Str("artifact_name", r.artifact_name);
-    w.Str("artifact_sha256", r.artifact_sha256);
-    w.U64("artifact_size", r.artifact_size);
-    w.Str("config_hash", r.config_hash);
-    w.Object("dataset_version_ids", r.dataset_version_ids);
-    w.I64("demoted_at", r.demoted_at);
-    w.Object("metrics", r.metrics);
-    w.Str("model_id", r.model_id);
-    w.Str("model_type", r.model_type);
-    w.I64("promoted_at", r.promoted_at);
-    w.Bool("purged", r.purged);
-    w.I64("registered_at", r.registered_at);
-    w.Str("registered_by", r.registered_by);
-    w.U64("registered_seq", r.registered_seq);
-    w.Str("snapshot_id", r.snapshot_id);
-    w.Str("status", StatusName(r.status));
-    w.I64("status_at", r.status_at);
-    w.Str("status_by", r.status_by);
-    w.Str("status_reason", r.status_reason);
-    w.U64("status_seq", r.status_seq);
-    w.U64("validated_seq", r.validated_seq);
-    w.Str("validation_detail", r.validation_detail);
-    w.Bool("validation_ok", r.validation_ok);
-    w.Str("version", r.version);
-  }
-  return out;
-}
+std::string EncodeVersionRow(const VersionRecord& r) { return EncodeRow(r, 640); }
 
-std::string EncodeHistoryRow(const PromotionRecord& p) {
-  std::string out;
-  out.reserve(320);
-  {
-    ObjectWriter w(out);  // keys in sorted order
-    w.Str("actor", p.actor);
-    w.I64("at", p.at);
-    w.Bool("gates_overridden", p.gates_overridden);
-    w.I64("gates_passed", p.gates_passed);
-    w.I64("gates_total", p.gates_total);
-    w.Str("model_type", p.model_type);
-    w.Str("override_reason", p.override_reason);
-    w.Str("reason", p.reason);
-    w.Str("replaced_status", p.replaced_status);
-    w.Str("replaced_version", p.replaced_version);
-    w.Bool("rollback", p.rollback);
-    w.U64("seq", p.seq);
-    w.Str("version", p.version);
-  }
-  return out;
-}
+std::string EncodeHistoryRow(const PromotionRecord& p) { return EncodeRow(p, 320); }
 
 }  // namespace modelreg::projection

@@ -23,54 +23,26 @@ std::string HexOf(const fb::Hash32* h) {
   return ToHex(d);
 }
 
-VersionRecord VersionFromJson(const json& j) {
-  VersionRecord r;
-  r.model_type = j.at("model_type");
-  r.version = j.at("version");
-  r.model_id = j.at("model_id");
-  if (!ParseStatus(j.at("status").get<std::string>(), &r.status)) {
-    throw std::runtime_error("bad status");
-  }
-  r.registered_seq = j.at("registered_seq");
-  r.registered_at = j.at("registered_at");
-  r.registered_by = j.at("registered_by");
-  r.artifact_name = j.at("artifact_name");
-  r.artifact_size = j.at("artifact_size");
-  r.artifact_sha256 = j.at("artifact_sha256");
-  r.metrics = j.at("metrics").get<std::map<std::string, double>>();
-  r.dataset_version_ids = j.at("dataset_version_ids").get<std::map<std::string, std::string>>();
-  r.snapshot_id = j.at("snapshot_id");
-  r.config_hash = j.at("config_hash");
-  r.status_seq = j.at("status_seq");
-  r.status_at = j.at("status_at");
-  r.status_by = j.at("status_by");
-  r.status_reason = j.at("status_reason");
-  r.promoted_at = j.at("promoted_at");
-  r.demoted_at = j.at("demoted_at");
-  r.validated_seq = j.at("validated_seq");
-  r.validation_ok = j.at("validation_ok");
-  r.validation_detail = j.at("validation_detail");
-  r.purged = j.at("purged");
+// One field of a row read back (ForEachField): a missing key or a value of
+// the wrong type throws, and the caller reports the row as malformed.
+template <class T>
+void ReadField(const json& value, T& out) {
+  out = value.get<T>();
+}
+void ReadField(const json& value, ModelStatus& out) {
+  if (!ParseStatus(value.get<std::string>(), &out)) throw std::runtime_error("bad status");
+}
+
+template <class Record>
+Record RecordFromJson(const json& j) {
+  Record r;
+  ForEachField(r, [&j](const char* key, auto& field) { ReadField(j.at(key), field); });
   return r;
 }
 
-PromotionRecord PromotionFromJson(const json& j) {
-  PromotionRecord p;
-  p.seq = j.at("seq");
-  p.at = j.at("at");
-  p.actor = j.at("actor");
-  p.model_type = j.at("model_type");
-  p.version = j.at("version");
-  p.replaced_version = j.at("replaced_version");
-  p.replaced_status = j.at("replaced_status");
-  p.rollback = j.at("rollback");
-  p.gates_overridden = j.at("gates_overridden");
-  p.reason = j.at("reason");
-  p.override_reason = j.at("override_reason");
-  p.gates_passed = j.at("gates_passed");
-  p.gates_total = j.at("gates_total");
-  return p;
-}
+VersionRecord VersionFromJson(const json& j) { return RecordFromJson<VersionRecord>(j); }
+
+PromotionRecord PromotionFromJson(const json& j) { return RecordFromJson<PromotionRecord>(j); }
 
 json ToJson(const ConsumerRecord& c) {
   return json{{"consumer_id", c.consumer_id}, {"version", c.version},

@@ -11,10 +11,12 @@
 // Thread-safety: plain values.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -63,6 +65,41 @@ struct VersionRecord {
   bool operator==(const VersionRecord&) const = default;
 };
 
+// Every field of a VersionRecord with its key in the rows and in JSON, in
+// key order: the one list that the row encoder and decoder, the JSON
+// renderer (query/render.cc) and the tests walk. Calls f(key, field) once
+// per field; `R` is VersionRecord or const VersionRecord. A new field is
+// added here too, at its key's place in sorted order: the row encoder writes
+// keys in this order and its bytes must equal nlohmann's (sorted) dump.
+template <class R, class F>
+  requires std::same_as<std::remove_const_t<R>, VersionRecord>
+void ForEachField(R& r, F&& f) {
+  f("artifact_name", r.artifact_name);
+  f("artifact_sha256", r.artifact_sha256);
+  f("artifact_size", r.artifact_size);
+  f("config_hash", r.config_hash);
+  f("dataset_version_ids", r.dataset_version_ids);
+  f("demoted_at", r.demoted_at);
+  f("metrics", r.metrics);
+  f("model_id", r.model_id);
+  f("model_type", r.model_type);
+  f("promoted_at", r.promoted_at);
+  f("purged", r.purged);
+  f("registered_at", r.registered_at);
+  f("registered_by", r.registered_by);
+  f("registered_seq", r.registered_seq);
+  f("snapshot_id", r.snapshot_id);
+  f("status", r.status);
+  f("status_at", r.status_at);
+  f("status_by", r.status_by);
+  f("status_reason", r.status_reason);
+  f("status_seq", r.status_seq);
+  f("validated_seq", r.validated_seq);
+  f("validation_detail", r.validation_detail);
+  f("validation_ok", r.validation_ok);
+  f("version", r.version);
+}
+
 // One change of production version: a promotion or a rollback.
 struct PromotionRecord {
   Seq seq = 0;
@@ -81,6 +118,25 @@ struct PromotionRecord {
 
   bool operator==(const PromotionRecord&) const = default;
 };
+
+// The same for a PromotionRecord (its "h/" row), in key order.
+template <class R, class F>
+  requires std::same_as<std::remove_const_t<R>, PromotionRecord>
+void ForEachField(R& p, F&& f) {
+  f("actor", p.actor);
+  f("at", p.at);
+  f("gates_overridden", p.gates_overridden);
+  f("gates_passed", p.gates_passed);
+  f("gates_total", p.gates_total);
+  f("model_type", p.model_type);
+  f("override_reason", p.override_reason);
+  f("reason", p.reason);
+  f("replaced_status", p.replaced_status);
+  f("replaced_version", p.replaced_version);
+  f("rollback", p.rollback);
+  f("seq", p.seq);
+  f("version", p.version);
+}
 
 // One change of a type's production version, for point-in-time queries.
 struct ProductionChange {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "registry/naming.h"
+#include "model/naming.h"
 #include "registry/registry.h"
 
 namespace modelreg::query {
@@ -30,6 +30,15 @@ Result<HeadResult> Query::Head() const {
 
 Result<Seq> Query::SeqAt(TimeNs at) const { return reg_.store_->SeqAtOrBefore(at); }
 
+Result<Query::Pinned> Query::Pin(TimeNs at) const {
+  auto seq = SeqAt(at);
+  if (!seq) return Err(seq.error());
+  if (*seq == 0) return Pinned{};
+  auto e = reg_.store_->Get(*seq);
+  if (!e) return Err(e.error());
+  return Pinned{*seq, e->event().recorded_at()};
+}
+
 Result<std::optional<Evidence>> Query::EvidenceFor(const PromotionRecord& p) const {
   Evidence e;
   e.promotion = p;
@@ -42,9 +51,17 @@ Result<std::optional<Evidence>> Query::EvidenceFor(const PromotionRecord& p) con
 }
 
 Result<Production> Query::Current(const std::string& type, std::optional<TimeNs> at) const {
+  if (!at) return ProductionAt(type, Pinned{UINT64_MAX, INT64_MAX});
+  auto pin = Pin(*at);
+  if (!pin) return Err(pin.error());
+  return ProductionAt(type, *pin);
+}
+
+Result<Production> Query::ProductionAt(const std::string& type, const Pinned& pin) const {
   Production out;
   out.model_type = type;
-  auto p = reg_.ProductionAtTime(type, at.value_or(INT64_MAX));
+  if (pin.seq == 0) return out;
+  auto p = reg_.ProductionAtTime(type, pin.at);
   if (!p) return Err(p.error());
   if (p->version.empty() || !p->record) return out;
   out.record = std::move(p->record);
@@ -60,7 +77,10 @@ Result<std::optional<ShowResult>> Query::Show(const std::string& type, const std
                                               std::optional<TimeNs> at) const {
   std::optional<VersionRecord> found;
   if (at) {
-    auto v = reg_.VersionAt(type, version, *at);
+    auto pin = Pin(*at);
+    if (!pin) return Err(pin.error());
+    if (pin->seq == 0) return std::optional<ShowResult>();
+    auto v = reg_.VersionAt(type, version, pin->at);
     if (!v) return Err(v.error());
     found = std::move(*v);
   } else {
@@ -88,7 +108,10 @@ Result<ListResult> Query::List(const ListFilter& filter, std::optional<TimeNs> a
     }
   };
   if (at) {
-    auto snap = reg_.SnapshotAt(*at, filter.model_type);
+    auto pin = Pin(*at);
+    if (!pin) return Err(pin.error());
+    if (pin->seq == 0) return out;
+    auto snap = reg_.SnapshotAt(pin->at, filter.model_type);
     if (!snap) return Err(snap.error());
     collect(*snap);
   } else {
@@ -129,15 +152,15 @@ Result<HistoryResult> Query::History(const std::string& type, std::optional<Time
 Result<AuditResult> Query::Audit(TimeNs at, const std::vector<std::string>& types) const {
   AuditResult out;
   out.at = at;
-  auto seq = SeqAt(at);
-  if (!seq) return Err(seq.error());
-  out.seq = *seq;
+  auto pin = Pin(at);
+  if (!pin) return Err(pin.error());
+  out.seq = pin->seq;
   std::vector<std::string> names = types;
   if (names.empty()) {
-    for (std::string_view t : registry::kModelTypes) names.emplace_back(t);
+    for (std::string_view t : model::kModelTypes) names.emplace_back(t);
   }
   for (const std::string& t : names) {
-    auto p = Current(t, at);
+    auto p = ProductionAt(t, *pin);
     if (!p) return Err(p.error());
     out.models.push_back(std::move(*p));
   }
@@ -152,19 +175,26 @@ Result<DiffResult> Query::Diff(TimeNs from, TimeNs to) const {
   DiffResult out;
   out.from = from;
   out.to = to;
-  for (std::string_view t : registry::kModelTypes) {
+  auto pin_from = Pin(from);
+  if (!pin_from) return Err(pin_from.error());
+  auto pin_to = Pin(to);
+  if (!pin_to) return Err(pin_to.error());
+  for (std::string_view t : model::kModelTypes) {
     const std::string type(t);
-    auto a = reg_.ProductionAtTime(type, from);
+    auto a = ProductionAt(type, *pin_from);
     if (!a) return Err(a.error());
-    auto b = reg_.ProductionAtTime(type, to);
+    auto b = ProductionAt(type, *pin_to);
     if (!b) return Err(b.error());
-    out.production.push_back(DiffEntry{type, a->version, b->version});
+    out.production.push_back(DiffEntry{type, a->record ? a->record->version : "",
+                                       b->record ? b->record->version : ""});
   }
-  if (from < INT64_MAX) {
-    MODELREG_RETURN_IF_ERROR(reg_.store_->ScanTime(from + 1, to, [&](Seq, const EventBuffer& e) {
-      out.events.push_back(e);
-      return true;
-    }));
+  // Exactly the events pin_from.seq + 1 .. pin_to.seq.
+  if (pin_to->seq > pin_from->seq) {
+    MODELREG_RETURN_IF_ERROR(reg_.store_->Scan(pin_from->seq + 1, pin_to->seq,
+                                               [&](Seq, const EventBuffer& e) {
+                                                 out.events.push_back(e);
+                                                 return true;
+                                               }));
   }
   return out;
 }

@@ -132,7 +132,7 @@ class Query {
   // Promotions and rollbacks of `type` recorded in [since, until].
   Result<HistoryResult> History(const std::string& type, std::optional<TimeNs> since = {},
                                 std::optional<TimeNs> until = {}) const;
-  // `types` empty: the well-known types (registry::kModelTypes).
+  // `types` empty: the well-known types (model::kModelTypes).
   Result<AuditResult> Audit(TimeNs at, const std::vector<std::string>& types = {}) const;
   Result<DiffResult> Diff(TimeNs from, TimeNs to) const;
   // Events from sequence `from` on that pass `filter`, at most `limit`
@@ -146,6 +146,17 @@ class Query {
   Result<ConsumersResult> Consumers(const std::string& type) const;
 
  private:
+  // "As of T" pinned to the log: the last event at or before T and its
+  // recorded_at. Every lookup of one answer is made at that instant, so an
+  // event appended meanwhile (by this process or, for followers, another)
+  // with a recorded_at <= T cannot slip into part of the answer: the
+  // answer is exactly the prefix 1..seq.
+  struct Pinned {
+    Seq seq = 0;    // 0 = nothing recorded at or before T
+    TimeNs at = 0;  // recorded_at of event `seq`
+  };
+  Result<Pinned> Pin(TimeNs at) const;
+  Result<Production> ProductionAt(const std::string& type, const Pinned& pin) const;
   Result<std::optional<Evidence>> EvidenceFor(const PromotionRecord& p) const;
   const registry::Registry& reg_;
 };

@@ -9,33 +9,25 @@ using nlohmann::json;
 namespace {
 json TimeJson(TimeNs t) { return t == 0 ? json() : json(FormatUtc(t)); }
 json OrNull(const std::string& s) { return s.empty() ? json() : json(s); }
+
+// A record field as the API shows it: times (a record's TimeNs fields, its
+// only signed 64-bit ones) as UTC text or null for never, the status by
+// name, everything else as it is.
+template <class T>
+json FieldJson(const T& v) {
+  return json(v);
+}
+json FieldJson(TimeNs t) { return TimeJson(t); }
+json FieldJson(projection::ModelStatus s) { return json(projection::StatusName(s)); }
 }  // namespace
 
 json RecordJson(const VersionRecord& r) {
-  return json{{"model_type", r.model_type},
-              {"version", r.version},
-              {"model_id", r.model_id},
-              {"status", projection::StatusName(r.status)},
-              {"registered_at", TimeJson(r.registered_at)},
-              {"registered_by", r.registered_by},
-              {"registered_seq", r.registered_seq},
-              {"artifact_name", r.artifact_name},
-              {"artifact_size", r.artifact_size},
-              {"artifact_sha256", r.artifact_sha256},
-              {"metrics", r.metrics},
-              {"dataset_version_ids", r.dataset_version_ids},
-              {"snapshot_id", r.snapshot_id},
-              {"config_hash", r.config_hash},
-              {"status_at", TimeJson(r.status_at)},
-              {"status_by", r.status_by},
-              {"status_reason", r.status_reason},
-              {"status_seq", r.status_seq},
-              {"promoted_at", TimeJson(r.promoted_at)},
-              {"demoted_at", TimeJson(r.demoted_at)},
-              {"validated_seq", r.validated_seq},
-              {"validation_ok", r.validated_seq == 0 ? json() : json(r.validation_ok)},
-              {"validation_detail", r.validation_detail},
-              {"purged", r.purged}};
+  json j = json::object();
+  projection::ForEachField(r, [&j](const char* key, const auto& field) {
+    j[key] = FieldJson(field);
+  });
+  if (r.validated_seq == 0) j["validation_ok"] = nullptr;  // never validated
+  return j;
 }
 
 json PromotionJson(const PromotionRecord& h) {

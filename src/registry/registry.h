@@ -28,7 +28,6 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "log/event_store.h"
-#include "policy/policy.h"
 #include "projection/state.h"
 #include "registry/metadata.h"
 
@@ -239,33 +238,12 @@ class Registry {
   friend class query::Query;  // the read side (src/query)
   Registry(std::string root, std::unique_ptr<EventStore> store, const Clock* clock,
            bool read_only, std::function<void(const std::string&)> on_warning);
+  // Loads the state from the rows (stale rows: a writable registry rewrites
+  // them, a read-only one folds the log) and makes sure manifest.json
+  // matches the log.
   Status LoadState();
-  // Reads the projection rows (or folds the log when they are stale) into
-  // a State; writes nothing.
-  // Whether the projection rows (state and record index) match the log head,
-  // from the "s" row and the marker alone.
-  Result<bool> RowsCurrent() const;
-  // Without `fold_if_stale`, stale rows give an empty state.
-  Result<State> ReadState(bool* rows_current, bool fold_if_stale) const;
-  // Rewrites every projection row from the first `head` events and returns
-  // the folded state, in memory bounded by the state (not the log): every
-  // old row and the marker row go first, the record rows are written in
-  // chunks while folding, then the state rows in chunks, then the marker,
-  // synced. Killed midway, the rows lack the marker, so nobody trusts them
-  // (reads fold the log) and the next writable open rewrites them.
-  // `digest`, if given, receives the state digest of the rows as stored.
-  Result<State> RewriteProjection(Seq head, const std::function<void(Seq)>& progress,
-                                  Digest* digest = nullptr);
-  // RewriteProjection for a rebuild, in memory independent of the log's
-  // length (it keeps a bounded set of records; see registry.cc). The state
-  // is not returned: the registry reads it from the rows when needed.
-  Status RewriteProjectionLean(Seq head, const std::function<void(Seq)>& progress);
   // True if manifest.json records `head` (and remembers that it does).
   bool ManifestMatches(Seq head);
-  // The state digest of the stored projection rows (a scan in key order).
-  Result<Digest> StoredRowsDigest() const;
-  // Appends `draft` if the head is still `expected`, keeping the
-  // projection rows and in-memory state in step.
   // Appends `draft`, an event of `type`, if no other event of `type` was
   // sequenced since `type_seq` (the last event of `type` in the state the
   // draft was validated against); `*raced` says a refusal was that race
@@ -285,14 +263,6 @@ class Registry {
   Status WriteManifest(bool force = false);
   void Warn(const std::string& message) const;
 
-  struct ArtifactCheck {
-    bool ok = false;
-    std::string detail;           // why not, with the validator's output tail
-    Digest observed_sha256{};
-    std::uint64_t observed_size = 0;
-  };
-  // Re-hash + the policy's validator. Errors only if the validator cannot start.
-  Result<ArtifactCheck> CheckArtifact(const VersionRecord& rec, const policy::TypePolicy& tp) const;
   // Records that a version failed its pre-activation check.
   Status MarkFailed(const VersionRecord& rec, const std::string& why, const Actor& actor);
 

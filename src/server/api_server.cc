@@ -21,7 +21,7 @@
 #include "common/utf8.h"
 #include "events/model_events.h"
 #include "log/envelope.h"
-#include "registry/naming.h"
+#include "model/naming.h"
 #include "registry/registry.h"
 #include "query/query.h"
 #include "query/render.h"
@@ -342,8 +342,8 @@ class ApiServer::Impl {
 
   // Validates {type} (and {version}) from the path; false after replying.
   static bool PathOk(httplib::Response& res, const std::string& type, const std::string* version) {
-    Status st = registry::ValidateModelType(type);
-    if (st.ok() && version != nullptr) st = registry::ValidateVersion(*version);
+    Status st = model::ValidateModelType(type);
+    if (st.ok() && version != nullptr) st = model::ValidateVersion(*version);
     if (!st.ok()) {
       SendStatus(res, st);
       return false;

@@ -13,8 +13,8 @@
 
 #include "artifacts/artifact_store.h"
 #include "common/sha256.h"
+#include "model/naming.h"
 #include "registry/metadata.h"
-#include "registry/naming.h"
 
 namespace modelreg::registry {
 namespace {
@@ -31,17 +31,17 @@ bool Contains(const std::string& haystack, const std::string& needle) {
 
 TEST(ValidateModelType, AcceptsTheFourTypes) {
   for (const char* t : {"risk_model", "alpha_weights", "factor_definitions", "feature_transforms"}) {
-    Status st = ValidateModelType(t);
+    Status st = model::ValidateModelType(t);
     EXPECT_TRUE(st.ok()) << t << ": " << st.ToString();
   }
 }
 
 TEST(ValidateModelType, UnknownTypeListsTheValidOnes) {
-  Status st = ValidateModelType("risk_models");
+  Status st = model::ValidateModelType("risk_models");
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.code(), Code::kInvalidArgument);
   EXPECT_TRUE(Contains(st.message(), "risk_models")) << st.message();
-  for (auto t : kModelTypes) {
+  for (auto t : model::kModelTypes) {
     EXPECT_TRUE(Contains(st.message(), std::string(t))) << st.message();
   }
 }
@@ -49,7 +49,7 @@ TEST(ValidateModelType, UnknownTypeListsTheValidOnes) {
 TEST(ValidateModelType, PathLikeAndEmptyNamesAreRejected) {
   for (const char* t : {"../x", "/", "", "risk_model/", "risk_model/../x", ".", "..",
                         "Risk_Model", " risk_model"}) {
-    Status st = ValidateModelType(t);
+    Status st = model::ValidateModelType(t);
     EXPECT_FALSE(st.ok()) << "'" << t << "'";
     EXPECT_EQ(st.code(), Code::kInvalidArgument) << "'" << t << "'";
   }
@@ -60,7 +60,7 @@ TEST(ValidateModelType, PathLikeAndEmptyNamesAreRejected) {
 TEST(ValidateVersion, AcceptsSemanticVersions) {
   for (const char* v : {"v1.2.0", "v2.0.0-rc.1", "v0.0.0", "v10.20.30", "v1.0.0-alpha",
                         "v1.0.0-alpha.beta.1", "v1.0.0-x-y-z.0", "v999999999.0.0"}) {
-    Status st = ValidateVersion(v);
+    Status st = model::ValidateVersion(v);
     EXPECT_TRUE(st.ok()) << v << ": " << st.ToString();
   }
 }
@@ -74,14 +74,14 @@ TEST(ValidateVersion, RejectsEverythingElse) {
       " v1.0.0",     "v1.0.0 ",      "v1.0.a",      "v1000000000.0.0",
       "v1.0.0-" + std::string(60, 'a')};
   for (const std::string& v : bad) {
-    Status st = ValidateVersion(v);
+    Status st = model::ValidateVersion(v);
     EXPECT_FALSE(st.ok()) << "'" << v << "'";
     EXPECT_EQ(st.code(), Code::kInvalidArgument) << "'" << v << "'";
   }
 }
 
 TEST(ValidateVersion, ErrorSaysWhatAVersionLooksLike) {
-  Status st = ValidateVersion("1.2.0");
+  Status st = model::ValidateVersion("1.2.0");
   ASSERT_FALSE(st.ok());
   EXPECT_TRUE(Contains(st.message(), "'1.2.0'")) << st.message();
   EXPECT_TRUE(Contains(st.message(), "v1.2.0")) << st.message();
@@ -92,13 +92,13 @@ TEST(ValidateVersion, ErrorSaysWhatAVersionLooksLike) {
 int Sign(int c) { return c < 0 ? -1 : (c > 0 ? 1 : 0); }
 
 TEST(CompareVersions, NumericNotLexicalOrder) {
-  EXPECT_GT(CompareVersions("v1.10.0", "v1.9.0"), 0);
-  EXPECT_LT(CompareVersions("v1.9.0", "v1.10.0"), 0);
-  EXPECT_GT(CompareVersions("v10.0.0", "v9.99.99"), 0);
-  EXPECT_GT(CompareVersions("v1.0.10", "v1.0.9"), 0);
-  EXPECT_EQ(CompareVersions("v1.2.3", "v1.2.3"), 0);
-  EXPECT_LT(CompareVersions("v1.2.3", "v1.3.0"), 0);
-  EXPECT_GT(CompareVersions("v2.0.0", "v1.99.99"), 0);
+  EXPECT_GT(model::CompareVersions("v1.10.0", "v1.9.0"), 0);
+  EXPECT_LT(model::CompareVersions("v1.9.0", "v1.10.0"), 0);
+  EXPECT_GT(model::CompareVersions("v10.0.0", "v9.99.99"), 0);
+  EXPECT_GT(model::CompareVersions("v1.0.10", "v1.0.9"), 0);
+  EXPECT_EQ(model::CompareVersions("v1.2.3", "v1.2.3"), 0);
+  EXPECT_LT(model::CompareVersions("v1.2.3", "v1.3.0"), 0);
+  EXPECT_GT(model::CompareVersions("v2.0.0", "v1.99.99"), 0);
 }
 
 TEST(CompareVersions, SemverPrecedenceChain) {
@@ -108,11 +108,11 @@ TEST(CompareVersions, SemverPrecedenceChain) {
       "v1.0.0-alpha",   "v1.0.0-alpha.1", "v1.0.0-alpha.beta", "v1.0.0-beta",
       "v1.0.0-beta.2",  "v1.0.0-beta.11", "v1.0.0-rc.1",  "v1.0.0",        "v1.0.1-rc.1",
       "v1.0.1",         "v1.10.0",       "v2.0.0-rc.1",  "v2.0.0"};
-  for (const auto& v : ordered) ASSERT_TRUE(ValidateVersion(v).ok()) << v;
+  for (const auto& v : ordered) ASSERT_TRUE(model::ValidateVersion(v).ok()) << v;
   for (std::size_t i = 0; i < ordered.size(); ++i) {
     for (std::size_t j = 0; j < ordered.size(); ++j) {
       const int expected = i < j ? -1 : (i > j ? 1 : 0);
-      EXPECT_EQ(Sign(CompareVersions(ordered[i], ordered[j])), expected)
+      EXPECT_EQ(Sign(model::CompareVersions(ordered[i], ordered[j])), expected)
           << ordered[i] << " vs " << ordered[j];
     }
   }
@@ -120,28 +120,29 @@ TEST(CompareVersions, SemverPrecedenceChain) {
 
 TEST(CompareVersions, PreReleaseRules) {
   // A pre-release ranks below its release.
-  EXPECT_LT(CompareVersions("v2.0.0-rc.1", "v2.0.0"), 0);
-  EXPECT_GT(CompareVersions("v2.0.0", "v2.0.0-rc.1"), 0);
+  EXPECT_LT(model::CompareVersions("v2.0.0-rc.1", "v2.0.0"), 0);
+  EXPECT_GT(model::CompareVersions("v2.0.0", "v2.0.0-rc.1"), 0);
   // ...but above the previous release.
-  EXPECT_GT(CompareVersions("v2.0.0-rc.1", "v1.99.0"), 0);
+  EXPECT_GT(model::CompareVersions("v2.0.0-rc.1", "v1.99.0"), 0);
   // Numeric identifiers compare numerically.
-  EXPECT_LT(CompareVersions("v1.0.0-rc.2", "v1.0.0-rc.10"), 0);
+  EXPECT_LT(model::CompareVersions("v1.0.0-rc.2", "v1.0.0-rc.10"), 0);
   // Numeric identifiers rank below alphanumeric ones.
-  EXPECT_LT(CompareVersions("v1.0.0-1", "v1.0.0-a"), 0);
-  EXPECT_GT(CompareVersions("v1.0.0-rc", "v1.0.0-99"), 0);
+  EXPECT_LT(model::CompareVersions("v1.0.0-1", "v1.0.0-a"), 0);
+  EXPECT_GT(model::CompareVersions("v1.0.0-rc", "v1.0.0-99"), 0);
   // Alphanumeric identifiers compare in ASCII order.
-  EXPECT_LT(CompareVersions("v1.0.0-Beta", "v1.0.0-alpha"), 0);
-  EXPECT_LT(CompareVersions("v1.0.0-rc1", "v1.0.0-rc2"), 0);
+  EXPECT_LT(model::CompareVersions("v1.0.0-Beta", "v1.0.0-alpha"), 0);
+  EXPECT_LT(model::CompareVersions("v1.0.0-rc1", "v1.0.0-rc2"), 0);
   // A larger set of identifiers ranks higher when the prefix is equal.
-  EXPECT_LT(CompareVersions("v1.0.0-alpha", "v1.0.0-alpha.0"), 0);
-  EXPECT_EQ(CompareVersions("v1.0.0-alpha.1", "v1.0.0-alpha.1"), 0);
+  EXPECT_LT(model::CompareVersions("v1.0.0-alpha", "v1.0.0-alpha.0"), 0);
+  EXPECT_EQ(model::CompareVersions("v1.0.0-alpha.1", "v1.0.0-alpha.1"), 0);
 }
 
 TEST(CompareVersions, IsAStrictWeakOrderOverASortedList) {
   std::vector<std::string> vs = {"v1.10.0", "v1.2.0", "v1.9.0", "v1.2.0-rc.1", "v0.1.0",
                                  "v1.2.0-beta", "v11.0.0", "v2.0.0"};
-  std::sort(vs.begin(), vs.end(),
-            [](const std::string& a, const std::string& b) { return CompareVersions(a, b) < 0; });
+  std::sort(vs.begin(), vs.end(), [](const std::string& a, const std::string& b) {
+    return model::CompareVersions(a, b) < 0;
+  });
   const std::vector<std::string> expected = {"v0.1.0", "v1.2.0-beta", "v1.2.0-rc.1", "v1.2.0",
                                              "v1.9.0", "v1.10.0",     "v2.0.0",      "v11.0.0"};
   EXPECT_EQ(vs, expected);

@@ -620,48 +620,19 @@ TEST_F(ProjectionTest, DecodeStateRejectsMalformedRows) {
 
 // The row encoder writes JSON by hand for speed; its bytes must be exactly
 // nlohmann's compact dump of the same object (the digest of every existing
-// registry depends on them), for plain and awkward values alike.
-nlohmann::json ReferenceJson(const VersionRecord& r) {
-  return nlohmann::json{{"model_type", r.model_type},
-                        {"version", r.version},
-                        {"model_id", r.model_id},
-                        {"status", StatusName(r.status)},
-                        {"registered_seq", r.registered_seq},
-                        {"registered_at", r.registered_at},
-                        {"registered_by", r.registered_by},
-                        {"artifact_name", r.artifact_name},
-                        {"artifact_size", r.artifact_size},
-                        {"artifact_sha256", r.artifact_sha256},
-                        {"metrics", r.metrics},
-                        {"dataset_version_ids", r.dataset_version_ids},
-                        {"snapshot_id", r.snapshot_id},
-                        {"config_hash", r.config_hash},
-                        {"status_seq", r.status_seq},
-                        {"status_at", r.status_at},
-                        {"status_by", r.status_by},
-                        {"status_reason", r.status_reason},
-                        {"promoted_at", r.promoted_at},
-                        {"demoted_at", r.demoted_at},
-                        {"validated_seq", r.validated_seq},
-                        {"validation_ok", r.validation_ok},
-                        {"validation_detail", r.validation_detail},
-                        {"purged", r.purged}};
+// registry depends on them), for plain and awkward values alike. The
+// reference builds that object with nlohmann from the same field list.
+nlohmann::json ReferenceValue(ModelStatus s) { return StatusName(s); }
+template <class T>
+nlohmann::json ReferenceValue(const T& v) {
+  return v;
 }
 
-nlohmann::json ReferenceJson(const PromotionRecord& p) {
-  return nlohmann::json{{"seq", p.seq},
-                        {"at", p.at},
-                        {"actor", p.actor},
-                        {"model_type", p.model_type},
-                        {"version", p.version},
-                        {"replaced_version", p.replaced_version},
-                        {"replaced_status", p.replaced_status},
-                        {"rollback", p.rollback},
-                        {"gates_overridden", p.gates_overridden},
-                        {"reason", p.reason},
-                        {"override_reason", p.override_reason},
-                        {"gates_passed", p.gates_passed},
-                        {"gates_total", p.gates_total}};
+template <class Record>
+nlohmann::json ReferenceJson(const Record& r) {
+  nlohmann::json j = nlohmann::json::object();
+  ForEachField(r, [&j](const char* key, const auto& v) { j[key] = ReferenceValue(v); });
+  return j;
 }
 
 std::string Dump(const nlohmann::json& j) {
@@ -731,6 +702,72 @@ TEST(RowEncoding, ByteForByteTheSameAsNlohmann) {
   auto back = DecodeVersionRow(EncodeVersionRow(plain));
   ASSERT_TRUE(back) << back.error().ToString();
   EXPECT_EQ(*back, plain);
+}
+
+// ForEachField is the one list of a record's fields: the row encoder writes
+// keys in its order (so it must be sorted), and a field missing from it
+// would silently not be stored (a record with every field set must come
+// back equal: operator== compares every member).
+template <class Record>
+std::vector<std::string> FieldKeys(const Record& r) {
+  std::vector<std::string> keys;
+  ForEachField(r, [&keys](const char* key, const auto&) { keys.emplace_back(key); });
+  return keys;
+}
+
+TEST(RowEncoding, FieldListIsSortedAndComplete) {
+  VersionRecord r;
+  r.model_type = "risk_model";
+  r.version = "v1.2.3";
+  r.model_id = "mdl_1";
+  r.status = ModelStatus::kArchived;
+  r.registered_seq = 3;
+  r.registered_at = 4;
+  r.registered_by = "alice";
+  r.artifact_name = "model.pkl";
+  r.artifact_size = 5;
+  r.artifact_sha256 = std::string(64, 'b');
+  r.metrics = {{"sharpe", 1.5}};
+  r.dataset_version_ids = {{"crsp", "v2"}};
+  r.snapshot_id = "snap";
+  r.config_hash = "cfg";
+  r.status_seq = 6;
+  r.status_at = 7;
+  r.status_by = "bob";
+  r.status_reason = "why";
+  r.promoted_at = 8;
+  r.demoted_at = 9;
+  r.validated_seq = 10;
+  r.validation_ok = true;
+  r.validation_detail = "ok";
+  r.purged = true;
+  auto back = DecodeVersionRow(EncodeVersionRow(r));
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(*back, r);
+  std::vector<std::string> keys = FieldKeys(r);
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+  EXPECT_EQ(std::adjacent_find(keys.begin(), keys.end()), keys.end());
+
+  PromotionRecord p;
+  p.seq = 1;
+  p.at = 2;
+  p.actor = "alice";
+  p.model_type = "risk_model";
+  p.version = "v1.2.3";
+  p.replaced_version = "v1.0.0";
+  p.replaced_status = "failed";
+  p.rollback = true;
+  p.gates_overridden = true;
+  p.reason = "r";
+  p.override_reason = "o";
+  p.gates_passed = 3;
+  p.gates_total = 4;
+  auto back_p = DecodeHistoryRow(EncodeHistoryRow(p));
+  ASSERT_TRUE(back_p) << back_p.error().ToString();
+  EXPECT_EQ(*back_p, p);
+  keys = FieldKeys(p);
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+  EXPECT_EQ(std::adjacent_find(keys.begin(), keys.end()), keys.end());
 }
 
 TEST(StatusNames, RoundTrip) {

@@ -46,7 +46,7 @@
 #include "events/model_events.h"
 #include "events/sample.h"
 #include "log/event_store.h"
-#include "registry/naming.h"
+#include "model/naming.h"
 #include "query/query.h"
 #include "registry/registry.h"
 #include "sql_baseline.h"
@@ -87,8 +87,8 @@ std::uint64_t DirBytes(const fs::path& p) {
   return bytes;
 }
 
-const std::vector<std::string> kTypes(modelreg::registry::kModelTypes.begin(),
-                                      modelreg::registry::kModelTypes.end());
+const std::vector<std::string> kTypes(modelreg::model::kModelTypes.begin(),
+                                      modelreg::model::kModelTypes.end());
 
 // ------------------------------------------------------------ the table
 

@@ -24,7 +24,7 @@
 
 #include "auth/token.h"
 #include "log/envelope.h"
-#include "registry/naming.h"
+#include "model/naming.h"
 #include "registry/registry.h"
 #include "server/api_server.h"
 
@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
 
   // Seed: one production version per type so that reads find something.
   std::vector<std::string> types;
-  for (auto t : modelreg::registry::kModelTypes) types.emplace_back(t);
+  for (auto t : modelreg::model::kModelTypes) types.emplace_back(t);
   {
     httplib::Client c("127.0.0.1", port);
     for (const auto& t : types) {

@@ -24,7 +24,7 @@
 #include "events/model_events.h"
 #include "events/sample.h"
 #include "log/event_store.h"
-#include "registry/naming.h"
+#include "model/naming.h"
 #include "query/query.h"
 #include "registry/registry.h"
 #include "workload.h"
@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
       for (int i = 0; i < queries; ++i) {
         const TimeNs t = when(rng);
         const auto q0 = Clock::now();
-        for (auto type : modelreg::registry::kModelTypes) {
+        for (auto type : modelreg::model::kModelTypes) {
           auto p = (*reg)->ProductionAtTime(std::string(type), t);
           if (!p) {
             std::cerr << p.error().ToString() << '\n';

@@ -22,7 +22,7 @@
 #include "events/model_events.h"
 #include "events/sample.h"
 #include "log/event_store.h"
-#include "registry/naming.h"
+#include "model/naming.h"
 
 namespace modelreg::bench {
 
@@ -89,7 +89,7 @@ inline void AppendTypeHistory(EventStore& store, const std::string& type, std::u
 inline void AppendWorkload(EventStore& store, std::uint64_t events) {
   std::vector<std::thread> threads;
   std::uint64_t seed = 1;
-  for (auto type : registry::kModelTypes) {
+  for (auto type : model::kModelTypes) {
     threads.emplace_back(
         [&store, type, seed, events] { AppendTypeHistory(store, std::string(type), events / 4, seed); });
     ++seed;

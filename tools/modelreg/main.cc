@@ -14,6 +14,7 @@
 #include "app/cache_commands.h"
 #include "app/exit_codes.h"
 #include "app/registry_commands.h"
+#include "app/verify.h"
 #include "app/serve_commands.h"
 #include "app/loader_commands.h"
 #include "common/clock.h"
@@ -389,7 +390,7 @@ int Run(int argc, char** argv) {
     if (*cache_dataset_opt) cache_opts.dataset = cache_dataset;
     st = RunCachePurge(g, cache_opts, out);
   } else if (*c_verify) {
-    st = RunVerify(g, out);
+    return VerifyCommand(g, "modelreg", ExitCode(modelreg::Status::Corruption("")), out, std::cerr);
   }
   if (!st.ok()) {
     std::cout.flush();

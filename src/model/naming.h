@@ -1,5 +1,7 @@
-// Model types and versions: what names the registry accepts and how
-// versions order. Names become path components, so only these pass.
+// The model vocabulary: which model types exist, the version grammar and how
+// versions order. Names become path components, so only these pass. It
+// depends on common/ only, so every layer may use it.
+// Thread-safety: free functions and constants.
 #pragma once
 
 #include <array>
@@ -8,7 +10,7 @@
 
 #include "common/status.h"
 
-namespace modelreg::registry {
+namespace modelreg::model {
 
 inline constexpr std::array<std::string_view, 4> kModelTypes = {
     "risk_model", "alpha_weights", "factor_definitions", "feature_transforms"};
@@ -24,4 +26,4 @@ Status ValidateVersion(std::string_view version);
 // returns <0, 0, >0. Both must be valid.
 int CompareVersions(std::string_view a, std::string_view b);
 
-}  // namespace modelreg::registry
+}  // namespace modelreg::model

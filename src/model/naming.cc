@@ -1,10 +1,10 @@
-#include "registry/naming.h"
+#include "model/naming.h"
 
 #include <cctype>
 #include <string>
 #include <vector>
 
-namespace modelreg::registry {
+namespace modelreg::model {
 
 namespace {
 
@@ -116,4 +116,4 @@ int CompareVersions(std::string_view a, std::string_view b) {
   return pa.pre.size() < pb.pre.size() ? -1 : 1;
 }
 
-}  // namespace modelreg::registry
+}  // namespace modelreg::model

@@ -1,0 +1,29 @@
+// Durability helpers for files and directories: fsync a path, create
+// directories so that they survive a crash, fsync a whole tree. Used by
+// whatever publishes files by rename (the artifact store, import, restore,
+// materialize, export). Thread-safety: free functions.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "common/status.h"
+
+namespace modelreg {
+
+// fsyncs one file or directory. IOError names the path.
+Status SyncPath(const std::string& path);
+// Creates `dir` and its missing parents (like create_directories), then
+// fsyncs each directory that gained an entry, so the new directories
+// survive a crash. Nothing to do when `dir` exists.
+Status CreateDirectoriesSynced(const std::string& dir);
+// fsyncs every regular file and directory under `dir` (children before the
+// directory holding them), then `dir` itself; symlinks are not followed.
+// Not the directory holding `dir`: sync that after publishing `dir`
+// (rename) or creating it.
+Status SyncTree(const std::string& dir);
+// The directory holding `p` ("." for a bare name): the one to fsync after
+// renaming `p` into place.
+std::filesystem::path ParentOf(const std::filesystem::path& p);
+
+}  // namespace modelreg

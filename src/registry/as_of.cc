@@ -1,0 +1,169 @@
+// Reads as of a time: the plain fold (StateAt, the reference), and the
+// indexed reads from the versioned record rows and the temporal index rows
+// (projection/state.h) that answer list/show/audit --at without a replay.
+#include <algorithm>
+#include <iterator>
+#include <mutex>
+
+#include "registry/internal.h"
+#include "registry/registry.h"
+
+namespace modelreg::registry {
+
+using internal::kProjectionCf;
+
+Result<State> Registry::StateAt(TimeNs t) const {
+  auto seq = store_->SeqAtOrBefore(t);
+  if (!seq) return Err(seq.error());
+  State s;
+  Status st;
+  MODELREG_RETURN_IF_ERROR(store_->Scan(1, *seq, [&](Seq, const EventBuffer& e) {
+    st = projection::Apply(s, e);
+    return st.ok();
+  }));
+  MODELREG_RETURN_IF_ERROR(st);
+  return s;
+}
+
+Result<State> Registry::SnapshotAt(TimeNs t, const std::string& type) const {
+  if (!rows_current_) {
+    // No complete record rows (an old or stale read-only projection).
+    auto full = StateAt(t);
+    if (!full) return full;
+    if (!type.empty()) std::erase_if(full->types, [&](const auto& kv) { return kv.first != type; });
+    for (auto& [name, ts] : full->types) {
+      ts.history.clear();
+      ts.timeline.clear();
+    }
+    return full;
+  }
+  State out;
+  auto seq = store_->SeqAtOrBefore(t);
+  if (!seq) return Err(seq.error());
+  if (*seq == 0) return out;
+  auto last = store_->Get(*seq);
+  if (!last) return Err(last.error());
+  out.seq = *seq;
+  out.at = last->event().recorded_at();
+  // One SeekForPrev per version: its last record row at or before `seq`.
+  const std::string scope = projection::RecordPrefix(type);
+  std::string from = scope;
+  for (;;) {
+    std::string next_key;
+    Status st = store_->ScanRows(
+        kProjectionCf,
+        [&next_key](std::string_view k, std::string_view) {
+          next_key = std::string(k);
+          return false;
+        },
+        from, type.empty() ? std::string_view("r0") : std::string_view());
+    MODELREG_RETURN_IF_ERROR(st);
+    if (next_key.empty() || next_key.compare(0, scope.size(), scope) != 0) break;
+    std::string t_name, version;
+    Seq ignored = 0;
+    if (!projection::ParseRecordKey(next_key, &t_name, &version, &ignored)) {
+      return Err(Status::Corruption("projection record row with a malformed key"));
+    }
+    const std::string prefix = projection::RecordPrefix(t_name, version);
+    auto row = store_->SeekRowForPrev(kProjectionCf, projection::RecordKey(t_name, version, *seq));
+    if (!row) return Err(row.error());
+    if (*row && (*row)->first.compare(0, prefix.size(), prefix) == 0) {
+      auto rec = projection::DecodeVersionRow((*row)->second);
+      if (!rec) return Err(rec.error());
+      projection::TypeState& ts = out.types[t_name];
+      if (rec->status == ModelStatus::kProduction) ts.production = rec->version;
+      ts.versions[version] = std::move(*rec);
+    }
+    from = prefix + std::string(9, '\xff');  // past every row of this version
+  }
+  return out;
+}
+
+Result<std::optional<VersionRecord>> Registry::VersionAt(const std::string& type,
+                                                        const std::string& version,
+                                                        TimeNs t) const {
+  if (!rows_current_) {
+    auto full = StateAt(t);
+    if (!full) return Err(full.error());
+    const VersionRecord* r = full->Find(type, version);
+    return r == nullptr ? std::nullopt : std::optional<VersionRecord>(*r);
+  }
+  auto seq = store_->SeqAtOrBefore(t);
+  if (!seq) return Err(seq.error());
+  if (*seq == 0) return std::optional<VersionRecord>();
+  auto row = store_->SeekRowForPrev(kProjectionCf, projection::RecordKey(type, version, *seq));
+  if (!row) return Err(row.error());
+  const std::string prefix = projection::RecordPrefix(type, version);
+  if (!*row || (*row)->first.compare(0, prefix.size(), prefix) != 0) {
+    return std::optional<VersionRecord>();
+  }
+  auto rec = projection::DecodeVersionRow((*row)->second);
+  if (!rec) return Err(rec.error());
+  return std::optional<VersionRecord>(std::move(*rec));
+}
+
+Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& type,
+                                                          TimeNs t) const {
+  ProductionAt out;
+  bool in_memory;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_memory = loaded_;
+  }
+  if (!in_memory && !rows_current_) {
+    MODELREG_RETURN_IF_ERROR(Load());  // stale rows: the fold is the truth
+    in_memory = true;
+  }
+  std::optional<projection::ProductionChange> change;
+  bool record_done = false;
+  if (in_memory) {
+    // Binary search of the in-memory timeline (recorded_at increases with seq).
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = state_.types.find(type);
+    if (it == state_.types.end()) return out;
+    const auto& timeline = it->second.timeline;
+    auto after = std::upper_bound(
+        timeline.begin(), timeline.end(), t,
+        [](TimeNs value, const projection::ProductionChange& c) { return value < c.at; });
+    if (after == timeline.begin() || std::prev(after)->version.empty()) return out;
+    change = *std::prev(after);
+    out.version = change->version;
+    const auto& history = it->second.history;
+    auto h = std::lower_bound(
+        history.begin(), history.end(), change->seq,
+        [](const projection::PromotionRecord& r, Seq seq) { return r.seq < seq; });
+    if (h != history.end() && h->seq == change->seq) out.promotion = *h;
+    if (t >= state_.at) {
+      // Nothing was recorded between t and now: the record now is the
+      // record at t.
+      out.record = it->second.versions.at(change->version);
+      record_done = true;
+    }
+  } else {
+    auto row = store_->SeekRowForPrev(kProjectionCf, projection::TimelineSeekKey(type, t));
+    if (!row) return Err(row.error());
+    projection::ProductionChange c;
+    if (!*row || !projection::ParseTimelineRow(type, (*row)->first, (*row)->second, &c) ||
+        c.version.empty()) {
+      return out;
+    }
+    change = c;
+    out.version = c.version;
+    auto history = store_->GetRow(kProjectionCf, projection::HistoryKey(type, c.seq));
+    if (!history) return Err(history.error());
+    if (*history) {
+      auto h = projection::DecodeHistoryRow(**history);
+      if (!h) return Err(h.error());
+      out.promotion = std::move(*h);
+    }
+  }
+  if (!record_done) {
+    // The record as it was at t (never a later status, reason or time).
+    auto rec = VersionAt(type, change->version, t);
+    if (!rec) return Err(rec.error());
+    out.record = std::move(*rec);
+  }
+  return out;
+}
+
+}  // namespace modelreg::registry

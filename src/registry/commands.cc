@@ -1,0 +1,432 @@
+// The lifecycle commands on registered versions: promote (with its
+// gates), archive, fail, rollback, validate, and consumers'
+// acknowledgements. Each validates against the state and appends one event
+// through Write (sequencing.cc); a rejected command appends nothing.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "compat/compatibility.h"
+#include "events/model_events.h"
+#include "model/naming.h"
+#include "registry/internal.h"
+#include "registry/registry.h"
+
+namespace modelreg::registry {
+
+namespace fs = std::filesystem;
+using internal::CheckActor;
+using internal::EnvelopeFor;
+using internal::kProjectionCf;
+using internal::Name;
+
+namespace {
+
+// What a command on one version checks before reading the state.
+Status CheckNames(const Actor& actor, const std::string& type, const std::string& version) {
+  MODELREG_RETURN_IF_ERROR(CheckActor(actor));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
+  return model::ValidateVersion(version);
+}
+
+Status NotRegistered(const std::string& type, const std::string& version) {
+  return Status::NotFound(Name(type, version) + " is not registered");
+}
+
+const VersionRecord* FindOrNull(const State& s, const std::string& type,
+                                const std::string& version) {
+  return s.Find(type, version);
+}
+
+std::string ProductionOf(const State& s, const std::string& type) {
+  auto it = s.types.find(type);
+  return it == s.types.end() ? std::string() : it->second.production;
+}
+
+// The legality half of a promotion, checked before the artifact work and
+// again against the state the event is appended on.
+Status CheckPromotable(const State& s, const std::string& type, const std::string& version,
+                       const std::optional<std::string>& expect_current) {
+  const VersionRecord* rec = s.Find(type, version);
+  if (rec == nullptr) return NotRegistered(type, version);
+  const std::string current = ProductionOf(s, type);
+  if (expect_current && *expect_current != current) {
+    return Status::Conflict("production " + type + " is " + (current.empty() ? "none" : current) +
+                            ", not " + (expect_current->empty() ? "none" : *expect_current) +
+                            " as expected (--expect-current); nothing changed");
+  }
+  switch (rec->status) {
+    case ModelStatus::kProduction:
+      return Status::FailedPrecondition(Name(type, version) + " is already in production");
+    case ModelStatus::kFailed:
+      return Status::FailedPrecondition(Name(type, version) + " is failed and cannot be promoted (" +
+                                        rec->status_reason + ")");
+    case ModelStatus::kStaged:
+    case ModelStatus::kArchived:
+      break;
+  }
+  if (rec->purged) {
+    return Status::FailedPrecondition(Name(type, version) +
+                                      " has had its artifact purged and cannot be promoted");
+  }
+  return Status::OK();
+}
+
+std::string ReadFileOr(const fs::path& path, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot read " + path.string();
+    return {};
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+Status Registry::MarkFailed(const VersionRecord& rec, const std::string& why,
+                            const Actor& actor) {
+  auto r = Write(rec.model_type, [&](const State& s) -> Result<std::string> {
+    const VersionRecord* now = s.Find(rec.model_type, rec.version);
+    if (now == nullptr || now->status == ModelStatus::kFailed ||
+        now->status == ModelStatus::kProduction) {
+      return Err(Status::Conflict(Name(rec.model_type, rec.version) + " changed meanwhile"));
+    }
+    return events::Draft(EnvelopeFor(actor, NewEventId()),
+                         events::Failure{rec.model_type, rec.version, why});
+  });
+  if (!r) return r.error();
+  return Status::OK();
+}
+
+Result<WriteResult> Registry::Promote(const std::string& type, const std::string& version,
+                                      const std::optional<std::string>& expect_current,
+                                      bool override_gates, const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckNames(actor, type, version));
+  if (override_gates && actor.reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Err(Status::InvalidArgument("--override-gates needs --reason: say why the gates are "
+                                       "overridden"));
+  }
+  std::optional<VersionRecord> rec;
+  std::string current;
+  Status legal;
+  Read([&](const State& s) {
+    legal = CheckPromotable(s, type, version, expect_current);
+    if (const VersionRecord* r = s.Find(type, version)) rec = *r;
+    current = ProductionOf(s, type);
+  });
+  MODELREG_RETURN_IF_ERROR(legal);
+  auto loaded = policy::LoadPolicy(root_);
+  if (!loaded) return Err(loaded.error());
+  const policy::TypePolicy& tp = loaded->For(type);
+  const std::string policy_text = loaded->DescribeFor(type);
+
+  // Validation before activation.
+  auto check = internal::CheckArtifact(artifacts_, *rec, tp);
+  if (!check) return Err(check.error());
+  if (!check->ok) {
+    MODELREG_RETURN_IF_ERROR(
+        MarkFailed(*rec, "failed validation before promotion: " + check->detail, actor));
+    return Err(Status::Corruption(Name(type, version) + " failed validation before promotion (" +
+                                  check->detail + "); it is now marked failed"));
+  }
+
+  // Gates.
+  std::vector<events::Gate> gates =
+      policy::EvaluateGates(tp, rec->metrics, rec->registered_at, clock_->NowNs());
+  if (tp.compatibility) {
+    events::Gate g;
+    g.name = "dataset_compatibility";
+    g.comparison = "==";
+    g.threshold = 0;
+    std::string error;
+    const fs::path file = fs::path(root_) / tp.compatibility->current_versions_file;
+    const std::string text = ReadFileOr(file, &error);
+    auto current_versions =
+        error.empty() ? compat::ParseDatasetVersions(text, file.string())
+                      : Result<compat::DatasetVersions>(Err(Status::NotFound(error)));
+    if (!current_versions) {
+      g.detail = current_versions.error().message();
+    } else {
+      const compat::Result cr = compat::VersionCompatibilityChecker(tp.compatibility->strict)
+                                    .Check(rec->dataset_version_ids, *current_versions);
+      g.has_observed = true;
+      g.passed = cr.compatible;
+      for (const auto& w : cr.warnings) {
+        g.detail += (g.detail.empty() ? "" : "; ") + w;
+        if (!cr.compatible || cr.level == compat::Level::kMissing) g.observed += 1;
+      }
+      if (cr.compatible) g.observed = 0;
+    }
+    gates.push_back(std::move(g));
+  }
+  const bool all_passed =
+      std::all_of(gates.begin(), gates.end(), [](const events::Gate& g) { return g.passed; });
+
+  if (!all_passed && !override_gates) {
+    const std::string failures = policy::DescribeFailures(gates);
+    auto r = Write(type, [&](const State& s) -> Result<std::string> {
+      MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
+      events::Rejection rej{type, version, ProductionOf(s, type), gates, actor.reason, policy_text};
+      return events::Draft(EnvelopeFor(actor, NewEventId()), rej);
+    });
+    if (!r) return Err(r.error());
+    return Err(Status::Rejected("promotion of " + Name(type, version) +
+                                " refused by the gates: " + failures + " (policy: " +
+                                policy_text + "; recorded as event #" + std::to_string(r->seq) +
+                                ")"));
+  }
+
+  std::string summary;
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
+    MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
+    const std::string replaced = ProductionOf(s, type);
+    summary = "promoted " + Name(type, version) +
+              (replaced.empty() ? std::string() : " (replaces " + replaced + ", now archived)");
+    if (override_gates && !all_passed) {
+      summary += "; GATES OVERRIDDEN: " + policy::DescribeFailures(gates);
+    }
+    events::Promotion p;
+    p.model_type = type;
+    p.version = version;
+    p.replaced_version = replaced;
+    p.gates = gates;
+    p.gates_overridden = override_gates && !all_passed;
+    p.override_reason = p.gates_overridden ? actor.reason : std::string();
+    p.reason = actor.reason;
+    p.policy = policy_text;
+    return events::Draft(EnvelopeFor(actor, NewEventId()), p);
+  });
+  if (!r) return Err(r.error());
+  return WriteResult{r->seq, summary};
+}
+
+Result<WriteResult> Registry::Archive(const std::string& type, const std::string& version,
+                                      const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckNames(actor, type, version));
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
+    const VersionRecord* rec = FindOrNull(s, type, version);
+    if (rec == nullptr) return Err(NotRegistered(type, version));
+    switch (rec->status) {
+      case ModelStatus::kProduction:
+        return Err(Status::FailedPrecondition(
+            Name(type, version) + " is in production: promote another version or roll back "
+                                  "first (`modelreg rollback " + type + "`)"));
+      case ModelStatus::kArchived:
+        return Err(Status::FailedPrecondition(Name(type, version) + " is already archived"));
+      case ModelStatus::kFailed:
+        return Err(Status::FailedPrecondition(Name(type, version) +
+                                              " is failed; failed versions stay failed"));
+      case ModelStatus::kStaged:
+        break;
+    }
+    return events::Draft(EnvelopeFor(actor, NewEventId()),
+                         events::Archive{type, version, actor.reason});
+  });
+  if (!r) return Err(r.error());
+  return WriteResult{r->seq, "archived " + Name(type, version)};
+}
+
+Result<WriteResult> Registry::Fail(const std::string& type, const std::string& version,
+                                   bool force, const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckNames(actor, type, version));
+  if (actor.reason.empty()) {
+    return Err(Status::InvalidArgument("fail needs --reason: say why the model failed"));
+  }
+  std::string summary = "failed " + Name(type, version);
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
+    const VersionRecord* rec = FindOrNull(s, type, version);
+    if (rec == nullptr) return Err(NotRegistered(type, version));
+    switch (rec->status) {
+      case ModelStatus::kProduction:
+        if (!force) {
+          return Err(Status::FailedPrecondition(
+              Name(type, version) + " is in production: `modelreg rollback " + type +
+              " --fail` fails it and restores the previous version; `fail --force` leaves " +
+              type + " with no production model"));
+        }
+        summary += "; " + type + " now has no production version";
+        break;
+      case ModelStatus::kFailed:
+        return Err(Status::FailedPrecondition(Name(type, version) + " is already failed"));
+      case ModelStatus::kStaged:
+      case ModelStatus::kArchived:
+        break;
+    }
+    return events::Draft(EnvelopeFor(actor, NewEventId()),
+                         events::Failure{type, version, actor.reason});
+  });
+  if (!r) return Err(r.error());
+  return WriteResult{r->seq, summary};
+}
+
+Result<WriteResult> Registry::Rollback(const std::string& type, bool fail_current,
+                                       const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckActor(actor));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
+  // Find the target first to check its artifact before anything is written.
+  std::optional<VersionRecord> target_rec;
+  Read([&](const State& s) {
+    const std::string current = ProductionOf(s, type);
+    auto t = s.types.find(type);
+    if (current.empty() || t == s.types.end()) return;
+    for (auto it = t->second.history.rbegin(); it != t->second.history.rend(); ++it) {
+      if (it->version == current) {
+        if (const VersionRecord* r = s.Find(type, it->replaced_version)) target_rec = *r;
+        break;
+      }
+    }
+  });
+  if (target_rec && target_rec->status == ModelStatus::kArchived && !target_rec->purged) {
+    auto loaded = policy::LoadPolicy(root_);
+    if (!loaded) return Err(loaded.error());
+    auto check = internal::CheckArtifact(artifacts_, *target_rec, loaded->For(type));
+    if (!check) return Err(check.error());
+    if (!check->ok) {
+      MODELREG_RETURN_IF_ERROR(MarkFailed(
+          *target_rec, "failed validation before rollback: " + check->detail, actor));
+      return Err(Status::Corruption(
+          "cannot roll back to " + Name(type, target_rec->version) + ": " + check->detail +
+          "; it is now marked failed and production is unchanged"));
+    }
+  }
+  std::string summary;
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
+    const std::string current = ProductionOf(s, type);
+    if (current.empty()) {
+      return Err(Status::FailedPrecondition("no production version of " + type +
+                                            " to roll back"));
+    }
+    // The version that was production before the current one, from the
+    // history (not from version order).
+    std::string target;
+    const auto& history = s.types.at(type).history;
+    for (auto it = history.rbegin(); it != history.rend(); ++it) {
+      if (it->version == current) {
+        target = it->replaced_version;
+        break;
+      }
+    }
+    if (target.empty()) {
+      return Err(Status::FailedPrecondition(Name(type, current) +
+                                            " was the first production version of " + type +
+                                            "; there is nothing to roll back to"));
+    }
+    const VersionRecord* rec = FindOrNull(s, type, target);
+    if (rec == nullptr) return Err(Status::Internal("history names unknown version " + target));
+    if (rec->status == ModelStatus::kFailed) {
+      return Err(Status::FailedPrecondition(
+          Name(type, target) + " (production before " + current +
+          ") is failed; promote a version explicitly with `modelreg promote`"));
+    }
+    if (rec->purged) {
+      return Err(Status::FailedPrecondition(Name(type, target) +
+                                            " has had its artifact purged; promote a version "
+                                            "explicitly"));
+    }
+    summary = "rolled back " + type + ": " + current + " -> " + target + " (" + current +
+              " is now " + (fail_current ? "failed" : "archived") + ")";
+    return events::Draft(EnvelopeFor(actor, NewEventId()),
+                         events::Rollback{type, current, target, fail_current, actor.reason});
+  });
+  if (!r) return Err(r.error());
+  return WriteResult{r->seq, summary};
+}
+
+Result<ValidateResult> Registry::Validate(const std::string& type, const std::string& version,
+                                          const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckNames(actor, type, version));
+  std::optional<VersionRecord> rec;
+  Read([&](const State& s) {
+    if (const VersionRecord* r = s.Find(type, version)) rec = *r;
+  });
+  if (!rec) return Err(NotRegistered(type, version));
+  if (rec->purged) {
+    return Err(Status::FailedPrecondition(Name(type, version) + " has had its artifact purged"));
+  }
+  auto loaded = policy::LoadPolicy(root_);
+  if (!loaded) return Err(loaded.error());
+  auto check = internal::CheckArtifact(artifacts_, *rec, loaded->For(type));
+  if (!check) return Err(check.error());
+  events::Validation v;
+  v.model_type = type;
+  v.version = version;
+  v.expected_sha256 = *DigestFromHex(rec->artifact_sha256);
+  v.observed_sha256 = check->observed_sha256;
+  v.observed_size = check->observed_size;
+  v.ok = check->ok;
+  v.detail = check->ok ? std::string() : check->detail;
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
+    if (s.Find(type, version) == nullptr) return Err(NotRegistered(type, version));
+    return events::Draft(EnvelopeFor(actor, NewEventId()), v);
+  });
+  if (!r) return Err(r.error());
+  return ValidateResult{check->ok, check->detail, r->seq};
+}
+
+Result<WriteResult> Registry::Acknowledge(const std::string& type, const events::ConsumerAck& ack,
+                                          const Actor& actor) {
+  MODELREG_RETURN_IF_ERROR(CheckActor(actor));
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
+  if (ack.consumer_id.empty() || ack.consumer_id.size() > 128 || !IsValidUtf8(ack.consumer_id) ||
+      std::any_of(ack.consumer_id.begin(), ack.consumer_id.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    return Err(Status::InvalidArgument("consumer id must be 1..128 bytes of UTF-8 text"));
+  }
+  if (!ack.version.empty()) MODELREG_RETURN_IF_ERROR(model::ValidateVersion(ack.version));
+  if (!ack.attempted_version.empty()) {
+    MODELREG_RETURN_IF_ERROR(model::ValidateVersion(ack.attempted_version));
+  }
+  if (!IsValidUtf8(ack.detail) || ack.detail.size() > 4096) {
+    return Err(Status::InvalidArgument("detail must be UTF-8, at most 4 KiB"));
+  }
+  events::ConsumerAck a = ack;
+  a.model_type = type;
+  auto describe = [&a, &type] {
+    return "consumer " + a.consumer_id +
+           (a.ok ? " runs " : " failed to load " + a.attempted_version + ", runs ") + type + " " +
+           (a.version.empty() ? "nothing" : a.version);
+  };
+  {
+    // A registry opened with lazy_state that has not loaded its state:
+    // append without it. The fold of an acknowledgement reads nothing from
+    // the state, so its rows ("s" and "c/") come from a fold over an empty
+    // one. mu_ is held throughout so that no other thread loads the state
+    // (which would then miss this event) meanwhile; no other thread of
+    // this registry can be appending, since that needs the state loaded.
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!loaded_ && rows_current_ && !read_only_) {
+      for (const std::string* v : {&a.version, &a.attempted_version}) {
+        if (v->empty()) continue;
+        auto row = store_->GetRow(kProjectionCf, projection::VersionKey(type, *v));
+        if (!row) return Err(row.error());
+        if (!*row) return Err(NotRegistered(type, *v));
+      }
+      RowsFn rows = [](const AppendedEvent& ev) -> Result<std::vector<Row>> {
+        State empty;
+        auto delta = projection::PlanUnchecked(empty, ev.event);
+        if (!delta) return Err(delta.error());
+        return internal::ToRows(projection::EncodeDelta(*delta));
+      };
+      auto r = store_->Append({events::Draft(EnvelopeFor(actor, NewEventId()), a), std::nullopt,
+                               rows});
+      if (!r) return Err(r.error());
+      return WriteResult{r->seq, describe()};
+    }
+  }
+  std::string summary;
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
+    for (const std::string* v : {&a.version, &a.attempted_version}) {
+      if (!v->empty() && s.Find(type, *v) == nullptr) return Err(NotRegistered(type, *v));
+    }
+    summary = describe();
+    return events::Draft(EnvelopeFor(actor, NewEventId()), a);
+  });
+  if (!r) return Err(r.error());
+  return WriteResult{r->seq, summary};
+}
+
+}  // namespace modelreg::registry
