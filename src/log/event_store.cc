@@ -1,6 +1,9 @@
 #include "log/event_store.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -16,6 +19,8 @@
 #include <unordered_map>
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/backup_engine.h>
@@ -23,6 +28,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "common/bytes.h"
+#include "common/rw_file_lock.h"
 #include "log/envelope.h"
 
 namespace modelreg {
@@ -117,6 +123,178 @@ Digest PrevHashOf(const fb::Event& e) {
   return d;
 }
 
+// --- Readers beside a writer (docs/log.md) ---------------------------------
+//
+// A writing process never deletes a file of the database while a reader in
+// another process may need it: RocksDB's deletions go through
+// DeferredDeleteFs, which only records them, and the files are unlinked
+// while the writer holds the readers' lock exclusively. Read-only opens hold
+// it shared for their whole life; secondary instances while they open and
+// catch up.
+
+using Steady = std::chrono::steady_clock;
+
+// The readers' lock (and its gate, the same name + ".gate"), inside the
+// log directory; RocksDB ignores files whose names it does not know.
+std::string ReadersLockPath(const std::string& dir) {
+  return (std::filesystem::path(dir) / "modelreg-readers.lock").string();
+}
+
+// How long a reader waits for the lock: a writer keeps readers out for at
+// most kPurgeWait plus the unlinks, so only a stopped writer exhausts this.
+constexpr std::chrono::milliseconds kReaderWait(30000);
+// How often a writer tries (without waiting) to delete what it held back.
+constexpr std::chrono::milliseconds kPurgeInterval(1000);
+// When the backlog is this large or old, the writer waits (at most
+// kPurgeWait, new readers queue behind it meanwhile) for the readers
+// inside to leave. After such a wait timed out (a reader that stays, e.g.
+// `modelreg events | less`), no writer process waits again for kPurgeRetry:
+// the time is kept in the lock's gate file.
+constexpr std::uint64_t kBacklogBytes = 64u << 20;
+constexpr std::size_t kBacklogFiles = 128;
+constexpr std::chrono::milliseconds kBacklogAge(30000);
+constexpr std::chrono::milliseconds kPurgeWait(2000);
+constexpr std::chrono::milliseconds kPurgeRetry(10000);
+
+// A FileSystem for a writing RocksDB instance that holds back every file
+// deletion in the database directory until DeleteDeferred(). RocksDB never
+// reuses a file name it deleted (file numbers only grow); if a name is
+// created again anyway, its pending deletion is dropped.
+class DeferredDeleteFs : public rocksdb::FileSystemWrapper {
+ public:
+  struct Backlog {
+    std::size_t files = 0;
+    std::uint64_t bytes = 0;
+    Steady::time_point oldest{};
+  };
+
+  DeferredDeleteFs(const std::shared_ptr<rocksdb::FileSystem>& target, std::string dir)
+      : rocksdb::FileSystemWrapper(target), dir_(std::move(dir)) {
+    while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
+  }
+
+  static const char* kClassName() { return "ModelregDeferredDeleteFs"; }
+  const char* Name() const override { return kClassName(); }
+
+  rocksdb::IOStatus DeleteFile(const std::string& f, const rocksdb::IOOptions& options,
+                               rocksdb::IODebugContext* dbg) override {
+    if (!InDir(f)) return target()->DeleteFile(f, options, dbg);
+    std::uint64_t size = 0;
+    rocksdb::IOStatus s = target()->GetFileSize(f, options, &size, dbg);
+    if (s.IsPathNotFound()) return target()->DeleteFile(f, options, dbg);  // its own answer
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_.try_emplace(f, Entry{size, Steady::now()}).second) bytes_ += size;
+    return rocksdb::IOStatus::OK();
+  }
+
+  rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                    rocksdb::IODebugContext* dbg) override {
+    Reclaim(f);
+    return target()->NewWritableFile(f, o, r, dbg);
+  }
+  rocksdb::IOStatus ReopenWritableFile(const std::string& f, const rocksdb::FileOptions& o,
+                                       std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                       rocksdb::IODebugContext* dbg) override {
+    Reclaim(f);
+    return target()->ReopenWritableFile(f, o, r, dbg);
+  }
+  rocksdb::IOStatus ReuseWritableFile(const std::string& f, const std::string& old,
+                                      const rocksdb::FileOptions& o,
+                                      std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                      rocksdb::IODebugContext* dbg) override {
+    Reclaim(f);
+    return target()->ReuseWritableFile(f, old, o, r, dbg);
+  }
+  rocksdb::IOStatus NewRandomRWFile(const std::string& f, const rocksdb::FileOptions& o,
+                                    std::unique_ptr<rocksdb::FSRandomRWFile>* r,
+                                    rocksdb::IODebugContext* dbg) override {
+    Reclaim(f);
+    return target()->NewRandomRWFile(f, o, r, dbg);
+  }
+  rocksdb::IOStatus RenameFile(const std::string& from, const std::string& to,
+                               const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    Reclaim(to);
+    return target()->RenameFile(from, to, o, dbg);
+  }
+  rocksdb::IOStatus LinkFile(const std::string& from, const std::string& to,
+                             const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    Reclaim(to);
+    return target()->LinkFile(from, to, o, dbg);
+  }
+
+  Backlog backlog() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    Backlog b;
+    b.files = pending_.size();
+    b.bytes = bytes_;
+    for (const auto& [name, entry] : pending_) {
+      if (b.oldest == Steady::time_point{} || entry.since < b.oldest) b.oldest = entry.since;
+    }
+    return b;
+  }
+
+  // Unlinks every file held back; the caller holds the readers' lock
+  // exclusively. A file that cannot be unlinked is left to the next
+  // writable open, which finds it again.
+  void DeleteDeferred() {
+    std::vector<std::string> names;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [name, entry] : pending_) names.push_back(name);
+    }
+    for (const std::string& name : names) {
+      // One file at a time under the mutex: a name created again meanwhile
+      // (Reclaim) is not unlinked.
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = pending_.find(name);
+      if (it == pending_.end()) continue;
+      bytes_ -= it->second.bytes;
+      pending_.erase(it);
+      ::unlink(name.c_str());
+    }
+  }
+
+ private:
+  struct Entry {
+    std::uint64_t bytes;
+    Steady::time_point since;
+  };
+
+  bool InDir(const std::string& f) const {
+    const std::size_t slash = f.find_last_of('/');
+    if (slash == std::string::npos) return false;
+    std::size_t end = slash;
+    while (end > 1 && f[end - 1] == '/') --end;
+    return f.compare(0, end, dir_) == 0 && end == dir_.size();
+  }
+
+  void Reclaim(const std::string& f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pending_.find(f);
+    if (it == pending_.end()) return;
+    bytes_ -= it->second.bytes;
+    pending_.erase(it);
+  }
+
+  std::string dir_;
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> pending_;
+  std::uint64_t bytes_ = 0;
+};
+
+bool Overdue(const DeferredDeleteFs::Backlog& b) {
+  return b.files >= kBacklogFiles || b.bytes >= kBacklogBytes ||
+         (b.files > 0 && Steady::now() - b.oldest >= kBacklogAge);
+}
+
+// May a writer wait for the readers now (no wait timed out lately)?
+bool MayWait(const RwFileLock& lock) {
+  const auto last = lock.SharedStamp();
+  const auto now = std::chrono::system_clock::now();
+  return !last || *last > now || now - *last >= kPurgeRetry;
+}
+
 }  // namespace
 
 class EventStore::Impl {
@@ -157,6 +335,19 @@ class EventStore::Impl {
       db->Close().PermitUncheckedError();
       db.reset();
     }
+    if (purger.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(purge_cv_mu);
+        purge_stop = true;
+      }
+      purge_cv.notify_all();
+      purger.join();
+    }
+    // What this writer held back, including what closing made obsolete:
+    // deleted now if no reader is inside; left to the next writable open
+    // (which finds it again) unless the backlog is overdue.
+    Purge();
+    readers_lock.reset();  // a read-only view's shared hold ends with it
     if (!secondary_dir.empty()) {
       std::error_code ec;
       std::filesystem::remove_all(secondary_dir, ec);
@@ -176,10 +367,31 @@ class EventStore::Impl {
 
   Status ReadHead(Head* out) const;
 
+  // Writers: unlinks the deletions held back, if the readers' lock can be
+  // taken exclusively within `wait`; false if not.
+  bool PurgeDeferred(std::chrono::milliseconds wait);
+  // Without waiting; when that fails and the backlog is overdue, waiting
+  // (see kPurgeWait, kPurgeRetry).
+  void Purge();
+  void PurgeLoop();
+
   std::string dir;
   std::string secondary_dir;  // private state of a secondary instance
   std::string primary_manifest;  // a secondary's view of the writer's CURRENT file
   StoreOptions options;
+  // Readers beside a writer (docs/log.md). The readers' lock: held shared
+  // for the life of a read-only view, around the open and every catch-up of
+  // a secondary instance, and exclusively by a writer while it deletes.
+  std::unique_ptr<RwFileLock> readers_lock;
+  // Writers: RocksDB's file system, which holds deletions back, and the
+  // Env over it (both outlive `db`).
+  std::shared_ptr<DeferredDeleteFs> deferred;
+  std::unique_ptr<rocksdb::Env> env;
+  std::mutex purge_mu;  // one purge at a time
+  std::mutex purge_cv_mu;
+  std::condition_variable purge_cv;
+  bool purge_stop = false;
+  std::thread purger;
   std::unique_ptr<rocksdb::DB> db;
   std::map<std::string, rocksdb::ColumnFamilyHandle*> families;
   rocksdb::ColumnFamilyHandle* events = nullptr;
@@ -439,6 +651,32 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
   for (std::size_t i = 0; i < group.size(); ++i) group[i]->done.set_value(std::move(results[i]));
 }
 
+bool EventStore::Impl::PurgeDeferred(std::chrono::milliseconds wait) {
+  std::lock_guard<std::mutex> purging(purge_mu);
+  if (!deferred || deferred->backlog().files == 0) return true;
+  if (!readers_lock || !readers_lock->LockExclusive(wait).ok()) return false;
+  deferred->DeleteDeferred();
+  readers_lock->Unlock();
+  return true;
+}
+
+void EventStore::Impl::Purge() {
+  if (!deferred || !readers_lock || PurgeDeferred(std::chrono::milliseconds(0)) ||
+      !Overdue(deferred->backlog()) || !MayWait(*readers_lock)) {
+    return;
+  }
+  if (!PurgeDeferred(kPurgeWait)) readers_lock->SetSharedStamp(std::chrono::system_clock::now());
+}
+
+void EventStore::Impl::PurgeLoop() {
+  std::unique_lock<std::mutex> lock(purge_cv_mu);
+  while (!purge_cv.wait_for(lock, kPurgeInterval, [this] { return purge_stop; })) {
+    lock.unlock();
+    Purge();
+    lock.lock();
+  }
+}
+
 EventStore::EventStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 EventStore::~EventStore() = default;
@@ -472,7 +710,38 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
     return Err(Status::NotFound("no registry log at " + dir));
   }
 
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  impl->options = opts;
+  if (opts.read_only) {
+    // Readers: no writing process deletes a file while this is held (for a
+    // read-only view, until it closes; for a secondary instance, until it
+    // has opened every file it needs). A registry no writer of this version
+    // has opened may have no lock file, and a reader may not be allowed to
+    // create one; then no such writer can be deleting either.
+    auto lock = RwFileLock::Open(ReadersLockPath(dir), /*create=*/true);
+    if (lock) {
+      Status st = (*lock)->LockShared(kReaderWait);
+      if (st.code() == Code::kBusy) {
+        return Err(Status::Busy("registry log " + dir +
+                                ": a writing process has kept readers out for " +
+                                std::to_string(kReaderWait.count() / 1000) +
+                                " s (is it stopped?); try again"));
+      }
+      MODELREG_RETURN_IF_ERROR(st);
+      impl->readers_lock = std::move(*lock);
+    } else if (lock.error().code() != Code::kNotFound) {
+      return Err(lock.error());
+    }
+  } else {
+    // Writers: RocksDB deletes through DeferredDeleteFs (see above).
+    impl->deferred =
+        std::make_shared<DeferredDeleteFs>(rocksdb::FileSystem::Default(), dir);
+    impl->env = rocksdb::NewCompositeEnv(impl->deferred);
+  }
+
   rocksdb::Options db_options;
+  if (impl->env) db_options.env = impl->env.get();
   db_options.create_if_missing = opts.create_if_missing && !opts.read_only;
   db_options.create_missing_column_families = !opts.read_only;
   if (opts.secondary) db_options.max_open_files = -1;  // required by secondaries
@@ -528,9 +797,6 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
     descriptors.emplace_back(name, cf_options);
   }
 
-  auto impl = std::make_unique<Impl>();
-  impl->dir = dir;
-  impl->options = opts;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
@@ -599,9 +865,18 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
     }
   }
   impl->writer_head = impl->head;
+  if (opts.secondary && impl->readers_lock) {
+    // Every table file is open now (max_open_files = -1); CatchUp takes
+    // the lock again for what it reads.
+    impl->readers_lock->Unlock();
+  }
   if (!opts.read_only) {
+    auto lock = RwFileLock::Open(ReadersLockPath(dir), /*create=*/true);
+    if (!lock) return Err(lock.error().WithContext("registry log " + dir));
+    impl->readers_lock = std::move(*lock);
     Impl* p = impl.get();
     impl->writer = std::thread([p] { p->WriterLoop(); });
+    impl->purger = std::thread([p] { p->PurgeLoop(); });
   }
   return std::unique_ptr<EventStore>(new EventStore(std::move(impl)));
 }
@@ -638,9 +913,18 @@ Status EventStore::CatchUp() {
     // Caught mid-switch (or any other failure): catch up as before and try
     // the reopen again next time.
   }
-  MODELREG_RETURN_IF_ERROR(FromRocks(impl_->db->TryCatchUpWithPrimary(), impl_->dir));
+  // No writer deletes a file while the catch-up reads the MANIFEST, the
+  // WALs and opens new table files.
+  RwFileLock* readers = impl_->readers_lock.get();
+  if (readers != nullptr) {
+    Status st = readers->LockShared(kReaderWait);
+    if (!st.ok()) return st.WithContext("registry log " + impl_->dir);
+  }
   Head h;
-  MODELREG_RETURN_IF_ERROR(impl_->ReadHead(&h));
+  Status st = FromRocks(impl_->db->TryCatchUpWithPrimary(), impl_->dir);
+  if (st.ok()) st = impl_->ReadHead(&h);
+  if (readers != nullptr) readers->Unlock();
+  MODELREG_RETURN_IF_ERROR(st);
   std::lock_guard<std::mutex> lock(impl_->head_mu);
   impl_->head = h;
   return Status::OK();
