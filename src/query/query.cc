@@ -61,7 +61,8 @@ Result<Production> Query::ProductionAt(const std::string& type, const Pinned& pi
   Production out;
   out.model_type = type;
   if (pin.seq == 0) return out;
-  auto p = reg_.ProductionAtTime(type, pin.at);
+  auto p = reg_.ProductionAtTime(
+      type, pin.at, pin.at == INT64_MAX ? std::nullopt : std::optional<Seq>(pin.seq));
   if (!p) return Err(p.error());
   if (p->version.empty() || !p->record) return out;
   out.record = std::move(p->record);

@@ -90,8 +90,14 @@ Result<std::optional<VersionRecord>> Registry::VersionAt(const std::string& type
   }
   auto seq = store_->SeqAtOrBefore(t);
   if (!seq) return Err(seq.error());
-  if (*seq == 0) return std::optional<VersionRecord>();
-  auto row = store_->SeekRowForPrev(kProjectionCf, projection::RecordKey(type, version, *seq));
+  return RecordAtSeq(type, version, *seq);
+}
+
+Result<std::optional<VersionRecord>> Registry::RecordAtSeq(const std::string& type,
+                                                          const std::string& version,
+                                                          Seq seq) const {
+  if (seq == 0) return std::optional<VersionRecord>();
+  auto row = store_->SeekRowForPrev(kProjectionCf, projection::RecordKey(type, version, seq));
   if (!row) return Err(row.error());
   const std::string prefix = projection::RecordPrefix(type, version);
   if (!*row || (*row)->first.compare(0, prefix.size(), prefix) != 0) {
@@ -102,8 +108,17 @@ Result<std::optional<VersionRecord>> Registry::VersionAt(const std::string& type
   return std::optional<VersionRecord>(std::move(*rec));
 }
 
-Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& type,
-                                                          TimeNs t) const {
+namespace {
+// Every change of a record sets its status_seq or validated_seq, except a
+// purge (which leaves purged set): a record that is not purged and whose
+// last change is at or before `seq` is the record as of `seq`.
+bool UnchangedSince(const VersionRecord& r, Seq seq) {
+  return !r.purged && std::max(r.status_seq, r.validated_seq) <= seq;
+}
+}  // namespace
+
+Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& type, TimeNs t,
+                                                          std::optional<Seq> seq_at_t) const {
   ProductionAt out;
   bool in_memory;
   {
@@ -114,9 +129,20 @@ Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& typ
     MODELREG_RETURN_IF_ERROR(Load());  // stale rows: the fold is the truth
     in_memory = true;
   }
+  auto seq_at = [&]() -> Result<Seq> {
+    if (!seq_at_t) {
+      auto s = store_->SeqAtOrBefore(t);
+      if (!s) return Err(s.error());
+      seq_at_t = *s;
+    }
+    return *seq_at_t;
+  };
   std::optional<projection::ProductionChange> change;
-  bool record_done = false;
   if (in_memory) {
+    if (!seq_at_t && t < INT64_MAX) {
+      auto s = seq_at();  // outside the lock: a read of the log
+      if (!s) return Err(s.error());
+    }
     // Binary search of the in-memory timeline (recorded_at increases with seq).
     std::lock_guard<std::mutex> lock(mu_);
     auto it = state_.types.find(type);
@@ -133,11 +159,12 @@ Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& typ
         history.begin(), history.end(), change->seq,
         [](const projection::PromotionRecord& r, Seq seq) { return r.seq < seq; });
     if (h != history.end() && h->seq == change->seq) out.promotion = *h;
-    if (t >= state_.at) {
-      // Nothing was recorded between t and now: the record now is the
-      // record at t.
-      out.record = it->second.versions.at(change->version);
-      record_done = true;
+    const VersionRecord& now = it->second.versions.at(change->version);
+    // The record now is the record at t when nothing was recorded after t,
+    // or nothing changed it since.
+    if (t >= state_.at || (seq_at_t && UnchangedSince(now, *seq_at_t))) {
+      out.record = now;
+      return out;
     }
   } else {
     auto row = store_->SeekRowForPrev(kProjectionCf, projection::TimelineSeekKey(type, t));
@@ -157,12 +184,13 @@ Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& typ
       out.promotion = std::move(*h);
     }
   }
-  if (!record_done) {
-    // The record as it was at t (never a later status, reason or time).
-    auto rec = VersionAt(type, change->version, t);
-    if (!rec) return Err(rec.error());
-    out.record = std::move(*rec);
-  }
+  // The record as it was at t (never a later status, reason or time).
+  auto seq = seq_at();
+  if (!seq) return Err(seq.error());
+  auto rec = rows_current_ ? RecordAtSeq(type, change->version, *seq)
+                           : VersionAt(type, change->version, t);
+  if (!rec) return Err(rec.error());
+  out.record = std::move(*rec);
   return out;
 }
 

@@ -189,7 +189,9 @@ class Registry {
     std::optional<projection::PromotionRecord> promotion;
     std::optional<VersionRecord> record;
   };
-  Result<ProductionAt> ProductionAtTime(const std::string& type, TimeNs t) const;
+  // `seq_at_t`, if known, is the last event at or before t (saves a seek).
+  Result<ProductionAt> ProductionAtTime(const std::string& type, TimeNs t,
+                                        std::optional<Seq> seq_at_t = std::nullopt) const;
   Result<VerifyResult> Verify() const;
   // A following registry (RegistryOptions::follow) catches up with the
   // writer; a no-op otherwise. Not concurrent with reads of this registry.
@@ -236,6 +238,10 @@ class Registry {
 
  private:
   friend class query::Query;  // the read side (src/query)
+  // The record of a version right after event `seq` (its versioned record
+  // row); needs current rows.
+  Result<std::optional<VersionRecord>> RecordAtSeq(const std::string& type,
+                                                   const std::string& version, Seq seq) const;
   Registry(std::string root, std::unique_ptr<EventStore> store, const Clock* clock,
            bool read_only, std::function<void(const std::string&)> on_warning);
   // Loads the state from the rows (stale rows: a writable registry rewrites
