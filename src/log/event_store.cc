@@ -973,13 +973,20 @@ Status EventStore::Scan(Seq from, Seq to, const ScanFn& fn) const {
 }
 
 Result<Seq> EventStore::SeqAtOrBefore(TimeNs t) const {
+  auto last = LastAtOrBefore(t);
+  if (!last) return Err(last.error());
+  return last->first;
+}
+
+Result<std::pair<Seq, TimeNs>> EventStore::LastAtOrBefore(TimeNs t) const {
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->by_time));
   it->SeekForPrev(TimeKey(t, std::numeric_limits<Seq>::max()));
   if (!it->status().ok()) return Err(FromRocks(it->status(), impl_->dir));
-  if (!it->Valid()) return Seq{0};
+  if (!it->Valid()) return std::pair<Seq, TimeNs>{0, 0};
   if (it->key().size() != 16) return Err(Status::Corruption("by_time: malformed key"));
-  return GetBe64(it->key().ToStringView().substr(8));
+  const std::string_view key = it->key().ToStringView();
+  return std::pair<Seq, TimeNs>{GetBe64(key.substr(8)), SignedFromOrdered(GetBe64(key.substr(0, 8)))};
 }
 
 Status EventStore::ScanTime(TimeNs from, TimeNs to, const ScanFn& fn) const {

@@ -146,6 +146,9 @@ class EventStore {
 
   // The last sequence number recorded at or before `t`; 0 if none.
   Result<Seq> SeqAtOrBefore(TimeNs t) const;
+  // The same with that event's recorded_at (from the time index; {0, 0}
+  // if none).
+  Result<std::pair<Seq, TimeNs>> LastAtOrBefore(TimeNs t) const;
 
   // Walks the whole chain from event 1 and reports the first break.
   // `progress` (optional) is called every 65536 events with the count.

@@ -31,21 +31,20 @@ Result<HeadResult> Query::Head() const {
 Result<Seq> Query::SeqAt(TimeNs at) const { return reg_.store_->SeqAtOrBefore(at); }
 
 Result<Query::Pinned> Query::Pin(TimeNs at) const {
-  auto seq = SeqAt(at);
-  if (!seq) return Err(seq.error());
-  if (*seq == 0) return Pinned{};
-  auto e = reg_.store_->Get(*seq);
-  if (!e) return Err(e.error());
-  return Pinned{*seq, e->event().recorded_at()};
+  auto last = reg_.store_->LastAtOrBefore(at);
+  if (!last) return Err(last.error());
+  if (last->first == 0) return Pinned{};
+  return Pinned{last->first, last->second};
 }
 
 Result<std::optional<Evidence>> Query::EvidenceFor(const PromotionRecord& p) const {
   Evidence e;
   e.promotion = p;
   if (!p.rollback) {
-    auto ev = reg_.store_->Get(p.seq);
+    auto ev = reg_.PromotionEvidence(p.seq);
     if (!ev) return Err(ev.error());
-    events::PromotionEvidence(*ev, &e.gates, &e.policy);
+    e.gates = (*ev)->first;
+    e.policy = (*ev)->second;
   }
   return std::optional<Evidence>(std::move(e));
 }

@@ -103,8 +103,17 @@ Result<std::optional<VersionRecord>> Registry::RecordAtSeq(const std::string& ty
   if (!*row || (*row)->first.compare(0, prefix.size(), prefix) != 0) {
     return std::optional<VersionRecord>();
   }
+  const std::string& key = (*row)->first;
+  {
+    std::lock_guard<std::mutex> lock(record_cache_mu_);
+    auto hit = record_cache_.find(key);
+    if (hit != record_cache_.end()) return std::optional<VersionRecord>(hit->second);
+  }
   auto rec = projection::DecodeVersionRow((*row)->second);
   if (!rec) return Err(rec.error());
+  std::lock_guard<std::mutex> lock(record_cache_mu_);
+  if (record_cache_.size() >= kRecordCacheSize) record_cache_.clear();
+  record_cache_.emplace(key, *rec);
   return std::optional<VersionRecord>(std::move(*rec));
 }
 
@@ -192,6 +201,26 @@ Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& typ
   if (!rec) return Err(rec.error());
   out.record = std::move(*rec);
   return out;
+}
+
+}  // namespace modelreg::registry
+
+namespace modelreg::registry {
+
+Result<std::shared_ptr<const Registry::Evidence>> Registry::PromotionEvidence(Seq seq) const {
+  {
+    std::lock_guard<std::mutex> lock(record_cache_mu_);
+    auto hit = evidence_cache_.find(seq);
+    if (hit != evidence_cache_.end()) return hit->second;
+  }
+  auto ev = store_->Get(seq);
+  if (!ev) return Err(ev.error());
+  auto out = std::make_shared<Evidence>();
+  events::PromotionEvidence(*ev, &out->first, &out->second);
+  std::lock_guard<std::mutex> lock(record_cache_mu_);
+  if (evidence_cache_.size() >= kRecordCacheSize) evidence_cache_.clear();
+  evidence_cache_.emplace(seq, out);
+  return std::shared_ptr<const Evidence>(out);
 }
 
 }  // namespace modelreg::registry

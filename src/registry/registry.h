@@ -23,10 +23,12 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "artifacts/artifact_store.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "events/model_events.h"
 #include "log/event_store.h"
 #include "projection/state.h"
 #include "registry/metadata.h"
@@ -242,6 +244,10 @@ class Registry {
   // row); needs current rows.
   Result<std::optional<VersionRecord>> RecordAtSeq(const std::string& type,
                                                    const std::string& version, Seq seq) const;
+  // The gates and policy text recorded by the promotion event `seq`
+  // (empty for any other event); cached like the records.
+  using Evidence = std::pair<std::vector<events::Gate>, std::string>;
+  Result<std::shared_ptr<const Evidence>> PromotionEvidence(Seq seq) const;
   Registry(std::string root, std::unique_ptr<EventStore> store, const Clock* clock,
            bool read_only, std::function<void(const std::string&)> on_warning);
   // Loads the state from the rows (stale rows: a writable registry rewrites
@@ -304,6 +310,14 @@ class Registry {
   mutable std::map<std::string, Seq> sequenced_type_seq_;
   mutable std::map<std::string, Seq> committed_type_seq_;
   mutable std::map<Seq, std::pair<std::string, projection::Delta>> durable_;
+  // Decoded versioned record rows by key (RecordAtSeq): such a row never
+  // changes once written, and a long-running process answers as-of
+  // questions about the same records again and again. Bounded: cleared
+  // when it holds kRecordCacheSize records.
+  static constexpr std::size_t kRecordCacheSize = 16384;
+  mutable std::mutex record_cache_mu_;
+  mutable std::unordered_map<std::string, VersionRecord> record_cache_;
+  mutable std::unordered_map<Seq, std::shared_ptr<const Evidence>> evidence_cache_;
 };
 
 // Versions of a type in semantic-version order.

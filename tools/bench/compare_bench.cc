@@ -529,9 +529,12 @@ void MeasureAsOf(const fs::path& work, std::uint64_t size, int queries, const st
     return answers;
   };
   auto modelreg_ask = [](modelreg::registry::Registry& reg) {
+    // The read path of `audit --at` and GET /api/v1/audit: production,
+    // its record as of t and the promotion's evidence, for every type.
     return [&reg](TimeNs t) {
       std::vector<std::string> out;
-      for (const auto& type : kTypes) out.push_back(Check(reg.ProductionAtTime(type, t), "as-of").version);
+      const auto audit = Check(modelreg::query::Query(reg).Audit(t, kTypes), "as-of");
+      for (const auto& m : audit.models) out.push_back(m.record ? m.record->version : "");
       return out;
     };
   };
