@@ -21,7 +21,6 @@
 #include "app/verify.h"
 #include "artifacts/artifact_store.h"
 #include "common/fs.h"
-#include "log/event_store.h"
 #include "portable/export_format.h"
 #include "query/query.h"
 #include "registry/registry.h"
