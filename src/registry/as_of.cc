@@ -146,12 +146,23 @@ Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& typ
     }
     return *seq_at_t;
   };
+  // The last event at or before t first (outside the lock: a read of the
+  // log), so that everything below describes exactly that prefix.
+  if (!seq_at_t && (t < INT64_MAX || !in_memory)) {
+    auto s = seq_at();
+    if (!s) return Err(s.error());
+  }
   std::optional<projection::ProductionChange> change;
   if (in_memory) {
-    if (!seq_at_t && t < INT64_MAX) {
-      auto s = seq_at();  // outside the lock: a read of the log
-      if (!s) return Err(s.error());
+    std::unique_lock<std::mutex> lock(mu_);
+    // An event can be durable (and found by the pin) a moment before the
+    // state in memory includes it: then answer from the rows.
+    if (seq_at_t && *seq_at_t > state_.seq) {
+      in_memory = false;
+      lock.unlock();
     }
+  }
+  if (in_memory) {
     // Binary search of the in-memory timeline (recorded_at increases with seq).
     std::lock_guard<std::mutex> lock(mu_);
     auto it = state_.types.find(type);
@@ -171,11 +182,13 @@ Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& typ
     const VersionRecord& now = it->second.versions.at(change->version);
     // The record now is the record at t when nothing was recorded after t,
     // or nothing changed it since.
-    if (t >= state_.at || (seq_at_t && UnchangedSince(now, *seq_at_t))) {
+    if ((seq_at_t ? *seq_at_t >= state_.seq : t >= state_.at) ||
+        (seq_at_t && UnchangedSince(now, *seq_at_t))) {
       out.record = now;
       return out;
     }
-  } else {
+  }
+  if (!in_memory) {
     auto row = store_->SeekRowForPrev(kProjectionCf, projection::TimelineSeekKey(type, t));
     if (!row) return Err(row.error());
     projection::ProductionChange c;
@@ -206,6 +219,11 @@ Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& typ
 }  // namespace modelreg::registry
 
 namespace modelreg::registry {
+
+void Registry::ClearRecordCache() const {
+  std::lock_guard<std::mutex> lock(record_cache_mu_);
+  record_cache_.clear();
+}
 
 Result<std::shared_ptr<const Registry::Evidence>> Registry::PromotionEvidence(Seq seq) const {
   {

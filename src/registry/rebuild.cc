@@ -179,6 +179,8 @@ Result<Registry::RebuildResult> Registry::Rebuild(
                                   "; nothing was rebuilt"));
   }
   if (progress) progress(head, 2 * head);
+  rows_current_ = false;  // while they are rewritten, reads fold the log
+  ClearRecordCache();
   MODELREG_RETURN_IF_ERROR(
       internal::RewriteProjectionLean(*store_, head, rebuild_resident_, [&](Seq done) {
         if (progress) progress(head + done, 2 * head);
@@ -195,6 +197,7 @@ Result<Registry::RebuildResult> Registry::Rebuild(
     ResetSequencing();
     loaded_ = false;
   }
+  ClearRecordCache();
   rows_current_ = true;
   // manifest.json is derived from the log, which a rebuild does not change:
   // rewritten only if it does not match the log (which needs the state).

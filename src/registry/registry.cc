@@ -179,6 +179,7 @@ Status Registry::CatchUp() {
   auto current = internal::RowsCurrent(*store_);
   if (!current) return current.error();
   rows_current_ = *current;
+  ClearRecordCache();
   std::lock_guard<std::mutex> lock(mu_);
   loaded_ = false;  // a loaded state would be the old one
   state_ = State();

@@ -14,6 +14,7 @@
 // Thread-safety: all methods are safe from many threads.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <chrono>
 #include <functional>
@@ -299,7 +300,7 @@ class Registry {
   bool manifest_written_ = false;
   mutable std::mutex mu_;    // guards state_ and loaded_
   mutable std::condition_variable state_cv_;  // signalled when state_ advances
-  bool rows_current_ = false;         // projection rows match the log head
+  std::atomic<bool> rows_current_{false};  // projection rows match the log head
   mutable bool loaded_ = false;       // state_ holds the state at the head
   mutable State state_;
   // Writers (guarded by mu_): the last event planned on the log's writer
@@ -318,6 +319,9 @@ class Registry {
   mutable std::mutex record_cache_mu_;
   mutable std::unordered_map<std::string, VersionRecord> record_cache_;
   mutable std::unordered_map<Seq, std::shared_ptr<const Evidence>> evidence_cache_;
+  // After the rows were rewritten (rebuild) or replaced (a follower's
+  // catch-up): a cached record may be one the rewrite corrected.
+  void ClearRecordCache() const;
 };
 
 // Versions of a type in semantic-version order.
