@@ -45,6 +45,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -154,53 +155,37 @@ class FieldDiff {
   std::string out_;
 };
 
-std::string RecordDiff(const VersionRecord& want, const VersionRecord& got) {
-  FieldDiff d;
-  d("model_type", want.model_type, got.model_type);
-  d("version", want.version, got.version);
-  d("model_id", want.model_id, got.model_id);
-  d("status", want.status, got.status);
-  d("registered_seq", want.registered_seq, got.registered_seq);
-  d.Time("registered_at", want.registered_at, got.registered_at);
-  d("registered_by", want.registered_by, got.registered_by);
-  d("artifact_name", want.artifact_name, got.artifact_name);
-  d("artifact_size", want.artifact_size, got.artifact_size);
-  d("artifact_sha256", want.artifact_sha256, got.artifact_sha256);
-  d("metrics", want.metrics, got.metrics);
-  d("dataset_version_ids", want.dataset_version_ids, got.dataset_version_ids);
-  d("snapshot_id", want.snapshot_id, got.snapshot_id);
-  d("config_hash", want.config_hash, got.config_hash);
-  d("status_seq", want.status_seq, got.status_seq);
-  d.Time("status_at", want.status_at, got.status_at);
-  d("status_by", want.status_by, got.status_by);
-  d("status_reason", want.status_reason, got.status_reason);
-  d.Time("promoted_at", want.promoted_at, got.promoted_at);
-  d.Time("demoted_at", want.demoted_at, got.demoted_at);
-  d("validated_seq", want.validated_seq, got.validated_seq);
-  d("validation_ok", want.validation_ok, got.validation_ok);
-  d("validation_detail", want.validation_detail, got.validation_detail);
-  d("purged", want.purged, got.purged);
-  if (d.empty() && !(want == got)) return "\n      (operator== differs, no listed field does)";
-  return d.str();
+// Field by field through projection::ForEachField, the records' one field
+// list; times also in UTC.
+std::string Str(std::int64_t v) { return std::to_string(v); }
+template <typename Rec>
+std::map<std::string, std::string> Fields(const Rec& r) {
+  std::map<std::string, std::string> out;
+  projection::ForEachField(r, [&out](const char* key, const auto& value) {
+    const std::string k(key);
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, TimeNs>) {
+      out[k] = (k == "at" || k.ends_with("_at")) ? Utc(value) : Str(value);
+    } else {
+      out[k] = Str(value);
+    }
+  });
+  return out;
 }
-
+template <typename Rec>
+std::string RecordFieldsDiff(const Rec& want, const Rec& got) {
+  const auto w = Fields(want), g = Fields(got);
+  std::string out;
+  for (const auto& [key, value] : w) {
+    if (g.at(key) != value) out += "\n      " + key + ": expected " + value + ", got " + g.at(key);
+  }
+  if (out.empty() && !(want == got)) return "\n      (operator== differs, no listed field does)";
+  return out;
+}
+std::string RecordDiff(const VersionRecord& want, const VersionRecord& got) {
+  return RecordFieldsDiff(want, got);
+}
 std::string PromotionDiff(const PromotionRecord& want, const PromotionRecord& got) {
-  FieldDiff d;
-  d("seq", want.seq, got.seq);
-  d.Time("at", want.at, got.at);
-  d("actor", want.actor, got.actor);
-  d("model_type", want.model_type, got.model_type);
-  d("version", want.version, got.version);
-  d("replaced_version", want.replaced_version, got.replaced_version);
-  d("replaced_status", want.replaced_status, got.replaced_status);
-  d("rollback", want.rollback, got.rollback);
-  d("gates_overridden", want.gates_overridden, got.gates_overridden);
-  d("reason", want.reason, got.reason);
-  d("override_reason", want.override_reason, got.override_reason);
-  d("gates_passed", want.gates_passed, got.gates_passed);
-  d("gates_total", want.gates_total, got.gates_total);
-  if (d.empty() && !(want == got)) return "\n      (operator== differs, no listed field does)";
-  return d.str();
+  return RecordFieldsDiff(want, got);
 }
 
 std::string GatesDiff(const std::vector<events::Gate>& want, const std::vector<events::Gate>& got) {
