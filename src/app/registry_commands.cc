@@ -1,8 +1,12 @@
 #include "app/registry_commands.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/exit_codes.h"
+#include "common/fd.h"
 #include "events/model_events.h"
 #include "compat/compatibility.h"
 #include "model/naming.h"
@@ -104,12 +109,22 @@ registry::Actor ActorOf(const Globals& g) { return {g.actor, g.reason}; }
 std::string Time(TimeNs t) { return t == 0 ? "-" : FormatUtc(t); }
 
 Result<std::string> ReadSmallFile(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Err(Status::InvalidArgument("cannot read " + what + " " + path));
+  // Opened without blocking (a FIFO would wait for a writer forever) and
+  // read only if it is a regular file.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (fd.get() < 0) return Err(Status::InvalidArgument("cannot read " + what + " " + path));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Err(Status::InvalidArgument(what + " " + path + " is not a regular file"));
+  }
   std::string text;
   char buf[65536];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    text.append(buf, static_cast<std::size_t>(in.gcount()));
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Err(Status::InvalidArgument("cannot read " + what + " " + path));
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
     if (text.size() > registry::kMaxMetadataBytes) {
       return Err(Status::InvalidArgument(what + " " + path + " is larger than 1 MiB"));
     }

@@ -41,7 +41,10 @@ Status WriteAll(int fd, const char* data, std::size_t n, const std::string& path
 }
 
 Result<int> OpenForReading(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+  // writer forever; anything but a regular file is refused below, and for
+  // a regular file the flag changes nothing.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) return Err(Status::NotFound("artifact file " + path + " does not exist"));
     return Err(Status::InvalidArgument(ErrnoMessage("cannot read artifact file", path)));

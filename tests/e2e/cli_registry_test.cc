@@ -336,6 +336,28 @@ TEST_F(Cli, IllegalTransitionsChangeNothing) {
   EXPECT_EQ(Mr("current risk_model").rc, 3);
 }
 
+// A FIFO (or any special file) as artifact, metadata or config file is
+// refused at once instead of waiting for a writer forever.
+TEST_F(Cli, SpecialFilesAreRefusedWithoutBlocking) {
+  Register("risk_model", "v1.0.0", 1.0, 0.05);
+  const std::size_t n = EventCount();
+  const std::string fifo = dir_.sub("pipe");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string art = File("ok.pkl", "bytes");
+  const std::string run = "timeout 20 " + Bin() + " --root " + Root() + " ";
+  for (const std::string& args :
+       {"register risk_model " + fifo + " --version v2.0.0",
+        "register risk_model " + art + " --version v2.0.0 --metadata " + fifo,
+        "register risk_model " + art + " --version v2.0.0 --config " + fifo,
+        std::string("register risk_model /dev/zero --version v2.0.0")}) {
+    RunResult r = RunCmd(run + args);
+    EXPECT_EQ(r.rc, 2) << args << ": " << r.err;  // 124 would be the timeout
+    EXPECT_NE(r.err.find("not a regular file"), std::string::npos) << args << ": " << r.err;
+  }
+  EXPECT_EQ(EventCount(), n);
+  EXPECT_FALSE(fs::exists(Root() + "/artifacts/risk_model/v2.0.0"));
+}
+
 TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
   Register("risk_model", "v1.0.0", 1.0, 0.05);
   const std::size_t n = EventCount();
