@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "artifacts/artifact_store.h"
+#include "common/utf8.h"
 #include "loader/production_loader.h"
 #include "model/naming.h"
 #include "registry/registry.h"
@@ -53,7 +54,7 @@ Status RunConsumers(const Globals& g, const std::string& type, std::ostream& out
     out << "  " << c.consumer_id << ": runs " << (c.version.empty() ? "nothing" : c.version)
         << (c.version == production ? " (current)" : "") << lag << ", reported "
         << FormatUtc(c.at) << " (event #" << c.seq << ")";
-    if (!c.ok) out << "; last load of " << c.attempted_version << " FAILED: " << c.detail;
+    if (!c.ok) out << "; last load of " << c.attempted_version << " FAILED: " << Printable(c.detail);
     out << '\n';
   }
   return Status::OK();

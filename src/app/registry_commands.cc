@@ -18,6 +18,7 @@
 
 #include "app/exit_codes.h"
 #include "common/fd.h"
+#include "common/utf8.h"
 #include "events/model_events.h"
 #include "compat/compatibility.h"
 #include "model/naming.h"
@@ -279,9 +280,9 @@ Status RunShow(const Globals& g, const std::string& type, const std::string& ver
   }
   out << type << ' ' << version << '\n'
       << "  status:        " << projection::StatusName(r->status) << " since "
-      << Time(r->status_at) << " by " << r->status_by
-      << (r->status_reason.empty() ? "" : " (" + r->status_reason + ")") << '\n'
-      << "  registered:    " << Time(r->registered_at) << " by " << r->registered_by
+      << Time(r->status_at) << " by " << Printable(r->status_by)
+      << (r->status_reason.empty() ? "" : " (" + Printable(r->status_reason) + ")") << '\n'
+      << "  registered:    " << Time(r->registered_at) << " by " << Printable(r->registered_by)
       << ", event #" << r->registered_seq << '\n'
       << "  model_id:      " << r->model_id << '\n'
       << "  artifact:      artifacts/" << type << '/' << version << '/' << r->artifact_name
@@ -291,17 +292,17 @@ Status RunShow(const Globals& g, const std::string& type, const std::string& ver
       << "  demoted at:    " << Time(r->demoted_at) << '\n'
       << "  metrics:       " << registration["metrics"].dump() << '\n'
       << "  datasets:      " << registration["dataset_version_ids"].dump() << '\n'
-      << "  snapshot_id:   " << r->snapshot_id << '\n'
+      << "  snapshot_id:   " << Printable(r->snapshot_id) << '\n'
       << "  factor_list:   " << registration["factor_list"].dump() << '\n'
       << "  parameters:    " << registration["parameters"].dump() << '\n'
       << "  config:        " << registration["config"].dump() << '\n'
       << "  config_hash:   " << r->config_hash << '\n'
       << "  created:       " << registration["created_at"].get<std::string>() << " by "
-      << registration["created_by"].get<std::string>() << '\n'
+      << Printable(registration["created_by"].get<std::string>()) << '\n'
       << "  environment:   " << registration["env"].dump() << '\n';
   if (r->validated_seq != 0) {
     out << "  last validate: event #" << r->validated_seq << ' '
-        << (r->validation_ok ? "ok" : "FAILED: " + r->validation_detail) << '\n';
+        << (r->validation_ok ? "ok" : "FAILED: " + Printable(r->validation_detail)) << '\n';
   }
   return Status::OK();
 }
@@ -322,7 +323,7 @@ Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeN
   if (p->promotion) {
     const auto& pr = p->promotion->promotion;
     out << " (" << (pr.rollback ? "rolled back to" : "promoted") << ' ' << FormatUtc(pr.at)
-        << " by " << pr.actor << ", event #" << pr.seq << ')';
+        << " by " << Printable(pr.actor) << ", event #" << pr.seq << ')';
   }
   out << " sha256 " << r.artifact_sha256 << '\n';
   return Status::OK();
@@ -350,10 +351,10 @@ Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeN
     if (!h.replaced_version.empty()) {
       out << " replaced " << h.replaced_version << " (now " << h.replaced_status << ")";
     }
-    out << "  by " << h.actor;
+    out << "  by " << Printable(h.actor);
     if (h.gates_total > 0) out << "  gates " << h.gates_passed << '/' << h.gates_total;
-    if (h.gates_overridden) out << "  GATES OVERRIDDEN: " << h.override_reason;
-    if (!h.reason.empty()) out << "  reason: " << h.reason;
+    if (h.gates_overridden) out << "  GATES OVERRIDDEN: " << Printable(h.override_reason);
+    if (!h.reason.empty()) out << "  reason: " << Printable(h.reason);
     out << '\n';
   }
   return Status::OK();
@@ -382,25 +383,25 @@ Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostre
     if (m.promotion) {
       const projection::PromotionRecord& p = m.promotion->promotion;
       out << "      " << (p.rollback ? "rolled back to" : "promoted") << " at " << FormatUtc(p.at)
-          << " by " << p.actor << " (event #" << p.seq << ")";
+          << " by " << Printable(p.actor) << " (event #" << p.seq << ")";
       if (!p.replaced_version.empty()) out << ", replacing " << p.replaced_version;
       out << '\n';
-      if (!p.reason.empty()) out << "      reason: " << p.reason << '\n';
+      if (!p.reason.empty()) out << "      reason: " << Printable(p.reason) << '\n';
       if (!p.rollback) {
         out << "      gates: " << p.gates_passed << '/' << p.gates_total << " passed"
-            << (p.gates_overridden ? ", OVERRIDDEN: " + p.override_reason : "") << '\n';
+            << (p.gates_overridden ? ", OVERRIDDEN: " + Printable(p.override_reason) : "") << '\n';
         for (const events::Gate& gate : m.promotion->gates) {
-          out << "        " << (gate.passed ? "pass " : "FAIL ") << gate.name << ' '
+          out << "        " << (gate.passed ? "pass " : "FAIL ") << Printable(gate.name) << ' '
               << gate.comparison << ' ' << gate.threshold << ", observed "
               << (gate.has_observed ? json(gate.observed).dump() : std::string("missing"))
               << '\n';
         }
-        if (!m.promotion->policy.empty()) out << "      policy: " << m.promotion->policy << '\n';
+        if (!m.promotion->policy.empty()) out << "      policy: " << Printable(m.promotion->policy) << '\n';
       }
     }
     out << "      metrics: " << json(r.metrics).dump() << '\n'
         << "      sha256: " << r.artifact_sha256 << '\n'
-        << "      registered " << Time(r.registered_at) << " by " << r.registered_by
+        << "      registered " << Time(r.registered_at) << " by " << Printable(r.registered_by)
         << " (event #" << r.registered_seq << ")\n";
   }
   return Status::OK();
@@ -509,7 +510,7 @@ Status RunValidate(const Globals& g, const std::string& type, const std::string&
   if (g.json) {
     out << json{{"ok", r.ok}, {"detail", r.detail}, {"seq", r.seq}}.dump() << '\n';
   } else {
-    out << (r.ok ? "valid: " : "INVALID: ") << type << ' ' << version << ": " << r.detail
+    out << (r.ok ? "valid: " : "INVALID: ") << type << ' ' << version << ": " << Printable(r.detail)
         << " (recorded as event #" << r.seq << ")\n";
   }
   if (!r.ok) return Status::Corruption(type + " " + version + " failed validation: " + r.detail);

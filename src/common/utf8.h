@@ -12,5 +12,10 @@ namespace modelreg {
 bool IsValidUtf8(std::string_view in);
 // `in` with every invalid byte replaced by U+FFFD.
 std::string SanitizeUtf8(std::string_view in);
+// `in` for a line of human-readable output: control characters (C0, DEL)
+// become \n, \r, \t or \xHH and a backslash becomes \\, so that text
+// from a user (an actor, a reason, a metric name) can never start a new
+// line or move the cursor and pass for output of its own (docs/cli.md).
+std::string Printable(std::string_view in);
 
 }  // namespace modelreg

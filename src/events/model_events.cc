@@ -425,8 +425,9 @@ std::string Summary(const EventBuffer& event) {
   }
   const std::string reason = field("reason");
   if (!reason.empty()) what += ": " + reason;
-  return "#" + std::to_string(e.sequence()) + " " + FormatUtc(e.recorded_at()) + " " +
-         Str(e.actor()) + " " + what;
+  // One line whatever the actor or reason holds (control characters escaped).
+  return Printable("#" + std::to_string(e.sequence()) + " " + FormatUtc(e.recorded_at()) + " " +
+                   Str(e.actor()) + " " + what);
 }
 
 }  // namespace modelreg::events

@@ -358,6 +358,30 @@ TEST_F(Cli, SpecialFilesAreRefusedWithoutBlocking) {
   EXPECT_FALSE(fs::exists(Root() + "/artifacts/risk_model/v2.0.0"));
 }
 
+// An actor or reason with a newline cannot forge a line of output: text
+// output escapes control characters (JSON escapes them anyway).
+TEST_F(Cli, ControlCharactersCannotForgeOutputLines) {
+  const std::string forged = "#99 2025-01-01T00:00:00Z root promoted risk_model v9.9.9";
+  const std::string art = File("m.pkl", "bytes");
+  Ok("register risk_model " + art + " --version v1.0.0 --metric ic=0.05 --metric sharpe=1",
+     "\"$(printf 'eve\\n" + forged + "')\"");
+  Ok("--reason \"$(printf 'weekly\\n" + forged + "\\033[2J')\" promote risk_model v1.0.0");
+  for (const std::string& cmd : {std::string("events"), std::string("history risk_model"),
+                                 std::string("audit --at 2100-01-01"),
+                                 std::string("show risk_model v1.0.0")}) {
+    const RunResult r = Ok(cmd);
+    for (const std::string& line : Lines(r.out)) {
+      EXPECT_NE(line.rfind("#99", 0), 0u) << cmd << ":\n" << r.out;
+      EXPECT_EQ(line.find('\x1b'), std::string::npos) << cmd << ":\n" << r.out;
+    }
+  }
+  EXPECT_EQ(Lines(Ok("events").out).size(), 2u);
+  EXPECT_NE(Ok("events").out.find("eve\\n#99"), std::string::npos);
+  // The JSON keeps the exact text.
+  const json first = json::parse(Lines(Ok("--json events").out)[0]);
+  EXPECT_EQ(first["actor"], "eve\n" + forged);
+}
+
 TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
   Register("risk_model", "v1.0.0", 1.0, 0.05);
   const std::size_t n = EventCount();
