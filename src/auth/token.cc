@@ -145,6 +145,12 @@ Result<Claims> TokenVerifier::Verify(std::string_view token) const {
     return Err(Refused("algorithm " + SanitizeUtf8(alg) + " is not accepted (this server accepts " +
                        alg_ + ")"));
   }
+  // RFC 7515 4.1.11: extensions listed as critical must be understood or
+  // the token rejected; this server understands none.
+  if (header.contains("crit")) {
+    return Err(Refused("the token's header lists critical extensions (crit) this server does not "
+                       "implement"));
+  }
   jwt_t* raw = nullptr;
   const std::string token_str(token);
   const int rc = jwt_decode(&raw, token_str.c_str(),

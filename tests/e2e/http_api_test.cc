@@ -388,6 +388,23 @@ TEST_F(HttpApi, TokensThatMustBeRefused) {
   EXPECT_EQ(status(Bearer(no_exp)), 401) << "no exp";
   std::free(no_exp);
   jwt_free(j);
+  // Correctly signed, but with a critical header extension nobody here
+  // implements (RFC 7515 4.1.11): refused.
+  j = nullptr;
+  jwt_new(&j);
+  jwt_add_grant(j, "sub", "mallory");
+  jwt_add_grant(j, "scope", "model:read");
+  jwt_add_grant_int(j, "exp", SystemClock::Instance().NowNs() / 1'000'000'000 + 600);
+  jwt_add_header(j, "crit", "b64");
+  jwt_set_alg(j, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(kSecret.data()),
+              static_cast<int>(kSecret.size()));
+  char* crit = jwt_encode_str(j);
+  auto crit_reply = client_->Get(path, Bearer(crit));
+  ASSERT_TRUE(crit_reply);
+  EXPECT_EQ(crit_reply->status, 401) << "crit";
+  EXPECT_NE(crit_reply->body.find("crit"), std::string::npos) << crit_reply->body;
+  std::free(crit);
+  jwt_free(j);
 
   // A valid token without the scope: 403.
   auto forbidden = PostJson("/api/v1/models/risk_model/v1.0.0/promote", json::object(), Read());
