@@ -11,6 +11,7 @@
 
 #include "app/new_directory.h"
 #include "artifacts/artifact_store.h"
+#include "common/json_input.h"
 #include "log/backup.h"
 #include "query/query.h"
 #include "registry/registry.h"
@@ -53,7 +54,7 @@ Result<BackupMeta> ReadMeta(const BackupInfo& b) {
     return Status::Corruption("backup " + std::to_string(b.id) + ": the metadata in " +
                               b.meta_file + " is damaged: " + what);
   };
-  json j = json::parse(b.app_metadata, nullptr, false);
+  json j = ParseJsonOrDiscarded(b.app_metadata);
   if (!j.is_object()) return Err(damaged("not a JSON object"));
   Status st;
   const auto text = [&](const char* key, std::optional<std::string>& into) {

@@ -18,6 +18,7 @@
 
 #include "app/exit_codes.h"
 #include "common/fd.h"
+#include "common/json_input.h"
 #include "common/utf8.h"
 #include "events/model_events.h"
 #include "compat/compatibility.h"
@@ -87,11 +88,15 @@ Result<std::optional<client::RemoteRegistry>> WriteTarget(const Globals& g) {
 Result<std::string> MergedMetadata(const registry::MetadataInput& in) {
   json j = json::object();
   if (in.metadata_json) {
-    j = json::parse(*in.metadata_json, nullptr, false);
+    auto parsed = ParseJsonInput(*in.metadata_json, "metadata file");
+    if (!parsed) return Err(parsed.error());
+    j = std::move(*parsed);
     if (!j.is_object()) return Err(Status::InvalidArgument("metadata file must be a JSON object"));
   }
   if (in.config_json) {
-    j["config"] = json::parse(*in.config_json, nullptr, false);
+    auto config = ParseJsonInput(*in.config_json, "config file");
+    if (!config) return Err(config.error());
+    j["config"] = std::move(*config);
     j.erase("config_hash");  // it described the file's config, now replaced
   }
   for (const auto& [k, v] : in.metrics) j["metrics"][k] = v;
@@ -99,6 +104,7 @@ Result<std::string> MergedMetadata(const registry::MetadataInput& in) {
   if (in.snapshot_id) j["snapshot_id"] = *in.snapshot_id;
   if (!in.factors.empty()) j["factor_list"] = in.factors;
   for (const auto& [k, v] : in.params) {
+    MODELREG_RETURN_IF_ERROR(CheckJsonDepth(v, "parameter '" + k + "'"));
     json parsed = json::parse(v, nullptr, false);
     j["parameters"][k] = parsed.is_discarded() ? json(v) : parsed;
   }

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "common/json_input.h"
 #include "common/utf8.h"
 
 namespace modelreg::auth {
@@ -136,7 +137,7 @@ Result<Claims> TokenVerifier::Verify(std::string_view token) const {
   // The header decides nothing: it must name the one algorithm of our key.
   auto header_text = Base64UrlDecode(token.substr(0, dot1));
   if (!header_text) return Err(Refused("malformed header"));
-  const json header = json::parse(*header_text, nullptr, false);
+  const json header = ParseJsonOrDiscarded(*header_text);
   if (!header.is_object() || !header.contains("alg") || !header["alg"].is_string()) {
     return Err(Refused("malformed header"));
   }
@@ -161,7 +162,7 @@ Result<Claims> TokenVerifier::Verify(std::string_view token) const {
   if (jwt_get_alg(jwt.get()) != AlgEnum(alg_)) return Err(Refused("algorithm mismatch"));
   std::unique_ptr<char, MallocDeleter> grants(jwt_get_grants_json(jwt.get(), nullptr));
   if (!grants) return Err(Refused("no claims"));
-  const json claims = json::parse(grants.get(), nullptr, false);
+  const json claims = ParseJsonOrDiscarded(grants.get());
   if (!claims.is_object()) return Err(Refused("claims are not a JSON object"));
 
   const std::int64_t now = config_.clock->NowNs() / 1'000'000'000;

@@ -11,6 +11,7 @@
 
 #include "common/bytes.h"
 #include "common/fd.h"
+#include "common/json_input.h"
 #include "common/sha256.h"
 
 namespace modelreg::cache {
@@ -89,7 +90,7 @@ Result<EntryHeader> ParseHeader(int fd, const std::string& path, std::uint64_t m
   if (!PreadAll(fd, header.data(), h, kPrefixBytes)) {
     return Err(Status::IOError(ErrnoMessage("cannot read", path)));
   }
-  const json j = json::parse(header, nullptr, /*allow_exceptions=*/false);
+  const json j = ParseJsonOrDiscarded(header);
   if (!j.is_object()) return Err(Corrupt(path, "header is not a JSON object"));
   EntryHeader out;
   const std::string* key = StringField(j, "key");

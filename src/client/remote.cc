@@ -10,6 +10,7 @@
 #include <httplib.h>
 
 #include "artifacts/artifact_store.h"
+#include "common/json_input.h"
 
 namespace modelreg::client {
 
@@ -26,7 +27,7 @@ Status FromReply(const httplib::Result& r, const std::string& url) {
     return Status::IOError("cannot reach the modelreg server at " + url + " (" +
                            httplib::to_string(r.error()) + ")");
   }
-  const json body = json::parse(r->body, nullptr, false);
+  const json body = ParseJsonOrDiscarded(r->body);
   std::string code = "internal", message = "HTTP " + std::to_string(r->status);
   if (body.is_object() && body.contains("error") && body["error"].is_object()) {
     const json& e = body["error"];
@@ -46,7 +47,7 @@ Status FromReply(const httplib::Result& r, const std::string& url) {
 
 Result<json> Reply(const httplib::Result& r, const std::string& url) {
   if (!r || r->status < 200 || r->status >= 300) return Err(FromReply(r, url));
-  json body = json::parse(r->body, nullptr, false);
+  json body = ParseJsonOrDiscarded(r->body);
   if (body.is_discarded()) return Err(Status::Internal("the server at " + url + " sent no JSON"));
   return body;
 }
@@ -68,7 +69,7 @@ std::optional<ServerInfo> FindServer(const std::string& root) {
   if (!in) return std::nullopt;
   std::stringstream ss;
   ss << in.rdbuf();
-  const json j = json::parse(ss.str(), nullptr, false);
+  const json j = ParseJsonOrDiscarded(ss.str());
   if (!j.is_object() || !j.contains("url") || !j["url"].is_string() || !j.contains("pid") ||
       !j["pid"].is_number_integer()) {
     return std::nullopt;

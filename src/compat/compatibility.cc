@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_input.h"
+
 namespace modelreg::compat {
 
 std::string_view LevelName(Level level) {
@@ -50,6 +52,7 @@ Result VersionCompatibilityChecker::Check(const DatasetVersions& model_versions,
 
 modelreg::Result<DatasetVersions> ParseDatasetVersions(const std::string& json_text,
                                                        const std::string& what) {
+  MODELREG_RETURN_IF_ERROR(CheckJsonDepth(json_text, what));
   const auto j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return Err(Status::InvalidArgument(what + " must be a JSON object like "

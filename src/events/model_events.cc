@@ -6,6 +6,7 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include "common/json_input.h"
 #include "common/utf8.h"
 
 namespace modelreg::events {
@@ -53,7 +54,7 @@ nlohmann::json KeyValuesJson(const flatbuffers::Vector<Offset<fb::KeyValue>>* v)
 // Embedded JSON documents are shown as JSON when they parse, else as text.
 nlohmann::json EmbeddedJson(const flatbuffers::String* s) {
   if (s == nullptr) return nlohmann::json::object();
-  auto parsed = nlohmann::json::parse(s->begin(), s->end(), nullptr, /*allow_exceptions=*/false);
+  auto parsed = ParseJsonOrDiscarded(std::string_view(s->c_str(), s->size()));
   if (parsed.is_discarded()) return Str(s);
   return parsed;
 }

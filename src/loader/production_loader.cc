@@ -14,6 +14,7 @@
 
 #include "artifacts/artifact_store.h"
 #include "client/remote.h"
+#include "common/json_input.h"
 #include "common/sha256.h"
 #include "compat/compatibility.h"
 #include "events/model_events.h"
@@ -141,7 +142,7 @@ class RemoteSource final : public Source {
       return Err(Status::IOError("cannot reach " + o_.url + " (" + httplib::to_string(res.error()) + ")"));
     }
     if (res->status == 404) return std::optional<Target>();
-    const json j = json::parse(res->body, nullptr, false);
+    const json j = ParseJsonOrDiscarded(res->body);
     if (res->status != 200 || !j.is_object() || !j.contains("record") || !j["record"].is_object()) {
       return Err(Status::IOError("GET current from " + o_.url + ": HTTP " + std::to_string(res->status) +
                                  " " + res->body.substr(0, 200)));
@@ -244,7 +245,7 @@ class RemoteSource final : public Source {
     if (!res) {
       return Status::IOError("lost the connection to " + o_.url + " (" + httplib::to_string(res.error()) + ")");
     }
-    const json j = json::parse(res->body, nullptr, false);
+    const json j = ParseJsonOrDiscarded(res->body);
     if (res->status != 200 || !j.is_object() || !j.contains("events") || !j["events"].is_array()) {
       return Status::IOError("GET events from " + o_.url + ": HTTP " + std::to_string(res->status));
     }

@@ -9,6 +9,7 @@
 
 #include "artifacts/artifact_store.h"
 #include "common/clock.h"
+#include "common/json_input.h"
 #include "model/naming.h"
 
 namespace modelreg::portable {
@@ -109,6 +110,11 @@ Result<ImportSummary> Walk(const std::string& path,
   std::size_t line_no = 1;
   auto got = ReadLine(in, &line, line_no, path);
   if (!got) return Err(got.error());
+  if (*got) {
+    if (Status depth = CheckJsonDepth(line, "the header"); !depth.ok()) {
+      return bad(1, depth.message());
+    }
+  }
   json header = *got ? json::parse(line, nullptr, false) : json();
   // Every field is type-checked before use: the file is untrusted input.
   if (!header.is_object() || StringField(header, "format") != kFormatName) {
@@ -131,6 +137,9 @@ Result<ImportSummary> Walk(const std::string& path,
     got = ReadLine(in, &line, line_no, path);
     if (!got) return Err(got.error());
     if (!*got) return bad(line_no, "the file ends without its trailer (truncated?)");
+    if (Status depth = CheckJsonDepth(line, "the line"); !depth.ok()) {
+      return bad(line_no, depth.message());
+    }
     const json j = json::parse(line, nullptr, false);
     if (!j.is_object()) return bad(line_no, "not a JSON object");
     if (j.contains("end")) {

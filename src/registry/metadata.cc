@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/json_input.h"
 #include "common/utf8.h"
 #include "log/envelope.h"
 
@@ -25,8 +26,9 @@ Result<json> ParseObject(const std::string& text, const std::string& what) {
   if (!IsValidUtf8(text)) {
     return Err(Status::InvalidArgument(what + " is not valid JSON: it is not UTF-8 text"));
   }
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Err(Status::InvalidArgument(what + " is not valid JSON"));
+  auto parsed = ParseJsonInput(text, what);
+  if (!parsed) return Err(parsed.error());
+  json j = std::move(*parsed);
   if (!j.is_object()) return Err(Status::InvalidArgument(what + " must be a JSON object"));
   return j;
 }
@@ -173,6 +175,7 @@ Result<events::Registration> BuildRegistration(const std::string& type,
     params = meta["parameters"];
   }
   for (const auto& [k, v] : input.params) {
+    MODELREG_RETURN_IF_ERROR(CheckJsonDepth(v, "parameter '" + k + "'"));
     json parsed = json::parse(v, nullptr, false);
     params[k] = parsed.is_discarded() ? json(v) : parsed;
   }

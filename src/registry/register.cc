@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "events/model_events.h"
+#include "common/json_input.h"
 #include "model/naming.h"
 #include "registry/internal.h"
 #include "registry/registry.h"
@@ -74,7 +75,7 @@ Result<RegisterResult> Registry::Register(const std::string& type, const std::st
         // out they are generated per attempt (model_id, created_by,
         // created_at), like the captured environment, and not compared.
         const auto meta = input.metadata_json
-                              ? nlohmann::json::parse(*input.metadata_json, nullptr, false)
+                              ? ParseJsonOrDiscarded(*input.metadata_json)
                               : nlohmann::json();
         auto stated = [&meta](const char* key) {
           return meta.is_object() && meta.contains(key) && meta[key].is_string() &&

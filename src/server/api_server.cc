@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "artifacts/artifact_store.h"
+#include "common/json_input.h"
 #include "common/utf8.h"
 #include "events/model_events.h"
 #include "log/envelope.h"
@@ -136,9 +137,10 @@ Result<json> BodyObject(const httplib::Request& req) {
   }
   if (req.body.empty()) return json::object();
   if (!IsValidUtf8(req.body)) return Err(Status::InvalidArgument("request body is not UTF-8"));
-  json j = json::parse(req.body, nullptr, false);
-  if (!j.is_object()) return Err(Status::InvalidArgument("request body must be a JSON object"));
-  return j;
+  auto j = ParseJsonInput(req.body, "request body");
+  if (!j) return Err(j.error());
+  if (!j->is_object()) return Err(Status::InvalidArgument("request body must be a JSON object"));
+  return std::move(*j);
 }
 
 // Optional string / bool fields of a body, with their types checked.

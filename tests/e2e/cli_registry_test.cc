@@ -447,6 +447,41 @@ TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
   EXPECT_EQ(ArtifactTree(), tree);  // no stray files
 }
 
+// JSON input nests at most 64 levels (docs/cli.md): a 100,000-deep metadata
+// file, config file or --param used to crash the CLI (stack overflow in the
+// JSON library's recursive copy). Each is refused with exit 2 naming the
+// limit, and nothing is appended or stored; 64 levels are accepted.
+TEST_F(Cli, DeeplyNestedJsonIsRefusedNamingTheLimit) {
+  Register("risk_model", "v1.0.0", 1.5, 0.08);
+  const std::size_t before = EventCount();
+  const auto nested = [](std::size_t depth) {
+    return std::string(depth, '[') + std::string(depth, ']');
+  };
+  const std::string art = File("deep.pkl", "weights");
+  const std::string deep_meta =
+      File("deep_meta.json", "{\"parameters\": {\"w\": " + nested(100000) + "}}");
+  const std::string deep_config = File("deep_config.json", nested(100000));
+  const std::string deep_param = File("deep_param.txt", nested(70));
+  for (const std::string& args :
+       {"--metadata " + deep_meta, "--config " + deep_config,
+        "--param \"w=$(cat " + deep_param + ")\""}) {
+    RunResult r = Mr("register risk_model " + art + " --version v2.0.0 " + args);
+    EXPECT_EQ(r.rc, 2) << args << "\n" << r.err;
+    EXPECT_NE(r.err.find("nests deeper than 64 levels"), std::string::npos) << args << r.err;
+  }
+  EXPECT_EQ(EventCount(), before);
+  EXPECT_FALSE(fs::exists(Root() + "/artifacts/risk_model/v2.0.0"));
+
+  // Exactly 64 levels: the metadata object is level 1, "parameters" 2, and
+  // the array 62 more.
+  const std::string at_limit =
+      File("limit_meta.json", "{\"parameters\": {\"w\": " + nested(62) + "}}");
+  RunResult ok = Ok("register risk_model " + art + " --version v2.0.0 --metadata " + at_limit);
+  EXPECT_EQ(EventCount(), before + 1);
+  json shown = json::parse(Ok("--json show risk_model v2.0.0").out);
+  EXPECT_TRUE(shown.dump().find(nested(62)) != std::string::npos) << shown.dump();
+}
+
 TEST_F(Cli, NotARegistry) {
   root_ = dir_.sub("elsewhere");
   RunResult missing = Mr("list");
@@ -859,6 +894,8 @@ TEST_F(Cli, ExportImportRoundTripAndDamagedFiles) {
            {"truncated", joined_no_trailer, "without its trailer"},
            {"reordered", joined_swap, "expected event 1"},
            {"garbage", "hello\n", "not a modelreg export"},
+           {"deep", lines[0] + "\n" + std::string(100000, '[') + std::string(100000, ']') + "\n",
+            "line 2: the line nests deeper than 64 levels"},
        }) {
     const std::string damaged = File(d.name + ".jsonl", d.content);
     const std::string target = dir_.sub("import-" + d.name);

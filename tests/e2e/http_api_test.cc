@@ -538,6 +538,34 @@ TEST_F(HttpApi, OversizedUploadIsRefusedWith413) {
   EXPECT_EQ(Upload("risk_model", "v1.0.0", std::string(10 * 1024, 'w'))->status, 201);
 }
 
+// JSON bodies and the metadata part nest at most 64 levels (docs/api.md): a
+// 100,000-deep metadata part used to take the server down (stack overflow
+// in the JSON library's recursive copy). Both are refused with 400 naming
+// the limit; nothing is stored and the server keeps serving.
+TEST_F(HttpApi, DeeplyNestedJsonIsRefusedNamingTheLimit) {
+  MustUpload("risk_model", "v1.0.0");
+  const Seq head = modelreg::query::Query(*reg_).Head()->seq;
+  const auto nested = [](std::size_t depth) {
+    return std::string(depth, '[') + std::string(depth, ']');
+  };
+  auto upload = Upload("risk_model", "v2.0.0", "weights",
+                       "{\"parameters\": {\"w\": " + nested(100000) + "}}");
+  ASSERT_TRUE(upload);
+  EXPECT_EQ(upload->status, 400) << upload->body;
+  EXPECT_NE(upload->body.find("nests deeper than 64 levels"), std::string::npos) << upload->body;
+  auto body = client_->Post("/api/v1/models/risk_model/v1.0.0/promote", Admin(),
+                            "{\"reason\": " + nested(30000) + "}", "application/json");
+  ASSERT_TRUE(body);
+  EXPECT_EQ(body->status, 400) << body->body;
+  EXPECT_NE(body->body.find("request body nests deeper than 64 levels"), std::string::npos)
+      << body->body;
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, head);
+  EXPECT_FALSE(fs::exists(root_ + "/artifacts/risk_model/v2.0.0"));
+  auto health = client_->Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
 TEST_F(HttpApi, ConcurrentWritersKeepOneProduction) {
   for (int i = 0; i < 6; ++i) MustUpload("risk_model", "v1." + std::to_string(i) + ".0");
   std::vector<std::thread> threads;

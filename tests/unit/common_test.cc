@@ -2,12 +2,43 @@
 
 #include "common/bytes.h"
 #include "common/clock.h"
+#include "common/json_input.h"
 #include "common/utf8.h"
 #include "common/sha256.h"
 #include "common/status.h"
 
 namespace modelreg {
 namespace {
+
+std::string Nested(int depth, const std::string& inner = "") {
+  return std::string(static_cast<std::size_t>(depth), '[') + inner +
+         std::string(static_cast<std::size_t>(depth), ']');
+}
+
+TEST(JsonInput, NestingIsBoundedAt64Levels) {
+  EXPECT_TRUE(CheckJsonDepth("1", "x").ok());
+  EXPECT_TRUE(CheckJsonDepth(Nested(kMaxJsonDepth), "x").ok());
+  EXPECT_TRUE(CheckJsonDepth("{\"a\":" + Nested(kMaxJsonDepth - 1) + "}", "x").ok());
+  const Status deep = CheckJsonDepth(Nested(kMaxJsonDepth + 1), "metadata file");
+  EXPECT_EQ(deep.code(), Code::kInvalidArgument);
+  EXPECT_EQ(deep.message(), "metadata file nests deeper than 64 levels, the limit for JSON input");
+  EXPECT_FALSE(CheckJsonDepth("{\"a\":" + Nested(kMaxJsonDepth) + "}", "x").ok());
+  // Siblings do not add up; only nesting counts.
+  std::string wide = "[";
+  for (int i = 0; i < 1000; ++i) wide += (i ? "," : "") + Nested(kMaxJsonDepth - 1);
+  EXPECT_TRUE(CheckJsonDepth(wide + "]", "x").ok());
+  // Brackets inside strings, also after escaped quotes, are text.
+  const std::string in_string = "[\"" + std::string(100, '[') + "\\\"" + std::string(100, '{') + "\"]";
+  EXPECT_TRUE(CheckJsonDepth(in_string, "x").ok()) << in_string;
+  auto parsed = ParseJsonInput(in_string, "x");
+  ASSERT_TRUE(parsed) << parsed.error().ToString();
+  EXPECT_EQ((*parsed)[0].get<std::string>().size(), 201u);
+  // A 1,000,000-deep document is refused without recursion.
+  EXPECT_FALSE(ParseJsonInput(Nested(1'000'000), "x"));
+  EXPECT_TRUE(ParseJsonOrDiscarded(Nested(1'000'000)).is_discarded());
+  EXPECT_EQ(ParseJsonInput("{nope", "body").error().message(), "body is not valid JSON");
+  EXPECT_EQ(ParseJsonInput(Nested(3, "7"), "x")->dump(), "[[[7]]]");
+}
 
 TEST(Sha256, KnownVectors) {
   EXPECT_EQ(ToHex(Sha256::Of("")),

@@ -98,6 +98,19 @@ TEST(EventCodec, OtherPayloadsRoundTrip) {
   EXPECT_EQ(pu["bytes_freed"], 4096);
 }
 
+// A registration whose parameters were stored 50,000 levels deep (by a
+// version from before the 64-level input limit) is shown with its
+// parameters as text instead of crashing the reader on a small stack.
+TEST(EventCodec, DeeplyNestedStoredJsonIsShownAsText) {
+  events::Registration r = events::SampleRegistration("risk_model", "v1.0.0", 1);
+  r.parameters_json = std::string(50000, '[') + std::string(50000, ']');
+  auto buf = EventBuffer::Parse(events::Draft(kEnv, r));
+  ASSERT_TRUE(buf) << buf.error().ToString();
+  nlohmann::json j = events::ToJson(*buf);
+  ASSERT_TRUE(j["payload"]["parameters"].is_string());
+  EXPECT_EQ(j["payload"]["parameters"].get<std::string>().size(), 100000u);
+}
+
 TEST(EventCodec, SummaryNamesTheAction) {
   auto buf = EventBuffer::Parse(
       events::Draft(kEnv, events::Rollback{"risk_model", "v3", "v2", false, "bug"}));
