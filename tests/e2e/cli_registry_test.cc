@@ -418,6 +418,18 @@ TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
             "finite number"},
            {"register risk_model " + art + " --version v2.0.0 --metric sharpe=inf", 2,
             "finite number"},
+           // One strict decimal grammar (docs/cli.md "Numbers"): no hex, no
+           // whitespace, no leading '+' or bare point.
+           {"register risk_model " + art + " --version v2.0.0 --metric sharpe=0x10", 2,
+            "metric sharpe must be a finite number in decimal, such as 1.5"},
+           {"register risk_model " + art + " --version v2.0.0 --metric 'sharpe= 1'", 2,
+            "got ' 1' (not a decimal number)"},
+           {"register risk_model " + art + " --version v2.0.0 --metric 'sharpe=1 '", 2,
+            "got '1 ' (not a decimal number)"},
+           {"register risk_model " + art + " --version v2.0.0 --metric sharpe=.5", 2,
+            "finite number in decimal"},
+           {"register risk_model " + art + " --version v2.0.0 --metric sharpe=1e-400", 2,
+            "out of the range of a double"},
            {"register risk_model " + art + " --version v2.0.0 --metric sharpe", 2,
             "expects NAME=VALUE"},
            {"register risk_model " + art + " --version v2.0.0 --metadata " +
