@@ -66,12 +66,24 @@ int rename(const char* from, const char* to) noexcept {
   return real(from, to);
 }
 
+// A name relative to a directory descriptor, as a path.
+std::string PathAt(int dir, const char* name) {
+  if (dir == AT_FDCWD || name[0] == '/') return name;
+  return PathOf(dir) + "/" + name;
+}
+
 int renameat2(int from_dir, const char* from, int to_dir, const char* to,
               unsigned int flags) noexcept {
   static const auto real =
       Real<int (*)(int, const char*, int, const char*, unsigned int)>("renameat2");
-  Note(std::string("rename\t") + from + "\t" + to);
+  Note("rename\t" + PathAt(from_dir, from) + "\t" + PathAt(to_dir, to));
   return real(from_dir, from, to_dir, to, flags);
+}
+
+int renameat(int from_dir, const char* from, int to_dir, const char* to) noexcept {
+  static const auto real = Real<int (*)(int, const char*, int, const char*)>("renameat");
+  Note("rename\t" + PathAt(from_dir, from) + "\t" + PathAt(to_dir, to));
+  return real(from_dir, from, to_dir, to);
 }
 
 }  // extern "C"
