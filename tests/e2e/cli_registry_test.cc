@@ -459,6 +459,62 @@ TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
   EXPECT_EQ(ArtifactTree(), tree);  // no stray files
 }
 
+// manifest.json is derived (docs/layout.md): when it cannot be rewritten —
+// here a directory stands in its place — writes still succeed, and stderr
+// says once what is wrong, where, and how to repair it.
+TEST_F(Cli, ManifestThatIsADirectoryOnlyWarns) {
+  Register("risk_model", "v1.0.0", 1.2, 0.05);
+  const std::string manifest = Root() + "/manifest.json";
+  ASSERT_TRUE(fs::is_regular_file(manifest));
+  fs::remove(manifest);
+  fs::create_directory(manifest);
+  std::ofstream(manifest + "/something") << "x";
+  const std::size_t before = EventCount();
+  auto warnings = [](const std::string& err) {
+    std::size_t n = 0;
+    for (const std::string& l : Lines(err)) n += l.find("warning") != std::string::npos ? 1 : 0;
+    return n;
+  };
+
+  RunResult reg = Mr("register risk_model " + File("m2.pkl", "weights 2") +
+                     " --version v1.1.0 --metric sharpe=1.3 --metric ic=0.06");
+  EXPECT_EQ(reg.rc, 0) << reg.err;
+  EXPECT_NE(reg.out.find("registered risk_model v1.1.0"), std::string::npos) << reg.out;
+  EXPECT_EQ(warnings(reg.err), 1u) << reg.err;
+  EXPECT_EQ(Lines(reg.err).size(), 1u) << reg.err;
+  EXPECT_NE(reg.err.find("modelreg: warning: "), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find(manifest), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find("Is a directory"), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find("remove"), std::string::npos) << "no repair hint: " << reg.err;
+  EXPECT_EQ(EventCount(), before + 1);
+
+  RunResult promoted = Mr("promote risk_model v1.1.0");
+  EXPECT_EQ(promoted.rc, 0) << promoted.err;
+  EXPECT_EQ(warnings(promoted.err), 1u) << promoted.err;
+  EXPECT_EQ(EventCount(), before + 2);
+  // Reads are not concerned; verify names the problem but the log and the
+  // projections are fine.
+  RunResult verify = Mr("verify");
+  EXPECT_EQ(verify.rc, 0) << verify.err;
+  EXPECT_NE(verify.out.find("manifest"), std::string::npos) << verify.out;
+  EXPECT_NE(verify.out.find("Is a directory"), std::string::npos) << verify.out;
+  EXPECT_TRUE(fs::is_directory(manifest)) << "the directory is never removed by modelreg";
+
+  // The repair the warning names: remove it; the next write rewrites it.
+  fs::remove_all(manifest);
+  RunResult archived = Mr("archive risk_model v1.0.0");
+  EXPECT_EQ(archived.rc, 0) << archived.err;
+  EXPECT_EQ(archived.err, "");
+  ASSERT_TRUE(fs::is_regular_file(manifest));
+  std::ifstream in(manifest);
+  const json m = json::parse(in);
+  EXPECT_EQ(m["head_seq"], EventCount());
+  EXPECT_EQ(m["types"]["risk_model"]["production"], "v1.1.0");
+  RunResult verified = Mr("verify");
+  EXPECT_EQ(verified.rc, 0);
+  EXPECT_EQ(verified.out.find("Is a directory"), std::string::npos) << verified.out;
+}
+
 TEST_F(Cli, NotARegistry) {
   root_ = dir_.sub("elsewhere");
   RunResult missing = Mr("list");
