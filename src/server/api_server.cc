@@ -399,7 +399,10 @@ class ApiServer::Impl {
     const std::string models = "/api/v1/models/";
 
     s.Get("/healthz", Wrap("GET /healthz", Need::kNone, [this](auto&, auto& res, auto&) {
-      SendJson(res, 200, json{{"status", "ok"}, {"head_seq", HeadSeq()}});
+      // The pid lets the CLI tell this server from an unrelated process that
+      // reuses the pid recorded in a stale server.json.
+      SendJson(res, 200,
+               json{{"status", "ok"}, {"head_seq", HeadSeq()}, {"pid", static_cast<long>(::getpid())}});
     }));
     s.Get("/metrics", Wrap("GET /metrics", Need::kNone, [this](auto&, auto& res, auto&) {
       res.status = 200;

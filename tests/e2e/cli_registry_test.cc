@@ -2,7 +2,11 @@
 // through the spec's scenarios and its error paths.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <ctime>
@@ -513,6 +517,51 @@ TEST_F(Cli, ManifestThatIsADirectoryOnlyWarns) {
   RunResult verified = Mr("verify");
   EXPECT_EQ(verified.rc, 0);
   EXPECT_EQ(verified.out.find("Is a directory"), std::string::npos) << verified.out;
+}
+
+// A server.json whose pid now belongs to an unrelated live process (the
+// server was killed and the pid reused) and whose address answers nothing:
+// not a server. The write proceeds locally, says why, and removes the file.
+TEST_F(Cli, StaleServerJsonWithAReusedPidDoesNotBlockWrites) {
+  Register("risk_model", "v1.0.0", 1.2, 0.05);
+  const std::size_t before = EventCount();
+  testing::Child unrelated({"/bin/sleep", "120"});
+  ASSERT_GT(unrelated.pid(), 0);
+  // A socket bound but not listening: connections to its port are refused,
+  // and nobody else can take the port while the test holds it.
+  const int sock = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  const std::string server_json = Root() + "/server.json";
+  std::ofstream(server_json) << json{{"url", url}, {"pid", unrelated.pid()}}.dump() << "\n";
+
+  const auto t0 = std::chrono::steady_clock::now();
+  RunResult reg = Mr("register risk_model " + File("m2.pkl", "weights 2") +
+                     " --version v1.1.0 --metric sharpe=1.3 --metric ic=0.06");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(reg.rc, 0) << reg.err;
+  EXPECT_EQ(reg.err.find("held by `modelreg serve`"), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find(server_json), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find("stale"), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find(url), std::string::npos) << reg.err;
+  EXPECT_EQ(EventCount(), before + 1);
+  EXPECT_FALSE(fs::exists(server_json)) << "a write holding the registry removes a stale file";
+
+  // With a token, too, the write is not sent to the dead address.
+  std::ofstream(server_json) << json{{"url", url}, {"pid", unrelated.pid()}}.dump() << "\n";
+  RunResult archived =
+      RunCmd("MODELREG_TOKEN=not-a-real-token " + Bin() + " --root " + Root() +
+             " archive risk_model v1.1.0");
+  EXPECT_EQ(archived.rc, 0) << archived.err;
+  EXPECT_NE(archived.err.find("stale"), std::string::npos) << archived.err;
+  EXPECT_EQ(EventCount(), before + 2);
+  ::close(sock);
 }
 
 TEST_F(Cli, NotARegistry) {
