@@ -560,7 +560,19 @@ TEST_F(Portable, ImportKilledMidwayLeavesNoRegistryAtNew) {
   ASSERT_TRUE(feeder.Serve(good));                    // the check pass
   ASSERT_TRUE(feeder.Serve(first_part, /*hold_open=*/true));  // then it waits for more
   feeder.WaitDrained();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // writing its first batch
+  // Killed once its first batch (4096 events) is in the staging registry's
+  // log, as a read-only open beside the writer sees it.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  Seq written = 0;
+  while (written < 4096 && std::chrono::steady_clock::now() < until) {
+    const auto staging = StagingLeftovers(target);
+    if (staging.size() == 1) {
+      auto store = EventStore::Open(staging[0] + "/registry", testing::ReadOnly());
+      if (store) written = (*store)->head().seq;
+    }
+    if (written < 4096) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(written, 4096u) << "the import never wrote its first batch";
   child.SignalAndWait(SIGKILL);
   feeder.Close();
   EXPECT_FALSE(fs::exists(target)) << "a half-imported registry is at " << target;

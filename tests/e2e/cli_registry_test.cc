@@ -1061,7 +1061,10 @@ TEST_F(Cli, WatchFollowsPromotionsAndConsumersShowsWhatRuns) {
   ASSERT_TRUE(wait_line(picky, "not compatible")) << "picky said:" << said(picky);
   // The registry knows who runs what.
   json consumers;
-  for (int i = 0; i < 50; ++i) {
+  // Polled (a brief pause between looks) until both acknowledgements are
+  // recorded, for up to 30 s.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < until) {
     consumers = json::parse(Ok("--json consumers risk_model").out);
     // Both acknowledgements of the promotion land asynchronously: svc-a's
     // load of v1.1.0 and svc-b's refusal of it (its earlier refusal of

@@ -814,15 +814,22 @@ TEST_F(CacheTest, InvalidateByFactorAndByDatasetVersion) {
 TEST_F(CacheTest, ThreadsSharingAKeyComputeOnce) {
   DiskExpressionCache c = Make();
   std::atomic<int> calls{0};
+  std::atomic<int> asked{0};
   constexpr int kThreads = 8;
   std::vector<Result<Lookup>> results(kThreads, Err(Status::Internal("not run")));
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
+      ++asked;
       results[static_cast<std::size_t>(i)] =
           c.GetOrCompute(BaseKey(), [&, i]() -> Result<std::string> {
             ++calls;
-            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            // Hold the key until every thread has asked for it (instead of
+            // a fixed sleep): the others find no entry and wait on its lock.
+            const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+            while (asked.load() < kThreads && std::chrono::steady_clock::now() < until) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
             return "computed by thread " + std::to_string(i);
           });
     });
@@ -836,6 +843,7 @@ TEST_F(CacheTest, ThreadsSharingAKeyComputeOnce) {
     computed += r->was_cached ? 0 : 1;
   }
   EXPECT_EQ(computed, 1);
+  EXPECT_EQ(asked.load(), kThreads);
   EXPECT_EQ(c.Stats()->lock_files, 0u) << "lock files accumulate";
 }
 
