@@ -145,7 +145,9 @@ class DiskExpressionCache {
   // unless its key is locked), FailedPrecondition when a symbolic link
   // stands where the entry or its directory should be (not followed).
   Result<std::string> Get(const CacheKey& key);
-  // Stores a value (waits for the key's lock). IOError when it cannot.
+  // Stores a value (waits for the key's lock). IOError when it cannot;
+  // FailedPrecondition when a symbolic link stands where its directory or
+  // lock file should be (never written through).
   Status Put(const CacheKey& key, std::string_view value);
 
   // Remove entries. An in-flight computation may still store its value
