@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <string>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "auth/token.h"
@@ -51,6 +53,18 @@ Result<std::unique_ptr<cache::DiskExpressionCache>> OpenCache(const Globals& g,
   return std::make_unique<cache::DiskExpressionCache>(co);
 }
 
+// "skipped 1 symbolic link (never followed; its target is left alone):
+// entries/momentum", or "" when there were none.
+std::string Skipped(const std::vector<std::string>& links) {
+  if (links.empty()) return "";
+  std::string out = "skipped " + std::to_string(links.size()) +
+                    (links.size() == 1 ? " symbolic link (never followed; its target is left alone): "
+                                       : " symbolic links (never followed; their targets are left "
+                                         "alone): ");
+  for (std::size_t i = 0; i < links.size(); ++i) out += (i == 0 ? "" : ", ") + links[i];
+  return out + "\n";
+}
+
 }  // namespace
 
 Status RunCacheStats(const Globals& g, const CacheCliOptions& o, std::ostream& out) {
@@ -67,7 +81,7 @@ Status RunCacheStats(const Globals& g, const CacheCliOptions& o, std::ostream& o
                 {"entries", s->entries},       {"bytes", s->bytes},
                 {"expired", s->expired},       {"corrupt", s->corrupt},
                 {"temp_files", s->temp_files}, {"lock_files", s->lock_files},
-                {"factors", factors}}
+                {"factors", factors},          {"skipped_symlinks", s->skipped_symlinks}}
                .dump()
         << '\n';
     return Status::OK();
@@ -80,7 +94,8 @@ Status RunCacheStats(const Globals& g, const CacheCliOptions& o, std::ostream& o
   }
   out << "leftovers: " << s->temp_files << " temporary files, " << s->lock_files
       << " lock files (gc removes those of dead processes)\n"
-      << "hits and misses are counted per process by the library, not on disk\n";
+      << "hits and misses are counted per process by the library, not on disk\n"
+      << Skipped(s->skipped_symlinks);
   return Status::OK();
 }
 
@@ -92,7 +107,8 @@ Status RunCacheGc(const Globals& g, const CacheCliOptions& o, std::ostream& out)
   if (g.json) {
     out << json{{"expired_removed", r->expired_removed}, {"corrupt_removed", r->corrupt_removed},
                 {"temp_removed", r->temp_removed},       {"locks_removed", r->locks_removed},
-                {"busy_skipped", r->busy_skipped},       {"bytes", r->bytes}}
+                {"busy_skipped", r->busy_skipped},       {"bytes", r->bytes},
+                {"skipped_symlinks", r->skipped_symlinks}}
                .dump()
         << '\n';
     return Status::OK();
@@ -101,7 +117,7 @@ Status RunCacheGc(const Globals& g, const CacheCliOptions& o, std::ostream& out)
       << " corrupt entries, " << r->temp_removed << " temporary files, " << r->locks_removed
       << " stale lock files (" << Bytes(r->bytes) << ")";
   if (r->busy_skipped > 0) out << "; " << r->busy_skipped << " in use, skipped";
-  out << '\n';
+  out << '\n' << Skipped(r->skipped_symlinks);
   return Status::OK();
 }
 
@@ -125,7 +141,11 @@ Status RunCachePurge(const Globals& g, const CacheCliOptions& o, std::ostream& o
   auto r = (*c)->Purge(f);
   if (!r) return r.error();
   if (g.json) {
-    out << json{{"removed", r->removed}, {"bytes", r->bytes}, {"unreadable", r->unreadable}}.dump()
+    out << json{{"removed", r->removed},
+                {"bytes", r->bytes},
+                {"unreadable", r->unreadable},
+                {"skipped_symlinks", r->skipped_symlinks}}
+               .dump()
         << '\n';
     return Status::OK();
   }
@@ -136,6 +156,7 @@ Status RunCachePurge(const Globals& g, const CacheCliOptions& o, std::ostream& o
   if (r->unreadable > 0) {
     out << r->unreadable << " entries with unreadable headers were left for `cache gc`\n";
   }
+  out << Skipped(r->skipped_symlinks);
   return Status::OK();
 }
 

@@ -57,7 +57,13 @@ Result<std::unique_ptr<Registry>> OpenForWrite(const Globals& g, bool create) {
   o.create_if_missing = create;
   o.clock = g.clock;
   o.lock_wait_ms = g.lock_wait_ms;
-  return Registry::Open(o);
+  auto reg = Registry::Open(o);
+  // This process holds the registry for writing, so no `modelreg serve`
+  // does (a server opens it before announcing itself and withdraws before
+  // closing it): a server.json still here is stale. Removed, so that later
+  // commands need not probe it again.
+  if (reg) client::WithdrawServer(g.root);
+  return reg;
 }
 
 // Where a write goes: nullopt = this process opens the registry; a remote
@@ -66,8 +72,18 @@ Result<std::unique_ptr<Registry>> OpenForWrite(const Globals& g, bool create) {
 Result<std::optional<client::RemoteRegistry>> WriteTarget(const Globals& g) {
   std::string url = g.url;
   if (url.empty()) {
-    auto info = client::FindServer(g.root);
-    if (!info) return std::optional<client::RemoteRegistry>();
+    // A server counts only if it answers at the address server.json
+    // records, as the process server.json names: a pid reused by an
+    // unrelated process or a dead address is a stale file.
+    std::string stale;
+    auto info = client::FindServer(g.root, &stale);
+    if (!info) {
+      if (!stale.empty()) {
+        std::fprintf(stderr, "modelreg: warning: %s; ignoring it and writing directly\n",
+                     stale.c_str());
+      }
+      return std::optional<client::RemoteRegistry>();
+    }
     if (g.token.empty()) {
       return Err(Status::Busy(
           "the registry " + g.root + " is held by `modelreg serve` (pid " +

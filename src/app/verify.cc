@@ -1,11 +1,19 @@
 #include "app/verify.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "app/exit_codes.h"
+#include "artifacts/manifest.h"
 #include "registry/registry.h"
 
 namespace modelreg::app {
@@ -30,6 +38,28 @@ bool Unreadable(const Status& s) {
   return s.code() == Code::kIOError || s.code() == Code::kCorruption;
 }
 
+// What is wrong with manifest.json, or "" when it records the log's head.
+// It is derived from the log (docs/layout.md): reported, never a failure.
+std::string ManifestProblem(const std::string& root, Seq head) {
+  const std::string path = artifacts::ManifestPath(root);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return path + " is missing: " + std::strerror(errno);
+  if (S_ISDIR(st.st_mode)) return path + " is not a regular file: Is a directory";
+  if (!S_ISREG(st.st_mode)) return path + " is not a regular file";
+  std::optional<std::uint64_t> seq;
+  try {
+    seq = artifacts::ReadManifestHeadSeq(path);
+  } catch (const std::exception& e) {
+    return path + " cannot be read: " + e.what();
+  }
+  if (!seq) return path + " cannot be read as a manifest (no head_seq)";
+  if (*seq != head) {
+    return path + " records event " + std::to_string(*seq) + ", the log is at event " +
+           std::to_string(head);
+  }
+  return "";
+}
+
 }  // namespace
 
 int VerifyCommand(const Globals& g, const char* program, int projection_exit, std::ostream& out,
@@ -51,8 +81,10 @@ int VerifyCommand(const Globals& g, const char* program, int projection_exit, st
         << "); this is damage to the registry: " << kRestoreAdvice << '\n';
     return ExitCode(Status::Corruption(""));
   }
+  const std::string manifest = ManifestProblem(g.root, v->chain.head.seq);
   if (g.json) {
     nlohmann::json j{{"ok", v->chain.ok && v->projection_ok},
+                     {"manifest_ok", manifest.empty()},
                      {"chain_ok", v->chain.ok},
                      {"events", v->chain.events},
                      {"head_seq", v->chain.head.seq},
@@ -65,6 +97,7 @@ int VerifyCommand(const Globals& g, const char* program, int projection_exit, st
       j["first_bad_seq"] = v->chain.first_bad_seq;
       j["problem"] = v->chain.problem;
     }
+    if (!manifest.empty()) j["manifest_problem"] = manifest;
     out << j.dump() << '\n';
   }
   if (!v->chain.ok) {
@@ -81,7 +114,19 @@ int VerifyCommand(const Globals& g, const char* program, int projection_exit, st
         << "; rebuild it from the log with `modelreg-replay --root " << g.root << " rebuild`\n";
     return projection_exit;
   }
-  if (!g.json) out << "projection OK: state digest " << ToHex(v->state_digest) << '\n';
+  if (!g.json) {
+    out << "projection OK: state digest " << ToHex(v->state_digest) << '\n';
+    if (manifest.empty()) {
+      out << "manifest OK: " << artifacts::ManifestPath(g.root) << " records event "
+          << v->chain.head.seq << '\n';
+    } else {
+      // Not an integrity failure: the manifest is rewritten from the log.
+      out << "manifest: " << manifest
+          << " (derived from the log, so not an integrity failure: a writer rewrites it "
+             "shortly after each write; if something else stands in its place, remove it and "
+             "the next write or open rewrites it)\n";
+    }
+  }
   return 0;
 }
 

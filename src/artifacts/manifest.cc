@@ -110,6 +110,12 @@ std::string ManifestWriter::Finish(TimeNs updated_at) {
 }
 
 std::optional<std::uint64_t> ReadManifestHeadSeq(const std::string& path) {
+  // Only a regular file: reading a directory (or a FIFO) that stands in its
+  // place would throw from the stream buffer, or block.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(std::filesystem::symlink_status(path, ec))) {
+    return std::nullopt;
+  }
   std::ifstream in(path, std::ios::binary);
   HeadSeqReader reader;
   if (in) nlohmann::json::sax_parse(in, &reader);

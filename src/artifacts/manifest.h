@@ -63,7 +63,9 @@ class ManifestWriter {
 
 // The top-level "head_seq" of the manifest at `path`, read without parsing
 // the rest of the file (~110 MB at 1M events); nullopt if the file is
-// missing or unreadable or has no top-level unsigned "head_seq".
+// missing, not a regular file (a directory, a link, a FIFO) or unreadable
+// or has no top-level unsigned "head_seq". A read error in the middle may
+// throw std::exception (callers catch it).
 std::optional<std::uint64_t> ReadManifestHeadSeq(const std::string& path);
 
 }  // namespace modelreg::artifacts

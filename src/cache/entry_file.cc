@@ -127,13 +127,34 @@ Result<EntryHeader> ParseHeader(int fd, const std::string& path, std::uint64_t m
   return out;
 }
 
-Result<int> OpenForRead(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// Opens `name` in `dir_fd` (AT_FDCWD: a path) for reading: never through a
+// symbolic link (O_NOFOLLOW), never waiting on a FIFO (O_NONBLOCK), and only
+// a regular file.
+Result<int> OpenForRead(int dir_fd, const std::string& name, const std::string& path) {
+  const int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) return Err(Status::NotFound("no cache entry " + path));
+    if (errno == ELOOP) {
+      return Err(Status::FailedPrecondition("cache entry " + path +
+                                            " is a symbolic link: not followed"));
+    }
     return Err(Status::IOError(ErrnoMessage("cannot open", path)));
   }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Err(Corrupt(path, "not a regular file"));
+  }
   return fd;
+}
+
+std::string BaseName(const std::string& path) {
+  return std::filesystem::path(path).filename().string();
+}
+
+std::string DirName(const std::string& path) {
+  const std::string d = std::filesystem::path(path).parent_path().string();
+  return d.empty() ? "." : d;
 }
 
 }  // namespace
@@ -154,14 +175,24 @@ std::string HeaderJson(const CacheKey& key, const std::string& encoded_key, Time
 }
 
 Result<EntryHeader> ReadEntryHeader(const std::string& path, std::uint64_t max_value_bytes) {
-  auto fd = OpenForRead(path);
+  return ReadEntryHeaderAt(AT_FDCWD, path, path, max_value_bytes);
+}
+
+Result<Entry> ReadEntry(const std::string& path, std::uint64_t max_value_bytes) {
+  return ReadEntryAt(AT_FDCWD, path, path, max_value_bytes);
+}
+
+Result<EntryHeader> ReadEntryHeaderAt(int dir_fd, const std::string& name, const std::string& path,
+                                      std::uint64_t max_value_bytes) {
+  auto fd = OpenForRead(dir_fd, name, path);
   if (!fd) return Err(fd.error());
   UniqueFd f(*fd);
   return ParseHeader(f.get(), path, max_value_bytes, nullptr);
 }
 
-Result<Entry> ReadEntry(const std::string& path, std::uint64_t max_value_bytes) {
-  auto fd = OpenForRead(path);
+Result<Entry> ReadEntryAt(int dir_fd, const std::string& name, const std::string& path,
+                          std::uint64_t max_value_bytes) {
+  auto fd = OpenForRead(dir_fd, name, path);
   if (!fd) return Err(fd.error());
   UniqueFd f(*fd);
   std::string head;
@@ -188,6 +219,14 @@ Result<Entry> ReadEntry(const std::string& path, std::uint64_t max_value_bytes) 
 
 Status WriteEntry(const std::string& tmp_path, const std::string& path, std::string_view header,
                   std::string_view value) {
+  const std::string dir = DirName(path);
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd.get() < 0) return Status::IOError(ErrnoMessage("cannot open", dir));
+  return WriteEntryAt(dfd.get(), BaseName(tmp_path), BaseName(path), dir, header, value);
+}
+
+Status WriteEntryAt(int dir_fd, const std::string& tmp_name, const std::string& name,
+                    const std::string& dir_path, std::string_view header, std::string_view value) {
   if (header.size() > kMaxHeaderBytes)
     return Status::InvalidArgument("cache entry header too large");
   std::string head(kEntryMagic);
@@ -201,11 +240,13 @@ Status WriteEntry(const std::string& tmp_path, const std::string& path, std::str
   sha.Update(value);
   const Digest d = sha.Finish();
 
-  UniqueFd fd(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  const std::string tmp_path = dir_path + "/" + tmp_name;
+  UniqueFd fd(::openat(dir_fd, tmp_name.c_str(),
+                       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
   if (fd.get() < 0) return Status::IOError(ErrnoMessage("cannot create", tmp_path));
   auto fail = [&](const std::string& what) {
     Status st = Status::IOError(ErrnoMessage(what, tmp_path));
-    ::unlink(tmp_path.c_str());
+    ::unlinkat(dir_fd, tmp_name.c_str(), 0);
     return st;
   };
   if (!WriteAll(fd.get(), head) || !WriteAll(fd.get(), value) ||
@@ -214,14 +255,14 @@ Status WriteEntry(const std::string& tmp_path, const std::string& path, std::str
   }
   if (::fsync(fd.get()) != 0) return fail("cannot fsync");
   if (fd.Close() != 0) return fail("cannot close");
-  if (::rename(tmp_path.c_str(), path.c_str()) != 0) return fail("cannot rename into place");
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  // renameat replaces whatever is at `name` (a symbolic link included)
+  // without following it.
+  if (::renameat(dir_fd, tmp_name.c_str(), dir_fd, name.c_str()) != 0) {
+    return fail("cannot rename into place");
+  }
   // The entry is in place; a failed directory sync only weakens durability
   // across a power loss, and a lost entry is recomputed. Still reported.
-  if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) {
-    return Status::IOError(ErrnoMessage("cannot fsync directory", dir));
-  }
+  if (::fsync(dir_fd) != 0) return Status::IOError(ErrnoMessage("cannot fsync directory", dir_path));
   return Status::OK();
 }
 

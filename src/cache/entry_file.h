@@ -48,16 +48,34 @@ std::string HeaderJson(const CacheKey& key, const std::string& encoded_key, Time
 
 // Reads and checks the prefix and header only (sizes, magic, JSON, key
 // parts consistent with the key). NotFound when the file does not exist,
-// Corruption when it fails a check, IOError when it cannot be read.
+// Corruption when it fails a check or is not a regular file (a FIFO is
+// never waited on), FailedPrecondition when it is a symbolic link (never
+// followed), IOError when it cannot be read.
 Result<EntryHeader> ReadEntryHeader(const std::string& path, std::uint64_t max_value_bytes);
 
 // Reads the whole entry and verifies its checksum. Same errors.
 Result<Entry> ReadEntry(const std::string& path, std::uint64_t max_value_bytes);
 
+// The same for the file `name` in the open directory `dir_fd` (openat with
+// O_NOFOLLOW: nothing outside that directory is reached). `path` names the
+// file in messages only.
+Result<EntryHeader> ReadEntryHeaderAt(int dir_fd, const std::string& name, const std::string& path,
+                                      std::uint64_t max_value_bytes);
+Result<Entry> ReadEntryAt(int dir_fd, const std::string& name, const std::string& path,
+                          std::uint64_t max_value_bytes);
+
 // Writes an entry durably: to `tmp_path` (created exclusively), fsync,
-// rename to `path`, fsync the directory. On failure the temporary file is
-// removed and IOError says why (ENOSPC, EACCES, ...).
+// rename to `path` (in the same directory), fsync the directory. On failure
+// the temporary file is removed and IOError says why (ENOSPC, EACCES, ...).
 Status WriteEntry(const std::string& tmp_path, const std::string& path, std::string_view header,
                   std::string_view value);
+
+// The same inside the open directory `dir_fd` (what the cache uses): the
+// temporary file is created with O_EXCL | O_NOFOLLOW and renamed with
+// renameat, so a symbolic link in the directory is never written through
+// (a link at `name` is replaced, its target untouched). `dir_path` names
+// the directory in messages only.
+Status WriteEntryAt(int dir_fd, const std::string& tmp_name, const std::string& name,
+                    const std::string& dir_path, std::string_view header, std::string_view value);
 
 }  // namespace modelreg::cache

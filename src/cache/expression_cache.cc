@@ -1,10 +1,15 @@
 #include "cache/expression_cache.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include "cache/entry_file.h"
@@ -42,36 +47,143 @@ std::string TmpHashOf(const std::string& name) {
   return IsHexHash(h) && name[kTmpPrefix.size() + 64] == '-' ? h : "";
 }
 
-// The factor directories under entries/ (names that pass validation only).
-std::vector<std::string> FactorDirs(const fs::path& entries) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (fs::directory_iterator it(entries, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (it->is_directory(ec) && ValidateFactorName(name).ok()) out.push_back(name);
+// ---- walking the cache without following symbolic links ----
+//
+// Every directory below the cache directory is opened with openat(...,
+// O_DIRECTORY | O_NOFOLLOW) relative to its parent's descriptor, and every
+// file in it is read, created, renamed and removed relative to that
+// descriptor (openat with O_NOFOLLOW, renameat, unlinkat). So no path is
+// resolved through a symbolic link inside the cache, even one swapped in
+// while an operation runs; a link is reported and left alone.
+
+// A directory descriptor owned by one scope (movable).
+class DirFd {
+ public:
+  DirFd() = default;
+  explicit DirFd(int fd) : fd_(fd) {}
+  ~DirFd() {
+    if (fd_ >= 0) ::close(fd_);
   }
+  DirFd(DirFd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  DirFd& operator=(DirFd&& o) noexcept {
+    if (this != &o) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = o.fd_;
+      o.fd_ = -1;
+    }
+    return *this;
+  }
+  DirFd(const DirFd&) = delete;
+  DirFd& operator=(const DirFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+enum class Kind { kRegular, kDirectory, kSymlink, kOther };
+
+struct Listed {
+  std::string name;
+  Kind kind;
+  std::uint64_t size;
+};
+
+// The names in the open directory, with what each is (lstat-style), sorted.
+std::vector<Listed> List(int dir_fd) {
+  std::vector<Listed> out;
+  const int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return out;
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    ::close(fd);
+    return out;
+  }
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat st {};
+    if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
+    const Kind kind = S_ISLNK(st.st_mode)   ? Kind::kSymlink
+                      : S_ISDIR(st.st_mode) ? Kind::kDirectory
+                      : S_ISREG(st.st_mode) ? Kind::kRegular
+                                            : Kind::kOther;
+    out.push_back({name, kind, static_cast<std::uint64_t>(st.st_size)});
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end(),
+            [](const Listed& a, const Listed& b) { return a.name < b.name; });
   return out;
 }
 
-std::vector<std::string> FileNames(const fs::path& dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->is_regular_file(ec)) out.push_back(it->path().filename().string());
+std::uint64_t SizeAt(int dir_fd, const std::string& name) {
+  struct stat st {};
+  return ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0
+             ? static_cast<std::uint64_t>(st.st_size)
+             : 0;
+}
+
+bool IsSymlinkAt(int dir_fd, const std::string& name) {
+  struct stat st {};
+  return ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+}
+
+// Is this the "is a symbolic link" error of OpenDirAt / the entry and lock
+// readers?
+bool IsSymlinkError(const Status& st) { return st.code() == Code::kFailedPrecondition; }
+
+// Opens the directory `name` in `parent` without following a symbolic link.
+// NotFound when absent, FailedPrecondition when it is a link (or not a
+// directory), IOError otherwise. `path` is for messages.
+Result<DirFd> OpenDirAt(int parent, const std::string& name, const std::string& path) {
+  const int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) return DirFd(fd);
+  const int e = errno;
+  if (e == ENOENT) return Err(Status::NotFound("no directory " + path));
+  if (e == ELOOP || (e == ENOTDIR && IsSymlinkAt(parent, name))) {
+    return Err(Status::FailedPrecondition(
+        path + " is a symbolic link; links inside a cache are never followed (remove it)"));
   }
-  return out;
+  if (e == ENOTDIR) return Err(Status::FailedPrecondition(path + " is not a directory"));
+  return Err(Status::IOError("cannot open " + path + ": " + std::strerror(e)));
 }
 
-std::uint64_t FileSize(const fs::path& p) {
-  std::error_code ec;
-  const auto n = fs::file_size(p, ec);
-  return ec ? 0 : n;
+// OpenDirAt, creating the directory first if it is missing.
+Result<DirFd> MakeDirAt(int parent, const std::string& name, const std::string& path) {
+  if (::mkdirat(parent, name.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Err(
+        Status::IOError("cannot create cache directory " + path + ": " + std::strerror(errno)));
+  }
+  return OpenDirAt(parent, name, path);
 }
 
-Status NeedCacheDir(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return Status::NotFound("no cache directory at " + dir);
-  return Status::OK();
+// The cache directory itself (named by the user, so a link to it is fine).
+Result<DirFd> OpenRoot(const std::string& dir, bool create) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    if (!create) return Err(Status::NotFound("no cache directory at " + dir));
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+      return Err(Status::IOError("cannot create cache directory " + dir + ": " + ec.message()));
+    }
+    fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  }
+  if (fd < 0) {
+    return Err(Status::IOError("cannot open cache directory " + dir + ": " + std::strerror(errno)));
+  }
+  return DirFd(fd);
+}
+
+// For the walks of Stats, Gc and Purge: the subdirectory `name` of `parent`
+// (relative path `rel`), or nothing when it is absent, not a directory or a
+// symbolic link — a link is added to `skipped`.
+std::optional<DirFd> WalkInto(int parent, const std::string& name, const std::string& rel,
+                              std::vector<std::string>& skipped) {
+  auto d = OpenDirAt(parent, name, rel);
+  if (d) return std::move(*d);
+  if (IsSymlinkAt(parent, name)) skipped.push_back(rel);
+  return std::nullopt;
 }
 
 // Header-level checks that tie an entry to its place: the file name is
@@ -81,14 +193,6 @@ bool InPlace(const EntryHeader& h, const std::string& factor, const std::string&
 }
 
 std::atomic<std::uint64_t> g_tmp_counter{0};
-
-Status EnsureDir(const fs::path& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec)
-    return Status::IOError("cannot create cache directory " + dir.string() + ": " + ec.message());
-  return Status::OK();
-}
 
 }  // namespace
 
@@ -110,9 +214,20 @@ std::string DiskExpressionCache::LockPath(const std::string& hash) const {
   return (fs::path(options_.dir) / "locks" / (hash + std::string(kLockSuffix))).string();
 }
 
-bool DiskExpressionCache::Expired(TimeNs created_at) const {
+DiskExpressionCache::Age DiskExpressionCache::AgeOf(TimeNs created_at) const {
+  // In unsigned arithmetic: a forged creation time anywhere in the 64-bit
+  // range never overflows.
+  const TimeNs now = options_.clock->NowNs();
+  if (created_at > now) {
+    const auto ahead = static_cast<std::uint64_t>(created_at) - static_cast<std::uint64_t>(now);
+    return ahead > static_cast<std::uint64_t>(std::max<TimeNs>(0, options_.future_tolerance))
+               ? Age::kFuture
+               : Age::kFresh;
+  }
   // Served while now < created + ttl; expired from that instant on.
-  return options_.clock->NowNs() - created_at >= options_.ttl;
+  const auto age = static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(created_at);
+  return age >= static_cast<std::uint64_t>(std::max<TimeNs>(0, options_.ttl)) ? Age::kExpired
+                                                                              : Age::kFresh;
 }
 
 Status DiskExpressionCache::Store(const CacheKey& key, const std::string& encoded,
@@ -122,12 +237,17 @@ Status DiskExpressionCache::Store(const CacheKey& key, const std::string& encode
                                    " bytes is above the cache's limit of " +
                                    std::to_string(options_.max_value_bytes));
   }
+  auto root = OpenRoot(options_.dir, /*create=*/true);
+  if (!root) return root.error();
+  auto entries = MakeDirAt(root->get(), "entries", options_.dir + "/entries");
+  if (!entries) return entries.error();
   const std::string dir = EntryDir(key.factor_name);
-  MODELREG_RETURN_IF_ERROR(EnsureDir(dir));
-  const std::string tmp = dir + "/" + std::string(kTmpPrefix) + hash + "-" +
-                          std::to_string(::getpid()) + "-" + std::to_string(g_tmp_counter++);
-  return WriteEntry(tmp, EntryPath(key.factor_name, hash),
-                    HeaderJson(key, encoded, options_.clock->NowNs()), value);
+  auto factor = MakeDirAt(entries->get(), key.factor_name, dir);
+  if (!factor) return factor.error();
+  const std::string tmp = std::string(kTmpPrefix) + hash + "-" + std::to_string(::getpid()) + "-" +
+                          std::to_string(g_tmp_counter++);
+  return WriteEntryAt(factor->get(), tmp, hash + std::string(kEntrySuffix), dir,
+                      HeaderJson(key, encoded, options_.clock->NowNs()), value);
 }
 
 Result<Lookup> DiskExpressionCache::GetOrCompute(
@@ -141,34 +261,54 @@ Result<Lookup> DiskExpressionCache::GetOrCompute(const CacheKey& key, const Comp
   auto encoded = EncodeKey(key);
   if (!encoded) return Err(encoded.error());
   const std::string hash = KeyHash(*encoded);
+  const std::string name = hash + std::string(kEntrySuffix);
   const std::string path = EntryPath(key.factor_name, hash);
+  // The factor's directory, opened without following links; the entry is
+  // read relative to it.
+  auto factor_dir = [&]() -> Result<DirFd> {
+    auto root = OpenRoot(options_.dir, /*create=*/false);
+    if (!root) return Err(root.error());
+    auto entries = OpenDirAt(root->get(), "entries", options_.dir + "/entries");
+    if (!entries) return Err(entries.error());
+    return OpenDirAt(entries->get(), key.factor_name, EntryDir(key.factor_name));
+  };
+  auto read = [&](const Result<DirFd>& dir) -> Result<Entry> {
+    if (!dir) return Err(dir.error());
+    return ReadEntryAt(dir->get(), name, path, options_.max_value_bytes);
+  };
   Lookup out;
   auto fresh = [&](const Result<Entry>& e) {
-    return e && e->header.key == *encoded && !Expired(e->header.created_at_ns);
+    return e && e->header.key == *encoded && AgeOf(e->header.created_at_ns) == Age::kFresh;
   };
 
   // A hit needs no lock: entries are only ever renamed into place whole.
-  if (auto e = ReadEntry(path, options_.max_value_bytes); fresh(e)) {
+  if (auto e = read(factor_dir()); fresh(e)) {
     ++hits_;
     out.value = std::move(e->value);
     out.was_cached = true;
     return out;
   }
 
-  Status dir_st = EnsureDir(fs::path(options_.dir) / "locks");
-  auto lock = dir_st.ok() ? KeyLock::Acquire(LockPath(hash)) : Err(dir_st);
+  auto root = OpenRoot(options_.dir, /*create=*/true);
+  Result<DirFd> locks = root ? MakeDirAt(root->get(), "locks", options_.dir + "/locks")
+                             : Result<DirFd>(Err(root.error()));
+  auto lock = locks ? KeyLock::Acquire(locks->get(), hash + std::string(kLockSuffix),
+                                       LockPath(hash))
+                    : Err(locks.error());
   if (lock) {
     // Whoever held the lock before us may have stored it.
-    auto e = ReadEntry(path, options_.max_value_bytes);
+    Result<DirFd> dir = factor_dir();
+    auto e = read(dir);
     if (fresh(e)) {
       ++hits_;
       out.value = std::move(e->value);
       out.was_cached = true;
       return out;
     }
-    const bool corrupt =
-        (!e && e.error().code() == Code::kCorruption) || (e && e->header.key != *encoded);
-    if (corrupt && ::unlink(path.c_str()) == 0) {
+    const bool corrupt = (!e && e.error().code() == Code::kCorruption) ||
+                         (e && (e->header.key != *encoded ||
+                                AgeOf(e->header.created_at_ns) == Age::kFuture));
+    if (corrupt && dir && ::unlinkat(dir->get(), name.c_str(), 0) == 0) {
       ++corrupt_dropped_;
       out.dropped_corrupt = true;
     }
@@ -192,27 +332,60 @@ Result<std::string> DiskExpressionCache::Get(const CacheKey& key) {
   auto encoded = EncodeKey(key);
   if (!encoded) return Err(encoded.error());
   const std::string hash = KeyHash(*encoded);
+  const std::string name = hash + std::string(kEntrySuffix);
   const std::string path = EntryPath(key.factor_name, hash);
-  auto e = ReadEntry(path, options_.max_value_bytes);
+  auto root = OpenRoot(options_.dir, /*create=*/false);
+  if (!root) {
+    ++misses_;
+    return Err(root.error().code() == Code::kNotFound
+                   ? Status::NotFound("no cache entry " + path)
+                   : root.error());
+  }
+  auto entries = OpenDirAt(root->get(), "entries", options_.dir + "/entries");
+  auto dir = entries ? OpenDirAt(entries->get(), key.factor_name, EntryDir(key.factor_name))
+                     : Result<DirFd>(Err(entries.error()));
+  if (!dir) {
+    ++misses_;
+    return Err(dir.error().code() == Code::kNotFound ? Status::NotFound("no cache entry " + path)
+                                                     : dir.error());
+  }
+  auto e = ReadEntryAt(dir->get(), name, path, options_.max_value_bytes);
+  Status why;
   if (e && e->header.key == *encoded) {
-    if (Expired(e->header.created_at_ns)) {
-      ++misses_;
-      return Err(Status::NotFound("cache entry for " + *encoded + " expired at " +
-                                  FormatUtc(e->header.created_at_ns + options_.ttl)));
+    switch (AgeOf(e->header.created_at_ns)) {
+      case Age::kFresh:
+        ++hits_;
+        return std::move(e->value);
+      case Age::kExpired:
+        ++misses_;
+        return Err(Status::NotFound("cache entry for " + *encoded + " expired at " +
+                                    FormatUtc(e->header.created_at_ns + options_.ttl)));
+      case Age::kFuture:
+        why = Status::Corruption("cache entry " + path + " was created at " +
+                                 FormatUtc(e->header.created_at_ns) +
+                                 ", in the future (now is " +
+                                 FormatUtc(options_.clock->NowNs()) +
+                                 "): the clock was stepped back or the header forged");
+        break;
     }
-    ++hits_;
-    return std::move(e->value);
   }
   ++misses_;
   if (!e && e.error().code() != Code::kCorruption) return Err(e.error());
-  // Corrupt (or another key's entry): drop it unless someone holds the key
-  // (a holder is about to replace it anyway).
-  Status why = e ? Status::Corruption("cache entry " + path + " holds another key") : e.error();
-  if (auto lock = KeyLock::TryAcquire(LockPath(hash), /*create=*/true); lock) {
-    auto again = ReadEntry(path, options_.max_value_bytes);
+  // Corrupt (another key's entry, or dated in the future): drop it unless
+  // someone holds the key (a holder is about to replace it anyway).
+  if (why.ok()) {
+    why = e ? Status::Corruption("cache entry " + path + " holds another key") : e.error();
+  }
+  auto locks = MakeDirAt(root->get(), "locks", options_.dir + "/locks");
+  if (!locks) return Err(why);
+  if (auto lock = KeyLock::TryAcquire(locks->get(), hash + std::string(kLockSuffix),
+                                      LockPath(hash), /*create=*/true);
+      lock) {
+    auto again = ReadEntryAt(dir->get(), name, path, options_.max_value_bytes);
     const bool still_bad = (!again && again.error().code() == Code::kCorruption) ||
-                           (again && again->header.key != *encoded);
-    if (still_bad && ::unlink(path.c_str()) == 0) {
+                           (again && (again->header.key != *encoded ||
+                                      AgeOf(again->header.created_at_ns) == Age::kFuture));
+    if (still_bad && ::unlinkat(dir->get(), name.c_str(), 0) == 0) {
       ++corrupt_dropped_;
       return Err(why.WithContext("dropped"));
     }
@@ -224,8 +397,11 @@ Status DiskExpressionCache::Put(const CacheKey& key, std::string_view value) {
   auto encoded = EncodeKey(key);
   if (!encoded) return encoded.error();
   const std::string hash = KeyHash(*encoded);
-  MODELREG_RETURN_IF_ERROR(EnsureDir(fs::path(options_.dir) / "locks"));
-  auto lock = KeyLock::Acquire(LockPath(hash));
+  auto root = OpenRoot(options_.dir, /*create=*/true);
+  if (!root) return root.error();
+  auto locks = MakeDirAt(root->get(), "locks", options_.dir + "/locks");
+  if (!locks) return locks.error();
+  auto lock = KeyLock::Acquire(locks->get(), hash + std::string(kLockSuffix), LockPath(hash));
   if (!lock) return lock.error();
   return Store(key, *encoded, hash, value);
 }
@@ -248,22 +424,37 @@ Result<PurgeResult> DiskExpressionCache::Purge(const PurgeFilter& filter) {
   if (filter.dataset) {
     MODELREG_RETURN_IF_ERROR(ValidateDataset(filter.dataset->first, filter.dataset->second));
   }
-  MODELREG_RETURN_IF_ERROR(NeedCacheDir(options_.dir));
-  const fs::path entries = fs::path(options_.dir) / "entries";
+  auto root = OpenRoot(options_.dir, /*create=*/false);
+  if (!root) return Err(root.error());
+  PurgeResult out;
+  auto entries = WalkInto(root->get(), "entries", "entries", out.skipped_symlinks);
+  if (!entries) return out;
   std::vector<std::string> factors;
   if (filter.factor) {
     factors.push_back(*filter.factor);
   } else {
-    factors = FactorDirs(entries);
+    for (const Listed& f : List(entries->get())) {
+      if (f.kind == Kind::kDirectory && ValidateFactorName(f.name).ok()) {
+        factors.push_back(f.name);
+      } else if (f.kind == Kind::kSymlink) {
+        out.skipped_symlinks.push_back("entries/" + f.name);
+      }
+    }
   }
-  PurgeResult out;
   for (const std::string& factor : factors) {
-    for (const std::string& name : FileNames(entries / factor)) {
-      const std::string hash = EntryHashOf(name);
-      if (hash.empty()) continue;
-      const fs::path p = entries / factor / name;
+    const std::string rel = "entries/" + factor;
+    auto dir = WalkInto(entries->get(), factor, rel, out.skipped_symlinks);
+    if (!dir) continue;
+    for (const Listed& f : List(dir->get())) {
+      if (f.kind == Kind::kSymlink) {
+        out.skipped_symlinks.push_back(rel + "/" + f.name);
+        continue;
+      }
+      const std::string hash = EntryHashOf(f.name);
+      if (hash.empty() || f.kind != Kind::kRegular) continue;
+      const std::string p = EntryDir(factor) + "/" + f.name;
       if (filter.dataset) {
-        auto h = ReadEntryHeader(p.string(), options_.max_value_bytes);
+        auto h = ReadEntryHeaderAt(dir->get(), f.name, p, options_.max_value_bytes);
         if (!h) {
           if (h.error().code() != Code::kNotFound) ++out.unreadable;
           continue;
@@ -273,12 +464,12 @@ Result<PurgeResult> DiskExpressionCache::Purge(const PurgeFilter& filter) {
           continue;
         }
       }
-      const std::uint64_t size = FileSize(p);
-      if (::unlink(p.c_str()) == 0) {
+      const std::uint64_t size = SizeAt(dir->get(), f.name);
+      if (::unlinkat(dir->get(), f.name.c_str(), 0) == 0) {
         ++out.removed;
         out.bytes += size;
       } else if (errno != ENOENT) {
-        return Err(Status::IOError("cannot remove " + p.string() + ": " + std::strerror(errno)));
+        return Err(Status::IOError("cannot remove " + p + ": " + std::strerror(errno)));
       }
     }
   }
@@ -286,36 +477,59 @@ Result<PurgeResult> DiskExpressionCache::Purge(const PurgeFilter& filter) {
 }
 
 Result<CacheStats> DiskExpressionCache::Stats() const {
-  MODELREG_RETURN_IF_ERROR(NeedCacheDir(options_.dir));
+  auto root = OpenRoot(options_.dir, /*create=*/false);
+  if (!root) return Err(root.error());
   CacheStats s;
-  const fs::path entries = fs::path(options_.dir) / "entries";
-  for (const std::string& factor : FactorDirs(entries)) {
-    FactorStats& f = s.factors[factor];
-    for (const std::string& name : FileNames(entries / factor)) {
-      if (!TmpHashOf(name).empty()) {
-        ++s.temp_files;
+  if (auto entries = WalkInto(root->get(), "entries", "entries", s.skipped_symlinks)) {
+    for (const Listed& f : List(entries->get())) {
+      if (f.kind == Kind::kSymlink) {
+        s.skipped_symlinks.push_back("entries/" + f.name);
         continue;
       }
-      const std::string hash = EntryHashOf(name);
-      if (hash.empty()) continue;
-      const fs::path p = entries / factor / name;
-      const std::uint64_t size = FileSize(p);
-      auto h = ReadEntryHeader(p.string(), options_.max_value_bytes);
-      if (!h && h.error().code() == Code::kNotFound) continue;  // removed meanwhile
-      ++f.entries;
-      f.bytes += size;
-      if (!h || !InPlace(*h, factor, hash)) {
-        ++s.corrupt;
-      } else if (Expired(h->created_at_ns)) {
-        ++f.expired;
+      if (f.kind != Kind::kDirectory || !ValidateFactorName(f.name).ok()) continue;
+      const std::string factor = f.name;
+      const std::string rel = "entries/" + factor;
+      auto dir = WalkInto(entries->get(), factor, rel, s.skipped_symlinks);
+      if (!dir) continue;
+      FactorStats& per = s.factors[factor];
+      for (const Listed& x : List(dir->get())) {
+        if (x.kind == Kind::kSymlink) {
+          s.skipped_symlinks.push_back(rel + "/" + x.name);
+          continue;
+        }
+        if (x.kind != Kind::kRegular) continue;
+        if (!TmpHashOf(x.name).empty()) {
+          ++s.temp_files;
+          continue;
+        }
+        const std::string hash = EntryHashOf(x.name);
+        if (hash.empty()) continue;
+        auto h = ReadEntryHeaderAt(dir->get(), x.name, EntryDir(factor) + "/" + x.name,
+                                   options_.max_value_bytes);
+        if (!h && h.error().code() == Code::kNotFound) continue;  // removed meanwhile
+        ++per.entries;
+        per.bytes += x.size;
+        if (!h || !InPlace(*h, factor, hash)) {
+          ++s.corrupt;
+        } else if (const Age age = AgeOf(h->created_at_ns); age == Age::kFuture) {
+          ++s.corrupt;
+        } else if (age == Age::kExpired) {
+          ++per.expired;
+        }
+      }
+      s.entries += per.entries;
+      s.bytes += per.bytes;
+      s.expired += per.expired;
+    }
+  }
+  if (auto locks = WalkInto(root->get(), "locks", "locks", s.skipped_symlinks)) {
+    for (const Listed& f : List(locks->get())) {
+      if (f.kind == Kind::kSymlink) {
+        s.skipped_symlinks.push_back("locks/" + f.name);
+      } else if (f.kind == Kind::kRegular && f.name.ends_with(kLockSuffix)) {
+        ++s.lock_files;
       }
     }
-    s.entries += f.entries;
-    s.bytes += f.bytes;
-    s.expired += f.expired;
-  }
-  for (const std::string& name : FileNames(fs::path(options_.dir) / "locks")) {
-    if (name.ends_with(kLockSuffix)) ++s.lock_files;
   }
   s.hits = hits_.load();
   s.misses = misses_.load();
@@ -325,66 +539,112 @@ Result<CacheStats> DiskExpressionCache::Stats() const {
 }
 
 Result<GcResult> DiskExpressionCache::Gc(bool verify_checksums) {
-  MODELREG_RETURN_IF_ERROR(NeedCacheDir(options_.dir));
-  const fs::path locks = fs::path(options_.dir) / "locks";
-  MODELREG_RETURN_IF_ERROR(EnsureDir(locks));
+  auto root = OpenRoot(options_.dir, /*create=*/false);
+  if (!root) return Err(root.error());
   GcResult out;
+  // The locks directory: created if missing (gc takes keys' locks), but
+  // never through a link.
+  std::optional<DirFd> locks;
+  if (auto l = MakeDirAt(root->get(), "locks", options_.dir + "/locks"); l) {
+    locks = std::move(*l);
+  } else if (IsSymlinkError(l.error()) && IsSymlinkAt(root->get(), "locks")) {
+    out.skipped_symlinks.push_back("locks");
+  } else {
+    return Err(l.error());
+  }
+  // The key's lock, without waiting (nullptr when busy or impossible).
+  auto try_lock = [&](const std::string& hash) -> std::unique_ptr<KeyLock> {
+    if (!locks) return nullptr;
+    auto lock = KeyLock::TryAcquire(locks->get(), hash + std::string(kLockSuffix), LockPath(hash),
+                                    /*create=*/true);
+    return lock ? std::move(*lock) : nullptr;
+  };
   // Why an entry should go, or "" to keep it.
-  auto verdict = [&](const fs::path& p, const std::string& factor,
-                     const std::string& hash) -> std::string {
+  auto verdict = [&](int dir_fd, const std::string& name, const std::string& p,
+                     const std::string& factor, const std::string& hash) -> std::string {
     Result<EntryHeader> h = Err(Status::NotFound(""));
     if (verify_checksums) {
-      auto e = ReadEntry(p.string(), options_.max_value_bytes);
+      auto e = ReadEntryAt(dir_fd, name, p, options_.max_value_bytes);
       h = e ? Result<EntryHeader>(std::move(e->header)) : Err(e.error());
     } else {
-      h = ReadEntryHeader(p.string(), options_.max_value_bytes);
+      h = ReadEntryHeaderAt(dir_fd, name, p, options_.max_value_bytes);
     }
     if (!h) return h.error().code() == Code::kCorruption ? "corrupt" : "";
     if (!InPlace(*h, factor, hash)) return "corrupt";
-    return Expired(h->created_at_ns) ? "expired" : "";
+    switch (AgeOf(h->created_at_ns)) {
+      case Age::kFuture:
+        return "corrupt";
+      case Age::kExpired:
+        return "expired";
+      case Age::kFresh:
+        break;
+    }
+    return "";
   };
-  const fs::path entries = fs::path(options_.dir) / "entries";
-  for (const std::string& factor : FactorDirs(entries)) {
-    for (const std::string& name : FileNames(entries / factor)) {
-      const fs::path p = entries / factor / name;
-      if (const std::string hash = TmpHashOf(name); !hash.empty()) {
-        // Every writer holds its key's lock while its temporary file exists.
-        auto lock = KeyLock::TryAcquire(LockPath(hash), /*create=*/true);
+  if (auto entries = WalkInto(root->get(), "entries", "entries", out.skipped_symlinks)) {
+    for (const Listed& f : List(entries->get())) {
+      if (f.kind == Kind::kSymlink) {
+        out.skipped_symlinks.push_back("entries/" + f.name);
+        continue;
+      }
+      if (f.kind != Kind::kDirectory || !ValidateFactorName(f.name).ok()) continue;
+      const std::string factor = f.name;
+      const std::string rel = "entries/" + factor;
+      auto dir = WalkInto(entries->get(), factor, rel, out.skipped_symlinks);
+      if (!dir) continue;
+      for (const Listed& x : List(dir->get())) {
+        if (x.kind == Kind::kSymlink) {
+          out.skipped_symlinks.push_back(rel + "/" + x.name);
+          continue;
+        }
+        if (x.kind != Kind::kRegular) continue;
+        const std::string p = EntryDir(factor) + "/" + x.name;
+        if (const std::string hash = TmpHashOf(x.name); !hash.empty()) {
+          // Every writer holds its key's lock while its temporary file exists.
+          auto lock = try_lock(hash);
+          if (!lock) {
+            ++out.busy_skipped;
+            continue;
+          }
+          const std::uint64_t size = SizeAt(dir->get(), x.name);
+          if (::unlinkat(dir->get(), x.name.c_str(), 0) == 0) {
+            ++out.temp_removed;
+            out.bytes += size;
+          }
+          continue;
+        }
+        const std::string hash = EntryHashOf(x.name);
+        if (hash.empty() || verdict(dir->get(), x.name, p, factor, hash).empty()) continue;
+        // Decide again under the key's lock: a writer may have just replaced it.
+        auto lock = try_lock(hash);
         if (!lock) {
           ++out.busy_skipped;
           continue;
         }
-        const std::uint64_t size = FileSize(p);
-        if (::unlink(p.c_str()) == 0) {
-          ++out.temp_removed;
-          out.bytes += size;
-        }
-        continue;
+        const std::string why = verdict(dir->get(), x.name, p, factor, hash);
+        const std::uint64_t size = SizeAt(dir->get(), x.name);
+        if (why.empty() || ::unlinkat(dir->get(), x.name.c_str(), 0) != 0) continue;
+        ++(why == "expired" ? out.expired_removed : out.corrupt_removed);
+        out.bytes += size;
       }
-      const std::string hash = EntryHashOf(name);
-      if (hash.empty() || verdict(p, factor, hash).empty()) continue;
-      // Decide again under the key's lock: a writer may have just replaced it.
-      auto lock = KeyLock::TryAcquire(LockPath(hash), /*create=*/true);
-      if (!lock) {
-        ++out.busy_skipped;
-        continue;
-      }
-      const std::string why = verdict(p, factor, hash);
-      const std::uint64_t size = FileSize(p);
-      if (why.empty() || ::unlink(p.c_str()) != 0) continue;
-      ++(why == "expired" ? out.expired_removed : out.corrupt_removed);
-      out.bytes += size;
     }
   }
   // Lock files left by killed holders (a live holder keeps its own).
-  for (const std::string& name : FileNames(locks)) {
-    if (!name.ends_with(kLockSuffix)) continue;
-    auto lock = KeyLock::TryAcquire((locks / name).string(), /*create=*/false);
-    if (lock) {
-      lock->reset();  // unlinks, then releases
-      ++out.locks_removed;
-    } else if (lock.error().code() == Code::kBusy) {
-      ++out.busy_skipped;
+  if (locks) {
+    for (const Listed& f : List(locks->get())) {
+      if (f.kind == Kind::kSymlink) {
+        out.skipped_symlinks.push_back("locks/" + f.name);
+        continue;
+      }
+      if (f.kind != Kind::kRegular || !f.name.ends_with(kLockSuffix)) continue;
+      auto lock = KeyLock::TryAcquire(locks->get(), f.name, options_.dir + "/locks/" + f.name,
+                                      /*create=*/false);
+      if (lock) {
+        lock->reset();  // unlinks, then releases
+        ++out.locks_removed;
+      } else if (lock.error().code() == Code::kBusy) {
+        ++out.busy_skipped;
+      }
     }
   }
   return out;

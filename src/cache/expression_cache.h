@@ -9,7 +9,14 @@
 //   <dir>/locks/<sha256(key)>.lock                    the key's lock (key_lock.h)
 //
 // - Entries expire `ttl` after their creation time (the injected clock):
-//   an entry created at C is served while now < C + ttl.
+//   an entry created at C is served while now < C + ttl. An entry created
+//   later than now + future_tolerance (a clock stepped back, a forged
+//   header) is corrupt: never served, recomputed, removed by Gc.
+// - Symbolic links inside the cache are never followed, written through
+//   or removed: directories are opened with O_NOFOLLOW and walked with
+//   openat/unlinkat, so entries/, locks/, a factor directory or a file that
+//   is a link is skipped (and listed in skipped_symlinks) and its target
+//   is left alone. Only the cache directory itself may be a link.
 // - A corrupt entry (torn, truncated, altered) is detected by its sizes and
 //   SHA-256, never served, dropped and recomputed.
 // - GetOrCompute computes a missing key once across the threads and
@@ -32,6 +39,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "cache/key.h"
 #include "common/clock.h"
@@ -40,11 +48,16 @@
 namespace modelreg::cache {
 
 inline constexpr TimeNs kDefaultTtl = TimeNs{7} * 24 * 3600 * 1'000'000'000;
+// How far in the future an entry's creation time may lie (clocks of hosts
+// sharing a cache differ a little); beyond it the entry is corrupt.
+inline constexpr TimeNs kFutureTolerance = TimeNs{5} * 60 * 1'000'000'000;
 
 struct CacheOptions {
   std::string dir;
   TimeNs ttl = kDefaultTtl;
   const Clock* clock = &SystemClock::Instance();  // borrowed; outlives the cache
+  // An entry created after now + future_tolerance is corrupt.
+  TimeNs future_tolerance = kFutureTolerance;
   // Larger values are returned but not stored; larger files are corrupt.
   std::uint64_t max_value_bytes = std::uint64_t{1} << 30;
 };
@@ -74,10 +87,14 @@ struct CacheStats {
   std::uint64_t entries = 0;  // *.entry files, including expired and corrupt ones
   std::uint64_t bytes = 0;    // their sizes on disk
   std::uint64_t expired = 0;
-  std::uint64_t corrupt = 0;  // header or sizes fail their checks (checksums are not read)
+  std::uint64_t corrupt = 0;  // header or sizes fail their checks (checksums are not read),
+                              // or created in the future
   std::uint64_t temp_files = 0;
   std::uint64_t lock_files = 0;
   std::map<std::string, FactorStats> factors;
+  // Symbolic links found inside the cache, relative to its directory
+  // ("entries/momentum"): never followed, never counted, never removed.
+  std::vector<std::string> skipped_symlinks;
   // This object's counters since it was created (per process):
   std::uint64_t hits = 0;
   std::uint64_t misses = 0;           // computations started
@@ -94,6 +111,7 @@ struct PurgeResult {
   std::uint64_t removed = 0;
   std::uint64_t bytes = 0;
   std::uint64_t unreadable = 0;  // a --dataset filter could not read their headers: left to Gc
+  std::vector<std::string> skipped_symlinks;  // as in CacheStats: never followed or removed
 };
 
 struct GcResult {
@@ -103,6 +121,7 @@ struct GcResult {
   std::uint64_t temp_removed = 0;   // left by killed writers
   std::uint64_t locks_removed = 0;  // left by killed holders
   std::uint64_t busy_skipped = 0;   // in use by another thread or process
+  std::vector<std::string> skipped_symlinks;  // as in CacheStats: never followed or removed
 };
 
 class DiskExpressionCache {
@@ -122,9 +141,13 @@ class DiskExpressionCache {
                               const std::string& config_hash, const ComputeFn& compute);
 
   // The cached value: NotFound when missing or expired, Corruption when the
-  // entry failed verification (it is removed unless its key is locked).
+  // entry failed verification or is dated in the future (it is removed
+  // unless its key is locked), FailedPrecondition when a symbolic link
+  // stands where the entry or its directory should be (not followed).
   Result<std::string> Get(const CacheKey& key);
-  // Stores a value (waits for the key's lock). IOError when it cannot.
+  // Stores a value (waits for the key's lock). IOError when it cannot;
+  // FailedPrecondition when a symbolic link stands where its directory or
+  // lock file should be (never written through).
   Status Put(const CacheKey& key, std::string_view value);
 
   // Remove entries. An in-flight computation may still store its value
@@ -147,7 +170,8 @@ class DiskExpressionCache {
   std::string EntryDir(const std::string& factor) const;
   std::string EntryPath(const std::string& factor, const std::string& hash) const;
   std::string LockPath(const std::string& hash) const;
-  bool Expired(TimeNs created_at) const;
+  enum class Age { kFresh, kExpired, kFuture };
+  Age AgeOf(TimeNs created_at) const;
   Status Store(const CacheKey& key, const std::string& encoded, const std::string& hash,
                std::string_view value);
 

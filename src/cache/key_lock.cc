@@ -12,11 +12,14 @@ namespace modelreg::cache {
 
 namespace {
 
-// Does the open descriptor still name the file at `path`?
-bool StillAtPath(int fd, const std::string& path) {
+// Does the open descriptor still name the file `name` in `dir_fd`?
+bool StillAtPath(int fd, int dir_fd, const std::string& name) {
   struct stat by_fd {
   }, by_path{};
-  if (::fstat(fd, &by_fd) != 0 || ::stat(path.c_str(), &by_path) != 0) return false;
+  if (::fstat(fd, &by_fd) != 0 ||
+      ::fstatat(dir_fd, name.c_str(), &by_path, AT_SYMLINK_NOFOLLOW) != 0) {
+    return false;
+  }
   return by_fd.st_dev == by_path.st_dev && by_fd.st_ino == by_path.st_ino;
 }
 
@@ -28,47 +31,73 @@ int Flock(int fd, int op) {
   return rc;
 }
 
+Status OpenError(const std::string& what, const std::string& path, int e) {
+  if (e == ELOOP) {
+    return Status::FailedPrecondition("lock file " + path + " is a symbolic link: not followed");
+  }
+  if (e == ENOENT) return Status::NotFound("no lock file " + path);
+  return Status::IOError(what + " " + path + ": " + std::strerror(e));
+}
+
 }  // namespace
 
-Result<std::unique_ptr<KeyLock>> KeyLock::Acquire(const std::string& path) {
+Result<std::unique_ptr<KeyLock>> KeyLock::Acquire(int dir_fd, const std::string& name,
+                                                  const std::string& path) {
   for (;;) {
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    const int fd =
+        ::openat(dir_fd, name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
-      return Err(Status::IOError("cannot create lock file " + path + ": " + std::strerror(errno)));
+      const int e = errno;
+      return Err(e == ELOOP || e == ENOENT ? OpenError("", path, e)
+                                           : OpenError("cannot create lock file", path, e));
     }
     if (Flock(fd, LOCK_EX) != 0) {
       const int e = errno;
       ::close(fd);
       return Err(Status::IOError("cannot lock " + path + ": " + std::strerror(e)));
     }
-    if (StillAtPath(fd, path)) return std::unique_ptr<KeyLock>(new KeyLock(path, fd));
+    if (StillAtPath(fd, dir_fd, name)) {
+      const int dup = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+      if (dup < 0) {
+        const int e = errno;
+        ::close(fd);
+        return Err(Status::IOError("cannot lock " + path + ": " + std::strerror(e)));
+      }
+      return std::unique_ptr<KeyLock>(new KeyLock(dup, name, fd));
+    }
     ::close(fd);  // its holder removed it while we waited: take the new one
   }
 }
 
-Result<std::unique_ptr<KeyLock>> KeyLock::TryAcquire(const std::string& path, bool create) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
-  if (fd < 0) {
-    if (errno == ENOENT) return Err(Status::NotFound("no lock file " + path));
-    return Err(Status::IOError("cannot open lock file " + path + ": " + std::strerror(errno)));
-  }
+Result<std::unique_ptr<KeyLock>> KeyLock::TryAcquire(int dir_fd, const std::string& name,
+                                                     const std::string& path, bool create) {
+  const int fd = ::openat(dir_fd, name.c_str(),
+                          O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0644);
+  if (fd < 0) return Err(OpenError("cannot open lock file", path, errno));
   if (Flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int e = errno;
     ::close(fd);
     if (e == EWOULDBLOCK) return Err(Status::Busy("lock " + path + " is held"));
     return Err(Status::IOError("cannot lock " + path + ": " + std::strerror(e)));
   }
-  if (!StillAtPath(fd, path)) {
+  if (!StillAtPath(fd, dir_fd, name)) {
     ::close(fd);
     return Err(Status::NotFound("lock file " + path + " was replaced or removed"));
   }
-  return std::unique_ptr<KeyLock>(new KeyLock(path, fd));
+  const int dup = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) {
+    const int e = errno;
+    ::close(fd);
+    return Err(Status::IOError("cannot lock " + path + ": " + std::strerror(e)));
+  }
+  return std::unique_ptr<KeyLock>(new KeyLock(dup, name, fd));
 }
 
 KeyLock::~KeyLock() {
   // Unlink while holding: a waiter on this file will see it is gone.
-  ::unlink(path_.c_str());
+  ::unlinkat(dir_fd_, name_.c_str(), 0);
   ::close(fd_);
+  ::close(dir_fd_);
 }
 
 }  // namespace modelreg::cache

@@ -9,8 +9,12 @@
 // and inode differ, or the path is gone) and starts over on a fresh file, so
 // at most one process holds the lock of the file currently at the path.
 // Files left by killed holders are removed the same way by TryLock + Unlink
-// (the cache's Gc, TryAcquire with create = false). Thread-safety: a KeyLock is owned by one
-// thread.
+// (the cache's Gc, TryAcquire with create = false).
+//
+// The lock file is `name` inside an open directory (openat, O_NOFOLLOW,
+// unlinkat): a symbolic link where the lock file should be is refused
+// (FailedPrecondition), never followed, never removed.
+// Thread-safety: a KeyLock is owned by one thread.
 #pragma once
 
 #include <memory>
@@ -22,13 +26,17 @@ namespace modelreg::cache {
 
 class KeyLock {
  public:
-  // Blocks until the lock of `path` is held. IOError when the lock file
-  // cannot be created (missing or unwritable directory).
-  static Result<std::unique_ptr<KeyLock>> Acquire(const std::string& path);
+  // Blocks until the lock file `name` in the directory `dir_fd` is held
+  // (the descriptor is duplicated; the caller keeps its own). `path` names
+  // the file in messages. IOError when the lock file cannot be created
+  // (unwritable directory), FailedPrecondition when it is a symbolic link.
+  static Result<std::unique_ptr<KeyLock>> Acquire(int dir_fd, const std::string& name,
+                                                  const std::string& path);
   // Like Acquire but never waits: Busy when another holder has it. With
-  // create = false, NotFound when there is no lock file at `path` (none is
-  // created): how stale lock files are removed.
-  static Result<std::unique_ptr<KeyLock>> TryAcquire(const std::string& path, bool create);
+  // create = false, NotFound when there is no lock file (none is created):
+  // how stale lock files are removed.
+  static Result<std::unique_ptr<KeyLock>> TryAcquire(int dir_fd, const std::string& name,
+                                                     const std::string& path, bool create);
 
   // Releases the lock, removing the lock file first.
   ~KeyLock();
@@ -36,8 +44,10 @@ class KeyLock {
   KeyLock& operator=(const KeyLock&) = delete;
 
  private:
-  KeyLock(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
-  std::string path_;
+  KeyLock(int dir_fd, std::string name, int fd)
+      : dir_fd_(dir_fd), name_(std::move(name)), fd_(fd) {}
+  int dir_fd_;  // a duplicate, owned
+  std::string name_;
   int fd_;
 };
 

@@ -62,9 +62,47 @@ std::unique_ptr<httplib::Client> Connect(const std::string& url, const std::stri
   return c;
 }
 
+// Does the modelreg server of `info` answer at its url? A short GET
+// /healthz that must report the same pid; otherwise `why` says what did.
+bool Answers(const ServerInfo& info, std::string* why) {
+  const std::string who = "pid " + std::to_string(info.pid) + " is alive, but ";
+  httplib::Client c(info.url);
+  if (!c.is_valid()) {
+    *why = "its url '" + info.url + "' is not an http(s)://host:port address";
+    return false;
+  }
+  c.set_connection_timeout(1, 0);
+  c.set_read_timeout(2, 0);
+  c.set_write_timeout(2, 0);
+  auto r = c.Get("/healthz");
+  if (!r) {
+    *why = who + "no modelreg server answers at " + info.url + " (" +
+           httplib::to_string(r.error()) + "): the pid now belongs to another process";
+    return false;
+  }
+  // A small JSON object; anything else is not our server.
+  const json j = r->status == 200 && r->body.size() <= 4096 ? ParseJsonOrDiscarded(r->body)
+                                                            : json();
+  if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer() ||
+      j["pid"].get<long>() != info.pid) {
+    *why = who + "what answers at " + info.url + " (HTTP " + std::to_string(r->status) +
+           ") is not the modelreg server of that pid";
+    return false;
+  }
+  return true;
+}
+
+std::optional<ServerInfo> Stale(const std::string& root, const std::string& why,
+                                std::string* stale) {
+  if (stale != nullptr) {
+    *stale = (fs::path(root) / kServerFile).string() + " is stale (" + why + ")";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-std::optional<ServerInfo> FindServer(const std::string& root) {
+std::optional<ServerInfo> FindServer(const std::string& root, std::string* stale) {
   std::ifstream in(fs::path(root) / kServerFile);
   if (!in) return std::nullopt;
   std::stringstream ss;
@@ -72,10 +110,13 @@ std::optional<ServerInfo> FindServer(const std::string& root) {
   const json j = ParseJsonOrDiscarded(ss.str());
   if (!j.is_object() || !j.contains("url") || !j["url"].is_string() || !j.contains("pid") ||
       !j["pid"].is_number_integer()) {
-    return std::nullopt;
+    return Stale(root, "it does not hold a url and a pid", stale);
   }
   ServerInfo info{j["url"].get<std::string>(), j["pid"].get<long>()};
-  if (info.pid <= 0 || kill(static_cast<pid_t>(info.pid), 0) != 0) return std::nullopt;
+  if (info.pid <= 0 || kill(static_cast<pid_t>(info.pid), 0) != 0) {
+    return Stale(root, "its pid " + std::to_string(info.pid) + " is not alive", stale);
+  }
+  if (std::string why; !Answers(info, &why)) return Stale(root, why, stale);
   return info;
 }
 

@@ -19,9 +19,13 @@ struct ServerInfo {
   std::string url;
   long pid = 0;
 };
-// The server announced in `root`, if its file exists and its process is
-// alive (a stale file from a killed server is ignored).
-std::optional<ServerInfo> FindServer(const std::string& root);
+// The server announced in `root`: its file exists, its process is alive,
+// and a modelreg server answers GET /healthz at its url (within about 3 s)
+// reporting that same pid. Otherwise nullopt: no file, or a stale one (a
+// killed server; its pid reused by an unrelated process; nothing answering
+// at the address), in which case `stale`, if given, says so and why,
+// naming the file.
+std::optional<ServerInfo> FindServer(const std::string& root, std::string* stale = nullptr);
 // Writes / removes <root>/server.json (the server does this).
 Status AnnounceServer(const std::string& root, const ServerInfo& info);
 void WithdrawServer(const std::string& root);

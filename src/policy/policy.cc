@@ -8,6 +8,7 @@
 
 #include <toml++/toml.h>
 
+#include "common/decimal.h"
 #include "model/naming.h"
 
 namespace modelreg::policy {
@@ -38,14 +39,14 @@ std::optional<GateSpec> ParseGate(const std::string& name, const std::string& te
              text + "\"";
     return std::nullopt;
   }
-  char* end = nullptr;
-  const double v = std::strtod(number.c_str(), &end);
-  if (number.empty() || end != number.c_str() + number.size() || !std::isfinite(v) ||
-      !extra.empty()) {
-    *error = "gate '" + name + "' needs a finite number after " + op + ", got \"" + text + "\"";
+  // The number: the CLI's strict decimal grammar (common/decimal.h).
+  const std::optional<double> v = ParseDecimal(number);
+  if (!v || !extra.empty()) {
+    *error = "gate '" + name + "' needs " + std::string(kDecimalGrammarHint) + " after " + op +
+             ", got \"" + text + "\"";
     return std::nullopt;
   }
-  return GateSpec{name, op, v};
+  return GateSpec{name, op, *v};
 }
 
 void SetGate(TypePolicy& p, GateSpec g) {

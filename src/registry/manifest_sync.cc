@@ -4,6 +4,7 @@
 // log.
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -33,10 +34,7 @@ void Registry::ManifestLoop() {
     const auto started = std::chrono::steady_clock::now();
     Status st = WriteManifest();
     const auto took = std::chrono::steady_clock::now() - started;
-    if (!st.ok()) {
-      Warn("manifest.json could not be rewritten (" + st.ToString() + "); retrying in " +
-           std::to_string(retry.count() / 1000) + " s");
-    }
+    if (!st.ok()) ManifestFailed(st);  // retried below, with a growing delay
     lock.lock();
     if (st.ok()) {
       retry = std::chrono::milliseconds(1000);
@@ -92,12 +90,29 @@ Status Registry::WriteManifest(bool force) {
   if (st.ok()) {
     manifest_seq_ = seq;
     manifest_written_ = true;
+    manifest_warned_.store(false);  // a later failure is news again
   }
   return st;
 }
 
+void Registry::ManifestFailed(const Status& st) {
+  if (manifest_warned_.exchange(true)) return;
+  const std::string path = artifacts::ManifestPath(root_);
+  Warn(path + " could not be rewritten (" + st.message() +
+       "); the command is unaffected (manifest.json is derived from the log). To repair: "
+       "remove or rename whatever is at " + path +
+       " (it must be a regular file in a writable directory); the next write or open rewrites "
+       "it");
+}
+
 bool Registry::ManifestMatches(Seq head) {
-  const std::optional<Seq> written = artifacts::ReadManifestHeadSeq(artifacts::ManifestPath(root_));
+  std::optional<Seq> written;
+  try {
+    written = artifacts::ReadManifestHeadSeq(artifacts::ManifestPath(root_));
+  } catch (const std::exception&) {
+    // An unreadable manifest (an I/O error mid-file) does not match: it is
+    // rewritten, or reported by ManifestFailed. Never a failed command.
+  }
   const bool current = written && *written == head;
   if (current) {
     std::lock_guard<std::mutex> serialize(manifest_mu_);

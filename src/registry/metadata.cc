@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/decimal.h"
 #include "common/json_input.h"
 #include "common/utf8.h"
 #include "log/envelope.h"
@@ -87,13 +88,14 @@ Result<std::pair<std::string, std::string>> SplitAssignment(const std::string& t
 }
 
 Result<double> ParseFiniteNumber(const std::string& text, const std::string& what) {
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(v)) {
-    return Err(Status::InvalidArgument(what + " must be a finite number, got '" + text + "'"));
+  // One strict grammar (common/decimal.h): no whitespace, hex, inf or nan.
+  std::string why;
+  const std::optional<double> v = ParseDecimal(text, &why);
+  if (!v) {
+    return Err(Status::InvalidArgument(what + " must be " + std::string(kDecimalGrammarHint) +
+                                       ", got '" + text + "' (" + why + ")"));
   }
-  return v;
+  return *v;
 }
 
 events::Environment CaptureEnvironment() {

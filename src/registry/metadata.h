@@ -46,7 +46,8 @@ std::string ConfigHash(const nlohmann::json& config);
 // Splits "key=value"; InvalidArgument naming `flag` otherwise.
 Result<std::pair<std::string, std::string>> SplitAssignment(const std::string& text,
                                                             const std::string& flag);
-// A finite number; InvalidArgument naming `what` otherwise (NaN, inf, junk).
+// A number in the strict decimal grammar of common/decimal.h (finite, no
+// whitespace, hex, inf or nan); InvalidArgument naming `what` otherwise.
 Result<double> ParseFiniteNumber(const std::string& text, const std::string& what);
 
 }  // namespace modelreg::registry

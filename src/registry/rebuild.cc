@@ -203,7 +203,7 @@ Result<Registry::RebuildResult> Registry::Rebuild(
   // rewritten only if it does not match the log (which needs the state).
   if (!ManifestMatches(head)) {
     MODELREG_RETURN_IF_ERROR(Load());
-    MODELREG_RETURN_IF_ERROR(WriteManifest(/*force=*/true));
+    if (Status st = WriteManifest(/*force=*/true); !st.ok()) ManifestFailed(st);
   }
   return out;
 }

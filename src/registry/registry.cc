@@ -53,10 +53,7 @@ Registry::~Registry() {
     manifest_thread_.join();
     // What the thread had not written yet: a command leaves it current.
     Status st = FlushManifest();
-    if (!st.ok()) {
-      Warn("manifest.json could not be rewritten (" + st.ToString() +
-           "); it is rewritten on the next write or open");
-    }
+    if (!st.ok()) ManifestFailed(st);
   }
 }
 
@@ -167,8 +164,12 @@ Status Registry::LoadState() {
   loaded_ = true;
   rows_current_ = current;
   if (!read_only_) {
-    // manifest.json is derived: make sure it matches the log.
-    if (!ManifestMatches(head)) MODELREG_RETURN_IF_ERROR(WriteManifest());
+    // manifest.json is derived: make sure it matches the log. One that
+    // cannot be written is a warning, never a failed open (and so never a
+    // failed write).
+    if (!ManifestMatches(head)) {
+      if (Status st = WriteManifest(); !st.ok()) ManifestFailed(st);
+    }
   }
   return Status::OK();
 }

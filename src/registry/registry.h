@@ -274,6 +274,10 @@ class Registry {
   // replacing a newer manifest with an older one (`force`: rewrite even if
   // this state was written already).
   Status WriteManifest(bool force = false);
+  // manifest.json is derived: a failure to rewrite it never fails a
+  // command. It is reported as a warning naming the file, the problem and
+  // the repair — once, until a rewrite succeeds again.
+  void ManifestFailed(const Status& st);
   void Warn(const std::string& message) const;
 
   // Records that a version failed its pre-activation check.
@@ -298,6 +302,7 @@ class Registry {
   std::mutex manifest_mu_;  // one manifest writer at a time
   Seq manifest_seq_ = 0;    // head of the last manifest written (guarded by manifest_mu_)
   bool manifest_written_ = false;
+  std::atomic<bool> manifest_warned_{false};  // a failure was reported (ManifestFailed)
   mutable std::mutex mu_;    // guards state_ and loaded_
   mutable std::condition_variable state_cv_;  // signalled when state_ advances
   std::atomic<bool> rows_current_{false};  // projection rows match the log head

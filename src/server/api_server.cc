@@ -86,7 +86,7 @@ class Metrics {
   }
   void CountAppend() { appends_.fetch_add(1); }
 
-  std::string Render(std::uint64_t head_seq) const {
+  std::string Render(std::uint64_t head_seq, int long_polls) const {
     std::lock_guard<std::mutex> lock(mu_);
     std::ostringstream out;
     out << "# HELP modelreg_http_requests_total HTTP requests by route and status.\n"
@@ -114,7 +114,10 @@ class Metrics {
         << "modelreg_log_head_seq " << head_seq << '\n'
         << "# HELP modelreg_appends_total Events appended through this server.\n"
         << "# TYPE modelreg_appends_total counter\n"
-        << "modelreg_appends_total " << appends_.load() << '\n';
+        << "modelreg_appends_total " << appends_.load() << '\n'
+        << "# HELP modelreg_http_long_polls GET /api/v1/events requests in progress.\n"
+        << "# TYPE modelreg_http_long_polls gauge\n"
+        << "modelreg_http_long_polls " << long_polls << '\n';
     return out.str();
   }
 
@@ -401,11 +404,14 @@ class ApiServer::Impl {
     const std::string models = "/api/v1/models/";
 
     s.Get("/healthz", Wrap("GET /healthz", Need::kNone, [this](auto&, auto& res, auto&) {
-      SendJson(res, 200, json{{"status", "ok"}, {"head_seq", HeadSeq()}});
+      // The pid lets the CLI tell this server from an unrelated process that
+      // reuses the pid recorded in a stale server.json.
+      SendJson(res, 200,
+               json{{"status", "ok"}, {"head_seq", HeadSeq()}, {"pid", static_cast<long>(::getpid())}});
     }));
     s.Get("/metrics", Wrap("GET /metrics", Need::kNone, [this](auto&, auto& res, auto&) {
       res.status = 200;
-      res.set_content(metrics_.Render(HeadSeq()), "text/plain; version=0.0.4");
+      res.set_content(metrics_.Render(HeadSeq(), polls_.load()), "text/plain; version=0.0.4");
     }));
 
     s.Get(models + type + "/current",

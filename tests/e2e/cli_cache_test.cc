@@ -184,5 +184,47 @@ TEST_F(CacheCli, CorruptEntryCountedAndRemovedByGc) {
   EXPECT_EQ(Stats()["corrupt"], 0);
 }
 
+// A factor directory replaced by a symlink to a directory outside the
+// cache (here: the factor's own entries, moved out): no command follows it,
+// nothing outside is deleted, and each command says what it skipped.
+TEST_F(CacheCli, SymlinkedFactorDirectoryIsSkippedAndReported) {
+  const std::string outside = dir_.sub("outside");
+  fs::rename(Dir() + "/entries/momentum", outside);
+  fs::create_directory_symlink(outside, Dir() + "/entries/momentum");
+  std::ofstream(outside + "/precious.txt") << "not the cache's";
+  std::map<std::string, std::uintmax_t> bait;
+  for (const auto& e : fs::directory_iterator(outside)) bait[e.path()] = e.file_size();
+  ASSERT_EQ(bait.size(), 4u);  // 3 entries of momentum (1 expired) and the file
+  auto outside_now = [&] {
+    std::map<std::string, std::uintmax_t> now;
+    for (const auto& e : fs::directory_iterator(outside)) now[e.path()] = e.file_size();
+    return now;
+  };
+  const std::string said = "skipped 1 symbolic link (never followed; its target is left alone): "
+                           "entries/momentum";
+
+  RunResult purge_factor = Ok("cache purge --factor momentum --cache-dir " + Dir());
+  EXPECT_NE(purge_factor.out.find("purged 0 entries"), std::string::npos) << purge_factor.out;
+  EXPECT_NE(purge_factor.out.find(said), std::string::npos) << purge_factor.out;
+  EXPECT_EQ(outside_now(), bait) << "purge --factor deleted files outside the cache";
+
+  RunResult gc = Ok("cache gc --verify --cache-dir " + Dir());
+  EXPECT_NE(gc.out.find("removed 1 expired"), std::string::npos) << gc.out;  // value's
+  EXPECT_NE(gc.out.find(said), std::string::npos) << gc.out;
+  EXPECT_EQ(outside_now(), bait) << "gc deleted files outside the cache";
+
+  RunResult stats = Ok("cache stats --cache-dir " + Dir());
+  EXPECT_NE(stats.out.find("1 entries"), std::string::npos) << stats.out;
+  EXPECT_NE(stats.out.find(said), std::string::npos) << stats.out;
+  json js = Stats();
+  EXPECT_EQ(js["skipped_symlinks"], json::array({"entries/momentum"})) << js.dump();
+
+  json all = json::parse(Ok("--json cache purge --cache-dir " + Dir()).out);
+  EXPECT_EQ(all["removed"], 1);
+  EXPECT_EQ(all["skipped_symlinks"], json::array({"entries/momentum"})) << all.dump();
+  EXPECT_EQ(outside_now(), bait) << "purge deleted files outside the cache";
+  EXPECT_TRUE(fs::is_symlink(Dir() + "/entries/momentum"));
+}
+
 }  // namespace
 }  // namespace modelreg

@@ -66,12 +66,24 @@ int rename(const char* from, const char* to) noexcept {
   return real(from, to);
 }
 
+// A name relative to a directory descriptor, as a path.
+std::string PathAt(int dir, const char* name) {
+  if (dir == AT_FDCWD || name[0] == '/') return name;
+  return PathOf(dir) + "/" + name;
+}
+
 int renameat2(int from_dir, const char* from, int to_dir, const char* to,
               unsigned int flags) noexcept {
   static const auto real =
       Real<int (*)(int, const char*, int, const char*, unsigned int)>("renameat2");
-  Note(std::string("rename\t") + from + "\t" + to);
+  Note("rename\t" + PathAt(from_dir, from) + "\t" + PathAt(to_dir, to));
   return real(from_dir, from, to_dir, to, flags);
+}
+
+int renameat(int from_dir, const char* from, int to_dir, const char* to) noexcept {
+  static const auto real = Real<int (*)(int, const char*, int, const char*)>("renameat");
+  Note("rename\t" + PathAt(from_dir, from) + "\t" + PathAt(to_dir, to));
+  return real(from_dir, from, to_dir, to);
 }
 
 }  // extern "C"
@@ -548,7 +560,19 @@ TEST_F(Portable, ImportKilledMidwayLeavesNoRegistryAtNew) {
   ASSERT_TRUE(feeder.Serve(good));                    // the check pass
   ASSERT_TRUE(feeder.Serve(first_part, /*hold_open=*/true));  // then it waits for more
   feeder.WaitDrained();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // writing its first batch
+  // Killed once its first batch (4096 events) is in the staging registry's
+  // log, as a read-only open beside the writer sees it.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  Seq written = 0;
+  while (written < 4096 && std::chrono::steady_clock::now() < until) {
+    const auto staging = StagingLeftovers(target);
+    if (staging.size() == 1) {
+      auto store = EventStore::Open(staging[0] + "/registry", testing::ReadOnly());
+      if (store) written = (*store)->head().seq;
+    }
+    if (written < 4096) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(written, 4096u) << "the import never wrote its first batch";
   child.SignalAndWait(SIGKILL);
   feeder.Close();
   EXPECT_FALSE(fs::exists(target)) << "a half-imported registry is at " << target;

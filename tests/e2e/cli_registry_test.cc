@@ -2,7 +2,11 @@
 // through the spec's scenarios and its error paths.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <ctime>
@@ -418,6 +422,18 @@ TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
             "finite number"},
            {"register risk_model " + art + " --version v2.0.0 --metric sharpe=inf", 2,
             "finite number"},
+           // One strict decimal grammar (docs/cli.md "Numbers"): no hex, no
+           // whitespace, no leading '+' or bare point.
+           {"register risk_model " + art + " --version v2.0.0 --metric sharpe=0x10", 2,
+            "metric sharpe must be a finite number in decimal, such as 1.5"},
+           {"register risk_model " + art + " --version v2.0.0 --metric 'sharpe= 1'", 2,
+            "got ' 1' (not a decimal number)"},
+           {"register risk_model " + art + " --version v2.0.0 --metric 'sharpe=1 '", 2,
+            "got '1 ' (not a decimal number)"},
+           {"register risk_model " + art + " --version v2.0.0 --metric sharpe=.5", 2,
+            "finite number in decimal"},
+           {"register risk_model " + art + " --version v2.0.0 --metric sharpe=1e-400", 2,
+            "out of the range of a double"},
            {"register risk_model " + art + " --version v2.0.0 --metric sharpe", 2,
             "expects NAME=VALUE"},
            {"register risk_model " + art + " --version v2.0.0 --metadata " +
@@ -480,6 +496,107 @@ TEST_F(Cli, DeeplyNestedJsonIsRefusedNamingTheLimit) {
   EXPECT_EQ(EventCount(), before + 1);
   json shown = json::parse(Ok("--json show risk_model v2.0.0").out);
   EXPECT_TRUE(shown.dump().find(nested(62)) != std::string::npos) << shown.dump();
+}
+
+// manifest.json is derived (docs/layout.md): when it cannot be rewritten —
+// here a directory stands in its place — writes still succeed, and stderr
+// says once what is wrong, where, and how to repair it.
+TEST_F(Cli, ManifestThatIsADirectoryOnlyWarns) {
+  Register("risk_model", "v1.0.0", 1.2, 0.05);
+  const std::string manifest = Root() + "/manifest.json";
+  ASSERT_TRUE(fs::is_regular_file(manifest));
+  fs::remove(manifest);
+  fs::create_directory(manifest);
+  std::ofstream(manifest + "/something") << "x";
+  const std::size_t before = EventCount();
+  auto warnings = [](const std::string& err) {
+    std::size_t n = 0;
+    for (const std::string& l : Lines(err)) n += l.find("warning") != std::string::npos ? 1 : 0;
+    return n;
+  };
+
+  RunResult reg = Mr("register risk_model " + File("m2.pkl", "weights 2") +
+                     " --version v1.1.0 --metric sharpe=1.3 --metric ic=0.06");
+  EXPECT_EQ(reg.rc, 0) << reg.err;
+  EXPECT_NE(reg.out.find("registered risk_model v1.1.0"), std::string::npos) << reg.out;
+  EXPECT_EQ(warnings(reg.err), 1u) << reg.err;
+  EXPECT_EQ(Lines(reg.err).size(), 1u) << reg.err;
+  EXPECT_NE(reg.err.find("modelreg: warning: "), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find(manifest), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find("Is a directory"), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find("remove"), std::string::npos) << "no repair hint: " << reg.err;
+  EXPECT_EQ(EventCount(), before + 1);
+
+  RunResult promoted = Mr("promote risk_model v1.1.0");
+  EXPECT_EQ(promoted.rc, 0) << promoted.err;
+  EXPECT_EQ(warnings(promoted.err), 1u) << promoted.err;
+  EXPECT_EQ(EventCount(), before + 2);
+  // Reads are not concerned; verify names the problem but the log and the
+  // projections are fine.
+  RunResult verify = Mr("verify");
+  EXPECT_EQ(verify.rc, 0) << verify.err;
+  EXPECT_NE(verify.out.find("manifest"), std::string::npos) << verify.out;
+  EXPECT_NE(verify.out.find("Is a directory"), std::string::npos) << verify.out;
+  EXPECT_TRUE(fs::is_directory(manifest)) << "the directory is never removed by modelreg";
+
+  // The repair the warning names: remove it; the next write rewrites it.
+  fs::remove_all(manifest);
+  RunResult archived = Mr("archive risk_model v1.0.0");
+  EXPECT_EQ(archived.rc, 0) << archived.err;
+  EXPECT_EQ(archived.err, "");
+  ASSERT_TRUE(fs::is_regular_file(manifest));
+  std::ifstream in(manifest);
+  const json m = json::parse(in);
+  EXPECT_EQ(m["head_seq"], EventCount());
+  EXPECT_EQ(m["types"]["risk_model"]["production"], "v1.1.0");
+  RunResult verified = Mr("verify");
+  EXPECT_EQ(verified.rc, 0);
+  EXPECT_EQ(verified.out.find("Is a directory"), std::string::npos) << verified.out;
+}
+
+// A server.json whose pid now belongs to an unrelated live process (the
+// server was killed and the pid reused) and whose address answers nothing:
+// not a server. The write proceeds locally, says why, and removes the file.
+TEST_F(Cli, StaleServerJsonWithAReusedPidDoesNotBlockWrites) {
+  Register("risk_model", "v1.0.0", 1.2, 0.05);
+  const std::size_t before = EventCount();
+  testing::Child unrelated({"/bin/sleep", "120"});
+  ASSERT_GT(unrelated.pid(), 0);
+  // A socket bound but not listening: connections to its port are refused,
+  // and nobody else can take the port while the test holds it.
+  const int sock = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  const std::string server_json = Root() + "/server.json";
+  std::ofstream(server_json) << json{{"url", url}, {"pid", unrelated.pid()}}.dump() << "\n";
+
+  const auto t0 = std::chrono::steady_clock::now();
+  RunResult reg = Mr("register risk_model " + File("m2.pkl", "weights 2") +
+                     " --version v1.1.0 --metric sharpe=1.3 --metric ic=0.06");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(reg.rc, 0) << reg.err;
+  EXPECT_EQ(reg.err.find("held by `modelreg serve`"), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find(server_json), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find("stale"), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find(url), std::string::npos) << reg.err;
+  EXPECT_EQ(EventCount(), before + 1);
+  EXPECT_FALSE(fs::exists(server_json)) << "a write holding the registry removes a stale file";
+
+  // With a token, too, the write is not sent to the dead address.
+  std::ofstream(server_json) << json{{"url", url}, {"pid", unrelated.pid()}}.dump() << "\n";
+  RunResult archived =
+      RunCmd("MODELREG_TOKEN=not-a-real-token " + Bin() + " --root " + Root() +
+             " archive risk_model v1.1.0");
+  EXPECT_EQ(archived.rc, 0) << archived.err;
+  EXPECT_NE(archived.err.find("stale"), std::string::npos) << archived.err;
+  EXPECT_EQ(EventCount(), before + 2);
+  ::close(sock);
 }
 
 TEST_F(Cli, NotARegistry) {
@@ -981,7 +1098,10 @@ TEST_F(Cli, WatchFollowsPromotionsAndConsumersShowsWhatRuns) {
   ASSERT_TRUE(wait_line(picky, "not compatible")) << "picky said:" << said(picky);
   // The registry knows who runs what.
   json consumers;
-  for (int i = 0; i < 50; ++i) {
+  // Polled (a brief pause between looks) until both acknowledgements are
+  // recorded, for up to 30 s.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < until) {
     consumers = json::parse(Ok("--json consumers risk_model").out);
     // Both acknowledgements of the promotion land asynchronously: svc-a's
     // load of v1.1.0 and svc-b's refusal of it (its earlier refusal of

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -179,6 +180,26 @@ class HttpApi : public ::testing::Test {
     return client_->Post(path, h, body.dump(), "application/json");
   }
 
+  // Waits (up to 20 s) until at least `n` GET /api/v1/events requests are
+  // inside the server's handler, as its /metrics gauge reports: a poll
+  // counted there has read the head it waits past. Its own client, so it
+  // may run beside a request on client_.
+  bool AwaitLongPolls(int n) {
+    httplib::Client c("127.0.0.1", server_->port());
+    const std::string gauge = "\nmodelreg_http_long_polls ";
+    const auto until = Steady::now() + std::chrono::seconds(20);
+    while (Steady::now() < until) {
+      if (auto r = c.Get("/metrics"); r && r->status == 200) {
+        const std::size_t at = r->body.find(gauge);
+        if (at != std::string::npos && std::stoi(r->body.substr(at + gauge.size())) >= n) {
+          return true;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
   testing::TempDir dir_;
   std::string root_ = dir_.sub("reg");
   std::unique_ptr<Registry> reg_;
@@ -285,7 +306,7 @@ TEST_F(HttpApi, LongPollReturnsAsSoonAsAnEventExists) {
   EXPECT_TRUE(empty["events"].empty());
   // An append while a poll waits wakes it well before its 10 s.
   std::thread writer([this] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_TRUE(AwaitLongPolls(1)) << "the poll never reached the server";
     auto r = reg_->Promote("risk_model", "v1.0.0", std::nullopt, false, registry::Actor{"bob", ""});
     EXPECT_TRUE(r);
   });
@@ -302,7 +323,7 @@ TEST_F(HttpApi, LongPollReturnsAsSoonAsAnEventExists) {
     c.set_read_timeout(20, 0);
     c.Get("/api/v1/events?after=999999&wait=30", Read());
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(AwaitLongPolls(1)) << "the poll never reached the server";
   const auto t2 = Steady::now();
   StopServer();
   EXPECT_LT(Steady::now() - t2, std::chrono::seconds(5));
@@ -322,7 +343,8 @@ TEST_F(HttpApi, LongPollsCannotTakeEveryWorker) {
       c.Get("/api/v1/events?after=999&wait=3", token);
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Both are waiting inside the server (3 s each: plenty of time to look).
+  ASSERT_TRUE(AwaitLongPolls(2)) << "the two polls never reached the server";
   // A third poll answers at once instead of waiting, and other requests
   // still get a worker.
   const auto t0 = Steady::now();
@@ -630,9 +652,13 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
   const std::string bin = testing::EnvOr("MODELREG_BIN", "modelreg");
   const std::string root = dir.sub("reg");
   fs::create_directories(root);
-  // A validator that takes a second: a request in flight at SIGTERM.
+  // A validator that takes a second: a request in flight at SIGTERM. Its
+  // sleep is what is tested (a request still running when the signal
+  // comes); each run first appends a line to `runs`, which the test waits
+  // for instead of guessing when the request reached the server.
   const std::string slow = dir.sub("slow.sh");
-  std::ofstream(slow) << "#!/bin/sh\nsleep 1\nexit 0\n";
+  const std::string runs = dir.sub("validator-runs");
+  std::ofstream(slow) << "#!/bin/sh\necho started >> '" << runs << "'\nsleep 1\nexit 0\n";
   fs::permissions(slow, fs::perms::owner_all);
   std::ofstream(root + "/policy.toml")
       << "[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n"
@@ -729,8 +755,20 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
   }
 
   // SIGTERM while a validation (1 s validator) is in flight: it completes.
+  auto validator_runs = [&runs] {
+    std::ifstream in(runs);
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);) ++n;
+    return n;
+  };
+  const std::size_t runs_before = validator_runs();
   testing::Child validating({"/bin/sh", "-c", "exec " + routed + "--json validate risk_model v1.0.0"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Until the server runs the validator for this request.
+  const auto until = Steady::now() + std::chrono::seconds(30);
+  while (validator_runs() == runs_before && Steady::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(validator_runs(), runs_before) << "the validation never reached the server";
   const int status = server.SignalAndWait(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   validating.ReadToEof();
@@ -743,6 +781,15 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
   EXPECT_EQ(testing::RunCmd(mr + "archive risk_model v1.0.0").rc, 4);  // it is production
   EXPECT_EQ(testing::RunCmd(mr + "--json events").out.find("ArtifactValidated") != std::string::npos,
             true);
+  // And that validation went through the server (the token's subject is the
+  // actor), not through a local open after the server had gone.
+  std::string validated_by;
+  std::istringstream events(testing::RunCmd(mr + "--json events").out);
+  for (std::string line; std::getline(events, line);) {
+    const json e = json::parse(line);
+    if (e["type"] == "ArtifactValidated") validated_by = e["actor"];
+  }
+  EXPECT_EQ(validated_by, "carol");
 }
 
 }  // namespace

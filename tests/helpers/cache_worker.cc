@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
     if (!ok) return modelreg::Err(modelreg::Status::IOError("cannot append to " + counter));
     std::printf("computing\n");
     std::fflush(stdout);
+    // A deliberately slow computation (what the tests need: a holder of the
+    // key's lock that others wait for, or that is killed mid-compute). The
+    // tests wait for the "computing" line above, not for this sleep.
     std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
     return "value from pid " + pid;
   });

@@ -78,6 +78,7 @@ class Child {
     pid_ = -1;
     return status;
   }
+  pid_t pid() const { return pid_; }
   // Complete lines printed so far.
   std::vector<std::string> Lines() const {
     std::vector<std::string> lines;

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -253,6 +255,93 @@ TEST_F(CacheTest, GcRemovesExpiredEntriesOnly) {
   EXPECT_EQ(c.Stats()->entries, 1u);
 }
 
+// ---- entries dated in the future ----
+
+// An entry whose creation time is later than now + kFutureTolerance (the
+// clock was stepped back after it was written, or its header was forged)
+// would never expire: it is corrupt. docs/cache.md "TTL".
+TEST_F(CacheTest, EntryDatedInTheFutureIsCorruptAndRecomputed) {
+  DiskExpressionCache c = Make();
+  Counted n;
+  clock_.Set(kStart + 3600 * kSecond);  // written an hour ahead...
+  ASSERT_TRUE(c.Put(BaseKey(), "from the future").ok());
+  clock_.Set(kStart);  // ...then the clock is stepped back
+  auto s = c.Stats();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->corrupt, 1u);
+  EXPECT_EQ(s->expired, 0u);
+  auto r = c.GetOrCompute(BaseKey(), n.Fn("recomputed"));
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_FALSE(r->was_cached) << "a future-dated entry was served";
+  EXPECT_EQ(r->value, "recomputed");
+  EXPECT_TRUE(r->dropped_corrupt);
+  EXPECT_TRUE(r->store_status.ok()) << r->store_status.ToString();
+  EXPECT_EQ(n.calls, 1);
+  // The replacement is dated now and served.
+  EXPECT_TRUE(c.GetOrCompute(BaseKey(), n.Fn("again"))->was_cached);
+  EXPECT_EQ(n.calls, 1);
+  EXPECT_EQ(c.Stats()->corrupt, 0u);
+
+  // Get reports Corruption and drops it.
+  clock_.Set(kStart + 3600 * kSecond);
+  ASSERT_TRUE(c.Put(BaseKey(), "from the future").ok());
+  clock_.Set(kStart);
+  auto g = c.Get(BaseKey());
+  ASSERT_FALSE(g) << "served: " << *g;
+  EXPECT_EQ(g.error().code(), Code::kCorruption);
+  EXPECT_NE(g.error().message().find("in the future"), std::string::npos) << g.error().message();
+  EXPECT_FALSE(fs::exists(EntryFile(Dir(), BaseKey())));
+}
+
+TEST_F(CacheTest, FutureToleranceBoundary) {
+  DiskExpressionCache c = Make();
+  CacheKey edge = BaseKey(), beyond = BaseKey();
+  beyond.as_of_date = "2024-01-16";
+  clock_.Set(kStart + kFutureTolerance);
+  ASSERT_TRUE(c.Put(edge, "edge").ok());  // exactly now + tolerance: fine
+  clock_.Set(kStart + kFutureTolerance + 1);
+  ASSERT_TRUE(c.Put(beyond, "beyond").ok());  // one nanosecond more: corrupt
+  clock_.Set(kStart);
+  EXPECT_EQ(*c.Get(edge), "edge");
+  auto b = c.Get(beyond);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().code(), Code::kCorruption);
+}
+
+TEST_F(CacheTest, GcRemovesFutureDatedAndForgedEntries) {
+  DiskExpressionCache c = Make();
+  CacheKey future = BaseKey(), forged = BaseKey(), ancient = BaseKey(), fine = BaseKey();
+  future.snapshot_id = "snap_future";
+  forged.snapshot_id = "snap_forged";
+  ancient.snapshot_id = "snap_ancient";
+  clock_.Set(kStart + 24 * 3600 * kSecond);
+  ASSERT_TRUE(c.Put(future, "tomorrow").ok());
+  clock_.Set(kStart);
+  ASSERT_TRUE(c.Put(fine, "today").ok());
+  // Forged headers at both ends of the range (a valid checksum: someone
+  // wrote them on purpose). The ancient one is merely expired.
+  for (const auto& [key, created] :
+       std::vector<std::pair<CacheKey, TimeNs>>{{forged, std::numeric_limits<TimeNs>::max()},
+                                                {ancient, std::numeric_limits<TimeNs>::min()}}) {
+    const std::string encoded = *EncodeKey(key);
+    const std::string path = EntryFile(Dir(), key);
+    ASSERT_TRUE(WriteEntry(path + ".tmp", path, HeaderJson(key, encoded, created), "forged").ok());
+  }
+  auto s = c.Stats();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->entries, 4u);
+  EXPECT_EQ(s->corrupt, 2u);
+  EXPECT_EQ(s->expired, 1u);
+  auto g = c.Gc();
+  ASSERT_TRUE(g) << g.error().ToString();
+  EXPECT_EQ(g->corrupt_removed, 2u);
+  EXPECT_EQ(g->expired_removed, 1u);
+  EXPECT_FALSE(fs::exists(EntryFile(Dir(), future)));
+  EXPECT_FALSE(fs::exists(EntryFile(Dir(), forged)));
+  EXPECT_FALSE(fs::exists(EntryFile(Dir(), ancient)));
+  EXPECT_EQ(*c.Get(fine), "today");
+}
+
 // ---- corruption ----
 
 TEST_F(CacheTest, FlippedByteAnywhereIsRecomputedNeverServed) {
@@ -382,6 +471,173 @@ TEST_F(CacheTest, GcRemovesCorruptAndLeftoverFiles) {
   auto gv = c.Gc(/*verify_checksums=*/true);
   EXPECT_EQ(gv->corrupt_removed, 1u);
   EXPECT_EQ(Files(Dir()), std::vector<std::string>{"entries/momentum/README"});
+}
+
+// ---- symbolic links: never followed out of the cache ----
+
+// Files outside the cache that a followed symlink would expose: a valid
+// entry for `key` (a tempting hit, a tempting purge), a corrupt entry and a
+// killed writer's temporary file (tempting for gc), and an unrelated file.
+// Returns every file there with its content.
+std::map<std::string, std::string> OutsideBait(const std::string& outside, const CacheKey& key,
+                                               const std::string& valid_entry_bytes) {
+  fs::create_directories(outside);
+  const std::string hash = KeyHash(*EncodeKey(key));
+  std::map<std::string, std::string> files = {
+      {hash + ".entry", valid_entry_bytes},
+      {std::string(64, 'c') + ".entry", "corrupt"},
+      {".tmp-" + hash + "-99999-0", "partial"},
+      {"precious.txt", "do not delete"},
+  };
+  for (const auto& [name, bytes] : files) {
+    std::ofstream(outside + "/" + name, std::ios::binary) << bytes;
+  }
+  return files;
+}
+
+std::map<std::string, std::string> FilesWithContent(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    out[e.path().filename().string()] = Slurp(e.path().string());
+  }
+  return out;
+}
+
+TEST_F(CacheTest, SymlinkedFactorDirectoryIsNeverFollowed) {
+  DiskExpressionCache c = Make();
+  // A real entry of BaseKey, moved out of the cache; entries/momentum then
+  // becomes a symlink to where it went.
+  ASSERT_TRUE(c.Put(BaseKey(), "outside value").ok());
+  const std::string entry_bytes = Slurp(EntryFile(Dir(), BaseKey()));
+  CacheKey other = BaseKey();
+  other.factor_name = "value";
+  ASSERT_TRUE(c.Put(other, "inside value").ok());
+  fs::remove_all(Dir() + "/entries/momentum");
+  const std::string outside = tmp_.sub("outside");
+  const auto bait = OutsideBait(outside, BaseKey(), entry_bytes);
+  fs::create_directory_symlink(outside, Dir() + "/entries/momentum");
+
+  // Reads never serve what is behind the link.
+  auto got = c.Get(BaseKey());
+  EXPECT_FALSE(got) << "served through a symlink: " << *got;
+  Counted n;
+  auto r = c.GetOrCompute(BaseKey(), n.Fn("computed"));
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_FALSE(r->was_cached) << "served through a symlink";
+  EXPECT_EQ(r->value, "computed");
+  EXPECT_EQ(n.calls, 1);
+  EXPECT_FALSE(r->store_status.ok()) << "stored through a symlink";
+  EXPECT_FALSE(c.Put(BaseKey(), "put").ok()) << "stored through a symlink";
+  EXPECT_EQ(FilesWithContent(outside), bait);
+
+  // Stats counts only what is inside; gc, purge and invalidation delete
+  // nothing outside.
+  auto s = c.Stats();
+  ASSERT_TRUE(s) << s.error().ToString();
+  EXPECT_EQ(s->entries, 1u);
+  EXPECT_EQ(s->corrupt, 0u);
+  EXPECT_EQ(s->temp_files, 0u);
+  EXPECT_EQ(s->factors.count("momentum"), 0u);
+  EXPECT_EQ(s->skipped_symlinks, std::vector<std::string>{"entries/momentum"});
+  auto g = c.Gc(/*verify_checksums=*/true);
+  ASSERT_TRUE(g) << g.error().ToString();
+  EXPECT_EQ(g->skipped_symlinks, std::vector<std::string>{"entries/momentum"});
+  EXPECT_EQ(FilesWithContent(outside), bait) << "gc deleted files outside the cache";
+  ASSERT_TRUE(c.InvalidateFactor("momentum"));
+  EXPECT_EQ(FilesWithContent(outside), bait) << "purge --factor deleted files outside the cache";
+  auto by_dataset = c.InvalidateDataset("crsp", "v1.2.3");
+  ASSERT_TRUE(by_dataset);
+  EXPECT_EQ(by_dataset->removed, 1u);  // the entry of factor value, inside
+  EXPECT_EQ(FilesWithContent(outside), bait) << "purge --dataset deleted files outside the cache";
+  ASSERT_TRUE(c.Put(other, "inside value").ok());
+  auto all = c.Purge(PurgeFilter{});
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->removed, 1u);  // the entry of factor value, inside
+  EXPECT_EQ(all->skipped_symlinks, std::vector<std::string>{"entries/momentum"});
+  EXPECT_EQ(FilesWithContent(outside), bait) << "purge deleted files outside the cache";
+  EXPECT_TRUE(fs::is_symlink(Dir() + "/entries/momentum")) << "the link itself is left too";
+}
+
+TEST_F(CacheTest, SymlinkedEntriesAndLocksDirectoriesAreNeverFollowed) {
+  DiskExpressionCache c = Make();
+  ASSERT_TRUE(c.Put(BaseKey(), "outside value").ok());
+  const std::string entry_bytes = Slurp(EntryFile(Dir(), BaseKey()));
+  fs::remove_all(Dir() + "/entries");
+  fs::remove_all(Dir() + "/locks");
+  const std::string outside = tmp_.sub("outside");
+  const auto bait = OutsideBait(outside + "/momentum", BaseKey(), entry_bytes);
+  const std::string outside_locks = tmp_.sub("outside-locks");
+  fs::create_directories(outside_locks);
+  const std::string stale_lock = outside_locks + "/" + std::string(64, 'e') + ".lock";
+  std::ofstream(stale_lock) << "";
+  fs::create_directory_symlink(outside, Dir() + "/entries");
+  fs::create_directory_symlink(outside_locks, Dir() + "/locks");
+
+  EXPECT_FALSE(c.Get(BaseKey()));
+  Counted n;
+  auto r = c.GetOrCompute(BaseKey(), n.Fn("computed"));
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_FALSE(r->was_cached);
+  EXPECT_FALSE(r->store_status.ok());
+  auto s = c.Stats();
+  ASSERT_TRUE(s) << s.error().ToString();
+  EXPECT_EQ(s->entries, 0u);
+  EXPECT_EQ(s->lock_files, 0u);
+  EXPECT_EQ(s->skipped_symlinks, (std::vector<std::string>{"entries", "locks"}));
+  ASSERT_TRUE(c.Gc());
+  ASSERT_TRUE(c.Purge(PurgeFilter{}));
+  ASSERT_TRUE(c.InvalidateFactor("momentum"));
+  EXPECT_EQ(FilesWithContent(outside + "/momentum"), bait);
+  EXPECT_TRUE(fs::exists(stale_lock)) << "gc removed a lock file outside the cache";
+  EXPECT_EQ(Files(outside_locks).size(), 1u) << "a lock file was created outside the cache";
+}
+
+TEST_F(CacheTest, SymlinkedEntryAndLockFilesAreNeverFollowed) {
+  DiskExpressionCache c = Make();
+  CacheKey other = BaseKey();
+  other.snapshot_id = "snap_other";
+  ASSERT_TRUE(c.Put(BaseKey(), "outside value").ok());
+  const std::string entry = EntryFile(Dir(), BaseKey());
+  const std::string outside = tmp_.sub("outside");
+  fs::create_directories(outside);
+  // The entry slot holds a link to a (valid) entry outside; a temporary
+  // name and the other key's lock are links to files outside too.
+  fs::rename(entry, outside + "/target.entry");
+  fs::create_symlink(outside + "/target.entry", entry);
+  std::ofstream(outside + "/tmp-target") << "partial";
+  fs::create_symlink(outside + "/tmp-target", Dir() + "/entries/momentum/.tmp-" +
+                                                  KeyHash(*EncodeKey(BaseKey())) + "-99999-0");
+  std::ofstream(outside + "/lock-target") << "";
+  fs::create_directories(Dir() + "/locks");
+  fs::create_symlink(outside + "/lock-target",
+                     Dir() + "/locks/" + KeyHash(*EncodeKey(other)) + ".lock");
+  const auto before = FilesWithContent(outside);
+
+  auto got = c.Get(BaseKey());
+  EXPECT_FALSE(got) << "served through a symlink: " << *got;
+  EXPECT_EQ(got.error().code(), Code::kFailedPrecondition) << got.error().ToString();
+  ASSERT_TRUE(c.Stats());
+  EXPECT_EQ(c.Stats()->entries, 0u);
+  auto g = c.Gc(/*verify_checksums=*/true);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->skipped_symlinks.size(), 3u);  // the entry, the temporary file, the lock
+  ASSERT_TRUE(c.Purge(PurgeFilter{}));
+  EXPECT_EQ(FilesWithContent(outside), before);
+  // Storing the other key cannot take a lock through the link.
+  Counted n;
+  auto r = c.GetOrCompute(other, n.Fn("other"));
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->store_status.ok()) << "locked through a symlink";
+  EXPECT_EQ(FilesWithContent(outside), before);
+  // Computing BaseKey replaces the link in the entry slot by a real entry
+  // (rename replaces the link, never its target).
+  auto mine = c.GetOrCompute(BaseKey(), n.Fn("computed"));
+  ASSERT_TRUE(mine);
+  EXPECT_FALSE(mine->was_cached);
+  EXPECT_TRUE(mine->store_status.ok()) << mine->store_status.ToString();
+  EXPECT_FALSE(fs::is_symlink(entry));
+  EXPECT_EQ(*c.Get(BaseKey()), "computed");
+  EXPECT_EQ(FilesWithContent(outside), before);
 }
 
 // ---- failures ----
@@ -558,15 +814,22 @@ TEST_F(CacheTest, InvalidateByFactorAndByDatasetVersion) {
 TEST_F(CacheTest, ThreadsSharingAKeyComputeOnce) {
   DiskExpressionCache c = Make();
   std::atomic<int> calls{0};
+  std::atomic<int> asked{0};
   constexpr int kThreads = 8;
   std::vector<Result<Lookup>> results(kThreads, Err(Status::Internal("not run")));
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
+      ++asked;
       results[static_cast<std::size_t>(i)] =
           c.GetOrCompute(BaseKey(), [&, i]() -> Result<std::string> {
             ++calls;
-            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            // Hold the key until every thread has asked for it (instead of
+            // a fixed sleep): the others find no entry and wait on its lock.
+            const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+            while (asked.load() < kThreads && std::chrono::steady_clock::now() < until) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
             return "computed by thread " + std::to_string(i);
           });
     });
@@ -580,11 +843,15 @@ TEST_F(CacheTest, ThreadsSharingAKeyComputeOnce) {
     computed += r->was_cached ? 0 : 1;
   }
   EXPECT_EQ(computed, 1);
+  EXPECT_EQ(asked.load(), kThreads);
   EXPECT_EQ(c.Stats()->lock_files, 0u) << "lock files accumulate";
 }
 
 class CacheProcessTest : public CacheTest {
  protected:
+  // The workers date their entries by the system clock; a reader whose
+  // clock says 2025 would rightly find them dated in the future.
+  CacheProcessTest() { clock_.Set(SystemClock::Instance().NowNs()); }
   std::string Worker() const { return testing::EnvOr("MODELREG_CACHE_WORKER", "cache_worker"); }
   std::vector<std::string> WorkerArgs(int sleep_ms) const {
     return {Worker(),     Dir(),   "momentum", "2024-01-15",
@@ -697,7 +964,7 @@ TEST_F(CacheProcessTest, EntryIsFsyncedRenamedThenItsDirectoryFsynced) {
   std::istringstream in(Slurp(log));
   for (std::string l; std::getline(in, l);) lines.push_back(l);
   const std::string factor_dir = fs::weakly_canonical(Dir() + "/entries/momentum").string();
-  const std::string entry = EntryFile(Dir(), WorkerKey());
+  const std::string entry = fs::weakly_canonical(EntryFile(Dir(), WorkerKey())).string();
   std::size_t synced = lines.size(), renamed = lines.size(), dir_synced = lines.size();
   std::string tmp;
   for (std::size_t i = 0; i < lines.size(); ++i) {

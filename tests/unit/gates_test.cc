@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -299,6 +300,25 @@ TEST(ParsePolicy, DefaultTableOverridesTheBuiltInGates) {
   EXPECT_EQ(&p->For("alpha_weights"), &p->defaults);
 }
 
+// Thresholds use the CLI's strict decimal grammar (common/decimal.h):
+// exponents, a negative zero and subnormals are fine (what it refuses is in
+// ParsePolicyErrors.ThresholdNotANumber).
+TEST(ParsePolicy, ThresholdsInTheStrictDecimalGrammar) {
+  auto p = policy::ParsePolicy(
+      "[default]\n"
+      "ic = \"> 4.9e-324\"\n"
+      "sharpe = \">= -1.5E+2\"\n"
+      "max_drawdown = \">= -0\"\n",
+      "policy.toml");
+  ASSERT_TRUE(p) << ErrorOf(p);
+  ExpectGate(p->defaults, "ic", ">", std::numeric_limits<double>::denorm_min());
+  // Exactly the smallest subnormal, not 0 (EXPECT_DOUBLE_EQ allows 4 ulps).
+  ASSERT_NE(FindSpec(p->defaults, "ic"), nullptr);
+  EXPECT_EQ(FindSpec(p->defaults, "ic")->threshold, std::numeric_limits<double>::denorm_min());
+  ExpectGate(p->defaults, "sharpe", ">=", -150);
+  ExpectGate(p->defaults, "max_drawdown", ">=", 0);
+}
+
 TEST(ParsePolicy, TypeTableInheritsOverridesAddsAndRemoves) {
   const std::string text =
       "[default]\n"
@@ -420,6 +440,11 @@ TEST(ParsePolicyErrors, ThresholdNotANumber) {
   ExpectPolicyError("[default]\nsharpe = \"> nan\"\n", 2, "sharpe");
   ExpectPolicyError("[default]\nsharpe = \"> 1e999\"\n", 2, "sharpe");
   ExpectPolicyError("[default]\nsharpe = \"> 0.5x\"\n", 2, "sharpe");
+  // The CLI's strict decimal grammar (common/decimal.h): strtod read these.
+  ExpectPolicyError("[default]\nsharpe = \"> 0x10\"\n", 2, "finite number");
+  ExpectPolicyError("[default]\nsharpe = \"> .5\"\n", 2, "sharpe");
+  ExpectPolicyError("[default]\nsharpe = \">= +1\"\n", 2, "sharpe");
+  ExpectPolicyError("[default]\nsharpe = \"> infinity\"\n", 2, "sharpe");
 }
 
 TEST(ParsePolicyErrors, GateValueNotAString) {

@@ -190,7 +190,8 @@ TEST_F(LoaderTest, FailingLoadCallbackKeepsTheOldModel) {
   ASSERT_FALSE(Errors().empty());
   EXPECT_NE(Errors().back().find("the service refused v1.1.0"), std::string::npos) << Errors().back();
   EXPECT_EQ(VersionOf(**l), "v1.0.0");
-  // Not retried on every poll: one failure for one promotion.
+  // Not retried on every poll: one failure for one promotion. The pause is
+  // what is tested (a window of several polls in which no retry may happen).
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ((*l)->stats().failures, 1u);
   // The next promotion loads.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <string>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "artifacts/artifact_store.h"
+#include "common/decimal.h"
 #include "common/sha256.h"
 #include "model/naming.h"
 #include "registry/metadata.h"
@@ -207,6 +209,70 @@ TEST(ParseFiniteNumber, RejectsNanInfOverflowAndJunk) {
     EXPECT_TRUE(Contains(r.error().message(), "metric sharpe")) << r.error().message();
     EXPECT_TRUE(Contains(r.error().message(), "finite")) << r.error().message();
   }
+}
+
+// One strict decimal grammar (common/decimal.h, docs/cli.md "Numbers"):
+// exactly a JSON number, finite, subnormals included.
+TEST(ParseFiniteNumber, StrictDecimalGrammarAccepts) {
+  const std::vector<std::pair<std::string, double>> accepted = {
+      {"0", 0.0},
+      {"-0", -0.0},
+      {"7", 7.0},
+      {"-12", -12.0},
+      {"0.5", 0.5},
+      {"-0.02", -0.02},
+      {"10.25", 10.25},
+      {"1e3", 1000.0},
+      {"1E3", 1000.0},
+      {"1e+3", 1000.0},
+      {"2.5e-3", 0.0025},
+      {"-1.5E-2", -0.015},
+      {"0e0", 0.0},
+      {"1e308", 1e308},
+      {"1.7976931348623157e308", std::numeric_limits<double>::max()},
+      {"2.2250738585072014e-308", std::numeric_limits<double>::min()},
+      // Subnormals, down to the smallest one (strtod reported ERANGE).
+      {"1e-310", 1e-310},
+      {"4.9e-324", std::numeric_limits<double>::denorm_min()},
+      {"5e-324", std::numeric_limits<double>::denorm_min()},
+      {"-4.9e-324", -std::numeric_limits<double>::denorm_min()},
+      {"0.1000000000000000055511151231257827021181583404541015625", 0.1},
+  };
+  for (const auto& [text, want] : accepted) {
+    auto r = ParseFiniteNumber(text, "metric m");
+    ASSERT_TRUE(r) << "'" << text << "': " << r.error().ToString();
+    EXPECT_EQ(*r, want) << text;
+    EXPECT_EQ(std::signbit(*r), std::signbit(want)) << text;
+    EXPECT_TRUE(IsDecimalNumber(text)) << text;
+    EXPECT_EQ(ParseDecimal(text), want) << text;
+  }
+}
+
+TEST(ParseFiniteNumber, StrictDecimalGrammarRefuses) {
+  for (const std::string text : {
+           // whitespace anywhere (strtod skipped a leading one)
+           " 1", "1 ", " 1 ", "\t1", "1\n", "- 1", "1 e3",
+           // hex and other bases (strtod read 0x10 as 16)
+           "0x10", "0X1p3", "0x", "0b1", "0o7",
+           // no infinities or NaNs in any spelling
+           "inf", "-inf", "+inf", "Infinity", "nan", "NaN", "-nan", "nan(1)",
+           // out of range: overflow, and non-zero values that round to 0
+           "1e309", "-1e309", "1e999", "2e-324", "1e-400", "-1e-400",
+           // not this grammar: '+', leading zeros, bare points, empty parts
+           "+1", "007", "-01", "00", "01.5", ".5", "-.5", "5.", "5.e3", "1e", "1e+", "e3",
+           "1.2.3", "1,5", "1_000", "--1", "-", "", ".", "1.5x", "abc", "１"}) {
+    auto r = ParseFiniteNumber(text, "metric sharpe");
+    ASSERT_FALSE(r) << "'" << text << "' parsed as " << *r;
+    EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
+    EXPECT_TRUE(Contains(r.error().message(), "metric sharpe")) << r.error().message();
+    EXPECT_TRUE(Contains(r.error().message(), "finite number")) << r.error().message();
+    EXPECT_TRUE(Contains(r.error().message(), "'" + text + "'")) << r.error().message();
+    EXPECT_FALSE(ParseDecimal(text).has_value()) << text;
+  }
+  // The grammar and the range are told apart in the message.
+  EXPECT_TRUE(Contains(ParseFiniteNumber("1e309", "m").error().message(), "range"));
+  EXPECT_TRUE(Contains(ParseFiniteNumber("1e-400", "m").error().message(), "range"));
+  EXPECT_TRUE(Contains(ParseFiniteNumber("0x10", "m").error().message(), "not a decimal"));
 }
 
 // --- ValidateFileName ---
