@@ -177,6 +177,11 @@ Result<events::Registration> BuildRegistration(const std::string& type,
     params = meta["parameters"];
   }
   for (const auto& [k, v] : input.params) {
+    // Checked before the value is put in JSON: dumping invalid UTF-8 throws.
+    if (!IsValidUtf8(k) || !IsValidUtf8(v)) {
+      return Err(Status::InvalidArgument("parameter '" + SanitizeUtf8(k) +
+                                         "' is not valid UTF-8"));
+    }
     MODELREG_RETURN_IF_ERROR(CheckJsonDepth(v, "parameter '" + k + "'"));
     json parsed = json::parse(v, nullptr, false);
     params[k] = parsed.is_discarded() ? json(v) : parsed;

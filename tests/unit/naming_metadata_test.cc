@@ -349,6 +349,19 @@ const char kFullMetadata[] = R"({
   "created_at": "2025-01-14T08:00:00Z"
 })";
 
+// Found by fuzz_metadata: a parameter (name or value) that is not UTF-8 made
+// the JSON library throw inside BuildRegistration (std::terminate). The CLI
+// refuses such arguments earlier, but every library caller (the HTTP server,
+// later bindings) gets an error instead of an abort.
+TEST(BuildRegistration, ParametersThatAreNotUtf8AreAnErrorNotAnAbort) {
+  MetadataInput bad_value;
+  bad_value.params["p"] = "caf\xe9";
+  ExpectInvalid(bad_value, "parameter 'p' is not valid UTF-8");
+  MetadataInput bad_name;
+  bad_name.params["caf\xe9"] = "1";
+  ExpectInvalid(bad_name, "is not valid UTF-8");
+}
+
 TEST(BuildRegistration, ReadsEveryFieldOfTheMetadataFile) {
   auto r = Build(WithFile(kFullMetadata));
   ASSERT_TRUE(r) << r.error().ToString();
