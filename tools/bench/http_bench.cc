@@ -79,7 +79,6 @@ int main(int argc, char** argv) {
   auto verifier = modelreg::auth::TokenVerifier::Create(vc);
   modelreg::server::ServerOptions so;
   so.port = 0;
-  so.threads = std::max(8, readers + writers + 2);
   auto srv = modelreg::server::ApiServer::Create(**reg, std::move(*verifier), so);
   if (!srv || !(*srv)->Bind().ok()) {
     std::cerr << "cannot start the server\n";
