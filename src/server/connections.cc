@@ -443,8 +443,10 @@ class Connection final : public httplib::Stream {
     shutdown(fd_, SHUT_WR);
     if (linger) {
       // The client may still be sending what was not read: drain it for a
-      // while so that it sees the reply instead of a reset.
-      const auto until = Clock::now() + kLingerTotal;
+      // while so that it sees the reply instead of a reset (briefly after a
+      // timeout: that client is slow by definition).
+      const bool timed_out = fault_ && fault_->status == 408;
+      const auto until = Clock::now() + (timed_out ? kLingerQuiet : kLingerTotal);
       for (;;) {
         const Ready ready = WaitFor(fd_, POLLIN, std::min(until, Clock::now() + kLingerQuiet), s_.stop_fd);
         if (ready != Ready::kReady) break;
