@@ -260,6 +260,11 @@ class ApiServer::Impl {
           return RefuseFromHeaders(req, res) ? res.status : 100;
         });
     server_->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      // httplib 0.11 applies the request's Range to error bodies too (a
+      // 404 cut to "{\"er" with Content-Range; found by fuzz_http): a Range
+      // is for 200 replies only (RFC 9110 14.2). The Request is a mutable
+      // local of httplib's process_request; only its ranges are cleared.
+      const_cast<httplib::Request&>(req).ranges.clear();
       if (const auto fault = CurrentFault()) {
         // A limit of server/connections.h cut the request short.
         res.body.clear();
