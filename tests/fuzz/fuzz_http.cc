@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -63,16 +64,31 @@ struct Fixture {
   __builtin_trap();
 }
 
+// Non-blocking, so that libFuzzer's timer signal (SIGALRM, -timeout) cannot
+// leave a connect() interrupted half way.
 int Connect(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
+    if (errno != EINPROGRESS && errno != EINTR) {
+      close(fd);
+      return -1;
+    }
+    pollfd p{fd, POLLOUT, 0};
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (poll(&p, 1, 100) <= 0 && Clock::now() < deadline) {
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if ((p.revents & POLLOUT) == 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+      if (err != 0) errno = err;
+      close(fd);
+      return -1;
+    }
   }
   return fd;
 }
@@ -81,7 +97,10 @@ int Connect(int port) {
 // False when it neither answered nor closed in time.
 bool Exchange(int port, std::string_view input, std::string* reply) {
   const int fd = Connect(port);
-  if (fd < 0) Fail("cannot connect to the server");
+  if (fd < 0) {
+    std::fprintf(stderr, "fuzz_http: connect: %s\n", std::strerror(errno));
+    Fail("cannot connect to the server");
+  }
   const auto deadline = Clock::now() + std::chrono::seconds(8);
   std::size_t sent = 0;
   bool closed = false;
@@ -97,7 +116,9 @@ bool Exchange(int port, std::string_view input, std::string* reply) {
     if ((p.revents & POLLOUT) != 0 && sending) {
       const ssize_t n = send(fd, input.data() + sent, input.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) sent += static_cast<std::size_t>(n);
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) sent = input.size();  // reset: stop sending
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        sent = input.size();  // reset: stop sending
+      }
       if (sent == input.size()) shutdown(fd, SHUT_WR);
     }
     if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
@@ -105,7 +126,7 @@ bool Exchange(int port, std::string_view input, std::string* reply) {
       const ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
       if (n > 0) {
         reply->append(buf, static_cast<std::size_t>(n));
-      } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+      } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         closed = true;
       }
     }
@@ -183,7 +204,10 @@ Fixture* Start() {
   if (!server || !(*server)->Bind().ok()) Fail("cannot start the server");
   f->server = std::move(*server);
   f->port = f->server->port();
-  f->serving = std::thread([f] { (void)f->server->Serve(); });
+  f->serving = std::thread([f] {
+    const modelreg::Status st = f->server->Serve();
+    std::fprintf(stderr, "fuzz_http: the server stopped serving: %s\n", st.ToString().c_str());
+  });
   modelreg::auth::IssueOptions io;
   io.subject = "fuzz";
   io.scopes = {modelreg::auth::kScopeAdmin};
