@@ -18,6 +18,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -240,12 +241,22 @@ class ConnectionQueue final : public httplib::TaskQueue {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!shutdown_ && active_ < static_cast<std::size_t>(std::max(1, s_.limits.max_connections))) {
-        ++active_;
-        s_.open.store(active_);
-        jobs_.push_back(std::move(fn));
-        if (threads_.size() < active_) threads_.emplace_back([this] { Work(); });
-        cv_.notify_one();
-        return;
+        bool have_thread = threads_.size() > active_;
+        if (!have_thread) {
+          try {
+            threads_.emplace_back([this] { Work(); });
+            have_thread = true;
+          } catch (const std::system_error&) {
+            // No thread to be had (RLIMIT_NPROC, memory): refuse, below.
+          }
+        }
+        if (have_thread) {
+          ++active_;
+          s_.open.store(active_);
+          jobs_.push_back(std::move(fn));
+          cv_.notify_one();
+          return;
+        }
       }
     }
     // httplib 0.11's enqueue cannot fail, and only the task knows the
@@ -526,6 +537,7 @@ class Connection final : public httplib::Stream {
           return TimedOut();
         case Ready::kStopped:
           stopped_ = true;
+          Fault(503, "busy", "the server is stopping");
           return -1;
         case Ready::kError:
           broken_ = true;
