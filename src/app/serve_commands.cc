@@ -2,12 +2,15 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -65,6 +68,18 @@ Result<auth::TokenVerifier> Verifier(const JwtOptions& o) {
   return auth::TokenVerifier::Create(std::move(config));
 }
 
+// Each connection is a file descriptor, beside RocksDB's (up to 512 table
+// files) and the uploads': raise the soft limit toward the hard one.
+void RaiseOpenFileLimit(int max_connections) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(max_connections) + 2048;
+  if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < want) {
+    lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? want : std::min(want, lim.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
 }  // namespace
 
 Status RunServe(const Globals& g, const ServeOptions& o, std::ostream& out) {
@@ -83,7 +98,12 @@ Status RunServe(const Globals& g, const ServeOptions& o, std::ostream& out) {
   so.tls_cert = o.tls_cert;
   so.tls_key = o.tls_key;
   so.max_upload_bytes = o.max_upload_mb << 20;
-  so.threads = o.threads;
+  so.limits.max_connections = o.max_connections;
+  if (o.threads_given) {
+    std::cerr << "modelreg serve: --threads is no longer used (a thread per connection); "
+                 "see --max-connections\n";
+  }
+  RaiseOpenFileLimit(o.max_connections);
   auto verifier = Verifier(o.jwt);
   if (!verifier) return verifier.error();
 

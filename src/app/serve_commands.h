@@ -23,7 +23,8 @@ struct ServeOptions {
   std::string tls_cert, tls_key;
   JwtOptions jwt;
   std::uint64_t max_upload_mb = 4096;
-  int threads = 16;
+  int max_connections = 512;   // open at once; a thread each
+  bool threads_given = false;  // --threads (no longer used) was passed
   int exit_after_seconds = 0;  // 0 = until SIGTERM/SIGINT
 };
 // Serves until SIGTERM or SIGINT (requests in flight finish), or for

@@ -39,9 +39,49 @@ std::string FormatUtc(TimeNs t) {
   return out;
 }
 
+namespace {
+
+bool Digits(std::string_view s, std::size_t at, std::size_t n) {
+  if (at + n > s.size()) return false;
+  for (std::size_t i = at; i < at + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return true;
+}
+
+// The shapes ParseTime accepts, checked before date::parse sees the text:
+// YYYY-MM-DD, or YYYY-MM-DDTHH:MM:SS[.F] (1 to 9 digits of F) followed by
+// Z or an offset +HH, +HH:MM or +HHMM (or -). date.h turns some malformed
+// fields into a NaN seconds value and converts it to an integer (undefined
+// behaviour; fuzz_http found "2030-01-01T00:(0:00Z" through ?at=).
+bool HasTimeShape(std::string_view s) {
+  if (!Digits(s, 0, 4) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2) || s[7] != '-' ||
+      !Digits(s, 8, 2)) {
+    return false;
+  }
+  if (s.size() == 10) return true;
+  if (s.size() < 20 || s[10] != 'T' || !Digits(s, 11, 2) || s[13] != ':' || !Digits(s, 14, 2) ||
+      s[16] != ':' || !Digits(s, 17, 2)) {
+    return false;
+  }
+  std::size_t at = 19;
+  if (s[at] == '.') {
+    const std::size_t first = ++at;
+    while (at < s.size() && s[at] >= '0' && s[at] <= '9') ++at;
+    if (at == first || at - first > 9 || at == s.size()) return false;
+  }
+  if (s[at] == 'Z' || s[at] == 'z') return at + 1 == s.size();
+  if (s[at] != '+' && s[at] != '-') return false;
+  const std::string_view zone = s.substr(at + 1);
+  return (zone.size() == 2 && Digits(zone, 0, 2)) || (zone.size() == 4 && Digits(zone, 0, 4)) ||
+         (zone.size() == 5 && Digits(zone, 0, 2) && zone[2] == ':' && Digits(zone, 3, 2));
+}
+
+}  // namespace
+
 std::optional<TimeNs> ParseTime(std::string_view text) {
   using namespace std::chrono;
-  if (text.empty() || text.size() > 64) return std::nullopt;
+  if (text.empty() || text.size() > 64 || !HasTimeShape(text)) return std::nullopt;
   // Nanoseconds since 1970 in 64 bits cover 1677-09-21 .. 2262-04-11: a
   // four-digit year inside that span (with a day to spare for offsets), so
   // that nothing wraps around.

@@ -1,5 +1,6 @@
 #include "server/api_server.h"
 
+#include <strings.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,8 +11,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <mutex>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include <httplib.h>
@@ -26,6 +28,7 @@
 #include "registry/registry.h"
 #include "query/query.h"
 #include "query/render.h"
+#include "server/connections.h"
 
 namespace modelreg::server {
 
@@ -183,6 +186,36 @@ Result<std::uint64_t> UintParam(const httplib::Request& req, const char* name, s
 
 json WriteJson(const registry::WriteResult& r) { return json{{"seq", r.seq}, {"summary", r.summary}}; }
 
+std::string ConnectionMetrics(const ConnectionStats& c) {
+  std::ostringstream out;
+  out << "# HELP modelreg_http_connections_open HTTP connections open now.\n"
+      << "# TYPE modelreg_http_connections_open gauge\n"
+      << "modelreg_http_connections_open " << c.open << '\n'
+      << "# HELP modelreg_http_connections_rejected_total Connections refused at --max-connections (503).\n"
+      << "# TYPE modelreg_http_connections_rejected_total counter\n"
+      << "modelreg_http_connections_rejected_total " << c.rejected << '\n'
+      << "# HELP modelreg_http_requests_timed_out_total Requests cut short by a time limit (408).\n"
+      << "# TYPE modelreg_http_requests_timed_out_total counter\n"
+      << "modelreg_http_requests_timed_out_total " << c.timed_out << '\n';
+  return out.str();
+}
+
+// Registers routes on httplib and remembers them, for 405 answers.
+struct RouteTable {
+  httplib::Server& s;
+  std::vector<std::pair<std::string, std::regex>>& routes;
+  template <class H>
+  void Get(const std::string& pattern, H&& h) {
+    routes.emplace_back("GET", std::regex(pattern));
+    s.Get(pattern, std::forward<H>(h));
+  }
+  template <class H>
+  void Post(const std::string& pattern, H&& h) {
+    routes.emplace_back("POST", std::regex(pattern));
+    s.Post(pattern, std::forward<H>(h));
+  }
+};
+
 }  // namespace
 
 class ApiServer::Impl {
@@ -194,24 +227,15 @@ class ApiServer::Impl {
     if (options_.tls_cert.empty() != options_.tls_key.empty()) {
       return Status::InvalidArgument("--tls-cert and --tls-key go together");
     }
-    if (!options_.tls_cert.empty()) {
-      auto ssl = std::make_unique<httplib::SSLServer>(options_.tls_cert.c_str(),
-                                                      options_.tls_key.c_str());
-      if (!ssl->is_valid()) {
-        return Status::InvalidArgument("cannot load the TLS certificate " + options_.tls_cert +
-                                       " and key " + options_.tls_key);
-      }
-      server_ = std::move(ssl);
-      tls_ = true;
-    } else {
-      server_ = std::make_unique<httplib::Server>();
+    http_ = HttpServer::Create(options_.limits, options_.tls_cert, options_.tls_key);
+    if (!http_) {
+      if (options_.tls_cert.empty()) return Status::IOError("cannot set up the HTTP server");
+      return Status::InvalidArgument("cannot load the TLS certificate " + options_.tls_cert +
+                                     " and key " + options_.tls_key);
     }
-    const int threads = std::max(2, options_.threads);
-    server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    server_->set_payload_max_length(options_.max_upload_bytes + (1 << 20));
-    server_->set_read_timeout(30, 0);
-    server_->set_write_timeout(30, 0);
-    server_->set_keep_alive_timeout(5);
+    server_ = &http_->http();
+    tls_ = !options_.tls_cert.empty();
+    server_->set_payload_max_length(UploadBodyLimit());
     // Small JSON replies: without this, Nagle + delayed ACK add ~40 ms to
     // every keep-alive request.
     server_->set_tcp_nodelay(true);
@@ -231,32 +255,34 @@ class ApiServer::Impl {
         });
     // Bodies are read into memory before a handler (and its token check)
     // runs, except for the streamed upload route: refuse large ones first.
-    server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-      static const std::regex upload(R"(^/api/v1/models/[a-z_]+/v[^/]*$)");
-      if (req.method == "POST" && std::regex_match(req.path, upload)) {
-        return httplib::Server::HandlerResponse::Unhandled;
-      }
-      const std::string length = req.get_header_value("Content-Length");
-      const bool chunked = req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
-      const bool too_long =
-          !length.empty() && (length.size() > 7 ||
-                              length.find_first_not_of("0123456789") != std::string::npos ||
-                              std::stoul(length) > kMaxJsonBody);
-      if (chunked || too_long) {
-        SendError(res, 413, "too_large",
-                  "request bodies must be sent with a Content-Length of at most 64 KiB");
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      return httplib::Server::HandlerResponse::Unhandled;
+    server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      return RefuseFromHeaders(req, res) ? httplib::Server::HandlerResponse::Handled
+                                         : httplib::Server::HandlerResponse::Unhandled;
     });
-    server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    // "Expect: 100-continue": the same refusals before the client sends the body.
+    server_->set_expect_100_continue_handler(
+        [this](const httplib::Request& req, httplib::Response& res) {
+          return RefuseFromHeaders(req, res) ? res.status : 100;
+        });
+    server_->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      // httplib 0.11 applies the request's Range to error bodies too (a
+      // 404 cut to "{\"er" with Content-Range; found by fuzz_http): a Range
+      // is for 200 replies only (RFC 9110 14.2). The Request is a mutable
+      // local of httplib's process_request; only its ranges are cleared.
+      const_cast<httplib::Request&>(req).ranges.clear();
+      if (const auto fault = CurrentFault()) {
+        // A limit of server/connections.h cut the request short.
+        res.body.clear();
+        if (fault->status == 401) res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+        SendError(res, fault->status, fault->code, fault->message);
+        return;
+      }
       if (!res.body.empty()) return;  // a handler already wrote its error
-      if (res.status == 404) {
-        SendError(res, 404, "not_found", "no route for " + req.method + " " + req.path);
-      } else if (res.status == 413) {
-        SendError(res, 413, "too_large", "request body is too large");
-      } else {
-        SendError(res, res.status, "http_error", "HTTP " + std::to_string(res.status));
+      DescribeError(req, res);
+    });
+    server_->set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+      if (ClosingAfterResponse() && res.get_header_value("Connection") != "close") {
+        res.set_header("Connection", "close");
       }
     });
     Routes();
@@ -274,6 +300,7 @@ class ApiServer::Impl {
       }
       port_ = options_.port;
     }
+    http_->RaiseBacklog();
     return Status::OK();
   }
 
@@ -287,7 +314,7 @@ class ApiServer::Impl {
 
   void Stop() {
     stopping_.store(true);
-    server_->stop();
+    http_->Stop();
   }
 
   int port() const { return port_; }
@@ -297,6 +324,127 @@ class ApiServer::Impl {
 
  private:
   enum class Need { kNone, kRead, kWrite, kAdmin };
+
+  // The largest upload body: the artifact, the metadata part (1 MiB) and
+  // the multipart framing.
+  std::uint64_t UploadBodyLimit() const {
+    return options_.max_upload_bytes + registry::kMaxMetadataBytes + 64 * 1024;
+  }
+  std::string UploadLimitText() const {
+    return "this server takes artifacts of at most " + std::to_string(options_.max_upload_bytes) +
+           " bytes (--max-upload-mb " + std::to_string(options_.max_upload_bytes >> 20) + ")";
+  }
+
+  // Refusals decided from the request line and headers alone, before any
+  // body is read or any token checked; true after writing one. Also tells
+  // the connection how the body is delimited (none without Content-Length
+  // or chunked: a bodiless POST is answered at once).
+  bool RefuseFromHeaders(const httplib::Request& req, httplib::Response& res) {
+    const std::string length = req.get_header_value("Content-Length");
+    const std::string te = req.get_header_value("Transfer-Encoding");
+    const bool chunked = strcasecmp(te.c_str(), "chunked") == 0;
+    std::optional<std::uint64_t> declared;
+    const bool length_ok = length.empty() || (req.get_header_value_count("Content-Length") == 1 &&
+                                              length.size() <= 18 &&
+                                              length.find_first_not_of("0123456789") == std::string::npos);
+    if (!length.empty() && length_ok) declared = std::stoull(length);
+    HeadersRead(declared, chunked);
+    const bool has_body = chunked || (declared && *declared > 0);
+    auto refuse = [&](int status, std::string_view code, const std::string& message) {
+      // The body is not read: the connection ends after the reply.
+      if (has_body || !length_ok || !te.empty()) CloseAfterResponse();
+      SendError(res, status, code, message);
+      return true;
+    };
+    if (!length_ok) {
+      return refuse(400, "invalid_argument", "Content-Length must be one non-negative integer");
+    }
+    if (!te.empty() && !chunked) {
+      return refuse(400, "invalid_argument",
+                    "Transfer-Encoding " + SanitizeUtf8(te) + " is not supported (send chunked or a Content-Length)");
+    }
+    if (chunked && declared) {
+      return refuse(400, "invalid_argument", "send either Content-Length or chunked, not both");
+    }
+    const std::string encoding = req.get_header_value("Content-Encoding");
+    if (!encoding.empty() && strcasecmp(encoding.c_str(), "identity") != 0) {
+      return refuse(415, "unsupported",
+                    "Content-Encoding " + SanitizeUtf8(encoding) +
+                        " is not accepted: send the request body uncompressed");
+    }
+    static const std::regex upload(R"(^/api/v1/models/[a-z_]+/v[^/]*$)");
+    if (req.method == "POST" && std::regex_match(req.path, upload)) {
+      if (declared && *declared > UploadBodyLimit()) {
+        return refuse(413, "too_large",
+                      "the upload is " + std::to_string(*declared) + " bytes; " + UploadLimitText() +
+                          ", plus at most 1 MiB of metadata");
+      }
+      return false;
+    }
+    if (chunked || (declared && *declared > kMaxJsonBody)) {
+      return refuse(413, "too_large",
+                    "request bodies must be sent with a Content-Length of at most 64 KiB");
+    }
+    return false;
+  }
+
+  // The methods with a route for `path`, in a fixed order.
+  std::vector<std::string> AllowedMethods(const std::string& path) const {
+    std::set<std::string> found;
+    for (const auto& [method, pattern] : routes_) {
+      if (std::regex_match(path, pattern)) found.insert(method);
+    }
+    std::vector<std::string> out;
+    for (const char* m : {"GET", "POST"}) {
+      if (found.count(m) != 0) out.emplace_back(m);
+    }
+    return out;
+  }
+
+  // A JSON error for what httplib answered without a handler.
+  void DescribeError(const httplib::Request& req, httplib::Response& res) const {
+    const std::string what = SanitizeUtf8(req.method + " " + req.path);
+    const bool odd_method = req.method == "CONNECT" || req.method == "TRACE" || req.method == "PRI";
+    if (res.status == 404 || (res.status == 400 && odd_method)) {
+      const std::vector<std::string> allowed = AllowedMethods(req.path);
+      if (!allowed.empty() || odd_method) {
+        std::string list;
+        for (const auto& m : allowed) list += (list.empty() ? "" : ", ") + m;
+        if (!list.empty()) res.set_header("Allow", list);
+        return SendError(res, 405, "method_not_allowed",
+                         SanitizeUtf8(req.method) + " is not allowed on " + SanitizeUtf8(req.path) +
+                             (list.empty() ? "" : " (allowed: " + list + ")"));
+      }
+      return SendError(res, 404, "not_found", "no route for " + what);
+    }
+    switch (res.status) {
+      case 400:
+        switch (CurrentStage()) {
+          case RequestStage::kRequestLine:
+            return SendError(res, 400, "invalid_argument",
+                             "malformed request line: expected METHOD /path HTTP/1.1 (or HTTP/1.0)");
+          case RequestStage::kHeaders:
+            return SendError(res, 400, "invalid_argument", "malformed or incomplete request headers");
+          case RequestStage::kBody:
+            break;
+        }
+        return SendError(res, 400, "invalid_argument",
+                         "the request body of " + what +
+                             " could not be read: cut short, or not valid chunked or multipart encoding");
+      case 413:
+        return SendError(res, 413, "too_large", "the request body of " + what + " is too large");
+      case 414:
+        return SendError(res, 414, "too_large",
+                         "the request line is longer than " + std::to_string(kMaxHeaderLine) + " bytes");
+      case 415:
+        return SendError(res, 415, "unsupported", "unsupported Content-Encoding");
+      case 416:
+        return SendError(res, 416, "invalid_argument", "invalid Range header (expected bytes=FIRST-LAST)");
+      default:
+        break;
+    }
+    SendError(res, res.status, "http_error", "HTTP " + std::to_string(res.status));
+  }
 
   using Handler = std::function<void(const httplib::Request&, httplib::Response&,
                                      const auth::Claims&)>;
@@ -398,7 +546,7 @@ class ApiServer::Impl {
   }
 
   void Routes() {
-    httplib::Server& s = *server_;
+    RouteTable s{*server_, routes_};
     const std::string type = "([a-z_]+)";
     const std::string version = "([^/]+)";
     const std::string models = "/api/v1/models/";
@@ -411,7 +559,8 @@ class ApiServer::Impl {
     }));
     s.Get("/metrics", Wrap("GET /metrics", Need::kNone, [this](auto&, auto& res, auto&) {
       res.status = 200;
-      res.set_content(metrics_.Render(HeadSeq(), polls_.load()), "text/plain; version=0.0.4");
+      res.set_content(metrics_.Render(HeadSeq(), polls_.load()) + ConnectionMetrics(http_->stats()),
+                      "text/plain; version=0.0.4");
     }));
 
     s.Get(models + type + "/current",
@@ -576,7 +725,7 @@ class ApiServer::Impl {
                  Seq head = HeadSeq();
                  // Long polls may hold at most half the workers: beyond that
                  // they answer at once, so other requests are never starved.
-                 const int max_polls = std::max(1, std::max(2, options_.threads) / 2);
+                 const int max_polls = std::max(1, options_.limits.max_connections / 2);
                  if (polls_.fetch_add(1) >= max_polls) *wait = 0;
                  struct Release {
                    std::atomic<int>& n;
@@ -682,7 +831,9 @@ class ApiServer::Impl {
                       const httplib::ContentReader& reader) {
     const auto start = Clock::now();
     const std::string route = "POST /api/v1/models/{type}/{version}";
+    bool consumed = false;  // the whole body was read
     auto done = [&] {
+      if (!consumed) CloseAfterResponse();
       metrics_.Observe(route, res.status, std::chrono::duration<double>(Clock::now() - start).count());
     };
     auth::Claims claims;
@@ -740,8 +891,7 @@ class ApiServer::Impl {
           if (part == "artifact") {
             artifact_bytes += len;
             if (artifact_bytes > options_.max_upload_bytes) {
-              error = "the artifact is larger than the server's limit of " +
-                      std::to_string(options_.max_upload_bytes) + " bytes";
+              error = "the artifact is larger than the server's limit: " + UploadLimitText();
               return false;
             }
             file.write(data, static_cast<std::streamsize>(len));
@@ -755,10 +905,20 @@ class ApiServer::Impl {
           return true;
         });
     file.close();
+    consumed = ok;
     if (!ok || !error.empty()) {
-      SendError(res, error.find("larger") != std::string::npos ? 413 : 400,
-                error.find("larger") != std::string::npos ? "too_large" : "invalid_argument",
-                error.empty() ? "the upload was cut short" : error);
+      // httplib sets 413 when the body is over the payload limit.
+      const bool too_large = error.find("larger") != std::string::npos || res.status == 413;
+      if (const auto fault = CurrentFault()) {
+        SendError(res, fault->status, fault->code, fault->message);
+      } else if (too_large) {
+        SendError(res, 413, "too_large", error.empty() ? "the upload is too large; " + UploadLimitText() : error);
+      } else {
+        SendError(res, 400, "invalid_argument",
+                  error.empty() ? "the upload was cut short (the connection closed early, or the "
+                                  "multipart body is malformed)"
+                                : error);
+      }
       return done();
     }
     if (artifact_parts != 1) {
@@ -783,7 +943,9 @@ class ApiServer::Impl {
   Registry& reg_;
   auth::TokenVerifier verifier_;
   ServerOptions options_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<HttpServer> http_;
+  httplib::Server* server_ = nullptr;  // http_'s
+  std::vector<std::pair<std::string, std::regex>> routes_;  // method, pattern
   bool tls_ = false;
   int port_ = 0;
   std::atomic<bool> stopping_{false};

@@ -4,8 +4,10 @@
 // Every route validates its path parameters with the registry's own naming
 // rules before touching anything, JSON bodies are bounded (64 KiB) and
 // uploads are streamed to disk and bounded (max_upload_bytes). Errors are
-// JSON {"error": {"code", "message"}} with a stable code.
-// Thread-safety: requests run on a thread pool; the Registry is
+// JSON {"error": {"code", "message"}} with a stable code, including those
+// of requests that never reach a route (server/connections.h: time and size
+// limits per connection, the connection cap).
+// Thread-safety: each connection has its own thread; the Registry is
 // thread-safe. Stop() may be called from any thread; requests in flight
 // finish first.
 #pragma once
@@ -16,6 +18,7 @@
 
 #include "auth/token.h"
 #include "common/status.h"
+#include "server/connections.h"
 
 namespace modelreg::registry {
 class Registry;
@@ -29,8 +32,10 @@ struct ServerOptions {
   std::string tls_cert;             // PEM files; both or neither
   std::string tls_key;
   std::uint64_t max_upload_bytes = std::uint64_t{4} << 30;
-  int threads = 16;                 // worker threads (long polls hold one each)
   int max_wait_seconds = 30;        // cap of /api/v1/events?wait=
+  // Connections open at once (a thread each; long polls may hold at most
+  // half of them), and the time and size limits of each request.
+  ConnectionLimits limits;
 };
 
 class ApiServer {

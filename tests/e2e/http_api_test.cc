@@ -5,9 +5,12 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -20,6 +23,7 @@
 #include "registry/registry.h"
 #include "server/api_server.h"
 #include "support/child.h"
+#include "support/raw_http.h"
 #include "support/run.h"
 #include "support/temp_dir.h"
 
@@ -332,7 +336,7 @@ TEST_F(HttpApi, LongPollReturnsAsSoonAsAnEventExists) {
 
 TEST_F(HttpApi, LongPollsCannotTakeEveryWorker) {
   server::ServerOptions few;
-  few.threads = 4;  // at most 2 waiting polls
+  few.limits.max_connections = 4;  // at most 2 waiting polls
   Start(auth::VerifierConfig{kSecret, "", "", "", true, &SystemClock::Instance()}, few);
   const auto token = Read();
   std::vector<std::thread> polls;
@@ -372,7 +376,8 @@ TEST_F(HttpApi, TokensThatMustBeRefused) {
   EXPECT_EQ(status({{"Authorization", "Basic YWxpY2U6cHc="}}), 401);
   EXPECT_EQ(status(Bearer("not.a.jwt")), 401);
   EXPECT_EQ(status(Bearer(std::string(7000, 'a'))), 401);
-  EXPECT_EQ(status(Bearer(std::string(9000, 'a'))), 400) << "header over httplib's 8 KiB limit";
+  EXPECT_EQ(status(Bearer(std::string(9000, 'a'))), 401)
+      << "too long for the header line (OverlongHeadersGetClearAnswers)";
 
   ManualClock past(SystemClock::Instance().NowNs() - 7200LL * 1'000'000'000);
   EXPECT_EQ(status(Bearer(Issue({auth::kScopeRead}, "alice", std::chrono::seconds(60), &past))), 401)
@@ -643,6 +648,314 @@ TEST_F(HttpApi, TlsWithACertificate) {
   auto srv = server::ApiServer::Create(*reg_, std::move(*verifier), bad);
   ASSERT_FALSE(srv);
   EXPECT_EQ(srv.error().code(), Code::kInvalidArgument);
+}
+
+// Beyond --max-connections a connection gets 503 with Retry-After at once
+// (not a stall), and a slot frees when a held connection ends.
+TEST_F(HttpApi, ConnectionsBeyondTheCapGet503WithRetryAfter) {
+  server::ServerOptions few;
+  few.limits.max_connections = 10;
+  Start(auth::VerifierConfig{kSecret, "", "", "", true, &SystemClock::Instance()}, few);
+  const int port = server_->port();
+  // Ten connections in the middle of their headers hold every slot (each
+  // for up to the 10 s header limit).
+  std::vector<int> held;
+  for (int i = 0; i < 10; ++i) {
+    const int fd = testing::ConnectLocal(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(testing::SendAll(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+    held.push_back(fd);
+  }
+  const auto t0 = Steady::now();
+  testing::RawResponse busy = testing::Exchange(
+      port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::seconds(5));
+  EXPECT_LT(Steady::now() - t0, std::chrono::seconds(5));
+  EXPECT_EQ(busy.status, 503) << busy.head;
+  EXPECT_FALSE(busy.header("Retry-After").empty()) << busy.head;
+  EXPECT_EQ(busy.header("Connection"), "close") << busy.head;
+  const json j = json::parse(busy.body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << busy.body;
+  EXPECT_EQ(j["error"]["code"], "busy");
+  EXPECT_NE(j["error"]["message"].get<std::string>().find("10"), std::string::npos) << busy.body;
+  // One held connection finishes its request: its slot is free again.
+  ASSERT_TRUE(testing::SendAll(held[0], "\r\n"));
+  EXPECT_EQ(testing::ReadHead(held[0], std::chrono::seconds(5)).rfind("HTTP/1.1 200", 0), 0u);
+  close(held[0]);
+  int status = 0;
+  for (auto until = Steady::now() + std::chrono::seconds(5); Steady::now() < until;) {
+    status = testing::Exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                               std::chrono::seconds(5))
+                 .status;
+    if (status == 200) break;
+  }
+  EXPECT_EQ(status, 200);
+  for (std::size_t i = 1; i < held.size(); ++i) close(held[i]);
+}
+
+// A token too long for the header line limit gets 401 with the limit, not
+// httplib's bare 400; any other over-long header gets 431.
+TEST_F(HttpApi, OverlongHeadersGetClearAnswers) {
+  const std::string path = "/api/v1/models/risk_model";
+  for (std::size_t size : {8169u, 9000u, 20000u}) {
+    const std::string token = Issue({auth::kScopeRead}) + std::string(size, 'A');
+    auto r = client_->Get(path, Bearer(token.substr(0, size)));
+    ASSERT_TRUE(r) << size;
+    EXPECT_EQ(r->status, 401) << size << ": " << r->body;
+    EXPECT_EQ(ErrorCode(r), "unauthenticated");
+    EXPECT_NE(r->body.find("token too long (limit 8168 bytes)"), std::string::npos) << r->body;
+    EXPECT_FALSE(r->get_header_value("WWW-Authenticate").empty());
+  }
+  // The longest token that fits is checked like any other (bad signature).
+  auto fits = client_->Get(path, Bearer(std::string(8168, 'A')));
+  ASSERT_TRUE(fits);
+  EXPECT_EQ(fits->status, 401);
+  EXPECT_EQ(fits->body.find("too long"), std::string::npos) << fits->body;
+  // Any other header line over 8 KiB, or more than 64 KiB of headers.
+  auto big = client_->Get(path, httplib::Headers{{"X-Big", std::string(9000, 'b')}});
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 431) << big->body;
+  EXPECT_EQ(ErrorCode(big), "too_large");
+  EXPECT_NE(big->body.find("X-Big"), std::string::npos) << big->body;
+  httplib::Headers many;
+  for (int i = 0; i < 20; ++i) many.emplace("X-Many-" + std::to_string(i), std::string(4000, 'm'));
+  auto lots = client_->Get(path, many);
+  ASSERT_TRUE(lots);
+  EXPECT_EQ(lots->status, 431) << lots->body;
+  EXPECT_NE(lots->body.find("65536"), std::string::npos) << lots->body;
+  // The server is fine afterwards.
+  EXPECT_EQ(client_->Get(path, Read())->status, 200);
+}
+
+// Over --max-upload-mb is 413 naming the limit, whatever the size: with a
+// Content-Length (refused from the headers) and chunked (refused while
+// streaming), including sizes just over the limit.
+TEST_F(HttpApi, UploadsOverTheLimitAlwaysGet413) {
+  server::ServerOptions small;
+  small.max_upload_bytes = 1 << 20;
+  Start(auth::VerifierConfig{kSecret, "", "", "", true, &SystemClock::Instance()}, small);
+  for (std::size_t size : {(1u << 20) + 1, 1500000u, 2200000u, 3000000u, 9000000u}) {
+    auto r = Upload("risk_model", "v1.0.0", std::string(size, 'w'));
+    ASSERT_TRUE(r) << size << ": " << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 413) << size << ": " << r->body;
+    EXPECT_EQ(ErrorCode(r), "too_large") << size;
+    EXPECT_NE(r->body.find("1048576 bytes"), std::string::npos) << size << ": " << r->body;
+    // Chunked, as the CLI sends it.
+    httplib::Client c("127.0.0.1", server_->port());
+    const std::string bytes(size, 'w');
+    httplib::MultipartFormDataProviderItems providers{
+        {"artifact",
+         [&bytes](std::size_t offset, httplib::DataSink& sink) {
+           const std::size_t n = std::min<std::size_t>(65536, bytes.size() - offset);
+           sink.write(bytes.data() + offset, n);
+           if (offset + n == bytes.size()) sink.done();
+           return true;
+         },
+         "model.pkl", "application/octet-stream"}};
+    auto chunked = c.Post("/api/v1/models/risk_model/v1.0.0", Write(), {}, providers);
+    ASSERT_TRUE(chunked) << size << ": " << httplib::to_string(chunked.error());
+    EXPECT_EQ(chunked->status, 413) << size << ": " << chunked->body;
+    EXPECT_NE(chunked->body.find("1048576 bytes"), std::string::npos) << chunked->body;
+  }
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, 0u);
+  EXPECT_EQ(Upload("risk_model", "v1.0.0", std::string(1 << 20, 'w'))->status, 201);
+  for (const auto& e : fs::directory_iterator(root_ + "/uploads")) ADD_FAILURE() << e.path();
+}
+
+// Requests that never reach a route handler still get a JSON error with a
+// real message, and a POST without a body works where no body is needed.
+TEST_F(HttpApi, ErrorsBelowTheRoutesHaveRealMessages) {
+  MustUpload("risk_model", "v1.0.0");
+  const Seq head = modelreg::query::Query(*reg_).Head()->seq;
+  const int port = server_->port();
+  const std::string auth = "Authorization: Bearer " + Issue({auth::kScopeWrite}) + "\r\n";
+  // curl -X POST without -d: no Content-Length, no body. Answered at once.
+  for (const std::string path : {"/api/v1/models/risk_model/v1.0.0/validate",
+                                 "/api/v1/models/risk_model/v1.0.0/promote"}) {
+    testing::RawResponse r = testing::Exchange(
+        port, "POST " + path + " HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n", std::chrono::seconds(10));
+    EXPECT_EQ(r.status, 200) << path << ": " << r.head << "\n" << r.body;
+  }
+  auto rollback = testing::Exchange(
+      port, "POST /api/v1/models/risk_model/rollback HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n",
+      std::chrono::seconds(10));
+  EXPECT_EQ(rollback.status, 409) << rollback.body;  // nothing to roll back to: a real answer
+  struct Case {
+    std::string request;
+    int status;
+    std::string code, message, header;
+  };
+  const std::string long_path = "/api/v1/models/" + std::string(9000, 'a');
+  for (const Case& c : std::vector<Case>{
+           {"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404, "not_found", "no route for GET /nope", ""},
+           {"DELETE /api/v1/models/risk_model/v1.0.0 HTTP/1.1\r\nHost: x\r\n\r\n", 405,
+            "method_not_allowed", "DELETE", "Allow: GET, POST"},
+           {"PUT /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, "method_not_allowed",
+            "PUT", "Allow: GET"},
+           {"GARBAGE\r\n\r\n", 400, "invalid_argument", "malformed request line", ""},
+           {"GET /healthz HTTP/9.9\r\n\r\n", 400, "invalid_argument", "malformed request line", ""},
+           {"GET " + long_path + " HTTP/1.1\r\nHost: x\r\n\r\n", 414, "too_large", "8192 bytes", ""},
+           {"GET /api/v1/models/risk_model/v1.0.0/artifact HTTP/1.1\r\nHost: x\r\n" + auth +
+                "Range: bytes=zz\r\n\r\n",
+            416, "invalid_argument", "Range", ""},
+           // A Range does not cut an error's JSON (fuzz_http's first finding).
+           {"GET /api/v1/models/risk_model/v9.0.0/artifact HTTP/1.1\r\nHost: x\r\n" + auth +
+                "Range: bytes=0-3\r\n\r\n",
+            404, "not_found", "not registered", ""},
+           {"GET /nope HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\n\r\n", 404, "not_found", "no route", ""},
+           {"POST /api/v1/models/risk_model/v1.0.0/archive HTTP/1.1\r\nHost: x\r\n" + auth +
+                "Content-Encoding: gzip\r\nContent-Length: 4\r\n\r\nabcd",
+            415, "unsupported", "Content-Encoding", ""},
+           {"POST /api/v1/models/risk_model/v1.0.0/archive HTTP/1.1\r\nHost: x\r\n" + auth +
+                "Content-Length: 100000\r\n\r\n",
+            413, "too_large", "64 KiB", "Connection: close"},
+       }) {
+    testing::RawResponse r = testing::Exchange(port, c.request, std::chrono::seconds(10));
+    const std::string what = c.request.substr(0, 60);
+    EXPECT_EQ(r.status, c.status) << what << ": " << r.head << "\n" << r.body;
+    const json j = json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j.contains("error")) << what << ": " << r.body;
+    EXPECT_EQ(j["error"]["code"], c.code) << what << ": " << r.body;
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(c.message), std::string::npos)
+        << what << ": " << r.body;
+    if (!c.header.empty()) {
+      const auto colon = c.header.find(": ");
+      EXPECT_EQ(r.header(c.header.substr(0, colon)), c.header.substr(colon + 2)) << what << ": " << r.head;
+    }
+  }
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, head + 2);  // the validation and the promotion
+}
+
+// Starts `modelreg serve` on a free port (with `extra` options); its URL.
+std::string StartServe(testing::Child** out, std::unique_ptr<testing::Child>& holder,
+                       const std::string& root, const std::string& extra) {
+  const std::string bin = testing::EnvOr("MODELREG_BIN", "modelreg");
+  holder = std::make_unique<testing::Child>(std::vector<std::string>{
+      "/bin/sh", "-c",
+      "exec env MODELREG_JWT_SECRET=" + kSecret + " " + bin + " --root " + root +
+          " serve --listen 127.0.0.1:0 --exit-after 300 " + extra});
+  *out = holder.get();
+  for (int i = 0; i < 100 && holder->Lines().empty(); ++i) holder->ReadFor(100);
+  if (holder->Lines().empty()) return "";
+  const std::string first = holder->Lines()[0];
+  const auto at = first.find("http://");
+  return at == std::string::npos ? "" : first.substr(at);
+}
+
+int PortOf(const std::string& url) { return std::stoi(url.substr(url.rfind(':') + 1)); }
+
+// Slowloris and friends: 200 connections that send their headers one line a
+// second, send nothing, or stop half way through a body. Health checks and
+// authenticated reads still answer at once, and the server ends every one
+// of those connections within its limits (docs/api.md, "Limits").
+TEST(ServeCommand, SlowAndIdleClientsCannotStarveTheServer) {
+  testing::TempDir dir;
+  const std::string root = dir.sub("reg");
+  fs::create_directories(root);
+  testing::Child* server = nullptr;
+  std::unique_ptr<testing::Child> holder;
+  const std::string url = StartServe(&server, holder, root, "");
+  ASSERT_FALSE(url.empty());
+  const int port = PortOf(url);
+  const std::string token = Issue({auth::kScopeRead});
+
+  std::vector<int> slow_headers, idle, half_body;
+  for (int i = 0; i < 70; ++i) {
+    const int fd = testing::ConnectLocal(port);
+    ASSERT_GE(fd, 0);
+    EXPECT_TRUE(testing::SendAll(fd, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+    slow_headers.push_back(fd);
+  }
+  for (int i = 0; i < 70; ++i) {
+    const int fd = testing::ConnectLocal(port);
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  for (int i = 0; i < 60; ++i) {
+    const int fd = testing::ConnectLocal(port);
+    ASSERT_GE(fd, 0);
+    const std::string half = R"({"version": "", "ok": true, "detail": ")" + std::string(400, 'x');
+    EXPECT_TRUE(testing::SendAll(
+        fd, "POST /api/v1/models/risk_model/consumers/c" + std::to_string(i) +
+                "/ack HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +
+                "\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + half));
+    half_body.push_back(fd);
+  }
+  // One more header line a second on every slow connection, for as long as
+  // the server keeps it.
+  std::atomic<bool> stop_trickle{false};
+  std::thread trickle;
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joiner() {
+      stop.store(true);
+      if (t.joinable()) t.join();
+    }
+  } joiner{stop_trickle, trickle};
+  trickle = std::thread([&] {
+    for (int n = 0; !stop_trickle.load(); ++n) {
+      for (int fd : slow_headers) testing::SendAll(fd, "X-Slow-" + std::to_string(n) + ": 1\r\n");
+      for (int i = 0; i < 10 && !stop_trickle.load(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  });
+
+  // The server answers others at once meanwhile (5 s: a liveness bound, on
+  // a machine shared with other builds; the answers take milliseconds).
+  for (int round = 0; round < 3; ++round) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_connection_timeout(5, 0);
+    c.set_read_timeout(5, 0);
+    auto t0 = Steady::now();
+    auto health = c.Get("/healthz");
+    ASSERT_TRUE(health) << "round " << round << ": " << httplib::to_string(health.error());
+    EXPECT_EQ(health->status, 200);
+    EXPECT_LT(Steady::now() - t0, std::chrono::seconds(5));
+    t0 = Steady::now();
+    auto read = c.Get("/api/v1/models/risk_model", {{"Authorization", "Bearer " + token}});
+    ASSERT_TRUE(read) << "round " << round << ": " << httplib::to_string(read.error());
+    EXPECT_EQ(read->status, 200) << read->body;
+    EXPECT_LT(Steady::now() - t0, std::chrono::seconds(5));
+  }
+
+  // The server ends every one of them: idle after 5 s, headers not complete
+  // 10 s after their first byte (408), bodies slower than the minimum rate
+  // (408). 40 s is a generous bound for all of it.
+  std::vector<int> all = slow_headers;
+  all.insert(all.end(), idle.begin(), idle.end());
+  all.insert(all.end(), half_body.begin(), half_body.end());
+  std::map<int, std::string> received;
+  std::set<int> open(all.begin(), all.end());
+  const auto deadline = Steady::now() + std::chrono::seconds(40);
+  while (!open.empty() && Steady::now() < deadline) {
+    std::vector<pollfd> fds;
+    for (int fd : open) fds.push_back(pollfd{fd, POLLIN, 0});
+    if (poll(fds.data(), fds.size(), 500) <= 0) continue;
+    for (const pollfd& p : fds) {
+      if (p.revents == 0) continue;
+      char buf[4096];
+      const ssize_t n = recv(p.fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) {
+        received[p.fd].append(buf, static_cast<std::size_t>(n));
+      } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+        open.erase(p.fd);
+      }
+    }
+  }
+  stop_trickle.store(true);
+  trickle.join();
+  EXPECT_TRUE(open.empty()) << open.size() << " of " << all.size()
+                            << " connections still open after 40 s";
+  for (int fd : slow_headers) {
+    EXPECT_EQ(received[fd].rfind("HTTP/1.1 408", 0), 0u) << received[fd];
+  }
+  for (int fd : half_body) {
+    EXPECT_EQ(received[fd].rfind("HTTP/1.1 408", 0), 0u) << received[fd];
+  }
+  for (int fd : idle) EXPECT_EQ(received[fd], "") << "an idle connection is closed silently";
+  for (int fd : all) close(fd);
+  EXPECT_EQ(server->SignalAndWait(SIGTERM), 0);
 }
 
 // The real binaries: `modelreg serve`, `modelreg token issue`, and CLI

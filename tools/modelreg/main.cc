@@ -227,9 +227,14 @@ int Run(int argc, char** argv) {
   c_serve->add_option("--max-upload-mb", serve.max_upload_mb, "Largest artifact upload")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
-  c_serve->add_option("--threads", serve.threads, "Worker threads")
-      ->check(CLI::Range(2, 1024))
+  c_serve->add_option("--max-connections", serve.max_connections,
+                      "Connections open at once (a thread each); beyond, 503 with Retry-After")
+      ->check(CLI::Range(2, 65536))
       ->capture_default_str();
+  int unused_threads = 0;
+  c_serve->add_option("--threads", unused_threads, "No longer used (a thread per connection)")
+      ->group("")
+      ->each([&serve](const std::string&) { serve.threads_given = true; });
   c_serve->add_option("--exit-after", serve.exit_after_seconds,
                       "Stop by itself after SECONDS (demos and tests); 0 = until SIGTERM")
       ->check(CLI::Range(0, 86400 * 365));
