@@ -1,8 +1,13 @@
 #include "log/event_store.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -22,6 +27,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/backup_engine.h>
 #include <rocksdb/options.h>
@@ -53,6 +59,12 @@ bool IsBuiltinFamily(const std::string& name) {
 Status FromRocks(const rocksdb::Status& s, const std::string& dir) {
   if (s.ok()) return Status::OK();
   const std::string msg = s.ToString();
+  // ENOSPC/EDQUOT reach RocksDB's file system as IOError(kNoSpace); the
+  // text is the fallback for a status that lost its subcode on the way.
+  if (s.IsNoSpace() || msg.find("No space left on device") != std::string::npos ||
+      msg.find("Disk quota exceeded") != std::string::npos) {
+    return Status::DiskFull("registry log " + dir + ": " + msg);
+  }
   if (msg.find("lock hold by current process") != std::string::npos) {
     return Status::Busy("registry log " + dir + " is already open in this process");
   }
@@ -122,6 +134,107 @@ Digest PrevHashOf(const fb::Event& e) {
   }
   return d;
 }
+
+// --- RocksDB's info log and background errors ------------------------------
+//
+// RocksDB's own info log (EnvLogger, the `LOG` file) cannot survive a full
+// disk: after one failed write of a line, the next line fails an assertion
+// (WritableFileWriter::AssertFalseAndGetStatusForPrevError) and the process
+// aborts — already inside DB::Open, which logs before it writes anything
+// else. This logger writes each line with one write(2) to a file opened
+// O_APPEND and drops a line it cannot write: the info log is for
+// diagnosis, and nothing it does may stop the registry.
+class InfoLog : public rocksdb::Logger {
+ public:
+  // `path`: the LOG file. An existing one is renamed to LOG.old.<micros>
+  // first, as RocksDB does (RocksDB deletes the oldest beyond
+  // keep_log_file_num). A file that cannot be opened leaves a logger that
+  // drops every line.
+  static std::shared_ptr<rocksdb::Logger> Open(const std::string& path, bool rotate) {
+    std::error_code ec;
+    if (rotate && std::filesystem::exists(path, ec)) {
+      const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      std::filesystem::rename(path, path + ".old." + std::to_string(micros), ec);
+    }
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return std::make_shared<InfoLog>(fd);
+  }
+
+  explicit InfoLog(int fd) : fd_(fd) {}
+  ~InfoLog() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  InfoLog(const InfoLog&) = delete;
+  InfoLog& operator=(const InfoLog&) = delete;
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (fd_ < 0) return;
+    // "2026/11/28-10:02:26.562677 140234 message", like RocksDB's lines.
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                            now.time_since_epoch()).count() % 1000000;
+    std::tm tm{};
+    ::localtime_r(&secs, &tm);
+    char head[64];
+    const int n = std::snprintf(head, sizeof head, "%04d/%02d/%02d-%02d:%02d:%02d.%06lld %lld ",
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                tm.tm_min, tm.tm_sec, static_cast<long long>(micros),
+                                static_cast<long long>(::gettid()));
+    std::string line(head, n > 0 ? static_cast<std::size_t>(n) : 0);
+    char body[512];
+    va_list copy;
+    va_copy(copy, ap);
+    const int len = std::vsnprintf(body, sizeof body, format, copy);
+    va_end(copy);
+    if (len < 0) return;
+    if (static_cast<std::size_t>(len) < sizeof body) {
+      line.append(body, static_cast<std::size_t>(len));
+    } else {
+      std::string big(static_cast<std::size_t>(len) + 1, '\0');
+      va_copy(copy, ap);
+      std::vsnprintf(big.data(), big.size(), format, copy);
+      va_end(copy);
+      big.pop_back();
+      line += big;
+    }
+    if (line.empty() || line.back() != '\n') line += '\n';
+    // One write: a short or failed write (a full disk) loses this line only.
+    const ssize_t w = ::write(fd_, line.data(), line.size());
+    (void)w;
+  }
+
+ private:
+  int fd_;
+};
+
+// Tells the store that RocksDB stopped accepting writes (a background
+// error: a failed WAL write, flush or compaction — e.g. on a full disk), and
+// keeps RocksDB from recovering by itself, so that the store's next write
+// resumes it (DB::Resume) at a known point instead of racing an automatic
+// recovery (RocksDB refuses a manual Resume while one runs).
+class BackgroundErrors : public rocksdb::EventListener {
+ public:
+  const char* Name() const override { return "ModelregBackgroundErrors"; }
+  void OnBackgroundError(rocksdb::BackgroundErrorReason /*reason*/,
+                         rocksdb::Status* /*bg_error*/) override {
+    stopped_.store(true);
+  }
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+  // True once after each background error (and again after a failed resume).
+  bool TakeStopped() { return stopped_.exchange(false); }
+  void SetStopped() { stopped_.store(true); }
+
+ private:
+  std::atomic<bool> stopped_{false};
+};
 
 // --- Readers beside a writer (docs/log.md) ---------------------------------
 //
@@ -413,8 +526,23 @@ class EventStore::Impl {
 
   // Writer-thread state.
   Head writer_head;
-  bool poisoned = false;
-  std::string poison_reason;
+  // Writers: set when RocksDB stopped accepting writes (see
+  // BackgroundErrors); the next write resumes it first.
+  std::shared_ptr<BackgroundErrors> bg_errors;
+
+  // Writers, with write_mu held, before a write: when RocksDB stopped
+  // accepting writes after an error (a full disk, say), resumes it. Its
+  // Resume flushes the memtables and starts a new WAL, so nothing of a
+  // failed write can come back later. An error (the disk is still full)
+  // is returned, and the next write tries again: once the cause is gone,
+  // writes work again without reopening the store.
+  Status ResumeIfStopped() {
+    if (!bg_errors || !bg_errors->TakeStopped()) return Status::OK();
+    rocksdb::Status s = db->Resume();
+    if (s.ok()) return Status::OK();
+    bg_errors->SetStopped();
+    return FromRocks(s, dir).WithContext("append (resuming after an earlier failed write)");
+  }
 };
 
 Result<AppendResult> EventStore::Impl::Append(AppendRequest request) {
@@ -510,14 +638,13 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
   rocksdb::WriteBatch batch;
   Head h = writer_head;
 
+  if (Status resumed = ResumeIfStopped(); !resumed.ok()) {
+    for (auto& p : group) p->done.set_value(Err(resumed));
+    return;
+  }
+
   for (std::size_t i = 0; i < group.size(); ++i) {
     Pending& p = *group[i];
-    if (poisoned) {
-      results.push_back(Err(Status::FailedPrecondition(
-          "registry log " + dir + " stopped accepting writes after a failed write (" +
-          poison_reason + "); reopen it")));
-      continue;
-    }
     fb::Event& e = p.buffer.mutable_event();
     const std::string id = e.event_id()->str();
 
@@ -602,6 +729,7 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
       }
     }
     if (bad != nullptr) {
+      if (p.request.undo_rows) p.request.undo_rows();
       results.push_back(Err(Status::InvalidArgument(
           "rows callback named column family '" + bad_name +
           "', which is not one of the store's extra column families")));
@@ -635,10 +763,16 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
     wo.sync = options.sync;
     rocksdb::Status s = db->Write(wo, &batch);
     if (!s.ok()) {
-      poisoned = true;
-      poison_reason = s.ToString();
+      // RocksDB keeps refusing writes after a failed one (its background
+      // error) until it is resumed: the next write does that first.
+      if (bg_errors) bg_errors->SetStopped();
       const Status err = FromRocks(s, dir).WithContext("append");
-      // Everything decided in this group depended on the failed write.
+      // Nothing of the group was written, and everything decided in it
+      // depended on the write: undo what the rows callbacks recorded (last
+      // first, before any later append is planned) and fail them all.
+      for (std::size_t i = group.size(); i-- > 0;) {
+        if (written[i] && group[i]->request.undo_rows) group[i]->request.undo_rows();
+      }
       for (auto& r : results) {
         if (r) r = Err(err);
       }
@@ -742,6 +876,15 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
 
   rocksdb::Options db_options;
   if (impl->env) db_options.env = impl->env.get();
+  if (!opts.read_only) {
+    // RocksDB's info log, written by a logger a full disk cannot crash
+    // (InfoLog); writers resume after a background error themselves.
+    fs::create_directories(dir, ec);  // as RocksDB does before its LOG (create_if_missing)
+    db_options.info_log = InfoLog::Open((fs::path(dir) / "LOG").string(), /*rotate=*/true);
+    impl->bg_errors = std::make_shared<BackgroundErrors>();
+    db_options.listeners.push_back(impl->bg_errors);
+    db_options.max_bgerror_resume_count = 0;  // no automatic resume loop either
+  }
   db_options.create_if_missing = opts.create_if_missing && !opts.read_only;
   db_options.create_missing_column_families = !opts.read_only;
   if (opts.secondary) db_options.max_open_files = -1;  // required by secondaries
@@ -809,6 +952,9 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
       return Err(Status::IOError("cannot create a directory for a secondary instance"));
     }
     impl->secondary_dir = tmpl;
+    // A secondary writes its info log into its private directory ($TMPDIR).
+    db_options.info_log =
+        InfoLog::Open((fs::path(impl->secondary_dir) / "LOG").string(), /*rotate=*/false);
     s = rocksdb::DB::OpenAsSecondary(db_options, dir, impl->secondary_dir, descriptors, &handles,
                                      &raw);
   } else if (opts.read_only) {
@@ -1112,6 +1258,7 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
     return Status::FailedPrecondition("registry log " + impl_->dir + " is open read-only");
   }
   std::lock_guard<std::mutex> lock(impl_->write_mu);
+  MODELREG_RETURN_IF_ERROR(impl_->ResumeIfStopped());
   Head h = impl_->writer_head;
   rocksdb::WriteBatch batch;
   auto flush = [&](bool sync) -> Status {
@@ -1119,7 +1266,9 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
     batch.Put(impl_->meta, kHeadKey, EncodeHead(h));
     rocksdb::WriteOptions wo;
     wo.sync = sync && impl_->options.sync;
-    MODELREG_RETURN_IF_ERROR(FromRocks(impl_->db->Write(wo, &batch), impl_->dir));
+    rocksdb::Status s = impl_->db->Write(wo, &batch);
+    if (!s.ok() && impl_->bg_errors) impl_->bg_errors->SetStopped();
+    MODELREG_RETURN_IF_ERROR(FromRocks(s, impl_->dir));
     batch.Clear();
     impl_->writer_head = h;
     std::lock_guard<std::mutex> head_lock(impl_->head_mu);
@@ -1198,10 +1347,7 @@ Status EventStore::ReplaceRows(const std::string& column_family, const std::vect
   }
   // No group is being written while the rows are replaced.
   std::lock_guard<std::mutex> lock(impl_->write_mu);
-  if (impl_->poisoned) {
-    return Status::FailedPrecondition("registry log " + impl_->dir +
-                                      " stopped accepting writes after a failed write; reopen it");
-  }
+  MODELREG_RETURN_IF_ERROR(impl_->ResumeIfStopped());
   if (impl_->writer_head.seq != expected_head) {
     return Status::Conflict("the log moved while its projection was being rebuilt; retry");
   }
@@ -1231,7 +1377,9 @@ Status EventStore::ReplaceRows(const std::string& column_family, const std::vect
   }
   rocksdb::WriteOptions wo;
   wo.sync = impl_->options.sync && sync;
-  return FromRocks(impl_->db->Write(wo, &batch), impl_->dir);
+  rocksdb::Status s = impl_->db->Write(wo, &batch);
+  if (!s.ok() && impl_->bg_errors) impl_->bg_errors->SetStopped();
+  return FromRocks(s, impl_->dir);
 }
 
 }  // namespace modelreg
