@@ -1,6 +1,7 @@
 #include "log/event_store.h"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -440,14 +442,11 @@ class EventStore::Impl {
         }
         all.push_back(handle);
       }
-      if (!options.read_only && memtable_bytes > (1u << 20)) {
+      if (!options.read_only && !wal_broken && memtable_bytes > (1u << 20)) {
         db->Flush(rocksdb::FlushOptions(), all).PermitUncheckedError();
       }
-      for (auto& [name, handle] : families) db->DestroyColumnFamilyHandle(handle);
-      families.clear();
-      db->Close().PermitUncheckedError();
-      db.reset();
     }
+    CloseDb();
     if (purger.joinable()) {
       {
         std::lock_guard<std::mutex> lock(purge_cv_mu);
@@ -465,6 +464,54 @@ class EventStore::Impl {
       std::error_code ec;
       std::filesystem::remove_all(secondary_dir, ec);
     }
+  }
+
+  // Closes the RocksDB instance (writers reopening: with db_mu held
+  // exclusively).
+  void CloseDb() {
+    if (!db) return;
+    for (auto& [name, handle] : families) db->DestroyColumnFamilyHandle(handle);
+    families.clear();
+    events = by_time = by_event_id = meta = nullptr;
+    db->Close().PermitUncheckedError();
+    db.reset();
+  }
+
+  // Takes over an opened instance and its family handles.
+  void Install(rocksdb::DB* raw, const std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+    db.reset(raw);
+    for (auto* handle : handles) families[handle->GetName()] = handle;
+    events = Family(kEventsCf);
+    by_time = Family(kByTimeCf);
+    by_event_id = Family(kByEventIdCf);
+    meta = Family(kMetaCf);
+  }
+
+  // Readers on other threads than the writer's: held shared while they use
+  // `db` and the family handles, which a writer replaces when it reopens
+  // after a failed write (ReopenForWriting). Reads may nest (a scan's
+  // callback reading the store): glibc's rwlock, under std::shared_mutex,
+  // prefers readers, so a nested shared hold never waits for the reopen.
+  // A write from inside a read on the same thread (a rebuild writes rows
+  // from a scan's callback) does not reopen: that would wait for itself.
+  class ReadHold {
+   public:
+    explicit ReadHold(std::shared_mutex& mu) : lock_(mu) { ++read_depth_; }
+    ~ReadHold() { --read_depth_; }
+    ReadHold(const ReadHold&) = delete;
+    ReadHold& operator=(const ReadHold&) = delete;
+    static bool Held() { return read_depth_ > 0; }
+
+   private:
+    std::shared_lock<std::shared_mutex> lock_;
+    static thread_local int read_depth_;
+  };
+  ReadHold ReadLock() const { return ReadHold(db_mu); }
+  // The error of a read while no instance is open (a reopen failed twice).
+  Status Unavailable() const {
+    return Status::IOError("registry log " + dir +
+                           " is not open: reopening it after a failed write failed; the next "
+                           "write tries again");
   }
 
   rocksdb::ColumnFamilyHandle* Family(const std::string& name) const {
@@ -524,26 +571,103 @@ class EventStore::Impl {
   // Held by the writer while it processes a group, and by ReplaceRows.
   std::mutex write_mu;
 
-  // Writer-thread state.
+  // Writer-thread state (and ReplaceRows, AppendVerbatim: under write_mu).
   Head writer_head;
-  // Writers: set when RocksDB stopped accepting writes (see
-  // BackgroundErrors); the next write resumes it first.
+  // Writers: what reopening the instance needs.
+  rocksdb::Options db_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  // Writers: set when RocksDB stopped accepting writes after an error in
+  // its background work (a flush or compaction; see BackgroundErrors).
   std::shared_ptr<BackgroundErrors> bg_errors;
+  // A write failed: the instance is reopened before the next write.
+  bool wal_broken = false;
+  // Set when reopening found the log changed by another process: writes
+  // are refused until this process restarts (its in-memory head and its
+  // caller's state are behind).
+  std::string poison;
+  // See ReadLock().
+  mutable std::shared_mutex db_mu;
 
-  // Writers, with write_mu held, before a write: when RocksDB stopped
-  // accepting writes after an error (a full disk, say), resumes it. Its
-  // Resume flushes the memtables and starts a new WAL, so nothing of a
-  // failed write can come back later. An error (the disk is still full)
-  // is returned, and the next write tries again: once the cause is gone,
-  // writes work again without reopening the store.
-  Status ResumeIfStopped() {
-    if (!bg_errors || !bg_errors->TakeStopped()) return Status::OK();
-    rocksdb::Status s = db->Resume();
-    if (s.ok()) return Status::OK();
-    bg_errors->SetStopped();
-    return FromRocks(s, dir).WithContext("append (resuming after an earlier failed write)");
-  }
+  // Writers, with write_mu held, before every write (see event_store.h).
+  Status PrepareWrite();
+  Status ReopenForWriting();
 };
+
+thread_local int EventStore::Impl::ReadHold::read_depth_ = 0;
+
+// How much free space a writer wants before it reopens its instance after
+// a failed write: reopening writes a MANIFEST, an OPTIONS file (~30 KB) and
+// the table files of the WAL it replays. With less, it would only fail
+// again (and give other processes a moment to take the log's lock).
+constexpr std::uint64_t kReopenRoom = 1u << 20;
+
+Status EventStore::Impl::PrepareWrite() {
+  if (!poison.empty()) return Status::FailedPrecondition(poison);
+  if (wal_broken) return ReopenForWriting();
+  if (bg_errors && bg_errors->TakeStopped()) {
+    // A flush or compaction failed (e.g. no space for a table file) and
+    // RocksDB stopped writes: its Resume retries that work. (A failed WAL
+    // append is not resumed: in RocksDB 7.8 Resume can keep the WAL writer
+    // that failed, and the next append to it aborts the process.)
+    rocksdb::Status s = db->Resume();
+    if (!s.ok()) {
+      bg_errors->SetStopped();
+      return FromRocks(s, dir).WithContext("append (resuming after a failed flush)");
+    }
+  }
+  return Status::OK();
+}
+
+// After a failed write, RocksDB's instance must not be written again (its
+// WAL writer remembers the error; RocksDB 7.8 can neither reset nor always
+// replace it: facebook/rocksdb#11447, #11643). Close it and open the log
+// again: the WAL replayed then ends before the failed write (a torn record
+// is dropped), so the head read back must be this store's head. If the open
+// fails (still no space), a read-only instance keeps the reads going and
+// the next write tries again.
+Status EventStore::Impl::ReopenForWriting() {
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) == 0) {
+    const std::uint64_t free_bytes =
+        static_cast<std::uint64_t>(vfs.f_bavail) * static_cast<std::uint64_t>(vfs.f_frsize);
+    if (free_bytes < kReopenRoom) {
+      return Status::DiskFull("registry log " + dir + ": " + std::to_string(free_bytes) +
+                              " bytes free on its filesystem; writes work again once at "
+                              "least 1 MiB is free (no restart needed)");
+    }
+  }
+  if (ReadHold::Held()) {
+    return Status::IOError("registry log " + dir +
+                           ": cannot reopen it after a failed write while this thread reads it; "
+                           "retry");
+  }
+  std::unique_lock<std::shared_mutex> exclusive(db_mu);
+  CloseDb();
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  if (!s.ok()) {
+    const Status err = FromRocks(s, dir).WithContext("reopening the log after a failed write");
+    handles.clear();
+    raw = nullptr;
+    if (rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles, &raw).ok()) {
+      Install(raw, handles);
+    }
+    return err;
+  }
+  Install(raw, handles);
+  wal_broken = false;
+  if (bg_errors) bg_errors->TakeStopped();
+  Head on_disk;
+  MODELREG_RETURN_IF_ERROR(ReadHead(&on_disk));
+  if (on_disk.seq != writer_head.seq || on_disk.hash != writer_head.hash) {
+    poison = "registry log " + dir + " changed while this process reopened it after a failed " +
+             "write (head " + std::to_string(on_disk.seq) + " on disk, " +
+             std::to_string(writer_head.seq) + " here); restart this process";
+    return Status::FailedPrecondition(poison);
+  }
+  return Status::OK();
+}
 
 Result<AppendResult> EventStore::Impl::Append(AppendRequest request) {
   if (options.read_only) {
@@ -638,8 +762,8 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
   rocksdb::WriteBatch batch;
   Head h = writer_head;
 
-  if (Status resumed = ResumeIfStopped(); !resumed.ok()) {
-    for (auto& p : group) p->done.set_value(Err(resumed));
+  if (Status ready = PrepareWrite(); !ready.ok()) {
+    for (auto& p : group) p->done.set_value(Err(ready));
     return;
   }
 
@@ -763,9 +887,8 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
     wo.sync = options.sync;
     rocksdb::Status s = db->Write(wo, &batch);
     if (!s.ok()) {
-      // RocksDB keeps refusing writes after a failed one (its background
-      // error) until it is resumed: the next write does that first.
-      if (bg_errors) bg_errors->SetStopped();
+      // The instance is not written again: the next write reopens it.
+      wal_broken = true;
       const Status err = FromRocks(s, dir).WithContext("append");
       // Nothing of the group was written, and everything decided in it
       // depended on the write: undo what the rows callbacks recorded (last
@@ -963,12 +1086,11 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
     s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
   }
   if (!s.ok()) return Err(FromRocks(s, dir));
-  impl->db.reset(raw);
-  for (auto* handle : handles) impl->families[handle->GetName()] = handle;
-  impl->events = impl->Family(kEventsCf);
-  impl->by_time = impl->Family(kByTimeCf);
-  impl->by_event_id = impl->Family(kByEventIdCf);
-  impl->meta = impl->Family(kMetaCf);
+  impl->Install(raw, handles);
+  if (!opts.read_only) {
+    impl->db_options = db_options;
+    impl->descriptors = descriptors;
+  }
   if (!impl->events || !impl->by_time || !impl->by_event_id || !impl->meta) {
     return Err(Status::Corruption(dir + " is a RocksDB database but not a modelreg log"));
   }
@@ -1088,6 +1210,8 @@ Head EventStore::head() const {
 const std::string& EventStore::dir() const { return impl_->dir; }
 
 Result<EventBuffer> EventStore::Get(Seq seq) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   rocksdb::PinnableSlice value;
   rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->events, Be64(seq), &value);
   if (s.IsNotFound()) return Err(Status::NotFound("no event " + std::to_string(seq)));
@@ -1099,6 +1223,8 @@ Result<EventBuffer> EventStore::Get(Seq seq) const {
 
 Status EventStore::Scan(Seq from, Seq to, const ScanFn& fn) const {
   if (from > to) return Status::OK();
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return impl_->Unavailable();
   rocksdb::ReadOptions ro;
   std::string upper;
   rocksdb::Slice upper_slice;
@@ -1125,6 +1251,8 @@ Result<Seq> EventStore::SeqAtOrBefore(TimeNs t) const {
 }
 
 Result<std::pair<Seq, TimeNs>> EventStore::LastAtOrBefore(TimeNs t) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->by_time));
   it->SeekForPrev(TimeKey(t, std::numeric_limits<Seq>::max()));
@@ -1137,13 +1265,18 @@ Result<std::pair<Seq, TimeNs>> EventStore::LastAtOrBefore(TimeNs t) const {
 
 Status EventStore::ScanTime(TimeNs from, TimeNs to, const ScanFn& fn) const {
   if (from > to) return Status::OK();
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->by_time));
-  it->Seek(TimeKey(from, 0));
-  if (!it->status().ok()) return FromRocks(it->status(), impl_->dir);
-  if (!it->Valid()) return Status::OK();
-  if (it->key().size() != 16) return Status::Corruption("by_time: malformed key");
-  const Seq first = GetBe64(it->key().ToStringView().substr(8));
+  Seq first = 0;
+  {
+    auto lock = impl_->ReadLock();
+    if (!impl_->db) return impl_->Unavailable();
+    std::unique_ptr<rocksdb::Iterator> it(
+        impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->by_time));
+    it->Seek(TimeKey(from, 0));
+    if (!it->status().ok()) return FromRocks(it->status(), impl_->dir);
+    if (!it->Valid()) return Status::OK();
+    if (it->key().size() != 16) return Status::Corruption("by_time: malformed key");
+    first = GetBe64(it->key().ToStringView().substr(8));
+  }
   Result<Seq> last = SeqAtOrBefore(to);
   if (!last) return last.error();
   return Scan(first, *last, fn);
@@ -1160,6 +1293,8 @@ Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress
     report.problem = std::move(problem);
     return report;
   };
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
   std::string upper = Be64(head.seq + 1);
@@ -1207,6 +1342,8 @@ Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress
 
 Result<std::optional<std::string>> EventStore::GetRow(const std::string& column_family,
                                                       const std::string& key) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
   if (cf == nullptr || IsBuiltinFamily(column_family)) {
     return Err(Status::InvalidArgument("no column family '" + column_family + "'"));
@@ -1224,6 +1361,8 @@ namespace modelreg {
 
 Status EventStore::ScanRows(const std::string& column_family, const RowFn& fn,
                             std::string_view begin, std::string_view end) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return impl_->Unavailable();
   rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
   if (cf == nullptr || IsBuiltinFamily(column_family)) {
     return Status::NotFound("no column family '" + column_family + "'");
@@ -1240,6 +1379,8 @@ Status EventStore::ScanRows(const std::string& column_family, const RowFn& fn,
 
 Result<std::uint32_t> EventStore::CreateBackup(const std::string& backup_dir,
                                                const std::string& app_metadata) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   rocksdb::BackupEngine* raw = nullptr;
   rocksdb::IOStatus s = rocksdb::BackupEngine::Open(rocksdb::BackupEngineOptions(backup_dir),
                                                     rocksdb::Env::Default(), &raw);
@@ -1258,7 +1399,7 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
     return Status::FailedPrecondition("registry log " + impl_->dir + " is open read-only");
   }
   std::lock_guard<std::mutex> lock(impl_->write_mu);
-  MODELREG_RETURN_IF_ERROR(impl_->ResumeIfStopped());
+  MODELREG_RETURN_IF_ERROR(impl_->PrepareWrite());
   Head h = impl_->writer_head;
   rocksdb::WriteBatch batch;
   auto flush = [&](bool sync) -> Status {
@@ -1267,7 +1408,7 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
     rocksdb::WriteOptions wo;
     wo.sync = sync && impl_->options.sync;
     rocksdb::Status s = impl_->db->Write(wo, &batch);
-    if (!s.ok() && impl_->bg_errors) impl_->bg_errors->SetStopped();
+    if (!s.ok()) impl_->wal_broken = true;
     MODELREG_RETURN_IF_ERROR(FromRocks(s, impl_->dir));
     batch.Clear();
     impl_->writer_head = h;
@@ -1324,6 +1465,8 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
 
 Result<std::optional<std::pair<std::string, std::string>>> EventStore::SeekRowForPrev(
     const std::string& column_family, const std::string& key) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
   if (cf == nullptr || IsBuiltinFamily(column_family)) {
     return Err(Status::NotFound("no column family '" + column_family + "'"));
@@ -1347,7 +1490,7 @@ Status EventStore::ReplaceRows(const std::string& column_family, const std::vect
   }
   // No group is being written while the rows are replaced.
   std::lock_guard<std::mutex> lock(impl_->write_mu);
-  MODELREG_RETURN_IF_ERROR(impl_->ResumeIfStopped());
+  MODELREG_RETURN_IF_ERROR(impl_->PrepareWrite());
   if (impl_->writer_head.seq != expected_head) {
     return Status::Conflict("the log moved while its projection was being rebuilt; retry");
   }
@@ -1378,7 +1521,7 @@ Status EventStore::ReplaceRows(const std::string& column_family, const std::vect
   rocksdb::WriteOptions wo;
   wo.sync = impl_->options.sync && sync;
   rocksdb::Status s = impl_->db->Write(wo, &batch);
-  if (!s.ok() && impl_->bg_errors) impl_->bg_errors->SetStopped();
+  if (!s.ok()) impl_->wal_broken = true;
   return FromRocks(s, impl_->dir);
 }
 

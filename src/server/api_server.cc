@@ -1,5 +1,6 @@
 #include "server/api_server.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,8 @@
 #include <nlohmann/json.hpp>
 
 #include "artifacts/artifact_store.h"
+#include "common/fd.h"
+#include "common/fs.h"
 #include "common/utf8.h"
 #include "events/model_events.h"
 #include "log/envelope.h"
@@ -66,8 +69,11 @@ void SendError(httplib::Response& res, int status, std::string_view code, const 
   SendJson(res, status, json{{"error", {{"code", code}, {"message", SanitizeUtf8(message)}}}});
 }
 
+// A full disk (Status::disk_full()) is 507 Insufficient Storage, with the
+// code io_error like any other I/O error (500).
 void SendStatus(httplib::Response& res, const Status& st) {
-  SendError(res, HttpStatusOf(st.code()), CodeName(st.code()), st.message());
+  SendError(res, st.disk_full() ? 507 : HttpStatusOf(st.code()), CodeName(st.code()),
+            st.message());
 }
 
 // Latency histogram and counters per route template (not per raw path).
@@ -690,21 +696,29 @@ class ApiServer::Impl {
     // A private directory for the upload, removed whatever happens.
     std::string tmpl = (fs::path(reg_.root()) / "uploads" / ".upload-XXXXXX").string();
     std::error_code ec;
-    fs::create_directories(fs::path(tmpl).parent_path(), ec);
-    if (ec || mkdtemp(tmpl.data()) == nullptr) {
-      SendError(res, 500, "io_error", "cannot create an upload directory under " + reg_.root());
+    const fs::path uploads = fs::path(tmpl).parent_path();
+    fs::create_directories(uploads, ec);
+    if (ec) {
+      SendStatus(res, ErrorCodeStatus("cannot create an upload directory " + uploads.string(), ec));
+      return done();
+    }
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      SendStatus(res, ErrnoStatus("cannot create an upload directory in", uploads.string()));
       return done();
     }
     struct Cleanup {
       std::string dir;
+      int fd = -1;  // the artifact part's file
       ~Cleanup() {
+        if (fd >= 0) ::close(fd);
         std::error_code e;
         fs::remove_all(dir, e);
       }
     } cleanup{tmpl};
 
     std::string part, artifact_name, metadata, error;
-    std::ofstream file;
+    std::string artifact_path;
+    Status write_error;  // writing the artifact part (disk_full() on a full disk)
     std::uint64_t artifact_bytes = 0;
     int artifact_parts = 0;
     const bool ok = reader(
@@ -717,9 +731,12 @@ class ApiServer::Impl {
               error = st.message();
               return false;
             }
-            file.open(fs::path(tmpl) / artifact_name, std::ios::binary | std::ios::trunc);
-            if (!file) {
-              error = "cannot write the upload";
+            if (cleanup.fd >= 0) ::close(cleanup.fd);
+            artifact_path = (fs::path(tmpl) / artifact_name).string();
+            cleanup.fd = ::open(artifact_path.c_str(),
+                                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (cleanup.fd < 0) {
+              write_error = ErrnoStatus("cannot write the upload to", artifact_path);
               return false;
             }
           } else if (part != "metadata") {
@@ -736,8 +753,17 @@ class ApiServer::Impl {
                       std::to_string(options_.max_upload_bytes) + " bytes";
               return false;
             }
-            file.write(data, static_cast<std::streamsize>(len));
-            return static_cast<bool>(file);
+            while (len > 0) {
+              const ssize_t w = ::write(cleanup.fd, data, len);
+              if (w < 0 && errno == EINTR) continue;
+              if (w < 0) {
+                write_error = ErrnoStatus("cannot write the upload to", artifact_path);
+                return false;
+              }
+              data += w;
+              len -= static_cast<std::size_t>(w);
+            }
+            return true;
           }
           metadata.append(data, len);
           if (metadata.size() > registry::kMaxMetadataBytes) {
@@ -746,7 +772,16 @@ class ApiServer::Impl {
           }
           return true;
         });
-    file.close();
+    if (cleanup.fd >= 0) {
+      if (::close(cleanup.fd) != 0 && write_error.ok()) {
+        write_error = ErrnoStatus("cannot write the upload to", artifact_path);
+      }
+      cleanup.fd = -1;
+    }
+    if (!write_error.ok()) {
+      SendStatus(res, write_error);
+      return done();
+    }
     if (!ok || !error.empty()) {
       SendError(res, error.find("larger") != std::string::npos ? 413 : 400,
                 error.find("larger") != std::string::npos ? "too_large" : "invalid_argument",
