@@ -230,6 +230,35 @@ TEST_F(DiskFull, ArtifactThatDoesNotFitLeavesNothingBehind) {
   Ok("verify");
 }
 
+// The disk fills after the log was opened for the write (here: by the
+// policy's validator, which runs between the open and the append): the
+// append itself fails, the process closes the log that failed it and exits
+// 6; nothing is appended and the next write works.
+TEST_F(DiskFull, AppendThatRunsOutOfSpaceAfterTheOpen) {
+  BuildRegistry();
+  const std::string filler = dir_.sub("fill.sh");
+  std::ofstream(filler) << "#!/bin/sh\ndd if=/dev/zero of=" << mnt_
+                        << "/filler bs=64k >/dev/null 2>&1\nexit 0\n";
+  fs::permissions(filler, fs::perms::owner_all);
+  std::ofstream(root_ + "/policy.toml")
+      << "[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n"
+      << "validator = { command = [\"" << filler << "\"], timeout_seconds = 20 }\n";
+  const std::string before = Snapshot();
+
+  RunResult promote = Run("--reason retrain promote risk_model v1.1.0");
+  ExpectDiskFull(promote, "promote");
+  EXPECT_TRUE(Contains(promote.err, "append")) << promote.err;  // it failed at the append
+  EXPECT_EQ(Snapshot(), before);
+  ExpectReadsWork();
+
+  Unfill();
+  std::ofstream(root_ + "/policy.toml")
+      << "[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n";
+  Ok("--reason retrain promote risk_model v1.1.0");
+  RunResult verify = Ok("verify");
+  EXPECT_TRUE(Contains(verify.out, "chain OK: 6 events")) << verify.out;
+}
+
 TEST_F(DiskFull, ServerAnswers507KeepsServingAndWritesAgainWithoutRestart) {
   BuildRegistry();
   const std::string env = "MODELREG_JWT_SECRET=" + kSecret + " ";
