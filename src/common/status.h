@@ -5,9 +5,10 @@
 // module's public API. Thread-safety: plain values.
 //
 // A full disk (ENOSPC or EDQUOT from a file write, RocksDB's NoSpace) is an
-// IOError (exit 6) marked disk_full(), whose message starts with
-// "disk full: " (Status::DiskFull); the HTTP API answers it with 507
-// Insufficient Storage instead of 500. The mark survives WithContext.
+// IOError (exit 6) marked disk_full(), whose message says "disk full: "
+// (Status::DiskFull puts it first; WithContext adds context before it and
+// keeps the mark); the HTTP API answers it with 507 Insufficient Storage
+// instead of 500.
 #pragma once
 
 #include <string>
