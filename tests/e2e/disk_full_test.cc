@@ -312,7 +312,7 @@ TEST_F(DiskFull, ServerAnswers507KeepsServingAndWritesAgainWithoutRestart) {
   expect_507(post("/api/v1/models/risk_model/consumers/svc1/ack", {{"version", "v1.0.0"}, {"ok", true}}),
              "ack");
   expect_507(upload("v1.9.0"), "register (upload)");
-  // Twice more, after the failed writes: still 507, still alive.
+  // Once more, after the failed writes: still 507, still alive.
   expect_507(post("/api/v1/models/risk_model/v1.1.0/promote", {{"reason", "retrain"}}), "promote");
   // The CLI's writes go through the server: exit 6, disk full.
   ExpectDiskFull(RunCmd(routed + "archive risk_model v1.2.0"), "archive via the server");
