@@ -32,7 +32,7 @@ Status WriteAll(int fd, const char* data, std::size_t n, const std::string& path
     const ssize_t w = ::write(fd, data, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      return Status::IOError(ErrnoMessage("cannot write", path));
+      return ErrnoStatus("cannot write", path);
     }
     data += w;
     n -= static_cast<std::size_t>(w);
@@ -109,9 +109,9 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
           .string();
   {
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (fd.get() < 0) return Status::IOError(ErrnoMessage("cannot create", tmp));
+    if (fd.get() < 0) return ErrnoStatus("cannot create", tmp);
     Status st = WriteAll(fd.get(), content.data(), content.size(), tmp);
-    if (st.ok() && ::fsync(fd.get()) != 0) st = Status::IOError(ErrnoMessage("cannot fsync", tmp));
+    if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoStatus("cannot fsync", tmp);
     if (!st.ok()) {
       ::unlink(tmp.c_str());
       return st;
@@ -119,7 +119,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     ::unlink(tmp.c_str());
-    return Status::IOError(ErrnoMessage("cannot rename into", path));
+    return ErrnoStatus("cannot rename into", path);
   }
   return SyncPath(target.parent_path().string());
 }
@@ -128,7 +128,7 @@ Status LinkDirectory(const std::string& from, const std::string& to, std::size_t
   std::error_code ec;
   if (!fs::is_directory(from, ec)) return Status::OK();
   fs::create_directories(to, ec);
-  if (ec) return Status::IOError("cannot create " + to + ": " + ec.message());
+  if (ec) return ErrorCodeStatus("cannot create " + to, ec);
   for (const auto& entry : fs::directory_iterator(from, ec)) {
     if (!entry.is_regular_file()) continue;
     const fs::path target = fs::path(to) / entry.path().filename();
@@ -137,7 +137,7 @@ Status LinkDirectory(const std::string& from, const std::string& to, std::size_t
     if (ec) {
       ec.clear();
       fs::copy_file(entry.path(), target, ec);
-      if (ec) return Status::IOError("cannot copy " + entry.path().string() + ": " + ec.message());
+      if (ec) return ErrorCodeStatus("cannot copy " + entry.path().string(), ec);
     }
     if (linked != nullptr) ++*linked;
   }
@@ -173,7 +173,7 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
   const fs::path type_dir = fs::path(root_) / "artifacts" / type;
   std::error_code ec;
   fs::create_directories(type_dir, ec);
-  if (ec) return Err(Status::IOError("cannot create " + type_dir.string() + ": " + ec.message()));
+  if (ec) return Err(ErrorCodeStatus("cannot create " + type_dir.string(), ec));
   // Staging directories of earlier, interrupted registrations are garbage.
   for (const auto& entry : fs::directory_iterator(type_dir, ec)) {
     if (entry.path().filename().string().rfind(".staging-", 0) == 0) {
@@ -182,13 +182,14 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
   }
   staged.dir = (type_dir / (".staging-" + RandomHex(8))).string();
   if (!fs::create_directory(staged.dir, ec) || ec) {
-    return Err(Status::IOError("cannot create " + staged.dir + ": " + ec.message()));
+    return Err(ErrorCodeStatus("cannot create " + staged.dir, ec));
   }
   const std::string dest = (fs::path(staged.dir) / staged.file_name).string();
   UniqueFd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
   if (out.get() < 0) {
+    const Status st = ErrnoStatus("cannot create", dest);  // before Discard changes errno
     Discard(staged);
-    return Err(Status::IOError(ErrnoMessage("cannot create", dest)));
+    return Err(st);
   }
   Sha256 h;
   std::unique_ptr<char[]> buf = ChunkBuffer();
@@ -196,8 +197,9 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
     const ssize_t n = ::read(in.get(), buf.get(), kChunk);
     if (n < 0) {
       if (errno == EINTR) continue;
+      const Status st = Status::IOError(ErrnoMessage("cannot read", source));
       Discard(staged);
-      return Err(Status::IOError(ErrnoMessage("cannot read", source)));
+      return Err(st);
     }
     if (n == 0) break;
     h.Update(std::string_view(buf.get(), static_cast<std::size_t>(n)));
@@ -210,8 +212,9 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
   }
   staged.hash.sha256 = h.Finish();
   if (::fsync(out.get()) != 0) {
+    const Status st = ErrnoStatus("cannot fsync", dest);
     Discard(staged);
-    return Err(Status::IOError(ErrnoMessage("cannot fsync", dest)));
+    return Err(st);
   }
   return staged;
 }
@@ -222,9 +225,9 @@ namespace {
 // (renamed only after everything in it is durable).
 Status WriteNewFile(const std::string& path, const std::string& content) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (fd.get() < 0) return Status::IOError(ErrnoMessage("cannot create", path));
+  if (fd.get() < 0) return ErrnoStatus("cannot create", path);
   MODELREG_RETURN_IF_ERROR(WriteAll(fd.get(), content.data(), content.size(), path));
-  if (::fsync(fd.get()) != 0) return Status::IOError(ErrnoMessage("cannot fsync", path));
+  if (::fsync(fd.get()) != 0) return ErrnoStatus("cannot fsync", path);
   return Status::OK();
 }
 }  // namespace
@@ -244,11 +247,11 @@ Status ArtifactStore::Publish(const Staged& staged, const std::string& type,
     // names it (the registry checked), so it is replaced.
     const std::string doomed = staged.dir + ".orphan";
     fs::rename(final_dir, doomed, ec);
-    if (ec) return Status::IOError("cannot move orphan " + final_dir + ": " + ec.message());
+    if (ec) return ErrorCodeStatus("cannot move orphan " + final_dir, ec);
     fs::remove_all(doomed, ec);
   }
   if (::rename(staged.dir.c_str(), final_dir.c_str()) != 0) {
-    return Status::IOError(ErrnoMessage("cannot publish", final_dir));
+    return ErrnoStatus("cannot publish", final_dir);
   }
   return SyncPath(fs::path(final_dir).parent_path().string());
 }

@@ -37,6 +37,7 @@ Status FromReply(const httplib::Result& r, const std::string& url) {
   if (r->status == 401 || r->status == 403) {
     return Status::FailedPrecondition("the server at " + url + " refused the token: " + message);
   }
+  if (r->status == 507) return Status::DiskFull(message);  // io_error, exit 6
   for (Code c : {Code::kInvalidArgument, Code::kNotFound, Code::kAlreadyExists, Code::kConflict,
                  Code::kFailedPrecondition, Code::kCorruption, Code::kIOError, Code::kBusy,
                  Code::kRejected, Code::kInternal}) {

@@ -1,5 +1,5 @@
 // A file descriptor owned by one scope, and the "what path: strerror"
-// message every POSIX call site reports.
+// message (and Status) every POSIX call site reports.
 #pragma once
 
 #include <unistd.h>
@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+
+#include "common/status.h"
 
 namespace modelreg {
 
@@ -41,6 +43,16 @@ class UniqueFd {
 // "<what> <path>: <strerror(errno)>", read at the call.
 inline std::string ErrnoMessage(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
+}
+
+// The Status of a failed POSIX call, read at the call: DiskFull when errno
+// is ENOSPC or EDQUOT (a full filesystem or quota), else IOError; the
+// message is ErrnoMessage's.
+inline Status ErrnoStatus(const std::string& what, const std::string& path) {
+  const int err = errno;
+  std::string message = ErrnoMessage(what, path);
+  if (err == ENOSPC || err == EDQUOT) return Status::DiskFull(std::move(message));
+  return Status::IOError(std::move(message));
 }
 
 }  // namespace modelreg

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <utility>
 #include <vector>
 
@@ -13,10 +14,18 @@ namespace modelreg {
 
 namespace fs = std::filesystem;
 
+Status ErrorCodeStatus(const std::string& message, const std::error_code& ec) {
+  std::string m = message + ": " + ec.message();
+  if (ec.category() == std::generic_category() || ec.category() == std::system_category()) {
+    if (ec.value() == ENOSPC || ec.value() == EDQUOT) return Status::DiskFull(std::move(m));
+  }
+  return Status::IOError(std::move(m));
+}
+
 Status SyncPath(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return Status::IOError(ErrnoMessage("cannot open", path));
-  if (::fsync(fd.get()) != 0) return Status::IOError(ErrnoMessage("cannot fsync", path));
+  if (fd.get() < 0) return ErrnoStatus("cannot open", path);
+  if (::fsync(fd.get()) != 0) return ErrnoStatus("cannot fsync", path);
   return Status::OK();
 }
 
@@ -32,7 +41,7 @@ Status CreateDirectoriesSynced(const std::string& dir) {
   }
   if (missing.empty()) return Status::OK();
   fs::create_directories(dir, ec);
-  if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
+  if (ec) return ErrorCodeStatus("cannot create " + dir, ec);
   // Each new directory's entry lives in the directory above it.
   if (Status st = SyncPath(p.empty() ? std::string(".") : p.string()); !st.ok()) return st;
   for (auto it = missing.rbegin(); it + 1 != missing.rend(); ++it) {

@@ -6,12 +6,18 @@
 
 #include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "common/status.h"
 
 namespace modelreg {
 
-// fsyncs one file or directory. IOError names the path.
+// "<message>: <ec.message()>" as an IOError, or DiskFull when `ec` is
+// ENOSPC or EDQUOT (std::filesystem calls).
+Status ErrorCodeStatus(const std::string& message, const std::error_code& ec);
+
+// fsyncs one file or directory. IOError names the path (DiskFull for a
+// full filesystem).
 Status SyncPath(const std::string& path);
 // Creates `dir` and its missing parents (like create_directories), then
 // fsyncs each directory that gained an entry, so the new directories

@@ -19,6 +19,14 @@ std::string_view CodeName(Code code) {
   return "unknown";
 }
 
+Status Status::DiskFull(std::string m) {
+  constexpr std::string_view kPrefix = "disk full: ";
+  if (m.compare(0, kPrefix.size(), kPrefix) != 0) m.insert(0, kPrefix);
+  Status s(Code::kIOError, std::move(m));
+  s.disk_full_ = true;
+  return s;
+}
+
 std::string Status::ToString() const {
   if (ok()) return "ok";
   std::string out(CodeName(code_));
@@ -32,7 +40,9 @@ Status Status::WithContext(std::string_view context) const {
   std::string m(context);
   m += ": ";
   m += message_;
-  return Status(code_, std::move(m));
+  Status s(code_, std::move(m));
+  s.disk_full_ = disk_full_;
+  return s;
 }
 
 }  // namespace modelreg

@@ -3,6 +3,12 @@
 // A Status is OK or carries a Code and a message that names the offending
 // input. Result<T> is tl::expected<T, Status>. Exceptions never cross a
 // module's public API. Thread-safety: plain values.
+//
+// A full disk (ENOSPC or EDQUOT from a file write, RocksDB's NoSpace) is an
+// IOError (exit 6) marked disk_full(), whose message says "disk full: "
+// (Status::DiskFull puts it first; WithContext adds context before it and
+// keeps the mark); the HTTP API answers it with 507 Insufficient Storage
+// instead of 500.
 #pragma once
 
 #include <string>
@@ -47,6 +53,9 @@ class [[nodiscard]] Status {
   static Status FailedPrecondition(std::string m) { return {Code::kFailedPrecondition, std::move(m)}; }
   static Status Corruption(std::string m) { return {Code::kCorruption, std::move(m)}; }
   static Status IOError(std::string m) { return {Code::kIOError, std::move(m)}; }
+  // An IOError because the filesystem is full; "disk full: " is put in
+  // front of `m` unless it already starts with it.
+  static Status DiskFull(std::string m);
   static Status Busy(std::string m) { return {Code::kBusy, std::move(m)}; }
   static Status Rejected(std::string m) { return {Code::kRejected, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
@@ -54,6 +63,8 @@ class [[nodiscard]] Status {
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
+  // An IOError caused by a full disk (see above).
+  bool disk_full() const { return disk_full_; }
 
   // "conflict: expected head 4, store is at 5"
   std::string ToString() const;
@@ -64,6 +75,7 @@ class [[nodiscard]] Status {
  private:
   Code code_ = Code::kOk;
   std::string message_;
+  bool disk_full_ = false;
 };
 
 template <typename T>

@@ -1,8 +1,14 @@
 #include "log/event_store.h"
 
+#include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -15,6 +21,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -22,6 +29,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/backup_engine.h>
 #include <rocksdb/options.h>
@@ -53,6 +61,12 @@ bool IsBuiltinFamily(const std::string& name) {
 Status FromRocks(const rocksdb::Status& s, const std::string& dir) {
   if (s.ok()) return Status::OK();
   const std::string msg = s.ToString();
+  // ENOSPC/EDQUOT reach RocksDB's file system as IOError(kNoSpace); the
+  // text is the fallback for a status that lost its subcode on the way.
+  if (s.IsNoSpace() || msg.find("No space left on device") != std::string::npos ||
+      msg.find("Disk quota exceeded") != std::string::npos) {
+    return Status::DiskFull("registry log " + dir + ": " + msg);
+  }
   if (msg.find("lock hold by current process") != std::string::npos) {
     return Status::Busy("registry log " + dir + " is already open in this process");
   }
@@ -122,6 +136,107 @@ Digest PrevHashOf(const fb::Event& e) {
   }
   return d;
 }
+
+// --- RocksDB's info log and background errors ------------------------------
+//
+// RocksDB's own info log (EnvLogger, the `LOG` file) cannot survive a full
+// disk: after one failed write of a line, the next line fails an assertion
+// (WritableFileWriter::AssertFalseAndGetStatusForPrevError) and the process
+// aborts — already inside DB::Open, which logs before it writes anything
+// else. This logger writes each line with one write(2) to a file opened
+// O_APPEND and drops a line it cannot write: the info log is for
+// diagnosis, and nothing it does may stop the registry.
+class InfoLog : public rocksdb::Logger {
+ public:
+  // `path`: the LOG file. An existing one is renamed to LOG.old.<micros>
+  // first, as RocksDB does (RocksDB deletes the oldest beyond
+  // keep_log_file_num). A file that cannot be opened leaves a logger that
+  // drops every line.
+  static std::shared_ptr<rocksdb::Logger> Open(const std::string& path, bool rotate) {
+    std::error_code ec;
+    if (rotate && std::filesystem::exists(path, ec)) {
+      const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      std::filesystem::rename(path, path + ".old." + std::to_string(micros), ec);
+    }
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return std::make_shared<InfoLog>(fd);
+  }
+
+  explicit InfoLog(int fd) : fd_(fd) {}
+  ~InfoLog() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  InfoLog(const InfoLog&) = delete;
+  InfoLog& operator=(const InfoLog&) = delete;
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (fd_ < 0) return;
+    // "2026/11/28-10:02:26.562677 140234 message", like RocksDB's lines.
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                            now.time_since_epoch()).count() % 1000000;
+    std::tm tm{};
+    ::localtime_r(&secs, &tm);
+    char head[64];
+    const int n = std::snprintf(head, sizeof head, "%04d/%02d/%02d-%02d:%02d:%02d.%06lld %lld ",
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                tm.tm_min, tm.tm_sec, static_cast<long long>(micros),
+                                static_cast<long long>(::gettid()));
+    std::string line(head, n > 0 ? static_cast<std::size_t>(n) : 0);
+    char body[512];
+    va_list copy;
+    va_copy(copy, ap);
+    const int len = std::vsnprintf(body, sizeof body, format, copy);
+    va_end(copy);
+    if (len < 0) return;
+    if (static_cast<std::size_t>(len) < sizeof body) {
+      line.append(body, static_cast<std::size_t>(len));
+    } else {
+      std::string big(static_cast<std::size_t>(len) + 1, '\0');
+      va_copy(copy, ap);
+      std::vsnprintf(big.data(), big.size(), format, copy);
+      va_end(copy);
+      big.pop_back();
+      line += big;
+    }
+    if (line.empty() || line.back() != '\n') line += '\n';
+    // One write: a short or failed write (a full disk) loses this line only.
+    const ssize_t w = ::write(fd_, line.data(), line.size());
+    (void)w;
+  }
+
+ private:
+  int fd_;
+};
+
+// Tells the store that RocksDB stopped accepting writes (a background
+// error: a failed WAL write, flush or compaction — e.g. on a full disk), and
+// keeps RocksDB from recovering by itself, so that the store's next write
+// resumes it (DB::Resume) at a known point instead of racing an automatic
+// recovery (RocksDB refuses a manual Resume while one runs).
+class BackgroundErrors : public rocksdb::EventListener {
+ public:
+  const char* Name() const override { return "ModelregBackgroundErrors"; }
+  void OnBackgroundError(rocksdb::BackgroundErrorReason /*reason*/,
+                         rocksdb::Status* /*bg_error*/) override {
+    stopped_.store(true);
+  }
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+  // True once after each background error (and again after a failed resume).
+  bool TakeStopped() { return stopped_.exchange(false); }
+  void SetStopped() { stopped_.store(true); }
+
+ private:
+  std::atomic<bool> stopped_{false};
+};
 
 // --- Readers beside a writer (docs/log.md) ---------------------------------
 //
@@ -327,14 +442,11 @@ class EventStore::Impl {
         }
         all.push_back(handle);
       }
-      if (!options.read_only && memtable_bytes > (1u << 20)) {
+      if (!options.read_only && !wal_broken && memtable_bytes > (1u << 20)) {
         db->Flush(rocksdb::FlushOptions(), all).PermitUncheckedError();
       }
-      for (auto& [name, handle] : families) db->DestroyColumnFamilyHandle(handle);
-      families.clear();
-      db->Close().PermitUncheckedError();
-      db.reset();
     }
+    CloseDb();
     if (purger.joinable()) {
       {
         std::lock_guard<std::mutex> lock(purge_cv_mu);
@@ -352,6 +464,54 @@ class EventStore::Impl {
       std::error_code ec;
       std::filesystem::remove_all(secondary_dir, ec);
     }
+  }
+
+  // Closes the RocksDB instance (writers reopening: with db_mu held
+  // exclusively).
+  void CloseDb() {
+    if (!db) return;
+    for (auto& [name, handle] : families) db->DestroyColumnFamilyHandle(handle);
+    families.clear();
+    events = by_time = by_event_id = meta = nullptr;
+    db->Close().PermitUncheckedError();
+    db.reset();
+  }
+
+  // Takes over an opened instance and its family handles.
+  void Install(rocksdb::DB* raw, const std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+    db.reset(raw);
+    for (auto* handle : handles) families[handle->GetName()] = handle;
+    events = Family(kEventsCf);
+    by_time = Family(kByTimeCf);
+    by_event_id = Family(kByEventIdCf);
+    meta = Family(kMetaCf);
+  }
+
+  // Readers on other threads than the writer's: held shared while they use
+  // `db` and the family handles, which a writer replaces when it reopens
+  // after a failed write (ReopenForWriting). Reads may nest (a scan's
+  // callback reading the store): glibc's rwlock, under std::shared_mutex,
+  // prefers readers, so a nested shared hold never waits for the reopen.
+  // A write from inside a read on the same thread (a rebuild writes rows
+  // from a scan's callback) does not reopen: that would wait for itself.
+  class ReadHold {
+   public:
+    explicit ReadHold(std::shared_mutex& mu) : lock_(mu) { ++read_depth_; }
+    ~ReadHold() { --read_depth_; }
+    ReadHold(const ReadHold&) = delete;
+    ReadHold& operator=(const ReadHold&) = delete;
+    static bool Held() { return read_depth_ > 0; }
+
+   private:
+    std::shared_lock<std::shared_mutex> lock_;
+    static thread_local int read_depth_;
+  };
+  ReadHold ReadLock() const { return ReadHold(db_mu); }
+  // The error of a read while no instance is open (a reopen failed twice).
+  Status Unavailable() const {
+    return Status::IOError("registry log " + dir +
+                           " is not open: reopening it after a failed write failed; the next "
+                           "write tries again");
   }
 
   rocksdb::ColumnFamilyHandle* Family(const std::string& name) const {
@@ -411,11 +571,103 @@ class EventStore::Impl {
   // Held by the writer while it processes a group, and by ReplaceRows.
   std::mutex write_mu;
 
-  // Writer-thread state.
+  // Writer-thread state (and ReplaceRows, AppendVerbatim: under write_mu).
   Head writer_head;
-  bool poisoned = false;
-  std::string poison_reason;
+  // Writers: what reopening the instance needs.
+  rocksdb::Options db_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  // Writers: set when RocksDB stopped accepting writes after an error in
+  // its background work (a flush or compaction; see BackgroundErrors).
+  std::shared_ptr<BackgroundErrors> bg_errors;
+  // A write failed: the instance is reopened before the next write.
+  bool wal_broken = false;
+  // Set when reopening found the log changed by another process: writes
+  // are refused until this process restarts (its in-memory head and its
+  // caller's state are behind).
+  std::string poison;
+  // See ReadLock().
+  mutable std::shared_mutex db_mu;
+
+  // Writers, with write_mu held, before every write (see event_store.h).
+  Status PrepareWrite();
+  Status ReopenForWriting();
 };
+
+thread_local int EventStore::Impl::ReadHold::read_depth_ = 0;
+
+// How much free space a writer wants before it reopens its instance after
+// a failed write: reopening writes a MANIFEST, an OPTIONS file (~30 KB) and
+// the table files of the WAL it replays. With less, it would only fail
+// again (and give other processes a moment to take the log's lock).
+constexpr std::uint64_t kReopenRoom = 1u << 20;
+
+Status EventStore::Impl::PrepareWrite() {
+  if (!poison.empty()) return Status::FailedPrecondition(poison);
+  if (wal_broken) return ReopenForWriting();
+  if (bg_errors && bg_errors->TakeStopped()) {
+    // A flush or compaction failed (e.g. no space for a table file) and
+    // RocksDB stopped writes: its Resume retries that work. (A failed WAL
+    // append is not resumed: in RocksDB 7.8 Resume can keep the WAL writer
+    // that failed, and the next append to it aborts the process.)
+    rocksdb::Status s = db->Resume();
+    if (!s.ok()) {
+      bg_errors->SetStopped();
+      return FromRocks(s, dir).WithContext("append (resuming after a failed flush)");
+    }
+  }
+  return Status::OK();
+}
+
+// After a failed write, RocksDB's instance must not be written again (its
+// WAL writer remembers the error; RocksDB 7.8 can neither reset nor always
+// replace it: facebook/rocksdb#11447, #11643). Close it and open the log
+// again: the WAL replayed then ends before the failed write (a torn record
+// is dropped), so the head read back must be this store's head. If the open
+// fails (still no space), a read-only instance keeps the reads going and
+// the next write tries again.
+Status EventStore::Impl::ReopenForWriting() {
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) == 0) {
+    const std::uint64_t free_bytes =
+        static_cast<std::uint64_t>(vfs.f_bavail) * static_cast<std::uint64_t>(vfs.f_frsize);
+    if (free_bytes < kReopenRoom) {
+      return Status::DiskFull("registry log " + dir + ": " + std::to_string(free_bytes) +
+                              " bytes free on its filesystem; writes work again once at "
+                              "least 1 MiB is free (no restart needed)");
+    }
+  }
+  if (ReadHold::Held()) {
+    return Status::IOError("registry log " + dir +
+                           ": cannot reopen it after a failed write while this thread reads it; "
+                           "retry");
+  }
+  std::unique_lock<std::shared_mutex> exclusive(db_mu);
+  CloseDb();
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  if (!s.ok()) {
+    const Status err = FromRocks(s, dir).WithContext("reopening the log after a failed write");
+    handles.clear();
+    raw = nullptr;
+    if (rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles, &raw).ok()) {
+      Install(raw, handles);
+    }
+    return err;
+  }
+  Install(raw, handles);
+  wal_broken = false;
+  if (bg_errors) bg_errors->TakeStopped();
+  Head on_disk;
+  MODELREG_RETURN_IF_ERROR(ReadHead(&on_disk));
+  if (on_disk.seq != writer_head.seq || on_disk.hash != writer_head.hash) {
+    poison = "registry log " + dir + " changed while this process reopened it after a failed " +
+             "write (head " + std::to_string(on_disk.seq) + " on disk, " +
+             std::to_string(writer_head.seq) + " here); restart this process";
+    return Status::FailedPrecondition(poison);
+  }
+  return Status::OK();
+}
 
 Result<AppendResult> EventStore::Impl::Append(AppendRequest request) {
   if (options.read_only) {
@@ -510,14 +762,13 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
   rocksdb::WriteBatch batch;
   Head h = writer_head;
 
+  if (Status ready = PrepareWrite(); !ready.ok()) {
+    for (auto& p : group) p->done.set_value(Err(ready));
+    return;
+  }
+
   for (std::size_t i = 0; i < group.size(); ++i) {
     Pending& p = *group[i];
-    if (poisoned) {
-      results.push_back(Err(Status::FailedPrecondition(
-          "registry log " + dir + " stopped accepting writes after a failed write (" +
-          poison_reason + "); reopen it")));
-      continue;
-    }
     fb::Event& e = p.buffer.mutable_event();
     const std::string id = e.event_id()->str();
 
@@ -602,6 +853,7 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
       }
     }
     if (bad != nullptr) {
+      if (p.request.undo_rows) p.request.undo_rows();
       results.push_back(Err(Status::InvalidArgument(
           "rows callback named column family '" + bad_name +
           "', which is not one of the store's extra column families")));
@@ -635,10 +887,15 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
     wo.sync = options.sync;
     rocksdb::Status s = db->Write(wo, &batch);
     if (!s.ok()) {
-      poisoned = true;
-      poison_reason = s.ToString();
+      // The instance is not written again: the next write reopens it.
+      wal_broken = true;
       const Status err = FromRocks(s, dir).WithContext("append");
-      // Everything decided in this group depended on the failed write.
+      // Nothing of the group was written, and everything decided in it
+      // depended on the write: undo what the rows callbacks recorded (last
+      // first, before any later append is planned) and fail them all.
+      for (std::size_t i = group.size(); i-- > 0;) {
+        if (written[i] && group[i]->request.undo_rows) group[i]->request.undo_rows();
+      }
       for (auto& r : results) {
         if (r) r = Err(err);
       }
@@ -742,6 +999,15 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
 
   rocksdb::Options db_options;
   if (impl->env) db_options.env = impl->env.get();
+  if (!opts.read_only) {
+    // RocksDB's info log, written by a logger a full disk cannot crash
+    // (InfoLog); writers resume after a background error themselves.
+    fs::create_directories(dir, ec);  // as RocksDB does before its LOG (create_if_missing)
+    db_options.info_log = InfoLog::Open((fs::path(dir) / "LOG").string(), /*rotate=*/true);
+    impl->bg_errors = std::make_shared<BackgroundErrors>();
+    db_options.listeners.push_back(impl->bg_errors);
+    db_options.max_bgerror_resume_count = 0;  // no automatic resume loop either
+  }
   db_options.create_if_missing = opts.create_if_missing && !opts.read_only;
   db_options.create_missing_column_families = !opts.read_only;
   if (opts.secondary) db_options.max_open_files = -1;  // required by secondaries
@@ -809,6 +1075,9 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
       return Err(Status::IOError("cannot create a directory for a secondary instance"));
     }
     impl->secondary_dir = tmpl;
+    // A secondary writes its info log into its private directory ($TMPDIR).
+    db_options.info_log =
+        InfoLog::Open((fs::path(impl->secondary_dir) / "LOG").string(), /*rotate=*/false);
     s = rocksdb::DB::OpenAsSecondary(db_options, dir, impl->secondary_dir, descriptors, &handles,
                                      &raw);
   } else if (opts.read_only) {
@@ -817,12 +1086,11 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
     s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
   }
   if (!s.ok()) return Err(FromRocks(s, dir));
-  impl->db.reset(raw);
-  for (auto* handle : handles) impl->families[handle->GetName()] = handle;
-  impl->events = impl->Family(kEventsCf);
-  impl->by_time = impl->Family(kByTimeCf);
-  impl->by_event_id = impl->Family(kByEventIdCf);
-  impl->meta = impl->Family(kMetaCf);
+  impl->Install(raw, handles);
+  if (!opts.read_only) {
+    impl->db_options = db_options;
+    impl->descriptors = descriptors;
+  }
   if (!impl->events || !impl->by_time || !impl->by_event_id || !impl->meta) {
     return Err(Status::Corruption(dir + " is a RocksDB database but not a modelreg log"));
   }
@@ -942,6 +1210,8 @@ Head EventStore::head() const {
 const std::string& EventStore::dir() const { return impl_->dir; }
 
 Result<EventBuffer> EventStore::Get(Seq seq) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   rocksdb::PinnableSlice value;
   rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->events, Be64(seq), &value);
   if (s.IsNotFound()) return Err(Status::NotFound("no event " + std::to_string(seq)));
@@ -953,6 +1223,8 @@ Result<EventBuffer> EventStore::Get(Seq seq) const {
 
 Status EventStore::Scan(Seq from, Seq to, const ScanFn& fn) const {
   if (from > to) return Status::OK();
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return impl_->Unavailable();
   rocksdb::ReadOptions ro;
   std::string upper;
   rocksdb::Slice upper_slice;
@@ -979,6 +1251,8 @@ Result<Seq> EventStore::SeqAtOrBefore(TimeNs t) const {
 }
 
 Result<std::pair<Seq, TimeNs>> EventStore::LastAtOrBefore(TimeNs t) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->by_time));
   it->SeekForPrev(TimeKey(t, std::numeric_limits<Seq>::max()));
@@ -991,13 +1265,18 @@ Result<std::pair<Seq, TimeNs>> EventStore::LastAtOrBefore(TimeNs t) const {
 
 Status EventStore::ScanTime(TimeNs from, TimeNs to, const ScanFn& fn) const {
   if (from > to) return Status::OK();
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->by_time));
-  it->Seek(TimeKey(from, 0));
-  if (!it->status().ok()) return FromRocks(it->status(), impl_->dir);
-  if (!it->Valid()) return Status::OK();
-  if (it->key().size() != 16) return Status::Corruption("by_time: malformed key");
-  const Seq first = GetBe64(it->key().ToStringView().substr(8));
+  Seq first = 0;
+  {
+    auto lock = impl_->ReadLock();
+    if (!impl_->db) return impl_->Unavailable();
+    std::unique_ptr<rocksdb::Iterator> it(
+        impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->by_time));
+    it->Seek(TimeKey(from, 0));
+    if (!it->status().ok()) return FromRocks(it->status(), impl_->dir);
+    if (!it->Valid()) return Status::OK();
+    if (it->key().size() != 16) return Status::Corruption("by_time: malformed key");
+    first = GetBe64(it->key().ToStringView().substr(8));
+  }
   Result<Seq> last = SeqAtOrBefore(to);
   if (!last) return last.error();
   return Scan(first, *last, fn);
@@ -1014,6 +1293,8 @@ Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress
     report.problem = std::move(problem);
     return report;
   };
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
   std::string upper = Be64(head.seq + 1);
@@ -1061,6 +1342,8 @@ Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress
 
 Result<std::optional<std::string>> EventStore::GetRow(const std::string& column_family,
                                                       const std::string& key) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
   if (cf == nullptr || IsBuiltinFamily(column_family)) {
     return Err(Status::InvalidArgument("no column family '" + column_family + "'"));
@@ -1078,6 +1361,8 @@ namespace modelreg {
 
 Status EventStore::ScanRows(const std::string& column_family, const RowFn& fn,
                             std::string_view begin, std::string_view end) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return impl_->Unavailable();
   rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
   if (cf == nullptr || IsBuiltinFamily(column_family)) {
     return Status::NotFound("no column family '" + column_family + "'");
@@ -1094,6 +1379,8 @@ Status EventStore::ScanRows(const std::string& column_family, const RowFn& fn,
 
 Result<std::uint32_t> EventStore::CreateBackup(const std::string& backup_dir,
                                                const std::string& app_metadata) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   rocksdb::BackupEngine* raw = nullptr;
   rocksdb::IOStatus s = rocksdb::BackupEngine::Open(rocksdb::BackupEngineOptions(backup_dir),
                                                     rocksdb::Env::Default(), &raw);
@@ -1112,6 +1399,7 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
     return Status::FailedPrecondition("registry log " + impl_->dir + " is open read-only");
   }
   std::lock_guard<std::mutex> lock(impl_->write_mu);
+  MODELREG_RETURN_IF_ERROR(impl_->PrepareWrite());
   Head h = impl_->writer_head;
   rocksdb::WriteBatch batch;
   auto flush = [&](bool sync) -> Status {
@@ -1119,7 +1407,9 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
     batch.Put(impl_->meta, kHeadKey, EncodeHead(h));
     rocksdb::WriteOptions wo;
     wo.sync = sync && impl_->options.sync;
-    MODELREG_RETURN_IF_ERROR(FromRocks(impl_->db->Write(wo, &batch), impl_->dir));
+    rocksdb::Status s = impl_->db->Write(wo, &batch);
+    if (!s.ok()) impl_->wal_broken = true;
+    MODELREG_RETURN_IF_ERROR(FromRocks(s, impl_->dir));
     batch.Clear();
     impl_->writer_head = h;
     std::lock_guard<std::mutex> head_lock(impl_->head_mu);
@@ -1175,6 +1465,8 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
 
 Result<std::optional<std::pair<std::string, std::string>>> EventStore::SeekRowForPrev(
     const std::string& column_family, const std::string& key) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
   rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
   if (cf == nullptr || IsBuiltinFamily(column_family)) {
     return Err(Status::NotFound("no column family '" + column_family + "'"));
@@ -1198,10 +1490,7 @@ Status EventStore::ReplaceRows(const std::string& column_family, const std::vect
   }
   // No group is being written while the rows are replaced.
   std::lock_guard<std::mutex> lock(impl_->write_mu);
-  if (impl_->poisoned) {
-    return Status::FailedPrecondition("registry log " + impl_->dir +
-                                      " stopped accepting writes after a failed write; reopen it");
-  }
+  MODELREG_RETURN_IF_ERROR(impl_->PrepareWrite());
   if (impl_->writer_head.seq != expected_head) {
     return Status::Conflict("the log moved while its projection was being rebuilt; retry");
   }
@@ -1231,7 +1520,9 @@ Status EventStore::ReplaceRows(const std::string& column_family, const std::vect
   }
   rocksdb::WriteOptions wo;
   wo.sync = impl_->options.sync && sync;
-  return FromRocks(impl_->db->Write(wo, &batch), impl_->dir);
+  rocksdb::Status s = impl_->db->Write(wo, &batch);
+  if (!s.ok()) impl_->wal_broken = true;
+  return FromRocks(s, impl_->dir);
 }
 
 }  // namespace modelreg

@@ -15,7 +15,11 @@
 // checks each against the head it reaches (optimistic concurrency and
 // idempotency), writes them all in one synced WriteBatch and then
 // acknowledges them: the fsync is shared (group commit). A failed write
-// poisons the store: every later append fails until it is reopened.
+// fails every append of its group (nothing of it is stored); RocksDB then
+// refuses writes until resumed, which the next write does first (DB::Resume,
+// which also drops whatever the failed write left in the WAL): once the
+// cause is gone (space freed on a full disk), appends work again without
+// reopening. A full disk is an IOError marked disk_full() (common/status.h).
 //
 // Readers in other processes (docs/log.md, "Readers beside a writer"): a
 // writing store never deletes a database file itself; it holds RocksDB's
@@ -91,6 +95,11 @@ struct AppendRequest {
   std::string draft;                 // from FinishDraft()
   std::optional<Seq> expected_head;  // conflict unless the head is exactly this
   RowsFn rows;                       // optional
+  // Optional: called on the writer thread when `rows` succeeded but the
+  // event was not written after all (its batch failed): undo whatever the
+  // callback recorded. Within a group, last append first, and before any
+  // later append is planned.
+  std::function<void()> undo_rows = {};
 };
 
 struct AppendResult {
@@ -121,8 +130,8 @@ class EventStore {
 
   // Appends one event; returns once it is durable. Errors:
   // InvalidArgument (bad draft), Conflict (stale expected_head, or event_id
-  // reused with a different draft), FailedPrecondition (read-only or
-  // poisoned store), IOError, or the rows callback's error.
+  // reused with a different draft), FailedPrecondition (read-only store),
+  // IOError (disk_full() on a full disk), or the rows callback's error.
   Result<AppendResult> Append(AppendRequest request);
 
   Head head() const;

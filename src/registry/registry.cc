@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/fs.h"
 #include "model/naming.h"
 #include "registry/internal.h"
 
@@ -92,7 +93,7 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
       }
     }
     fs::create_directories(log_dir, ec);
-    if (ec) return Err(Status::IOError("cannot create " + log_dir.string() + ": " + ec.message()));
+    if (ec) return Err(ErrorCodeStatus("cannot create " + log_dir.string(), ec));
   }
 
   StoreOptions so;

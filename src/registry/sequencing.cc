@@ -32,6 +32,8 @@ void Registry::ResetSequencing() const {
 Result<AppendResult> Registry::Commit(const std::string& draft, const std::string& type,
                                       Seq type_seq, bool* raced) {
   projection::Delta captured;
+  Seq type_seq_before = 0;  // sequenced_type_seq_[type] before this event
+  bool had_type_seq = false;
   RowsFn rows = [&](const AppendedEvent& ev) -> Result<std::vector<Row>> {
     std::lock_guard<std::mutex> lock(mu_);
     if (sequenced_seq_ + 1 != ev.seq) {
@@ -50,12 +52,26 @@ Result<AppendResult> Registry::Commit(const std::string& draft, const std::strin
     std::vector<Row> out = internal::ToRows(projection::EncodeDelta(*delta));
     captured = std::move(*delta);
     // Last, and nothing after it can throw: the event is in the batch.
+    had_type_seq = it != sequenced_type_seq_.end();
+    type_seq_before = had_type_seq ? it->second : 0;
     sequenced_seq_ = ev.seq;
     sequenced_type_seq_[type] = ev.seq;
     return out;
   };
+  // The batch failed (a full disk): the event was never written, so the
+  // sequencing goes back to where it was (the store calls this in reverse
+  // log order, before it plans any later event).
+  auto undo = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    sequenced_seq_ = captured.seq - 1;
+    if (had_type_seq) {
+      sequenced_type_seq_[type] = type_seq_before;
+    } else {
+      sequenced_type_seq_.erase(type);
+    }
+  };
   *raced = false;
-  auto r = store_->Append({draft, std::nullopt, rows});
+  auto r = store_->Append({draft, std::nullopt, rows, undo});
   if (!r) return r;
   if (r->duplicate) {
     // The same event was appended before (an idempotent retry): answer

@@ -1,5 +1,6 @@
 #include "server/api_server.h"
 
+#include <fcntl.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@
 #include <nlohmann/json.hpp>
 
 #include "artifacts/artifact_store.h"
+#include "common/fd.h"
+#include "common/fs.h"
 #include "common/json_input.h"
 #include "common/utf8.h"
 #include "events/model_events.h"
@@ -70,8 +73,11 @@ void SendError(httplib::Response& res, int status, std::string_view code, const 
   SendJson(res, status, json{{"error", {{"code", code}, {"message", SanitizeUtf8(message)}}}});
 }
 
+// A full disk (Status::disk_full()) is 507 Insufficient Storage, with the
+// code io_error like any other I/O error (500).
 void SendStatus(httplib::Response& res, const Status& st) {
-  SendError(res, HttpStatusOf(st.code()), CodeName(st.code()), st.message());
+  SendError(res, st.disk_full() ? 507 : HttpStatusOf(st.code()), CodeName(st.code()),
+            st.message());
 }
 
 // Latency histogram and counters per route template (not per raw path).
@@ -849,21 +855,29 @@ class ApiServer::Impl {
     // A private directory for the upload, removed whatever happens.
     std::string tmpl = (fs::path(reg_.root()) / "uploads" / ".upload-XXXXXX").string();
     std::error_code ec;
-    fs::create_directories(fs::path(tmpl).parent_path(), ec);
-    if (ec || mkdtemp(tmpl.data()) == nullptr) {
-      SendError(res, 500, "io_error", "cannot create an upload directory under " + reg_.root());
+    const fs::path uploads = fs::path(tmpl).parent_path();
+    fs::create_directories(uploads, ec);
+    if (ec) {
+      SendStatus(res, ErrorCodeStatus("cannot create an upload directory " + uploads.string(), ec));
+      return done();
+    }
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      SendStatus(res, ErrnoStatus("cannot create an upload directory in", uploads.string()));
       return done();
     }
     struct Cleanup {
       std::string dir;
+      int fd = -1;  // the artifact part's file
       ~Cleanup() {
+        if (fd >= 0) ::close(fd);
         std::error_code e;
         fs::remove_all(dir, e);
       }
     } cleanup{tmpl};
 
     std::string part, artifact_name, metadata, error;
-    std::ofstream file;
+    std::string artifact_path;
+    Status write_error;  // writing the artifact part (disk_full() on a full disk)
     std::uint64_t artifact_bytes = 0;
     int artifact_parts = 0;
     const bool ok = reader(
@@ -876,9 +890,12 @@ class ApiServer::Impl {
               error = st.message();
               return false;
             }
-            file.open(fs::path(tmpl) / artifact_name, std::ios::binary | std::ios::trunc);
-            if (!file) {
-              error = "cannot write the upload";
+            if (cleanup.fd >= 0) ::close(cleanup.fd);
+            artifact_path = (fs::path(tmpl) / artifact_name).string();
+            cleanup.fd = ::open(artifact_path.c_str(),
+                                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (cleanup.fd < 0) {
+              write_error = ErrnoStatus("cannot write the upload to", artifact_path);
               return false;
             }
           } else if (part != "metadata") {
@@ -894,8 +911,17 @@ class ApiServer::Impl {
               error = "the artifact is larger than the server's limit: " + UploadLimitText();
               return false;
             }
-            file.write(data, static_cast<std::streamsize>(len));
-            return static_cast<bool>(file);
+            while (len > 0) {
+              const ssize_t w = ::write(cleanup.fd, data, len);
+              if (w < 0 && errno == EINTR) continue;
+              if (w < 0) {
+                write_error = ErrnoStatus("cannot write the upload to", artifact_path);
+                return false;
+              }
+              data += w;
+              len -= static_cast<std::size_t>(w);
+            }
+            return true;
           }
           metadata.append(data, len);
           if (metadata.size() > registry::kMaxMetadataBytes) {
@@ -904,8 +930,17 @@ class ApiServer::Impl {
           }
           return true;
         });
-    file.close();
     consumed = ok;
+    if (cleanup.fd >= 0) {
+      if (::close(cleanup.fd) != 0 && write_error.ok()) {
+        write_error = ErrnoStatus("cannot write the upload to", artifact_path);
+      }
+      cleanup.fd = -1;
+    }
+    if (!write_error.ok()) {
+      SendStatus(res, write_error);
+      return done();
+    }
     if (!ok || !error.empty()) {
       // httplib sets 413 when the body is over the payload limit.
       const bool too_large = error.find("larger") != std::string::npos || res.status == 413;

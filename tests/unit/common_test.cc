@@ -1,7 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <system_error>
+
 #include "common/bytes.h"
 #include "common/clock.h"
+#include "common/fd.h"
+#include "common/fs.h"
 #include "common/json_input.h"
 #include "common/utf8.h"
 #include "common/sha256.h"
@@ -138,6 +143,34 @@ TEST(Status, CarriesCodeAndContext) {
   EXPECT_EQ(st.ToString(), "not_found: get: no event 7");
   EXPECT_TRUE(Status::OK().ok());
   EXPECT_EQ(Status::OK().WithContext("x").ToString(), "ok");
+}
+
+// A full disk: an IOError (exit 6) marked disk_full() (HTTP 507), whose
+// message says so, from every source that reports one.
+TEST(Status, DiskFullIsAMarkedIoError) {
+  const Status st = Status::DiskFull("cannot write x: No space left on device");
+  EXPECT_EQ(st.code(), Code::kIOError);
+  EXPECT_TRUE(st.disk_full());
+  EXPECT_EQ(st.message(), "disk full: cannot write x: No space left on device");
+  EXPECT_EQ(Status::DiskFull(st.message()).message(), st.message());  // not said twice
+  const Status wrapped = st.WithContext("append");
+  EXPECT_TRUE(wrapped.disk_full());
+  EXPECT_EQ(wrapped.ToString(), "io_error: append: disk full: cannot write x: No space left on device");
+  EXPECT_FALSE(Status::IOError("cannot read x").disk_full());
+  EXPECT_FALSE(Status::IOError("x").WithContext("y").disk_full());
+
+  errno = ENOSPC;
+  EXPECT_TRUE(ErrnoStatus("cannot write", "/x").disk_full());
+  errno = EDQUOT;
+  EXPECT_TRUE(ErrnoStatus("cannot write", "/x").disk_full());
+  errno = EIO;
+  const Status io = ErrnoStatus("cannot write", "/x");
+  EXPECT_EQ(io.code(), Code::kIOError);
+  EXPECT_FALSE(io.disk_full());
+  EXPECT_TRUE(ErrorCodeStatus("cannot create /d", std::make_error_code(std::errc::no_space_on_device))
+                  .disk_full());
+  EXPECT_FALSE(ErrorCodeStatus("cannot create /d", std::make_error_code(std::errc::permission_denied))
+                   .disk_full());
 }
 
 }  // namespace
