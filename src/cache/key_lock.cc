@@ -56,15 +56,7 @@ Result<std::unique_ptr<KeyLock>> KeyLock::Acquire(int dir_fd, const std::string&
       ::close(fd);
       return Err(Status::IOError("cannot lock " + path + ": " + std::strerror(e)));
     }
-    if (StillAtPath(fd, dir_fd, name)) {
-      const int dup = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
-      if (dup < 0) {
-        const int e = errno;
-        ::close(fd);
-        return Err(Status::IOError("cannot lock " + path + ": " + std::strerror(e)));
-      }
-      return std::unique_ptr<KeyLock>(new KeyLock(dup, name, fd));
-    }
+    if (StillAtPath(fd, dir_fd, name)) return KeyLock::Adopt(dir_fd, name, path, fd);
     ::close(fd);  // its holder removed it while we waited: take the new one
   }
 }
@@ -84,6 +76,11 @@ Result<std::unique_ptr<KeyLock>> KeyLock::TryAcquire(int dir_fd, const std::stri
     ::close(fd);
     return Err(Status::NotFound("lock file " + path + " was replaced or removed"));
   }
+  return Adopt(dir_fd, name, path, fd);
+}
+
+Result<std::unique_ptr<KeyLock>> KeyLock::Adopt(int dir_fd, const std::string& name,
+                                                const std::string& path, int fd) {
   const int dup = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) {
     const int e = errno;

@@ -44,6 +44,9 @@ class KeyLock {
   KeyLock& operator=(const KeyLock&) = delete;
 
  private:
+  // Wraps a locked fd still at dir_fd/name (takes it; closed on error).
+  static Result<std::unique_ptr<KeyLock>> Adopt(int dir_fd, const std::string& name,
+                                                const std::string& path, int fd);
   KeyLock(int dir_fd, std::string name, int fd)
       : dir_fd_(dir_fd), name_(std::move(name)), fd_(fd) {}
   int dir_fd_;  // a duplicate, owned
