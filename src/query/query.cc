@@ -43,8 +43,9 @@ Result<std::optional<Evidence>> Query::EvidenceFor(const PromotionRecord& p) con
   if (!p.rollback) {
     auto ev = reg_.PromotionEvidence(p.seq);
     if (!ev) return Err(ev.error());
-    e.gates = (*ev)->first;
-    e.policy = (*ev)->second;
+    e.gates = (*ev)->gates;
+    e.policy = (*ev)->policy;
+    e.policy_sha256 = (*ev)->policy_sha256;
   }
   return std::optional<Evidence>(std::move(e));
 }
@@ -164,6 +165,25 @@ Result<AuditResult> Query::Audit(TimeNs at, const std::vector<std::string>& type
     if (!p) return Err(p.error());
     out.models.push_back(std::move(*p));
   }
+  auto policy = reg_.PolicyAt(pin->seq);
+  if (!policy) return Err(policy.error());
+  out.policy = std::move(*policy);
+  return out;
+}
+
+Result<PolicyResult> Query::Policy(std::optional<TimeNs> at) const {
+  PolicyResult out;
+  out.at = at;
+  if (at) {
+    auto pin = Pin(*at);
+    if (!pin) return Err(pin.error());
+    out.seq = pin->seq;
+  } else {
+    out.seq = reg_.store_->head().seq;
+  }
+  auto policy = reg_.PolicyAt(out.seq);
+  if (!policy) return Err(policy.error());
+  out.policy = std::move(*policy);
   return out;
 }
 

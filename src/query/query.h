@@ -37,6 +37,7 @@ namespace modelreg::query {
 
 using projection::ConsumerRecord;
 using projection::ModelStatus;
+using projection::PolicyRecord;
 using projection::PromotionRecord;
 using projection::Seq;
 using projection::VersionRecord;
@@ -54,6 +55,7 @@ struct Evidence {
   PromotionRecord promotion;
   std::vector<events::Gate> gates;  // empty for rollbacks
   std::string policy;               // the policy in force, as recorded
+  std::string policy_sha256;        // its hash, as recorded ("" = not recorded)
 };
 
 // The production version of one type (now, or at a time).
@@ -68,6 +70,16 @@ struct AuditResult {
   TimeNs at = 0;
   Seq seq = 0;  // the last event at or before `at` (0 = none)
   std::vector<Production> models;
+  // The gate policy in force at `at` (nullopt: none recorded by then, the
+  // built-in defaults).
+  std::optional<PolicyRecord> policy;
+};
+
+// The gate policy in force now or at a time (docs/gates.md).
+struct PolicyResult {
+  std::optional<TimeNs> at;  // nullopt = now
+  Seq seq = 0;               // the last event at or before `at` (now: the head)
+  std::optional<PolicyRecord> policy;  // nullopt: none recorded, the built-in defaults
 };
 
 // One version with its registration event.
@@ -144,6 +156,9 @@ class Query {
   Result<std::vector<EventBuffer>> Events(Seq from, const EventFilter& filter,
                                           std::size_t limit) const;
   Result<ConsumersResult> Consumers(const std::string& type) const;
+  // The gate policy in force now, or at `at` (the last PolicyChanged
+  // recorded at or before it).
+  Result<PolicyResult> Policy(std::optional<TimeNs> at = {}) const;
 
  private:
   // "As of T" pinned to the log: the last event at or before T and its

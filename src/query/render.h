@@ -18,11 +18,18 @@ nlohmann::json PromotionJson(const PromotionRecord& p);
 // One gate as evaluated by a promotion.
 nlohmann::json GateJson(const events::Gate& g);
 // {"model_type", "production" (version or null), "record", "promotion"
-// (PromotionJson plus "gates" and "policy"; null if unknown)}; "record" and
+// (PromotionJson plus "gates", "policy" and "policy_sha256"; null if
+// unknown)}; "record" and
 // "promotion" are absent when there is no production version.
 nlohmann::json ProductionJson(const Production& p);
-// {"at", "seq", "models": [ProductionJson...]}
+// {"at", "seq", "models": [ProductionJson...], "policy": PolicyRecordJson or null}
 nlohmann::json AuditJson(const AuditResult& a);
+// One recorded gate policy: {"seq", "at", "actor", "reason", "source",
+// "sha256", "text"}.
+nlohmann::json PolicyRecordJson(const PolicyRecord& p);
+// {"at" (or null for now), "seq", "built_in_defaults", "policy":
+// PolicyRecordJson or null (none recorded: the built-in defaults)}
+nlohmann::json PolicyJson(const PolicyResult& p);
 // RecordJson plus "registration" (the registration event's payload).
 nlohmann::json ShowJson(const ShowResult& s);
 // {"model_type" (or null for every type), "at" (or null for now), "versions"}

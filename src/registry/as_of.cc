@@ -234,7 +234,7 @@ Result<std::shared_ptr<const Registry::Evidence>> Registry::PromotionEvidence(Se
   auto ev = store_->Get(seq);
   if (!ev) return Err(ev.error());
   auto out = std::make_shared<Evidence>();
-  events::PromotionEvidence(*ev, &out->first, &out->second);
+  events::PromotionEvidence(*ev, &out->gates, &out->policy, &out->policy_sha256);
   std::lock_guard<std::mutex> lock(record_cache_mu_);
   if (evidence_cache_.size() >= kRecordCacheSize) evidence_cache_.clear();
   evidence_cache_.emplace(seq, out);

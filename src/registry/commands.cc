@@ -119,10 +119,21 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
     current = ProductionOf(s, type);
   });
   MODELREG_RETURN_IF_ERROR(legal);
-  auto loaded = policy::LoadPolicy(root_);
+  // The policy of the log (the last PolicyChanged), never a file.
+  auto loaded = PolicyInForce();
   if (!loaded) return Err(loaded.error());
-  const policy::TypePolicy& tp = loaded->For(type);
-  const std::string policy_text = loaded->DescribeFor(type);
+  if (const std::string note = PolicyFileNote(); !note.empty()) Warn(note);
+  const policy::TypePolicy& tp = loaded->policy.For(type);
+  const std::string policy_text = loaded->policy.DescribeFor(type);
+  // The draft is appended only if the policy is still the one evaluated.
+  auto same_policy = [&loaded](const State& s) -> Status {
+    const projection::PolicyRecord* now = s.Policy();
+    const Seq seq = now == nullptr ? 0 : now->seq;
+    if (seq == loaded->seq) return Status::OK();
+    return Status::Conflict("the gate policy changed (event #" + std::to_string(seq) +
+                            ") while this promotion was being checked; nothing was recorded: "
+                            "promote again");
+  };
 
   // Validation before activation.
   auto check = internal::CheckArtifact(artifacts_, *rec, tp);
@@ -170,9 +181,11 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
     const std::string failures = policy::DescribeFailures(gates);
     auto r = Write(type, [&](const State& s) -> Result<std::string> {
       MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
-      events::Rejection rej{type, version, ProductionOf(s, type), gates, actor.reason, policy_text};
+      MODELREG_RETURN_IF_ERROR(same_policy(s));
+      events::Rejection rej{type,         version,     ProductionOf(s, type), gates,
+                            actor.reason, policy_text, loaded->sha256};
       return events::Draft(EnvelopeFor(actor, NewEventId()), rej);
-    });
+    }, internal::kPolicyKey);
     if (!r) return Err(r.error());
     return Err(Status::Rejected("promotion of " + Name(type, version) +
                                 " refused by the gates: " + failures + " (policy: " +
@@ -183,6 +196,7 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
   std::string summary;
   auto r = Write(type, [&](const State& s) -> Result<std::string> {
     MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
+    MODELREG_RETURN_IF_ERROR(same_policy(s));
     const std::string replaced = ProductionOf(s, type);
     summary = "promoted " + Name(type, version) +
               (replaced.empty() ? std::string() : " (replaces " + replaced + ", now archived)");
@@ -198,8 +212,9 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
     p.override_reason = p.gates_overridden ? actor.reason : std::string();
     p.reason = actor.reason;
     p.policy = policy_text;
+    p.policy_sha256 = loaded->sha256;
     return events::Draft(EnvelopeFor(actor, NewEventId()), p);
-  });
+  }, internal::kPolicyKey);
   if (!r) return Err(r.error());
   return WriteResult{r->seq, summary};
 }
@@ -281,9 +296,9 @@ Result<WriteResult> Registry::Rollback(const std::string& type, bool fail_curren
     }
   });
   if (target_rec && target_rec->status == ModelStatus::kArchived && !target_rec->purged) {
-    auto loaded = policy::LoadPolicy(root_);
+    auto loaded = PolicyInForce();
     if (!loaded) return Err(loaded.error());
-    auto check = internal::CheckArtifact(artifacts_, *target_rec, loaded->For(type));
+    auto check = internal::CheckArtifact(artifacts_, *target_rec, loaded->policy.For(type));
     if (!check) return Err(check.error());
     if (!check->ok) {
       MODELREG_RETURN_IF_ERROR(MarkFailed(
@@ -347,9 +362,9 @@ Result<ValidateResult> Registry::Validate(const std::string& type, const std::st
   if (rec->purged) {
     return Err(Status::FailedPrecondition(Name(type, version) + " has had its artifact purged"));
   }
-  auto loaded = policy::LoadPolicy(root_);
+  auto loaded = PolicyInForce();
   if (!loaded) return Err(loaded.error());
-  auto check = internal::CheckArtifact(artifacts_, *rec, loaded->For(type));
+  auto check = internal::CheckArtifact(artifacts_, *rec, loaded->policy.For(type));
   if (!check) return Err(check.error());
   events::Validation v;
   v.model_type = type;

@@ -5,6 +5,7 @@
 //   sequencing.cc        Write/Commit: validate, append, apply in log order
 //   register.cc          Register
 //   commands.cc          promote, archive, fail, rollback, validate, acknowledge
+//   gate_policy.cc       the gate policy in the log: set, adopt, in force, as of
 //   artifact_check.cc    the pre-activation check: re-hash + validator
 //   projection_store.cc  the projection rows: read, rewrite, digest
 //   rebuild.cc           Rebuild and its lean rewrite
@@ -37,6 +38,15 @@ namespace modelreg::registry::internal {
 // The column family of the projection rows (projection/state.h has the
 // row layout).
 inline constexpr char kProjectionCf[] = "projection";
+
+// The sequencing key of PolicyChanged events (Registry::Write): not a
+// model type ('/' cannot be in one). Promotions use it as their guard.
+inline constexpr char kPolicyKey[] = "/policy";
+
+// Who the adoption of a policy.toml from before the policy was part of
+// the log is recorded as, and why.
+inline constexpr char kAdoptionActor[] = "modelreg (adopted policy.toml)";
+inline constexpr char kAdoptionReason[] = "adopted from policy.toml on disk";
 
 // "<type> <version>", as messages name a version.
 inline std::string Name(const std::string& type, const std::string& version) {

@@ -31,6 +31,7 @@
 #include "common/status.h"
 #include "events/model_events.h"
 #include "log/event_store.h"
+#include "policy/policy.h"
 #include "projection/state.h"
 #include "registry/metadata.h"
 
@@ -95,6 +96,13 @@ struct ValidateResult {
   Seq seq = 0;
 };
 
+struct SetPolicyResult {
+  Seq seq = 0;           // the PolicyChanged event in force afterwards
+  bool changed = false;  // false: that exact text was in force already; nothing written
+  std::string sha256;    // hex SHA-256 of the text
+  std::string summary;   // one line: what happened
+};
+
 struct VerifyResult {
   VerifyReport chain;
   Digest state_digest{};    // fold of the whole log
@@ -142,6 +150,16 @@ class Registry {
   // records the result (ArtifactValidated); status does not change.
   Result<ValidateResult> Validate(const std::string& type, const std::string& version,
                                   const Actor& actor);
+
+  // The gate policy (docs/gates.md) is part of the log: SetPolicy checks
+  // `text` with the policy parser (InvalidArgument naming
+  // "<source>:<line>", nothing written) and appends a PolicyChanged event
+  // holding the whole text, unless exactly that text is in force already
+  // (then nothing is written: changed=false). Needs actor.reason.
+  // Promotions, rollbacks and validations evaluate the policy in force
+  // in the state (the last PolicyChanged), never a file.
+  Result<SetPolicyResult> SetPolicy(const std::string& text, const std::string& source,
+                                    const Actor& actor);
 
   // Garbage collection of artifact files (docs/runbook.md). Candidates:
   // archived and failed versions beyond the `keep` most recently registered
@@ -195,6 +213,14 @@ class Registry {
   // `seq_at_t`, if known, is the last event at or before t (saves a seek).
   Result<ProductionAt> ProductionAtTime(const std::string& type, TimeNs t,
                                         std::optional<Seq> seq_at_t = std::nullopt) const;
+  // The gate policy in force right after event `seq` (nullopt: none was
+  // recorded by then, the built-in defaults apply): one seek of the
+  // policy rows (policy show/audit --at).
+  Result<std::optional<projection::PolicyRecord>> PolicyAt(Seq seq) const;
+  // A line about <root>/policy.toml when it is not the policy in force:
+  // not adopted yet (the next writable open adopts it), or edited after
+  // the policy became part of the log (it is ignored); "" otherwise.
+  std::string PolicyFileNote() const;
   Result<VerifyResult> Verify() const;
   // A following registry (RegistryOptions::follow) catches up with the
   // writer; a no-op otherwise. Not concurrent with reads of this registry.
@@ -245,9 +271,13 @@ class Registry {
   // row); needs current rows.
   Result<std::optional<VersionRecord>> RecordAtSeq(const std::string& type,
                                                    const std::string& version, Seq seq) const;
-  // The gates and policy text recorded by the promotion event `seq`
+  // The gates, policy text and policy hash recorded by the promotion event `seq`
   // (empty for any other event); cached like the records.
-  using Evidence = std::pair<std::vector<events::Gate>, std::string>;
+  struct Evidence {
+    std::vector<events::Gate> gates;
+    std::string policy;
+    std::string policy_sha256;  // hex; "" when not recorded
+  };
   Result<std::shared_ptr<const Evidence>> PromotionEvidence(Seq seq) const;
   Registry(std::string root, std::unique_ptr<EventStore> store, const Clock* clock,
            bool read_only, std::function<void(const std::string&)> on_warning);
@@ -262,14 +292,18 @@ class Registry {
   // draft was validated against); `*raced` says a refusal was that race
   // (retry after re-validating) rather than a lasting error. Returns once
   // the in-memory state includes the event.
+  // `guard` (optional): another sequencing key the draft was validated
+  // against (the gate policy, for a promotion), whose events are checked
+  // the same way but not advanced by this one.
   Result<AppendResult> Commit(const std::string& draft, const std::string& type, Seq type_seq,
-                              bool* raced);
+                              bool* raced, const std::string& guard = {}, Seq guard_seq = 0);
   // After state_ is replaced (load, rebuild): nothing is in flight.
   void ResetSequencing() const;
   // Runs validate-build-append for an event of `type`, re-validating when
   // another event of that type got in first.
   Result<AppendResult> Write(const std::string& type,
-                             const std::function<Result<std::string>(const State&)>& build_draft);
+                             const std::function<Result<std::string>(const State&)>& build_draft,
+                             const std::string& guard = {});
   // Rewrites manifest.json from the state, one writer at a time, never
   // replacing a newer manifest with an older one (`force`: rewrite even if
   // this state was written already).
@@ -279,6 +313,21 @@ class Registry {
   // the repair — once, until a rewrite succeeds again.
   void ManifestFailed(const Status& st);
   void Warn(const std::string& message) const;
+
+  // The gate policy in force (the state's last PolicyChanged, parsed) and
+  // the event that set it (0 and the built-in defaults when none). A
+  // writable registry whose log has none adopts <root>/policy.toml first,
+  // if there is one (AdoptPolicyFile).
+  struct InForcePolicy {
+    policy::Policy policy;
+    Seq seq = 0;
+    std::optional<Digest> sha256;
+  };
+  Result<InForcePolicy> PolicyInForce();
+  // Appends <root>/policy.toml as the first PolicyChanged event, if the log
+  // has none and the file exists (parsed first: InvalidArgument naming its
+  // line, nothing written). True when the log has a policy afterwards.
+  Result<bool> AdoptPolicyFile();
 
   // Records that a version failed its pre-activation check.
   Status MarkFailed(const VersionRecord& rec, const std::string& why, const Actor& actor);

@@ -220,6 +220,11 @@ struct RouteTable {
     routes.emplace_back("POST", std::regex(pattern));
     s.Post(pattern, std::forward<H>(h));
   }
+  template <class H>
+  void Put(const std::string& pattern, H&& h) {
+    routes.emplace_back("PUT", std::regex(pattern));
+    s.Put(pattern, std::forward<H>(h));
+  }
 };
 
 }  // namespace
@@ -718,6 +723,39 @@ class ApiServer::Impl {
                  if (!a) return SendStatus(res, a.error());
                  SendJson(res, 200, query::AuditJson(*a));
                }));
+
+    // The gate policy (docs/gates.md): read with model:read, set with
+    // model:admin (PUT or POST, the same body).
+    s.Get("/api/v1/policy",
+          Wrap("GET /api/v1/policy", Need::kRead,
+               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                 auto at = TimeParam(req, "at");
+                 if (!at) return SendStatus(res, at.error());
+                 auto p = query::Query(reg_).Policy(*at);
+                 if (!p) return SendStatus(res, p.error());
+                 SendJson(res, 200, query::PolicyJson(*p));
+               }));
+    const auto set_policy = [this](const httplib::Request& req, httplib::Response& res,
+                                   const auth::Claims& c) {
+      auto body = BodyObject(req);
+      if (!body) return SendStatus(res, body.error());
+      std::string text, source;
+      registry::Actor actor{c.subject, ""};
+      if (!body->contains("text") || !(*body)["text"].is_string()) {
+        return SendStatus(res, Status::InvalidArgument("text (the policy, a string) is required"));
+      }
+      Status st = StringField(*body, "text", &text);
+      if (st.ok()) st = StringField(*body, "reason", &actor.reason);
+      if (st.ok()) st = StringField(*body, "source", &source);
+      if (!st.ok()) return SendStatus(res, st);
+      auto r = reg_.SetPolicy(text, source, actor);
+      if (!r) return SendStatus(res, r.error());
+      if (r->changed) metrics_.CountAppend();
+      SendJson(res, 200, json{{"seq", r->seq}, {"changed", r->changed}, {"sha256", r->sha256},
+                              {"summary", r->summary}});
+    };
+    s.Put("/api/v1/policy", Wrap("PUT /api/v1/policy", Need::kAdmin, set_policy));
+    s.Post("/api/v1/policy", Wrap("POST /api/v1/policy", Need::kAdmin, set_policy));
 
     s.Get("/api/v1/events",
           Wrap("GET /api/v1/events", Need::kRead,

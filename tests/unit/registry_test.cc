@@ -96,7 +96,10 @@ class RegistryTest : public ::testing::Test {
   }
 
   // These tests are about the lifecycle, not the gates (gates_test.cc):
-  // every registry they open has every gate off.
+  // every registry they open has every gate off. Its policy.toml is
+  // adopted at the first open: event 1 is that PolicyChanged (kPolicyEvents),
+  // the tests' own events follow it.
+  static constexpr Seq kPolicyEvents = 1;
   void Open() {
     reg_.reset();
     if (!std::filesystem::exists(root_ + "/policy.toml")) {
@@ -205,12 +208,12 @@ TEST_F(RegistryTest, RegisterStagesAndPublishesTheArtifact) {
   EXPECT_EQ(r->record.artifact_name, "model.pkl");
   EXPECT_EQ(r->record.artifact_size, content.size());
   EXPECT_EQ(r->record.artifact_sha256, hex);
-  EXPECT_EQ(r->record.registered_seq, 1u);
+  EXPECT_EQ(r->record.registered_seq, kPolicyEvents + 1);
   EXPECT_EQ(r->record.registered_at, kT0 + kSec);
   EXPECT_EQ(r->record.registered_by, "alice");
   EXPECT_EQ(r->record.metrics, (std::map<std::string, double>{{"sharpe", 1.5}}));
   EXPECT_EQ(r->record.snapshot_id, "snap_1");
-  EXPECT_EQ(Head(), 1u);
+  EXPECT_EQ(Head(), kPolicyEvents + 1);
   EXPECT_EQ(StatusOf(kRisk, "v1.0.0"), ModelStatus::kStaged);
   EXPECT_EQ(Production(kRisk), "");
 
@@ -243,7 +246,7 @@ TEST_F(RegistryTest, RegisterStagesAndPublishesTheArtifact) {
   ASSERT_TRUE(reg_->FlushManifest().ok());
   const json manifest = json::parse(ReadAll(root_ + "/manifest.json"), nullptr, false);
   ASSERT_TRUE(manifest.is_object());
-  EXPECT_EQ(manifest.value("head_seq", Seq{0}), 1u);
+  EXPECT_EQ(manifest.value("head_seq", Seq{0}), kPolicyEvents + 1);
   const json& manifest_version = manifest.at("types").at(kRisk).at("versions").at(0);
   EXPECT_EQ(manifest_version.at("sha256"), hex);
   EXPECT_EQ(manifest_version.at("status"), "staged");
@@ -865,32 +868,32 @@ TEST_F(RegistryTest, StateAtFollowsTheClock) {
 
   auto before = reg_->StateAt(t_register - 1);
   ASSERT_TRUE(before) << before.error().ToString();
-  EXPECT_EQ(before->seq, 0u);
+  EXPECT_EQ(before->seq, kPolicyEvents);  // only the policy
   EXPECT_TRUE(before->types.empty());
 
   // Two events at the same clock reading: the log keeps recorded_at
   // strictly increasing, so the second is recorded 1 ns later.
   auto first = reg_->StateAt(t_register);
   ASSERT_TRUE(first) << first.error().ToString();
-  EXPECT_EQ(first->seq, 1u);
+  EXPECT_EQ(first->seq, kPolicyEvents + 1);
   EXPECT_NE(first->Find(kRisk, "v1.0.0"), nullptr);
   EXPECT_EQ(first->Find(kRisk, "v2.0.0"), nullptr);
   auto registered = reg_->StateAt(t_register + 1);
   ASSERT_TRUE(registered) << registered.error().ToString();
-  EXPECT_EQ(registered->seq, 2u);
+  EXPECT_EQ(registered->seq, kPolicyEvents + 2);
   EXPECT_EQ(registered->types.at(kRisk).production, "");
 
   for (TimeNs t : {t_promote1, t_promote1 + 1, t_promote2 - 1}) {
     auto between = reg_->StateAt(t);
     ASSERT_TRUE(between) << between.error().ToString();
-    EXPECT_EQ(between->seq, 3u) << t;
+    EXPECT_EQ(between->seq, kPolicyEvents + 3) << t;
     EXPECT_EQ(between->types.at(kRisk).production, "v1.0.0") << t;
     EXPECT_EQ(between->Find(kRisk, "v2.0.0")->status, ModelStatus::kStaged) << t;
   }
   for (TimeNs t : {t_promote2, t_promote2 + 1000 * kSec}) {
     auto after = reg_->StateAt(t);
     ASSERT_TRUE(after) << after.error().ToString();
-    EXPECT_EQ(after->seq, 4u);
+    EXPECT_EQ(after->seq, kPolicyEvents + 4);
     EXPECT_EQ(after->types.at(kRisk).production, "v2.0.0");
     EXPECT_EQ(after->Find(kRisk, "v1.0.0")->status, ModelStatus::kArchived);
     EXPECT_EQ(projection::StateDigest(*after), DigestOf(*reg_));
@@ -1050,7 +1053,7 @@ class ProjectionRowsTest : public RegistryTest {
     auto early = reg_->StateAt(kT0 + 3 * kSec);
     ASSERT_TRUE(early);
     early_ = *early;
-    ASSERT_EQ(early_.seq, 3u);
+    ASSERT_EQ(early_.seq, kPolicyEvents + 3);
     reg_.reset();
   }
 
@@ -1192,6 +1195,29 @@ TEST_F(ProjectionRowsTest, VerifyNoticesRowsThatDisagreeWithTheLog) {
     ro->reset();
     projection::Rows rows = projection::EncodeState(doctored);
     rows.emplace_back(projection::kIndexMarkerKey, "1");  // claims to be complete
+    ReplaceProjection(rows);
+  }
+  Open();
+  auto v = reg_->Verify();
+  ASSERT_TRUE(v) << v.error().ToString();
+  EXPECT_TRUE(v->chain.ok);
+  EXPECT_FALSE(v->projection_ok);
+  EXPECT_EQ(v->state_digest, expected_);
+  EXPECT_NE(v->stored_digest, expected_);
+}
+
+TEST_F(ProjectionRowsTest, VerifyNoticesAlteredPolicyRows) {
+  // The policy rows are part of the state digest: a threshold edited in
+  // the rows (not through an event) is a projection mismatch.
+  {
+    auto ro = Registry::Open(Options(/*read_only=*/true));
+    ASSERT_TRUE(ro);
+    State doctored = Snapshot(**ro);
+    ASSERT_EQ(doctored.policies.size(), 1u);
+    doctored.policies[0].text += "[risk_model]\nsharpe = \"> 9\"\n";
+    ro->reset();
+    projection::Rows rows = projection::EncodeState(doctored);
+    rows.emplace_back(projection::kIndexMarkerKey, "1");
     ReplaceProjection(rows);
   }
   Open();
@@ -1484,7 +1510,7 @@ TEST_F(RegistryTest, ConcurrentWritersOfDifferentTypesAllSucceed) {
   for (auto& t : threads) t.join();
   EXPECT_TRUE(errors.empty()) << errors.front();
 
-  EXPECT_EQ(Head(), types.size() * kVersions * 2);
+  EXPECT_EQ(Head(), kPolicyEvents + types.size() * kVersions * 2);
   const State s = Now();
   EXPECT_EQ(s.seq, Head());
   for (const auto& type : types) {
@@ -1500,7 +1526,7 @@ TEST_F(RegistryTest, ConcurrentWritersOfDifferentTypesAllSucceed) {
   reg_.reset();
   const json manifest = json::parse(ReadAll(root_ + "/manifest.json"), nullptr, false);
   ASSERT_TRUE(manifest.is_object());
-  EXPECT_EQ(manifest.value("head_seq", Seq{0}), types.size() * kVersions * 2);
+  EXPECT_EQ(manifest.value("head_seq", Seq{0}), kPolicyEvents + types.size() * kVersions * 2);
 }
 
 
@@ -1522,7 +1548,7 @@ TEST_F(RegistryTest, ManifestIsRewrittenOnlyWhenItIsBehind) {
   reg_.reset();
   const json manifest = json::parse(ReadAll(root_ + "/manifest.json"), nullptr, false);
   ASSERT_TRUE(manifest.is_object());
-  EXPECT_EQ(manifest.value("head_seq", Seq{0}), 2u);
+  EXPECT_EQ(manifest.value("head_seq", Seq{0}), kPolicyEvents + 2);
   Open();
 }
 
@@ -1589,6 +1615,11 @@ TEST(LeanRebuild, EvictedRecordsAreReadBackAndTheRowsEqualACompleteFold) {
         }
         append(draft(events::ConsumerAck{type, production[type], "svc-" + type, true, "", ""}));
       }
+      if (week % 4 == 1) {  // the gate policy changes now and then ("g/" rows)
+        append(draft(events::PolicyChange{
+            "[default]\nic = \"> 0.0" + std::to_string(week) + "\"\n", "week " + std::to_string(week),
+            "policy.toml"}));
+      }
     }
   }
   for (const std::size_t resident : {1, 2, 5}) {
@@ -1608,6 +1639,7 @@ TEST(LeanRebuild, EvictedRecordsAreReadBackAndTheRowsEqualACompleteFold) {
       ASSERT_TRUE(st.ok()) << st.ToString();
     }
     const Digest expected = projection::StateDigest(full);
+    ASSERT_EQ(full.policies.size(), 3u);
     RegistryOptions o;
     o.root = root;
     o.for_rebuild = true;
@@ -1624,6 +1656,12 @@ TEST(LeanRebuild, EvictedRecordsAreReadBackAndTheRowsEqualACompleteFold) {
     // Afterwards the state loads from the rows: reads and writes work (the
     // write is one more event for the next round).
     EXPECT_EQ(ToHex(DigestOf(**reg)), ToHex(expected));
+    // The policy rows: every change, the last one in force.
+    (*reg)->Read([&](const State& s) { EXPECT_EQ(s.policies, full.policies); });
+    auto in_force = (*reg)->PolicyAt((*reg)->Verify()->chain.head.seq);
+    ASSERT_TRUE(in_force) << in_force.error().ToString();
+    ASSERT_TRUE(in_force->has_value());
+    EXPECT_EQ(**in_force, full.policies.back());
     auto ack = (*reg)->Acknowledge(
         kRisk, events::ConsumerAck{kRisk, full.types.at(kRisk).production, "svc-after", true, "", ""},
         Actor{"tester", ""});

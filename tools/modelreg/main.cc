@@ -128,6 +128,19 @@ int Run(int argc, char** argv) {
   auto* c_audit = app.add_subcommand("audit", "What was in production at a time, and why");
   c_audit->add_option("--at", at, "The instant to audit")->required()->check(kIsoTime);
   c_audit->add_option("type", type, "Model type (default: all)");
+  bool audit_policy_text = false;
+  c_audit->add_flag("--policy-text", audit_policy_text,
+                    "Also print the text of the gate policy in force at that instant");
+
+  auto* c_policy = app.add_subcommand("policy", "The gate policy, part of the log (docs/gates.md)");
+  c_policy->require_subcommand(1);
+  std::string policy_file;
+  auto* c_policy_set = c_policy->add_subcommand(
+      "set", "Make FILE (policy.toml format) the gate policy (needs --reason; admin)");
+  c_policy_set->add_option("file", policy_file, "The policy file")->required();
+  auto* c_policy_show =
+      c_policy->add_subcommand("show", "The gate policy in force: text, hash, who, when, why");
+  c_policy_show->add_option("--at", at, "As of TIME")->check(kIsoTime);
 
   auto* c_promote = app.add_subcommand("promote", "Make a version the production version");
   c_promote->add_option("type", type, "Model type")->required();
@@ -339,7 +352,11 @@ int Run(int argc, char** argv) {
   } else if (*c_history) {
     st = RunHistory(g, type, TimeOpt(since), TimeOpt(until), out);
   } else if (*c_audit) {
-    st = RunAudit(g, *TimeOpt(at), type, out);
+    st = RunAudit(g, *TimeOpt(at), type, out, audit_policy_text);
+  } else if (*c_policy_set) {
+    st = RunPolicySet(g, policy_file, out);
+  } else if (*c_policy_show) {
+    st = RunPolicyShow(g, TimeOpt(at), out, std::cerr);
   } else if (*c_promote) {
     std::optional<std::string> expect;
     if (*expect_opt) expect = expect_current == "none" ? "" : expect_current;
