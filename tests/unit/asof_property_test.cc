@@ -84,9 +84,12 @@ constexpr TimeNs kSec = 1'000'000'000LL;
 constexpr TimeNs kMin = 60 * kSec;
 constexpr TimeNs kHour = 60 * kMin;
 
-// The types the generator writes; the fourth well-known type
-// (feature_transforms) is never written: it has no production at any T.
-const std::vector<std::string> kActiveTypes = {"risk_model", "alpha_weights", "factor_definitions"};
+// The types the generator writes: three well-known ones and a name of the
+// grammar that is not well-known (it appears in audit and diff only once
+// registered). The fourth well-known type (feature_transforms) is never
+// written: it has no production at any T.
+const std::vector<std::string> kActiveTypes = {"risk_model", "alpha_weights", "factor_definitions",
+                                               "alpha_momentum"};
 
 const std::vector<std::string>& WellKnownTypes() {
   static const std::vector<std::string> types = [] {
@@ -95,6 +98,18 @@ const std::vector<std::string>& WellKnownTypes() {
     return out;
   }();
   return types;
+}
+
+// What an audit or diff as of a state lists: the well-known types, then
+// every other name with a version registered in it, sorted.
+std::vector<std::string> NamesIn(const State& s) {
+  std::vector<std::string> out = WellKnownTypes();
+  for (const auto& [type, ts] : s.types) {
+    if (ts.versions.empty()) continue;
+    if (std::find(out.begin(), out.end(), type) == out.end()) out.push_back(type);
+  }
+  std::sort(out.begin() + static_cast<std::ptrdiff_t>(WellKnownTypes().size()), out.end());
+  return out;
 }
 
 // Policies the generator switches between: metric gates, paper-trading
@@ -678,7 +693,11 @@ class AsOfRun {
         static const std::vector<std::string> bad = {"1.0.0",        "v1.0",      "v01.0.0",
                                                      "v1.0.0+build", "../v1.0.0", ""};
         RegInput in{"bad " + std::to_string(rng_()), RandomMetrics()};
-        auto r = reg_->Register(type, Pick(bad), Artifact(in.content), in.input, RandomActor());
+        static const std::vector<std::string> bad_types = {"Alpha", "a/b", "..", "-x", "risk model"};
+        const bool bad_type = Chance(0.3);
+        auto r = reg_->Register(bad_type ? Pick(bad_types) : type,
+                                bad_type ? NewVersionName(type) : Pick(bad), Artifact(in.content),
+                                in.input, RandomActor());
         Account(op, r, before, 1);
         break;
       }
@@ -729,7 +748,9 @@ class AsOfRun {
       }
       case kRollback:
       case kRollbackFail: {
-        auto r = reg_->Rollback(type, op == kRollbackFail, RandomActor());
+        // Failing the current version needs a reason (refused without).
+        auto r = reg_->Rollback(type, op == kRollbackFail,
+                                RandomActor(op == kRollbackFail && !Chance(0.05)));
         Account(op, r, before, 1);
         break;
       }
@@ -805,7 +826,7 @@ class AsOfRun {
     State now;
     reg_->Read([&](const State& s) { now = s; });
     const std::string where = "now (head #" + std::to_string(now.seq) + ")";
-    for (const std::string& type : WellKnownTypes()) {
+    for (const std::string& type : NamesIn(now)) {
       auto cur = q.Current(type);
       if (!cur) {
         report_.Mismatch("current(now)", where, ": " + cur.error().ToString());
@@ -970,7 +991,7 @@ class AsOfRun {
                        ": at " + Utc(got->at) + ", seq #" + std::to_string(got->seq) +
                            "; expected seq #" + std::to_string(ref.seq()));
     }
-    const std::vector<std::string> want_types = types.empty() ? WellKnownTypes() : types;
+    const std::vector<std::string> want_types = types.empty() ? NamesIn(ref.state()) : types;
     if (got->models.size() != want_types.size()) {
       report_.Mismatch(kind, Where(t, ref),
                        ": " + std::to_string(got->models.size()) + " types, expected " +
@@ -1064,7 +1085,8 @@ class AsOfRun {
   struct Instant {
     TimeNs at;
     Seq seq;
-    std::map<std::string, std::string> production;  // per well-known type
+    std::map<std::string, std::string> production;  // per name listed at T
+    std::vector<std::string> names;                  // NamesIn(the prefix)
   };
 
   // The events recorded in (from, to].
@@ -1090,7 +1112,7 @@ class AsOfRun {
       return;
     }
     if (got->from != from.at || got->to != to.at) report_.Mismatch("diff", where(), ": from/to");
-    const std::vector<std::string> types = WellKnownTypes();
+    const std::vector<std::string>& types = to.names;
     if (got->production.size() != types.size()) {
       report_.Mismatch("diff.production", where(),
                        ": " + std::to_string(got->production.size()) + " types, expected " +
@@ -1098,7 +1120,9 @@ class AsOfRun {
     } else {
       for (std::size_t i = 0; i < types.size(); ++i) {
         const query::DiffEntry& e = got->production[i];
-        const std::string& wf = from.production.at(types[i]);
+        // A name registered after `from` had no production then.
+        const auto f = from.production.find(types[i]);
+        const std::string wf = f == from.production.end() ? std::string() : f->second;
         const std::string& wt = to.production.at(types[i]);
         if (e.model_type != types[i] || e.from != wf || e.to != wt) {
           report_.Mismatch("diff.production", where(),
@@ -1215,9 +1239,8 @@ class AsOfRun {
     for (const TimeNs t : times) {
       ref.AdvanceTo(t);
       ++instants_checked_;
-      Instant inst{t, ref.seq(), {}};
-      for (const std::string& type : WellKnownTypes())
-        inst.production[type] = ref.ProductionOf(type);
+      Instant inst{t, ref.seq(), {}, NamesIn(ref.state())};
+      for (const std::string& type : inst.names) inst.production[type] = ref.ProductionOf(type);
 
       // The versions the events either side of T are about: their records
       // change at the boundary.
@@ -1305,7 +1328,7 @@ class AsOfRun {
     }
 
     // Now: consumers and production against the fold of the whole log.
-    for (const std::string& type : WellKnownTypes()) {
+    for (const std::string& type : NamesIn(ref.state())) {
       auto c = q.Consumers(type);
       if (!c) {
         report_.Mismatch("consumers", type, ": " + c.error().ToString());
