@@ -310,10 +310,21 @@ Result<std::string> ChooseRollbackTarget(const State& s, const std::string& type
   if (to.empty()) {
     std::string target = RollbackTarget(s, type);
     if (target.empty()) {
+      // Say what was skipped, or that nothing came before.
+      std::string skipped;
+      for (const std::string& v : RollbackChain(s.types.at(type))) {
+        if (v == current || skipped.find(" " + v + " ") != std::string::npos) continue;
+        const VersionRecord* r = s.Find(type, v);
+        if (r == nullptr) continue;
+        skipped += (skipped.empty() ? " " : ", ") + v +
+                   (r->status == ModelStatus::kFailed ? " is failed" : " has had its artifact purged");
+      }
       return Err(Status::FailedPrecondition(
-          "no earlier production version of " + type + " to roll back to from " + current +
-          " (failed and purged versions, and versions rolled away from, do not count); promote a "
-          "version explicitly with `modelreg promote`"));
+          "no earlier production version of " + type + " to roll back to from " + current + ": " +
+          (skipped.empty() ? current + " is the first production version in its rollback chain "
+                                       "(versions rolled away from do not count)"
+                           : "the earlier ones cannot be promoted (" + skipped.substr(1) + ")") +
+          "; promote a version explicitly with `modelreg promote`"));
     }
     return target;
   }

