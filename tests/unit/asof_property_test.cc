@@ -430,7 +430,7 @@ struct OpStats {
   int attempted = 0;
   int accepted = 0;          // succeeded (what it wrote is checked in Account)
   int refused = 0;           // nothing written
-  int refused_recorded = 0;  // refused with its one event (PromotionRejected, ModelFailed)
+  int refused_recorded = 0;  // refused with its one event (PromotionRejected, ModelFailed, ArtifactValidated "missing")
 };
 
 // Answers taken while the history was being written, checked at the end
@@ -627,6 +627,20 @@ class AsOfRun {
                          ": " + r.error().ToString() + "; head " + std::to_string(before) + " -> " +
                              std::to_string(after) + ", last event " + got +
                              ", expected exactly one " + want);
+      }
+      return;
+    }
+    // A missing artifact file is refused with its one ArtifactValidated
+    // ("missing") event, the version's status unchanged.
+    if (code == Code::kFailedPrecondition &&
+        r.error().message().find("is missing") != std::string::npos) {
+      ++st.refused_recorded;
+      const std::string got = after == before + 1 ? LastEventType() : "";
+      if (after != before + 1 || got != "ArtifactValidated") {
+        report_.Mismatch("head", what,
+                         ": " + r.error().ToString() + "; head " + std::to_string(before) + " -> " +
+                             std::to_string(after) + ", last event " + got +
+                             ", expected exactly one ArtifactValidated");
       }
       return;
     }

@@ -1615,6 +1615,39 @@ TEST_F(RegistryTest, ConcurrentWritersOnlyGiveUpWhenTheLogReallyKeptChanging) {
 
 // --- read-only and open ---
 
+// The names registered as of each event, from the state in memory and from
+// the versioned record rows (a read-only registry), equal the fold.
+TEST_F(RegistryTest, ModelTypesAtEveryEventMatchTheFold) {
+  // '-' sorts before '/', so "alpha-x" rows come before "alpha" rows.
+  const std::vector<std::pair<std::string, std::string>> regs = {
+      {"risk_model", "v1.0.0"}, {"alpha", "v1.0.0"},       {"alpha-x", "v1.0.0"},
+      {"alpha", "v0.9.0"},      {"zeta_9", "v2.0.0"},      {"alpha_x", "v1.0.0"},
+      {"alpha-x", "v0.1.0"},    {"risk_model", "v0.5.0"}};
+  for (const auto& [t, v] : regs) {
+    MustRegister(t, v);
+    events::ConsumerAck ack;  // a name only acknowledged is not registered
+    ack.consumer_id = "svc";
+    ASSERT_TRUE(reg_->Acknowledge("ghost", ack, actor_));
+  }
+  auto ro = Registry::Open(Options(/*read_only=*/true));
+  ASSERT_TRUE(ro) << ro.error().ToString();
+  for (Seq seq = 0; seq <= Head(); ++seq) {
+    std::vector<std::string> want;
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < regs.size() && 2 * i + 1 <= seq; ++i) seen.insert(regs[i].first);
+    want.assign(seen.begin(), seen.end());
+    auto mem = reg_->ModelTypesAt(seq);
+    ASSERT_TRUE(mem) << mem.error().ToString();
+    EXPECT_EQ(*mem, want) << "in memory, seq " << seq;
+    auto rows = (*ro)->ModelTypesAt(seq);
+    ASSERT_TRUE(rows) << rows.error().ToString();
+    EXPECT_EQ(*rows, want) << "from the rows, seq " << seq;
+  }
+  auto now = (*ro)->ModelTypesAt();
+  ASSERT_TRUE(now);
+  EXPECT_EQ(*now, (std::vector<std::string>{"alpha", "alpha-x", "alpha_x", "risk_model", "zeta_9"}));
+}
+
 TEST_F(RegistryTest, ReadOnlyRegistrySeesTheStateAsOfItsOpen) {
   MustRegister(kRisk, "v1.0.0");
   MustRegister(kRisk, "v2.0.0");
