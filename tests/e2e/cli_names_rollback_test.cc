@@ -91,7 +91,7 @@ class NamesCli : public ::testing::Test {
     return out;
   }
   std::string Production(const std::string& type) const {
-    const json j = json::parse(Mr("--json current " + type).out, nullptr, false);
+    json j = json::parse(Mr("--json current " + type).out, nullptr, false);
     return j.is_object() && j["production"].is_string() ? j["production"].get<std::string>() : "";
   }
   std::string StatusOf(const std::string& type, const std::string& version) const {
@@ -108,9 +108,9 @@ class NamesCli : public ::testing::Test {
     return std::string(buf) + frac;
   }
   static void Tick() { std::this_thread::sleep_for(std::chrono::milliseconds(20)); }
-  static std::vector<std::string> Types(const json& audit) {
+  static std::vector<std::string> Types(json audit) {
     std::vector<std::string> out;
-    for (const json& m : audit["models"]) out.push_back(m["model_type"]);
+    for (json& m : audit["models"]) out.push_back(m["model_type"]);
     return out;
   }
 
@@ -136,7 +136,7 @@ TEST_F(NamesCli, TwoAlphaStrategiesLiveAtOnce) {
 
   // audit lists the four defaults (even without versions), then every
   // registered name, sorted.
-  const json audit = Json("audit --at " + Now());
+  json audit = Json("audit --at " + Now());
   std::vector<std::string> want = kDefaults;
   want.push_back("alpha_momentum");
   want.push_back("alpha_value");
@@ -150,16 +150,16 @@ TEST_F(NamesCli, TwoAlphaStrategiesLiveAtOnce) {
   EXPECT_TRUE(Has(text, "  feature_transforms: none")) << text;
 
   // list without a type lists every name; with one, that name.
-  const json all = Json("list");
+  json all = Json("list");
   std::set<std::string> names;
-  for (const json& v : all["versions"]) names.insert(v["model_type"]);
+  for (json& v : all["versions"]) names.insert(v["model_type"]);
   EXPECT_EQ(names, (std::set<std::string>{"alpha_momentum", "alpha_value"}));
   EXPECT_EQ(all["versions"].size(), 3u);
   EXPECT_EQ(Json("list alpha_value --status production")["versions"].size(), 1u);
   EXPECT_TRUE(Has(Ok("list").out, "alpha_momentum")) << Ok("list").out;
   EXPECT_EQ(Json("history alpha_value")["history"].size(), 2u);
   EXPECT_EQ(Lines(Ok("events --type alpha_momentum").out).size(), 2u);
-  const json diff = Json("diff --from 2000-01-01 --to " + Now());
+  json diff = Json("diff --from 2000-01-01 --to " + Now());
   EXPECT_EQ(diff["production"]["alpha_value"]["to"], "v1.1.0") << diff.dump();
   Ok("verify");
 }
@@ -222,7 +222,7 @@ TEST_F(NamesCli, PolicySectionForACustomNameApplies) {
   Ok("promote alpha_value v1.0.0");
   // Its own section turns both metric gates off.
   Ok("promote credit-risk v1.0.0");
-  const json cur = Json("current credit-risk");
+  json cur = Json("current credit-risk");
   EXPECT_EQ(cur["production"], "v1.0.0");
   EXPECT_TRUE(Has(cur["promotion"]["policy"].get<std::string>(), "no gates")) << cur.dump();
   // A section that is not a valid name is an error naming its line.
@@ -250,14 +250,14 @@ TEST_F(NamesCli, AuditBeforeANameWasRegisteredDoesNotListIt) {
   std::vector<std::string> later = kDefaults;
   later.push_back("alpha_momentum");
   EXPECT_EQ(Types(Json("audit --at " + t2)), later);
-  const json listed = Json("list --at " + t1);
-  for (const json& v : listed["versions"]) {
+  json listed = Json("list --at " + t1);
+  for (json& v : listed["versions"]) {
     EXPECT_NE(v["model_type"], "alpha_momentum") << v.dump();
   }
-  const json diff = Json("diff --from " + t1 + " --to " + t2);
+  json diff = Json("diff --from " + t1 + " --to " + t2);
   EXPECT_TRUE(diff["production"]["alpha_momentum"]["from"].is_null()) << diff.dump();
   EXPECT_EQ(diff["production"]["alpha_momentum"]["to"], "v1.0.0") << diff.dump();
-  const json before = Json("diff --from 2000-01-01 --to " + t1);
+  json before = Json("diff --from 2000-01-01 --to " + t1);
   EXPECT_FALSE(before["production"].contains("alpha_momentum")) << before.dump();
   // A read-only answer computed from the rows, and after a rebuild, agree.
   const std::string replay = testing::EnvOr("MODELREG_REPLAY_BIN", "modelreg-replay");
@@ -329,7 +329,7 @@ TEST_F(RollbackCli, RollbackToAChosenVersion) {
   EXPECT_TRUE(Has(good.out, "v4.0.0 -> v1.0.0")) << good.out;
   EXPECT_EQ(Production("risk_model"), "v1.0.0");
   EXPECT_EQ(EventCount(), n + 1);
-  const json last = json::parse(Lines(Ok("--json events").out).back());
+  json last = json::parse(Lines(Ok("--json events").out).back());
   EXPECT_EQ(last["type"], "ModelRolledBack");
   EXPECT_EQ(last["payload"]["from_version"], "v4.0.0");
   EXPECT_EQ(last["payload"]["to_version"], "v1.0.0");
@@ -345,7 +345,7 @@ TEST_F(RollbackCli, DryRunPrintsThePlanAndAppendsNothing) {
   EXPECT_TRUE(Has(plan.out, "dry run: would roll back risk_model: v3.0.0 -> v2.0.0")) << plan.out;
   EXPECT_TRUE(Has(plan.out, "v3.0.0 would become failed")) << plan.out;
   EXPECT_TRUE(Has(plan.out, "nothing was written")) << plan.out;
-  const json j = Json("rollback risk_model --dry-run --to v1.0.0");
+  json j = Json("rollback risk_model --dry-run --to v1.0.0");
   EXPECT_EQ(j["dry_run"], true);
   EXPECT_EQ(j["seq"], 0);
   EXPECT_EQ(j["from"], "v3.0.0");
@@ -389,7 +389,7 @@ TEST_F(RollbackCli, MissingArtifactRefusesPromotionUntilRestored) {
   EXPECT_TRUE(Has(r.err, "is missing")) << r.err;
   EXPECT_TRUE(Has(r.err, "status is unchanged")) << r.err;
   EXPECT_EQ(EventCount(), n + 1);
-  const json last = json::parse(Lines(Ok("--json events").out).back());
+  json last = json::parse(Lines(Ok("--json events").out).back());
   EXPECT_EQ(last["type"], "ArtifactValidated");
   EXPECT_EQ(last["payload"]["ok"], false);
   EXPECT_EQ(last["payload"]["result"], "missing");
