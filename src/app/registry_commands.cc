@@ -589,14 +589,44 @@ Status RunFail(const Globals& g, const std::string& type, const std::string& ver
                   [&](Registry& reg) { return reg.Fail(type, version, force, ActorOf(g)); }, out);
 }
 
-Status RunRollback(const Globals& g, const std::string& type, bool fail_current,
+Status RunRollback(const Globals& g, const std::string& type, const RollbackCliOptions& o,
                    std::ostream& out) {
   MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
+  if (!o.to.empty()) MODELREG_RETURN_IF_ERROR(model::ValidateVersion(o.to));
+  if (o.fail_current && g.reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Status::InvalidArgument("rollback --fail needs --reason: say why the current version "
+                                   "of " + type + " failed");
+  }
   json body = ReasonBody(g);
-  body["fail_current"] = fail_current;
-  return WriteVia(g, ModelPath(type, "", "rollback"), body,
-                  [&](Registry& reg) { return reg.Rollback(type, fail_current, ActorOf(g)); },
-                  out);
+  body["fail_current"] = o.fail_current;
+  if (!o.to.empty()) body["to"] = o.to;
+  body["dry_run"] = o.dry_run;
+  auto target = WriteTarget(g);
+  if (!target) return target.error();
+  json reply;
+  if (*target) {
+    auto r = (*target)->Post(ModelPath(type, "", "rollback"), body);
+    if (!r) return r.error();
+    reply = std::move(*r);
+  } else {
+    // A dry run writes nothing, but opens the registry like a write (the
+    // state it decides on is the writer's).
+    auto reg = OpenForWrite(g, false);
+    if (!reg) return reg.error();
+    auto r = (*reg)->Rollback(type, registry::RollbackOptions{o.fail_current, o.to, o.dry_run},
+                              ActorOf(g));
+    if (!r) return r.error();
+    reply = query::RollbackJson(*r);
+  }
+  if (g.json) {
+    out << reply.dump() << '\n';
+  } else if (reply.value("dry_run", false)) {
+    out << reply.value("summary", std::string()) << '\n';
+  } else {
+    out << reply.value("summary", std::string()) << ", event #" << reply.value("seq", Seq{0})
+        << '\n';
+  }
+  return Status::OK();
 }
 
 Status RunValidate(const Globals& g, const std::string& type, const std::string& version,
@@ -612,6 +642,7 @@ Status RunValidate(const Globals& g, const std::string& type, const std::string&
     r.ok = reply->value("ok", false);
     r.detail = reply->value("detail", std::string());
     r.seq = reply->value("seq", Seq{0});
+    r.result = reply->value("result", std::string());
   } else {
     auto reg = OpenForWrite(g, false);
     if (!reg) return reg.error();
@@ -619,11 +650,19 @@ Status RunValidate(const Globals& g, const std::string& type, const std::string&
     if (!local) return local.error();
     r = *local;
   }
+  const bool missing = r.result == events::kValidationMissing;
   if (g.json) {
-    out << json{{"ok", r.ok}, {"detail", r.detail}, {"seq", r.seq}}.dump() << '\n';
+    out << query::ValidateJson(r).dump() << '\n';
   } else {
-    out << (r.ok ? "valid: " : "INVALID: ") << type << ' ' << version << ": " << Printable(r.detail)
-        << " (recorded as event #" << r.seq << ")\n";
+    out << (r.ok ? "valid: " : missing ? "MISSING: " : "INVALID: ") << type << ' ' << version
+        << ": " << Printable(r.detail) << " (recorded as event #" << r.seq << ")\n";
+  }
+  // A missing file is an operational problem (restore it), not a verdict on
+  // the model: exit 4 like the promotion it blocks, status unchanged.
+  if (missing) {
+    return Status::FailedPrecondition(type + " " + version + ": " + r.detail +
+                                      "; its status is unchanged: restore the file and validate "
+                                      "again");
   }
   if (!r.ok) return Status::Corruption(type + " " + version + " failed validation: " + r.detail);
   return Status::OK();

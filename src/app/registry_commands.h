@@ -86,7 +86,12 @@ Status RunArchive(const Globals& g, const std::string& type, const std::string& 
                   std::ostream& out);
 Status RunFail(const Globals& g, const std::string& type, const std::string& version, bool force,
                std::ostream& out);
-Status RunRollback(const Globals& g, const std::string& type, bool fail_current,
+struct RollbackCliOptions {
+  bool fail_current = false;  // --fail (needs --reason)
+  std::string to;             // --to VERSION ("" = the rollback rule)
+  bool dry_run = false;       // --dry-run
+};
+Status RunRollback(const Globals& g, const std::string& type, const RollbackCliOptions& o,
                    std::ostream& out);
 Status RunValidate(const Globals& g, const std::string& type, const std::string& version,
                    std::ostream& out);

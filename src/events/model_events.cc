@@ -199,7 +199,8 @@ nlohmann::json PayloadJson(const fb::Event& e) {
            {"expected_sha256", ToHex(FromHash32(p->expected_sha256()))},
            {"observed_sha256", ToHex(FromHash32(p->observed_sha256()))},
            {"observed_size", p->observed_size()},
-           {"detail", Str(p->detail())}};
+           {"detail", Str(p->detail())},
+           {"result", Str(p->result())}};
       break;
     }
     case fb::Payload::ArtifactPurged: {
@@ -337,7 +338,7 @@ std::string Draft(const Envelope& env, const Validation& p) {
   const fb::Hash32 observed = ToHash32(p.observed_sha256);
   auto payload = fb::CreateArtifactValidatedDirect(fbb, p.model_type.c_str(), p.version.c_str(),
                                                    p.ok, &expected, &observed, p.observed_size,
-                                                   p.detail.c_str());
+                                                   p.detail.c_str(), p.result.c_str());
   return FinishDraft(fbb, env, fb::Payload::ArtifactValidated, payload.Union());
 }
 
@@ -426,7 +427,7 @@ std::string Summary(const EventBuffer& event) {
       break;
     case fb::Payload::ArtifactValidated:
       what = std::string("validated ") + field("model_type") + " " + field("version") +
-             (flag("ok") ? " ok" : " FAILED");
+             (flag("ok") ? " ok" : field("result") == "missing" ? " MISSING" : " FAILED");
       break;
     case fb::Payload::ArtifactPurged:
       what = "purged " + field("model_type") + " " + field("version");

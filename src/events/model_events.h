@@ -92,6 +92,12 @@ struct Rollback {
   std::string reason;
 };
 
+// What a validation found (ArtifactValidated.result).
+inline constexpr char kValidationOk[] = "ok";
+inline constexpr char kValidationMismatch[] = "mismatch";
+inline constexpr char kValidationValidatorFailed[] = "validator_failed";
+inline constexpr char kValidationMissing[] = "missing";
+
 struct Validation {
   std::string model_type;
   std::string version;
@@ -100,6 +106,7 @@ struct Validation {
   Digest observed_sha256{};
   std::uint64_t observed_size = 0;
   std::string detail;
+  std::string result;  // kValidation*; "" = not recorded (older events)
 };
 
 struct Purge {

@@ -210,11 +210,18 @@ Result<Policy> ParsePolicy(const std::string& text, const std::string& source) {
       }
       continue;
     }
+    // Any valid model name is a section, registered yet or not (a policy
+    // may be written before the first registration of its model): a
+    // misspelt name is a section nobody uses, not an error.
     const toml::table* t = node.as_table();
-    if (t == nullptr || !model::ValidateModelType(name).ok()) {
-      return Err(Status::InvalidArgument(
-          where + ": '" + name + "' is neither [default] nor a model type table (" +
-          model::ValidateModelType(name).message() + ")"));
+    if (t == nullptr) {
+      return Err(Status::InvalidArgument(where + ": '" + name +
+                                         "' must be a table ([default] or [MODEL_NAME])"));
+    }
+    if (Status st = model::ValidateModelType(name); !st.ok()) {
+      return Err(Status::InvalidArgument(where + ": '" + name +
+                                         "' is neither [default] nor a model name section (" +
+                                         st.message() + ")"));
     }
     TypePolicy tp = p.defaults;
     MODELREG_RETURN_IF_ERROR(ApplyTable(*t, source, tp));

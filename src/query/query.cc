@@ -50,6 +50,18 @@ Result<std::optional<Evidence>> Query::EvidenceFor(const PromotionRecord& p) con
   return std::optional<Evidence>(std::move(e));
 }
 
+Result<std::vector<std::string>> Query::NamesAt(const Pinned& pin) const {
+  std::vector<std::string> names;
+  for (std::string_view t : model::kModelTypes) names.emplace_back(t);
+  if (pin.seq == 0) return names;
+  auto registered = reg_.ModelTypesAt(pin.seq);
+  if (!registered) return Err(registered.error());
+  for (std::string& t : *registered) {
+    if (!model::IsWellKnownType(t)) names.push_back(std::move(t));
+  }
+  return names;
+}
+
 Result<Production> Query::Current(const std::string& type, std::optional<TimeNs> at) const {
   if (!at) return ProductionAt(type, Pinned{UINT64_MAX, INT64_MAX});
   auto pin = Pin(*at);
@@ -158,7 +170,9 @@ Result<AuditResult> Query::Audit(TimeNs at, const std::vector<std::string>& type
   out.seq = pin->seq;
   std::vector<std::string> names = types;
   if (names.empty()) {
-    for (std::string_view t : model::kModelTypes) names.emplace_back(t);
+    auto all = NamesAt(*pin);
+    if (!all) return Err(all.error());
+    names = std::move(*all);
   }
   for (const std::string& t : names) {
     auto p = ProductionAt(t, *pin);
@@ -199,8 +213,9 @@ Result<DiffResult> Query::Diff(TimeNs from, TimeNs to) const {
   if (!pin_from) return Err(pin_from.error());
   auto pin_to = Pin(to);
   if (!pin_to) return Err(pin_to.error());
-  for (std::string_view t : model::kModelTypes) {
-    const std::string type(t);
+  auto names = NamesAt(*pin_to);
+  if (!names) return Err(names.error());
+  for (const std::string& type : *names) {
     auto a = ProductionAt(type, *pin_from);
     if (!a) return Err(a.error());
     auto b = ProductionAt(type, *pin_to);

@@ -144,7 +144,8 @@ class Query {
   // Promotions and rollbacks of `type` recorded in [since, until].
   Result<HistoryResult> History(const std::string& type, std::optional<TimeNs> since = {},
                                 std::optional<TimeNs> until = {}) const;
-  // `types` empty: the well-known types (model::kModelTypes).
+  // `types` empty: the well-known types (model::kModelTypes, always) and
+  // then, sorted, every other name registered at or before `at`.
   Result<AuditResult> Audit(TimeNs at, const std::vector<std::string>& types = {}) const;
   Result<DiffResult> Diff(TimeNs from, TimeNs to) const;
   // Events from sequence `from` on that pass `filter`, at most `limit`
@@ -172,6 +173,9 @@ class Query {
   };
   Result<Pinned> Pin(TimeNs at) const;
   Result<Production> ProductionAt(const std::string& type, const Pinned& pin) const;
+  // The well-known types, then every other name registered in events
+  // 1..pin.seq (sorted).
+  Result<std::vector<std::string>> NamesAt(const Pinned& pin) const;
   Result<std::optional<Evidence>> EvidenceFor(const PromotionRecord& p) const;
   const registry::Registry& reg_;
 };

@@ -156,4 +156,18 @@ json HeadJson(const HeadResult& h) {
   return json{{"seq", h.seq}, {"at", TimeJson(h.at)}, {"hash", ToHex(h.hash)}};
 }
 
+json RollbackJson(const registry::RollbackResult& r) {
+  return json{{"seq", r.seq},
+              {"summary", r.summary},
+              {"model_type", r.model_type},
+              {"from", r.from},
+              {"to", r.to},
+              {"current_becomes", r.fail_current ? "failed" : "archived"},
+              {"dry_run", r.dry_run}};
+}
+
+json ValidateJson(const registry::ValidateResult& r) {
+  return json{{"ok", r.ok}, {"detail", r.detail}, {"seq", r.seq}, {"result", r.result}};
+}
+
 }  // namespace modelreg::query

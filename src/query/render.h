@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "query/query.h"
+#include "registry/registry.h"
 
 namespace modelreg::query {
 
@@ -46,5 +47,12 @@ nlohmann::json ConsumersJson(const ConsumersResult& c, TimeNs now);
 double BehindSeconds(const ConsumersResult& c, const ConsumerRecord& r, TimeNs now);
 // {"seq", "at", "hash"}
 nlohmann::json HeadJson(const HeadResult& h);
+
+// Replies of two writes, the same from `modelreg --json` and the API.
+// {"seq" (0 for a dry run), "summary", "model_type", "from", "to",
+//  "current_becomes" ("archived" | "failed"), "dry_run"}
+nlohmann::json RollbackJson(const registry::RollbackResult& r);
+// {"ok", "detail", "seq", "result" ("ok" | "mismatch" | "validator_failed" | "missing")}
+nlohmann::json ValidateJson(const registry::ValidateResult& r);
 
 }  // namespace modelreg::query

@@ -27,6 +27,7 @@
 #include "common/sha256.h"
 #include "common/status.h"
 #include "common/utf8.h"
+#include "events/model_events.h"
 #include "log/envelope.h"
 #include "log/event_store.h"
 #include "policy/policy.h"
@@ -142,11 +143,18 @@ struct ArtifactCheck {
   std::string detail;  // why not, with the validator's output tail
   Digest observed_sha256{};
   std::uint64_t observed_size = 0;
+  // events::kValidationOk, kValidationMismatch, kValidationValidatorFailed
+  // or kValidationMissing.
+  std::string result;
+  // No file at all: an operational problem (an import, a partial restore),
+  // not a verdict on the model. Its status is left alone.
+  bool missing() const { return result == events::kValidationMissing; }
 };
 
 // Re-hashes `rec`'s artifact and runs the policy's validator on it. Errors
 // only if the file cannot be read for a reason other than its absence, or
 // the validator cannot start or times out (then nothing is to be recorded).
+// A missing file is not an error: result "missing", no validator run.
 Result<ArtifactCheck> CheckArtifact(const artifacts::ArtifactStore& artifacts,
                                     const VersionRecord& rec, const policy::TypePolicy& tp);
 

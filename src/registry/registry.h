@@ -41,6 +41,10 @@ class Query;
 
 namespace modelreg::registry {
 
+namespace internal {
+struct ArtifactCheck;
+}
+
 using projection::ModelStatus;
 using projection::State;
 using projection::VersionRecord;
@@ -90,10 +94,26 @@ struct WriteResult {
   std::string summary;  // one line: what happened
 };
 
+// rollback TYPE [--to VERSION] [--fail] [--dry-run] (docs/lifecycle.md).
+struct RollbackOptions {
+  bool fail_current = false;  // the current version becomes failed (needs a reason)
+  std::string to;             // "" = the rollback rule's choice (RollbackTarget)
+  bool dry_run = false;       // decide and check, write nothing
+};
+
+struct RollbackResult : WriteResult {  // seq 0 for a dry run
+  std::string model_type;
+  std::string from;  // the production version rolled away from
+  std::string to;    // the version that becomes production
+  bool fail_current = false;
+  bool dry_run = false;
+};
+
 struct ValidateResult {
   bool ok = false;
   std::string detail;
   Seq seq = 0;
+  std::string result;  // events::kValidation*: ok, mismatch, validator_failed, missing
 };
 
 struct SetPolicyResult {
@@ -144,10 +164,21 @@ class Registry {
                               const Actor& actor);
   Result<WriteResult> Fail(const std::string& type, const std::string& version, bool force,
                            const Actor& actor);
-  // Re-checks the target's artifact (hash + validator) first, like Promote.
-  Result<WriteResult> Rollback(const std::string& type, bool fail_current, const Actor& actor);
+  // Rollback to the version RollbackTarget picks, or to options.to (which
+  // must have been production before and still be promotable). Re-checks
+  // the target's artifact (hash + validator) first, like Promote: content
+  // that differs marks it failed (Corruption); a missing file is recorded
+  // (ArtifactValidated "missing") and refused (FailedPrecondition), status
+  // unchanged. fail_current needs actor.reason. A dry run decides the same
+  // way, re-hashes the target's artifact (no validator) and writes nothing.
+  Result<RollbackResult> Rollback(const std::string& type, const RollbackOptions& options,
+                                  const Actor& actor);
+  Result<RollbackResult> Rollback(const std::string& type, bool fail_current, const Actor& actor) {
+    return Rollback(type, RollbackOptions{fail_current, "", false}, actor);
+  }
   // Re-hashes the artifact, runs the policy's validator command if any, and
-  // records the result (ArtifactValidated); status does not change.
+  // records the result (ArtifactValidated); status does not change, also
+  // when the file is missing (result "missing").
   Result<ValidateResult> Validate(const std::string& type, const std::string& version,
                                   const Actor& actor);
 
@@ -202,6 +233,13 @@ class Registry {
   // seek (show --at).
   Result<std::optional<VersionRecord>> VersionAt(const std::string& type,
                                                  const std::string& version, TimeNs t) const;
+
+  // The model names with a version registered at or before event `seq`
+  // (nullopt = now), sorted: every name ever registered, as of then. The
+  // well-known types (model::kModelTypes) are not added: the query layer
+  // does that. From the state in memory, else one seek per name (and per
+  // version registered after `seq`) in the versioned record rows.
+  Result<std::vector<std::string>> ModelTypesAt(std::optional<Seq> seq = std::nullopt) const;
 
   // The production version of `type` at time `t`, how it got there and its
   // record, in O(log n) through the temporal index rows (audit/current --at).
@@ -331,6 +369,10 @@ class Registry {
 
   // Records that a version failed its pre-activation check.
   Status MarkFailed(const VersionRecord& rec, const std::string& why, const Actor& actor);
+  // Records that a version's artifact file is missing (ArtifactValidated,
+  // result "missing"; status unchanged) and returns the refusal of `what`.
+  Status RefuseMissing(const VersionRecord& rec, const internal::ArtifactCheck& check,
+                       const std::string& what, const Actor& actor);
 
   std::string root_;
   std::unique_ptr<EventStore> store_;
@@ -380,5 +422,17 @@ class Registry {
 
 // Versions of a type in semantic-version order.
 std::vector<const VersionRecord*> SortedVersions(const projection::TypeState& ts);
+
+// The rollback rule (docs/lifecycle.md). The rollback chain of a type is
+// its production history with rollbacks undone: a promotion pushes its
+// version; a rollback pops the version it rolled away from and then cuts
+// the chain back to the last occurrence of its target (or pushes the
+// target if it is not in the chain). It depends only on the history rows,
+// so old ModelRolledBack events keep their meaning.
+std::vector<std::string> RollbackChain(const projection::TypeState& ts);
+// What `rollback TYPE` restores: walking the chain from its top, the first
+// version that is not the current production version and is neither
+// failed nor purged. "" when there is none (or no production version).
+std::string RollbackTarget(const State& s, const std::string& type);
 
 }  // namespace modelreg::registry

@@ -194,10 +194,11 @@ TEST_F(Cli, EmergencyRollback) {
   ASSERT_EQ(hist.size(), 3u);
   EXPECT_EQ(hist[2]["kind"], "rollback");
   EXPECT_EQ(hist[2]["actor"], "carol");
-  // Rolling back again would restore a failed version: refused.
+  // Nothing earlier than v1.0.0 (v2.0.0 is failed, and was rolled away
+  // from): refused.
   RunResult again = Mr("rollback alpha_weights");
   EXPECT_EQ(again.rc, 4);
-  EXPECT_NE(again.err.find("is failed"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("no earlier production version"), std::string::npos) << again.err;
 }
 
 // The spec's Example 3: comparing versions by Sharpe.
@@ -318,9 +319,13 @@ TEST_F(Cli, ValidateDetectsATamperedArtifact) {
   EXPECT_EQ(last["type"], "ArtifactValidated");
   EXPECT_EQ(last["payload"]["ok"], false);
   fs::remove(file);
+  // A missing file is an operational problem, not a verdict: exit 4, recorded.
   RunResult missing = Mr("validate risk_model v1.0.0");
-  EXPECT_EQ(missing.rc, 5);
-  EXPECT_NE(missing.err.find("does not exist"), std::string::npos) << missing.err;
+  EXPECT_EQ(missing.rc, 4) << missing.err;
+  EXPECT_NE(missing.out.find("MISSING: risk_model v1.0.0"), std::string::npos) << missing.out;
+  EXPECT_NE(missing.err.find("is missing"), std::string::npos) << missing.err;
+  json gone = json::parse(Lines(Ok("--json events").out).back());
+  EXPECT_EQ(gone["payload"]["result"], "missing");
 }
 
 TEST_F(Cli, IllegalTransitionsChangeNothing) {
@@ -337,7 +342,7 @@ TEST_F(Cli, IllegalTransitionsChangeNothing) {
            {"archive risk_model v1.0.0", 4, "is in production"},
            {"fail risk_model v1.0.0 --reason bad", 4, "rollback risk_model --fail"},
            {"fail risk_model v1.0.0", 2, "needs --reason"},
-           {"rollback risk_model", 4, "nothing to roll back to"},
+           {"rollback risk_model", 4, "no earlier production version"},
            {"promote risk_model v9.9.9", 3, "is not registered"},
            {"promote risk_model v1.0.0 --expect-current none", 4, "--expect-current"},
            {"rollback factor_definitions", 4, "no production version"},
@@ -415,9 +420,9 @@ TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
     std::string message;
   };
   for (const Case& c : std::vector<Case>{
-           {"register risk_modle " + art + " --version v2.0.0", 2, "valid types: risk_model"},
-           {"register ../x " + art + " --version v2.0.0", 2, "unknown model type"},
-           {"register / " + art + " --version v2.0.0", 2, "unknown model type"},
+           {"register Risk_Model " + art + " --version v2.0.0", 2, "invalid model name"},
+           {"register ../x " + art + " --version v2.0.0", 2, "starting with a letter"},
+           {"register / " + art + " --version v2.0.0", 2, "invalid model name"},
            {"register risk_model " + art + " --version ../v2", 2, "is not a version"},
            {"register risk_model " + art + " --version v2.0.0/..", 2, "is not a version"},
            {"register risk_model " + art + " --version 2.0.0", 2, "is not a version"},
@@ -886,6 +891,15 @@ TEST_F(Cli, BadPolicyTomlIsNotAdopted) {
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("policy.toml:3:"), std::string::npos) << r.err;
   EXPECT_EQ(EventCount(), 1u) << "only the registration";
+  EXPECT_NE(r.err.find("sharpe"), std::string::npos) << r.err;
+  WritePolicy("[default\n");
+  RunResult syntax = Mr("promote risk_model v1.0.0");
+  EXPECT_EQ(syntax.rc, 2);
+  EXPECT_NE(syntax.err.find("policy.toml:1:"), std::string::npos) << syntax.err;
+  WritePolicy("[Risk_Model]\nic = \"> 0.1\"\n");
+  RunResult unknown = Mr("promote risk_model v1.0.0");
+  EXPECT_EQ(unknown.rc, 2);
+  EXPECT_NE(unknown.err.find("model name section"), std::string::npos) << unknown.err;
   EXPECT_EQ(json::parse(Ok("--json show risk_model v1.0.0").out)["status"], "staged");
 }
 

@@ -501,7 +501,12 @@ TEST_F(HttpApi, BadRequestsGetClearErrorsAndChangeNothing) {
   };
   const std::string big(70 * 1024, 'x');
   for (const Case& c : std::vector<Case>{
-           {"GET", "/api/v1/models/risk_modle", "", 400},
+           {"GET", "/api/v1/models/Risk_Model", "", 400},
+           {"GET", "/api/v1/models/-x/current", "", 400},
+           {"GET", "/api/v1/models/a.b/v1.0.0", "", 400},
+           {"GET", "/api/v1/models/%2E%2E/history", "", 400},
+           {"GET", "/api/v1/audit?at=2030-01-01T00:00:00Z&type=Alpha", "", 400},
+           {"POST", "/api/v1/models/Alpha/rollback", "{}", 400},
            {"GET", "/api/v1/models/risk_model/v1.0", "", 400},
            {"GET", "/api/v1/models/risk_model/..%2F..%2Fetc/artifact", "", 404},
            {"GET", "/api/v1/models/risk_model/%2E%2E/artifact", "", 400},
@@ -551,6 +556,64 @@ TEST_F(HttpApi, BadRequestsGetClearErrorsAndChangeNothing) {
   EXPECT_FALSE(fs::exists(root_ + "/artifacts/risk_model/v2.1.0"));
   // Nothing left in the upload area.
   for (const auto& e : fs::directory_iterator(root_ + "/uploads")) ADD_FAILURE() << e.path();
+}
+
+// Issue 16 through the API: any name of the grammar in paths, list and
+// audit; bad names refused with the grammar; rollback's `to` and `dry_run`.
+TEST_F(HttpApi, AnyModelNameAndRollbackOptions) {
+  MustUpload("alpha_momentum", "v1.0.0");
+  for (const char* v : {"v1.0.0", "v1.1.0", "v1.2.0"}) {
+    MustUpload("alpha_value", v);
+    ASSERT_EQ(PostJson(std::string("/api/v1/models/alpha_value/") + v + "/promote", json::object(),
+                       Write())->status, 200);
+  }
+  ASSERT_EQ(PostJson("/api/v1/models/alpha_momentum/v1.0.0/promote", json::object(), Write())->status,
+            200);
+  EXPECT_EQ(Body(client_->Get("/api/v1/models/alpha_momentum/current", Read()))["production"],
+            "v1.0.0");
+  EXPECT_EQ(Body(client_->Get("/api/v1/models/alpha_value", Read()))["versions"].size(), 3u);
+  const json all = Body(client_->Get("/api/v1/models", Read()));
+  EXPECT_TRUE(all["model_type"].is_null());
+  EXPECT_EQ(all["versions"].size(), 4u);
+  const json audit = Body(client_->Get("/api/v1/audit?at=2100-01-01T00:00:00Z", Read()));
+  std::vector<std::string> types;
+  for (const json& m : audit["models"]) types.push_back(m["model_type"]);
+  EXPECT_EQ(types, (std::vector<std::string>{"risk_model", "alpha_weights", "factor_definitions",
+                                             "feature_transforms", "alpha_momentum", "alpha_value"}));
+  EXPECT_EQ(audit["models"][5]["production"], "v1.2.0");
+  const json before = Body(client_->Get("/api/v1/audit?at=2000-01-01T00:00:00Z", Read()));
+  EXPECT_EQ(before["models"].size(), 4u) << "no name was registered by then";
+
+  const Seq head = modelreg::query::Query(*reg_).Head()->seq;
+  auto bad_name = client_->Get("/api/v1/models/Alpha", Read());
+  EXPECT_EQ(bad_name->status, 400);
+  EXPECT_NE(bad_name->body.find("starting with a letter"), std::string::npos) << bad_name->body;
+  EXPECT_EQ(Upload("alpha-", "v1.0.0", "x")->status, 201) << "a valid name";
+  EXPECT_EQ(Upload("Alpha", "v1.0.0", "x")->status, 400);
+  EXPECT_EQ(Upload(std::string(65, 'a'), "v1.0.0", "x")->status, 400);
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, head + 1);
+
+  const std::string rb = "/api/v1/models/alpha_value/rollback";
+  const Seq before_rb = modelreg::query::Query(*reg_).Head()->seq;
+  auto dry = PostJson(rb, {{"dry_run", true}}, Write());
+  ASSERT_EQ(dry->status, 200) << dry->body;
+  EXPECT_EQ(Body(dry)["dry_run"], true);
+  EXPECT_EQ(Body(dry)["from"], "v1.2.0");
+  EXPECT_EQ(Body(dry)["to"], "v1.1.0");
+  EXPECT_EQ(Body(dry)["seq"], 0);
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, before_rb);
+  EXPECT_EQ(PostJson(rb, {{"fail_current", true}}, Write())->status, 400) << "no reason";
+  EXPECT_EQ(PostJson(rb, {{"to", "v9.9.9"}}, Write())->status, 404);
+  EXPECT_EQ(PostJson(rb, {{"to", 5}}, Write())->status, 400);
+  EXPECT_EQ(PostJson(rb, {{"dry_run", "yes"}}, Write())->status, 400);
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, before_rb);
+  auto to = PostJson(rb, {{"to", "v1.0.0"}, {"reason", "back to basics"}}, Write());
+  ASSERT_EQ(to->status, 200) << to->body;
+  EXPECT_EQ(Body(to)["to"], "v1.0.0");
+  EXPECT_EQ(Body(to)["seq"], before_rb + 1);
+  EXPECT_EQ(Body(client_->Get("/api/v1/models/alpha_value/current", Read()))["production"], "v1.0.0");
+  // Nothing earlier than v1.0.0 now: 409.
+  EXPECT_EQ(PostJson(rb, json::object(), Write())->status, 409);
 }
 
 TEST_F(HttpApi, OversizedUploadIsRefusedWith413) {

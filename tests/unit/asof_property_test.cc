@@ -86,9 +86,12 @@ constexpr TimeNs kSec = 1'000'000'000LL;
 constexpr TimeNs kMin = 60 * kSec;
 constexpr TimeNs kHour = 60 * kMin;
 
-// The types the generator writes; the fourth well-known type
-// (feature_transforms) is never written: it has no production at any T.
-const std::vector<std::string> kActiveTypes = {"risk_model", "alpha_weights", "factor_definitions"};
+// The types the generator writes: three well-known ones and a name of the
+// grammar that is not well-known (it appears in audit and diff only once
+// registered). The fourth well-known type (feature_transforms) is never
+// written: it has no production at any T.
+const std::vector<std::string> kActiveTypes = {"risk_model", "alpha_weights", "factor_definitions",
+                                               "alpha_momentum"};
 
 const std::vector<std::string>& WellKnownTypes() {
   static const std::vector<std::string> types = [] {
@@ -97,6 +100,18 @@ const std::vector<std::string>& WellKnownTypes() {
     return out;
   }();
   return types;
+}
+
+// What an audit or diff as of a state lists: the well-known types, then
+// every other name with a version registered in it, sorted.
+std::vector<std::string> NamesIn(const State& s) {
+  std::vector<std::string> out = WellKnownTypes();
+  for (const auto& [type, ts] : s.types) {
+    if (ts.versions.empty()) continue;
+    if (std::find(out.begin(), out.end(), type) == out.end()) out.push_back(type);
+  }
+  std::sort(out.begin() + static_cast<std::ptrdiff_t>(WellKnownTypes().size()), out.end());
+  return out;
 }
 
 // Policies the generator switches between: metric gates, paper-trading
@@ -432,7 +447,7 @@ struct OpStats {
   int attempted = 0;
   int accepted = 0;          // succeeded (what it wrote is checked in Account)
   int refused = 0;           // nothing written
-  int refused_recorded = 0;  // refused with its one event (PromotionRejected, ModelFailed)
+  int refused_recorded = 0;  // refused with its one event (PromotionRejected, ModelFailed, ArtifactValidated "missing")
 };
 
 // Answers taken while the history was being written, checked at the end
@@ -635,6 +650,20 @@ class AsOfRun {
       }
       return;
     }
+    // A missing artifact file is refused with its one ArtifactValidated
+    // ("missing") event, the version's status unchanged.
+    if (code == Code::kFailedPrecondition &&
+        r.error().message().find("is missing") != std::string::npos) {
+      ++st.refused_recorded;
+      const std::string got = after == before + 1 ? LastEventType() : "";
+      if (after != before + 1 || got != "ArtifactValidated") {
+        report_.Mismatch("head", what,
+                         ": " + r.error().ToString() + "; head " + std::to_string(before) + " -> " +
+                             std::to_string(after) + ", last event " + got +
+                             ", expected exactly one ArtifactValidated");
+      }
+      return;
+    }
     ++st.refused;
     if (after != before) {
       report_.Mismatch("head", what,
@@ -698,7 +727,11 @@ class AsOfRun {
         static const std::vector<std::string> bad = {"1.0.0",        "v1.0",      "v01.0.0",
                                                      "v1.0.0+build", "../v1.0.0", ""};
         RegInput in{"bad " + std::to_string(rng_()), RandomMetrics()};
-        auto r = reg_->Register(type, Pick(bad), Artifact(in.content), in.input, RandomActor());
+        static const std::vector<std::string> bad_types = {"Alpha", "a/b", "..", "-x", "risk model"};
+        const bool bad_type = Chance(0.3);
+        auto r = reg_->Register(bad_type ? Pick(bad_types) : type,
+                                bad_type ? NewVersionName(type) : Pick(bad), Artifact(in.content),
+                                in.input, RandomActor());
         Account(op, r, before, 1);
         break;
       }
@@ -749,7 +782,9 @@ class AsOfRun {
       }
       case kRollback:
       case kRollbackFail: {
-        auto r = reg_->Rollback(type, op == kRollbackFail, RandomActor());
+        // Failing the current version needs a reason (refused without).
+        auto r = reg_->Rollback(type, op == kRollbackFail,
+                                RandomActor(op == kRollbackFail && !Chance(0.05)));
         Account(op, r, before, 1);
         break;
       }
@@ -825,7 +860,7 @@ class AsOfRun {
     State now;
     reg_->Read([&](const State& s) { now = s; });
     const std::string where = "now (head #" + std::to_string(now.seq) + ")";
-    for (const std::string& type : WellKnownTypes()) {
+    for (const std::string& type : NamesIn(now)) {
       auto cur = q.Current(type);
       if (!cur) {
         report_.Mismatch("current(now)", where, ": " + cur.error().ToString());
@@ -994,7 +1029,7 @@ class AsOfRun {
                        ": at " + Utc(got->at) + ", seq #" + std::to_string(got->seq) +
                            "; expected seq #" + std::to_string(ref.seq()));
     }
-    const std::vector<std::string> want_types = types.empty() ? WellKnownTypes() : types;
+    const std::vector<std::string> want_types = types.empty() ? NamesIn(ref.state()) : types;
     if (got->models.size() != want_types.size()) {
       report_.Mismatch(kind, Where(t, ref),
                        ": " + std::to_string(got->models.size()) + " types, expected " +
@@ -1111,7 +1146,8 @@ class AsOfRun {
   struct Instant {
     TimeNs at;
     Seq seq;
-    std::map<std::string, std::string> production;  // per well-known type
+    std::map<std::string, std::string> production;  // per name listed at T
+    std::vector<std::string> names;                  // NamesIn(the prefix)
   };
 
   // The events recorded in (from, to].
@@ -1137,7 +1173,7 @@ class AsOfRun {
       return;
     }
     if (got->from != from.at || got->to != to.at) report_.Mismatch("diff", where(), ": from/to");
-    const std::vector<std::string> types = WellKnownTypes();
+    const std::vector<std::string>& types = to.names;
     if (got->production.size() != types.size()) {
       report_.Mismatch("diff.production", where(),
                        ": " + std::to_string(got->production.size()) + " types, expected " +
@@ -1145,7 +1181,9 @@ class AsOfRun {
     } else {
       for (std::size_t i = 0; i < types.size(); ++i) {
         const query::DiffEntry& e = got->production[i];
-        const std::string& wf = from.production.at(types[i]);
+        // A name registered after `from` had no production then.
+        const auto f = from.production.find(types[i]);
+        const std::string wf = f == from.production.end() ? std::string() : f->second;
         const std::string& wt = to.production.at(types[i]);
         if (e.model_type != types[i] || e.from != wf || e.to != wt) {
           report_.Mismatch("diff.production", where(),
@@ -1262,9 +1300,8 @@ class AsOfRun {
     for (const TimeNs t : times) {
       ref.AdvanceTo(t);
       ++instants_checked_;
-      Instant inst{t, ref.seq(), {}};
-      for (const std::string& type : WellKnownTypes())
-        inst.production[type] = ref.ProductionOf(type);
+      Instant inst{t, ref.seq(), {}, NamesIn(ref.state())};
+      for (const std::string& type : inst.names) inst.production[type] = ref.ProductionOf(type);
 
       // The versions the events either side of T are about: their records
       // change at the boundary.
@@ -1364,7 +1401,7 @@ class AsOfRun {
     }
 
     // Now: consumers and production against the fold of the whole log.
-    for (const std::string& type : WellKnownTypes()) {
+    for (const std::string& type : NamesIn(ref.state())) {
       auto c = q.Consumers(type);
       if (!c) {
         report_.Mismatch("consumers", type, ": " + c.error().ToString());

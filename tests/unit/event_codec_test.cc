@@ -127,13 +127,24 @@ TEST(EventCodec, OtherPayloadsRoundTrip) {
   EXPECT_EQ(rb["current_failed"], true);
   const Digest want = Sha256::Of("a");
   const Digest got = Sha256::Of("b");
-  auto v = RoundTrip(
-      events::Draft(kEnv, events::Validation{"risk_model", "v2", false, want, got, 17, "bad"}),
-      fb::Payload::ArtifactValidated);
+  auto v = RoundTrip(events::Draft(kEnv, events::Validation{"risk_model", "v2", false, want, got,
+                                                             17, "bad", "mismatch"}),
+                     fb::Payload::ArtifactValidated);
   EXPECT_EQ(v["ok"], false);
   EXPECT_EQ(v["expected_sha256"], ToHex(want));
   EXPECT_EQ(v["observed_sha256"], ToHex(got));
   EXPECT_EQ(v["observed_size"], 17);
+  EXPECT_EQ(v["result"], "mismatch");
+  // Written before the field existed (nothing recorded): "".
+  auto old = RoundTrip(
+      events::Draft(kEnv, events::Validation{"risk_model", "v2", true, want, want, 1, "", ""}),
+      fb::Payload::ArtifactValidated);
+  EXPECT_EQ(old["result"], "");
+  auto missing = EventBuffer::Parse(events::Draft(
+      kEnv, events::Validation{"risk_model", "v2", false, want, {}, 0, "gone", "missing"}));
+  ASSERT_TRUE(missing);
+  EXPECT_NE(events::Summary(*missing).find("validated risk_model v2 MISSING"), std::string::npos)
+      << events::Summary(*missing);
   auto pu = RoundTrip(events::Draft(kEnv, events::Purge{"risk_model", "v1", 4096, "gc"}),
                       fb::Payload::ArtifactPurged);
   EXPECT_EQ(pu["bytes_freed"], 4096);

@@ -460,12 +460,30 @@ TEST(ParsePolicyErrors, TomlSyntaxError) {
   ExpectPolicyError("[default\nic = \"> 0.02\"\n", 1);
 }
 
-TEST(ParsePolicyErrors, UnknownTableIsNotAModelType) {
-  ExpectPolicyError("[default]\nic = \"> 0.02\"\n\n[risk_modle]\nsharpe = \"> 0.8\"\n", 4,
-                    "risk_modle");
-  ExpectPolicyError("[Risk_Model]\n", 1, "Risk_Model");
-  // A top-level key outside any table is not a type table either.
+TEST(ParsePolicyErrors, SectionThatIsNotAValidModelName) {
+  ExpectPolicyError("[default]\nic = \"> 0.02\"\n\n[Risk_Model]\nsharpe = \"> 0.8\"\n", 4,
+                    "Risk_Model");
+  ExpectPolicyError("[alpha-]\n[\"a.b\"]\n", 2, "a.b");
+  ExpectPolicyError("[\"-x\"]\n", 1, "lowercase letters a-z");
+  // A top-level key outside any table is not a section either.
   ExpectPolicyError("ic = \"> 0.02\"\n", 1, "ic");
+}
+
+TEST(ParsePolicy, AnyValidModelNameIsASection) {
+  // Registered or not: a policy may be written before the first
+  // registration, so a section for a name nobody uses is no error.
+  auto p = policy::ParsePolicy(
+      "[default]\nsharpe = \"> 0.5\"\n[alpha_momentum]\nsharpe = \"> 1.5\"\n"
+      "[credit-risk-2]\nic = \"off\"\n[risk_modle]\nic = \"> 0.1\"\n",
+      "policy.toml");
+  ASSERT_TRUE(p) << p.error().ToString();
+  EXPECT_TRUE(Contains(p->For("alpha_momentum").Describe(), "sharpe > 1.5"))
+      << p->For("alpha_momentum").Describe();
+  EXPECT_FALSE(Contains(p->For("credit-risk-2").Describe(), "ic "))
+      << p->For("credit-risk-2").Describe();
+  // Any other name falls back to [default].
+  EXPECT_TRUE(Contains(p->For("alpha_value").Describe(), "sharpe > 0.5"))
+      << p->For("alpha_value").Describe();
 }
 
 TEST(ParsePolicyErrors, DefaultThatIsNotATable) {
@@ -1212,7 +1230,43 @@ TEST_F(GatesRegistryTest, TamperingIsCaughtBeforeGatesEvenWithOverride) {
   EXPECT_EQ(LastType(), "ModelFailed");
 }
 
-TEST_F(GatesRegistryTest, RollbackToADeletedArtifactFailsTheTargetAndKeepsProduction) {
+// A missing file is an operational problem (an import, a partial restore),
+// not a verdict on the model: recorded, refused, status unchanged; once the
+// file is back the version is promotable.
+TEST_F(GatesRegistryTest, MissingArtifactRefusesPromotionAndKeepsTheStatus) {
+  WritePolicy(kSpecPolicy);
+  Open();
+  MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+  clock_.Set(kT0 + 25 * kHour);  // every gate would pass
+  const std::string path = ArtifactPath("v1.0.0");
+  const std::string saved = path + ".saved";
+  fs::copy_file(path, saved);
+  ASSERT_TRUE(fs::remove(path));
+  for (bool override_gates : {false, true}) {
+    const Seq before = Head();
+    auto r = Promote("v1.0.0", override_gates);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), Code::kFailedPrecondition) << r.error().ToString();
+    EXPECT_TRUE(Contains(r.error().message(), "missing")) << r.error().message();
+    EXPECT_TRUE(Contains(r.error().message(), "status is unchanged")) << r.error().message();
+    EXPECT_EQ(Head(), before + 1) << "exactly one event";
+    EXPECT_EQ(LastType(), "ArtifactValidated");
+    EXPECT_EQ(LastJson()["payload"]["result"], "missing") << LastJson().dump();
+    EXPECT_EQ(LastJson()["payload"]["ok"], false);
+    EXPECT_EQ(Rec("v1.0.0").status, ModelStatus::kStaged);
+    EXPECT_EQ(Production(), "");
+  }
+  fs::rename(saved, path);
+  auto valid = reg_->Validate(kRisk, "v1.0.0", actor_);
+  ASSERT_TRUE(valid) << valid.error().ToString();
+  EXPECT_TRUE(valid->ok);
+  EXPECT_EQ(LastJson()["payload"]["result"], "ok");
+  auto promoted = Promote("v1.0.0");
+  ASSERT_TRUE(promoted) << promoted.error().ToString();
+  EXPECT_EQ(Production(), "v1.0.0");
+}
+
+TEST_F(GatesRegistryTest, RollbackToAMissingArtifactIsRefusedAndKeepsProduction) {
   WritePolicy(kSpecPolicy);
   Open();
   MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
@@ -1226,7 +1280,46 @@ TEST_F(GatesRegistryTest, RollbackToADeletedArtifactFailsTheTargetAndKeepsProduc
   ASSERT_EQ(Production(), "v1.1.0");
   ASSERT_EQ(Rec("v1.0.0").status, ModelStatus::kArchived);
 
-  ASSERT_TRUE(fs::remove(ArtifactPath("v1.0.0")));
+  const std::string path = ArtifactPath("v1.0.0");
+  const std::string saved = path + ".saved";
+  fs::copy_file(path, saved);
+  ASSERT_TRUE(fs::remove(path));
+  clock_.Advance(kSec);
+  const Seq before = Head();
+  auto r = reg_->Rollback(kRisk, /*fail_current=*/false, actor_);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Code::kFailedPrecondition) << r.error().ToString();
+  EXPECT_EQ(Head(), before + 1) << "exactly one event";
+  EXPECT_EQ(LastType(), "ArtifactValidated");
+  EXPECT_EQ(LastJson()["payload"]["result"], "missing") << LastJson().dump();
+  EXPECT_EQ(Production(), "v1.1.0") << "production unchanged";
+  EXPECT_EQ(Rec("v1.1.0").status, ModelStatus::kProduction);
+  EXPECT_EQ(Rec("v1.0.0").status, ModelStatus::kArchived) << "not failed: the file is missing";
+  EXPECT_EQ(History().size(), 2u);
+
+  // The file is back: the rollback goes through.
+  fs::rename(saved, path);
+  auto again = reg_->Rollback(kRisk, false, actor_);
+  ASSERT_TRUE(again) << again.error().ToString();
+  EXPECT_EQ(Production(), "v1.0.0");
+}
+
+TEST_F(GatesRegistryTest, RollbackToAnAlteredArtifactFailsTheTargetAndKeepsProduction) {
+  WritePolicy(kSpecPolicy);
+  Open();
+  MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+  clock_.Advance(kSec);
+  MustRegister("v1.1.0", {{"ic", 0.06}, {"sharpe", 1.2}});
+  clock_.Set(kT0 + 25 * kHour);
+  ASSERT_TRUE(Promote("v1.0.0"));
+  clock_.Advance(kSec);
+  ASSERT_TRUE(Promote("v1.1.0"));
+  const std::string path = ArtifactPath("v1.0.0");
+  ASSERT_EQ(chmod(path.c_str(), 0644), 0);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::app);
+    out << "x";
+  }
   clock_.Advance(kSec);
   const Seq before = Head();
   auto r = reg_->Rollback(kRisk, /*fail_current=*/false, actor_);
@@ -1235,13 +1328,12 @@ TEST_F(GatesRegistryTest, RollbackToADeletedArtifactFailsTheTargetAndKeepsProduc
   EXPECT_EQ(Head(), before + 1) << "exactly one event";
   EXPECT_EQ(LastType(), "ModelFailed");
   EXPECT_EQ(Production(), "v1.1.0") << "production unchanged";
-  EXPECT_EQ(Rec("v1.1.0").status, ModelStatus::kProduction);
   EXPECT_EQ(Rec("v1.0.0").status, ModelStatus::kFailed);
-  EXPECT_EQ(History().size(), 2u);
   EXPECT_TRUE(Contains(LastJson()["payload"].value("reason", ""), "before rollback"))
       << LastJson().dump();
 
-  // A second rollback now refuses (the target is failed) and writes nothing.
+  // A second rollback now refuses (the only earlier version is failed) and
+  // writes nothing.
   const Seq after = Head();
   auto again = reg_->Rollback(kRisk, false, actor_);
   ASSERT_FALSE(again);

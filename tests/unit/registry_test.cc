@@ -13,6 +13,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -321,9 +323,9 @@ TEST_F(RegistryTest, BadRegistrationsWriteNothing) {
   const Seq head = Head();
   const Digest digest = DigestOf(*reg_);
 
-  ExpectRejected(Register("risk_models", "v1.0.0", "x"), Code::kInvalidArgument, head, digest,
-                 "unknown type");
-  EXPECT_FALSE(fs::exists(root_ + "/artifacts/risk_models"));
+  ExpectRejected(Register("Risk_Models", "v1.0.0", "x"), Code::kInvalidArgument, head, digest,
+                 "name outside the grammar");
+  EXPECT_FALSE(fs::exists(root_ + "/artifacts/Risk_Models"));
   ExpectRejected(Register("../escape", "v1.0.0", "x"), Code::kInvalidArgument, head, digest,
                  "path type");
   EXPECT_FALSE(fs::exists(dir_.sub("escape")));
@@ -601,15 +603,15 @@ TEST_F(RegistryTest, CommandsOnUnknownOrInvalidNamesAreRejected) {
                  "validate unknown");
   ExpectRejected(reg_->Promote(kAlpha, "v1.0.0", std::nullopt, false, actor_), Code::kNotFound, head, d,
                  "promote in another type");
-  ExpectRejected(reg_->Promote("nope", "v1.0.0", std::nullopt, false, actor_), Code::kInvalidArgument,
+  ExpectRejected(reg_->Promote("Nope", "v1.0.0", std::nullopt, false, actor_), Code::kInvalidArgument,
                  head, d, "promote bad type");
   ExpectRejected(reg_->Promote(kRisk, "1.0.0", std::nullopt, false, actor_), Code::kInvalidArgument,
                  head, d, "promote bad version");
-  ExpectRejected(reg_->Archive("nope", "v1.0.0", actor_), Code::kInvalidArgument, head, d,
+  ExpectRejected(reg_->Archive("Nope", "v1.0.0", actor_), Code::kInvalidArgument, head, d,
                  "archive bad type");
   ExpectRejected(reg_->Fail(kRisk, "v1.0", true, actor_), Code::kInvalidArgument, head, d,
                  "fail bad version");
-  ExpectRejected(reg_->Rollback("nope", false, actor_), Code::kInvalidArgument, head, d,
+  ExpectRejected(reg_->Rollback("Nope", false, actor_), Code::kInvalidArgument, head, d,
                  "rollback bad type");
   ExpectRejected(reg_->Validate(kRisk, "../v1.0.0", actor_), Code::kInvalidArgument, head, d,
                  "validate bad version");
@@ -766,6 +768,276 @@ TEST_F(RegistryTest, RollbackToAFailedVersionIsRefused) {
   EXPECT_EQ(StatusOf(kRisk, "v2.0.0"), ModelStatus::kProduction);
 }
 
+// The rollback rule (docs/lifecycle.md): back to the most recent earlier
+// production version that is still promotable, never forth.
+TEST_F(RegistryTest, RollbackTwiceGoesFurtherBackNotForth) {
+  for (const char* v : {"v1.0.0", "v2.0.0", "v3.0.0"}) {
+    MustRegister(kRisk, v);
+    MustPromote(kRisk, v);
+  }
+  auto first = reg_->Rollback(kRisk, false, actor_);
+  ASSERT_TRUE(first) << first.error().ToString();
+  EXPECT_EQ(first->from, "v3.0.0");
+  EXPECT_EQ(first->to, "v2.0.0");
+  EXPECT_EQ(Production(kRisk), "v2.0.0");
+  auto second = reg_->Rollback(kRisk, false, actor_);
+  ASSERT_TRUE(second) << second.error().ToString();
+  EXPECT_EQ(second->to, "v1.0.0") << "the old rule re-promoted v3.0.0 here";
+  EXPECT_EQ(Production(kRisk), "v1.0.0");
+  EXPECT_EQ(StatusOf(kRisk, "v2.0.0"), ModelStatus::kArchived);
+  EXPECT_EQ(StatusOf(kRisk, "v3.0.0"), ModelStatus::kArchived);
+  // Nothing before v1.0.0: refused, nothing written.
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  auto third = reg_->Rollback(kRisk, false, actor_);
+  ExpectRejected(third, Code::kFailedPrecondition, head, d, "nothing further back");
+  EXPECT_NE(third.error().message().find("no earlier production version"), std::string::npos)
+      << third.error().message();
+  // A new promotion starts from where the chain is: v1.0.0 then v3.0.0.
+  MustPromote(kRisk, "v3.0.0");
+  auto back = reg_->Rollback(kRisk, false, actor_);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->to, "v1.0.0");
+}
+
+TEST_F(RegistryTest, RollbackSkipsFailedAndPurgedVersions) {
+  for (const char* v : {"v1.0.0", "v2.0.0", "v3.0.0", "v4.0.0"}) {
+    MustRegister(kRisk, v);
+    MustPromote(kRisk, v);
+  }
+  MustFail(kRisk, "v3.0.0");  // archived -> failed
+  auto r = reg_->Rollback(kRisk, false, actor_);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->to, "v2.0.0") << "v3.0.0 is failed";
+  EXPECT_EQ(Production(kRisk), "v2.0.0");
+  // --fail marks the version rolled away from failed, with the reason.
+  auto f = reg_->Rollback(kRisk, true, Actor{"alice", "ic collapsed"});
+  ASSERT_TRUE(f) << f.error().ToString();
+  EXPECT_EQ(f->to, "v1.0.0");
+  EXPECT_EQ(StatusOf(kRisk, "v2.0.0"), ModelStatus::kFailed);
+  EXPECT_EQ(Now().Find(kRisk, "v2.0.0")->status_reason, "ic collapsed");
+}
+
+TEST_F(RegistryTest, RollbackFailNeedsAReason) {
+  MustRegister(kRisk, "v1.0.0");
+  MustRegister(kRisk, "v2.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  MustPromote(kRisk, "v2.0.0");
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  for (const char* reason : {"", "  ", "\n"}) {
+    auto r = reg_->Rollback(kRisk, true, Actor{"alice", reason});
+    ExpectRejected(r, Code::kInvalidArgument, head, d, "rollback --fail without a reason");
+    EXPECT_NE(r.error().message().find("--reason"), std::string::npos) << r.error().message();
+  }
+  // Archiving the current version needs none.
+  ASSERT_TRUE(reg_->Rollback(kRisk, false, Actor{"alice", ""}));
+}
+
+TEST_F(RegistryTest, RollbackToAChosenEarlierProductionVersion) {
+  for (const char* v : {"v1.0.0", "v2.0.0", "v3.0.0", "v4.0.0"}) {
+    MustRegister(kRisk, v);
+    MustPromote(kRisk, v);
+  }
+  MustRegister(kRisk, "v5.0.0");  // staged: never production
+  MustFail(kRisk, "v2.0.0");
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  auto to = [&](const std::string& v) {
+    return reg_->Rollback(kRisk, RollbackOptions{false, v, false}, actor_);
+  };
+  ExpectRejected(to("v5.0.0"), Code::kFailedPrecondition, head, d, "--to never production");
+  EXPECT_NE(to("v5.0.0").error().message().find("was never in production"), std::string::npos);
+  ExpectRejected(to("v4.0.0"), Code::kFailedPrecondition, head, d, "--to the current version");
+  ExpectRejected(to("v2.0.0"), Code::kFailedPrecondition, head, d, "--to a failed version");
+  ExpectRejected(to("v9.0.0"), Code::kNotFound, head, d, "--to an unknown version");
+  ExpectRejected(to("9.0"), Code::kInvalidArgument, head, d, "--to not a version");
+  // Good: straight to v1.0.0; v3.0.0 (jumped over) is not a later target.
+  auto r = to("v1.0.0");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->from, "v4.0.0");
+  EXPECT_EQ(r->to, "v1.0.0");
+  EXPECT_EQ(Production(kRisk), "v1.0.0");
+  EXPECT_EQ(RollbackTarget(Now(), kRisk), "");
+  // A version rolled away from may still be chosen explicitly.
+  auto fwd = to("v4.0.0");
+  ASSERT_TRUE(fwd) << fwd.error().ToString();
+  EXPECT_EQ(Production(kRisk), "v4.0.0");
+  EXPECT_EQ(RollbackTarget(Now(), kRisk), "") << "v1.0.0 was rolled away from";
+}
+
+TEST_F(RegistryTest, RollbackDryRunWritesNothing) {
+  MustRegister(kRisk, "v1.0.0");
+  MustRegister(kRisk, "v2.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  MustPromote(kRisk, "v2.0.0");
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  auto plan = reg_->Rollback(kRisk, RollbackOptions{true, "", true}, actor_);
+  ASSERT_TRUE(plan) << plan.error().ToString();
+  EXPECT_TRUE(plan->dry_run);
+  EXPECT_EQ(plan->seq, 0u);
+  EXPECT_EQ(plan->from, "v2.0.0");
+  EXPECT_EQ(plan->to, "v1.0.0");
+  EXPECT_NE(plan->summary.find("would roll back risk_model: v2.0.0 -> v1.0.0"), std::string::npos)
+      << plan->summary;
+  EXPECT_NE(plan->summary.find("would become failed"), std::string::npos) << plan->summary;
+  EXPECT_EQ(Head(), head);
+  EXPECT_EQ(DigestOf(*reg_), d);
+  // A refused dry run is refused like the real command, and writes nothing too.
+  auto bad = reg_->Rollback(kRisk, RollbackOptions{false, "v3.0.0", true}, actor_);
+  ExpectRejected(bad, Code::kNotFound, head, d, "dry run --to unknown");
+  // A dry run with a missing target artifact records nothing either.
+  ASSERT_TRUE(fs::remove(VersionDir(kRisk, "v1.0.0") + "/model.pkl"));
+  auto missing = reg_->Rollback(kRisk, RollbackOptions{false, "", true}, actor_);
+  ExpectRejected(missing, Code::kFailedPrecondition, head, d, "dry run, missing artifact");
+}
+
+// The chain is rebuilt from the history rows alone, so rollbacks written by
+// the older rule ("undo the last change": back and then forth again) keep
+// their meaning, and the new rule continues from them.
+TEST(RollbackRule, ChainFromAHistoryWrittenByTheOlderRule) {
+  projection::TypeState ts;
+  auto promote = [&](const std::string& v, const std::string& replaced) {
+    projection::PromotionRecord h;
+    h.seq = ts.history.size() + 1;
+    h.version = v;
+    h.replaced_version = replaced;
+    ts.history.push_back(h);
+  };
+  auto rollback = [&](const std::string& from, const std::string& to) {
+    projection::PromotionRecord h;
+    h.seq = ts.history.size() + 1;
+    h.version = to;
+    h.replaced_version = from;
+    h.rollback = true;
+    ts.history.push_back(h);
+  };
+  promote("v1", "");
+  promote("v2", "v1");
+  promote("v3", "v2");
+  EXPECT_EQ(RollbackChain(ts), (std::vector<std::string>{"v1", "v2", "v3"}));
+  rollback("v3", "v2");
+  EXPECT_EQ(RollbackChain(ts), (std::vector<std::string>{"v1", "v2"}));
+  rollback("v2", "v3");  // the older rule: rolling back twice went forth
+  EXPECT_EQ(RollbackChain(ts), (std::vector<std::string>{"v1", "v3"}));
+  promote("v4", "v3");
+  rollback("v4", "v1");  // --to over v3
+  EXPECT_EQ(RollbackChain(ts), (std::vector<std::string>{"v1"}));
+  rollback("", "v2");  // from a version the fold did not know
+  EXPECT_EQ(RollbackChain(ts), (std::vector<std::string>{"v1", "v2"}));
+}
+
+// Random promote / rollback / rollback --to / fail sequences against a plain
+// model of the rule, kept step by step (not rebuilt from the history).
+TEST_F(RegistryTest, RollbackRuleAgainstAPlainModel) {
+  struct Model {
+    std::vector<std::string> chain;  // production stints not rolled away from
+    std::map<std::string, ModelStatus> status;
+    std::set<std::string> ever_production;
+    std::string production;
+
+    std::string Target() const {
+      for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+        if (*it == production || status.at(*it) == ModelStatus::kFailed) {
+          continue;
+        }
+        return *it;
+      }
+      return "";
+    }
+    void Promote(const std::string& v) {
+      if (!production.empty()) status[production] = ModelStatus::kArchived;
+      production = v;
+      status[v] = ModelStatus::kProduction;
+      chain.push_back(v);
+      ever_production.insert(v);
+    }
+    void Rollback(const std::string& to, bool fail) {
+      status[production] = fail ? ModelStatus::kFailed : ModelStatus::kArchived;
+      if (!chain.empty() && chain.back() == production) chain.pop_back();
+      auto it = std::find(chain.rbegin(), chain.rend(), to);
+      if (it != chain.rend()) {
+        chain.erase(it.base(), chain.end());
+      } else {
+        chain.push_back(to);
+      }
+      production = to;
+      status[to] = ModelStatus::kProduction;
+    }
+  };
+  for (unsigned seed : {1u, 2u, 3u, 4u}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    root_ = dir_.sub("reg" + std::to_string(seed));
+    Open();
+    std::mt19937 rng(seed);
+    auto pick = [&rng](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+    Model m;
+    std::vector<std::string> versions;
+    for (int i = 1; i <= 8; ++i) {
+      const std::string v = "v" + std::to_string(i) + ".0.0";
+      MustRegister(kRisk, v);
+      versions.push_back(v);
+      m.status[v] = ModelStatus::kStaged;
+    }
+    int rollbacks = 0, refusals = 0;
+    for (int step = 0; step < 150; ++step) {
+      const std::string v = versions[pick(versions.size())];
+      const std::size_t op = pick(10);
+      const Seq before = Head();
+      bool wrote = false;
+      std::string what;
+      if (op < 4) {  // promote
+        what = "promote " + v;
+        auto r = reg_->Promote(kRisk, v, std::nullopt, false, actor_);
+        const bool legal = m.status[v] == ModelStatus::kStaged || m.status[v] == ModelStatus::kArchived;
+        ASSERT_EQ(static_cast<bool>(r), legal) << what << ": " << (r ? "" : r.error().ToString());
+        if (legal) m.Promote(v);
+        wrote = legal;
+      } else if (op < 8) {  // rollback [--fail]
+        const bool fail = op == 7;
+        what = std::string("rollback") + (fail ? " --fail" : "");
+        auto r = reg_->Rollback(kRisk, fail, actor_);
+        const std::string want = m.production.empty() ? "" : m.Target();
+        ASSERT_EQ(static_cast<bool>(r), !want.empty()) << what << ": " << (r ? r->to : r.error().ToString());
+        if (r) {
+          ASSERT_EQ(r->to, want) << what;
+          m.Rollback(want, fail);
+          ++rollbacks;
+          wrote = true;
+        } else {
+          ++refusals;
+        }
+      } else if (op == 8) {  // rollback --to
+        what = "rollback --to " + v;
+        auto r = reg_->Rollback(kRisk, RollbackOptions{false, v, false}, actor_);
+        const bool legal = !m.production.empty() && v != m.production &&
+                           m.ever_production.count(v) != 0 && m.status[v] != ModelStatus::kFailed;
+        ASSERT_EQ(static_cast<bool>(r), legal) << what << ": " << (r ? "" : r.error().ToString());
+        if (legal) m.Rollback(v, false);
+        wrote = legal;
+      } else {  // fail a version that is not in production
+        what = "fail " + v;
+        auto r = reg_->Fail(kRisk, v, false, actor_);
+        const bool legal = m.status[v] == ModelStatus::kStaged || m.status[v] == ModelStatus::kArchived;
+        ASSERT_EQ(static_cast<bool>(r), legal) << what << ": " << (r ? "" : r.error().ToString());
+        if (legal) m.status[v] = ModelStatus::kFailed;
+        wrote = legal;
+      }
+      // Every step: production, every status and the next target agree.
+      ASSERT_EQ(Production(kRisk), m.production) << "after " << what;
+      const State s = Now();
+      for (const auto& [ver, st] : m.status) {
+        ASSERT_EQ(s.Find(kRisk, ver)->status, st) << ver << " after " << what;
+      }
+      ASSERT_EQ(RollbackTarget(s, kRisk), m.production.empty() ? "" : m.Target()) << "after " << what;
+      ASSERT_EQ(Head(), before + (wrote ? 1 : 0)) << what;
+    }
+    EXPECT_GT(rollbacks, 5);
+    EXPECT_GT(refusals, 0);
+  }
+}
+
 TEST_F(RegistryTest, FailOfProductionNeedsForce) {
   MustRegister(kRisk, "v1.0.0");
   MustPromote(kRisk, "v1.0.0");
@@ -847,9 +1119,13 @@ TEST_F(RegistryTest, ValidateRecordsTheResult) {
   auto gone = reg_->Validate(kRisk, "v1.0.0", actor_);
   ASSERT_TRUE(gone) << gone.error().ToString();
   EXPECT_FALSE(gone->ok);
+  EXPECT_EQ(gone->result, "missing");
   EXPECT_EQ(Head(), head + 1);
   EXPECT_FALSE(gone->detail.empty());
   EXPECT_FALSE(Now().Find(kRisk, "v1.0.0")->validation_ok);
+  EXPECT_EQ(Now().Find(kRisk, "v1.0.0")->status, ModelStatus::kStaged);
+  EXPECT_EQ(bad->result, "mismatch");
+  EXPECT_EQ(good_again->result, "ok");
 }
 
 // --- time travel ---
@@ -1365,6 +1641,39 @@ TEST_F(RegistryTest, ConcurrentWritersOnlyGiveUpWhenTheLogReallyKeptChanging) {
 
 // --- read-only and open ---
 
+// The names registered as of each event, from the state in memory and from
+// the versioned record rows (a read-only registry), equal the fold.
+TEST_F(RegistryTest, ModelTypesAtEveryEventMatchTheFold) {
+  // '-' sorts before '/', so "alpha-x" rows come before "alpha" rows.
+  const std::vector<std::pair<std::string, std::string>> regs = {
+      {"risk_model", "v1.0.0"}, {"alpha", "v1.0.0"},       {"alpha-x", "v1.0.0"},
+      {"alpha", "v0.9.0"},      {"zeta_9", "v2.0.0"},      {"alpha_x", "v1.0.0"},
+      {"alpha-x", "v0.1.0"},    {"risk_model", "v0.5.0"}};
+  for (const auto& [t, v] : regs) {
+    MustRegister(t, v);
+    events::ConsumerAck ack;  // a name only acknowledged is not registered
+    ack.consumer_id = "svc";
+    ASSERT_TRUE(reg_->Acknowledge("ghost", ack, actor_));
+  }
+  auto ro = Registry::Open(Options(/*read_only=*/true));
+  ASSERT_TRUE(ro) << ro.error().ToString();
+  for (Seq seq = 0; seq <= Head(); ++seq) {
+    std::vector<std::string> want;
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < regs.size() && 2 * i + 1 <= seq; ++i) seen.insert(regs[i].first);
+    want.assign(seen.begin(), seen.end());
+    auto mem = reg_->ModelTypesAt(seq);
+    ASSERT_TRUE(mem) << mem.error().ToString();
+    EXPECT_EQ(*mem, want) << "in memory, seq " << seq;
+    auto rows = (*ro)->ModelTypesAt(seq);
+    ASSERT_TRUE(rows) << rows.error().ToString();
+    EXPECT_EQ(*rows, want) << "from the rows, seq " << seq;
+  }
+  auto now = (*ro)->ModelTypesAt();
+  ASSERT_TRUE(now);
+  EXPECT_EQ(*now, (std::vector<std::string>{"alpha", "alpha-x", "alpha_x", "risk_model", "zeta_9"}));
+}
+
 TEST_F(RegistryTest, ReadOnlyRegistrySeesTheStateAsOfItsOpen) {
   MustRegister(kRisk, "v1.0.0");
   MustRegister(kRisk, "v2.0.0");
@@ -1592,7 +1901,7 @@ TEST(LeanRebuild, EvictedRecordsAreReadBackAndTheRowsEqualACompleteFold) {
           append(draft(events::SampleRegistration(type, "v1.0.0", 99)));
         }
         append(draft(events::Validation{type, "v1.0.0", week % 2 == 0, Sha256::Of("a"),
-                                        Sha256::Of("b"), 7, "old one rechecked"}));
+                                        Sha256::Of("b"), 7, "old one rechecked", ""}));
         events::Promotion p;
         p.model_type = type;
         p.version = v;

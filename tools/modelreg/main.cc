@@ -174,11 +174,17 @@ int Run(int argc, char** argv) {
   c_fail->add_option("version", version, "Version")->required();
   c_fail->add_flag("--force", force, "Allow failing the production version (leaves none)");
 
-  bool fail_current = false;
+  RollbackCliOptions rollback;
   auto* c_rollback = app.add_subcommand(
-      "rollback", "Re-promote the previous production version, archiving the current one");
+      "rollback",
+      "Go back to the most recent earlier production version that is still promotable, "
+      "archiving the current one");
   c_rollback->add_option("type", type, "Model type")->required();
-  c_rollback->add_flag("--fail", fail_current, "Mark the current version failed, not archived");
+  c_rollback->add_flag("--fail", rollback.fail_current,
+                       "Mark the current version failed, not archived (needs --reason)");
+  c_rollback->add_option("--to", rollback.to,
+                         "Go back to this version (it must have been production before)");
+  c_rollback->add_flag("--dry-run", rollback.dry_run, "Print what would happen; write nothing");
 
   auto* c_validate = app.add_subcommand("validate", "Re-hash an artifact and record the result");
   c_validate->add_option("type", type, "Model type")->required();
@@ -376,7 +382,7 @@ int Run(int argc, char** argv) {
   } else if (*c_fail) {
     st = RunFail(g, type, version, force, out);
   } else if (*c_rollback) {
-    st = RunRollback(g, type, fail_current, out);
+    st = RunRollback(g, type, rollback, out);
   } else if (*c_validate) {
     st = RunValidate(g, type, version, out);
   } else if (*c_events) {
