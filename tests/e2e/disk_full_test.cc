@@ -339,7 +339,22 @@ TEST_F(DiskFull, ServerAnswers507KeepsServingAndWritesAgainWithoutRestart) {
   }
   ExpectReadsWork();
   EXPECT_EQ(Snapshot(), before);
-  EXPECT_EQ(ArtifactEntries(), files_before);
+  // No half-written version: either nothing of v1.9.0, or (when the disk
+  // filled only at the append, which happens on a slow, e.g. sanitized,
+  // build) its complete folder, published before the append failed and
+  // referenced by no event — documented in docs/runbook.md ("Full disk"): the
+  // next registration of the version replaces it, `gc` removes it.
+  std::set<std::string> extra;
+  for (const std::string& e : ArtifactEntries()) {
+    if (files_before.count(e) == 0) extra.insert(e);
+  }
+  if (!extra.empty()) {
+    const std::string v19 = "artifacts/risk_model/v1.9.0";
+    const std::set<std::string> complete{v19, v19 + "/checksum.sha256", v19 + "/metadata.json",
+                                         v19 + "/v9.pkl"};
+    EXPECT_EQ(extra, complete) << "only a complete v1.9.0 folder may be left";
+    EXPECT_EQ(RunCmd("cd " + root_ + "/" + v19 + " && sha256sum -c --quiet checksum.sha256").rc, 0);
+  }
   EXPECT_FALSE(fs::exists(root_ + "/uploads") && !fs::is_empty(root_ + "/uploads"));
 
   // Space again: the same server writes (no restart).
