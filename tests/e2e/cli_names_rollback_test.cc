@@ -225,12 +225,16 @@ TEST_F(NamesCli, PolicySectionForACustomNameApplies) {
   json cur = Json("current credit-risk");
   EXPECT_EQ(cur["production"], "v1.0.0");
   EXPECT_TRUE(Has(cur["promotion"]["policy"].get<std::string>(), "no gates")) << cur.dump();
-  // A section that is not a valid name is an error naming its line.
-  WritePolicy("[default]\npaper_trading_hours = \"off\"\n[Alpha]\nsharpe = \"> 1\"\n");
-  RunResult bad = Mr("promote alpha_momentum v1.0.0");
+  // A section that is not a valid name is an error naming its line, and
+  // the policy in force stays.
+  const std::string file = root_ + "-bad.toml";
+  std::ofstream(file) << "[default]\npaper_trading_hours = \"off\"\n[Alpha]\nsharpe = \"> 1\"\n";
+  const std::size_t before = EventCount();
+  RunResult bad = Mr("--reason typo policy set " + file, "admin");
   EXPECT_EQ(bad.rc, 2);
-  EXPECT_TRUE(Has(bad.err, "policy.toml:3:")) << bad.err;
+  EXPECT_TRUE(Has(bad.err, "-bad.toml:3:")) << bad.err;
   EXPECT_TRUE(Has(bad.err, "starting with a letter")) << bad.err;
+  EXPECT_EQ(EventCount(), before);
 }
 
 // Exactness: an answer as of T contains nothing recorded after T, names

@@ -860,7 +860,7 @@ TEST_F(Cli, BadPolicyFileNamesTheLine) {
   };
   for (const Case& c : {Case{"[default]\nic = \"> 0.02\"\nsharpe = \">> 0.5\"\n", ":3:", "sharpe"},
                         Case{"[default\n", ":1:", ""},
-                        Case{"[risk_modle]\nic = \"> 0.1\"\n", ":1:", "valid types"}}) {
+                        Case{"[Risk_model]\nic = \"> 0.1\"\n", ":1:", "starting with a letter"}}) {
     const std::string file = File("bad.toml", c.toml);
     RunResult r = Mr("--reason 'try' policy set " + file, "admin");
     EXPECT_EQ(r.rc, 2) << c.toml << r.err;

@@ -1507,7 +1507,7 @@ TEST_F(GatesRegistryTest, BadPolicyTextChangesNothing) {
   for (const auto& [text, line] : std::vector<std::pair<std::string, int>>{
            {"[default]\nic = \"> 0.02\"\nsharpe = \">> 0.5\"\n", 3},
            {"[default\n", 1},
-           {"[risk_modle]\nic = \"> 0.1\"\n", 1}}) {
+           {"[Risk_model]\nic = \"> 0.1\"\n", 1}}) {
     auto r = reg_->SetPolicy(text, "new-policy.toml", Actor{"admin", "try"});
     ASSERT_FALSE(r) << text;
     EXPECT_EQ(r.error().code(), Code::kInvalidArgument) << r.error().ToString();
