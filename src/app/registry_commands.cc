@@ -23,6 +23,7 @@
 #include "events/model_events.h"
 #include "compat/compatibility.h"
 #include "model/naming.h"
+#include "policy/policy.h"
 #include "registry/registry.h"
 #include "client/remote.h"
 #include "query/query.h"
@@ -382,7 +383,30 @@ Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeN
   return Status::OK();
 }
 
-Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostream& out) {
+namespace {
+
+// "sha256 1a2b3c4d5e6f set by alice at T (event #12): reason", or the
+// built-in defaults.
+std::string PolicyLine(const std::optional<projection::PolicyRecord>& p) {
+  if (!p) {
+    return "built-in defaults (no policy recorded): " +
+           policy::DefaultPolicy().defaults.Describe();
+  }
+  return "sha256 " + p->sha256.substr(0, 12) + " set by " + Printable(p->actor) + " at " +
+         FormatUtc(p->at) + " (event #" + std::to_string(p->seq) + ")" +
+         (p->reason.empty() ? std::string() : ": " + Printable(p->reason));
+}
+
+// The policy text, one line at a time (control characters escaped).
+void PrintPolicyText(const std::string& text, const std::string& indent, std::ostream& out) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out << indent << Printable(line) << '\n';
+}
+
+}  // namespace
+
+Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostream& out,
+                bool policy_text) {
   if (!type.empty()) MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
   auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
@@ -395,6 +419,8 @@ Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostre
     return Status::OK();
   }
   out << "Production models at " << FormatUtc(at) << " (log up to event #" << audit->seq << ")\n";
+  out << "  gate policy: " << PolicyLine(audit->policy) << '\n';
+  if (policy_text && audit->policy) PrintPolicyText(audit->policy->text, "    | ", out);
   for (const query::Production& m : audit->models) {
     if (!m.record) {
       out << "  " << m.model_type << ": none\n";
@@ -466,6 +492,70 @@ std::string ModelPath(const std::string& type, const std::string& version,
 json ReasonBody(const Globals& g) { return json{{"reason", g.reason}}; }
 }  // namespace
 
+Status RunPolicySet(const Globals& g, const std::string& file, std::ostream& out) {
+  auto text = ReadSmallFile(file, "policy file");
+  if (!text) return text.error();
+  auto target = WriteTarget(g);
+  if (!target) return target.error();
+  json reply;
+  if (*target) {
+    auto r = (*target)->Post("/api/v1/policy",
+                             json{{"text", *text}, {"reason", g.reason}, {"source", file}});
+    if (!r) return r.error();
+    reply = std::move(*r);
+  } else {
+    auto reg = OpenForWrite(g, false);
+    if (!reg) return reg.error();
+    auto r = (*reg)->SetPolicy(*text, file, ActorOf(g));
+    if (!r) return r.error();
+    reply = json{{"seq", r->seq}, {"changed", r->changed}, {"sha256", r->sha256},
+                 {"summary", r->summary}};
+  }
+  if (g.json) {
+    out << reply.dump() << '\n';
+  } else if (reply.value("changed", false)) {
+    out << reply.value("summary", std::string()) << ", event #" << reply.value("seq", Seq{0})
+        << '\n';
+  } else {
+    out << reply.value("summary", std::string()) << '\n';
+  }
+  return Status::OK();
+}
+
+Status RunPolicyShow(const Globals& g, std::optional<TimeNs> at, std::ostream& out,
+                     std::ostream& err) {
+  auto reg = OpenForRead(g, /*full_state=*/false);
+  if (!reg) return reg.error();
+  auto p = query::Query(**reg).Policy(at);
+  if (!p) return p.error();
+  // About now only: the file on disk says nothing about the past.
+  if (!at) {
+    if (const std::string note = (*reg)->PolicyFileNote(); !note.empty()) {
+      err << "modelreg: note: " << note << '\n';
+    }
+  }
+  if (g.json) {
+    out << query::PolicyJson(*p).dump() << '\n';
+    return Status::OK();
+  }
+  out << "Gate policy " << (at ? "at " + FormatUtc(*at) : std::string("in force")) << " (log up to event #"
+      << p->seq << "): ";
+  if (!p->policy) {
+    out << "the built-in defaults, no policy recorded\n"
+        << "  gates: " << policy::DefaultPolicy().defaults.Describe() << '\n';
+    return Status::OK();
+  }
+  const projection::PolicyRecord& r = *p->policy;
+  out << "sha256 " << r.sha256 << '\n'
+      << "  set by:  " << Printable(r.actor) << " at " << FormatUtc(r.at) << " (event #" << r.seq
+      << ")\n"
+      << "  reason:  " << Printable(r.reason) << '\n';
+  if (!r.source.empty()) out << "  source:  " << Printable(r.source) << '\n';
+  out << "  text:\n";
+  PrintPolicyText(r.text, "    | ", out);
+  return Status::OK();
+}
+
 Status RunPromote(const Globals& g, const std::string& type, const std::string& version,
                   const std::optional<std::string>& expect_current, bool override_gates,
                   std::ostream& out) {
@@ -499,14 +589,44 @@ Status RunFail(const Globals& g, const std::string& type, const std::string& ver
                   [&](Registry& reg) { return reg.Fail(type, version, force, ActorOf(g)); }, out);
 }
 
-Status RunRollback(const Globals& g, const std::string& type, bool fail_current,
+Status RunRollback(const Globals& g, const std::string& type, const RollbackCliOptions& o,
                    std::ostream& out) {
   MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
+  if (!o.to.empty()) MODELREG_RETURN_IF_ERROR(model::ValidateVersion(o.to));
+  if (o.fail_current && g.reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Status::InvalidArgument("rollback --fail needs --reason: say why the current version "
+                                   "of " + type + " failed");
+  }
   json body = ReasonBody(g);
-  body["fail_current"] = fail_current;
-  return WriteVia(g, ModelPath(type, "", "rollback"), body,
-                  [&](Registry& reg) { return reg.Rollback(type, fail_current, ActorOf(g)); },
-                  out);
+  body["fail_current"] = o.fail_current;
+  if (!o.to.empty()) body["to"] = o.to;
+  body["dry_run"] = o.dry_run;
+  auto target = WriteTarget(g);
+  if (!target) return target.error();
+  json reply;
+  if (*target) {
+    auto r = (*target)->Post(ModelPath(type, "", "rollback"), body);
+    if (!r) return r.error();
+    reply = std::move(*r);
+  } else {
+    // A dry run writes nothing, but opens the registry like a write (the
+    // state it decides on is the writer's).
+    auto reg = OpenForWrite(g, false);
+    if (!reg) return reg.error();
+    auto r = (*reg)->Rollback(type, registry::RollbackOptions{o.fail_current, o.to, o.dry_run},
+                              ActorOf(g));
+    if (!r) return r.error();
+    reply = query::RollbackJson(*r);
+  }
+  if (g.json) {
+    out << reply.dump() << '\n';
+  } else if (reply.value("dry_run", false)) {
+    out << reply.value("summary", std::string()) << '\n';
+  } else {
+    out << reply.value("summary", std::string()) << ", event #" << reply.value("seq", Seq{0})
+        << '\n';
+  }
+  return Status::OK();
 }
 
 Status RunValidate(const Globals& g, const std::string& type, const std::string& version,
@@ -522,6 +642,7 @@ Status RunValidate(const Globals& g, const std::string& type, const std::string&
     r.ok = reply->value("ok", false);
     r.detail = reply->value("detail", std::string());
     r.seq = reply->value("seq", Seq{0});
+    r.result = reply->value("result", std::string());
   } else {
     auto reg = OpenForWrite(g, false);
     if (!reg) return reg.error();
@@ -529,11 +650,19 @@ Status RunValidate(const Globals& g, const std::string& type, const std::string&
     if (!local) return local.error();
     r = *local;
   }
+  const bool missing = r.result == events::kValidationMissing;
   if (g.json) {
-    out << json{{"ok", r.ok}, {"detail", r.detail}, {"seq", r.seq}}.dump() << '\n';
+    out << query::ValidateJson(r).dump() << '\n';
   } else {
-    out << (r.ok ? "valid: " : "INVALID: ") << type << ' ' << version << ": " << Printable(r.detail)
-        << " (recorded as event #" << r.seq << ")\n";
+    out << (r.ok ? "valid: " : missing ? "MISSING: " : "INVALID: ") << type << ' ' << version
+        << ": " << Printable(r.detail) << " (recorded as event #" << r.seq << ")\n";
+  }
+  // A missing file is an operational problem (restore it), not a verdict on
+  // the model: exit 4 like the promotion it blocks, status unchanged.
+  if (missing) {
+    return Status::FailedPrecondition(type + " " + version + ": " + r.detail +
+                                      "; its status is unchanged: restore the file and validate "
+                                      "again");
   }
   if (!r.ok) return Status::Corruption(type + " " + version + " failed validation: " + r.detail);
   return Status::OK();

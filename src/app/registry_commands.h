@@ -56,7 +56,17 @@ Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeN
                   std::ostream& out);
 Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeNs> since,
                   std::optional<TimeNs> until, std::ostream& out);
-Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostream& out);
+// `policy_text`: also print the text of the gate policy in force at `at`.
+Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostream& out,
+                bool policy_text = false);
+
+// modelreg policy set FILE (needs g.reason): the text of FILE becomes the
+// gate policy (a PolicyChanged event), checked first; the same text again
+// records nothing. Through the server when one holds the registry.
+Status RunPolicySet(const Globals& g, const std::string& file, std::ostream& out);
+// modelreg policy show [--at T]: the policy in force, who set it, when, why.
+Status RunPolicyShow(const Globals& g, std::optional<TimeNs> at, std::ostream& out,
+                     std::ostream& err);
 
 Status RunPromote(const Globals& g, const std::string& type, const std::string& version,
                   const std::optional<std::string>& expect_current, bool override_gates,
@@ -76,7 +86,12 @@ Status RunArchive(const Globals& g, const std::string& type, const std::string& 
                   std::ostream& out);
 Status RunFail(const Globals& g, const std::string& type, const std::string& version, bool force,
                std::ostream& out);
-Status RunRollback(const Globals& g, const std::string& type, bool fail_current,
+struct RollbackCliOptions {
+  bool fail_current = false;  // --fail (needs --reason)
+  std::string to;             // --to VERSION ("" = the rollback rule)
+  bool dry_run = false;       // --dry-run
+};
+Status RunRollback(const Globals& g, const std::string& type, const RollbackCliOptions& o,
                    std::ostream& out);
 Status RunValidate(const Globals& g, const std::string& type, const std::string& version,
                    std::ostream& out);

@@ -65,6 +65,11 @@ std::string Fmt(double v) {
   return buf;
 }
 
+// A Hash32 field that may be absent: 64 hex characters, or null.
+nlohmann::json OptionalHash(const fb::Hash32* h) {
+  return h == nullptr ? nlohmann::json() : nlohmann::json(ToHex(FromHash32(h)));
+}
+
 nlohmann::json GatesJson(const flatbuffers::Vector<Offset<fb::GateResult>>* gates) {
   nlohmann::json arr = nlohmann::json::array();
   if (gates == nullptr) return arr;
@@ -82,7 +87,8 @@ nlohmann::json GatesJson(const flatbuffers::Vector<Offset<fb::GateResult>>* gate
 
 }  // namespace
 
-bool PromotionEvidence(const EventBuffer& event, std::vector<Gate>* gates, std::string* policy) {
+bool PromotionEvidence(const EventBuffer& event, std::vector<Gate>* gates, std::string* policy,
+                       std::string* policy_sha256) {
   const auto* p = event.event().payload_as_ModelPromoted();
   if (p == nullptr) return false;
   gates->clear();
@@ -100,6 +106,10 @@ bool PromotionEvidence(const EventBuffer& event, std::vector<Gate>* gates, std::
     }
   }
   *policy = Str(p->policy());
+  if (policy_sha256 != nullptr) {
+    *policy_sha256 =
+        p->policy_sha256() == nullptr ? std::string() : ToHex(FromHash32(p->policy_sha256()));
+  }
   return true;
 }
 
@@ -155,6 +165,7 @@ nlohmann::json PayloadJson(const fb::Event& e) {
       j["override_reason"] = Str(p->override_reason());
       j["reason"] = Str(p->reason());
       j["policy"] = Str(p->policy());
+      j["policy_sha256"] = OptionalHash(p->policy_sha256());
       break;
     }
     case fb::Payload::ModelArchived: {
@@ -188,7 +199,8 @@ nlohmann::json PayloadJson(const fb::Event& e) {
            {"expected_sha256", ToHex(FromHash32(p->expected_sha256()))},
            {"observed_sha256", ToHex(FromHash32(p->observed_sha256()))},
            {"observed_size", p->observed_size()},
-           {"detail", Str(p->detail())}};
+           {"detail", Str(p->detail())},
+           {"result", Str(p->result())}};
       break;
     }
     case fb::Payload::ArtifactPurged: {
@@ -207,6 +219,7 @@ nlohmann::json PayloadJson(const fb::Event& e) {
       j["gates"] = GatesJson(p->gates());
       j["reason"] = Str(p->reason());
       j["policy"] = Str(p->policy());
+      j["policy_sha256"] = OptionalHash(p->policy_sha256());
       break;
     }
     case fb::Payload::ConsumerAcknowledged: {
@@ -218,6 +231,15 @@ nlohmann::json PayloadJson(const fb::Event& e) {
            {"ok", p->ok()},
            {"attempted_version", Str(p->attempted_version())},
            {"detail", Str(p->detail())}};
+      break;
+    }
+    case fb::Payload::PolicyChanged: {
+      const auto* p = e.payload_as_PolicyChanged();
+      if (p == nullptr) break;
+      j = {{"text", Str(p->text())},
+           {"sha256", OptionalHash(p->sha256())},
+           {"reason", Str(p->reason())},
+           {"source", Str(p->source())}};
       break;
     }
     default:
@@ -281,8 +303,10 @@ std::string Draft(const Envelope& env, const Promotion& p) {
   auto override_reason = fbb.CreateString(p.override_reason);
   auto reason = fbb.CreateString(p.reason);
   auto policy = fbb.CreateString(p.policy);
+  const fb::Hash32 policy_sha = ToHash32(p.policy_sha256.value_or(Digest{}));
   auto payload = fb::CreateModelPromoted(fbb, model_type, version, replaced, gates,
-                                         p.gates_overridden, override_reason, reason, policy);
+                                         p.gates_overridden, override_reason, reason, policy,
+                                         p.policy_sha256 ? &policy_sha : nullptr);
   return FinishDraft(fbb, env, fb::Payload::ModelPromoted, payload.Union());
 }
 
@@ -314,7 +338,7 @@ std::string Draft(const Envelope& env, const Validation& p) {
   const fb::Hash32 observed = ToHash32(p.observed_sha256);
   auto payload = fb::CreateArtifactValidatedDirect(fbb, p.model_type.c_str(), p.version.c_str(),
                                                    p.ok, &expected, &observed, p.observed_size,
-                                                   p.detail.c_str());
+                                                   p.detail.c_str(), p.result.c_str());
   return FinishDraft(fbb, env, fb::Payload::ArtifactValidated, payload.Union());
 }
 
@@ -341,9 +365,20 @@ std::string Draft(const Envelope& env, const Rejection& p) {
   auto gates = Gates(fbb, p.gates);
   auto reason = fbb.CreateString(p.reason);
   auto policy = fbb.CreateString(p.policy);
-  auto payload =
-      fb::CreatePromotionRejected(fbb, model_type, version, current, gates, reason, policy);
+  const fb::Hash32 policy_sha = ToHash32(p.policy_sha256.value_or(Digest{}));
+  auto payload = fb::CreatePromotionRejected(fbb, model_type, version, current, gates, reason,
+                                             policy, p.policy_sha256 ? &policy_sha : nullptr);
   return FinishDraft(fbb, env, fb::Payload::PromotionRejected, payload.Union());
+}
+
+std::string Draft(const Envelope& env, const PolicyChange& p) {
+  FlatBufferBuilder fbb(256 + p.text.size());
+  auto text = fbb.CreateString(p.text);  // not CreateStringDirect: bytes, whatever they hold
+  auto reason = fbb.CreateString(p.reason);
+  auto source = fbb.CreateString(p.source);
+  const fb::Hash32 sha = ToHash32(Sha256::Of(p.text));
+  auto payload = fb::CreatePolicyChanged(fbb, text, &sha, reason, source);
+  return FinishDraft(fbb, env, fb::Payload::PolicyChanged, payload.Union());
 }
 
 nlohmann::json ToJson(const EventBuffer& event) {
@@ -392,7 +427,7 @@ std::string Summary(const EventBuffer& event) {
       break;
     case fb::Payload::ArtifactValidated:
       what = std::string("validated ") + field("model_type") + " " + field("version") +
-             (flag("ok") ? " ok" : " FAILED");
+             (flag("ok") ? " ok" : field("result") == "missing" ? " MISSING" : " FAILED");
       break;
     case fb::Payload::ArtifactPurged:
       what = "purged " + field("model_type") + " " + field("version");
@@ -419,6 +454,13 @@ std::string Summary(const EventBuffer& event) {
                   Fmt(g.value("threshold", 0.0)) + ")";
         }
       }
+      break;
+    }
+    case fb::Payload::PolicyChanged: {
+      const nlohmann::json sha = p.contains("sha256") ? p["sha256"] : nlohmann::json();
+      what = "set the gate policy to sha256 " +
+             (sha.is_string() ? sha.get<std::string>().substr(0, 12) : std::string("?"));
+      if (!field("source").empty()) what += " (from " + field("source") + ")";
       break;
     }
     default:

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,8 @@ struct Promotion {
   std::string override_reason;
   std::string reason;
   std::string policy;
+  // SHA-256 of the policy text evaluated; nullopt: the built-in defaults.
+  std::optional<Digest> policy_sha256;
 };
 
 struct Archive {
@@ -89,6 +92,12 @@ struct Rollback {
   std::string reason;
 };
 
+// What a validation found (ArtifactValidated.result).
+inline constexpr char kValidationOk[] = "ok";
+inline constexpr char kValidationMismatch[] = "mismatch";
+inline constexpr char kValidationValidatorFailed[] = "validator_failed";
+inline constexpr char kValidationMissing[] = "missing";
+
 struct Validation {
   std::string model_type;
   std::string version;
@@ -97,6 +106,7 @@ struct Validation {
   Digest observed_sha256{};
   std::uint64_t observed_size = 0;
   std::string detail;
+  std::string result;  // kValidation*; "" = not recorded (older events)
 };
 
 struct Purge {
@@ -113,6 +123,7 @@ struct Rejection {
   std::vector<Gate> gates;
   std::string reason;
   std::string policy;
+  std::optional<Digest> policy_sha256;  // as in Promotion
 };
 
 struct ConsumerAck {
@@ -124,6 +135,14 @@ struct ConsumerAck {
   std::string detail;
 };
 
+// The gate policy from this event on (PolicyChanged). `sha256` is computed
+// from `text` by Draft.
+struct PolicyChange {
+  std::string text;
+  std::string reason;
+  std::string source;
+};
+
 std::string Draft(const Envelope& env, const Registration& p);
 std::string Draft(const Envelope& env, const ConsumerAck& p);
 std::string Draft(const Envelope& env, const Promotion& p);
@@ -133,14 +152,18 @@ std::string Draft(const Envelope& env, const Rollback& p);
 std::string Draft(const Envelope& env, const Validation& p);
 std::string Draft(const Envelope& env, const Purge& p);
 std::string Draft(const Envelope& env, const Rejection& p);
+std::string Draft(const Envelope& env, const PolicyChange& p);
 
 // {"seq":..,"recorded_at":"..Z","actor":..,"event_id":..,"type":"ModelPromoted",
 //  "prev_hash":"hex","payload":{...}} - the stable --json form (docs/events.md).
 nlohmann::json ToJson(const EventBuffer& event);
 
 // The gates and policy text a ModelPromoted event recorded (false, and
-// nothing set, for any other event).
-bool PromotionEvidence(const EventBuffer& event, std::vector<Gate>* gates, std::string* policy);
+// nothing set, for any other event); `policy_sha256`, if given, receives
+// the hex SHA-256 of the policy it was evaluated under ("" when not
+// recorded: the built-in defaults, or an event older than that field).
+bool PromotionEvidence(const EventBuffer& event, std::vector<Gate>* gates, std::string* policy,
+                       std::string* policy_sha256 = nullptr);
 
 // One human-readable line: "#12 2025-01-15T09:30:00Z alice promoted risk_model v1.1.0 ..."
 std::string Summary(const EventBuffer& event);

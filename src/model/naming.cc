@@ -68,16 +68,41 @@ int CompareNumeric(std::string_view a, std::string_view b) {
 }  // namespace
 
 Status ValidateModelType(std::string_view type) {
-  for (auto t : kModelTypes) {
-    if (t == type) return Status::OK();
+  auto refuse = [&type](const std::string& why) {
+    std::string shown;
+    for (char c : type.substr(0, 80)) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u >= 0x7f) {
+        static const char* const kHex = "0123456789abcdef";
+        shown += "\\x";
+        shown += kHex[u >> 4];
+        shown += kHex[u & 15];
+      } else {
+        shown += c;
+      }
+    }
+    if (type.size() > 80) shown += "...";
+    return Status::InvalidArgument("invalid model name '" + shown + "' (" + why +
+                                   "): a model name is " + kModelTypeGrammar);
+  };
+  if (type.empty()) return refuse("empty");
+  if (type.size() > kMaxModelTypeBytes) {
+    return refuse(std::to_string(type.size()) + " characters");
   }
-  std::string valid;
-  for (auto t : kModelTypes) {
-    if (!valid.empty()) valid += ", ";
-    valid += t;
+  if (type[0] < 'a' || type[0] > 'z') return refuse("does not start with a lowercase letter");
+  for (char c : type) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return refuse("contains a character other than a-z, 0-9, '_' and '-'");
   }
-  return Status::InvalidArgument("unknown model type '" + std::string(type) +
-                                 "'; valid types: " + valid);
+  if (type == "default") return refuse("reserved");
+  return Status::OK();
+}
+
+bool IsWellKnownType(std::string_view type) {
+  for (auto t : kModelTypes) {
+    if (t == type) return true;
+  }
+  return false;
 }
 
 Status ValidateVersion(std::string_view version) {

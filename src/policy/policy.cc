@@ -210,11 +210,18 @@ Result<Policy> ParsePolicy(const std::string& text, const std::string& source) {
       }
       continue;
     }
+    // Any valid model name is a section, registered yet or not (a policy
+    // may be written before the first registration of its model): a
+    // misspelt name is a section nobody uses, not an error.
     const toml::table* t = node.as_table();
-    if (t == nullptr || !model::ValidateModelType(name).ok()) {
-      return Err(Status::InvalidArgument(
-          where + ": '" + name + "' is neither [default] nor a model type table (" +
-          model::ValidateModelType(name).message() + ")"));
+    if (t == nullptr) {
+      return Err(Status::InvalidArgument(where + ": '" + name +
+                                         "' must be a table ([default] or [MODEL_NAME])"));
+    }
+    if (Status st = model::ValidateModelType(name); !st.ok()) {
+      return Err(Status::InvalidArgument(where + ": '" + name +
+                                         "' is neither [default] nor a model name section (" +
+                                         st.message() + ")"));
     }
     TypePolicy tp = p.defaults;
     MODELREG_RETURN_IF_ERROR(ApplyTable(*t, source, tp));
@@ -223,16 +230,27 @@ Result<Policy> ParsePolicy(const std::string& text, const std::string& source) {
   return p;
 }
 
-Result<Policy> LoadPolicy(const std::string& root) {
-  const std::string path = (std::filesystem::path(root) / "policy.toml").string();
+std::string PolicyFilePath(const std::string& root) {
+  return (std::filesystem::path(root) / "policy.toml").string();
+}
+
+Result<std::optional<std::string>> ReadPolicyFile(const std::string& root) {
+  const std::string path = PolicyFilePath(root);
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return DefaultPolicy();
+  if (!std::filesystem::exists(path, ec)) return std::optional<std::string>();
   std::ifstream in(path, std::ios::binary);
   if (!in) return Err(Status::IOError("cannot read " + path));
   std::stringstream ss;
   ss << in.rdbuf();
   if (ss.str().size() > (1u << 20)) return Err(Status::InvalidArgument(path + " is over 1 MiB"));
-  return ParsePolicy(ss.str(), path);
+  return std::optional<std::string>(ss.str());
+}
+
+Result<Policy> LoadPolicy(const std::string& root) {
+  auto text = ReadPolicyFile(root);
+  if (!text) return Err(text.error());
+  if (!*text) return DefaultPolicy();
+  return ParsePolicy(**text, PolicyFilePath(root));
 }
 
 std::vector<events::Gate> EvaluateGates(const TypePolicy& policy,

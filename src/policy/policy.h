@@ -1,5 +1,7 @@
-// The promotion policy: which gates a model must pass, per model type, from
-// <root>/policy.toml (absent: the spec's defaults). Format in
+// The promotion policy: which gates a model must pass, per model type. The
+// registry keeps it in its log (PolicyChanged events, `modelreg policy
+// set`; a <root>/policy.toml from before that is adopted once, see
+// docs/gates.md); none recorded: the spec's defaults. Format in
 // docs/gates.md:
 //
 //   [default]
@@ -69,7 +71,12 @@ struct Policy {
 Policy DefaultPolicy();
 // Parses policy TOML; InvalidArgument naming "<source>:<line>" on errors.
 Result<Policy> ParsePolicy(const std::string& text, const std::string& source);
-// <root>/policy.toml, or the defaults when it does not exist.
+// The policy file <root>/policy.toml. Read only to adopt it into the log
+// (src/registry) and by tests.
+std::string PolicyFilePath(const std::string& root);
+// Its bytes, or nullopt when it does not exist; over 1 MiB is an error.
+Result<std::optional<std::string>> ReadPolicyFile(const std::string& root);
+// <root>/policy.toml parsed, or the defaults when it does not exist.
 Result<Policy> LoadPolicy(const std::string& root);
 
 // Evaluates every gate (pure; `now` is the promotion time). A metric the

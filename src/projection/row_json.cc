@@ -1,4 +1,4 @@
-// The canonical JSON of the projection's version and history rows, written
+// The canonical JSON of the projection's version, history and policy rows, written
 // straight into a string. The bytes are exactly nlohmann's compact dump of
 // the same object (keys in std::map order, error_handler_t::replace): the
 // rows feed the state digest, so not one byte may change. nlohmann still
@@ -122,5 +122,7 @@ std::string EncodeRow(const Record& r, std::size_t reserve) {
 std::string EncodeVersionRow(const VersionRecord& r) { return EncodeRow(r, 640); }
 
 std::string EncodeHistoryRow(const PromotionRecord& p) { return EncodeRow(p, 320); }
+
+std::string EncodePolicyRow(const PolicyRecord& p) { return EncodeRow(p, 256 + p.text.size()); }
 
 }  // namespace modelreg::projection

@@ -44,6 +44,8 @@ VersionRecord VersionFromJson(const json& j) { return RecordFromJson<VersionReco
 
 PromotionRecord PromotionFromJson(const json& j) { return RecordFromJson<PromotionRecord>(j); }
 
+PolicyRecord PolicyFromJson(const json& j) { return RecordFromJson<PolicyRecord>(j); }
+
 json ToJson(const ConsumerRecord& c) {
   return json{{"consumer_id", c.consumer_id}, {"version", c.version},
               {"ok", c.ok},                   {"attempted_version", c.attempted_version},
@@ -152,6 +154,7 @@ std::string VersionKey(const std::string& type, const std::string& version) {
   return "v/" + type + "/" + version;
 }
 std::string HistoryKey(const std::string& type, Seq seq) { return "h/" + type + "/" + Be64(seq); }
+std::string PolicyKey(Seq seq) { return kPolicyPrefix + Be64(seq); }
 std::string TimelinePrefix(const std::string& type) { return "t/" + type + "/"; }
 std::string TimelineSeekKey(const std::string& type, TimeNs t) {
   return TimelineKey(type, t, ~Seq{0});
@@ -185,6 +188,15 @@ Result<PromotionRecord> DecodeHistoryRow(std::string_view value) {
   }
 }
 
+Result<PolicyRecord> DecodePolicyRow(std::string_view value) {
+  try {
+    return PolicyFromJson(json::parse(value));
+  } catch (const std::exception& ex) {
+    return Err(Status::Corruption(std::string("projection policy row is malformed: ") +
+                                  ex.what()));
+  }
+}
+
 std::string_view StatusName(ModelStatus s) {
   switch (s) {
     case ModelStatus::kStaged: return "staged";
@@ -213,6 +225,12 @@ const VersionRecord* State::Find(const std::string& type, const std::string& ver
     if (v != t->second.versions.end()) return &v->second;
   }
   return records == nullptr ? nullptr : records->Load(type, version);
+}
+
+const PolicyRecord* State::PolicyAt(Seq seq) const {
+  auto after = std::upper_bound(policies.begin(), policies.end(), seq,
+                                [](Seq s, const PolicyRecord& p) { return s < p.seq; });
+  return after == policies.begin() ? nullptr : &*std::prev(after);
 }
 
 Result<Delta> Plan(const State& state, const EventBuffer& event) {
@@ -364,6 +382,22 @@ Result<Delta> PlanUnchecked(const State& state, const EventBuffer& event) {
       plan.delta().consumers.emplace_back(Str(p->model_type()), std::move(c));
       break;
     }
+    case fb::Payload::PolicyChanged: {
+      const auto* p = e.payload_as_PolicyChanged();
+      if (p == nullptr) break;
+      PolicyRecord r;
+      r.seq = e.sequence();
+      r.at = e.recorded_at();
+      r.actor = actor;
+      r.reason = Str(p->reason());
+      r.source = Str(p->source());
+      r.text = Str(p->text());
+      // The text's own hash: the event's field is what the writer computed
+      // from the same bytes (a writer that left it out changes nothing).
+      r.sha256 = ToHex(Sha256::Of(r.text));
+      plan.delta().policy = std::move(r);
+      break;
+    }
     default:
       break;  // newer payload types change nothing this version knows about
   }
@@ -381,6 +415,7 @@ void Commit(State& state, const Delta& delta) {
   }
   for (const PromotionRecord& h : delta.history) state.types[h.model_type].history.push_back(h);
   for (const auto& [type, c] : delta.consumers) state.types[type].consumers[c.consumer_id] = c;
+  if (delta.policy) state.policies.push_back(*delta.policy);
   state.seq = delta.seq;
   state.at = delta.at;
 }
@@ -413,6 +448,7 @@ void AppendLogRows(const Delta& delta, Rows& rows) {
     rows.emplace_back(ConsumerKey(type, c.consumer_id),
                       ToJson(c).dump(-1, ' ', false, json::error_handler_t::replace));
   }
+  if (delta.policy) rows.emplace_back(PolicyKey(delta.policy->seq), EncodePolicyRow(*delta.policy));
   for (const VersionRecord& r : delta.versions) {
     rows.emplace_back(RecordKey(r.model_type, r.version, delta.seq), EncodeVersionRow(r));
   }
@@ -516,6 +552,7 @@ void EncodeState(const State& state,
       emit(ConsumerKey(type, id), ToJson(c).dump(-1, ' ', false, json::error_handler_t::replace));
     }
   }
+  for (const PolicyRecord& p : state.policies) emit(PolicyKey(p.seq), EncodePolicyRow(p));
 }
 
 Rows EncodeState(const State& state) {
@@ -550,6 +587,8 @@ Result<State> DecodeState(const Rows& rows) {
         state.types[key.substr(2, slash - 2)].consumers[c.consumer_id] = std::move(c);
       } else if (key.rfind("h/", 0) == 0) {
         history.push_back(PromotionFromJson(json::parse(value)));
+      } else if (key.rfind(kPolicyPrefix, 0) == 0) {
+        state.policies.push_back(PolicyFromJson(json::parse(value)));
       } else if (key.rfind("t/", 0) == 0 && key.size() > 18) {
         const std::string type = key.substr(2, key.size() - 2 - 17);
         ProductionChange c;
@@ -564,6 +603,8 @@ Result<State> DecodeState(const Rows& rows) {
     std::sort(history.begin(), history.end(),
               [](const PromotionRecord& a, const PromotionRecord& b) { return a.seq < b.seq; });
     for (auto& h : history) state.types[h.model_type].history.push_back(std::move(h));
+    std::sort(state.policies.begin(), state.policies.end(),
+              [](const PolicyRecord& a, const PolicyRecord& b) { return a.seq < b.seq; });
     std::sort(timeline.begin(), timeline.end(), [](const auto& a, const auto& b) {
       return a.second.seq < b.second.seq;
     });

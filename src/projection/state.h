@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -160,6 +161,33 @@ struct ConsumerRecord {
   bool operator==(const ConsumerRecord&) const = default;
 };
 
+// One change of the gate policy (PolicyChanged): the policy in force from
+// event `seq` on, until the next one.
+struct PolicyRecord {
+  Seq seq = 0;
+  TimeNs at = 0;
+  std::string actor;
+  std::string reason;
+  std::string source;  // where the text came from (informative)
+  std::string sha256;  // hex SHA-256 of text
+  std::string text;    // the whole policy (TOML)
+
+  bool operator==(const PolicyRecord&) const = default;
+};
+
+// The same for a PolicyRecord (its "g/" row), in key order.
+template <class R, class F>
+  requires std::same_as<std::remove_const_t<R>, PolicyRecord>
+void ForEachField(R& p, F&& f) {
+  f("actor", p.actor);
+  f("at", p.at);
+  f("reason", p.reason);
+  f("seq", p.seq);
+  f("sha256", p.sha256);
+  f("source", p.source);
+  f("text", p.text);
+}
+
 struct TypeState {
   std::map<std::string, VersionRecord> versions;  // by version string
   std::string production;                         // "" = none
@@ -183,10 +211,16 @@ struct State {
   Seq seq = 0;      // last event folded in
   TimeNs at = 0;    // its recorded_at
   std::map<std::string, TypeState> types;
+  // Every change of the gate policy, oldest first; the last one is in
+  // force (none: the built-in defaults).
+  std::vector<PolicyRecord> policies;
   // Optional (see RecordSource); null for a complete state.
   const RecordSource* records = nullptr;
 
   const VersionRecord* Find(const std::string& type, const std::string& version) const;
+  // The policy in force after event `seq` (nullptr: none was set by then).
+  const PolicyRecord* PolicyAt(Seq seq) const;
+  const PolicyRecord* Policy() const { return policies.empty() ? nullptr : &policies.back(); }
 };
 
 // What one event changes.
@@ -197,6 +231,7 @@ struct Delta {
   std::vector<std::pair<std::string, std::string>> production;  // type -> version ("" none)
   std::vector<PromotionRecord> history;                      // appended
   std::vector<std::pair<std::string, ConsumerRecord>> consumers;  // type -> new value
+  std::optional<PolicyRecord> policy;                        // a new gate policy
 };
 
 // Requires event.sequence() == state.seq + 1 (else Internal error).
@@ -218,6 +253,11 @@ Status Apply(State& state, const EventBuffer& event);
 //   "t/<type>/<be64 time><be64 seq>" -> production version from then on
 //                                  ("" = none): the temporal index that
 //                                  answers "production at T" with one seek
+//   "g/<be64 seq>"              -> PolicyRecord as canonical JSON: the gate
+//                                  policy set by event seq ("policy at T"
+//                                  is one SeekForPrev). A log without a
+//                                  PolicyChanged event has no such row, so
+//                                  its digest is what it was before them
 using Rows = std::vector<std::pair<std::string, std::string>>;
 Rows EncodeDelta(const Delta& delta);  // includes RecordRows(delta)
 // EncodeDelta without "s" and the "v/" rows: what a projection rewrite
@@ -243,6 +283,9 @@ std::string TimelineSeekKey(const std::string& type, TimeNs t);
 bool ParseTimelineRow(const std::string& type, std::string_view key, std::string_view value,
                       ProductionChange* out);
 std::string HistoryKey(const std::string& type, Seq seq);
+// "g/<be64 seq>"; kPolicyPrefix is "g/".
+inline constexpr char kPolicyPrefix[] = "g/";
+std::string PolicyKey(Seq seq);
 std::string VersionKey(const std::string& type, const std::string& version);
 // Versioned record rows: "r/<type>/<version>/<be64 seq>" -> the version's
 // record (same JSON as its "v/" row) as it was right after event `seq`; one
@@ -280,9 +323,11 @@ class RowSetDigest {
 // JSON, keys sorted).
 std::string EncodeVersionRow(const VersionRecord& r);
 std::string EncodeHistoryRow(const PromotionRecord& p);
+std::string EncodePolicyRow(const PolicyRecord& p);
 // Decodes one "v/", "r/" or "h/" row value.
 Result<VersionRecord> DecodeVersionRow(std::string_view value);
 Result<PromotionRecord> DecodeHistoryRow(std::string_view value);
+Result<PolicyRecord> DecodePolicyRow(std::string_view value);
 Digest RowsDigest(Rows rows);
 // The same digest, fed row by row in ascending key order (a scan of the
 // stored rows): constant memory. Index rows are skipped.

@@ -43,10 +43,23 @@ Result<std::optional<Evidence>> Query::EvidenceFor(const PromotionRecord& p) con
   if (!p.rollback) {
     auto ev = reg_.PromotionEvidence(p.seq);
     if (!ev) return Err(ev.error());
-    e.gates = (*ev)->first;
-    e.policy = (*ev)->second;
+    e.gates = (*ev)->gates;
+    e.policy = (*ev)->policy;
+    e.policy_sha256 = (*ev)->policy_sha256;
   }
   return std::optional<Evidence>(std::move(e));
+}
+
+Result<std::vector<std::string>> Query::NamesAt(const Pinned& pin) const {
+  std::vector<std::string> names;
+  for (std::string_view t : model::kModelTypes) names.emplace_back(t);
+  if (pin.seq == 0) return names;
+  auto registered = reg_.ModelTypesAt(pin.seq);
+  if (!registered) return Err(registered.error());
+  for (std::string& t : *registered) {
+    if (!model::IsWellKnownType(t)) names.push_back(std::move(t));
+  }
+  return names;
 }
 
 Result<Production> Query::Current(const std::string& type, std::optional<TimeNs> at) const {
@@ -157,13 +170,34 @@ Result<AuditResult> Query::Audit(TimeNs at, const std::vector<std::string>& type
   out.seq = pin->seq;
   std::vector<std::string> names = types;
   if (names.empty()) {
-    for (std::string_view t : model::kModelTypes) names.emplace_back(t);
+    auto all = NamesAt(*pin);
+    if (!all) return Err(all.error());
+    names = std::move(*all);
   }
   for (const std::string& t : names) {
     auto p = ProductionAt(t, *pin);
     if (!p) return Err(p.error());
     out.models.push_back(std::move(*p));
   }
+  auto policy = reg_.PolicyAt(pin->seq);
+  if (!policy) return Err(policy.error());
+  out.policy = std::move(*policy);
+  return out;
+}
+
+Result<PolicyResult> Query::Policy(std::optional<TimeNs> at) const {
+  PolicyResult out;
+  out.at = at;
+  if (at) {
+    auto pin = Pin(*at);
+    if (!pin) return Err(pin.error());
+    out.seq = pin->seq;
+  } else {
+    out.seq = reg_.store_->head().seq;
+  }
+  auto policy = reg_.PolicyAt(out.seq);
+  if (!policy) return Err(policy.error());
+  out.policy = std::move(*policy);
   return out;
 }
 
@@ -179,8 +213,9 @@ Result<DiffResult> Query::Diff(TimeNs from, TimeNs to) const {
   if (!pin_from) return Err(pin_from.error());
   auto pin_to = Pin(to);
   if (!pin_to) return Err(pin_to.error());
-  for (std::string_view t : model::kModelTypes) {
-    const std::string type(t);
+  auto names = NamesAt(*pin_to);
+  if (!names) return Err(names.error());
+  for (const std::string& type : *names) {
     auto a = ProductionAt(type, *pin_from);
     if (!a) return Err(a.error());
     auto b = ProductionAt(type, *pin_to);

@@ -37,6 +37,7 @@ namespace modelreg::query {
 
 using projection::ConsumerRecord;
 using projection::ModelStatus;
+using projection::PolicyRecord;
 using projection::PromotionRecord;
 using projection::Seq;
 using projection::VersionRecord;
@@ -54,6 +55,7 @@ struct Evidence {
   PromotionRecord promotion;
   std::vector<events::Gate> gates;  // empty for rollbacks
   std::string policy;               // the policy in force, as recorded
+  std::string policy_sha256;        // its hash, as recorded ("" = not recorded)
 };
 
 // The production version of one type (now, or at a time).
@@ -68,6 +70,16 @@ struct AuditResult {
   TimeNs at = 0;
   Seq seq = 0;  // the last event at or before `at` (0 = none)
   std::vector<Production> models;
+  // The gate policy in force at `at` (nullopt: none recorded by then, the
+  // built-in defaults).
+  std::optional<PolicyRecord> policy;
+};
+
+// The gate policy in force now or at a time (docs/gates.md).
+struct PolicyResult {
+  std::optional<TimeNs> at;  // nullopt = now
+  Seq seq = 0;               // the last event at or before `at` (now: the head)
+  std::optional<PolicyRecord> policy;  // nullopt: none recorded, the built-in defaults
 };
 
 // One version with its registration event.
@@ -132,7 +144,8 @@ class Query {
   // Promotions and rollbacks of `type` recorded in [since, until].
   Result<HistoryResult> History(const std::string& type, std::optional<TimeNs> since = {},
                                 std::optional<TimeNs> until = {}) const;
-  // `types` empty: the well-known types (model::kModelTypes).
+  // `types` empty: the well-known types (model::kModelTypes, always) and
+  // then, sorted, every other name registered at or before `at`.
   Result<AuditResult> Audit(TimeNs at, const std::vector<std::string>& types = {}) const;
   Result<DiffResult> Diff(TimeNs from, TimeNs to) const;
   // Events from sequence `from` on that pass `filter`, at most `limit`
@@ -144,6 +157,9 @@ class Query {
   Result<std::vector<EventBuffer>> Events(Seq from, const EventFilter& filter,
                                           std::size_t limit) const;
   Result<ConsumersResult> Consumers(const std::string& type) const;
+  // The gate policy in force now, or at `at` (the last PolicyChanged
+  // recorded at or before it).
+  Result<PolicyResult> Policy(std::optional<TimeNs> at = {}) const;
 
  private:
   // "As of T" pinned to the log: the last event at or before T and its
@@ -157,6 +173,9 @@ class Query {
   };
   Result<Pinned> Pin(TimeNs at) const;
   Result<Production> ProductionAt(const std::string& type, const Pinned& pin) const;
+  // The well-known types, then every other name registered in events
+  // 1..pin.seq (sorted).
+  Result<std::vector<std::string>> NamesAt(const Pinned& pin) const;
   Result<std::optional<Evidence>> EvidenceFor(const PromotionRecord& p) const;
   const registry::Registry& reg_;
 };

@@ -67,6 +67,7 @@ json ProductionJson(const Production& p) {
     for (const auto& g : p.promotion->gates) gates.push_back(GateJson(g));
     pj["gates"] = std::move(gates);
     pj["policy"] = p.promotion->policy;
+    pj["policy_sha256"] = OrNull(p.promotion->policy_sha256);
     j["promotion"] = std::move(pj);
   }
   return j;
@@ -75,7 +76,23 @@ json ProductionJson(const Production& p) {
 json AuditJson(const AuditResult& a) {
   json models = json::array();
   for (const auto& m : a.models) models.push_back(ProductionJson(m));
-  return json{{"at", FormatUtc(a.at)}, {"seq", a.seq}, {"models", std::move(models)}};
+  return json{{"at", FormatUtc(a.at)},
+              {"seq", a.seq},
+              {"models", std::move(models)},
+              {"policy", a.policy ? PolicyRecordJson(*a.policy) : json()}};
+}
+
+json PolicyRecordJson(const PolicyRecord& p) {
+  return json{{"seq", p.seq},         {"at", FormatUtc(p.at)}, {"actor", p.actor},
+              {"reason", p.reason},   {"source", p.source},    {"sha256", p.sha256},
+              {"text", p.text}};
+}
+
+json PolicyJson(const PolicyResult& p) {
+  return json{{"at", p.at ? json(FormatUtc(*p.at)) : json()},
+              {"seq", p.seq},
+              {"built_in_defaults", !p.policy.has_value()},
+              {"policy", p.policy ? PolicyRecordJson(*p.policy) : json()}};
 }
 
 json ShowJson(const ShowResult& s) {
@@ -137,6 +154,20 @@ json ConsumersJson(const ConsumersResult& c, TimeNs now) {
 
 json HeadJson(const HeadResult& h) {
   return json{{"seq", h.seq}, {"at", TimeJson(h.at)}, {"hash", ToHex(h.hash)}};
+}
+
+json RollbackJson(const registry::RollbackResult& r) {
+  return json{{"seq", r.seq},
+              {"summary", r.summary},
+              {"model_type", r.model_type},
+              {"from", r.from},
+              {"to", r.to},
+              {"current_becomes", r.fail_current ? "failed" : "archived"},
+              {"dry_run", r.dry_run}};
+}
+
+json ValidateJson(const registry::ValidateResult& r) {
+  return json{{"ok", r.ok}, {"detail", r.detail}, {"seq", r.seq}, {"result", r.result}};
 }
 
 }  // namespace modelreg::query

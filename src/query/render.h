@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "query/query.h"
+#include "registry/registry.h"
 
 namespace modelreg::query {
 
@@ -18,11 +19,18 @@ nlohmann::json PromotionJson(const PromotionRecord& p);
 // One gate as evaluated by a promotion.
 nlohmann::json GateJson(const events::Gate& g);
 // {"model_type", "production" (version or null), "record", "promotion"
-// (PromotionJson plus "gates" and "policy"; null if unknown)}; "record" and
+// (PromotionJson plus "gates", "policy" and "policy_sha256"; null if
+// unknown)}; "record" and
 // "promotion" are absent when there is no production version.
 nlohmann::json ProductionJson(const Production& p);
-// {"at", "seq", "models": [ProductionJson...]}
+// {"at", "seq", "models": [ProductionJson...], "policy": PolicyRecordJson or null}
 nlohmann::json AuditJson(const AuditResult& a);
+// One recorded gate policy: {"seq", "at", "actor", "reason", "source",
+// "sha256", "text"}.
+nlohmann::json PolicyRecordJson(const PolicyRecord& p);
+// {"at" (or null for now), "seq", "built_in_defaults", "policy":
+// PolicyRecordJson or null (none recorded: the built-in defaults)}
+nlohmann::json PolicyJson(const PolicyResult& p);
 // RecordJson plus "registration" (the registration event's payload).
 nlohmann::json ShowJson(const ShowResult& s);
 // {"model_type" (or null for every type), "at" (or null for now), "versions"}
@@ -39,5 +47,12 @@ nlohmann::json ConsumersJson(const ConsumersResult& c, TimeNs now);
 double BehindSeconds(const ConsumersResult& c, const ConsumerRecord& r, TimeNs now);
 // {"seq", "at", "hash"}
 nlohmann::json HeadJson(const HeadResult& h);
+
+// Replies of two writes, the same from `modelreg --json` and the API.
+// {"seq" (0 for a dry run), "summary", "model_type", "from", "to",
+//  "current_becomes" ("archived" | "failed"), "dry_run"}
+nlohmann::json RollbackJson(const registry::RollbackResult& r);
+// {"ok", "detail", "seq", "result" ("ok" | "mismatch" | "validator_failed" | "missing")}
+nlohmann::json ValidateJson(const registry::ValidateResult& r);
 
 }  // namespace modelreg::query

@@ -19,7 +19,8 @@ Result<ArtifactCheck> CheckArtifact(const artifacts::ArtifactStore& artifacts,
                                           Name(rec.model_type, rec.version) +
                                           "; nothing was recorded"));
     }
-    c.detail = hash.error().message();
+    c.detail = "the artifact file " + path + " is missing";
+    c.result = events::kValidationMissing;
     return c;
   }
   c.observed_sha256 = hash->sha256;
@@ -28,6 +29,7 @@ Result<ArtifactCheck> CheckArtifact(const artifacts::ArtifactStore& artifacts,
     c.detail = "artifact " + path + " has sha256 " + ToHex(hash->sha256) + " (" +
                std::to_string(hash->size) + " bytes) but was registered with " +
                rec.artifact_sha256 + " (" + std::to_string(rec.artifact_size) + " bytes)";
+    c.result = events::kValidationMismatch;
     return c;
   }
   if (tp.validator) {
@@ -60,10 +62,12 @@ Result<ArtifactCheck> CheckArtifact(const artifacts::ArtifactStore& artifacts,
       while (!c.detail.empty() && (c.detail.back() == '\n' || c.detail.back() == ' ')) {
         c.detail.pop_back();
       }
+      c.result = events::kValidationValidatorFailed;
       return c;
     }
   }
   c.ok = true;
+  c.result = events::kValidationOk;
   c.detail = "sha256 " + rec.artifact_sha256 + " matches" +
              (tp.validator ? std::string(", validator passed") : std::string());
   return c;

@@ -79,6 +79,60 @@ Result<State> Registry::SnapshotAt(TimeNs t, const std::string& type) const {
   return out;
 }
 
+Result<std::vector<std::string>> Registry::ModelTypesAt(std::optional<Seq> seq) const {
+  std::vector<std::string> out;
+  auto from_state = [&](const State& s) {
+    for (const auto& [type, ts] : s.types) {
+      // A type known only from consumer reports has no versions: not registered.
+      const bool registered = std::any_of(ts.versions.begin(), ts.versions.end(), [&](const auto& v) {
+        return !seq || v.second.registered_seq <= *seq;
+      });
+      if (registered) out.push_back(type);
+    }
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (loaded_ && (!seq || *seq <= state_.seq)) {
+      from_state(state_);
+      return out;
+    }
+  }
+  if (!rows_current_) {
+    MODELREG_RETURN_IF_ERROR(Load());  // stale rows: the fold is the truth
+    Read(from_state);
+    return out;
+  }
+  // A skip scan of the versioned record rows "r/<type>/<version>/<seq>": a
+  // version's first row is its registration.
+  std::string from = projection::RecordPrefix("");
+  for (;;) {
+    std::string key;
+    MODELREG_RETURN_IF_ERROR(store_->ScanRows(
+        kProjectionCf,
+        [&key](std::string_view k, std::string_view) {
+          key = std::string(k);
+          return false;
+        },
+        from, "r0"));
+    if (key.empty()) break;
+    std::string type, version;
+    Seq first = 0;
+    if (!projection::ParseRecordKey(key, &type, &version, &first)) {
+      return Err(Status::Corruption("projection record row with a malformed key"));
+    }
+    if (!seq || first <= *seq) {
+      out.push_back(type);
+      std::string past = projection::RecordPrefix(type);
+      past.back() = '/' + 1;  // past every row of this type
+      from = std::move(past);
+    } else {
+      from = projection::RecordPrefix(type, version) + std::string(9, '\xff');  // next version
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 Result<std::optional<VersionRecord>> Registry::VersionAt(const std::string& type,
                                                         const std::string& version,
                                                         TimeNs t) const {
@@ -234,7 +288,7 @@ Result<std::shared_ptr<const Registry::Evidence>> Registry::PromotionEvidence(Se
   auto ev = store_->Get(seq);
   if (!ev) return Err(ev.error());
   auto out = std::make_shared<Evidence>();
-  events::PromotionEvidence(*ev, &out->first, &out->second);
+  events::PromotionEvidence(*ev, &out->gates, &out->policy, &out->policy_sha256);
   std::lock_guard<std::mutex> lock(record_cache_mu_);
   if (evidence_cache_.size() >= kRecordCacheSize) evidence_cache_.clear();
   evidence_cache_.emplace(seq, out);

@@ -85,7 +85,40 @@ std::string ReadFileOr(const fs::path& path, std::string* error) {
   return ss.str();
 }
 
+bool Blank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
+
+// The ArtifactValidated event of a check (ok or not).
+events::Validation ValidationOf(const VersionRecord& rec, const internal::ArtifactCheck& check) {
+  events::Validation v;
+  v.model_type = rec.model_type;
+  v.version = rec.version;
+  v.expected_sha256 = DigestFromHex(rec.artifact_sha256).value_or(Digest{});
+  v.observed_sha256 = check.observed_sha256;
+  v.observed_size = check.observed_size;
+  v.ok = check.ok;
+  v.detail = check.ok ? std::string() : check.detail;
+  v.result = check.result;
+  return v;
+}
+
 }  // namespace
+
+// A missing artifact file: recorded (ArtifactValidated, result "missing"),
+// status left alone, the command refused with FailedPrecondition.
+Status Registry::RefuseMissing(const VersionRecord& rec, const internal::ArtifactCheck& check,
+                               const std::string& what, const Actor& actor) {
+  auto r = Write(rec.model_type, [&](const State& s) -> Result<std::string> {
+    if (s.Find(rec.model_type, rec.version) == nullptr) {
+      return Err(NotRegistered(rec.model_type, rec.version));
+    }
+    return events::Draft(EnvelopeFor(actor, NewEventId()), ValidationOf(rec, check));
+  });
+  if (!r) return r.error();
+  return Status::FailedPrecondition(
+      "cannot " + what + " " + Name(rec.model_type, rec.version) + ": " + check.detail +
+      " (recorded as event #" + std::to_string(r->seq) + "; its status is unchanged: restore the " +
+      "file, then `modelreg validate " + rec.model_type + " " + rec.version + "` and try again)");
+}
 
 Status Registry::MarkFailed(const VersionRecord& rec, const std::string& why,
                             const Actor& actor) {
@@ -119,14 +152,26 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
     current = ProductionOf(s, type);
   });
   MODELREG_RETURN_IF_ERROR(legal);
-  auto loaded = policy::LoadPolicy(root_);
+  // The policy of the log (the last PolicyChanged), never a file.
+  auto loaded = PolicyInForce();
   if (!loaded) return Err(loaded.error());
-  const policy::TypePolicy& tp = loaded->For(type);
-  const std::string policy_text = loaded->DescribeFor(type);
+  if (const std::string note = PolicyFileNote(); !note.empty()) Warn(note);
+  const policy::TypePolicy& tp = loaded->policy.For(type);
+  const std::string policy_text = loaded->policy.DescribeFor(type);
+  // The draft is appended only if the policy is still the one evaluated.
+  auto same_policy = [&loaded](const State& s) -> Status {
+    const projection::PolicyRecord* now = s.Policy();
+    const Seq seq = now == nullptr ? 0 : now->seq;
+    if (seq == loaded->seq) return Status::OK();
+    return Status::Conflict("the gate policy changed (event #" + std::to_string(seq) +
+                            ") while this promotion was being checked; nothing was recorded: "
+                            "promote again");
+  };
 
   // Validation before activation.
   auto check = internal::CheckArtifact(artifacts_, *rec, tp);
   if (!check) return Err(check.error());
+  if (check->missing()) return Err(RefuseMissing(*rec, *check, "promote", actor));
   if (!check->ok) {
     MODELREG_RETURN_IF_ERROR(
         MarkFailed(*rec, "failed validation before promotion: " + check->detail, actor));
@@ -170,9 +215,11 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
     const std::string failures = policy::DescribeFailures(gates);
     auto r = Write(type, [&](const State& s) -> Result<std::string> {
       MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
-      events::Rejection rej{type, version, ProductionOf(s, type), gates, actor.reason, policy_text};
+      MODELREG_RETURN_IF_ERROR(same_policy(s));
+      events::Rejection rej{type,         version,     ProductionOf(s, type), gates,
+                            actor.reason, policy_text, loaded->sha256};
       return events::Draft(EnvelopeFor(actor, NewEventId()), rej);
-    });
+    }, internal::kPolicyKey);
     if (!r) return Err(r.error());
     return Err(Status::Rejected("promotion of " + Name(type, version) +
                                 " refused by the gates: " + failures + " (policy: " +
@@ -183,6 +230,7 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
   std::string summary;
   auto r = Write(type, [&](const State& s) -> Result<std::string> {
     MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
+    MODELREG_RETURN_IF_ERROR(same_policy(s));
     const std::string replaced = ProductionOf(s, type);
     summary = "promoted " + Name(type, version) +
               (replaced.empty() ? std::string() : " (replaces " + replaced + ", now archived)");
@@ -198,8 +246,9 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
     p.override_reason = p.gates_overridden ? actor.reason : std::string();
     p.reason = actor.reason;
     p.policy = policy_text;
+    p.policy_sha256 = loaded->sha256;
     return events::Draft(EnvelopeFor(actor, NewEventId()), p);
-  });
+  }, internal::kPolicyKey);
   if (!r) return Err(r.error());
   return WriteResult{r->seq, summary};
 }
@@ -233,7 +282,7 @@ Result<WriteResult> Registry::Archive(const std::string& type, const std::string
 Result<WriteResult> Registry::Fail(const std::string& type, const std::string& version,
                                    bool force, const Actor& actor) {
   MODELREG_RETURN_IF_ERROR(CheckNames(actor, type, version));
-  if (actor.reason.empty()) {
+  if (Blank(actor.reason)) {
     return Err(Status::InvalidArgument("fail needs --reason: say why the model failed"));
   }
   std::string summary = "failed " + Name(type, version);
@@ -263,77 +312,141 @@ Result<WriteResult> Registry::Fail(const std::string& type, const std::string& v
   return WriteResult{r->seq, summary};
 }
 
-Result<WriteResult> Registry::Rollback(const std::string& type, bool fail_current,
-                                       const Actor& actor) {
+namespace {
+
+// Which version a rollback of `type` goes to, against state `s`: the rule
+// (RollbackTarget) or `to`, checked. The error says why there is none.
+Result<std::string> ChooseRollbackTarget(const State& s, const std::string& type,
+                                         const std::string& to) {
+  const std::string current = ProductionOf(s, type);
+  if (current.empty()) {
+    return Err(Status::FailedPrecondition("no production version of " + type + " to roll back"));
+  }
+  if (to.empty()) {
+    std::string target = RollbackTarget(s, type);
+    if (target.empty()) {
+      // Say what was skipped, or that nothing came before.
+      std::string skipped;
+      for (const std::string& v : RollbackChain(s.types.at(type))) {
+        if (v == current || skipped.find(" " + v + " ") != std::string::npos) continue;
+        const VersionRecord* r = s.Find(type, v);
+        if (r == nullptr) continue;
+        skipped += (skipped.empty() ? " " : ", ") + v +
+                   (r->status == ModelStatus::kFailed ? " is failed" : " has had its artifact purged");
+      }
+      return Err(Status::FailedPrecondition(
+          "no earlier production version of " + type + " to roll back to from " + current + ": " +
+          (skipped.empty() ? current + " is the first production version in its rollback chain "
+                                       "(versions rolled away from do not count)"
+                           : "the earlier ones cannot be promoted (" + skipped.substr(1) + ")") +
+          "; promote a version explicitly with `modelreg promote`"));
+    }
+    return target;
+  }
+  const VersionRecord* rec = s.Find(type, to);
+  if (rec == nullptr) return Err(NotRegistered(type, to));
+  if (to == current) {
+    return Err(Status::FailedPrecondition(Name(type, to) + " is already in production"));
+  }
+  const auto& history = s.types.at(type).history;
+  const bool was_production = std::any_of(history.begin(), history.end(),
+                                          [&to](const auto& h) { return h.version == to; });
+  if (!was_production) {
+    return Err(Status::FailedPrecondition(
+        Name(type, to) + " was never in production: rollback --to goes back only to a version "
+                         "that was production before; use `modelreg promote` (gates apply)"));
+  }
+  if (rec->status == ModelStatus::kFailed) {
+    return Err(Status::FailedPrecondition(Name(type, to) + " is failed (" + rec->status_reason +
+                                          ") and cannot be rolled back to"));
+  }
+  if (rec->purged) {
+    return Err(Status::FailedPrecondition(Name(type, to) +
+                                          " has had its artifact purged and cannot be rolled "
+                                          "back to"));
+  }
+  return std::string(to);
+}
+
+}  // namespace
+
+Result<RollbackResult> Registry::Rollback(const std::string& type, const RollbackOptions& options,
+                                          const Actor& actor) {
   MODELREG_RETURN_IF_ERROR(CheckActor(actor));
   MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
-  // Find the target first to check its artifact before anything is written.
-  std::optional<VersionRecord> target_rec;
-  Read([&](const State& s) {
-    const std::string current = ProductionOf(s, type);
-    auto t = s.types.find(type);
-    if (current.empty() || t == s.types.end()) return;
-    for (auto it = t->second.history.rbegin(); it != t->second.history.rend(); ++it) {
-      if (it->version == current) {
-        if (const VersionRecord* r = s.Find(type, it->replaced_version)) target_rec = *r;
-        break;
-      }
-    }
-  });
-  if (target_rec && target_rec->status == ModelStatus::kArchived && !target_rec->purged) {
-    auto loaded = policy::LoadPolicy(root_);
-    if (!loaded) return Err(loaded.error());
-    auto check = internal::CheckArtifact(artifacts_, *target_rec, loaded->For(type));
-    if (!check) return Err(check.error());
-    if (!check->ok) {
-      MODELREG_RETURN_IF_ERROR(MarkFailed(
-          *target_rec, "failed validation before rollback: " + check->detail, actor));
-      return Err(Status::Corruption(
-          "cannot roll back to " + Name(type, target_rec->version) + ": " + check->detail +
-          "; it is now marked failed and production is unchanged"));
-    }
+  if (!options.to.empty()) MODELREG_RETURN_IF_ERROR(model::ValidateVersion(options.to));
+  if (options.fail_current && Blank(actor.reason)) {
+    return Err(Status::InvalidArgument(
+        "rollback --fail needs --reason: say why the current version of " + type + " failed"));
   }
-  std::string summary;
-  auto r = Write(type, [&](const State& s) -> Result<std::string> {
-    const std::string current = ProductionOf(s, type);
-    if (current.empty()) {
-      return Err(Status::FailedPrecondition("no production version of " + type +
-                                            " to roll back"));
+  RollbackResult out;
+  out.model_type = type;
+  out.fail_current = options.fail_current;
+  out.dry_run = options.dry_run;
+  auto describe = [&out](bool planned) {
+    const std::string becomes = out.fail_current ? "failed" : "archived";
+    return (planned ? "dry run: would roll back " : "rolled back ") + out.model_type + ": " +
+           out.from + " -> " + out.to + " (" + out.from + (planned ? " would become " : " is now ") +
+           becomes + ")";
+  };
+  // Choose the target first, to check its artifact before anything is written.
+  std::optional<VersionRecord> target_rec;
+  Status chosen;
+  Read([&](const State& s) {
+    auto target = ChooseRollbackTarget(s, type, options.to);
+    if (!target) {
+      chosen = target.error();
+      return;
     }
-    // The version that was production before the current one, from the
-    // history (not from version order).
-    std::string target;
-    const auto& history = s.types.at(type).history;
-    for (auto it = history.rbegin(); it != history.rend(); ++it) {
-      if (it->version == current) {
-        target = it->replaced_version;
-        break;
-      }
-    }
-    if (target.empty()) {
-      return Err(Status::FailedPrecondition(Name(type, current) +
-                                            " was the first production version of " + type +
-                                            "; there is nothing to roll back to"));
-    }
-    const VersionRecord* rec = FindOrNull(s, type, target);
-    if (rec == nullptr) return Err(Status::Internal("history names unknown version " + target));
-    if (rec->status == ModelStatus::kFailed) {
+    out.from = ProductionOf(s, type);
+    out.to = *target;
+    target_rec = *s.Find(type, *target);
+  });
+  MODELREG_RETURN_IF_ERROR(chosen);
+  auto loaded = PolicyInForce();
+  if (!loaded) return Err(loaded.error());
+  policy::TypePolicy tp = loaded->policy.For(type);
+  if (options.dry_run) tp.validator.reset();  // a dry run runs nothing
+  auto check = internal::CheckArtifact(artifacts_, *target_rec, tp);
+  if (!check) return Err(check.error());
+  if (options.dry_run) {
+    if (check->missing()) {
       return Err(Status::FailedPrecondition(
-          Name(type, target) + " (production before " + current +
-          ") is failed; promote a version explicitly with `modelreg promote`"));
+          describe(true) + ", but " + check->detail +
+          ": the rollback would be refused and recorded; nothing was written"));
     }
-    if (rec->purged) {
-      return Err(Status::FailedPrecondition(Name(type, target) +
-                                            " has had its artifact purged; promote a version "
-                                            "explicitly"));
+    if (!check->ok) {
+      return Err(Status::Corruption(describe(true) + ", but " + check->detail + ": the rollback " +
+                                    "would mark " + out.to + " failed; nothing was written"));
     }
-    summary = "rolled back " + type + ": " + current + " -> " + target + " (" + current +
-              " is now " + (fail_current ? "failed" : "archived") + ")";
+    out.summary = describe(true) + "; its artifact matches its checksum" +
+                  (loaded->policy.For(type).validator ? " (the validator runs only for real)" : "") +
+                  "; nothing was written";
+    return out;
+  }
+  if (check->missing()) return Err(RefuseMissing(*target_rec, *check, "roll back to", actor));
+  if (!check->ok) {
+    MODELREG_RETURN_IF_ERROR(
+        MarkFailed(*target_rec, "failed validation before rollback: " + check->detail, actor));
+    return Err(Status::Corruption("cannot roll back to " + Name(type, out.to) + ": " +
+                                  check->detail +
+                                  "; it is now marked failed and production is unchanged"));
+  }
+  auto r = Write(type, [&](const State& s) -> Result<std::string> {
+    auto target = ChooseRollbackTarget(s, type, options.to);
+    if (!target) return Err(target.error());
+    if (*target != out.to || ProductionOf(s, type) != out.from) {
+      return Err(Status::Conflict("production of " + type + " changed while " + out.to +
+                                  " was being checked; nothing changed, run rollback again"));
+    }
     return events::Draft(EnvelopeFor(actor, NewEventId()),
-                         events::Rollback{type, current, target, fail_current, actor.reason});
+                         events::Rollback{type, out.from, out.to, options.fail_current,
+                                          actor.reason});
   });
   if (!r) return Err(r.error());
-  return WriteResult{r->seq, summary};
+  out.seq = r->seq;
+  out.summary = describe(false);
+  return out;
 }
 
 Result<ValidateResult> Registry::Validate(const std::string& type, const std::string& version,
@@ -347,24 +460,17 @@ Result<ValidateResult> Registry::Validate(const std::string& type, const std::st
   if (rec->purged) {
     return Err(Status::FailedPrecondition(Name(type, version) + " has had its artifact purged"));
   }
-  auto loaded = policy::LoadPolicy(root_);
+  auto loaded = PolicyInForce();
   if (!loaded) return Err(loaded.error());
-  auto check = internal::CheckArtifact(artifacts_, *rec, loaded->For(type));
+  auto check = internal::CheckArtifact(artifacts_, *rec, loaded->policy.For(type));
   if (!check) return Err(check.error());
-  events::Validation v;
-  v.model_type = type;
-  v.version = version;
-  v.expected_sha256 = *DigestFromHex(rec->artifact_sha256);
-  v.observed_sha256 = check->observed_sha256;
-  v.observed_size = check->observed_size;
-  v.ok = check->ok;
-  v.detail = check->ok ? std::string() : check->detail;
+  const events::Validation v = ValidationOf(*rec, *check);
   auto r = Write(type, [&](const State& s) -> Result<std::string> {
     if (s.Find(type, version) == nullptr) return Err(NotRegistered(type, version));
     return events::Draft(EnvelopeFor(actor, NewEventId()), v);
   });
   if (!r) return Err(r.error());
-  return ValidateResult{check->ok, check->detail, r->seq};
+  return ValidateResult{check->ok, check->detail, r->seq, check->result};
 }
 
 Result<WriteResult> Registry::Acknowledge(const std::string& type, const events::ConsumerAck& ack,
@@ -427,6 +533,44 @@ Result<WriteResult> Registry::Acknowledge(const std::string& type, const events:
   });
   if (!r) return Err(r.error());
   return WriteResult{r->seq, summary};
+}
+
+std::vector<std::string> RollbackChain(const projection::TypeState& ts) {
+  std::vector<std::string> chain;
+  for (const projection::PromotionRecord& h : ts.history) {
+    if (!h.rollback) {
+      chain.push_back(h.version);
+      continue;
+    }
+    // The version rolled away from leaves the chain...
+    if (!chain.empty() && !h.replaced_version.empty() && chain.back() == h.replaced_version) {
+      chain.pop_back();
+    }
+    // ...and the chain goes back to its target (what lay above it was
+    // skipped), or the target joins it (a rollback to a version that had
+    // left the chain: `--to`, or one written by the older rule).
+    auto it = std::find(chain.rbegin(), chain.rend(), h.version);
+    if (it != chain.rend()) {
+      chain.erase(it.base(), chain.end());
+    } else {
+      chain.push_back(h.version);
+    }
+  }
+  return chain;
+}
+
+std::string RollbackTarget(const State& s, const std::string& type) {
+  auto t = s.types.find(type);
+  if (t == s.types.end() || t->second.production.empty()) return "";
+  const std::string& current = t->second.production;
+  const std::vector<std::string> chain = RollbackChain(t->second);
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    if (*it == current) continue;
+    const VersionRecord* rec = s.Find(type, *it);
+    if (rec == nullptr || rec->status == ModelStatus::kFailed || rec->purged) continue;
+    return *it;
+  }
+  return "";
 }
 
 }  // namespace modelreg::registry

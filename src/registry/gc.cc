@@ -27,13 +27,7 @@ Result<std::vector<Registry::GcItem>> Registry::CollectGarbage(int keep, TimeNs 
   Read([&](const State& s) {
     for (const auto& [type, ts] : s.types) {
       // The version a rollback would restore.
-      std::string rollback_target;
-      for (auto h = ts.history.rbegin(); h != ts.history.rend(); ++h) {
-        if (h->version == ts.production) {
-          rollback_target = h->replaced_version;
-          break;
-        }
-      }
+      const std::string rollback_target = RollbackTarget(s, type);
       std::vector<const VersionRecord*> by_age;
       for (const auto& [version, rec] : ts.versions) {
         known.emplace(type, version);

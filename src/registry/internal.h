@@ -5,6 +5,7 @@
 //   sequencing.cc        Write/Commit: validate, append, apply in log order
 //   register.cc          Register
 //   commands.cc          promote, archive, fail, rollback, validate, acknowledge
+//   gate_policy.cc       the gate policy in the log: set, adopt, in force, as of
 //   artifact_check.cc    the pre-activation check: re-hash + validator
 //   projection_store.cc  the projection rows: read, rewrite, digest
 //   rebuild.cc           Rebuild and its lean rewrite
@@ -26,6 +27,7 @@
 #include "common/sha256.h"
 #include "common/status.h"
 #include "common/utf8.h"
+#include "events/model_events.h"
 #include "log/envelope.h"
 #include "log/event_store.h"
 #include "policy/policy.h"
@@ -37,6 +39,15 @@ namespace modelreg::registry::internal {
 // The column family of the projection rows (projection/state.h has the
 // row layout).
 inline constexpr char kProjectionCf[] = "projection";
+
+// The sequencing key of PolicyChanged events (Registry::Write): not a
+// model type ('/' cannot be in one). Promotions use it as their guard.
+inline constexpr char kPolicyKey[] = "/policy";
+
+// Who the adoption of a policy.toml from before the policy was part of
+// the log is recorded as, and why.
+inline constexpr char kAdoptionActor[] = "modelreg (adopted policy.toml)";
+inline constexpr char kAdoptionReason[] = "adopted from policy.toml on disk";
 
 // "<type> <version>", as messages name a version.
 inline std::string Name(const std::string& type, const std::string& version) {
@@ -132,11 +143,18 @@ struct ArtifactCheck {
   std::string detail;  // why not, with the validator's output tail
   Digest observed_sha256{};
   std::uint64_t observed_size = 0;
+  // events::kValidationOk, kValidationMismatch, kValidationValidatorFailed
+  // or kValidationMissing.
+  std::string result;
+  // No file at all: an operational problem (an import, a partial restore),
+  // not a verdict on the model. Its status is left alone.
+  bool missing() const { return result == events::kValidationMissing; }
 };
 
 // Re-hashes `rec`'s artifact and runs the policy's validator on it. Errors
 // only if the file cannot be read for a reason other than its absence, or
 // the validator cannot start or times out (then nothing is to be recorded).
+// A missing file is not an error: result "missing", no validator run.
 Result<ArtifactCheck> CheckArtifact(const artifacts::ArtifactStore& artifacts,
                                     const VersionRecord& rec, const policy::TypePolicy& tp);
 

@@ -139,6 +139,7 @@ Status RewriteProjectionLean(EventStore& store, Seq head, std::size_t resident,
     }
     for (const auto& [type, version] : delta->production) fresh.types[type].timeline.clear();
     for (const auto& h : delta->history) fresh.types[h.model_type].history.clear();
+    fresh.policies.clear();  // its "g/" row is written (the fold never reads it)
     if (out.full() || last_change.size() > 2 * limit) {
       st = out.Flush();
       if (!st.ok()) return false;
@@ -151,7 +152,7 @@ Status RewriteProjectionLean(EventStore& store, Seq head, std::size_t resident,
   MODELREG_RETURN_IF_ERROR(st);
   fresh.records = nullptr;
   // What is still in memory: "s", the resident records' "v/" rows, "p/"
-  // and "c/" (history and timeline are empty: already written).
+  // and "c/" (history, timeline and policies are empty: already written).
   MODELREG_RETURN_IF_ERROR(FinishRewrite(store, fresh, out, head));
   if (progress) progress(head);
   return Status::OK();

@@ -134,6 +134,25 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
     if (!options.for_rebuild && !lazy) MODELREG_RETURN_IF_ERROR(reg->LoadState());
     Registry* r = reg.get();
     reg->manifest_thread_ = std::thread([r] { r->ManifestLoop(); });
+    if (!options.for_rebuild && !options.lazy_state) {
+      // A policy.toml from before the policy was part of the log becomes
+      // its first PolicyChanged event (docs/gates.md). A file that does
+      // not parse is not adopted: the commands that need the policy
+      // report it (naming its line) until it is fixed or a policy is set.
+      // Not for a lazy_state open (the loader's acknowledgements, which
+      // never evaluate gates): the next other write adopts it.
+      bool has_policy = false;
+      reg->Read([&has_policy](const State& s) { has_policy = s.Policy() != nullptr; });
+      if (!has_policy) {
+        auto adopted = reg->AdoptPolicyFile();
+        if (!adopted) {
+          reg->Warn(adopted.error().message() +
+                    "; not adopted as the gate policy: promotions, rollbacks and validations "
+                    "refuse until policy.toml is fixed or a policy is set with `modelreg policy "
+                    "set FILE --reason TEXT`");
+        }
+      }
+    }
   }
   return reg;
 }

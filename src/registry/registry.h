@@ -31,6 +31,7 @@
 #include "common/status.h"
 #include "events/model_events.h"
 #include "log/event_store.h"
+#include "policy/policy.h"
 #include "projection/state.h"
 #include "registry/metadata.h"
 
@@ -39,6 +40,10 @@ class Query;
 }
 
 namespace modelreg::registry {
+
+namespace internal {
+struct ArtifactCheck;
+}
 
 using projection::ModelStatus;
 using projection::State;
@@ -89,10 +94,33 @@ struct WriteResult {
   std::string summary;  // one line: what happened
 };
 
+// rollback TYPE [--to VERSION] [--fail] [--dry-run] (docs/lifecycle.md).
+struct RollbackOptions {
+  bool fail_current = false;  // the current version becomes failed (needs a reason)
+  std::string to;             // "" = the rollback rule's choice (RollbackTarget)
+  bool dry_run = false;       // decide and check, write nothing
+};
+
+struct RollbackResult : WriteResult {  // seq 0 for a dry run
+  std::string model_type;
+  std::string from;  // the production version rolled away from
+  std::string to;    // the version that becomes production
+  bool fail_current = false;
+  bool dry_run = false;
+};
+
 struct ValidateResult {
   bool ok = false;
   std::string detail;
   Seq seq = 0;
+  std::string result;  // events::kValidation*: ok, mismatch, validator_failed, missing
+};
+
+struct SetPolicyResult {
+  Seq seq = 0;           // the PolicyChanged event in force afterwards
+  bool changed = false;  // false: that exact text was in force already; nothing written
+  std::string sha256;    // hex SHA-256 of the text
+  std::string summary;   // one line: what happened
 };
 
 struct VerifyResult {
@@ -136,12 +164,33 @@ class Registry {
                               const Actor& actor);
   Result<WriteResult> Fail(const std::string& type, const std::string& version, bool force,
                            const Actor& actor);
-  // Re-checks the target's artifact (hash + validator) first, like Promote.
-  Result<WriteResult> Rollback(const std::string& type, bool fail_current, const Actor& actor);
+  // Rollback to the version RollbackTarget picks, or to options.to (which
+  // must have been production before and still be promotable). Re-checks
+  // the target's artifact (hash + validator) first, like Promote: content
+  // that differs marks it failed (Corruption); a missing file is recorded
+  // (ArtifactValidated "missing") and refused (FailedPrecondition), status
+  // unchanged. fail_current needs actor.reason. A dry run decides the same
+  // way, re-hashes the target's artifact (no validator) and writes nothing.
+  Result<RollbackResult> Rollback(const std::string& type, const RollbackOptions& options,
+                                  const Actor& actor);
+  Result<RollbackResult> Rollback(const std::string& type, bool fail_current, const Actor& actor) {
+    return Rollback(type, RollbackOptions{fail_current, "", false}, actor);
+  }
   // Re-hashes the artifact, runs the policy's validator command if any, and
-  // records the result (ArtifactValidated); status does not change.
+  // records the result (ArtifactValidated); status does not change, also
+  // when the file is missing (result "missing").
   Result<ValidateResult> Validate(const std::string& type, const std::string& version,
                                   const Actor& actor);
+
+  // The gate policy (docs/gates.md) is part of the log: SetPolicy checks
+  // `text` with the policy parser (InvalidArgument naming
+  // "<source>:<line>", nothing written) and appends a PolicyChanged event
+  // holding the whole text, unless exactly that text is in force already
+  // (then nothing is written: changed=false). Needs actor.reason.
+  // Promotions, rollbacks and validations evaluate the policy in force
+  // in the state (the last PolicyChanged), never a file.
+  Result<SetPolicyResult> SetPolicy(const std::string& text, const std::string& source,
+                                    const Actor& actor);
 
   // Garbage collection of artifact files (docs/runbook.md). Candidates:
   // archived and failed versions beyond the `keep` most recently registered
@@ -185,6 +234,13 @@ class Registry {
   Result<std::optional<VersionRecord>> VersionAt(const std::string& type,
                                                  const std::string& version, TimeNs t) const;
 
+  // The model names with a version registered at or before event `seq`
+  // (nullopt = now), sorted: every name ever registered, as of then. The
+  // well-known types (model::kModelTypes) are not added: the query layer
+  // does that. From the state in memory, else one seek per name (and per
+  // version registered after `seq`) in the versioned record rows.
+  Result<std::vector<std::string>> ModelTypesAt(std::optional<Seq> seq = std::nullopt) const;
+
   // The production version of `type` at time `t`, how it got there and its
   // record, in O(log n) through the temporal index rows (audit/current --at).
   struct ProductionAt {
@@ -195,6 +251,14 @@ class Registry {
   // `seq_at_t`, if known, is the last event at or before t (saves a seek).
   Result<ProductionAt> ProductionAtTime(const std::string& type, TimeNs t,
                                         std::optional<Seq> seq_at_t = std::nullopt) const;
+  // The gate policy in force right after event `seq` (nullopt: none was
+  // recorded by then, the built-in defaults apply): one seek of the
+  // policy rows (policy show/audit --at).
+  Result<std::optional<projection::PolicyRecord>> PolicyAt(Seq seq) const;
+  // A line about <root>/policy.toml when it is not the policy in force:
+  // not adopted yet (the next writable open adopts it), or edited after
+  // the policy became part of the log (it is ignored); "" otherwise.
+  std::string PolicyFileNote() const;
   Result<VerifyResult> Verify() const;
   // A following registry (RegistryOptions::follow) catches up with the
   // writer; a no-op otherwise. Not concurrent with reads of this registry.
@@ -245,9 +309,13 @@ class Registry {
   // row); needs current rows.
   Result<std::optional<VersionRecord>> RecordAtSeq(const std::string& type,
                                                    const std::string& version, Seq seq) const;
-  // The gates and policy text recorded by the promotion event `seq`
+  // The gates, policy text and policy hash recorded by the promotion event `seq`
   // (empty for any other event); cached like the records.
-  using Evidence = std::pair<std::vector<events::Gate>, std::string>;
+  struct Evidence {
+    std::vector<events::Gate> gates;
+    std::string policy;
+    std::string policy_sha256;  // hex; "" when not recorded
+  };
   Result<std::shared_ptr<const Evidence>> PromotionEvidence(Seq seq) const;
   Registry(std::string root, std::unique_ptr<EventStore> store, const Clock* clock,
            bool read_only, std::function<void(const std::string&)> on_warning);
@@ -262,14 +330,18 @@ class Registry {
   // draft was validated against); `*raced` says a refusal was that race
   // (retry after re-validating) rather than a lasting error. Returns once
   // the in-memory state includes the event.
+  // `guard` (optional): another sequencing key the draft was validated
+  // against (the gate policy, for a promotion), whose events are checked
+  // the same way but not advanced by this one.
   Result<AppendResult> Commit(const std::string& draft, const std::string& type, Seq type_seq,
-                              bool* raced);
+                              bool* raced, const std::string& guard = {}, Seq guard_seq = 0);
   // After state_ is replaced (load, rebuild): nothing is in flight.
   void ResetSequencing() const;
   // Runs validate-build-append for an event of `type`, re-validating when
   // another event of that type got in first.
   Result<AppendResult> Write(const std::string& type,
-                             const std::function<Result<std::string>(const State&)>& build_draft);
+                             const std::function<Result<std::string>(const State&)>& build_draft,
+                             const std::string& guard = {});
   // Rewrites manifest.json from the state, one writer at a time, never
   // replacing a newer manifest with an older one (`force`: rewrite even if
   // this state was written already).
@@ -280,8 +352,27 @@ class Registry {
   void ManifestFailed(const Status& st);
   void Warn(const std::string& message) const;
 
+  // The gate policy in force (the state's last PolicyChanged, parsed) and
+  // the event that set it (0 and the built-in defaults when none). A
+  // writable registry whose log has none adopts <root>/policy.toml first,
+  // if there is one (AdoptPolicyFile).
+  struct InForcePolicy {
+    policy::Policy policy;
+    Seq seq = 0;
+    std::optional<Digest> sha256;
+  };
+  Result<InForcePolicy> PolicyInForce();
+  // Appends <root>/policy.toml as the first PolicyChanged event, if the log
+  // has none and the file exists (parsed first: InvalidArgument naming its
+  // line, nothing written). True when the log has a policy afterwards.
+  Result<bool> AdoptPolicyFile();
+
   // Records that a version failed its pre-activation check.
   Status MarkFailed(const VersionRecord& rec, const std::string& why, const Actor& actor);
+  // Records that a version's artifact file is missing (ArtifactValidated,
+  // result "missing"; status unchanged) and returns the refusal of `what`.
+  Status RefuseMissing(const VersionRecord& rec, const internal::ArtifactCheck& check,
+                       const std::string& what, const Actor& actor);
 
   std::string root_;
   std::unique_ptr<EventStore> store_;
@@ -331,5 +422,17 @@ class Registry {
 
 // Versions of a type in semantic-version order.
 std::vector<const VersionRecord*> SortedVersions(const projection::TypeState& ts);
+
+// The rollback rule (docs/lifecycle.md). The rollback chain of a type is
+// its production history with rollbacks undone: a promotion pushes its
+// version; a rollback pops the version it rolled away from and then cuts
+// the chain back to the last occurrence of its target (or pushes the
+// target if it is not in the chain). It depends only on the history rows,
+// so old ModelRolledBack events keep their meaning.
+std::vector<std::string> RollbackChain(const projection::TypeState& ts);
+// What `rollback TYPE` restores: walking the chain from its top, the first
+// version that is not the current production version and is neither
+// failed nor purged. "" when there is none (or no production version).
+std::string RollbackTarget(const State& s, const std::string& type);
 
 }  // namespace modelreg::registry

@@ -30,7 +30,8 @@ void Registry::ResetSequencing() const {
 // a command's checks read only its own type. Durable deltas are applied to
 // the in-memory state strictly in log order.
 Result<AppendResult> Registry::Commit(const std::string& draft, const std::string& type,
-                                      Seq type_seq, bool* raced) {
+                                      Seq type_seq, bool* raced, const std::string& guard,
+                                      Seq guard_seq) {
   projection::Delta captured;
   Seq type_seq_before = 0;  // sequenced_type_seq_[type] before this event
   bool had_type_seq = false;
@@ -44,6 +45,15 @@ Result<AppendResult> Registry::Commit(const std::string& draft, const std::strin
     if ((it == sequenced_type_seq_.end() ? Seq{0} : it->second) != type_seq) {
       *raced = true;
       return Err(Status::Conflict(kTypeMoved));
+    }
+    if (!guard.empty()) {
+      // The draft also read the guard's events (a promotion, the gate
+      // policy): none may have been sequenced since either.
+      auto g = sequenced_type_seq_.find(guard);
+      if ((g == sequenced_type_seq_.end() ? Seq{0} : g->second) != guard_seq) {
+        *raced = true;
+        return Err(Status::Conflict(kTypeMoved));
+      }
     }
     // Only other types' events can be pending: planning against the state
     // without them gives the same delta for this type.
@@ -110,7 +120,8 @@ Result<AppendResult> Registry::Commit(const std::string& draft, const std::strin
 }
 
 Result<AppendResult> Registry::Write(
-    const std::string& type, const std::function<Result<std::string>(const State&)>& build_draft) {
+    const std::string& type, const std::function<Result<std::string>(const State&)>& build_draft,
+    const std::string& guard) {
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -121,7 +132,7 @@ Result<AppendResult> Registry::Write(
   MODELREG_RETURN_IF_ERROR(Load());  // after a rebuild, from the rows
   for (int attempt = 0; attempt < kWriteAttempts; ++attempt) {
     std::string draft;
-    Seq type_seq = 0;
+    Seq type_seq = 0, guard_seq = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto d = build_draft(state_);
@@ -129,9 +140,13 @@ Result<AppendResult> Registry::Write(
       draft = std::move(*d);
       auto it = committed_type_seq_.find(type);
       type_seq = it == committed_type_seq_.end() ? 0 : it->second;
+      if (!guard.empty()) {
+        auto g = committed_type_seq_.find(guard);
+        guard_seq = g == committed_type_seq_.end() ? 0 : g->second;
+      }
     }
     bool raced = false;
-    auto r = Commit(draft, type, type_seq, &raced);
+    auto r = Commit(draft, type, type_seq, &raced, guard, guard_seq);
     if (!r && raced) {
       // Another command changed this type first: wait until its change is
       // in the state, then validate again against it.

@@ -220,6 +220,11 @@ struct RouteTable {
     routes.emplace_back("POST", std::regex(pattern));
     s.Post(pattern, std::forward<H>(h));
   }
+  template <class H>
+  void Put(const std::string& pattern, H&& h) {
+    routes.emplace_back("PUT", std::regex(pattern));
+    s.Put(pattern, std::forward<H>(h));
+  }
 };
 
 }  // namespace
@@ -553,7 +558,9 @@ class ApiServer::Impl {
 
   void Routes() {
     RouteTable s{*server_, routes_};
-    const std::string type = "([a-z_]+)";
+    // Any path segment: PathOk refuses what is not a model name (400,
+    // stating the grammar) instead of the route silently not matching.
+    const std::string type = "([^/]+)";
     const std::string version = "([^/]+)";
     const std::string models = "/api/v1/models/";
 
@@ -628,27 +635,34 @@ class ApiServer::Impl {
                   Written(res, reg_.Acknowledge(t, ack, registry::Actor{c.subject, ""}));
                 }));
 
+    // Every version of every name (`modelreg --json list`), or of one.
+    auto list = [this](const httplib::Request& req, httplib::Response& res, const std::string& t) {
+      projection::ModelStatus filter{};
+      const std::string status = req.get_param_value("status");
+      if (!status.empty() && !projection::ParseStatus(status, &filter)) {
+        return SendError(res, 400, "invalid_argument",
+                         "unknown status '" + status +
+                             "'; valid: staged, production, archived, failed");
+      }
+      auto at = TimeParam(req, "at");
+      if (!at) return SendStatus(res, at.error());
+      query::ListFilter lf;
+      lf.model_type = t;
+      if (!status.empty()) lf.status = filter;
+      lf.sort_metric = req.get_param_value("sort");
+      auto l = query::Query(reg_).List(lf, *at);
+      if (!l) return SendStatus(res, l.error());
+      SendJson(res, 200, query::ListJson(*l, t));
+    };
+    s.Get("/api/v1/models", Wrap("GET /api/v1/models", Need::kRead,
+                                 [list](const httplib::Request& req, httplib::Response& res,
+                                        auto&) { list(req, res, ""); }));
     s.Get(models + type,
           Wrap("GET /api/v1/models/{type}", Need::kRead,
-               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+               [list](const httplib::Request& req, httplib::Response& res, auto&) {
                  const std::string t = req.matches[1];
                  if (!PathOk(res, t, nullptr)) return;
-                 projection::ModelStatus filter{};
-                 const std::string status = req.get_param_value("status");
-                 if (!status.empty() && !projection::ParseStatus(status, &filter)) {
-                   return SendError(res, 400, "invalid_argument",
-                                    "unknown status '" + status +
-                                        "'; valid: staged, production, archived, failed");
-                 }
-                 auto at = TimeParam(req, "at");
-                 if (!at) return SendStatus(res, at.error());
-                 query::ListFilter lf;
-                 lf.model_type = t;
-                 if (!status.empty()) lf.status = filter;
-                 lf.sort_metric = req.get_param_value("sort");
-                 auto l = query::Query(reg_).List(lf, *at);
-                 if (!l) return SendStatus(res, l.error());
-                 SendJson(res, 200, query::ListJson(*l, t));
+                 list(req, res, t);
                }));
 
     s.Get(models + type + "/" + version + "/artifact",
@@ -719,6 +733,39 @@ class ApiServer::Impl {
                  SendJson(res, 200, query::AuditJson(*a));
                }));
 
+    // The gate policy (docs/gates.md): read with model:read, set with
+    // model:admin (PUT or POST, the same body).
+    s.Get("/api/v1/policy",
+          Wrap("GET /api/v1/policy", Need::kRead,
+               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                 auto at = TimeParam(req, "at");
+                 if (!at) return SendStatus(res, at.error());
+                 auto p = query::Query(reg_).Policy(*at);
+                 if (!p) return SendStatus(res, p.error());
+                 SendJson(res, 200, query::PolicyJson(*p));
+               }));
+    const auto set_policy = [this](const httplib::Request& req, httplib::Response& res,
+                                   const auth::Claims& c) {
+      auto body = BodyObject(req);
+      if (!body) return SendStatus(res, body.error());
+      std::string text, source;
+      registry::Actor actor{c.subject, ""};
+      if (!body->contains("text") || !(*body)["text"].is_string()) {
+        return SendStatus(res, Status::InvalidArgument("text (the policy, a string) is required"));
+      }
+      Status st = StringField(*body, "text", &text);
+      if (st.ok()) st = StringField(*body, "reason", &actor.reason);
+      if (st.ok()) st = StringField(*body, "source", &source);
+      if (!st.ok()) return SendStatus(res, st);
+      auto r = reg_.SetPolicy(text, source, actor);
+      if (!r) return SendStatus(res, r.error());
+      if (r->changed) metrics_.CountAppend();
+      SendJson(res, 200, json{{"seq", r->seq}, {"changed", r->changed}, {"sha256", r->sha256},
+                              {"summary", r->summary}});
+    };
+    s.Put("/api/v1/policy", Wrap("PUT /api/v1/policy", Need::kAdmin, set_policy));
+    s.Post("/api/v1/policy", Wrap("POST /api/v1/policy", Need::kAdmin, set_policy));
+
     s.Get("/api/v1/events",
           Wrap("GET /api/v1/events", Need::kRead,
                [this](const httplib::Request& req, httplib::Response& res, auto&) {
@@ -765,7 +812,7 @@ class ApiServer::Impl {
                   auto r = reg_.Validate(w->type, w->version, w->actor);
                   if (!r) return SendStatus(res, r.error());
                   metrics_.CountAppend();
-                  SendJson(res, 200, json{{"ok", r->ok}, {"detail", r->detail}, {"seq", r->seq}});
+                  SendJson(res, 200, query::ValidateJson(*r));
                 }));
 
     s.Post(models + type + "/" + version + "/promote",
@@ -817,11 +864,15 @@ class ApiServer::Impl {
                 [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
                   auto w = ParseWrite(req, res, c, false);
                   if (!w) return;
-                  bool fail_current = false;
-                  if (Status st = BoolField(w->body, "fail_current", &fail_current); !st.ok()) {
-                    return SendStatus(res, st);
-                  }
-                  Written(res, reg_.Rollback(w->type, fail_current, w->actor));
+                  registry::RollbackOptions o;
+                  Status st = BoolField(w->body, "fail_current", &o.fail_current);
+                  if (st.ok()) st = StringField(w->body, "to", &o.to);
+                  if (st.ok()) st = BoolField(w->body, "dry_run", &o.dry_run);
+                  if (!st.ok()) return SendStatus(res, st);
+                  auto r = reg_.Rollback(w->type, o, w->actor);
+                  if (!r) return SendStatus(res, r.error());
+                  if (!r->dry_run) metrics_.CountAppend();
+                  SendJson(res, 200, query::RollbackJson(*r));
                 }));
 
     // Versions start with "v": "rollback" above is not one.

@@ -14,11 +14,13 @@
 #include <fstream>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
 #include "common/bytes.h"
 #include "common/clock.h"
+#include "common/sha256.h"
 #include "support/child.h"
 #include "support/raw_db.h"
 #include "support/run.h"
@@ -44,10 +46,20 @@ class Cli : public ::testing::Test {
   std::string Bin() const { return testing::EnvOr("MODELREG_BIN", "modelreg"); }
   // Every registry starts with a policy without the 24-hour paper-trading
   // gate (these tests run in seconds); the IC and Sharpe gates stay on.
+  // The first command adopts it: event 1 is that PolicyChanged
+  // (kPolicyEvents), the tests' own events follow.
+  static constexpr std::size_t kPolicyEvents = 1;
   void SetUp() override { WritePolicy("[default]\npaper_trading_hours = \"off\"\n"); }
+  // Before the registry exists: the policy.toml its first write adopts.
   void WritePolicy(const std::string& toml) const {
     fs::create_directories(Root());
     std::ofstream(Root() + "/policy.toml") << toml;
+  }
+  // Afterwards the policy is changed through the log, as operators do.
+  void SetPolicy(const std::string& toml, const std::string& why = "test policy") const {
+    const std::string file = dir_.sub("policy-" + std::to_string(++policies_) + ".toml");
+    std::ofstream(file) << toml;
+    Ok("--reason '" + why + "' policy set " + file, "admin");
   }
   std::string Root() const { return root_; }
   RunResult Mr(const std::string& args, const std::string& actor = "alice") const {
@@ -98,6 +110,7 @@ class Cli : public ::testing::Test {
 
   testing::TempDir dir_;
   std::string root_ = dir_.sub("reg");
+  mutable int policies_ = 0;
 };
 
 // The spec's Example 1: weekly update workflow.
@@ -148,7 +161,7 @@ TEST_F(Cli, WeeklyUpdateWorkflow) {
   // Registering the same thing again is idempotent.
   RunResult again = Ok("register risk_model " + art + " --version v1.0.0 --metadata " + meta);
   EXPECT_NE(again.out.find("already registered"), std::string::npos);
-  EXPECT_EQ(EventCount(), 4u);
+  EXPECT_EQ(EventCount(), kPolicyEvents + 4);
   // Same bytes, different parameters or factors: a conflict, nothing written.
   RunResult changed = Mr("register risk_model " + art + " --version v1.0.0 --metadata " + meta +
                          " --param halflife_days=90");
@@ -156,11 +169,11 @@ TEST_F(Cli, WeeklyUpdateWorkflow) {
   RunResult factors = Mr("register risk_model " + art + " --version v1.0.0 --metadata " + meta +
                          " --factor momentum");
   EXPECT_EQ(factors.rc, 4) << factors.err;
-  EXPECT_EQ(EventCount(), 4u);
+  EXPECT_EQ(EventCount(), kPolicyEvents + 4);
   RunResult verify = Ok("verify");
   EXPECT_NE(verify.out.find("projection OK"), std::string::npos);
   json manifest = json::parse(testing::Slurp(Root() + "/manifest.json"));
-  EXPECT_EQ(manifest["head_seq"], 4);
+  EXPECT_EQ(manifest["head_seq"], kPolicyEvents + 4);
   EXPECT_EQ(manifest["types"]["risk_model"]["production"], "v1.1.0");
 }
 
@@ -181,10 +194,11 @@ TEST_F(Cli, EmergencyRollback) {
   ASSERT_EQ(hist.size(), 3u);
   EXPECT_EQ(hist[2]["kind"], "rollback");
   EXPECT_EQ(hist[2]["actor"], "carol");
-  // Rolling back again would restore a failed version: refused.
+  // Nothing earlier than v1.0.0 (v2.0.0 is failed, and was rolled away
+  // from): refused.
   RunResult again = Mr("rollback alpha_weights");
   EXPECT_EQ(again.rc, 4);
-  EXPECT_NE(again.err.find("is failed"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("no earlier production version"), std::string::npos) << again.err;
 }
 
 // The spec's Example 3: comparing versions by Sharpe.
@@ -305,9 +319,13 @@ TEST_F(Cli, ValidateDetectsATamperedArtifact) {
   EXPECT_EQ(last["type"], "ArtifactValidated");
   EXPECT_EQ(last["payload"]["ok"], false);
   fs::remove(file);
+  // A missing file is an operational problem, not a verdict: exit 4, recorded.
   RunResult missing = Mr("validate risk_model v1.0.0");
-  EXPECT_EQ(missing.rc, 5);
-  EXPECT_NE(missing.err.find("does not exist"), std::string::npos) << missing.err;
+  EXPECT_EQ(missing.rc, 4) << missing.err;
+  EXPECT_NE(missing.out.find("MISSING: risk_model v1.0.0"), std::string::npos) << missing.out;
+  EXPECT_NE(missing.err.find("is missing"), std::string::npos) << missing.err;
+  json gone = json::parse(Lines(Ok("--json events").out).back());
+  EXPECT_EQ(gone["payload"]["result"], "missing");
 }
 
 TEST_F(Cli, IllegalTransitionsChangeNothing) {
@@ -324,7 +342,7 @@ TEST_F(Cli, IllegalTransitionsChangeNothing) {
            {"archive risk_model v1.0.0", 4, "is in production"},
            {"fail risk_model v1.0.0 --reason bad", 4, "rollback risk_model --fail"},
            {"fail risk_model v1.0.0", 2, "needs --reason"},
-           {"rollback risk_model", 4, "nothing to roll back to"},
+           {"rollback risk_model", 4, "no earlier production version"},
            {"promote risk_model v9.9.9", 3, "is not registered"},
            {"promote risk_model v1.0.0 --expect-current none", 4, "--expect-current"},
            {"rollback factor_definitions", 4, "no production version"},
@@ -379,10 +397,10 @@ TEST_F(Cli, ControlCharactersCannotForgeOutputLines) {
       EXPECT_EQ(line.find('\x1b'), std::string::npos) << cmd << ":\n" << r.out;
     }
   }
-  EXPECT_EQ(Lines(Ok("events").out).size(), 2u);
+  EXPECT_EQ(Lines(Ok("events").out).size(), kPolicyEvents + 2);
   EXPECT_NE(Ok("events").out.find("eve\\n#99"), std::string::npos);
   // The JSON keeps the exact text.
-  const json first = json::parse(Lines(Ok("--json events").out)[0]);
+  const json first = json::parse(Lines(Ok("--json events").out)[kPolicyEvents]);
   EXPECT_EQ(first["actor"], "eve\n" + forged);
 }
 
@@ -402,9 +420,9 @@ TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
     std::string message;
   };
   for (const Case& c : std::vector<Case>{
-           {"register risk_modle " + art + " --version v2.0.0", 2, "valid types: risk_model"},
-           {"register ../x " + art + " --version v2.0.0", 2, "unknown model type"},
-           {"register / " + art + " --version v2.0.0", 2, "unknown model type"},
+           {"register Risk_Model " + art + " --version v2.0.0", 2, "invalid model name"},
+           {"register ../x " + art + " --version v2.0.0", 2, "starting with a letter"},
+           {"register / " + art + " --version v2.0.0", 2, "invalid model name"},
            {"register risk_model " + art + " --version ../v2", 2, "is not a version"},
            {"register risk_model " + art + " --version v2.0.0/..", 2, "is not a version"},
            {"register risk_model " + art + " --version 2.0.0", 2, "is not a version"},
@@ -626,9 +644,12 @@ TEST_F(Cli, EventsFiltersAndFollow) {
   Register("alpha_weights", "v1.0.0", 1.0, 0.05);
   EXPECT_EQ(Lines(Ok("events --type alpha_weights").out).size(), 1u);
   EXPECT_EQ(Lines(Ok("events --until 2000-01-01").out).size(), 0u);
-  EXPECT_EQ(Lines(Ok("events --since 2000-01-01").out).size(), 2u);
-  json first = json::parse(Lines(Ok("--json events").out)[0]);
-  EXPECT_EQ(first["seq"], 1);
+  EXPECT_EQ(Lines(Ok("events --since 2000-01-01").out).size(), kPolicyEvents + 2);
+  json policy = json::parse(Lines(Ok("--json events").out)[0]);
+  EXPECT_EQ(policy["seq"], 1);
+  EXPECT_EQ(policy["type"], "PolicyChanged");  // the adopted policy.toml
+  json first = json::parse(Lines(Ok("--json events").out)[kPolicyEvents]);
+  EXPECT_EQ(first["seq"], kPolicyEvents + 1);
   EXPECT_EQ(first["type"], "ModelRegistered");
   EXPECT_EQ(first["payload"]["factor_list"][1], "value");
 
@@ -637,12 +658,13 @@ TEST_F(Cli, EventsFiltersAndFollow) {
   fs::create_directories(tmp);
   testing::Child follow({"/bin/sh", "-c", "TMPDIR=" + tmp + " exec " + Bin() + " --root " +
                                               Root() + " events --follow"});
-  for (int i = 0; i < 50 && follow.Lines().size() < 2; ++i) follow.ReadFor(100);
-  ASSERT_EQ(follow.Lines().size(), 2u);
+  for (int i = 0; i < 50 && follow.Lines().size() < kPolicyEvents + 2; ++i) follow.ReadFor(100);
+  ASSERT_EQ(follow.Lines().size(), kPolicyEvents + 2);
   Ok("promote risk_model v1.0.0 --reason live");
-  for (int i = 0; i < 50 && follow.Lines().size() < 3; ++i) follow.ReadFor(100);
-  ASSERT_EQ(follow.Lines().size(), 3u);
-  EXPECT_NE(follow.Lines()[2].find("promoted risk_model v1.0.0: live"), std::string::npos);
+  for (int i = 0; i < 50 && follow.Lines().size() < kPolicyEvents + 3; ++i) follow.ReadFor(100);
+  ASSERT_EQ(follow.Lines().size(), kPolicyEvents + 3);
+  EXPECT_NE(follow.Lines()[kPolicyEvents + 2].find("promoted risk_model v1.0.0: live"),
+            std::string::npos);
   EXPECT_FALSE(fs::is_empty(tmp)) << "the follower should be using TMPDIR";
   // Ctrl-C ends the follow cleanly and leaves nothing behind.
   const int status = follow.SignalAndWait(SIGINT);
@@ -693,7 +715,7 @@ TEST_F(Cli, LockedRegistryGetsAClearError) {
 TEST_F(Cli, TamperedLogFailsVerifyWithItsSequence) {
   Register("risk_model", "v1.0.0", 1.0, 0.05);
   Ok("promote risk_model v1.0.0 --reason 'weekly retrain'");
-  testing::RawPut(Root() + "/registry", "events", Be64(2), [](std::string v) {
+  testing::RawPut(Root() + "/registry", "events", Be64(kPolicyEvents + 2), [](std::string v) {
     const auto pos = v.find("weekly retrain");
     EXPECT_NE(pos, std::string::npos);
     if (pos != std::string::npos) v[pos] = 'W';  // a plausible edit of the recorded reason
@@ -701,11 +723,11 @@ TEST_F(Cli, TamperedLogFailsVerifyWithItsSequence) {
   });
   RunResult verify = Mr("verify");
   EXPECT_EQ(verify.rc, 5);
-  EXPECT_NE(verify.err.find("hash chain broken at event 2"), std::string::npos) << verify.err;
+  EXPECT_NE(verify.err.find("hash chain broken at event 3"), std::string::npos) << verify.err;
   RunResult replay = RunCmd(testing::EnvOr("MODELREG_REPLAY_BIN", "modelreg-replay") +
                             " --root " + Root() + " --json verify");
   EXPECT_EQ(replay.rc, 5);
-  EXPECT_EQ(json::parse(replay.out)["first_bad_seq"], 2);
+  EXPECT_EQ(json::parse(replay.out)["first_bad_seq"], kPolicyEvents + 2);
 }
 
 TEST_F(Cli, GatesRefuseRecordAndCanBeOverridden) {
@@ -813,8 +835,8 @@ TEST_F(Cli, ValidatorCommandGuardsPromotionAndRollback) {
   // A validator that hangs is killed at its timeout.
   const std::string slow = File("slow.sh", "#!/bin/sh\nsleep 30\n");
   ASSERT_EQ(chmod(slow.c_str(), 0755), 0);
-  WritePolicy("[default]\npaper_trading_hours = \"off\"\n[risk_model]\nvalidator = { command = [\"" +
-              slow + "\"], timeout_seconds = 1 }\n");
+  SetPolicy("[default]\npaper_trading_hours = \"off\"\n[risk_model]\nvalidator = { command = [\"" +
+            slow + "\"], timeout_seconds = 1 }\n");
   const auto start = std::chrono::steady_clock::now();
   const json before = json::parse(Ok("--json verify").out);
   RunResult hung = Mr("validate risk_model v1.0.0");
@@ -827,21 +849,57 @@ TEST_F(Cli, ValidatorCommandGuardsPromotionAndRollback) {
   EXPECT_EQ(json::parse(Ok("--json current risk_model").out)["production"], "v1.0.0");
 }
 
+// A bad policy file changes nothing: `policy set` names the line (exit 2)
+// and appends nothing; the gates stay those of the policy in force.
 TEST_F(Cli, BadPolicyFileNamesTheLine) {
   Register("risk_model", "v1.0.0", 1.5, 0.08);
+  const std::size_t n = EventCount();
+  const std::string before = Ok("--json policy show").out;
+  struct Case {
+    std::string toml, where, what;
+  };
+  for (const Case& c : {Case{"[default]\nic = \"> 0.02\"\nsharpe = \">> 0.5\"\n", ":3:", "sharpe"},
+                        Case{"[default\n", ":1:", ""},
+                        Case{"[Risk_model]\nic = \"> 0.1\"\n", ":1:", "starting with a letter"}}) {
+    const std::string file = File("bad.toml", c.toml);
+    RunResult r = Mr("--reason 'try' policy set " + file, "admin");
+    EXPECT_EQ(r.rc, 2) << c.toml << r.err;
+    EXPECT_NE(r.err.find(file + c.where), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.what), std::string::npos) << r.err;
+    EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+  }
+  EXPECT_EQ(EventCount(), n);
+  EXPECT_EQ(Ok("--json policy show").out, before);
+  // Without --reason: refused too, nothing written.
+  RunResult no_reason = Mr("policy set " + File("ok.toml", "[default]\n"), "admin");
+  EXPECT_EQ(no_reason.rc, 2);
+  EXPECT_NE(no_reason.err.find("needs --reason"), std::string::npos) << no_reason.err;
+  EXPECT_EQ(EventCount(), n);
+  Ok("promote risk_model v1.0.0");  // still the adopted policy: passes
+}
+
+// A policy.toml that does not parse, before it was ever adopted: not
+// adopted, and the promotion stops naming its line, as it always did.
+TEST_F(Cli, BadPolicyTomlIsNotAdopted) {
   WritePolicy("[default]\nic = \"> 0.02\"\nsharpe = \">> 0.5\"\n");
+  RunResult reg = Mr("register risk_model " + File("m.pkl", "m") +
+                     " --version v1.0.0 --metric ic=0.05 --metric sharpe=1");
+  EXPECT_EQ(reg.rc, 0) << reg.err;
+  EXPECT_NE(reg.err.find("policy.toml:3:"), std::string::npos) << reg.err;
+  EXPECT_NE(reg.err.find("not adopted"), std::string::npos) << reg.err;
   RunResult r = Mr("promote risk_model v1.0.0");
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("policy.toml:3:"), std::string::npos) << r.err;
+  EXPECT_EQ(EventCount(), 1u) << "only the registration";
   EXPECT_NE(r.err.find("sharpe"), std::string::npos) << r.err;
   WritePolicy("[default\n");
   RunResult syntax = Mr("promote risk_model v1.0.0");
   EXPECT_EQ(syntax.rc, 2);
   EXPECT_NE(syntax.err.find("policy.toml:1:"), std::string::npos) << syntax.err;
-  WritePolicy("[risk_modle]\nic = \"> 0.1\"\n");
+  WritePolicy("[Risk_Model]\nic = \"> 0.1\"\n");
   RunResult unknown = Mr("promote risk_model v1.0.0");
   EXPECT_EQ(unknown.rc, 2);
-  EXPECT_NE(unknown.err.find("valid types"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("model name section"), std::string::npos) << unknown.err;
   EXPECT_EQ(json::parse(Ok("--json show risk_model v1.0.0").out)["status"], "staged");
 }
 
@@ -866,8 +924,8 @@ TEST_F(Cli, DatasetCompatibility) {
   EXPECT_EQ(j["verdict"], "blocked");
   // As a promotion gate.
   File("reg/datasets.json", R"({"crsp": "v1.2.4"})");
-  WritePolicy("[default]\npaper_trading_hours = \"off\"\n"
-              "compatibility = { current_versions_file = \"datasets.json\", strict = true }\n");
+  SetPolicy("[default]\npaper_trading_hours = \"off\"\n"
+            "compatibility = { current_versions_file = \"datasets.json\", strict = true }\n");
   RunResult gated = Mr("promote risk_model v1.0.0");
   EXPECT_EQ(gated.rc, 8);
   EXPECT_NE(gated.err.find("dataset_compatibility: crsp: model trained on v1.2.3"),
@@ -895,7 +953,8 @@ TEST_F(Cli, ReplayRebuildReproducesTheDigestAndRepairsProjections) {
   EXPECT_EQ(rj["digest_after"], digest);  // the inline projections equal a fresh fold
   EXPECT_EQ(rj["digest_before"], digest);
   EXPECT_EQ(rj["unchanged"], true);
-  EXPECT_NE(rebuilt.err.find("rebuild: 10/10 steps (verify, fold)"), std::string::npos) << rebuilt.err;
+  EXPECT_NE(rebuilt.err.find("rebuild: 12/12 steps (verify, fold)"), std::string::npos)
+      << rebuilt.err;  // 6 events (the adopted policy and 5 commands), 2 steps each
 
   // A damaged projection row: verify says so (exit 10), rebuild repairs it.
   testing::RawPut(Root() + "/registry", "projection", "p/risk_model",
@@ -913,15 +972,17 @@ TEST_F(Cli, ReplayRebuildReproducesTheDigestAndRepairsProjections) {
 TEST_F(Cli, ReplayRebuildRefusesABrokenChain) {
   Register("risk_model", "v1.0.0", 1.5, 0.08);
   Ok("promote risk_model v1.0.0 --reason 'weekly retrain'");
-  testing::RawPut(Root() + "/registry", "events", Be64(2), [](std::string v) {
-    v[v.find("weekly")] = 'W';
+  testing::RawPut(Root() + "/registry", "events", Be64(kPolicyEvents + 2), [](std::string v) {
+    const auto pos = v.find("weekly");
+    EXPECT_NE(pos, std::string::npos);
+    if (pos != std::string::npos) v[pos] = 'W';
     return v;
   });
   const std::string r = testing::EnvOr("MODELREG_REPLAY_BIN", "modelreg-replay") + " --root " +
                         Root();
   RunResult rebuild = RunCmd(r + " rebuild");
   EXPECT_EQ(rebuild.rc, 5);
-  EXPECT_NE(rebuild.err.find("hash chain broken at event 2"), std::string::npos) << rebuild.err;
+  EXPECT_NE(rebuild.err.find("hash chain broken at event 3"), std::string::npos) << rebuild.err;
   EXPECT_NE(rebuild.err.find("nothing was rebuilt"), std::string::npos);
   RunResult verify = RunCmd(r + " verify");
   EXPECT_EQ(verify.rc, 5);
@@ -990,7 +1051,7 @@ TEST_F(Cli, ExportImportRoundTripAndDamagedFiles) {
 
   const std::string text = testing::Slurp(file);
   auto lines = Lines(text);
-  ASSERT_EQ(lines.size(), 6u);  // header, 4 events, trailer
+  ASSERT_EQ(lines.size(), kPolicyEvents + 6);  // header, the adopted policy, 4 events, trailer
   struct Damage {
     std::string name;
     std::string content;
@@ -1004,8 +1065,8 @@ TEST_F(Cli, ExportImportRoundTripAndDamagedFiles) {
     joined_flip += (i == 2 ? flipped : lines[i]) + "\n";
     if (i + 1 < lines.size()) joined_no_trailer += lines[i] + "\n";
   }
-  joined_swap = lines[0] + "\n" + lines[2] + "\n" + lines[1] + "\n" + lines[3] + "\n" + lines[4] +
-                "\n" + lines[5] + "\n";
+  joined_swap = lines[0] + "\n" + lines[2] + "\n" + lines[1] + "\n";
+  for (std::size_t i = 3; i < lines.size(); ++i) joined_swap += lines[i] + "\n";
   for (const Damage& d : std::vector<Damage>{
            {"flipped", joined_flip, "line 3"},
            {"truncated", joined_no_trailer, "without its trailer"},
@@ -1053,7 +1114,7 @@ TEST_F(Cli, DiffAndMaterializeAnInstant) {
   RunResult m = RunCmd(replay + " --root " + Root() + " --json materialize --at " + t1 + " --to " +
                        copy);
   ASSERT_EQ(m.rc, 0) << m.err;
-  EXPECT_EQ(json::parse(m.out)["events"], 3);
+  EXPECT_EQ(json::parse(m.out)["events"], kPolicyEvents + 3);
   // Every normal command works on it, and it says what was true at t1.
   const std::string c = Bin() + " --root " + copy;
   EXPECT_EQ(json::parse(RunCmd(c + " --json current risk_model").out)["production"], "v1.0.0");
@@ -1190,8 +1251,8 @@ TEST_F(Cli, BackupCreateListVerifyRestore) {
   EXPECT_EQ(b2["artifact_files_linked"], 3);  // only the new version's files
   json list = json::parse(Ok("--json backup list").out);
   ASSERT_EQ(list.size(), 2u);
-  EXPECT_EQ(list[0]["head_seq"], 2);
-  EXPECT_EQ(list[1]["head_seq"], 3);
+  EXPECT_EQ(list[0]["head_seq"], kPolicyEvents + 2);
+  EXPECT_EQ(list[1]["head_seq"], kPolicyEvents + 3);
   EXPECT_NE(Ok("backup verify 2").out.find("backup 2 OK"), std::string::npos);
 
   // Disaster: the database is lost. Restore the latest backup elsewhere.
@@ -1216,6 +1277,183 @@ TEST_F(Cli, BackupCreateListVerifyRestore) {
   RunResult bad = Mr("backup verify 1");
   EXPECT_EQ(bad.rc, 5);
   EXPECT_NE(bad.err.find("missing or altered"), std::string::npos) << bad.err;
+}
+
+// --- the gate policy in the log (docs/gates.md) ---
+
+std::string Sha(const std::string& text) { return ToHex(Sha256::Of(text)); }
+
+constexpr char kTestPolicy[] = "[default]\npaper_trading_hours = \"off\"\n";  // Cli::SetUp's
+
+// policy set / show / show --at; the same text again records nothing; a
+// threshold change decides the next promotion, whose evidence names the
+// policy's hash; audit --at T shows the policy in force at T.
+TEST_F(Cli, PolicySetShowAndAsOf) {
+  Register("risk_model", "v1.0.0", 1.0, 0.05);
+  Register("risk_model", "v1.1.0", 1.0, 0.05);
+  json adopted = json::parse(Ok("--json policy show").out);
+  EXPECT_EQ(adopted["built_in_defaults"], false);
+  EXPECT_EQ(adopted["policy"]["seq"], 1);
+  EXPECT_EQ(adopted["policy"]["actor"], "modelreg (adopted policy.toml)");
+  EXPECT_EQ(adopted["policy"]["reason"], "adopted from policy.toml on disk");
+  EXPECT_EQ(adopted["policy"]["text"], kTestPolicy);
+  EXPECT_EQ(adopted["policy"]["sha256"], Sha(kTestPolicy));
+  Tick();
+  const std::string t_adopted = Now();
+  Tick();
+
+  const std::string strict = std::string(kTestPolicy) + "sharpe = \"> 1.5\"\n";
+  SetPolicy(strict, "sharpe must exceed 1.5 after the March review");
+  Tick();
+  const std::string t_strict = Now();
+  Tick();
+  const RunResult show = Ok("policy show");
+  EXPECT_NE(show.out.find("sha256 " + Sha(strict)), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("set by:  admin"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("reason:  sharpe must exceed 1.5 after the March review"),
+            std::string::npos)
+      << show.out;
+  EXPECT_NE(show.out.find("| sharpe = \"> 1.5\""), std::string::npos) << show.out;
+  json now = json::parse(Ok("--json policy show").out);
+  EXPECT_EQ(now["policy"]["text"], strict);
+  EXPECT_EQ(now["policy"]["actor"], "admin");
+  EXPECT_TRUE(now["at"].is_null());
+  // As of a time: the last change at or before it; before any, the defaults.
+  json then = json::parse(Ok("--json policy show --at " + t_adopted).out);
+  EXPECT_EQ(then["policy"]["seq"], 1);
+  EXPECT_EQ(then["at"], t_adopted);
+  json before_all = json::parse(Ok("--json policy show --at 2000-01-01").out);
+  EXPECT_EQ(before_all["built_in_defaults"], true);
+  EXPECT_TRUE(before_all["policy"].is_null());
+  EXPECT_NE(Ok("policy show --at 2000-01-01").out.find("built-in defaults"), std::string::npos);
+
+  // The same text again: a no-op with a message.
+  const std::size_t n = EventCount();
+  const std::string same = File("same.toml", strict);
+  RunResult again = Ok("--reason 'again' policy set " + same, "admin");
+  EXPECT_NE(again.out.find("unchanged"), std::string::npos) << again.out;
+  EXPECT_EQ(json::parse(Ok("--json --reason again policy set " + same, "admin").out)["changed"],
+            false);
+  EXPECT_EQ(EventCount(), n);
+
+  // The next promotion is gated by the new threshold.
+  RunResult refused = Mr("promote risk_model v1.0.0");
+  EXPECT_EQ(refused.rc, 8) << refused.err;
+  EXPECT_NE(refused.err.find("sharpe: 1 is not > 1.5"), std::string::npos) << refused.err;
+  json rejected = json::parse(Lines(Ok("--json events").out).back());
+  EXPECT_EQ(rejected["type"], "PromotionRejected");
+  EXPECT_EQ(rejected["payload"]["policy_sha256"], Sha(strict));
+  const std::string loose = std::string(kTestPolicy) + "sharpe = \"> 0.9\"\n";
+  SetPolicy(loose, "0.9 is enough");
+  Tick();
+  const std::string t_loose = Now();
+  Ok("promote risk_model v1.0.0");
+  json cur = json::parse(Ok("--json current risk_model").out);
+  EXPECT_EQ(cur["promotion"]["policy_sha256"], Sha(loose));
+
+  // audit --at T: the policy in force at T, nothing recorded after T.
+  for (const auto& [t, text, who] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {t_adopted, kTestPolicy, "modelreg (adopted policy.toml)"},
+           {t_strict, strict, "admin"},
+           {t_loose, loose, "admin"}}) {
+    json a = json::parse(Ok("--json audit --at " + t).out);
+    EXPECT_EQ(a["policy"]["text"], text) << t;
+    EXPECT_EQ(a["policy"]["sha256"], Sha(text)) << t;
+    EXPECT_EQ(a["policy"]["actor"], who) << t;
+    EXPECT_LE(a["policy"]["seq"].get<std::uint64_t>(), a["seq"].get<std::uint64_t>()) << t;
+    const RunResult at = Ok("audit --at " + t);
+    EXPECT_NE(at.out.find("gate policy: sha256 " + Sha(text).substr(0, 12) + " set by " + who),
+              std::string::npos)
+        << at.out;
+  }
+  EXPECT_EQ(Ok("audit --at " + t_strict).out.find("| sharpe"), std::string::npos);
+  EXPECT_NE(Ok("audit --at " + t_strict + " --policy-text").out.find("| sharpe = \"> 1.5\""),
+            std::string::npos);
+  EXPECT_TRUE(json::parse(Ok("--json audit --at 2000-01-01").out)["policy"].is_null());
+  Ok("verify");
+}
+
+// A policy.toml from before is adopted exactly once, with a message on
+// stderr; editing it afterwards changes nothing (a warning says so).
+TEST_F(Cli, PolicyTomlIsAdoptedOnceWithAMessage) {
+  const std::string art = File("m.pkl", "m");
+  RunResult first = Ok("register risk_model " + art +
+                       " --version v1.0.0 --metric ic=0.05 --metric sharpe=0.4");
+  EXPECT_NE(first.err.find("adopted " + Root() + "/policy.toml as the registry's gate policy"),
+            std::string::npos)
+      << first.err;
+  EXPECT_NE(first.err.find("modelreg policy set"), std::string::npos) << first.err;
+  RunResult second = Ok("register risk_model " + File("n.pkl", "n") +
+                        " --version v1.1.0 --metric ic=0.05 --metric sharpe=0.4");
+  EXPECT_EQ(second.err.find("adopted"), std::string::npos) << second.err;
+  EXPECT_NE(Ok("events").out.find("#1 "), std::string::npos);
+  std::size_t adoptions = 0;
+  for (const std::string& line : Lines(Ok("--json events").out)) {
+    adoptions += json::parse(line)["type"] == "PolicyChanged" ? 1 : 0;
+  }
+  EXPECT_EQ(adoptions, 1u);
+  // The file edited to switch every gate off: ignored, with a warning.
+  WritePolicy("[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n");
+  RunResult refused = Mr("promote risk_model v1.0.0");
+  EXPECT_EQ(refused.rc, 8) << refused.err;
+  EXPECT_NE(refused.err.find("sharpe: 0.4 is not > 0.5"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("is ignored"), std::string::npos) << refused.err;
+  RunResult show = Ok("policy show");
+  EXPECT_NE(show.err.find("is ignored"), std::string::npos) << show.err;
+  EXPECT_EQ(json::parse(Ok("--json policy show").out)["policy"]["text"], kTestPolicy);
+}
+
+// The disaster-recovery drill carries the policy: export -> import, backup
+// -> restore and materialize --at T each give a registry whose promotions
+// are gated by the policy of the log (no policy.toml beside them), not by
+// the built-in defaults: a model the defaults would refuse (24 hours of
+// paper trading) passes, one the carried threshold refuses is refused.
+TEST_F(Cli, PolicyTravelsWithExportImportBackupRestoreAndMaterialize) {
+  Register("risk_model", "v1.0.0", 2.0, 0.05);  // passes the carried policy
+  Register("risk_model", "v1.1.0", 1.0, 0.05);  // its sharpe is below the carried threshold
+  const std::string carried = std::string(kTestPolicy) + "sharpe = \"> 1.5\"\n";
+  SetPolicy(carried, "team policy");
+  Tick();
+  const std::string t = Now();
+  const std::string digest = json::parse(Ok("--json verify").out)["state_digest"];
+  const std::string replay = testing::EnvOr("MODELREG_REPLAY_BIN", "modelreg-replay");
+
+  const std::string file = dir_.sub("registry.jsonl");
+  ASSERT_EQ(RunCmd(replay + " --root " + Root() + " export --to " + file).rc, 0);
+  const std::string imported = dir_.sub("imported");
+  RunResult imp = RunCmd(replay + " --root " + imported + " --json import " + file);
+  ASSERT_EQ(imp.rc, 0) << imp.err;
+  EXPECT_EQ(json::parse(imp.out)["state_digest"], digest);
+  fs::copy(Root() + "/artifacts", imported + "/artifacts", fs::copy_options::recursive);
+
+  Ok("backup create");
+  const std::string restored = dir_.sub("restored");
+  EXPECT_EQ(json::parse(Ok("--json backup restore 1 --to " + restored).out)["state_digest"],
+            digest);
+
+  const std::string materialized = dir_.sub("materialized");
+  RunResult m = RunCmd(replay + " --root " + Root() + " --json materialize --at " + t + " --to " +
+                       materialized);
+  ASSERT_EQ(m.rc, 0) << m.err;
+
+  for (const std::string& copy : {imported, restored, materialized}) {
+    SCOPED_TRACE(copy);
+    ASSERT_FALSE(fs::exists(copy + "/policy.toml"));
+    const std::string c = "MODELREG_ACTOR=dr " + Bin() + " --root " + copy;
+    json shown = json::parse(RunCmd(c + " --json policy show").out);
+    EXPECT_EQ(shown["policy"]["text"], carried);
+    EXPECT_EQ(shown["policy"]["reason"], "team policy");
+    RunResult weak = RunCmd(c + " promote risk_model v1.1.0");
+    EXPECT_EQ(weak.rc, 8) << weak.err;
+    EXPECT_NE(weak.err.find("sharpe: 1 is not > 1.5"), std::string::npos) << weak.err;
+    EXPECT_EQ(weak.err.find("paper_trading_hours"), std::string::npos) << weak.err;
+    RunResult strong = RunCmd(c + " promote risk_model v1.0.0");
+    EXPECT_EQ(strong.rc, 0) << strong.err;
+    json cur = json::parse(RunCmd(c + " --json current risk_model").out);
+    EXPECT_EQ(cur["promotion"]["policy_sha256"], Sha(carried));
+    EXPECT_EQ(RunCmd(c + " verify").rc, 0);
+  }
 }
 
 TEST_F(Cli, GarbageCollection) {

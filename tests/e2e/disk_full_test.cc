@@ -208,7 +208,7 @@ TEST_F(DiskFull, CliWritesFailWithExit6ChangeNothingAndWorkOnceSpaceIsFreed) {
   EXPECT_FALSE(Contains(watch.out, "error:")) << watch.out;
   EXPECT_TRUE(Contains(Ok("consumers risk_model").out, "svc1: runs v1.1.0")) << watch.out;
   RunResult verify = Ok("verify");
-  EXPECT_TRUE(Contains(verify.out, "chain OK: 10 events")) << verify.out;
+  EXPECT_TRUE(Contains(verify.out, "chain OK: 11 events")) << verify.out;
 }
 
 // Room for the log but not for the artifact: the copy fails half way and
@@ -240,9 +240,13 @@ TEST_F(DiskFull, AppendThatRunsOutOfSpaceAfterTheOpen) {
   std::ofstream(filler) << "#!/bin/sh\ndd if=/dev/zero of=" << mnt_
                         << "/filler bs=64k >/dev/null 2>&1\nexit 0\n";
   fs::permissions(filler, fs::perms::owner_all);
-  std::ofstream(root_ + "/policy.toml")
+  // The policy lives in the log (the fixture's policy.toml was adopted by
+  // the first write): a validator that fills the disk is set with `policy set`.
+  const std::string filling_policy = dir_.sub("filling-policy.toml");
+  std::ofstream(filling_policy)
       << "[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n"
       << "validator = { command = [\"" << filler << "\"], timeout_seconds = 20 }\n";
+  Ok("--reason 'a validator that fills the disk' policy set " + filling_policy);
   const std::string before = Snapshot();
 
   RunResult promote = Run("--reason retrain promote risk_model v1.1.0");
@@ -252,11 +256,14 @@ TEST_F(DiskFull, AppendThatRunsOutOfSpaceAfterTheOpen) {
   ExpectReadsWork();
 
   Unfill();
-  std::ofstream(root_ + "/policy.toml")
+  const std::string plain_policy = dir_.sub("plain-policy.toml");
+  std::ofstream(plain_policy)
       << "[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n";
+  Ok("--reason 'no validator' policy set " + plain_policy);
   Ok("--reason retrain promote risk_model v1.1.0");
   RunResult verify = Ok("verify");
-  EXPECT_TRUE(Contains(verify.out, "chain OK: 6 events")) << verify.out;
+  // The adopted policy.toml, five writes, two policy changes, the promotion.
+  EXPECT_TRUE(Contains(verify.out, "chain OK: 9 events")) << verify.out;
 }
 
 TEST_F(DiskFull, ServerAnswers507KeepsServingAndWritesAgainWithoutRestart) {
@@ -291,7 +298,7 @@ TEST_F(DiskFull, ServerAnswers507KeepsServingAndWritesAgainWithoutRestart) {
     return json::parse(h->body)["head_seq"].get<long>();
   };
   const long head = head_seq();
-  ASSERT_EQ(head, 5);
+  ASSERT_EQ(head, 6);  // the adopted policy.toml and five writes
   const std::string before = Snapshot();
   const std::set<std::string> files_before = ArtifactEntries();
 
@@ -376,7 +383,7 @@ TEST_F(DiskFull, ServerAnswers507KeepsServingAndWritesAgainWithoutRestart) {
   const int status = server.SignalAndWait(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   RunResult verify = Ok("verify");
-  EXPECT_TRUE(Contains(verify.out, "chain OK: 11 events")) << verify.out;
+  EXPECT_TRUE(Contains(verify.out, "chain OK: 12 events")) << verify.out;
 }
 
 }  // namespace

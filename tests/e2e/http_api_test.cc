@@ -501,7 +501,12 @@ TEST_F(HttpApi, BadRequestsGetClearErrorsAndChangeNothing) {
   };
   const std::string big(70 * 1024, 'x');
   for (const Case& c : std::vector<Case>{
-           {"GET", "/api/v1/models/risk_modle", "", 400},
+           {"GET", "/api/v1/models/Risk_Model", "", 400},
+           {"GET", "/api/v1/models/-x/current", "", 400},
+           {"GET", "/api/v1/models/a.b/v1.0.0", "", 400},
+           {"GET", "/api/v1/models/%2E%2E/history", "", 400},
+           {"GET", "/api/v1/audit?at=2030-01-01T00:00:00Z&type=Alpha", "", 400},
+           {"POST", "/api/v1/models/Alpha/rollback", "{}", 400},
            {"GET", "/api/v1/models/risk_model/v1.0", "", 400},
            {"GET", "/api/v1/models/risk_model/..%2F..%2Fetc/artifact", "", 404},
            {"GET", "/api/v1/models/risk_model/%2E%2E/artifact", "", 400},
@@ -553,14 +558,73 @@ TEST_F(HttpApi, BadRequestsGetClearErrorsAndChangeNothing) {
   for (const auto& e : fs::directory_iterator(root_ + "/uploads")) ADD_FAILURE() << e.path();
 }
 
+// Issue 16 through the API: any name of the grammar in paths, list and
+// audit; bad names refused with the grammar; rollback's `to` and `dry_run`.
+TEST_F(HttpApi, AnyModelNameAndRollbackOptions) {
+  MustUpload("alpha_momentum", "v1.0.0");
+  for (const char* v : {"v1.0.0", "v1.1.0", "v1.2.0"}) {
+    MustUpload("alpha_value", v);
+    ASSERT_EQ(PostJson(std::string("/api/v1/models/alpha_value/") + v + "/promote", json::object(),
+                       Write())->status, 200);
+  }
+  ASSERT_EQ(PostJson("/api/v1/models/alpha_momentum/v1.0.0/promote", json::object(), Write())->status,
+            200);
+  EXPECT_EQ(Body(client_->Get("/api/v1/models/alpha_momentum/current", Read()))["production"],
+            "v1.0.0");
+  EXPECT_EQ(Body(client_->Get("/api/v1/models/alpha_value", Read()))["versions"].size(), 3u);
+  const json all = Body(client_->Get("/api/v1/models", Read()));
+  EXPECT_TRUE(all["model_type"].is_null());
+  EXPECT_EQ(all["versions"].size(), 4u);
+  const json audit = Body(client_->Get("/api/v1/audit?at=2100-01-01T00:00:00Z", Read()));
+  std::vector<std::string> types;
+  for (const json& m : audit["models"]) types.push_back(m["model_type"]);
+  EXPECT_EQ(types, (std::vector<std::string>{"risk_model", "alpha_weights", "factor_definitions",
+                                             "feature_transforms", "alpha_momentum", "alpha_value"}));
+  EXPECT_EQ(audit["models"][5]["production"], "v1.2.0");
+  const json before = Body(client_->Get("/api/v1/audit?at=2000-01-01T00:00:00Z", Read()));
+  EXPECT_EQ(before["models"].size(), 4u) << "no name was registered by then";
+
+  const Seq head = modelreg::query::Query(*reg_).Head()->seq;
+  auto bad_name = client_->Get("/api/v1/models/Alpha", Read());
+  EXPECT_EQ(bad_name->status, 400);
+  EXPECT_NE(bad_name->body.find("starting with a letter"), std::string::npos) << bad_name->body;
+  EXPECT_EQ(Upload("alpha-", "v1.0.0", "x")->status, 201) << "a valid name";
+  EXPECT_EQ(Upload("Alpha", "v1.0.0", "x")->status, 400);
+  EXPECT_EQ(Upload(std::string(65, 'a'), "v1.0.0", "x")->status, 400);
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, head + 1);
+
+  const std::string rb = "/api/v1/models/alpha_value/rollback";
+  const Seq before_rb = modelreg::query::Query(*reg_).Head()->seq;
+  auto dry = PostJson(rb, {{"dry_run", true}}, Write());
+  ASSERT_EQ(dry->status, 200) << dry->body;
+  EXPECT_EQ(Body(dry)["dry_run"], true);
+  EXPECT_EQ(Body(dry)["from"], "v1.2.0");
+  EXPECT_EQ(Body(dry)["to"], "v1.1.0");
+  EXPECT_EQ(Body(dry)["seq"], 0);
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, before_rb);
+  EXPECT_EQ(PostJson(rb, {{"fail_current", true}}, Write())->status, 400) << "no reason";
+  EXPECT_EQ(PostJson(rb, {{"to", "v9.9.9"}}, Write())->status, 404);
+  EXPECT_EQ(PostJson(rb, {{"to", 5}}, Write())->status, 400);
+  EXPECT_EQ(PostJson(rb, {{"dry_run", "yes"}}, Write())->status, 400);
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, before_rb);
+  auto to = PostJson(rb, {{"to", "v1.0.0"}, {"reason", "back to basics"}}, Write());
+  ASSERT_EQ(to->status, 200) << to->body;
+  EXPECT_EQ(Body(to)["to"], "v1.0.0");
+  EXPECT_EQ(Body(to)["seq"], before_rb + 1);
+  EXPECT_EQ(Body(client_->Get("/api/v1/models/alpha_value/current", Read()))["production"], "v1.0.0");
+  // Nothing earlier than v1.0.0 now: 409.
+  EXPECT_EQ(PostJson(rb, json::object(), Write())->status, 409);
+}
+
 TEST_F(HttpApi, OversizedUploadIsRefusedWith413) {
   server::ServerOptions small;
   small.max_upload_bytes = 64 * 1024;
   Start(auth::VerifierConfig{kSecret, "", "", "", true, &SystemClock::Instance()}, small);
+  const Seq before = modelreg::query::Query(*reg_).Head()->seq;  // the adopted policy.toml
   auto r = Upload("risk_model", "v1.0.0", std::string(200 * 1024, 'w'));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 413) << r->body;
-  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, 0u);
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, before);
   EXPECT_FALSE(fs::exists(root_ + "/artifacts/risk_model/v1.0.0"));
   EXPECT_EQ(Upload("risk_model", "v1.0.0", std::string(10 * 1024, 'w'))->status, 201);
 }
@@ -756,7 +820,7 @@ TEST_F(HttpApi, UploadsOverTheLimitAlwaysGet413) {
     EXPECT_EQ(chunked->status, 413) << size << ": " << chunked->body;
     EXPECT_NE(chunked->body.find("1048576 bytes"), std::string::npos) << chunked->body;
   }
-  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, 0u);
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, 1u);  // only the adopted policy.toml
   EXPECT_EQ(Upload("risk_model", "v1.0.0", std::string(1 << 20, 'w'))->status, 201);
   for (const auto& e : fs::directory_iterator(root_ + "/uploads")) ADD_FAILURE() << e.path();
 }
@@ -958,6 +1022,82 @@ TEST(ServeCommand, SlowAndIdleClientsCannotStarveTheServer) {
   EXPECT_EQ(server->SignalAndWait(SIGTERM), 0);
 }
 
+// The gate policy over HTTP: read with model:read, set (PUT or POST) with
+// model:admin only; a bad text is 400 and changes nothing; the same text
+// again changes nothing; the next promotion is gated by the new one.
+TEST_F(HttpApi, PolicyGetAndSetWithScopes) {
+  const std::string fixture =
+      "[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n";
+  auto head = [this] { return modelreg::query::Query(*reg_).Head()->seq; };
+  EXPECT_EQ(client_->Get("/api/v1/policy")->status, 401);
+  auto got = client_->Get("/api/v1/policy", Read());
+  ASSERT_EQ(got->status, 200) << got->body;
+  json p = Body(got);
+  EXPECT_EQ(p["built_in_defaults"], false);
+  EXPECT_EQ(p["policy"]["text"], fixture);  // adopted from the fixture's policy.toml
+  EXPECT_EQ(p["policy"]["seq"], 1);
+  const std::string t_before = FormatUtc(SystemClock::Instance().NowNs());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+
+  const std::string strict = fixture + "[risk_model]\nsharpe = \"> 5\"\n";
+  const json body{{"text", strict}, {"reason", "risk models need sharpe > 5"}, {"source", "t.toml"}};
+  const Seq before = head();
+  for (const auto& h : {Read(), Write()}) {
+    auto denied = client_->Put("/api/v1/policy", h, body.dump(), "application/json");
+    EXPECT_EQ(denied->status, 403) << denied->body;
+    EXPECT_EQ(ErrorCode(denied), "forbidden");
+    EXPECT_EQ(PostJson("/api/v1/policy", body, h)->status, 403);
+  }
+  EXPECT_EQ(head(), before);
+  // A bad text, no reason, no text: 400, nothing written.
+  auto bad = client_->Put("/api/v1/policy", Admin(),
+                          json{{"text", "[default]\nic = \"> 0.02\"\nsharpe = \">> 1\"\n"},
+                               {"reason", "r"},
+                               {"source", "bad.toml"}}
+                              .dump(),
+                          "application/json");
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  EXPECT_NE(Body(bad)["error"]["message"].get<std::string>().find("bad.toml:3:"),
+            std::string::npos)
+      << bad->body;
+  EXPECT_EQ(PostJson("/api/v1/policy", json{{"text", strict}}, Admin())->status, 400);
+  EXPECT_EQ(PostJson("/api/v1/policy", json{{"reason", "r"}}, Admin())->status, 400);
+  EXPECT_EQ(PostJson("/api/v1/policy", json{{"text", 5}, {"reason", "r"}}, Admin())->status, 400);
+  EXPECT_EQ(head(), before);
+
+  auto set = client_->Put("/api/v1/policy", Admin(), body.dump(), "application/json");
+  ASSERT_EQ(set->status, 200) << set->body;
+  json sj = Body(set);
+  EXPECT_EQ(sj["changed"], true);
+  EXPECT_EQ(sj["seq"], before + 1);
+  EXPECT_EQ(sj["sha256"], ToHex(Sha256::Of(strict)));
+  auto same = PostJson("/api/v1/policy", body, Admin());
+  ASSERT_EQ(same->status, 200) << same->body;
+  EXPECT_EQ(Body(same)["changed"], false);
+  EXPECT_EQ(head(), before + 1);
+
+  json now = Body(client_->Get("/api/v1/policy", Read()));
+  EXPECT_EQ(now["policy"]["text"], strict);
+  EXPECT_EQ(now["policy"]["actor"], "alice");  // the token's subject
+  EXPECT_EQ(now["policy"]["reason"], "risk models need sharpe > 5");
+  EXPECT_EQ(now["policy"]["source"], "t.toml");
+  json then = Body(client_->Get("/api/v1/policy?at=" + t_before, Read()));
+  EXPECT_EQ(then["policy"]["text"], fixture);
+  EXPECT_EQ(then["at"], t_before);
+  EXPECT_EQ(client_->Get("/api/v1/policy?at=yesterday", Read())->status, 400);
+  json audit = Body(client_->Get("/api/v1/audit?at=" + t_before, Read()));
+  EXPECT_EQ(audit["policy"]["text"], fixture);
+
+  // The next promotion is gated by it.
+  MustUpload("risk_model", "v1.0.0");  // sharpe 1.2
+  auto promote = PostJson("/api/v1/models/risk_model/v1.0.0/promote", json::object(), Write());
+  EXPECT_EQ(promote->status, 422) << promote->body;
+  EXPECT_NE(promote->body.find("sharpe: 1.2 is not > 5"), std::string::npos) << promote->body;
+  MustUpload("alpha_weights", "v1.0.0");  // [default] applies: no gates
+  EXPECT_EQ(PostJson("/api/v1/models/alpha_weights/v1.0.0/promote", json::object(), Write())->status,
+            200);
+}
+
 // The real binaries: `modelreg serve`, `modelreg token issue`, and CLI
 // writes routed through the server that holds the registry.
 TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
@@ -1046,6 +1186,8 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
         {"history risk_model", "/api/v1/models/risk_model/history"},
         {"audit --at " + at, "/api/v1/audit?at=" + at},
         {"audit --at " + at + " risk_model", "/api/v1/audit?type=risk_model&at=" + at},
+        {"policy show", "/api/v1/policy"},
+        {"policy show --at " + at, "/api/v1/policy?at=" + at},
     };
     for (const auto& [command, path] : questions) {
       testing::RunResult cli = testing::RunCmd(mr + "--json " + command);
@@ -1066,6 +1208,29 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
     }
     EXPECT_EQ(a, b);
   }
+
+  // policy set through the server: model:admin only.
+  std::ofstream(dir.sub("new-policy.toml"))
+      << "[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n";
+  testing::RunResult not_admin =
+      testing::RunCmd(routed + "--reason tighter policy set " + dir.sub("new-policy.toml"));
+  EXPECT_NE(not_admin.rc, 0);
+  EXPECT_NE(not_admin.err.find("model:admin"), std::string::npos) << not_admin.err;
+  const std::string adm =
+      testing::RunCmd("env " + env + mr + "token issue --sub erin --scope model:admin").out;
+  testing::RunResult set_policy = testing::RunCmd(
+      "env MODELREG_TOKEN=" + adm.substr(0, adm.find('\n')) + " " + mr +
+      "--json --reason 'no validator' policy set " + dir.sub("new-policy.toml"));
+  ASSERT_EQ(set_policy.rc, 0) << set_policy.err;
+  EXPECT_EQ(json::parse(set_policy.out)["changed"], true) << set_policy.out;
+  EXPECT_EQ(json::parse(testing::RunCmd(mr + "--json policy show").out)["policy"]["actor"], "erin");
+  std::ofstream(dir.sub("new-policy.toml"))
+      << "[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n"
+      << "validator = { command = [\"" << slow << "\"], timeout_seconds = 10 }\n";
+  ASSERT_EQ(testing::RunCmd("env MODELREG_TOKEN=" + adm.substr(0, adm.find('\n')) + " " + mr +
+                            "--reason 'validator back' policy set " + dir.sub("new-policy.toml"))
+                .rc,
+            0);
 
   // SIGTERM while a validation (1 s validator) is in flight: it completes.
   auto validator_runs = [&runs] {

@@ -453,7 +453,7 @@ TEST_F(MultiprocessRead, ReadersNeverFailOrMisreportBesideWritingProcesses) {
     Ok(std::string("promote ") + type + " v0.1.0");
   }
   const std::vector<std::string> seed_events = Lines(Ok("--json events").out);
-  ASSERT_EQ(seed_events.size(), 8u);
+  ASSERT_EQ(seed_events.size(), 1u + 8u);  // the adopted policy.toml, then the seed
   const std::string t_before = json::parse(seed_events.back())["recorded_at"].get<std::string>();
   const std::string audit_args = "--json audit --at " + t_before;
   const std::string quiescent_audit = Ok(audit_args).out;

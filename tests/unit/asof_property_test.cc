@@ -10,14 +10,16 @@
 // a wrong expect_current), archives, failures (with and without force),
 // rollbacks (with and without fail_current), validations (of intact,
 // altered and missing artifacts), purges (CollectGarbage with a small keep
-// and retention), consumer acknowledgements, and policy changes between
-// promotions. Illegal commands are part of the mix: a refused command must
+// and retention), consumer acknowledgements, and gate policy changes
+// between promotions (PolicyChanged events, some repeating the policy in
+// force: those record nothing). Illegal commands are part of the mix: a refused command must
 // append nothing (the head does not move); a gate refusal or a failed
 // artifact check appends exactly its one event.
 //
 // Then, for instants T before the first event, at every event's recorded_at
 // and 1 ns before it, between events at random and after the last, the
-// answers of query::Query (Audit, Current, Show, List, Diff, History) are
+// answers of query::Query (Audit with its policy, Policy, Current, Show,
+// List, Diff, History) are
 // compared field by field with a plain fold of the prefix computed here
 // (projection::Apply over the events with recorded_at <= T), and every
 // record in an answer is checked against the rule directly: nothing in it
@@ -84,9 +86,12 @@ constexpr TimeNs kSec = 1'000'000'000LL;
 constexpr TimeNs kMin = 60 * kSec;
 constexpr TimeNs kHour = 60 * kMin;
 
-// The types the generator writes; the fourth well-known type
-// (feature_transforms) is never written: it has no production at any T.
-const std::vector<std::string> kActiveTypes = {"risk_model", "alpha_weights", "factor_definitions"};
+// The types the generator writes: three well-known ones and a name of the
+// grammar that is not well-known (it appears in audit and diff only once
+// registered). The fourth well-known type (feature_transforms) is never
+// written: it has no production at any T.
+const std::vector<std::string> kActiveTypes = {"risk_model", "alpha_weights", "factor_definitions",
+                                               "alpha_momentum"};
 
 const std::vector<std::string>& WellKnownTypes() {
   static const std::vector<std::string> types = [] {
@@ -95,6 +100,18 @@ const std::vector<std::string>& WellKnownTypes() {
     return out;
   }();
   return types;
+}
+
+// What an audit or diff as of a state lists: the well-known types, then
+// every other name with a version registered in it, sorted.
+std::vector<std::string> NamesIn(const State& s) {
+  std::vector<std::string> out = WellKnownTypes();
+  for (const auto& [type, ts] : s.types) {
+    if (ts.versions.empty()) continue;
+    if (std::find(out.begin(), out.end(), type) == out.end()) out.push_back(type);
+  }
+  std::sort(out.begin() + static_cast<std::ptrdiff_t>(WellKnownTypes().size()), out.end());
+  return out;
 }
 
 // Policies the generator switches between: metric gates, paper-trading
@@ -241,6 +258,7 @@ struct ExpectedProduction {
   std::optional<PromotionRecord> promotion;
   std::vector<events::Gate> gates;
   std::string policy;
+  std::string policy_sha256;
 };
 
 class Reference {
@@ -284,14 +302,23 @@ class Reference {
       auto cached = evidence_.find(out.promotion->seq);
       if (cached == evidence_.end()) {
         const json payload = events::ToJson(events_.at(out.promotion->seq - 1))["payload"];
-        cached =
-            evidence_
-                .emplace(out.promotion->seq, std::make_pair(GatesFromJson(payload),
-                                                            payload.value("policy", std::string())))
-                .first;
+        const std::string sha =
+            payload.contains("policy_sha256") && payload["policy_sha256"].is_string()
+                ? payload["policy_sha256"].get<std::string>()
+                : std::string();
+        cached = evidence_
+                     .emplace(out.promotion->seq,
+                              Evidence{GatesFromJson(payload),
+                                       payload.value("policy", std::string()), sha})
+                     .first;
       }
-      out.gates = cached->second.first;
-      out.policy = cached->second.second;
+      out.gates = cached->second.gates;
+      out.policy = cached->second.policy;
+      out.policy_sha256 = cached->second.policy_sha256;
+      // The policy it names is the one in force when it was recorded.
+      const projection::PolicyRecord* in_force = state_.PolicyAt(out.promotion->seq);
+      EXPECT_EQ(out.policy_sha256, in_force == nullptr ? std::string() : in_force->sha256)
+          << "promotion #" << out.promotion->seq;
     }
     return out;
   }
@@ -329,7 +356,12 @@ class Reference {
   State state_;
   std::size_t next_ = 0;
   // Gates and policy of each promotion event, from its JSON.
-  mutable std::map<Seq, std::pair<std::vector<events::Gate>, std::string>> evidence_;
+  struct Evidence {
+    std::vector<events::Gate> gates;
+    std::string policy;
+    std::string policy_sha256;
+  };
+  mutable std::map<Seq, Evidence> evidence_;
 };
 
 // ============================================================================
@@ -386,7 +418,7 @@ enum Op {
   kGc,
   kAck,
   kAckUnknown,  // names an unregistered version: refused
-  kPolicy,      // rewrites policy.toml (no event)
+  kPolicy,      // SetPolicy: a PolicyChanged event, none for the text in force
   kOpCount
 };
 
@@ -409,13 +441,13 @@ const char* const kOpNames[kOpCount] = {"register",
                                         "ack(unknown)",
                                         "policy change"};
 
-const int kOpWeights[kOpCount] = {14, 2, 2, 1, 18, 4, 2, 7, 5, 2, 5, 3, 7, 2, 3, 8, 1, 1};
+const int kOpWeights[kOpCount] = {14, 2, 2, 1, 18, 4, 2, 7, 5, 2, 5, 3, 7, 2, 3, 8, 1, 3};
 
 struct OpStats {
   int attempted = 0;
   int accepted = 0;          // succeeded (what it wrote is checked in Account)
   int refused = 0;           // nothing written
-  int refused_recorded = 0;  // refused with its one event (PromotionRejected, ModelFailed)
+  int refused_recorded = 0;  // refused with its one event (PromotionRejected, ModelFailed, ArtifactValidated "missing")
 };
 
 // Answers taken while the history was being written, checked at the end
@@ -465,6 +497,9 @@ class AsOfRun {
     o.root = root_;
     o.create_if_missing = true;
     o.clock = &clock_;
+    // The adoption of policy.toml, then a warning per promotion once the
+    // policy changed (the file differs): expected, not shown.
+    o.on_warning = [](const std::string&) {};
     auto r = Registry::Open(o);
     ASSERT_TRUE(r) << r.error().ToString();
     reg_ = std::move(*r);
@@ -615,6 +650,20 @@ class AsOfRun {
       }
       return;
     }
+    // A missing artifact file is refused with its one ArtifactValidated
+    // ("missing") event, the version's status unchanged.
+    if (code == Code::kFailedPrecondition &&
+        r.error().message().find("is missing") != std::string::npos) {
+      ++st.refused_recorded;
+      const std::string got = after == before + 1 ? LastEventType() : "";
+      if (after != before + 1 || got != "ArtifactValidated") {
+        report_.Mismatch("head", what,
+                         ": " + r.error().ToString() + "; head " + std::to_string(before) + " -> " +
+                             std::to_string(after) + ", last event " + got +
+                             ", expected exactly one ArtifactValidated");
+      }
+      return;
+    }
     ++st.refused;
     if (after != before) {
       report_.Mismatch("head", what,
@@ -678,7 +727,11 @@ class AsOfRun {
         static const std::vector<std::string> bad = {"1.0.0",        "v1.0",      "v01.0.0",
                                                      "v1.0.0+build", "../v1.0.0", ""};
         RegInput in{"bad " + std::to_string(rng_()), RandomMetrics()};
-        auto r = reg_->Register(type, Pick(bad), Artifact(in.content), in.input, RandomActor());
+        static const std::vector<std::string> bad_types = {"Alpha", "a/b", "..", "-x", "risk model"};
+        const bool bad_type = Chance(0.3);
+        auto r = reg_->Register(bad_type ? Pick(bad_types) : type,
+                                bad_type ? NewVersionName(type) : Pick(bad), Artifact(in.content),
+                                in.input, RandomActor());
         Account(op, r, before, 1);
         break;
       }
@@ -729,7 +782,9 @@ class AsOfRun {
       }
       case kRollback:
       case kRollbackFail: {
-        auto r = reg_->Rollback(type, op == kRollbackFail, RandomActor());
+        // Failing the current version needs a reason (refused without).
+        auto r = reg_->Rollback(type, op == kRollbackFail,
+                                RandomActor(op == kRollbackFail && !Chance(0.05)));
         Account(op, r, before, 1);
         break;
       }
@@ -789,8 +844,8 @@ class AsOfRun {
         break;
       }
       case kPolicy: {
-        WriteAll(root_ + "/policy.toml", Pick(kPolicies));
-        Account(op, Result<int>(0), before, 0);
+        auto r = reg_->SetPolicy(Pick(kPolicies), "policy.toml", RandomActor(/*need_reason=*/true));
+        Account(op, r, before, r && r->changed ? 1 : 0);
         break;
       }
       case kOpCount:
@@ -805,7 +860,7 @@ class AsOfRun {
     State now;
     reg_->Read([&](const State& s) { now = s; });
     const std::string where = "now (head #" + std::to_string(now.seq) + ")";
-    for (const std::string& type : WellKnownTypes()) {
+    for (const std::string& type : NamesIn(now)) {
       auto cur = q.Current(type);
       if (!cur) {
         report_.Mismatch("current(now)", where, ": " + cur.error().ToString());
@@ -948,6 +1003,10 @@ class AsOfRun {
     if (want.policy != ev.policy) {
       d += "\n      policy: expected " + Str(want.policy) + ", got " + Str(ev.policy);
     }
+    if (want.policy_sha256 != ev.policy_sha256) {
+      d += "\n      policy_sha256: expected " + Str(want.policy_sha256) + ", got " +
+           Str(ev.policy_sha256);
+    }
     if (ev.promotion.at > t || ev.promotion.seq > ref.seq()) {
       d += "\n      the promotion (#" + std::to_string(ev.promotion.seq) + " at " +
            Utc(ev.promotion.at) + ") is after T";
@@ -970,7 +1029,7 @@ class AsOfRun {
                        ": at " + Utc(got->at) + ", seq #" + std::to_string(got->seq) +
                            "; expected seq #" + std::to_string(ref.seq()));
     }
-    const std::vector<std::string> want_types = types.empty() ? WellKnownTypes() : types;
+    const std::vector<std::string> want_types = types.empty() ? NamesIn(ref.state()) : types;
     if (got->models.size() != want_types.size()) {
       report_.Mismatch(kind, Where(t, ref),
                        ": " + std::to_string(got->models.size()) + " types, expected " +
@@ -979,6 +1038,29 @@ class AsOfRun {
     }
     for (std::size_t i = 0; i < want_types.size(); ++i) {
       CompareProduction(kind, got->models[i], ref.Production(want_types[i]), t, ref);
+    }
+    ComparePolicy(kind + ".policy", got->policy, t, ref);
+  }
+
+  // The gate policy in force at T: the last PolicyChanged of the prefix.
+  void ComparePolicy(const std::string& kind, const std::optional<projection::PolicyRecord>& got,
+                     TimeNs t, const Reference& ref) {
+    const projection::PolicyRecord* want = ref.state().Policy();
+    if (got.has_value() != (want != nullptr)) {
+      report_.Mismatch(kind, Where(t, ref),
+                       std::string(": expected ") + (want ? "#" + std::to_string(want->seq) : "none") +
+                           ", got " + (got ? "#" + std::to_string(got->seq) : "none"));
+      return;
+    }
+    if (!want) return;
+    if (!(*got == *want)) {
+      report_.Mismatch(kind, Where(t, ref),
+                       ": expected the policy of event #" + std::to_string(want->seq) +
+                           RecordFieldsDiff(*want, *got));
+    }
+    if (got->at > t || got->seq > ref.seq()) {
+      report_.Mismatch("rule", kind + " " + Where(t, ref),
+                       ": the policy (#" + std::to_string(got->seq) + ") is after T");
     }
   }
 
@@ -1064,7 +1146,8 @@ class AsOfRun {
   struct Instant {
     TimeNs at;
     Seq seq;
-    std::map<std::string, std::string> production;  // per well-known type
+    std::map<std::string, std::string> production;  // per name listed at T
+    std::vector<std::string> names;                  // NamesIn(the prefix)
   };
 
   // The events recorded in (from, to].
@@ -1090,7 +1173,7 @@ class AsOfRun {
       return;
     }
     if (got->from != from.at || got->to != to.at) report_.Mismatch("diff", where(), ": from/to");
-    const std::vector<std::string> types = WellKnownTypes();
+    const std::vector<std::string>& types = to.names;
     if (got->production.size() != types.size()) {
       report_.Mismatch("diff.production", where(),
                        ": " + std::to_string(got->production.size()) + " types, expected " +
@@ -1098,7 +1181,9 @@ class AsOfRun {
     } else {
       for (std::size_t i = 0; i < types.size(); ++i) {
         const query::DiffEntry& e = got->production[i];
-        const std::string& wf = from.production.at(types[i]);
+        // A name registered after `from` had no production then.
+        const auto f = from.production.find(types[i]);
+        const std::string wf = f == from.production.end() ? std::string() : f->second;
         const std::string& wt = to.production.at(types[i]);
         if (e.model_type != types[i] || e.from != wf || e.to != wt) {
           report_.Mismatch("diff.production", where(),
@@ -1215,9 +1300,8 @@ class AsOfRun {
     for (const TimeNs t : times) {
       ref.AdvanceTo(t);
       ++instants_checked_;
-      Instant inst{t, ref.seq(), {}};
-      for (const std::string& type : WellKnownTypes())
-        inst.production[type] = ref.ProductionOf(type);
+      Instant inst{t, ref.seq(), {}, NamesIn(ref.state())};
+      for (const std::string& type : inst.names) inst.production[type] = ref.ProductionOf(type);
 
       // The versions the events either side of T are about: their records
       // change at the boundary.
@@ -1238,6 +1322,18 @@ class AsOfRun {
 
       // Audit: all well-known types, and sometimes a subset in another order.
       CompareAudit(Timed("audit", [&] { return q.Audit(t); }), {}, t, ref, "audit");
+      // The policy at T on its own.
+      {
+        auto p = Timed("policy", [&] { return q.Policy(t); });
+        if (!p) {
+          report_.Mismatch("policy", Where(t, ref), ": " + p.error().ToString());
+        } else {
+          if (p->seq != ref.seq()) {
+            report_.Mismatch("policy", Where(t, ref), ": seq #" + std::to_string(p->seq));
+          }
+          ComparePolicy("policy", p->policy, t, ref);
+        }
+      }
       if (Chance(0.1)) {
         std::vector<std::string> subset = {Pick(kActiveTypes), "feature_transforms"};
         if (Chance(0.5)) std::swap(subset[0], subset[1]);
@@ -1305,7 +1401,7 @@ class AsOfRun {
     }
 
     // Now: consumers and production against the fold of the whole log.
-    for (const std::string& type : WellKnownTypes()) {
+    for (const std::string& type : NamesIn(ref.state())) {
       auto c = q.Consumers(type);
       if (!c) {
         report_.Mismatch("consumers", type, ": " + c.error().ToString());

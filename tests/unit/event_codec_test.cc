@@ -7,6 +7,7 @@
 #include "events/model_events.h"
 #include "events/sample.h"
 #include "log/event_buffer.h"
+#include "projection/state.h"
 
 namespace modelreg {
 namespace {
@@ -57,7 +58,8 @@ TEST(EventCodec, PromotionKeepsGateEvidence) {
   events::Promotion pr{"alpha_weights", "v2.0.0", "v1.0.0",
                        {{"ic", ">", 0.02, 0.05, true, true, ""},
                         {"sharpe", ">", 0.5, 0, false, false, "metric missing"}},
-                       true, "desk head approved", "weekly", "default policy"};
+                       true, "desk head approved", "weekly", "default policy",
+                       Sha256::Of("[default]\n")};
   auto p = RoundTrip(events::Draft(kEnv, pr), fb::Payload::ModelPromoted);
   EXPECT_EQ(p["version"], "v2.0.0");
   EXPECT_EQ(p["replaced_version"], "v1.0.0");
@@ -69,6 +71,45 @@ TEST(EventCodec, PromotionKeepsGateEvidence) {
   EXPECT_EQ(p["gates_overridden"], true);
   EXPECT_EQ(p["override_reason"], "desk head approved");
   EXPECT_EQ(p["policy"], "default policy");
+  EXPECT_EQ(p["policy_sha256"], ToHex(Sha256::Of("[default]\n")));
+  // Under the built-in defaults (or written before the field): null.
+  pr.policy_sha256.reset();
+  EXPECT_TRUE(RoundTrip(events::Draft(kEnv, pr), fb::Payload::ModelPromoted)["policy_sha256"]
+                  .is_null());
+  auto rej = RoundTrip(events::Draft(kEnv, events::Rejection{"risk_model", "v1.0.0", "", {},
+                                                             "try", "p", Sha256::Of("x")}),
+                       fb::Payload::PromotionRejected);
+  EXPECT_EQ(rej["policy_sha256"], ToHex(Sha256::Of("x")));
+}
+
+TEST(EventCodec, PolicyChangedHoldsTheWholeTextAndItsHash) {
+  const std::string text = "[default]\nic = \"> 0.03\"\n# a comment\n";
+  auto buf = EventBuffer::Parse(
+      events::Draft(kEnv, events::PolicyChange{text, "stricter IC", "risk.toml"}));
+  ASSERT_TRUE(buf) << buf.error().ToString();
+  EXPECT_EQ(buf->event().payload_type(), fb::Payload::PolicyChanged);
+  EXPECT_EQ(PayloadTypeName(buf->event().payload_type()), "PolicyChanged");
+  const nlohmann::json j = events::ToJson(*buf);
+  EXPECT_EQ(j["type"], "PolicyChanged");
+  EXPECT_EQ(j["payload"]["text"], text);
+  EXPECT_EQ(j["payload"]["sha256"], ToHex(Sha256::Of(text)));
+  EXPECT_EQ(j["payload"]["reason"], "stricter IC");
+  EXPECT_EQ(j["payload"]["source"], "risk.toml");
+  const std::string line = events::Summary(*buf);
+  EXPECT_NE(line.find("set the gate policy to sha256 " + ToHex(Sha256::Of(text)).substr(0, 12) +
+                      " (from risk.toml): stricter IC"),
+            std::string::npos)
+      << line;
+  // Its fold: the policy in force from this event on.
+  projection::State s;
+  auto delta = projection::PlanUnchecked(s, *buf);
+  ASSERT_TRUE(delta) << delta.error().ToString();
+  ASSERT_TRUE(delta->policy.has_value());
+  EXPECT_EQ(delta->policy->text, text);
+  EXPECT_EQ(delta->policy->sha256, ToHex(Sha256::Of(text)));
+  EXPECT_EQ(delta->policy->reason, "stricter IC");
+  EXPECT_EQ(delta->policy->actor, "alice");
+  EXPECT_TRUE(delta->versions.empty());
 }
 
 TEST(EventCodec, OtherPayloadsRoundTrip) {
@@ -86,13 +127,24 @@ TEST(EventCodec, OtherPayloadsRoundTrip) {
   EXPECT_EQ(rb["current_failed"], true);
   const Digest want = Sha256::Of("a");
   const Digest got = Sha256::Of("b");
-  auto v = RoundTrip(
-      events::Draft(kEnv, events::Validation{"risk_model", "v2", false, want, got, 17, "bad"}),
-      fb::Payload::ArtifactValidated);
+  auto v = RoundTrip(events::Draft(kEnv, events::Validation{"risk_model", "v2", false, want, got,
+                                                             17, "bad", "mismatch"}),
+                     fb::Payload::ArtifactValidated);
   EXPECT_EQ(v["ok"], false);
   EXPECT_EQ(v["expected_sha256"], ToHex(want));
   EXPECT_EQ(v["observed_sha256"], ToHex(got));
   EXPECT_EQ(v["observed_size"], 17);
+  EXPECT_EQ(v["result"], "mismatch");
+  // Written before the field existed (nothing recorded): "".
+  auto old = RoundTrip(
+      events::Draft(kEnv, events::Validation{"risk_model", "v2", true, want, want, 1, "", ""}),
+      fb::Payload::ArtifactValidated);
+  EXPECT_EQ(old["result"], "");
+  auto missing = EventBuffer::Parse(events::Draft(
+      kEnv, events::Validation{"risk_model", "v2", false, want, {}, 0, "gone", "missing"}));
+  ASSERT_TRUE(missing);
+  EXPECT_NE(events::Summary(*missing).find("validated risk_model v2 MISSING"), std::string::npos)
+      << events::Summary(*missing);
   auto pu = RoundTrip(events::Draft(kEnv, events::Purge{"risk_model", "v1", 4096, "gc"}),
                       fb::Payload::ArtifactPurged);
   EXPECT_EQ(pu["bytes_freed"], 4096);

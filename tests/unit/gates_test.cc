@@ -16,6 +16,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -459,12 +460,30 @@ TEST(ParsePolicyErrors, TomlSyntaxError) {
   ExpectPolicyError("[default\nic = \"> 0.02\"\n", 1);
 }
 
-TEST(ParsePolicyErrors, UnknownTableIsNotAModelType) {
-  ExpectPolicyError("[default]\nic = \"> 0.02\"\n\n[risk_modle]\nsharpe = \"> 0.8\"\n", 4,
-                    "risk_modle");
-  ExpectPolicyError("[Risk_Model]\n", 1, "Risk_Model");
-  // A top-level key outside any table is not a type table either.
+TEST(ParsePolicyErrors, SectionThatIsNotAValidModelName) {
+  ExpectPolicyError("[default]\nic = \"> 0.02\"\n\n[Risk_Model]\nsharpe = \"> 0.8\"\n", 4,
+                    "Risk_Model");
+  ExpectPolicyError("[alpha-]\n[\"a.b\"]\n", 2, "a.b");
+  ExpectPolicyError("[\"-x\"]\n", 1, "lowercase letters a-z");
+  // A top-level key outside any table is not a section either.
   ExpectPolicyError("ic = \"> 0.02\"\n", 1, "ic");
+}
+
+TEST(ParsePolicy, AnyValidModelNameIsASection) {
+  // Registered or not: a policy may be written before the first
+  // registration, so a section for a name nobody uses is no error.
+  auto p = policy::ParsePolicy(
+      "[default]\nsharpe = \"> 0.5\"\n[alpha_momentum]\nsharpe = \"> 1.5\"\n"
+      "[credit-risk-2]\nic = \"off\"\n[risk_modle]\nic = \"> 0.1\"\n",
+      "policy.toml");
+  ASSERT_TRUE(p) << p.error().ToString();
+  EXPECT_TRUE(Contains(p->For("alpha_momentum").Describe(), "sharpe > 1.5"))
+      << p->For("alpha_momentum").Describe();
+  EXPECT_FALSE(Contains(p->For("credit-risk-2").Describe(), "ic "))
+      << p->For("credit-risk-2").Describe();
+  // Any other name falls back to [default].
+  EXPECT_TRUE(Contains(p->For("alpha_value").Describe(), "sharpe > 0.5"))
+      << p->For("alpha_value").Describe();
 }
 
 TEST(ParsePolicyErrors, DefaultThatIsNotATable) {
@@ -875,6 +894,10 @@ class GatesRegistryTest : public ::testing::Test {
     o.root = root_;
     o.create_if_missing = true;
     o.clock = &clock_;
+    o.on_warning = [this](const std::string& w) {
+      std::lock_guard<std::mutex> lock(warnings_mu_);
+      warnings_.push_back(w);
+    };
     auto r = Registry::Open(o);
     ASSERT_TRUE(r) << r.error().ToString();
     reg_ = std::move(*r);
@@ -958,12 +981,39 @@ class GatesRegistryTest : public ::testing::Test {
                          actor != nullptr ? *actor : actor_);
   }
 
+  // Sets the gate policy through the log, as `modelreg policy set` does.
+  void MustSetPolicy(const std::string& text, const std::string& why = "tighter gates") {
+    auto r = reg_->SetPolicy(text, "policy.toml", Actor{"admin", why});
+    ASSERT_TRUE(r) << r.error().ToString();
+    ASSERT_TRUE(r->changed) << r->summary;
+  }
+
+  // How many warnings contain `text`.
+  int Warned(const std::string& text) {
+    std::lock_guard<std::mutex> lock(warnings_mu_);
+    int n = 0;
+    for (const auto& w : warnings_) n += Contains(w, text) ? 1 : 0;
+    return n;
+  }
+
+  int EventsOfType(const std::string& type) const {
+    auto all = modelreg::query::Query(*reg_).Events(1, {}, 0);
+    EXPECT_TRUE(all) << ErrorOf(all);
+    int n = 0;
+    if (all) {
+      for (const auto& e : *all) n += PayloadTypeName(e.event().payload_type()) == type ? 1 : 0;
+    }
+    return n;
+  }
+
   testing::TempDir dir_;
   std::string root_ = dir_.sub("reg");
   ManualClock clock_{kT0};
   Actor actor_{"alice", "weekly promotion"};
   std::unique_ptr<Registry> reg_;
   int next_src_ = 0;
+  std::mutex warnings_mu_;
+  std::vector<std::string> warnings_;
 };
 
 const json* FindGateJson(const json& payload, const std::string& name) {
@@ -976,7 +1026,9 @@ const json* FindGateJson(const json& payload, const std::string& name) {
 
 TEST_F(GatesRegistryTest, PaperTradingBoundaryRejectsThenPromotesWithTheGatesRecorded) {
   WritePolicy(kSpecPolicy);
+  clock_.Set(kT0 - kSec);  // the adoption of policy.toml (event 1), before the registration
   Open();
+  clock_.Set(kT0);
   MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
   ASSERT_EQ(Rec("v1.0.0").registered_at, kT0) << "registered at T0 by the manual clock";
 
@@ -1042,9 +1094,10 @@ TEST_F(GatesRegistryTest, PaperTradingBoundaryRejectsThenPromotesWithTheGatesRec
   }
   EXPECT_FALSE(payload["gates_overridden"].get<bool>());
   const std::string policy_text = payload.value("policy", "");
-  EXPECT_TRUE(Contains(policy_text, root_ + "/policy.toml")) << policy_text;
+  EXPECT_TRUE(Contains(policy_text, "policy of event #1")) << policy_text;  // the adoption
   EXPECT_TRUE(Contains(policy_text, "sha256 " + ToHex(Sha256::Of(kSpecPolicy)).substr(0, 12)))
       << policy_text;
+  EXPECT_EQ(payload.value("policy_sha256", ""), ToHex(Sha256::Of(kSpecPolicy))) << payload.dump();
   EXPECT_TRUE(Contains(policy_text, "ic > 0.02, paper_trading_hours >= 24, sharpe > 0.5"))
       << policy_text;
 
@@ -1177,7 +1230,43 @@ TEST_F(GatesRegistryTest, TamperingIsCaughtBeforeGatesEvenWithOverride) {
   EXPECT_EQ(LastType(), "ModelFailed");
 }
 
-TEST_F(GatesRegistryTest, RollbackToADeletedArtifactFailsTheTargetAndKeepsProduction) {
+// A missing file is an operational problem (an import, a partial restore),
+// not a verdict on the model: recorded, refused, status unchanged; once the
+// file is back the version is promotable.
+TEST_F(GatesRegistryTest, MissingArtifactRefusesPromotionAndKeepsTheStatus) {
+  WritePolicy(kSpecPolicy);
+  Open();
+  MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+  clock_.Set(kT0 + 25 * kHour);  // every gate would pass
+  const std::string path = ArtifactPath("v1.0.0");
+  const std::string saved = path + ".saved";
+  fs::copy_file(path, saved);
+  ASSERT_TRUE(fs::remove(path));
+  for (bool override_gates : {false, true}) {
+    const Seq before = Head();
+    auto r = Promote("v1.0.0", override_gates);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), Code::kFailedPrecondition) << r.error().ToString();
+    EXPECT_TRUE(Contains(r.error().message(), "missing")) << r.error().message();
+    EXPECT_TRUE(Contains(r.error().message(), "status is unchanged")) << r.error().message();
+    EXPECT_EQ(Head(), before + 1) << "exactly one event";
+    EXPECT_EQ(LastType(), "ArtifactValidated");
+    EXPECT_EQ(LastJson()["payload"]["result"], "missing") << LastJson().dump();
+    EXPECT_EQ(LastJson()["payload"]["ok"], false);
+    EXPECT_EQ(Rec("v1.0.0").status, ModelStatus::kStaged);
+    EXPECT_EQ(Production(), "");
+  }
+  fs::rename(saved, path);
+  auto valid = reg_->Validate(kRisk, "v1.0.0", actor_);
+  ASSERT_TRUE(valid) << valid.error().ToString();
+  EXPECT_TRUE(valid->ok);
+  EXPECT_EQ(LastJson()["payload"]["result"], "ok");
+  auto promoted = Promote("v1.0.0");
+  ASSERT_TRUE(promoted) << promoted.error().ToString();
+  EXPECT_EQ(Production(), "v1.0.0");
+}
+
+TEST_F(GatesRegistryTest, RollbackToAMissingArtifactIsRefusedAndKeepsProduction) {
   WritePolicy(kSpecPolicy);
   Open();
   MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
@@ -1191,7 +1280,46 @@ TEST_F(GatesRegistryTest, RollbackToADeletedArtifactFailsTheTargetAndKeepsProduc
   ASSERT_EQ(Production(), "v1.1.0");
   ASSERT_EQ(Rec("v1.0.0").status, ModelStatus::kArchived);
 
-  ASSERT_TRUE(fs::remove(ArtifactPath("v1.0.0")));
+  const std::string path = ArtifactPath("v1.0.0");
+  const std::string saved = path + ".saved";
+  fs::copy_file(path, saved);
+  ASSERT_TRUE(fs::remove(path));
+  clock_.Advance(kSec);
+  const Seq before = Head();
+  auto r = reg_->Rollback(kRisk, /*fail_current=*/false, actor_);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Code::kFailedPrecondition) << r.error().ToString();
+  EXPECT_EQ(Head(), before + 1) << "exactly one event";
+  EXPECT_EQ(LastType(), "ArtifactValidated");
+  EXPECT_EQ(LastJson()["payload"]["result"], "missing") << LastJson().dump();
+  EXPECT_EQ(Production(), "v1.1.0") << "production unchanged";
+  EXPECT_EQ(Rec("v1.1.0").status, ModelStatus::kProduction);
+  EXPECT_EQ(Rec("v1.0.0").status, ModelStatus::kArchived) << "not failed: the file is missing";
+  EXPECT_EQ(History().size(), 2u);
+
+  // The file is back: the rollback goes through.
+  fs::rename(saved, path);
+  auto again = reg_->Rollback(kRisk, false, actor_);
+  ASSERT_TRUE(again) << again.error().ToString();
+  EXPECT_EQ(Production(), "v1.0.0");
+}
+
+TEST_F(GatesRegistryTest, RollbackToAnAlteredArtifactFailsTheTargetAndKeepsProduction) {
+  WritePolicy(kSpecPolicy);
+  Open();
+  MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+  clock_.Advance(kSec);
+  MustRegister("v1.1.0", {{"ic", 0.06}, {"sharpe", 1.2}});
+  clock_.Set(kT0 + 25 * kHour);
+  ASSERT_TRUE(Promote("v1.0.0"));
+  clock_.Advance(kSec);
+  ASSERT_TRUE(Promote("v1.1.0"));
+  const std::string path = ArtifactPath("v1.0.0");
+  ASSERT_EQ(chmod(path.c_str(), 0644), 0);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::app);
+    out << "x";
+  }
   clock_.Advance(kSec);
   const Seq before = Head();
   auto r = reg_->Rollback(kRisk, /*fail_current=*/false, actor_);
@@ -1200,13 +1328,12 @@ TEST_F(GatesRegistryTest, RollbackToADeletedArtifactFailsTheTargetAndKeepsProduc
   EXPECT_EQ(Head(), before + 1) << "exactly one event";
   EXPECT_EQ(LastType(), "ModelFailed");
   EXPECT_EQ(Production(), "v1.1.0") << "production unchanged";
-  EXPECT_EQ(Rec("v1.1.0").status, ModelStatus::kProduction);
   EXPECT_EQ(Rec("v1.0.0").status, ModelStatus::kFailed);
-  EXPECT_EQ(History().size(), 2u);
   EXPECT_TRUE(Contains(LastJson()["payload"].value("reason", ""), "before rollback"))
       << LastJson().dump();
 
-  // A second rollback now refuses (the target is failed) and writes nothing.
+  // A second rollback now refuses (the only earlier version is failed) and
+  // writes nothing.
   const Seq after = Head();
   auto again = reg_->Rollback(kRisk, false, actor_);
   ASSERT_FALSE(again);
@@ -1238,9 +1365,15 @@ TEST_F(GatesRegistryTest, ValidatorThatCannotRunOrTimesOutRecordsNothing) {
   for (const std::string& validator :
        {std::string("command = [\"/nonexistent/validator\"], timeout_seconds = 5"),
         std::string("command = [\"/bin/sh\", \"-c\", \"sleep 5\", \"sh\"], timeout_seconds = 1")}) {
-    WritePolicy(std::string(kSpecPolicy) + "[risk_model]\nvalidator = { " + validator + " }\n");
-    Open();
-    if (Head() == 0) MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+    const std::string text =
+        std::string(kSpecPolicy) + "[risk_model]\nvalidator = { " + validator + " }\n";
+    if (reg_ == nullptr) {
+      WritePolicy(text);  // adopted by the first open
+      Open();
+      MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+    } else {
+      MustSetPolicy(text);
+    }
     clock_.Set(kT0 + 25 * kHour);
     const Seq before = Head();
     auto r = Promote("v1.0.0");
@@ -1339,12 +1472,16 @@ TEST_F(GatesRegistryTest, UnreadableCurrentVersionsFileIsNamedInTheRejection) {
   EXPECT_FALSE(Contains(r.error().message(), "metric missing")) << r.error().message();
 }
 
-TEST_F(GatesRegistryTest, BadPolicyStopsPromotionBeforeAnythingIsWritten) {
-  WritePolicy(kSpecPolicy);
+// A policy.toml that does not parse is not adopted (a warning at open);
+// the promotion stops naming its line and writes nothing, as before the
+// policy was part of the log. Other writes go on.
+TEST_F(GatesRegistryTest, BadPolicyFileIsNotAdoptedAndStopsPromotion) {
+  WritePolicy("[default]\nic = \"> 0.02\"\nsharpe = \">> 0.5\"\n");
   Open();
+  EXPECT_EQ(Warned("policy.toml:3"), 1);
+  EXPECT_EQ(Head(), 0u) << "nothing adopted";
   MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
   clock_.Set(kT0 + 25 * kHour);
-  WritePolicy("[default]\nic = \"> 0.02\"\nsharpe = \">> 0.5\"\n");
   const Seq before = Head();
   auto r = Promote("v1.0.0");
   ASSERT_FALSE(r);
@@ -1352,6 +1489,242 @@ TEST_F(GatesRegistryTest, BadPolicyStopsPromotionBeforeAnythingIsWritten) {
   EXPECT_TRUE(Contains(r.error().message(), "policy.toml:3")) << r.error().message();
   EXPECT_EQ(Head(), before);
   EXPECT_EQ(Rec("v1.0.0").status, ModelStatus::kStaged);
+  // Fixed: adopted by the next command that needs it, then promoted.
+  WritePolicy(kSpecPolicy);
+  auto ok = Promote("v1.0.0");
+  ASSERT_TRUE(ok) << ok.error().ToString();
+  EXPECT_EQ(EventsOfType("PolicyChanged"), 1);
+  EXPECT_EQ(Warned("adopted " + root_ + "/policy.toml"), 1);
+}
+
+// SetPolicy checks the text with the policy parser before anything is
+// written: a bad one changes nothing (no event, the policy in force stays).
+TEST_F(GatesRegistryTest, BadPolicyTextChangesNothing) {
+  WritePolicy(kSpecPolicy);
+  Open();
+  MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+  const Seq before = Head();
+  for (const auto& [text, line] : std::vector<std::pair<std::string, int>>{
+           {"[default]\nic = \"> 0.02\"\nsharpe = \">> 0.5\"\n", 3},
+           {"[default\n", 1},
+           {"[Risk_model]\nic = \"> 0.1\"\n", 1}}) {
+    auto r = reg_->SetPolicy(text, "new-policy.toml", Actor{"admin", "try"});
+    ASSERT_FALSE(r) << text;
+    EXPECT_EQ(r.error().code(), Code::kInvalidArgument) << r.error().ToString();
+    EXPECT_TRUE(Contains(r.error().message(), "new-policy.toml:" + std::to_string(line) + ":"))
+        << r.error().message();
+    EXPECT_EQ(Head(), before) << text;
+  }
+  // Not UTF-8, no reason: refused too.
+  EXPECT_EQ(CodeOf(reg_->SetPolicy("# \xff\n", "p.toml", Actor{"admin", "x"})),
+            Code::kInvalidArgument);
+  EXPECT_EQ(CodeOf(reg_->SetPolicy("[default]\n", "p.toml", Actor{"admin", " "})),
+            Code::kInvalidArgument);
+  EXPECT_EQ(Head(), before);
+  auto in_force = reg_->PolicyAt(Head());
+  ASSERT_TRUE(in_force && *in_force);
+  EXPECT_EQ((*in_force)->sha256, ToHex(Sha256::Of(kSpecPolicy)));
+  // The gates are still those of the policy in force.
+  clock_.Set(kT0 + 12 * kHour);
+  auto r = Promote("v1.0.0");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(Contains(r.error().message(), "paper_trading_hours")) << r.error().message();
+}
+
+// The same text again is a no-op: nothing is recorded, the answer names
+// the event that set it.
+TEST_F(GatesRegistryTest, SettingTheSamePolicyAgainRecordsNothing) {
+  WritePolicy(kSpecPolicy);
+  Open();
+  ASSERT_EQ(Head(), 1u);
+  auto same = reg_->SetPolicy(kSpecPolicy, "copy.toml", Actor{"admin", "again"});
+  ASSERT_TRUE(same) << same.error().ToString();
+  EXPECT_FALSE(same->changed);
+  EXPECT_EQ(same->seq, 1u);
+  EXPECT_TRUE(Contains(same->summary, "unchanged")) << same->summary;
+  EXPECT_EQ(Head(), 1u);
+  MustSetPolicy(std::string(kSpecPolicy) + "# a comment is a change of text\n");
+  EXPECT_EQ(Head(), 2u);
+  auto back = reg_->SetPolicy(kSpecPolicy, "copy.toml", Actor{"admin", "revert"});
+  ASSERT_TRUE(back && back->changed) << ErrorOf(back);  // differs from the one in force
+  EXPECT_EQ(back->seq, 3u);
+}
+
+// A gate threshold changed with SetPolicy takes effect on the next
+// promotion, whose evidence names the policy's hash; the earlier
+// promotion keeps the policy it was evaluated under.
+TEST_F(GatesRegistryTest, PolicyChangeTakesEffectOnTheNextPromotion) {
+  WritePolicy("[default]\npaper_trading_hours = \"off\"\n");
+  Open();
+  MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+  MustRegister("v1.1.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+  auto first = Promote("v1.0.0");
+  ASSERT_TRUE(first) << first.error().ToString();
+  const std::string strict = "[default]\npaper_trading_hours = \"off\"\nsharpe = \"> 1.5\"\n";
+  MustSetPolicy(strict, "sharpe must exceed 1.5");
+  const Seq before = Head();
+  auto refused = Promote("v1.1.0");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), Code::kRejected) << refused.error().ToString();
+  EXPECT_TRUE(Contains(refused.error().message(), "sharpe: 1 is not > 1.5"))
+      << refused.error().message();
+  EXPECT_TRUE(Contains(refused.error().message(), "policy of event #" + std::to_string(before)))
+      << refused.error().message();
+  EXPECT_EQ(Head(), before + 1);
+  EXPECT_EQ(LastJson()["payload"].value("policy_sha256", ""), ToHex(Sha256::Of(strict)));
+  // Back to a looser threshold: the next promotion passes.
+  const std::string loose = "[default]\npaper_trading_hours = \"off\"\nsharpe = \"> 0.9\"\n";
+  MustSetPolicy(loose, "0.9 is enough");
+  auto ok = Promote("v1.1.0");
+  ASSERT_TRUE(ok) << ok.error().ToString();
+  EXPECT_EQ(LastJson()["payload"].value("policy_sha256", ""), ToHex(Sha256::Of(loose)));
+  // The audit of each promotion shows the policy it was evaluated under.
+  auto now = modelreg::query::Query(*reg_).Current(kRisk);
+  ASSERT_TRUE(now && now->promotion) << ErrorOf(now);
+  EXPECT_EQ(now->promotion->policy_sha256, ToHex(Sha256::Of(loose)));
+  auto p1 = modelreg::query::Query(*reg_).Audit(INT64_MAX);
+  ASSERT_TRUE(p1) << ErrorOf(p1);
+  ASSERT_TRUE(p1->policy);
+  EXPECT_EQ(p1->policy->text, loose);
+  EXPECT_EQ(p1->policy->reason, "0.9 is enough");
+}
+
+// A policy.toml from before the policy was in the log is adopted exactly
+// once, with a message; a later edit of the file is ignored (with a
+// warning) and the adopted policy stays in force.
+TEST_F(GatesRegistryTest, PolicyFileIsAdoptedOnceAndThenIgnored) {
+  WritePolicy(kSpecPolicy);
+  Open();
+  EXPECT_EQ(Head(), 1u);
+  EXPECT_EQ(LastType(), "PolicyChanged");
+  const json adopted = LastJson();
+  EXPECT_EQ(adopted["actor"], "modelreg (adopted policy.toml)");
+  EXPECT_EQ(adopted["payload"]["reason"], "adopted from policy.toml on disk");
+  EXPECT_EQ(adopted["payload"]["text"], kSpecPolicy);
+  EXPECT_EQ(adopted["payload"]["sha256"], ToHex(Sha256::Of(kSpecPolicy)));
+  EXPECT_EQ(Warned("adopted " + root_ + "/policy.toml"), 1);
+  // Reopened: not again.
+  Open();
+  Open();
+  EXPECT_EQ(Head(), 1u);
+  EXPECT_EQ(Warned("adopted"), 1);
+  EXPECT_EQ(reg_->PolicyFileNote(), "");
+  // Edited afterwards: ignored, with a warning at promotion.
+  MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+  WritePolicy("[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n");
+  EXPECT_TRUE(Contains(reg_->PolicyFileNote(), "is ignored")) << reg_->PolicyFileNote();
+  clock_.Set(kT0 + 2 * kHour);
+  auto r = Promote("v1.0.0");
+  ASSERT_FALSE(r) << "the edited file turned the gates off";
+  EXPECT_TRUE(Contains(r.error().message(), "paper_trading_hours")) << r.error().message();
+  EXPECT_EQ(Warned("differs from the gate policy in force"), 1);
+  Open();
+  EXPECT_EQ(EventsOfType("PolicyChanged"), 1);
+}
+
+// Without policy.toml and without a PolicyChanged event: the built-in
+// defaults, no event, PolicyAt says none.
+TEST_F(GatesRegistryTest, NeitherFileNorEventMeansTheDefaults) {
+  Open();
+  EXPECT_EQ(Head(), 0u);
+  MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+  auto p = modelreg::query::Query(*reg_).Policy();
+  ASSERT_TRUE(p) << ErrorOf(p);
+  EXPECT_FALSE(p->policy.has_value());
+  EXPECT_EQ(EventsOfType("PolicyChanged"), 0);
+  auto r = Promote("v1.0.0");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(Contains(r.error().message(), "built-in defaults")) << r.error().message();
+  EXPECT_TRUE(LastJson()["payload"]["policy_sha256"].is_null()) << LastJson().dump();
+}
+
+// The policy as of T: nothing recorded after T.
+TEST_F(GatesRegistryTest, PolicyAtTIsTheLastChangeAtOrBeforeT) {
+  WritePolicy(kSpecPolicy);
+  Open();  // event 1 at kT0
+  clock_.Set(kT0 + kHour);
+  const std::string second = std::string(kSpecPolicy) + "[risk_model]\nsharpe = \"> 1\"\n";
+  MustSetPolicy(second, "risk models need more");
+  clock_.Set(kT0 + 2 * kHour);
+  MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+  const modelreg::query::Query q(*reg_);
+  auto before = q.Policy(kT0 - 1);
+  ASSERT_TRUE(before) << ErrorOf(before);
+  EXPECT_EQ(before->seq, 0u);
+  EXPECT_FALSE(before->policy);
+  for (TimeNs t : {kT0, kT0 + kHour - 1}) {
+    auto p = q.Policy(t);
+    ASSERT_TRUE(p && p->policy) << ErrorOf(p);
+    EXPECT_EQ(p->policy->seq, 1u) << t;
+    EXPECT_EQ(p->policy->text, kSpecPolicy);
+  }
+  for (TimeNs t : {kT0 + kHour, kT0 + 3 * kHour}) {
+    auto p = q.Policy(t);
+    ASSERT_TRUE(p && p->policy) << ErrorOf(p);
+    EXPECT_EQ(p->policy->seq, 2u) << t;
+    EXPECT_EQ(p->policy->actor, "admin");
+    EXPECT_EQ(p->policy->reason, "risk models need more");
+    EXPECT_EQ(p->policy->text, second);
+  }
+  auto audit = q.Audit(kT0 + kHour - 1);
+  ASSERT_TRUE(audit && audit->policy) << ErrorOf(audit);
+  EXPECT_EQ(audit->policy->seq, 1u);
+  // The same answers from a read-only registry (the rows) and after a
+  // rebuild.
+  reg_.reset();
+  RegistryOptions ro;
+  ro.root = root_;
+  ro.read_only = true;
+  auto r = Registry::Open(ro);
+  ASSERT_TRUE(r) << ErrorOf(r);
+  auto p = modelreg::query::Query(**r).Policy(kT0 + kHour - 1);
+  ASSERT_TRUE(p && p->policy) << ErrorOf(p);
+  EXPECT_EQ(p->policy->seq, 1u);
+  r->reset();
+  RegistryOptions rb;
+  rb.root = root_;
+  rb.for_rebuild = true;
+  auto reb = Registry::Open(rb);
+  ASSERT_TRUE(reb) << ErrorOf(reb);
+  auto rebuilt = (*reb)->Rebuild();
+  ASSERT_TRUE(rebuilt) << ErrorOf(rebuilt);
+  EXPECT_EQ(rebuilt->before, rebuilt->after);
+  auto now = modelreg::query::Query(**reb).Policy();
+  ASSERT_TRUE(now && now->policy) << ErrorOf(now);
+  EXPECT_EQ(now->policy->text, second);
+}
+
+// A policy change that lands while a promotion is being checked (here:
+// during its validator run) is never bypassed: the promotion is not
+// recorded under the old policy, and nothing else is written for it.
+TEST_F(GatesRegistryTest, PolicyChangedDuringAPromotionIsNotBypassed) {
+  const std::string slow = std::string(kSpecPolicy) +
+                           "[risk_model]\nvalidator = { command = [\"/bin/sh\", \"-c\", "
+                           "\"sleep 1\", \"sh\"], timeout_seconds = 10 }\n";
+  WritePolicy(slow);
+  Open();
+  MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
+  clock_.Set(kT0 + 25 * kHour);
+  const Seq before = Head();
+  std::thread setter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto r = reg_->SetPolicy(std::string(kSpecPolicy) + "[risk_model]\nsharpe = \"> 5\"\n",
+                             "policy.toml", Actor{"admin", "stop promotions"});
+    EXPECT_TRUE(r && r->changed) << ErrorOf(r);
+  });
+  auto r = Promote("v1.0.0");
+  setter.join();
+  ASSERT_FALSE(r) << "promoted under the policy that was replaced meanwhile";
+  EXPECT_EQ(r.error().code(), Code::kConflict) << r.error().ToString();
+  EXPECT_TRUE(Contains(r.error().message(), "the gate policy changed")) << r.error().message();
+  EXPECT_EQ(Head(), before + 1) << "only the policy change";
+  EXPECT_EQ(LastType(), "PolicyChanged");
+  EXPECT_EQ(Rec("v1.0.0").status, ModelStatus::kStaged);
+  // Promoted again: the new policy decides.
+  auto again = Promote("v1.0.0");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), Code::kRejected) << again.error().ToString();
+  EXPECT_TRUE(Contains(again.error().message(), "sharpe: 1 is not > 5")) << again.error().message();
 }
 
 }  // namespace

@@ -38,23 +38,38 @@ TEST(ValidateModelType, AcceptsTheFourTypes) {
   }
 }
 
-TEST(ValidateModelType, UnknownTypeListsTheValidOnes) {
-  Status st = model::ValidateModelType("risk_models");
-  ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.code(), Code::kInvalidArgument);
-  EXPECT_TRUE(Contains(st.message(), "risk_models")) << st.message();
-  for (auto t : model::kModelTypes) {
-    EXPECT_TRUE(Contains(st.message(), std::string(t))) << st.message();
+TEST(ValidateModelType, AnyNameOfTheGrammarIsAccepted) {
+  for (const char* t : {"alpha_momentum", "alpha_value", "a", "risk_models", "x1", "a-b_c-9",
+                        "credit-risk-2", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz0123456789ab"}) {
+    Status st = model::ValidateModelType(t);
+    EXPECT_TRUE(st.ok()) << t << ": " << st.ToString();
   }
+  EXPECT_TRUE(model::IsWellKnownType("risk_model"));
+  EXPECT_FALSE(model::IsWellKnownType("alpha_momentum"));
 }
 
-TEST(ValidateModelType, PathLikeAndEmptyNamesAreRejected) {
-  for (const char* t : {"../x", "/", "", "risk_model/", "risk_model/../x", ".", "..",
-                        "Risk_Model", " risk_model"}) {
+TEST(ValidateModelType, BadNamesAreRefusedStatingTheGrammar) {
+  for (const std::string& t :
+       {std::string("../x"), std::string("/"), std::string(""), std::string("risk_model/"),
+        std::string("risk_model/../x"), std::string("."), std::string(".."),
+        std::string("Risk_Model"), std::string("Alpha"), std::string(" risk_model"),
+        std::string("risk model"), std::string("a/b"), std::string("-x"), std::string("_x"),
+        std::string("9lives"), std::string("a.b"), std::string("alpha\nbeta"),
+        std::string("caf\xc3\xa9"), std::string(65, 'a'), std::string("default"),
+        std::string("a\0b", 3)}) {
     Status st = model::ValidateModelType(t);
     EXPECT_FALSE(st.ok()) << "'" << t << "'";
     EXPECT_EQ(st.code(), Code::kInvalidArgument) << "'" << t << "'";
+    EXPECT_TRUE(Contains(st.message(), "lowercase letters a-z, digits 0-9, '_' and '-'"))
+        << st.message();
+    EXPECT_TRUE(Contains(st.message(), "starting with a letter")) << st.message();
   }
+  // 64 is the limit; 65 is one too many, and the message says so.
+  EXPECT_TRUE(model::ValidateModelType(std::string(64, 'a')).ok());
+  EXPECT_TRUE(Contains(model::ValidateModelType(std::string(65, 'a')).message(), "65 characters"));
+  // Control characters are shown escaped, never raw.
+  EXPECT_FALSE(Contains(model::ValidateModelType("a\x1b[31m").message(), "\x1b["));
+  EXPECT_TRUE(Contains(model::ValidateModelType("a\x1b[31m").message(), "\\x1b"));
 }
 
 // --- ValidateVersion ---

@@ -13,6 +13,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -96,7 +98,10 @@ class RegistryTest : public ::testing::Test {
   }
 
   // These tests are about the lifecycle, not the gates (gates_test.cc):
-  // every registry they open has every gate off.
+  // every registry they open has every gate off. Its policy.toml is
+  // adopted at the first open: event 1 is that PolicyChanged (kPolicyEvents),
+  // the tests' own events follow it.
+  static constexpr Seq kPolicyEvents = 1;
   void Open() {
     reg_.reset();
     if (!std::filesystem::exists(root_ + "/policy.toml")) {
@@ -205,12 +210,12 @@ TEST_F(RegistryTest, RegisterStagesAndPublishesTheArtifact) {
   EXPECT_EQ(r->record.artifact_name, "model.pkl");
   EXPECT_EQ(r->record.artifact_size, content.size());
   EXPECT_EQ(r->record.artifact_sha256, hex);
-  EXPECT_EQ(r->record.registered_seq, 1u);
+  EXPECT_EQ(r->record.registered_seq, kPolicyEvents + 1);
   EXPECT_EQ(r->record.registered_at, kT0 + kSec);
   EXPECT_EQ(r->record.registered_by, "alice");
   EXPECT_EQ(r->record.metrics, (std::map<std::string, double>{{"sharpe", 1.5}}));
   EXPECT_EQ(r->record.snapshot_id, "snap_1");
-  EXPECT_EQ(Head(), 1u);
+  EXPECT_EQ(Head(), kPolicyEvents + 1);
   EXPECT_EQ(StatusOf(kRisk, "v1.0.0"), ModelStatus::kStaged);
   EXPECT_EQ(Production(kRisk), "");
 
@@ -243,7 +248,7 @@ TEST_F(RegistryTest, RegisterStagesAndPublishesTheArtifact) {
   ASSERT_TRUE(reg_->FlushManifest().ok());
   const json manifest = json::parse(ReadAll(root_ + "/manifest.json"), nullptr, false);
   ASSERT_TRUE(manifest.is_object());
-  EXPECT_EQ(manifest.value("head_seq", Seq{0}), 1u);
+  EXPECT_EQ(manifest.value("head_seq", Seq{0}), kPolicyEvents + 1);
   const json& manifest_version = manifest.at("types").at(kRisk).at("versions").at(0);
   EXPECT_EQ(manifest_version.at("sha256"), hex);
   EXPECT_EQ(manifest_version.at("status"), "staged");
@@ -318,9 +323,9 @@ TEST_F(RegistryTest, BadRegistrationsWriteNothing) {
   const Seq head = Head();
   const Digest digest = DigestOf(*reg_);
 
-  ExpectRejected(Register("risk_models", "v1.0.0", "x"), Code::kInvalidArgument, head, digest,
-                 "unknown type");
-  EXPECT_FALSE(fs::exists(root_ + "/artifacts/risk_models"));
+  ExpectRejected(Register("Risk_Models", "v1.0.0", "x"), Code::kInvalidArgument, head, digest,
+                 "name outside the grammar");
+  EXPECT_FALSE(fs::exists(root_ + "/artifacts/Risk_Models"));
   ExpectRejected(Register("../escape", "v1.0.0", "x"), Code::kInvalidArgument, head, digest,
                  "path type");
   EXPECT_FALSE(fs::exists(dir_.sub("escape")));
@@ -598,15 +603,15 @@ TEST_F(RegistryTest, CommandsOnUnknownOrInvalidNamesAreRejected) {
                  "validate unknown");
   ExpectRejected(reg_->Promote(kAlpha, "v1.0.0", std::nullopt, false, actor_), Code::kNotFound, head, d,
                  "promote in another type");
-  ExpectRejected(reg_->Promote("nope", "v1.0.0", std::nullopt, false, actor_), Code::kInvalidArgument,
+  ExpectRejected(reg_->Promote("Nope", "v1.0.0", std::nullopt, false, actor_), Code::kInvalidArgument,
                  head, d, "promote bad type");
   ExpectRejected(reg_->Promote(kRisk, "1.0.0", std::nullopt, false, actor_), Code::kInvalidArgument,
                  head, d, "promote bad version");
-  ExpectRejected(reg_->Archive("nope", "v1.0.0", actor_), Code::kInvalidArgument, head, d,
+  ExpectRejected(reg_->Archive("Nope", "v1.0.0", actor_), Code::kInvalidArgument, head, d,
                  "archive bad type");
   ExpectRejected(reg_->Fail(kRisk, "v1.0", true, actor_), Code::kInvalidArgument, head, d,
                  "fail bad version");
-  ExpectRejected(reg_->Rollback("nope", false, actor_), Code::kInvalidArgument, head, d,
+  ExpectRejected(reg_->Rollback("Nope", false, actor_), Code::kInvalidArgument, head, d,
                  "rollback bad type");
   ExpectRejected(reg_->Validate(kRisk, "../v1.0.0", actor_), Code::kInvalidArgument, head, d,
                  "validate bad version");
@@ -763,6 +768,276 @@ TEST_F(RegistryTest, RollbackToAFailedVersionIsRefused) {
   EXPECT_EQ(StatusOf(kRisk, "v2.0.0"), ModelStatus::kProduction);
 }
 
+// The rollback rule (docs/lifecycle.md): back to the most recent earlier
+// production version that is still promotable, never forth.
+TEST_F(RegistryTest, RollbackTwiceGoesFurtherBackNotForth) {
+  for (const char* v : {"v1.0.0", "v2.0.0", "v3.0.0"}) {
+    MustRegister(kRisk, v);
+    MustPromote(kRisk, v);
+  }
+  auto first = reg_->Rollback(kRisk, false, actor_);
+  ASSERT_TRUE(first) << first.error().ToString();
+  EXPECT_EQ(first->from, "v3.0.0");
+  EXPECT_EQ(first->to, "v2.0.0");
+  EXPECT_EQ(Production(kRisk), "v2.0.0");
+  auto second = reg_->Rollback(kRisk, false, actor_);
+  ASSERT_TRUE(second) << second.error().ToString();
+  EXPECT_EQ(second->to, "v1.0.0") << "the old rule re-promoted v3.0.0 here";
+  EXPECT_EQ(Production(kRisk), "v1.0.0");
+  EXPECT_EQ(StatusOf(kRisk, "v2.0.0"), ModelStatus::kArchived);
+  EXPECT_EQ(StatusOf(kRisk, "v3.0.0"), ModelStatus::kArchived);
+  // Nothing before v1.0.0: refused, nothing written.
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  auto third = reg_->Rollback(kRisk, false, actor_);
+  ExpectRejected(third, Code::kFailedPrecondition, head, d, "nothing further back");
+  EXPECT_NE(third.error().message().find("no earlier production version"), std::string::npos)
+      << third.error().message();
+  // A new promotion starts from where the chain is: v1.0.0 then v3.0.0.
+  MustPromote(kRisk, "v3.0.0");
+  auto back = reg_->Rollback(kRisk, false, actor_);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->to, "v1.0.0");
+}
+
+TEST_F(RegistryTest, RollbackSkipsFailedAndPurgedVersions) {
+  for (const char* v : {"v1.0.0", "v2.0.0", "v3.0.0", "v4.0.0"}) {
+    MustRegister(kRisk, v);
+    MustPromote(kRisk, v);
+  }
+  MustFail(kRisk, "v3.0.0");  // archived -> failed
+  auto r = reg_->Rollback(kRisk, false, actor_);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->to, "v2.0.0") << "v3.0.0 is failed";
+  EXPECT_EQ(Production(kRisk), "v2.0.0");
+  // --fail marks the version rolled away from failed, with the reason.
+  auto f = reg_->Rollback(kRisk, true, Actor{"alice", "ic collapsed"});
+  ASSERT_TRUE(f) << f.error().ToString();
+  EXPECT_EQ(f->to, "v1.0.0");
+  EXPECT_EQ(StatusOf(kRisk, "v2.0.0"), ModelStatus::kFailed);
+  EXPECT_EQ(Now().Find(kRisk, "v2.0.0")->status_reason, "ic collapsed");
+}
+
+TEST_F(RegistryTest, RollbackFailNeedsAReason) {
+  MustRegister(kRisk, "v1.0.0");
+  MustRegister(kRisk, "v2.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  MustPromote(kRisk, "v2.0.0");
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  for (const char* reason : {"", "  ", "\n"}) {
+    auto r = reg_->Rollback(kRisk, true, Actor{"alice", reason});
+    ExpectRejected(r, Code::kInvalidArgument, head, d, "rollback --fail without a reason");
+    EXPECT_NE(r.error().message().find("--reason"), std::string::npos) << r.error().message();
+  }
+  // Archiving the current version needs none.
+  ASSERT_TRUE(reg_->Rollback(kRisk, false, Actor{"alice", ""}));
+}
+
+TEST_F(RegistryTest, RollbackToAChosenEarlierProductionVersion) {
+  for (const char* v : {"v1.0.0", "v2.0.0", "v3.0.0", "v4.0.0"}) {
+    MustRegister(kRisk, v);
+    MustPromote(kRisk, v);
+  }
+  MustRegister(kRisk, "v5.0.0");  // staged: never production
+  MustFail(kRisk, "v2.0.0");
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  auto to = [&](const std::string& v) {
+    return reg_->Rollback(kRisk, RollbackOptions{false, v, false}, actor_);
+  };
+  ExpectRejected(to("v5.0.0"), Code::kFailedPrecondition, head, d, "--to never production");
+  EXPECT_NE(to("v5.0.0").error().message().find("was never in production"), std::string::npos);
+  ExpectRejected(to("v4.0.0"), Code::kFailedPrecondition, head, d, "--to the current version");
+  ExpectRejected(to("v2.0.0"), Code::kFailedPrecondition, head, d, "--to a failed version");
+  ExpectRejected(to("v9.0.0"), Code::kNotFound, head, d, "--to an unknown version");
+  ExpectRejected(to("9.0"), Code::kInvalidArgument, head, d, "--to not a version");
+  // Good: straight to v1.0.0; v3.0.0 (jumped over) is not a later target.
+  auto r = to("v1.0.0");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->from, "v4.0.0");
+  EXPECT_EQ(r->to, "v1.0.0");
+  EXPECT_EQ(Production(kRisk), "v1.0.0");
+  EXPECT_EQ(RollbackTarget(Now(), kRisk), "");
+  // A version rolled away from may still be chosen explicitly.
+  auto fwd = to("v4.0.0");
+  ASSERT_TRUE(fwd) << fwd.error().ToString();
+  EXPECT_EQ(Production(kRisk), "v4.0.0");
+  EXPECT_EQ(RollbackTarget(Now(), kRisk), "") << "v1.0.0 was rolled away from";
+}
+
+TEST_F(RegistryTest, RollbackDryRunWritesNothing) {
+  MustRegister(kRisk, "v1.0.0");
+  MustRegister(kRisk, "v2.0.0");
+  MustPromote(kRisk, "v1.0.0");
+  MustPromote(kRisk, "v2.0.0");
+  const Seq head = Head();
+  const Digest d = DigestOf(*reg_);
+  auto plan = reg_->Rollback(kRisk, RollbackOptions{true, "", true}, actor_);
+  ASSERT_TRUE(plan) << plan.error().ToString();
+  EXPECT_TRUE(plan->dry_run);
+  EXPECT_EQ(plan->seq, 0u);
+  EXPECT_EQ(plan->from, "v2.0.0");
+  EXPECT_EQ(plan->to, "v1.0.0");
+  EXPECT_NE(plan->summary.find("would roll back risk_model: v2.0.0 -> v1.0.0"), std::string::npos)
+      << plan->summary;
+  EXPECT_NE(plan->summary.find("would become failed"), std::string::npos) << plan->summary;
+  EXPECT_EQ(Head(), head);
+  EXPECT_EQ(DigestOf(*reg_), d);
+  // A refused dry run is refused like the real command, and writes nothing too.
+  auto bad = reg_->Rollback(kRisk, RollbackOptions{false, "v3.0.0", true}, actor_);
+  ExpectRejected(bad, Code::kNotFound, head, d, "dry run --to unknown");
+  // A dry run with a missing target artifact records nothing either.
+  ASSERT_TRUE(fs::remove(VersionDir(kRisk, "v1.0.0") + "/model.pkl"));
+  auto missing = reg_->Rollback(kRisk, RollbackOptions{false, "", true}, actor_);
+  ExpectRejected(missing, Code::kFailedPrecondition, head, d, "dry run, missing artifact");
+}
+
+// The chain is rebuilt from the history rows alone, so rollbacks written by
+// the older rule ("undo the last change": back and then forth again) keep
+// their meaning, and the new rule continues from them.
+TEST(RollbackRule, ChainFromAHistoryWrittenByTheOlderRule) {
+  projection::TypeState ts;
+  auto promote = [&](const std::string& v, const std::string& replaced) {
+    projection::PromotionRecord h;
+    h.seq = ts.history.size() + 1;
+    h.version = v;
+    h.replaced_version = replaced;
+    ts.history.push_back(h);
+  };
+  auto rollback = [&](const std::string& from, const std::string& to) {
+    projection::PromotionRecord h;
+    h.seq = ts.history.size() + 1;
+    h.version = to;
+    h.replaced_version = from;
+    h.rollback = true;
+    ts.history.push_back(h);
+  };
+  promote("v1", "");
+  promote("v2", "v1");
+  promote("v3", "v2");
+  EXPECT_EQ(RollbackChain(ts), (std::vector<std::string>{"v1", "v2", "v3"}));
+  rollback("v3", "v2");
+  EXPECT_EQ(RollbackChain(ts), (std::vector<std::string>{"v1", "v2"}));
+  rollback("v2", "v3");  // the older rule: rolling back twice went forth
+  EXPECT_EQ(RollbackChain(ts), (std::vector<std::string>{"v1", "v3"}));
+  promote("v4", "v3");
+  rollback("v4", "v1");  // --to over v3
+  EXPECT_EQ(RollbackChain(ts), (std::vector<std::string>{"v1"}));
+  rollback("", "v2");  // from a version the fold did not know
+  EXPECT_EQ(RollbackChain(ts), (std::vector<std::string>{"v1", "v2"}));
+}
+
+// Random promote / rollback / rollback --to / fail sequences against a plain
+// model of the rule, kept step by step (not rebuilt from the history).
+TEST_F(RegistryTest, RollbackRuleAgainstAPlainModel) {
+  struct Model {
+    std::vector<std::string> chain;  // production stints not rolled away from
+    std::map<std::string, ModelStatus> status;
+    std::set<std::string> ever_production;
+    std::string production;
+
+    std::string Target() const {
+      for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+        if (*it == production || status.at(*it) == ModelStatus::kFailed) {
+          continue;
+        }
+        return *it;
+      }
+      return "";
+    }
+    void Promote(const std::string& v) {
+      if (!production.empty()) status[production] = ModelStatus::kArchived;
+      production = v;
+      status[v] = ModelStatus::kProduction;
+      chain.push_back(v);
+      ever_production.insert(v);
+    }
+    void Rollback(const std::string& to, bool fail) {
+      status[production] = fail ? ModelStatus::kFailed : ModelStatus::kArchived;
+      if (!chain.empty() && chain.back() == production) chain.pop_back();
+      auto it = std::find(chain.rbegin(), chain.rend(), to);
+      if (it != chain.rend()) {
+        chain.erase(it.base(), chain.end());
+      } else {
+        chain.push_back(to);
+      }
+      production = to;
+      status[to] = ModelStatus::kProduction;
+    }
+  };
+  for (unsigned seed : {1u, 2u, 3u, 4u}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    root_ = dir_.sub("reg" + std::to_string(seed));
+    Open();
+    std::mt19937 rng(seed);
+    auto pick = [&rng](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+    Model m;
+    std::vector<std::string> versions;
+    for (int i = 1; i <= 8; ++i) {
+      const std::string v = "v" + std::to_string(i) + ".0.0";
+      MustRegister(kRisk, v);
+      versions.push_back(v);
+      m.status[v] = ModelStatus::kStaged;
+    }
+    int rollbacks = 0, refusals = 0;
+    for (int step = 0; step < 150; ++step) {
+      const std::string v = versions[pick(versions.size())];
+      const std::size_t op = pick(10);
+      const Seq before = Head();
+      bool wrote = false;
+      std::string what;
+      if (op < 4) {  // promote
+        what = "promote " + v;
+        auto r = reg_->Promote(kRisk, v, std::nullopt, false, actor_);
+        const bool legal = m.status[v] == ModelStatus::kStaged || m.status[v] == ModelStatus::kArchived;
+        ASSERT_EQ(static_cast<bool>(r), legal) << what << ": " << (r ? "" : r.error().ToString());
+        if (legal) m.Promote(v);
+        wrote = legal;
+      } else if (op < 8) {  // rollback [--fail]
+        const bool fail = op == 7;
+        what = std::string("rollback") + (fail ? " --fail" : "");
+        auto r = reg_->Rollback(kRisk, fail, actor_);
+        const std::string want = m.production.empty() ? "" : m.Target();
+        ASSERT_EQ(static_cast<bool>(r), !want.empty()) << what << ": " << (r ? r->to : r.error().ToString());
+        if (r) {
+          ASSERT_EQ(r->to, want) << what;
+          m.Rollback(want, fail);
+          ++rollbacks;
+          wrote = true;
+        } else {
+          ++refusals;
+        }
+      } else if (op == 8) {  // rollback --to
+        what = "rollback --to " + v;
+        auto r = reg_->Rollback(kRisk, RollbackOptions{false, v, false}, actor_);
+        const bool legal = !m.production.empty() && v != m.production &&
+                           m.ever_production.count(v) != 0 && m.status[v] != ModelStatus::kFailed;
+        ASSERT_EQ(static_cast<bool>(r), legal) << what << ": " << (r ? "" : r.error().ToString());
+        if (legal) m.Rollback(v, false);
+        wrote = legal;
+      } else {  // fail a version that is not in production
+        what = "fail " + v;
+        auto r = reg_->Fail(kRisk, v, false, actor_);
+        const bool legal = m.status[v] == ModelStatus::kStaged || m.status[v] == ModelStatus::kArchived;
+        ASSERT_EQ(static_cast<bool>(r), legal) << what << ": " << (r ? "" : r.error().ToString());
+        if (legal) m.status[v] = ModelStatus::kFailed;
+        wrote = legal;
+      }
+      // Every step: production, every status and the next target agree.
+      ASSERT_EQ(Production(kRisk), m.production) << "after " << what;
+      const State s = Now();
+      for (const auto& [ver, st] : m.status) {
+        ASSERT_EQ(s.Find(kRisk, ver)->status, st) << ver << " after " << what;
+      }
+      ASSERT_EQ(RollbackTarget(s, kRisk), m.production.empty() ? "" : m.Target()) << "after " << what;
+      ASSERT_EQ(Head(), before + (wrote ? 1 : 0)) << what;
+    }
+    EXPECT_GT(rollbacks, 5);
+    EXPECT_GT(refusals, 0);
+  }
+}
+
 TEST_F(RegistryTest, FailOfProductionNeedsForce) {
   MustRegister(kRisk, "v1.0.0");
   MustPromote(kRisk, "v1.0.0");
@@ -844,9 +1119,13 @@ TEST_F(RegistryTest, ValidateRecordsTheResult) {
   auto gone = reg_->Validate(kRisk, "v1.0.0", actor_);
   ASSERT_TRUE(gone) << gone.error().ToString();
   EXPECT_FALSE(gone->ok);
+  EXPECT_EQ(gone->result, "missing");
   EXPECT_EQ(Head(), head + 1);
   EXPECT_FALSE(gone->detail.empty());
   EXPECT_FALSE(Now().Find(kRisk, "v1.0.0")->validation_ok);
+  EXPECT_EQ(Now().Find(kRisk, "v1.0.0")->status, ModelStatus::kStaged);
+  EXPECT_EQ(bad->result, "mismatch");
+  EXPECT_EQ(good_again->result, "ok");
 }
 
 // --- time travel ---
@@ -865,32 +1144,32 @@ TEST_F(RegistryTest, StateAtFollowsTheClock) {
 
   auto before = reg_->StateAt(t_register - 1);
   ASSERT_TRUE(before) << before.error().ToString();
-  EXPECT_EQ(before->seq, 0u);
+  EXPECT_EQ(before->seq, kPolicyEvents);  // only the policy
   EXPECT_TRUE(before->types.empty());
 
   // Two events at the same clock reading: the log keeps recorded_at
   // strictly increasing, so the second is recorded 1 ns later.
   auto first = reg_->StateAt(t_register);
   ASSERT_TRUE(first) << first.error().ToString();
-  EXPECT_EQ(first->seq, 1u);
+  EXPECT_EQ(first->seq, kPolicyEvents + 1);
   EXPECT_NE(first->Find(kRisk, "v1.0.0"), nullptr);
   EXPECT_EQ(first->Find(kRisk, "v2.0.0"), nullptr);
   auto registered = reg_->StateAt(t_register + 1);
   ASSERT_TRUE(registered) << registered.error().ToString();
-  EXPECT_EQ(registered->seq, 2u);
+  EXPECT_EQ(registered->seq, kPolicyEvents + 2);
   EXPECT_EQ(registered->types.at(kRisk).production, "");
 
   for (TimeNs t : {t_promote1, t_promote1 + 1, t_promote2 - 1}) {
     auto between = reg_->StateAt(t);
     ASSERT_TRUE(between) << between.error().ToString();
-    EXPECT_EQ(between->seq, 3u) << t;
+    EXPECT_EQ(between->seq, kPolicyEvents + 3) << t;
     EXPECT_EQ(between->types.at(kRisk).production, "v1.0.0") << t;
     EXPECT_EQ(between->Find(kRisk, "v2.0.0")->status, ModelStatus::kStaged) << t;
   }
   for (TimeNs t : {t_promote2, t_promote2 + 1000 * kSec}) {
     auto after = reg_->StateAt(t);
     ASSERT_TRUE(after) << after.error().ToString();
-    EXPECT_EQ(after->seq, 4u);
+    EXPECT_EQ(after->seq, kPolicyEvents + 4);
     EXPECT_EQ(after->types.at(kRisk).production, "v2.0.0");
     EXPECT_EQ(after->Find(kRisk, "v1.0.0")->status, ModelStatus::kArchived);
     EXPECT_EQ(projection::StateDigest(*after), DigestOf(*reg_));
@@ -1050,7 +1329,7 @@ class ProjectionRowsTest : public RegistryTest {
     auto early = reg_->StateAt(kT0 + 3 * kSec);
     ASSERT_TRUE(early);
     early_ = *early;
-    ASSERT_EQ(early_.seq, 3u);
+    ASSERT_EQ(early_.seq, kPolicyEvents + 3);
     reg_.reset();
   }
 
@@ -1203,6 +1482,29 @@ TEST_F(ProjectionRowsTest, VerifyNoticesRowsThatDisagreeWithTheLog) {
   EXPECT_NE(v->stored_digest, expected_);
 }
 
+TEST_F(ProjectionRowsTest, VerifyNoticesAlteredPolicyRows) {
+  // The policy rows are part of the state digest: a threshold edited in
+  // the rows (not through an event) is a projection mismatch.
+  {
+    auto ro = Registry::Open(Options(/*read_only=*/true));
+    ASSERT_TRUE(ro);
+    State doctored = Snapshot(**ro);
+    ASSERT_EQ(doctored.policies.size(), 1u);
+    doctored.policies[0].text += "[risk_model]\nsharpe = \"> 9\"\n";
+    ro->reset();
+    projection::Rows rows = projection::EncodeState(doctored);
+    rows.emplace_back(projection::kIndexMarkerKey, "1");
+    ReplaceProjection(rows);
+  }
+  Open();
+  auto v = reg_->Verify();
+  ASSERT_TRUE(v) << v.error().ToString();
+  EXPECT_TRUE(v->chain.ok);
+  EXPECT_FALSE(v->projection_ok);
+  EXPECT_EQ(v->state_digest, expected_);
+  EXPECT_NE(v->stored_digest, expected_);
+}
+
 // --- concurrency ---
 
 TEST_F(RegistryTest, ConcurrentPromotionsKeepOneProductionAndAConsistentHistory) {
@@ -1338,6 +1640,40 @@ TEST_F(RegistryTest, ConcurrentWritersOnlyGiveUpWhenTheLogReallyKeptChanging) {
 }
 
 // --- read-only and open ---
+
+// The names registered as of each event, from the state in memory and from
+// the versioned record rows (a read-only registry), equal the fold.
+TEST_F(RegistryTest, ModelTypesAtEveryEventMatchTheFold) {
+  // '-' sorts before '/', so "alpha-x" rows come before "alpha" rows.
+  const std::vector<std::pair<std::string, std::string>> regs = {
+      {"risk_model", "v1.0.0"}, {"alpha", "v1.0.0"},       {"alpha-x", "v1.0.0"},
+      {"alpha", "v0.9.0"},      {"zeta_9", "v2.0.0"},      {"alpha_x", "v1.0.0"},
+      {"alpha-x", "v0.1.0"},    {"risk_model", "v0.5.0"}};
+  const Seq base = Head();  // the fixture's adopted policy.toml, if any
+  for (const auto& [t, v] : regs) {
+    MustRegister(t, v);
+    events::ConsumerAck ack;  // a name only acknowledged is not registered
+    ack.consumer_id = "svc";
+    ASSERT_TRUE(reg_->Acknowledge("ghost", ack, actor_));
+  }
+  auto ro = Registry::Open(Options(/*read_only=*/true));
+  ASSERT_TRUE(ro) << ro.error().ToString();
+  for (Seq seq = 0; seq <= Head(); ++seq) {
+    std::vector<std::string> want;
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < regs.size() && base + 2 * i + 1 <= seq; ++i) seen.insert(regs[i].first);
+    want.assign(seen.begin(), seen.end());
+    auto mem = reg_->ModelTypesAt(seq);
+    ASSERT_TRUE(mem) << mem.error().ToString();
+    EXPECT_EQ(*mem, want) << "in memory, seq " << seq;
+    auto rows = (*ro)->ModelTypesAt(seq);
+    ASSERT_TRUE(rows) << rows.error().ToString();
+    EXPECT_EQ(*rows, want) << "from the rows, seq " << seq;
+  }
+  auto now = (*ro)->ModelTypesAt();
+  ASSERT_TRUE(now);
+  EXPECT_EQ(*now, (std::vector<std::string>{"alpha", "alpha-x", "alpha_x", "risk_model", "zeta_9"}));
+}
 
 TEST_F(RegistryTest, ReadOnlyRegistrySeesTheStateAsOfItsOpen) {
   MustRegister(kRisk, "v1.0.0");
@@ -1484,7 +1820,7 @@ TEST_F(RegistryTest, ConcurrentWritersOfDifferentTypesAllSucceed) {
   for (auto& t : threads) t.join();
   EXPECT_TRUE(errors.empty()) << errors.front();
 
-  EXPECT_EQ(Head(), types.size() * kVersions * 2);
+  EXPECT_EQ(Head(), kPolicyEvents + types.size() * kVersions * 2);
   const State s = Now();
   EXPECT_EQ(s.seq, Head());
   for (const auto& type : types) {
@@ -1500,7 +1836,7 @@ TEST_F(RegistryTest, ConcurrentWritersOfDifferentTypesAllSucceed) {
   reg_.reset();
   const json manifest = json::parse(ReadAll(root_ + "/manifest.json"), nullptr, false);
   ASSERT_TRUE(manifest.is_object());
-  EXPECT_EQ(manifest.value("head_seq", Seq{0}), types.size() * kVersions * 2);
+  EXPECT_EQ(manifest.value("head_seq", Seq{0}), kPolicyEvents + types.size() * kVersions * 2);
 }
 
 
@@ -1522,7 +1858,7 @@ TEST_F(RegistryTest, ManifestIsRewrittenOnlyWhenItIsBehind) {
   reg_.reset();
   const json manifest = json::parse(ReadAll(root_ + "/manifest.json"), nullptr, false);
   ASSERT_TRUE(manifest.is_object());
-  EXPECT_EQ(manifest.value("head_seq", Seq{0}), 2u);
+  EXPECT_EQ(manifest.value("head_seq", Seq{0}), kPolicyEvents + 2);
   Open();
 }
 
@@ -1566,7 +1902,7 @@ TEST(LeanRebuild, EvictedRecordsAreReadBackAndTheRowsEqualACompleteFold) {
           append(draft(events::SampleRegistration(type, "v1.0.0", 99)));
         }
         append(draft(events::Validation{type, "v1.0.0", week % 2 == 0, Sha256::Of("a"),
-                                        Sha256::Of("b"), 7, "old one rechecked"}));
+                                        Sha256::Of("b"), 7, "old one rechecked", ""}));
         events::Promotion p;
         p.model_type = type;
         p.version = v;
@@ -1589,6 +1925,11 @@ TEST(LeanRebuild, EvictedRecordsAreReadBackAndTheRowsEqualACompleteFold) {
         }
         append(draft(events::ConsumerAck{type, production[type], "svc-" + type, true, "", ""}));
       }
+      if (week % 4 == 1) {  // the gate policy changes now and then ("g/" rows)
+        append(draft(events::PolicyChange{
+            "[default]\nic = \"> 0.0" + std::to_string(week) + "\"\n", "week " + std::to_string(week),
+            "policy.toml"}));
+      }
     }
   }
   for (const std::size_t resident : {1, 2, 5}) {
@@ -1608,6 +1949,7 @@ TEST(LeanRebuild, EvictedRecordsAreReadBackAndTheRowsEqualACompleteFold) {
       ASSERT_TRUE(st.ok()) << st.ToString();
     }
     const Digest expected = projection::StateDigest(full);
+    ASSERT_EQ(full.policies.size(), 3u);
     RegistryOptions o;
     o.root = root;
     o.for_rebuild = true;
@@ -1624,6 +1966,12 @@ TEST(LeanRebuild, EvictedRecordsAreReadBackAndTheRowsEqualACompleteFold) {
     // Afterwards the state loads from the rows: reads and writes work (the
     // write is one more event for the next round).
     EXPECT_EQ(ToHex(DigestOf(**reg)), ToHex(expected));
+    // The policy rows: every change, the last one in force.
+    (*reg)->Read([&](const State& s) { EXPECT_EQ(s.policies, full.policies); });
+    auto in_force = (*reg)->PolicyAt((*reg)->Verify()->chain.head.seq);
+    ASSERT_TRUE(in_force) << in_force.error().ToString();
+    ASSERT_TRUE(in_force->has_value());
+    EXPECT_EQ(**in_force, full.policies.back());
     auto ack = (*reg)->Acknowledge(
         kRisk, events::ConsumerAck{kRisk, full.types.at(kRisk).production, "svc-after", true, "", ""},
         Actor{"tester", ""});

@@ -128,6 +128,19 @@ int Run(int argc, char** argv) {
   auto* c_audit = app.add_subcommand("audit", "What was in production at a time, and why");
   c_audit->add_option("--at", at, "The instant to audit")->required()->check(kIsoTime);
   c_audit->add_option("type", type, "Model type (default: all)");
+  bool audit_policy_text = false;
+  c_audit->add_flag("--policy-text", audit_policy_text,
+                    "Also print the text of the gate policy in force at that instant");
+
+  auto* c_policy = app.add_subcommand("policy", "The gate policy, part of the log (docs/gates.md)");
+  c_policy->require_subcommand(1);
+  std::string policy_file;
+  auto* c_policy_set = c_policy->add_subcommand(
+      "set", "Make FILE (policy.toml format) the gate policy (needs --reason; admin)");
+  c_policy_set->add_option("file", policy_file, "The policy file")->required();
+  auto* c_policy_show =
+      c_policy->add_subcommand("show", "The gate policy in force: text, hash, who, when, why");
+  c_policy_show->add_option("--at", at, "As of TIME")->check(kIsoTime);
 
   auto* c_promote = app.add_subcommand("promote", "Make a version the production version");
   c_promote->add_option("type", type, "Model type")->required();
@@ -161,11 +174,17 @@ int Run(int argc, char** argv) {
   c_fail->add_option("version", version, "Version")->required();
   c_fail->add_flag("--force", force, "Allow failing the production version (leaves none)");
 
-  bool fail_current = false;
+  RollbackCliOptions rollback;
   auto* c_rollback = app.add_subcommand(
-      "rollback", "Re-promote the previous production version, archiving the current one");
+      "rollback",
+      "Go back to the most recent earlier production version that is still promotable, "
+      "archiving the current one");
   c_rollback->add_option("type", type, "Model type")->required();
-  c_rollback->add_flag("--fail", fail_current, "Mark the current version failed, not archived");
+  c_rollback->add_flag("--fail", rollback.fail_current,
+                       "Mark the current version failed, not archived (needs --reason)");
+  c_rollback->add_option("--to", rollback.to,
+                         "Go back to this version (it must have been production before)");
+  c_rollback->add_flag("--dry-run", rollback.dry_run, "Print what would happen; write nothing");
 
   auto* c_validate = app.add_subcommand("validate", "Re-hash an artifact and record the result");
   c_validate->add_option("type", type, "Model type")->required();
@@ -339,7 +358,11 @@ int Run(int argc, char** argv) {
   } else if (*c_history) {
     st = RunHistory(g, type, TimeOpt(since), TimeOpt(until), out);
   } else if (*c_audit) {
-    st = RunAudit(g, *TimeOpt(at), type, out);
+    st = RunAudit(g, *TimeOpt(at), type, out, audit_policy_text);
+  } else if (*c_policy_set) {
+    st = RunPolicySet(g, policy_file, out);
+  } else if (*c_policy_show) {
+    st = RunPolicyShow(g, TimeOpt(at), out, std::cerr);
   } else if (*c_promote) {
     std::optional<std::string> expect;
     if (*expect_opt) expect = expect_current == "none" ? "" : expect_current;
@@ -359,7 +382,7 @@ int Run(int argc, char** argv) {
   } else if (*c_fail) {
     st = RunFail(g, type, version, force, out);
   } else if (*c_rollback) {
-    st = RunRollback(g, type, fail_current, out);
+    st = RunRollback(g, type, rollback, out);
   } else if (*c_validate) {
     st = RunValidate(g, type, version, out);
   } else if (*c_events) {
