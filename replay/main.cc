@@ -19,6 +19,7 @@ int Run(int argc, char** argv) {
   CLI::App app{"modelreg-replay: verify and rebuild a registry from its event log"};
   app.require_subcommand(1);
   app.fallthrough();
+  app.set_version_flag("--version", std::string("modelreg-replay ") + MODELREG_VERSION);
   const char* env = std::getenv("MODELREG_ROOT");
   modelreg::app::Globals g;
   g.root = env != nullptr && *env != '\0' ? env : "./data/models";

@@ -11,6 +11,7 @@
 
 #include "app/new_directory.h"
 #include "artifacts/artifact_store.h"
+#include "common/clock.h"
 #include "common/json_input.h"
 #include "log/backup.h"
 #include "query/query.h"
@@ -165,15 +166,24 @@ Status RunBackupCreate(const Globals& g, std::ostream& out) {
 }
 
 Status RunBackupList(const Globals& g, std::ostream& out) {
+  std::error_code ec;
+  if (!fs::exists(BackupDb(g.root), ec)) {  // none made yet: an empty list, not an error
+    out << (g.json ? "[]\n" : "no backups in " + BackupDb(g.root).string() + "\n");
+    return Status::OK();
+  }
   auto backups = ListBackups(BackupDb(g.root).string());
   if (!backups) return backups.error();
+  if (backups->empty() && !g.json) {
+    out << "no backups in " << BackupDb(g.root).string() << '\n';
+    return Status::OK();
+  }
   // Every backup is listed, even when some have damaged metadata (the
   // operator looking for a backup to restore needs the others): their
   // recorded fields show as "?" ("damaged" in --json) and the command
   // then fails (exit 5) naming each damaged file.
   json arr = json::array();
   std::string damaged;
-  if (!g.json) out << "ID  CREATED               EVENTS  BYTES       STATE DIGEST\n";
+  if (!g.json) out << "ID  CREATED                   EVENTS  BYTES       STATE DIGEST\n";
   for (const BackupInfo& b : *backups) {
     auto read = ReadMeta(b);
     BackupMeta meta;
@@ -191,8 +201,9 @@ Status RunBackupList(const Globals& g, std::ostream& out) {
     if (!g.json) {
       char line[256];
       const std::string events = meta.head_seq ? std::to_string(*meta.head_seq) : "?";
-      std::snprintf(line, sizeof line, "%-3u %-21s %7s  %-10llu  %s\n", b.id,
-                    meta.created_at.value_or("?").substr(0, 19).c_str(), events.c_str(),
+      const auto created = meta.created_at ? ParseTime(*meta.created_at) : std::nullopt;
+      std::snprintf(line, sizeof line, "%-3u %-25s %7s  %-10llu  %s\n", b.id,
+                    created ? FormatUtcMillis(*created).c_str() : "?", events.c_str(),
                     static_cast<unsigned long long>(b.bytes),
                     read ? meta.state_digest.value_or("?").c_str() : "? (metadata damaged)");
       out << line;

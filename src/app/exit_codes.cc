@@ -21,6 +21,7 @@ int ExitCode(const Status& status) {
     case Code::kBusy: return 7;
     case Code::kRejected: return 8;
     case Code::kInternal: return 1;
+    case Code::kPermissionDenied: return 11;
   }
   return 1;
 }

@@ -266,13 +266,13 @@ Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
     return Status::OK();
   }
   char line[512];
-  std::snprintf(line, sizeof line, "%-18s %-14s %-10s %8s %8s %8s  %-20s  %-20s  %-20s\n",
+  std::snprintf(line, sizeof line, "%-18s %-14s %-10s %8s %8s %8s  %-24s  %-24s  %-24s\n",
                 "TYPE", "VERSION", "STATUS", "SHARPE", "IC", "MAX_DD", "REGISTERED", "PROMOTED",
                 "DEMOTED");
   out << line;
-  auto day = [](TimeNs t) { return t == 0 ? std::string("-") : FormatUtc(t).substr(0, 19) + "Z"; };
+  auto day = [](TimeNs t) { return t == 0 ? std::string("-") : FormatUtcMillis(t); };
   for (const VersionRecord& r : list->versions) {
-    std::snprintf(line, sizeof line, "%-18s %-14s %-10s %8s %8s %8s  %-20s  %-20s  %-20s\n",
+    std::snprintf(line, sizeof line, "%-18s %-14s %-10s %8s %8s %8s  %-24s  %-24s  %-24s\n",
                   r.model_type.c_str(), r.version.c_str(),
                   std::string(projection::StatusName(r.status)).c_str(),
                   Metric(r, "sharpe").c_str(), Metric(r, "ic").c_str(),

@@ -35,12 +35,12 @@ Status FromReply(const httplib::Result& r, const std::string& url) {
     if (e.contains("message") && e["message"].is_string()) message = e["message"];
   }
   if (r->status == 401 || r->status == 403) {
-    return Status::FailedPrecondition("the server at " + url + " refused the token: " + message);
+    return Status::PermissionDenied("the server at " + url + " refused the token: " + message);
   }
   if (r->status == 507) return Status::DiskFull(message);  // io_error, exit 6
   for (Code c : {Code::kInvalidArgument, Code::kNotFound, Code::kAlreadyExists, Code::kConflict,
                  Code::kFailedPrecondition, Code::kCorruption, Code::kIOError, Code::kBusy,
-                 Code::kRejected, Code::kInternal}) {
+                 Code::kRejected, Code::kInternal, Code::kPermissionDenied}) {
     if (CodeName(c) == code) return Status(c, message);
   }
   return Status::Internal(message);

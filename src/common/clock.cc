@@ -39,6 +39,23 @@ std::string FormatUtc(TimeNs t) {
   return out;
 }
 
+std::string FormatUtcMillis(TimeNs t) {
+  constexpr TimeNs kMs = 1'000'000;
+  TimeNs ms = t / kMs;     // toward zero: already up for a negative time
+  if (t % kMs > 0) ++ms;    // a positive remainder rounds up
+  std::int64_t whole = ms / 1000;
+  std::int64_t frac = ms % 1000;
+  if (frac < 0) {
+    frac += 1000;
+    --whole;
+  }
+  std::string out = date::format("%Y-%m-%dT%H:%M:%S",
+                                 std::chrono::sys_seconds{std::chrono::seconds{whole}});
+  char buf[8];
+  std::snprintf(buf, sizeof buf, ".%03lld", static_cast<long long>(frac));
+  return out + buf + 'Z';
+}
+
 namespace {
 
 bool Digits(std::string_view s, std::size_t at, std::size_t n) {

@@ -38,9 +38,15 @@ class ManualClock final : public Clock {
   std::atomic<TimeNs> now_;
 };
 
-// UTC ISO-8601 with nanoseconds trimmed of trailing zeros:
-// 2025-01-15T09:30:00.123Z, 2025-01-15T09:30:00Z.
+// UTC ISO-8601, exact: nine fraction digits when the time has a fraction,
+// none when it falls on a whole second: 2025-01-15T09:30:00.123000000Z,
+// 2025-01-15T09:30:00Z.
 std::string FormatUtc(TimeNs t);
+
+// UTC ISO-8601 with exactly three fraction digits, for tables:
+// 2025-01-15T09:30:00.124Z. Rounded UP to the millisecond, so that a time
+// copied from a table into `--at` includes the event it was printed for.
+std::string FormatUtcMillis(TimeNs t);
 
 // Parses ISO-8601 with a zone or a bare date (midnight UTC):
 // 2025-01-15T09:30:00Z, 2025-01-15T09:30:00.5+02:00, 2025-01-15.

@@ -15,6 +15,7 @@ std::string_view CodeName(Code code) {
     case Code::kBusy: return "busy";
     case Code::kRejected: return "rejected";
     case Code::kInternal: return "internal";
+    case Code::kPermissionDenied: return "permission_denied";
   }
   return "unknown";
 }

@@ -31,6 +31,7 @@ enum class Code {
   kBusy,                // the registry is locked by another process
   kRejected,            // evaluated and refused by policy (promotion gates, compatibility)
   kInternal,            // a bug
+  kPermissionDenied,    // the server refused the token (missing, invalid, or lacking the scope)
 };
 
 // Stable lower-case name of a code ("invalid_argument", ...).
@@ -59,6 +60,7 @@ class [[nodiscard]] Status {
   static Status Busy(std::string m) { return {Code::kBusy, std::move(m)}; }
   static Status Rejected(std::string m) { return {Code::kRejected, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Status PermissionDenied(std::string m) { return {Code::kPermissionDenied, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

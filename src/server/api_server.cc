@@ -59,6 +59,7 @@ int HttpStatusOf(Code code) {
     case Code::kBusy: return 503;
     case Code::kIOError:
     case Code::kInternal: return 500;
+    case Code::kPermissionDenied: return 403;
   }
   return 500;
 }

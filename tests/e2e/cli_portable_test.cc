@@ -105,6 +105,7 @@ int renameat(int from_dir, const char* from, int to_dir, const char* to) noexcep
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -746,6 +747,34 @@ TEST_F(Portable, RestoreAndMaterializePublishBySyncedRename) {
               std::string::npos);
     EXPECT_EQ(RunCmd(Bin() + " --root " + dir + " verify").rc, 0);
   }
+}
+
+// No backups yet is an empty list (exit 0), not an error; the table's
+// times are UTC with milliseconds and a `Z`.
+TEST_F(Portable, BackupListWithoutBackupsIsEmptyAndTimesSayUtc) {
+  SmallRegistry();
+  RunResult text = Mr("backup list");
+  EXPECT_EQ(text.rc, 0) << text.err;
+  EXPECT_NE(text.out.find("no backups in "), std::string::npos) << text.out;
+  RunResult js = Mr("--json backup list");
+  EXPECT_EQ(js.rc, 0) << js.err;
+  EXPECT_EQ(js.out, "[]\n");
+  ASSERT_EQ(Mr("backup create").rc, 0);
+  RunResult one = Mr("backup list");
+  ASSERT_EQ(one.rc, 0) << one.err;
+  const std::regex row(R"(\n1 +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z +\d+ )");
+  EXPECT_TRUE(std::regex_search(one.out, row)) << one.out;
+}
+
+// Both binaries answer --version (the replay tool used to ask for a
+// subcommand instead).
+TEST_F(Portable, VersionFlagOfBothBinaries) {
+  RunResult mr = RunCmd(Bin() + " --version");
+  EXPECT_EQ(mr.rc, 0) << mr.err;
+  EXPECT_EQ(mr.out.rfind("modelreg ", 0), 0u) << mr.out;
+  RunResult rp = Rp("--version");
+  EXPECT_EQ(rp.rc, 0) << rp.err;
+  EXPECT_EQ(rp.out.rfind("modelreg-replay ", 0), 0u) << rp.out;
 }
 
 }  // namespace

@@ -1167,7 +1167,7 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
                              .out;
   testing::RunResult denied = testing::RunCmd("env MODELREG_TOKEN=" + ro.substr(0, ro.find('\n')) +
                                               " " + mr + "archive risk_model v1.0.0");
-  EXPECT_EQ(denied.rc, 4) << denied.err;
+  EXPECT_EQ(denied.rc, 11) << denied.err;
   EXPECT_NE(denied.err.find("model:write"), std::string::npos) << denied.err;
 
   // The server and the CLI give the same JSON to the same question: both

@@ -134,6 +134,18 @@ TEST(Time, FormatsUtc) {
   EXPECT_EQ(FormatUtc(base), "2025-01-15T09:30:00Z");
   EXPECT_EQ(FormatUtc(base + 5), "2025-01-15T09:30:00.000000005Z");
   EXPECT_EQ(ParseTime(FormatUtc(base + 123456789)), base + 123456789);
+  // Tables: milliseconds, rounded up so that the printed time includes
+  // the event it was printed for.
+  EXPECT_EQ(FormatUtcMillis(base), "2025-01-15T09:30:00.000Z");
+  EXPECT_EQ(FormatUtcMillis(base + 1), "2025-01-15T09:30:00.001Z");
+  EXPECT_EQ(FormatUtcMillis(base + 123000000), "2025-01-15T09:30:00.123Z");
+  EXPECT_EQ(FormatUtcMillis(base + 999000001), "2025-01-15T09:30:01.000Z");
+  EXPECT_EQ(FormatUtcMillis(-1), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatUtcMillis(-1000001), "1969-12-31T23:59:59.999Z");
+  for (TimeNs t : {base, base + 1, base + 999999, base + 123456789}) {
+    EXPECT_GE(*ParseTime(FormatUtcMillis(t)), t) << t;
+    EXPECT_LT(*ParseTime(FormatUtcMillis(t)) - t, 1000000) << t;
+  }
 }
 
 TEST(Status, CarriesCodeAndContext) {
