@@ -39,6 +39,27 @@ std::string FormatUtc(TimeNs t) {
   return out;
 }
 
+std::optional<TimeNs> ParseInstant(std::string_view text, TimeNs now) {
+  if (text == "now") return now;
+  if (text.size() < 3 || text.size() > 12 || text[0] != '-') return ParseTime(text);
+  TimeNs unit = 0;
+  switch (text.back()) {
+    case 's': unit = 1'000'000'000LL; break;
+    case 'm': unit = 60 * 1'000'000'000LL; break;
+    case 'h': unit = 3600 * 1'000'000'000LL; break;
+    case 'd': unit = 86400 * 1'000'000'000LL; break;
+    case 'w': unit = 7 * 86400 * 1'000'000'000LL; break;
+    default: return std::nullopt;
+  }
+  TimeNs n = 0;
+  for (char c : text.substr(1, text.size() - 2)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');  // at most 10 digits: no overflow
+  }
+  if (now < 0 || n > now / unit) return std::nullopt;  // before 1970
+  return now - n * unit;
+}
+
 std::string FormatUtcMillis(TimeNs t) {
   constexpr TimeNs kMs = 1'000'000;
   TimeNs ms = t / kMs;     // toward zero: already up for a negative time

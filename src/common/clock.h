@@ -53,4 +53,11 @@ std::string FormatUtcMillis(TimeNs t);
 // nullopt when `text` is anything else.
 std::optional<TimeNs> ParseTime(std::string_view text);
 
+// What `--at`, `--since`, `--until` and the API's `at=` accept: ParseTime's
+// forms, `now`, or a time before `now`: `-` then a whole number and one
+// unit, s (seconds), m (minutes), h (hours), d (days of 24 h) or w (weeks):
+// `-90s`, `-2h`, `-7d`. nullopt for anything else, and for a relative
+// time before 1970.
+std::optional<TimeNs> ParseInstant(std::string_view text, TimeNs now);
+
 }  // namespace modelreg

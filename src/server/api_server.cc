@@ -173,10 +173,15 @@ Status BoolField(const json& body, const char* key, bool* out) {
 Result<std::optional<TimeNs>> TimeParam(const httplib::Request& req, const char* name) {
   if (!req.has_param(name)) return std::optional<TimeNs>();
   const std::string v = req.get_param_value(name);
-  auto t = ParseTime(v);
+  auto t = ParseInstant(v, SystemClock::Instance().NowNs());
   if (!t) {
-    return Err(Status::InvalidArgument(std::string(name) + "=" + SanitizeUtf8(v) +
-                                       " is not an ISO-8601 time with a zone"));
+    // A '+' left unencoded in the query string arrives as a space.
+    const bool plus = v.find(' ') != std::string::npos;
+    return Err(Status::InvalidArgument(
+        std::string(name) + "=" + SanitizeUtf8(v) +
+        " is not a time: use ISO-8601 with a zone, a date, now, or -2h (units s, m, h, d, w)" +
+        (plus ? "; a '+' in a URL query must be encoded as %2B (at=2025-01-15T11:30:00%2B02:00)"
+              : "")));
   }
   return std::optional<TimeNs>(*t);
 }

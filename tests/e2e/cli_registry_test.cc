@@ -12,6 +12,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -252,6 +253,31 @@ TEST_F(Cli, WhatWasInProductionAt) {
   EXPECT_EQ(a1["models"][0]["record"]["artifact_sha256"].get<std::string>().size(), 64u);
   RunResult text = Ok("audit --at " + after);
   EXPECT_NE(text.out.find("risk_model: v1.1.0"), std::string::npos) << text.out;
+  // `now` and a time before now: right after the promotions, now sees the
+  // last one (a whole-second time typed from `date` would not), and a week
+  // ago nothing. The answer names the instant it resolved to.
+  json now = json::parse(Ok("--json audit --at now risk_model").out);
+  EXPECT_EQ(now["models"][0]["production"], "v1.1.0") << now;
+  json week = json::parse(Ok("--json audit --at -1w risk_model").out);
+  EXPECT_TRUE(week["models"][0]["production"].is_null()) << week;
+  RunResult bad_at = Mr("audit --at -2y");
+  EXPECT_EQ(bad_at.rc, 2);
+  EXPECT_NE(bad_at.err.find("-2h (units s, m, h, d, w)"), std::string::npos) << bad_at.err;
+  // A time copied from the list table includes the event it was printed for.
+  RunResult table = Ok("list risk_model");
+  const std::size_t row = table.out.find("\nrisk_model         v1.1.0");
+  ASSERT_NE(row, std::string::npos) << table.out;
+  const std::string line = table.out.substr(row + 1, table.out.find('\n', row + 1) - row - 1);
+  const std::smatch m = [&] {
+    std::smatch out;
+    static const std::regex t(R"((\S+Z)\s+\S+\s*$)");  // PROMOTED, then DEMOTED ("-")
+    std::regex_search(line, out, t);
+    return out;
+  }();
+  ASSERT_FALSE(m.empty()) << line;
+  EXPECT_EQ(json::parse(Ok("--json current risk_model --at " + m[1].str()).out)["production"],
+            "v1.1.0")
+      << line;
   EXPECT_NE(text.out.find("by bob"), std::string::npos);
   EXPECT_NE(text.out.find("alpha_weights: none"), std::string::npos);
   // list/show --at see the past too.
@@ -458,9 +484,9 @@ TEST_F(Cli, BadInputGetsOneClearLineAndChangesNothing) {
                 dir_.sub("missing.json"),
             2, "cannot read metadata file"},
            {"register risk_model " + art + " --version v2.0.0 --bogus", 2, "bogus"},
-           {"list --at yesterday", 2, "not an ISO-8601 time"},
-           {"audit --at 2025-01-15T09:30:00", 2, "not an ISO-8601 time"},
-           {"history risk_model --since 2025-13-01", 2, "not an ISO-8601 time"},
+           {"list --at yesterday", 2, "is not a time: use ISO-8601 with a zone"},
+           {"audit --at 2025-01-15T09:30:00", 2, "is not a time: use ISO-8601 with a zone"},
+           {"history risk_model --since 2025-13-01", 2, "is not a time: use ISO-8601 with a zone"},
            {"list --status live", 2, "unknown status"},
            {"show risk_model v1.0.0/../../x", 2, "is not a version"},
            {"frobnicate", 2, "frobnicate"},

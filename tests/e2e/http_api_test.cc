@@ -583,6 +583,16 @@ TEST_F(HttpApi, AnyModelNameAndRollbackOptions) {
   EXPECT_EQ(audit["models"][5]["production"], "v1.2.0");
   const json before = Body(client_->Get("/api/v1/audit?at=2000-01-01T00:00:00Z", Read()));
   EXPECT_EQ(before["models"].size(), 4u) << "no name was registered by then";
+  // `now` and relative times as on the CLI; an unencoded '+' gets the hint.
+  EXPECT_EQ(Body(client_->Get("/api/v1/audit?at=now", Read()))["models"].size(), 6u);
+  EXPECT_EQ(Body(client_->Get("/api/v1/audit?at=-1w", Read()))["models"].size(), 4u);
+  // (What the server sees of a raw '+': a space. This client would encode
+  // a '+' itself, so the test sends the space.)
+  auto plus = client_->Get("/api/v1/audit?at=2025-01-15T11:30:00 02:00", Read());
+  ASSERT_TRUE(plus);
+  EXPECT_EQ(plus->status, 400);
+  EXPECT_NE(plus->body.find("must be encoded as %2B"), std::string::npos) << plus->body;
+  EXPECT_EQ(client_->Get("/api/v1/audit?at=2025-01-15T11:30:00%2B02:00", Read())->status, 200);
 
   const Seq head = modelreg::query::Query(*reg_).Head()->seq;
   auto bad_name = client_->Get("/api/v1/models/Alpha", Read());

@@ -129,6 +129,25 @@ TEST(Utf8, ValidatesAndSanitizes) {
   EXPECT_EQ(SanitizeUtf8("caf\xe9!"), "caf\xef\xbf\xbd!");
 }
 
+// `now` and times before now, resolved against the clock given.
+TEST(Time, ParsesNowAndTimesBeforeNow) {
+  const TimeNs now = *ParseTime("2025-01-15T09:30:00Z");
+  constexpr TimeNs kS = 1'000'000'000;
+  EXPECT_EQ(ParseInstant("now", now), now);
+  EXPECT_EQ(ParseInstant("-90s", now), now - 90 * kS);
+  EXPECT_EQ(ParseInstant("-5m", now), now - 300 * kS);
+  EXPECT_EQ(ParseInstant("-2h", now), now - 7200 * kS);
+  EXPECT_EQ(ParseInstant("-1d", now), *ParseTime("2025-01-14T09:30:00Z"));
+  EXPECT_EQ(ParseInstant("-2w", now), *ParseTime("2025-01-01T09:30:00Z"));
+  EXPECT_EQ(ParseInstant("-0h", now), now);
+  EXPECT_EQ(ParseInstant("2025-01-15", now), *ParseTime("2025-01-15"));
+  for (const char* bad : {"Now", "now ", "-h", "-2", "2h", "+2h", "-2y", "-1.5h", "-2H", "--2h",
+                          "- 2h", "-99999999999h", "-99999w", "yesterday", ""}) {
+    EXPECT_FALSE(ParseInstant(bad, now)) << bad;
+  }
+  EXPECT_FALSE(ParseInstant("-1s", 0)) << "before 1970";
+}
+
 TEST(Time, FormatsUtc) {
   const TimeNs base = 1736933400LL * 1'000'000'000;
   EXPECT_EQ(FormatUtc(base), "2025-01-15T09:30:00Z");

@@ -36,12 +36,19 @@ std::string DefaultActor() {
   return EnvOr("USER", "uid:" + std::to_string(geteuid()));
 }
 
-// CLI11 validator: an ISO-8601 time or date.
+// CLI11 validator: an ISO-8601 time or date, `now` or `-2h` (ParseInstant).
+// Relative forms are resolved here, once, against the clock at parsing,
+// and replaced by the exact instant they name.
 const CLI::Validator kIsoTime(
     [](std::string& s) -> std::string {
-      return modelreg::ParseTime(s) ? "" : "'" + s + "' is not an ISO-8601 time with a zone "
-                                           "(e.g. 2025-01-15T09:30:00Z, "
-                                           "2025-01-15T11:30:00+02:00 or 2025-01-15)";
+      const auto t = modelreg::ParseInstant(s, modelreg::SystemClock::Instance().NowNs());
+      if (!t) {
+        return "'" + s + "' is not a time: use ISO-8601 with a zone (2025-01-15T09:30:00Z, "
+                         "2025-01-15T11:30:00+02:00), a date (2025-01-15, midnight UTC), "
+                         "now, or a time before now such as -2h (units s, m, h, d, w)";
+      }
+      s = modelreg::FormatUtc(*t);
+      return "";
     },
     "TIME");
 
@@ -108,25 +115,25 @@ int Run(int argc, char** argv) {
   c_list->add_option("type", list.type, "Model type (default: all)");
   c_list->add_option("--status", list.status, "staged | production | archived | failed");
   c_list->add_option("--sort", list.sort, "Sort by this metric, descending (e.g. sharpe)");
-  c_list->add_option("--at", list_at, "As of TIME")->check(kIsoTime);
+  c_list->add_option("--at", list_at, "As of TIME")->transform(kIsoTime);
 
   std::string type, version, at, since, until, expect_current;
   auto* c_show = app.add_subcommand("show", "Everything about one version");
   c_show->add_option("type", type, "Model type")->required();
   c_show->add_option("version", version, "Version")->required();
-  c_show->add_option("--at", at, "As of TIME")->check(kIsoTime);
+  c_show->add_option("--at", at, "As of TIME")->transform(kIsoTime);
 
   auto* c_current = app.add_subcommand("current", "The production version of a type");
   c_current->add_option("type", type, "Model type")->required();
-  c_current->add_option("--at", at, "As of TIME")->check(kIsoTime);
+  c_current->add_option("--at", at, "As of TIME")->transform(kIsoTime);
 
   auto* c_history = app.add_subcommand("history", "Promotions and rollbacks of a type");
   c_history->add_option("type", type, "Model type")->required();
-  c_history->add_option("--since", since, "From TIME (inclusive)")->check(kIsoTime);
-  c_history->add_option("--until", until, "Up to TIME (inclusive)")->check(kIsoTime);
+  c_history->add_option("--since", since, "From TIME (inclusive)")->transform(kIsoTime);
+  c_history->add_option("--until", until, "Up to TIME (inclusive)")->transform(kIsoTime);
 
   auto* c_audit = app.add_subcommand("audit", "What was in production at a time, and why");
-  c_audit->add_option("--at", at, "The instant to audit")->required()->check(kIsoTime);
+  c_audit->add_option("--at", at, "The instant to audit")->required()->transform(kIsoTime);
   c_audit->add_option("type", type, "Model type (default: all)");
   bool audit_policy_text = false;
   c_audit->add_flag("--policy-text", audit_policy_text,
@@ -140,7 +147,7 @@ int Run(int argc, char** argv) {
   c_policy_set->add_option("file", policy_file, "The policy file")->required();
   auto* c_policy_show =
       c_policy->add_subcommand("show", "The gate policy in force: text, hash, who, when, why");
-  c_policy_show->add_option("--at", at, "As of TIME")->check(kIsoTime);
+  c_policy_show->add_option("--at", at, "As of TIME")->transform(kIsoTime);
 
   auto* c_promote = app.add_subcommand("promote", "Make a version the production version");
   c_promote->add_option("type", type, "Model type")->required();
@@ -192,8 +199,8 @@ int Run(int argc, char** argv) {
 
   EventsOptions ev;
   auto* c_events = app.add_subcommand("events", "Print the event log, oldest first");
-  c_events->add_option("--since", since, "Recorded at or after TIME")->check(kIsoTime);
-  c_events->add_option("--until", until, "Recorded at or before TIME")->check(kIsoTime);
+  c_events->add_option("--since", since, "Recorded at or after TIME")->transform(kIsoTime);
+  c_events->add_option("--until", until, "Recorded at or before TIME")->transform(kIsoTime);
   c_events->add_option("--type", ev.type, "Only events about this model type");
   c_events->add_flag("--follow", ev.follow, "Keep printing new events as they are appended");
 
@@ -315,8 +322,8 @@ int Run(int argc, char** argv) {
 
   std::string diff_from, diff_to;
   auto* c_diff = app.add_subcommand("diff", "What changed between two instants");
-  c_diff->add_option("--from", diff_from, "The earlier instant")->required()->check(kIsoTime);
-  c_diff->add_option("--to", diff_to, "The later instant")->required()->check(kIsoTime);
+  c_diff->add_option("--from", diff_from, "The earlier instant")->required()->transform(kIsoTime);
+  c_diff->add_option("--to", diff_to, "The later instant")->required()->transform(kIsoTime);
 
   try {
     app.parse(argc, argv);
