@@ -223,7 +223,9 @@ Result<registry::AnnotationInput> AnnotationFromBody(const json& body) {
   return in;
 }
 
-// ?tag=KEY=VALUE (repeatable) of the list endpoints.
+// ?tag=KEY%3DVALUE (repeatable, all must match) of the list endpoints:
+// the '=' inside the value is URL-encoded, as any HTTP client's query
+// builder does.
 Result<std::map<std::string, std::string>> TagParams(const httplib::Request& req) {
   std::map<std::string, std::string> tags;
   const std::size_t n = req.get_param_value_count("tag");
@@ -231,7 +233,8 @@ Result<std::map<std::string, std::string>> TagParams(const httplib::Request& req
     const std::string t = req.get_param_value("tag", i);
     const auto eq = t.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return Err(Status::InvalidArgument("tag expects KEY=VALUE, got '" + t + "'"));
+      return Err(Status::InvalidArgument("tag expects KEY=VALUE, got '" + t +
+                                         "' (in a URL the '=' is written %3D: ?tag=desk%3Deq)"));
     }
     const std::string key = t.substr(0, eq), value = t.substr(eq + 1);
     MODELREG_RETURN_IF_ERROR(registry::CheckLabel(key, "tag key"));
