@@ -156,6 +156,34 @@ Result<std::string> ReadSmallFile(const std::string& path, const std::string& wh
   return text;
 }
 
+// "KEY=VALUE" of --tag / --metric, with a printable message otherwise.
+Result<std::pair<std::string, std::string>> Assignment(const std::string& text,
+                                                       const std::string& flag) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return Err(Status::InvalidArgument(flag + " expects NAME=VALUE, got '" + Printable(text) +
+                                       "'"));
+  }
+  return std::make_pair(text.substr(0, eq), text.substr(eq + 1));
+}
+
+// --tag KEY=VALUE for list: every one must match (a key given twice with
+// different values could never match: refused).
+Result<std::map<std::string, std::string>> TagFilter(const std::vector<std::string>& given) {
+  std::map<std::string, std::string> tags;
+  for (const std::string& t : given) {
+    auto kv = Assignment(t, "--tag");
+    if (!kv) return Err(kv.error());
+    MODELREG_RETURN_IF_ERROR(registry::CheckLabel(kv->first, "tag key"));
+    auto [it, added] = tags.emplace(kv->first, kv->second);
+    if (!added && it->second != kv->second) {
+      return Err(Status::InvalidArgument("--tag " + kv->first + " is given twice with different "
+                                         "values; no version can match both"));
+    }
+  }
+  return tags;
+}
+
 std::string Metric(const VersionRecord& r, const std::string& name) {
   auto it = r.metrics.find(name);
   if (it == r.metrics.end()) return "-";
@@ -257,6 +285,9 @@ Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
     }
     filter.status = status;
   }
+  auto tags = TagFilter(o.tags);
+  if (!tags) return tags.error();
+  filter.tags = std::move(*tags);
   auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
   auto list = query::Query(**reg).List(filter, o.at);
@@ -282,6 +313,24 @@ Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
   }
   return Status::OK();
 }
+
+namespace {
+// Tags, description and late metrics (each with where it came from), after
+// the registration's fields; nothing for a version never annotated.
+void PrintAnnotations(const projection::Annotations& a, std::ostream& out) {
+  if (a.empty()) return;
+  std::string tags;
+  for (const auto& [k, v] : a.tags) tags += (tags.empty() ? "" : ", ") + k + "=" + v;
+  out << "  tags:          " << (tags.empty() ? "-" : Printable(tags)) << '\n';
+  if (!a.description.empty()) out << "  description:   " << Printable(a.description) << '\n';
+  for (const auto& [name, m] : a.metrics) {
+    out << "  late metric:   " << Printable(name) << '=' << json(m.value).dump() << " (source "
+        << Printable(m.source) << ", by " << Printable(m.actor) << " at " << FormatUtc(m.at)
+        << ", event #" << m.seq << ")\n";
+  }
+  out << "  annotated:     last by event #" << a.seq << '\n';
+}
+}  // namespace
 
 Status RunShow(const Globals& g, const std::string& type, const std::string& version,
                std::optional<TimeNs> at, std::ostream& out) {
@@ -327,6 +376,7 @@ Status RunShow(const Globals& g, const std::string& type, const std::string& ver
     out << "  last validate: event #" << r->validated_seq << ' '
         << (r->validation_ok ? "ok" : "FAILED: " + Printable(r->validation_detail)) << '\n';
   }
+  PrintAnnotations(r->annotations, out);
   return Status::OK();
 }
 
@@ -349,6 +399,7 @@ Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeN
         << " by " << Printable(pr.actor) << ", event #" << pr.seq << ')';
   }
   out << " sha256 " << r.artifact_sha256 << '\n';
+  PrintAnnotations(r.annotations, out);
   return Status::OK();
 }
 
@@ -877,6 +928,56 @@ Status RunGc(const Globals& g, int keep, int retention_days, bool dry_run, std::
         << (dry_run ? " would be freed; nothing changed" : " freed") << '\n';
   }
   return Status::OK();
+}
+
+}  // namespace modelreg::app
+
+namespace modelreg::app {
+
+Status RunAnnotate(const Globals& g, const AnnotateOptions& o, std::ostream& out) {
+  MODELREG_RETURN_IF_ERROR(model::ValidateModelType(o.type));
+  MODELREG_RETURN_IF_ERROR(model::ValidateVersion(o.version));
+  registry::AnnotationInput in;
+  for (const std::string& t : o.tags) {
+    auto kv = Assignment(t, "--tag");
+    if (!kv) return kv.error();
+    auto [it, added] = in.set_tags.emplace(kv->first, kv->second);
+    if (!added && it->second != kv->second) {
+      return Status::InvalidArgument("--tag " + Printable(kv->first) +
+                                     " is given twice with different values");
+    }
+  }
+  for (const std::string& k : o.untags) {
+    if (std::find(in.removed_tags.begin(), in.removed_tags.end(), k) == in.removed_tags.end()) {
+      in.removed_tags.push_back(k);
+    }
+  }
+  in.description = o.description;
+  for (const std::string& m : o.metrics) {
+    auto kv = Assignment(m, "--metric");
+    if (!kv) return kv.error();
+    MODELREG_RETURN_IF_ERROR(registry::CheckLabel(kv->first, "metric name"));
+    auto v = registry::ParseFiniteNumber(kv->second, "metric " + kv->first);
+    if (!v) return v.error();
+    auto [it, added] = in.metrics.emplace(kv->first, *v);
+    if (!added && it->second != *v) {
+      return Status::InvalidArgument("--metric " + kv->first +
+                                     " is given twice with different values");
+    }
+  }
+  in.source = o.source;
+  // Everything the registry would refuse without reading the log, before
+  // the registry (or a server) is contacted.
+  MODELREG_RETURN_IF_ERROR(registry::CheckAnnotation(in, g.reason));
+  json body = ReasonBody(g);
+  if (!in.set_tags.empty()) body["set_tags"] = in.set_tags;
+  if (!in.removed_tags.empty()) body["removed_tags"] = in.removed_tags;
+  if (in.description) body["description"] = *in.description;
+  if (!in.metrics.empty()) body["metrics"] = in.metrics;
+  if (!in.source.empty()) body["source"] = in.source;
+  return WriteVia(g, ModelPath(o.type, o.version, "annotate"), body,
+                  [&](Registry& reg) { return reg.Annotate(o.type, o.version, in, ActorOf(g)); },
+                  out);
 }
 
 }  // namespace modelreg::app

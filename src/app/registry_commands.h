@@ -47,6 +47,7 @@ struct ListOptions {
   std::string status;  // "" = any
   std::string sort;    // metric name, descending; "" = version order
   std::optional<TimeNs> at;
+  std::vector<std::string> tags;  // --tag KEY=VALUE (repeatable: all must match)
 };
 Status RunList(const Globals& g, const ListOptions& o, std::ostream& out);
 
@@ -95,6 +96,21 @@ Status RunRollback(const Globals& g, const std::string& type, const RollbackCliO
                    std::ostream& out);
 Status RunValidate(const Globals& g, const std::string& type, const std::string& version,
                    std::ostream& out);
+
+// modelreg annotate TYPE VERSION: tags, description and late metrics of a
+// registered version (a ModelAnnotated event; needs g.reason). Everything
+// is checked before the registry is opened; through the server when one
+// holds the registry.
+struct AnnotateOptions {
+  std::string type;
+  std::string version;
+  std::vector<std::string> tags;          // --tag KEY=VALUE
+  std::vector<std::string> untags;        // --untag KEY
+  std::optional<std::string> description; // --description TEXT ("" clears)
+  std::vector<std::string> metrics;       // --metric NAME=NUMBER
+  std::string source;                     // --source
+};
+Status RunAnnotate(const Globals& g, const AnnotateOptions& o, std::ostream& out);
 
 struct EventsOptions {
   std::optional<TimeNs> since;

@@ -242,6 +242,27 @@ nlohmann::json PayloadJson(const fb::Event& e) {
            {"source", Str(p->source())}};
       break;
     }
+    case fb::Payload::ModelAnnotated: {
+      const auto* p = e.payload_as_ModelAnnotated();
+      if (p == nullptr) break;
+      j["model_type"] = Str(p->model_type());
+      j["version"] = Str(p->version());
+      j["set_tags"] = KeyValuesJson(p->set_tags());
+      j["removed_tags"] = nlohmann::json::array();
+      if (p->removed_tags() != nullptr) {
+        for (const auto* t : *p->removed_tags()) j["removed_tags"].push_back(Str(t));
+      }
+      // null: left as it was; "": cleared.
+      j["description"] = p->has_description() ? nlohmann::json(Str(p->description()))
+                                               : nlohmann::json();
+      j["metrics"] = nlohmann::json::object();
+      if (p->metrics() != nullptr) {
+        for (const auto* m : *p->metrics()) j["metrics"][Str(m->name())] = m->value();
+      }
+      j["source"] = Str(p->source());
+      j["reason"] = Str(p->reason());
+      break;
+    }
     default:
       break;
   }
@@ -381,6 +402,29 @@ std::string Draft(const Envelope& env, const PolicyChange& p) {
   return FinishDraft(fbb, env, fb::Payload::PolicyChanged, payload.Union());
 }
 
+std::string Draft(const Envelope& env, const Annotation& p) {
+  FlatBufferBuilder fbb(512);
+  auto model_type = fbb.CreateString(p.model_type);
+  auto version = fbb.CreateString(p.version);
+  auto set_tags = KeyValues(fbb, p.set_tags);
+  std::vector<std::string> removed = p.removed_tags;
+  std::sort(removed.begin(), removed.end());
+  removed.erase(std::unique(removed.begin(), removed.end()), removed.end());
+  auto removed_tags = fbb.CreateVectorOfStrings(removed);
+  auto description = fbb.CreateString(p.description.value_or(std::string()));
+  std::vector<Offset<fb::Metric>> metric_offsets;
+  for (const auto& [name, value] : p.metrics) {
+    metric_offsets.push_back(fb::CreateMetricDirect(fbb, name.c_str(), value));
+  }
+  auto metrics = fbb.CreateVector(metric_offsets);
+  auto source = fbb.CreateString(p.source);
+  auto reason = fbb.CreateString(p.reason);
+  auto payload =
+      fb::CreateModelAnnotated(fbb, model_type, version, set_tags, removed_tags,
+                               p.description.has_value(), description, metrics, source, reason);
+  return FinishDraft(fbb, env, fb::Payload::ModelAnnotated, payload.Union());
+}
+
 nlohmann::json ToJson(const EventBuffer& event) {
   const fb::Event& e = event.event();
   nlohmann::json j;
@@ -461,6 +505,33 @@ std::string Summary(const EventBuffer& event) {
       what = "set the gate policy to sha256 " +
              (sha.is_string() ? sha.get<std::string>().substr(0, 12) : std::string("?"));
       if (!field("source").empty()) what += " (from " + field("source") + ")";
+      break;
+    }
+    case fb::Payload::ModelAnnotated: {
+      what = "annotated " + field("model_type") + " " + field("version");
+      std::string changes;
+      auto add = [&changes](const std::string& c) { changes += (changes.empty() ? "" : ", ") + c; };
+      if (p.contains("set_tags") && p["set_tags"].is_object()) {
+        for (const auto& [k, v] : p["set_tags"].items()) {
+          add("tag " + k + "=" + (v.is_string() ? v.get<std::string>() : std::string()));
+        }
+      }
+      if (p.contains("removed_tags") && p["removed_tags"].is_array()) {
+        for (const auto& t : p["removed_tags"]) {
+          add("untag " + (t.is_string() ? t.get<std::string>() : std::string()));
+        }
+      }
+      if (p.contains("description") && p["description"].is_string()) {
+        add(p["description"].get<std::string>().empty() ? "description cleared"
+                                                        : "description set");
+      }
+      if (p.contains("metrics") && p["metrics"].is_object()) {
+        for (const auto& [k, v] : p["metrics"].items()) {
+          add(k + "=" + (v.is_number() ? Fmt(v.get<double>()) : std::string("?")));
+        }
+      }
+      if (!changes.empty()) what += " (" + changes + ")";
+      if (!field("source").empty()) what += " from " + field("source");
       break;
     }
     default:

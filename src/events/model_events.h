@@ -143,6 +143,20 @@ struct PolicyChange {
   std::string source;
 };
 
+// What was learned about a version after its registration (ModelAnnotated).
+// Maps and lists are written sorted (canonical); `description` nullopt
+// leaves the description as it is, "" clears it.
+struct Annotation {
+  std::string model_type;
+  std::string version;
+  std::map<std::string, std::string> set_tags;
+  std::vector<std::string> removed_tags;
+  std::optional<std::string> description;
+  std::map<std::string, double> metrics;
+  std::string source;
+  std::string reason;
+};
+
 std::string Draft(const Envelope& env, const Registration& p);
 std::string Draft(const Envelope& env, const ConsumerAck& p);
 std::string Draft(const Envelope& env, const Promotion& p);
@@ -153,6 +167,7 @@ std::string Draft(const Envelope& env, const Validation& p);
 std::string Draft(const Envelope& env, const Purge& p);
 std::string Draft(const Envelope& env, const Rejection& p);
 std::string Draft(const Envelope& env, const PolicyChange& p);
+std::string Draft(const Envelope& env, const Annotation& p);
 
 // {"seq":..,"recorded_at":"..Z","actor":..,"event_id":..,"type":"ModelPromoted",
 //  "prev_hash":"hex","payload":{...}} - the stable --json form (docs/events.md).

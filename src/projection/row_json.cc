@@ -52,6 +52,20 @@ class ObjectWriter {
     Key(key);
     out_ += value ? "true" : "false";
   }
+  void Field(std::string_view key, double value) {
+    Key(key);
+    Value(value);
+  }
+  // Optional: no key at all when empty (state.h, Annotations).
+  void Field(std::string_view key, const Annotations& a) {
+    if (a.empty()) return;
+    Key(key);
+    ObjectWriter inner(out_);
+    inner.Field("description", a.description);
+    inner.Field("metrics", a.metrics);
+    inner.Field("seq", a.seq);
+    inner.Field("tags", a.tags);
+  }
   template <typename V>
   void Field(std::string_view key, const std::map<std::string, V>& map) {
     Key(key);
@@ -70,6 +84,14 @@ class ObjectWriter {
     out_ += ':';
   }
   void Value(const std::string& v) { String(v); }
+  void Value(const LateMetric& m) {
+    ObjectWriter inner(out_);
+    inner.Field("actor", m.actor);
+    inner.Field("at", m.at);
+    inner.Field("seq", m.seq);
+    inner.Field("source", m.source);
+    inner.Field("value", m.value);
+  }
   void Value(double v) {
     // What nlohmann's serializer does for a double (serializer::dump_float
     // in 3.11): null when not finite, else its Grisu2 to_chars.

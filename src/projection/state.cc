@@ -36,7 +36,14 @@ void ReadField(const json& value, ModelStatus& out) {
 template <class Record>
 Record RecordFromJson(const json& j) {
   Record r;
-  ForEachField(r, [&j](const char* key, auto& field) { ReadField(j.at(key), field); });
+  ForEachField(r, [&j](const char* key, auto& field) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, Annotations>) {
+      // Optional: absent for a version never annotated.
+      if (auto it = j.find(key); it != j.end()) ReadField(*it, field);
+    } else {
+      ReadField(j.at(key), field);
+    }
+  });
   return r;
 }
 
@@ -149,6 +156,38 @@ class Planner {
 };
 
 }  // namespace
+
+void to_json(json& j, const LateMetric& m) {
+  j = json{{"value", m.value}, {"source", m.source}, {"actor", m.actor}, {"at", m.at},
+           {"seq", m.seq}};
+}
+
+void from_json(const json& j, LateMetric& m) {
+  m.value = j.at("value").get<double>();
+  m.source = j.at("source").get<std::string>();
+  m.actor = j.at("actor").get<std::string>();
+  m.at = j.at("at").get<TimeNs>();
+  m.seq = j.at("seq").get<Seq>();
+}
+
+void to_json(json& j, const Annotations& a) {
+  j = json{{"tags", a.tags}, {"description", a.description}, {"metrics", a.metrics},
+           {"seq", a.seq}};
+}
+
+void from_json(const json& j, Annotations& a) {
+  a.tags = j.at("tags").get<std::map<std::string, std::string>>();
+  a.description = j.at("description").get<std::string>();
+  a.metrics = j.at("metrics").get<std::map<std::string, LateMetric>>();
+  a.seq = j.at("seq").get<Seq>();
+  if (a.seq == 0) throw std::runtime_error("annotations without an event");
+}
+
+std::map<std::string, double> EffectiveMetrics(const VersionRecord& r) {
+  std::map<std::string, double> out = r.metrics;
+  for (const auto& [name, m] : r.annotations.metrics) out[name] = m.value;
+  return out;
+}
 
 std::string VersionKey(const std::string& type, const std::string& version) {
   return "v/" + type + "/" + version;
@@ -396,6 +435,32 @@ Result<Delta> PlanUnchecked(const State& state, const EventBuffer& event) {
       // from the same bytes (a writer that left it out changes nothing).
       r.sha256 = ToHex(Sha256::Of(r.text));
       plan.delta().policy = std::move(r);
+      break;
+    }
+    case fb::Payload::ModelAnnotated: {
+      const auto* p = e.payload_as_ModelAnnotated();
+      if (p == nullptr) break;
+      VersionRecord* r = plan.Get(Str(p->model_type()), Str(p->version()));
+      if (r == nullptr) break;
+      Annotations& a = r->annotations;
+      // Removals first, then the tags set: an event that does both to one
+      // key (the registry never writes one) leaves it set.
+      if (p->removed_tags() != nullptr) {
+        for (const auto* t : *p->removed_tags()) a.tags.erase(Str(t));
+      }
+      if (p->set_tags() != nullptr) {
+        for (const auto* kv : *p->set_tags()) a.tags[Str(kv->key())] = Str(kv->value());
+      }
+      if (p->has_description()) a.description = Str(p->description());
+      if (p->metrics() != nullptr) {
+        for (const auto* m : *p->metrics()) {
+          // As at registration: non-finite values cannot be stored in rows.
+          if (!std::isfinite(m->value())) continue;
+          a.metrics[Str(m->name())] =
+              LateMetric{m->value(), Str(p->source()), actor, e.recorded_at(), e.sequence()};
+        }
+      }
+      a.seq = e.sequence();
       break;
     }
     default:

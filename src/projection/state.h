@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "common/clock.h"
 #include "common/sha256.h"
 #include "common/status.h"
@@ -34,6 +36,39 @@ enum class ModelStatus { kStaged, kProduction, kArchived, kFailed };
 std::string_view StatusName(ModelStatus s);
 // "staged" | "production" | "archived" | "failed"
 bool ParseStatus(std::string_view name, ModelStatus* out);
+
+// A metric learned after registration (ModelAnnotated) and where it came
+// from: the value in force is the most recent annotation's.
+struct LateMetric {
+  double value = 0;
+  std::string source;  // e.g. "paper-trading"
+  std::string actor;
+  TimeNs at = 0;
+  Seq seq = 0;         // the ModelAnnotated event
+
+  bool operator==(const LateMetric&) const = default;
+};
+
+// What annotations added to a version: the fold of its ModelAnnotated
+// events. A version never annotated has none (seq 0), and then its row has
+// no "annotations" key at all, so that the rows (and the digest) of logs
+// without annotations are what they were before them.
+struct Annotations {
+  std::map<std::string, std::string> tags;
+  std::string description;                   // "" = none
+  std::map<std::string, LateMetric> metrics;  // by name
+  Seq seq = 0;                               // the last ModelAnnotated, 0 = never
+
+  bool empty() const { return seq == 0; }
+  bool operator==(const Annotations&) const = default;
+};
+// Canonical JSON (keys sorted): {"description","metrics":{name:{"actor",
+// "at","seq","source","value"}},"seq","tags"}. from_json throws on a
+// malformed value (the caller reports the row as corrupt).
+void to_json(nlohmann::json& j, const LateMetric& m);
+void from_json(const nlohmann::json& j, LateMetric& m);
+void to_json(nlohmann::json& j, const Annotations& a);
+void from_json(const nlohmann::json& j, Annotations& a);
 
 struct VersionRecord {
   std::string model_type;
@@ -62,9 +97,16 @@ struct VersionRecord {
   bool validation_ok = false;
   std::string validation_detail;
   bool purged = false;
+  // Learned after registration (tags, description, late metrics); the
+  // registration's own fields above never change.
+  Annotations annotations;
 
   bool operator==(const VersionRecord&) const = default;
 };
+
+// The metrics gates see: the registration's, each overridden by the most
+// recent annotation of the same name (docs/gates.md).
+std::map<std::string, double> EffectiveMetrics(const VersionRecord& r);
 
 // Every field of a VersionRecord with its key in the rows and in JSON, in
 // key order: the one list that the row encoder and decoder, the JSON
@@ -72,9 +114,11 @@ struct VersionRecord {
 // per field; `R` is VersionRecord or const VersionRecord. A new field is
 // added here too, at its key's place in sorted order: the row encoder writes
 // keys in this order and its bytes must equal nlohmann's (sorted) dump.
+// "annotations" is the one optional key: absent when empty (see Annotations).
 template <class R, class F>
   requires std::same_as<std::remove_const_t<R>, VersionRecord>
 void ForEachField(R& r, F&& f) {
+  f("annotations", r.annotations);
   f("artifact_name", r.artifact_name);
   f("artifact_sha256", r.artifact_sha256);
   f("artifact_size", r.artifact_size);

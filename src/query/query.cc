@@ -108,6 +108,16 @@ Result<std::optional<ShowResult>> Query::Show(const std::string& type, const std
   return std::optional<ShowResult>(ShowResult{std::move(*found), std::move(*event)});
 }
 
+namespace {
+bool HasTags(const VersionRecord& r, const std::map<std::string, std::string>& tags) {
+  for (const auto& [k, v] : tags) {
+    auto it = r.annotations.tags.find(k);
+    if (it == r.annotations.tags.end() || it->second != v) return false;
+  }
+  return true;
+}
+}  // namespace
+
 Result<ListResult> Query::List(const ListFilter& filter, std::optional<TimeNs> at) const {
   ListResult out;
   out.at = at;
@@ -116,6 +126,7 @@ Result<ListResult> Query::List(const ListFilter& filter, std::optional<TimeNs> a
       if (!filter.model_type.empty() && type != filter.model_type) continue;
       for (const VersionRecord* r : registry::SortedVersions(ts)) {
         if (filter.status && r->status != *filter.status) continue;
+        if (!HasTags(*r, filter.tags)) continue;
         out.versions.push_back(*r);
       }
     }

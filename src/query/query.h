@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -92,6 +93,9 @@ struct ListFilter {
   std::string model_type;                 // "" = every type
   std::optional<ModelStatus> status;      // nullopt = every status
   std::string sort_metric;                // "" = type, then semantic version
+  // Only versions carrying every one of these tags (annotations), with
+  // exactly these values; empty = no tag filter.
+  std::map<std::string, std::string> tags;
 };
 struct ListResult {
   std::optional<TimeNs> at;     // nullopt = now

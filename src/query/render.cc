@@ -19,6 +19,18 @@ json FieldJson(const T& v) {
 }
 json FieldJson(TimeNs t) { return TimeJson(t); }
 json FieldJson(projection::ModelStatus s) { return json(projection::StatusName(s)); }
+// Always an object, also for a version never annotated.
+json FieldJson(const projection::Annotations& a) {
+  json metrics = json::object();
+  for (const auto& [name, m] : a.metrics) {
+    metrics[name] = json{{"value", m.value}, {"source", m.source}, {"actor", m.actor},
+                         {"at", TimeJson(m.at)}, {"seq", m.seq}};
+  }
+  return json{{"tags", a.tags},
+              {"description", OrNull(a.description)},
+              {"metrics", std::move(metrics)},
+              {"seq", a.seq == 0 ? json() : json(a.seq)}};
+}
 }  // namespace
 
 json RecordJson(const VersionRecord& r) {
@@ -27,6 +39,7 @@ json RecordJson(const VersionRecord& r) {
     j[key] = FieldJson(field);
   });
   if (r.validated_seq == 0) j["validation_ok"] = nullptr;  // never validated
+  j["effective_metrics"] = projection::EffectiveMetrics(r);  // what gates see
   return j;
 }
 

@@ -172,11 +172,12 @@ Result<std::optional<VersionRecord>> Registry::RecordAtSeq(const std::string& ty
 }
 
 namespace {
-// Every change of a record sets its status_seq or validated_seq, except a
-// purge (which leaves purged set): a record that is not purged and whose
-// last change is at or before `seq` is the record as of `seq`.
+// Every change of a record sets its status_seq, validated_seq or
+// annotations.seq, except a purge (which leaves purged set): a record that
+// is not purged and whose last change is at or before `seq` is the record
+// as of `seq`.
 bool UnchangedSince(const VersionRecord& r, Seq seq) {
-  return !r.purged && std::max(r.status_seq, r.validated_seq) <= seq;
+  return !r.purged && std::max({r.status_seq, r.validated_seq, r.annotations.seq}) <= seq;
 }
 }  // namespace
 

@@ -180,8 +180,17 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
   }
 
   // Gates.
-  std::vector<events::Gate> gates =
-      policy::EvaluateGates(tp, rec->metrics, rec->registered_at, clock_->NowNs());
+  // A metric annotated after registration overrides the registration's
+  // value (docs/gates.md); the gate's detail says where it came from.
+  std::vector<events::Gate> gates = policy::EvaluateGates(
+      tp, projection::EffectiveMetrics(*rec), rec->registered_at, clock_->NowNs());
+  for (events::Gate& g : gates) {
+    auto late = rec->annotations.metrics.find(g.name);
+    if (late == rec->annotations.metrics.end() || !g.has_observed) continue;
+    const projection::LateMetric& m = late->second;
+    g.detail = "observed value from annotation event #" + std::to_string(m.seq) + " (source " +
+               m.source + ", by " + m.actor + " at " + FormatUtc(m.at) + ")";
+  }
   if (tp.compatibility) {
     events::Gate g;
     g.name = "dataset_compatibility";

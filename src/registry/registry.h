@@ -33,6 +33,7 @@
 #include "log/event_store.h"
 #include "policy/policy.h"
 #include "projection/state.h"
+#include "registry/annotation.h"
 #include "registry/metadata.h"
 
 namespace modelreg::query {
@@ -181,6 +182,15 @@ class Registry {
   // when the file is missing (result "missing").
   Result<ValidateResult> Validate(const std::string& type, const std::string& version,
                                   const Actor& actor);
+
+  // Records what was learned about a version after its registration (one
+  // ModelAnnotated event): tags set or removed, a description, late
+  // metrics with their source. The input is checked first (CheckAnnotation:
+  // InvalidArgument, nothing written); the version must be registered
+  // (NotFound) and not purged (FailedPrecondition); any status otherwise.
+  // Needs actor.reason. The registration itself never changes.
+  Result<WriteResult> Annotate(const std::string& type, const std::string& version,
+                               const AnnotationInput& in, const Actor& actor);
 
   // The gate policy (docs/gates.md) is part of the log: SetPolicy checks
   // `text` with the policy parser (InvalidArgument naming

@@ -170,6 +170,83 @@ Status BoolField(const json& body, const char* key, bool* out) {
   return Status::OK();
 }
 
+// The body of POST .../annotate (docs/api.md): set_tags {KEY: VALUE},
+// removed_tags [KEY], description (absent or null: unchanged; "" clears),
+// metrics {NAME: NUMBER}, source, reason. Types are checked here, the
+// content by the registry (CheckAnnotation); unknown keys are refused.
+Result<registry::AnnotationInput> AnnotationFromBody(const json& body) {
+  static const char* const kKeys[] = {"set_tags", "removed_tags", "description",
+                                      "metrics",  "source",       "reason"};
+  for (const auto& [key, value] : body.items()) {
+    if (std::find_if(std::begin(kKeys), std::end(kKeys),
+                     [&key](const char* k) { return key == k; }) == std::end(kKeys)) {
+      return Err(Status::InvalidArgument("unknown field '" + key + "' (valid: set_tags, "
+                                         "removed_tags, description, metrics, source, reason)"));
+    }
+  }
+  registry::AnnotationInput in;
+  if (body.contains("set_tags") && !body["set_tags"].is_null()) {
+    if (!body["set_tags"].is_object()) {
+      return Err(Status::InvalidArgument("set_tags must be an object of strings"));
+    }
+    for (const auto& [k, v] : body["set_tags"].items()) {
+      if (!v.is_string()) {
+        return Err(Status::InvalidArgument("set_tags." + k + " must be a string"));
+      }
+      in.set_tags[k] = v.get<std::string>();
+    }
+  }
+  if (body.contains("removed_tags") && !body["removed_tags"].is_null()) {
+    if (!body["removed_tags"].is_array()) {
+      return Err(Status::InvalidArgument("removed_tags must be an array of strings"));
+    }
+    for (const json& k : body["removed_tags"]) {
+      if (!k.is_string()) return Err(Status::InvalidArgument("removed_tags must be an array of strings"));
+      in.removed_tags.push_back(k.get<std::string>());
+    }
+  }
+  if (body.contains("description") && !body["description"].is_null()) {
+    if (!body["description"].is_string()) {
+      return Err(Status::InvalidArgument("description must be a string"));
+    }
+    in.description = body["description"].get<std::string>();
+  }
+  if (body.contains("metrics") && !body["metrics"].is_null()) {
+    if (!body["metrics"].is_object()) {
+      return Err(Status::InvalidArgument("metrics must be an object of numbers"));
+    }
+    for (const auto& [k, v] : body["metrics"].items()) {
+      if (!v.is_number()) return Err(Status::InvalidArgument("metrics." + k + " must be a number"));
+      in.metrics[k] = v.get<double>();
+    }
+  }
+  MODELREG_RETURN_IF_ERROR(StringField(body, "source", &in.source));
+  return in;
+}
+
+// ?tag=KEY%3DVALUE (repeatable, all must match) of the list endpoints:
+// the '=' inside the value is URL-encoded, as any HTTP client's query
+// builder does.
+Result<std::map<std::string, std::string>> TagParams(const httplib::Request& req) {
+  std::map<std::string, std::string> tags;
+  const std::size_t n = req.get_param_value_count("tag");
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string t = req.get_param_value("tag", i);
+    const auto eq = t.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Err(Status::InvalidArgument("tag expects KEY=VALUE, got '" + t +
+                                         "' (in a URL the '=' is written %3D: ?tag=desk%3Deq)"));
+    }
+    const std::string key = t.substr(0, eq), value = t.substr(eq + 1);
+    MODELREG_RETURN_IF_ERROR(registry::CheckLabel(key, "tag key"));
+    auto [it, added] = tags.emplace(key, value);
+    if (!added && it->second != value) {
+      return Err(Status::InvalidArgument("tag " + key + " is given twice with different values"));
+    }
+  }
+  return tags;
+}
+
 Result<std::optional<TimeNs>> TimeParam(const httplib::Request& req, const char* name) {
   if (!req.has_param(name)) return std::optional<TimeNs>();
   const std::string v = req.get_param_value(name);
@@ -656,6 +733,9 @@ class ApiServer::Impl {
       lf.model_type = t;
       if (!status.empty()) lf.status = filter;
       lf.sort_metric = req.get_param_value("sort");
+      auto tags = TagParams(req);
+      if (!tags) return SendStatus(res, tags.error());
+      lf.tags = std::move(*tags);
       auto l = query::Query(reg_).List(lf, *at);
       if (!l) return SendStatus(res, l.error());
       SendJson(res, 200, query::ListJson(*l, t));
@@ -853,6 +933,16 @@ class ApiServer::Impl {
                   auto w = ParseWrite(req, res, c, true);
                   if (!w) return;
                   Written(res, reg_.Archive(w->type, w->version, w->actor));
+                }));
+
+    s.Post(models + type + "/" + version + "/annotate",
+           Wrap("POST /api/v1/models/{type}/{version}/annotate", Need::kWrite,
+                [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
+                  auto w = ParseWrite(req, res, c, true);
+                  if (!w) return;
+                  auto in = AnnotationFromBody(w->body);
+                  if (!in) return SendStatus(res, in.error());
+                  Written(res, reg_.Annotate(w->type, w->version, *in, w->actor));
                 }));
 
     s.Post(models + type + "/" + version + "/fail",

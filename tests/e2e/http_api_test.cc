@@ -1282,3 +1282,95 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
 
 }  // namespace
 }  // namespace modelreg
+
+namespace modelreg {
+namespace {
+
+// Annotations over HTTP (issue 16): POST .../annotate needs model:write,
+// bad bodies append nothing, the version GETs show them, ?tag= filters.
+TEST_F(HttpApi, AnnotationsThroughTheApi) {
+  MustUpload("alpha_momentum", "v1.0.0");
+  MustUpload("alpha_momentum", "v1.1.0");
+  const std::string path = "/api/v1/models/alpha_momentum/v1.0.0/annotate";
+  const json body = {{"set_tags", {{"desk", "eq"}, {"stage", "paper"}}},
+                     {"description", "momentum"},
+                     {"metrics", {{"hit_rate", 0.56}}},
+                     {"source", "paper-trading"},
+                     {"reason", "ten days of paper trading"}};
+  auto head = [this] { return Body(client_->Get("/healthz"))["head_seq"].get<Seq>(); };
+  const Seq before = head();
+
+  // Read scope is not enough; nothing is written.
+  auto forbidden = PostJson(path, body, Read());
+  EXPECT_EQ(forbidden->status, 403) << forbidden->body;
+  // Bad bodies: 400 (or 404), nothing written.
+  const std::vector<std::pair<json, int>> bad = {
+      {json{{"reason", "r"}}, 400},                                  // nothing to annotate
+      {json{{"set_tags", {{"desk", "eq"}}}}, 400},                    // no reason
+      {json{{"set_tags", {{"bad key", "x"}}}, {"reason", "r"}}, 400},
+      {json{{"set_tags", {{"desk", 3}}}, {"reason", "r"}}, 400},
+      {json{{"set_tags", json::array()}, {"reason", "r"}}, 400},
+      {json{{"removed_tags", "desk"}, {"reason", "r"}}, 400},
+      {json{{"metrics", {{"hit_rate", "0.5"}}}, {"source", "s"}, {"reason", "r"}}, 400},
+      {json{{"metrics", {{"hit_rate", 0.5}}}, {"reason", "r"}}, 400},  // no source
+      {json{{"description", 5}, {"reason", "r"}}, 400},
+      {json{{"tags", {{"desk", "eq"}}}, {"reason", "r"}}, 400},  // unknown field
+  };
+  for (const auto& [b, status] : bad) {
+    auto r = PostJson(path, b, Write());
+    EXPECT_EQ(r->status, status) << b.dump() << " -> " << r->body;
+  }
+  auto missing = PostJson("/api/v1/models/alpha_momentum/v9.0.0/annotate", body, Write());
+  EXPECT_EQ(missing->status, 404) << missing->body;
+  EXPECT_EQ(head(), before);
+
+  auto ok = PostJson(path, body, Write());
+  ASSERT_EQ(ok->status, 200) << ok->body;
+  const Seq seq = Body(ok)["seq"];
+  EXPECT_EQ(seq, before + 1);
+
+  json show = Body(client_->Get("/api/v1/models/alpha_momentum/v1.0.0", Read()));
+  EXPECT_EQ(show["annotations"]["tags"], json({{"desk", "eq"}, {"stage", "paper"}}));
+  EXPECT_EQ(show["annotations"]["description"], "momentum");
+  EXPECT_EQ(show["annotations"]["metrics"]["hit_rate"]["value"], 0.56);
+  EXPECT_EQ(show["annotations"]["metrics"]["hit_rate"]["actor"], "alice");  // the token's subject
+  EXPECT_EQ(show["annotations"]["metrics"]["hit_rate"]["seq"], seq);
+  EXPECT_EQ(show["effective_metrics"]["hit_rate"], 0.56);
+  EXPECT_EQ(show["registration"]["metrics"].count("hit_rate"), 0u);
+  const std::string t_annotated = show["annotations"]["metrics"]["hit_rate"]["at"];
+
+  // ?tag=KEY%3DVALUE on both list endpoints (AND), and with ?at=.
+  auto versions = [this](const std::string& url) {
+    std::vector<std::string> out;
+    json list = Body(client_->Get(url, Read()));
+    if (!list.contains("versions")) {
+      ADD_FAILURE() << url << ": " << list.dump();
+      return out;
+    }
+    for (json& v : list["versions"]) out.push_back(v["version"]);
+    return out;
+  };
+  const std::vector<std::string> just_v1 = {"v1.0.0"};
+  EXPECT_EQ(versions("/api/v1/models?tag=desk%3Deq"), just_v1);
+  EXPECT_EQ(versions("/api/v1/models/alpha_momentum?tag=desk%3Deq&tag=stage%3Dpaper"), just_v1);
+  EXPECT_TRUE(versions("/api/v1/models/alpha_momentum?tag=desk%3Deq&tag=stage%3Dlive").empty());
+  EXPECT_EQ(versions("/api/v1/models/alpha_momentum?tag=desk%3Deq&at=" + t_annotated), just_v1);
+  auto bad_tag = client_->Get("/api/v1/models?tag=nokey", Read());
+  EXPECT_EQ(bad_tag->status, 400) << bad_tag->body;
+
+  // Untag and clear the description; the GET at the earlier time still
+  // shows them as they were.
+  auto later = PostJson(path, {{"removed_tags", {"stage"}}, {"description", ""}, {"reason", "live"}},
+                        Write());
+  ASSERT_EQ(later->status, 200) << later->body;
+  json now = Body(client_->Get("/api/v1/models/alpha_momentum/v1.0.0", Read()));
+  EXPECT_EQ(now["annotations"]["tags"], json({{"desk", "eq"}}));
+  EXPECT_TRUE(now["annotations"]["description"].is_null());
+  json then =
+      Body(client_->Get("/api/v1/models/alpha_momentum/v1.0.0?at=" + t_annotated, Read()));
+  EXPECT_EQ(then["annotations"]["tags"], json({{"desk", "eq"}, {"stage", "paper"}}));
+  EXPECT_EQ(then["annotations"]["description"], "momentum");
+}
+
+}  // namespace
+}  // namespace modelreg

@@ -45,6 +45,8 @@ std::vector<std::pair<std::string, std::string>> Drafts() {
   odd.parameters_json = "not json {";
   odd.metrics.clear();
   odd.factor_list.clear();
+  ev::Annotation annotation{"alpha_weights", "v1.1.0", {{"desk", "eq"}}, {"stage"},
+                            std::string(), {{"hit_rate", 0.56}}, "paper-trading", "ten days"};
   return {
       {"registered", ev::Draft(plain, ev::SampleRegistration("risk_model", "v1.0.0", 1))},
       {"registered-odd", ev::Draft(imported, odd)},
@@ -56,6 +58,7 @@ std::vector<std::pair<std::string, std::string>> Drafts() {
        ev::Draft(plain, ev::Rollback{"risk_model", "v1.2.0", "v1.1.0", true, "losing money"})},
       {"validated", ev::Draft(imported, validation)},
       {"purged", ev::Draft(plain, ev::Purge{"risk_model", "v0.9.0", 23'341'133, "retention"})},
+      {"annotated", ev::Draft(plain, annotation)},
   };
 }
 

@@ -153,6 +153,8 @@ std::string Str(const std::map<K, V>& m) {
   return out + "}";
 }
 
+std::string Str(const projection::Annotations& a) { return nlohmann::json(a).dump(); }
+
 class FieldDiff {
  public:
   template <typename T>
@@ -419,6 +421,7 @@ enum Op {
   kAck,
   kAckUnknown,  // names an unregistered version: refused
   kPolicy,      // SetPolicy: a PolicyChanged event, none for the text in force
+  kAnnotate,    // tags, description, late metrics (refused for a purged version)
   kOpCount
 };
 
@@ -439,9 +442,10 @@ const char* const kOpNames[kOpCount] = {"register",
                                         "gc",
                                         "acknowledge",
                                         "ack(unknown)",
-                                        "policy change"};
+                                        "policy change",
+                                        "annotate"};
 
-const int kOpWeights[kOpCount] = {14, 2, 2, 1, 18, 4, 2, 7, 5, 2, 5, 3, 7, 2, 3, 8, 1, 3};
+const int kOpWeights[kOpCount] = {14, 2, 2, 1, 18, 4, 2, 7, 5, 2, 5, 3, 7, 2, 3, 8, 1, 3, 6};
 
 struct OpStats {
   int attempted = 0;
@@ -846,6 +850,32 @@ class AsOfRun {
       case kPolicy: {
         auto r = reg_->SetPolicy(Pick(kPolicies), "policy.toml", RandomActor(/*need_reason=*/true));
         Account(op, r, before, r && r->changed ? 1 : 0);
+        break;
+      }
+      case kAnnotate: {
+        // Any version, purged ones too (refused, nothing written); late
+        // metrics that gates read (ic, sharpe) as well as others.
+        const std::vector<VersionRecord> all = Versions(type);
+        if (all.empty()) {
+          --stats_[op].attempted;
+          return;
+        }
+        static const std::vector<std::string> keys = {"desk", "stage", "owner"};
+        static const std::vector<std::string> metrics = {"ic", "sharpe", "hit_rate"};
+        registry::AnnotationInput in;
+        if (Chance(0.5)) in.set_tags[Pick(keys)] = "t" + std::to_string(Uniform(0, 3));
+        if (Chance(0.3)) {
+          const std::string k = Pick(keys);
+          if (in.set_tags.count(k) == 0) in.removed_tags.push_back(k);
+        }
+        if (Chance(0.3)) in.description = Chance(0.2) ? "" : "d" + std::to_string(Uniform(0, 9));
+        if (Chance(0.5) || (in.set_tags.empty() && in.removed_tags.empty() && !in.description)) {
+          in.metrics[Pick(metrics)] = Real(-0.5, 2.0);
+          in.source = "paper-trading";
+        }
+        const VersionRecord& rec = Pick(all);
+        auto r = reg_->Annotate(type, rec.version, in, RandomActor(/*need_reason=*/true));
+        Account(op, r, before, 1);
         break;
       }
       case kOpCount:

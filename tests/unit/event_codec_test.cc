@@ -82,6 +82,39 @@ TEST(EventCodec, PromotionKeepsGateEvidence) {
   EXPECT_EQ(rej["policy_sha256"], ToHex(Sha256::Of("x")));
 }
 
+TEST(EventCodec, ModelAnnotatedIsPayloadElevenAndRendersAbsentVersusEmpty) {
+  // Member 11 of the union, after PolicyChanged, for ever.
+  EXPECT_EQ(static_cast<int>(fb::Payload::ModelAnnotated), 11);
+  events::Annotation a;
+  a.model_type = "risk_model";
+  a.version = "v1.0.0";
+  a.set_tags = {{"desk", "eq"}};
+  a.removed_tags = {"stage", "old", "stage"};
+  a.metrics = {{"hit_rate", 0.56}};
+  a.source = "paper-trading";
+  a.reason = "ten days";
+  auto buf = EventBuffer::Parse(events::Draft(kEnv, a));
+  ASSERT_TRUE(buf) << buf.error().ToString();
+  EXPECT_EQ(PayloadTypeName(buf->event().payload_type()), "ModelAnnotated");
+  nlohmann::json j = events::ToJson(*buf);
+  EXPECT_EQ(j["payload"]["set_tags"], nlohmann::json({{"desk", "eq"}}));
+  EXPECT_EQ(j["payload"]["removed_tags"], nlohmann::json({"old", "stage"}));  // sorted, unique
+  EXPECT_TRUE(j["payload"]["description"].is_null());  // left as it was
+  EXPECT_EQ(j["payload"]["metrics"]["hit_rate"], 0.56);
+  EXPECT_EQ(j["payload"]["source"], "paper-trading");
+  const std::string line = events::Summary(*buf);
+  EXPECT_NE(line.find("annotated risk_model v1.0.0 (tag desk=eq, untag old, untag stage, "
+                      "hit_rate=0.56) from paper-trading: ten days"),
+            std::string::npos)
+      << line;
+  a.description = "";  // cleared: present and empty
+  buf = EventBuffer::Parse(events::Draft(kEnv, a));
+  ASSERT_TRUE(buf);
+  j = events::ToJson(*buf);
+  EXPECT_EQ(j["payload"]["description"], "");
+  EXPECT_NE(events::Summary(*buf).find("description cleared"), std::string::npos);
+}
+
 TEST(EventCodec, PolicyChangedHoldsTheWholeTextAndItsHash) {
   const std::string text = "[default]\nic = \"> 0.03\"\n# a comment\n";
   auto buf = EventBuffer::Parse(

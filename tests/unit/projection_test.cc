@@ -378,6 +378,80 @@ TEST_F(ProjectionTest, ValidationAndPurgeAreRecorded) {
   EXPECT_EQ(r->status_seq, 1u);
 }
 
+std::string AnnotateDraft(const events::Annotation& a) {
+  return events::Draft(Env(NewEventId()), a);
+}
+
+TEST_F(ProjectionTest, AnnotationsFoldTagsDescriptionAndLateMetrics) {
+  Append(RegDraft(kRisk, "v1.0.0", 1));  // 1
+  Append(RegDraft(kRisk, "v1.1.0", 2));  // 2
+  const State registered = Fold();
+  const std::map<std::string, double> registration_metrics =
+      registered.Find(kRisk, "v1.0.0")->metrics;
+  events::Annotation a;
+  a.model_type = kRisk;
+  a.version = "v1.0.0";
+  a.set_tags = {{"desk", "eq"}, {"stage", "paper"}};
+  a.description = "momentum";
+  a.metrics = {{"hit_rate", 0.52}, {"sharpe", 9.5}};
+  a.source = "paper-trading";
+  a.reason = "first week";
+  Append(AnnotateDraft(a));  // 3
+  events::Annotation b;
+  b.model_type = kRisk;
+  b.version = "v1.0.0";
+  b.removed_tags = {"stage", "never-set"};
+  b.set_tags = {{"desk", "fx"}};
+  b.description = "";
+  b.metrics = {{"hit_rate", 0.56}};
+  b.source = "live-shadow";
+  b.reason = "second week";
+  Append(AnnotateDraft(b));  // 4
+  events::Annotation unknown = a;
+  unknown.version = "v9.9.9";
+  Append(AnnotateDraft(unknown));  // 5: skipped
+
+  const State s = Fold();
+  const VersionRecord* r = s.Find(kRisk, "v1.0.0");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->annotations.tags, (std::map<std::string, std::string>{{"desk", "fx"}}));
+  EXPECT_EQ(r->annotations.description, "");
+  EXPECT_EQ(r->annotations.seq, 4u);
+  ASSERT_EQ(r->annotations.metrics.size(), 2u);
+  EXPECT_EQ(r->annotations.metrics.at("hit_rate"),
+            (LateMetric{0.56, "live-shadow", "tester", TimeOf(4), 4}));
+  EXPECT_EQ(r->annotations.metrics.at("sharpe"),
+            (LateMetric{9.5, "paper-trading", "tester", TimeOf(3), 3}));
+  // The registration's metrics never change; gates see the late values.
+  EXPECT_EQ(r->metrics, registration_metrics);
+  std::map<std::string, double> effective = registration_metrics;
+  effective["hit_rate"] = 0.56;
+  effective["sharpe"] = 9.5;
+  EXPECT_EQ(EffectiveMetrics(*r), effective);
+  // Nothing else about the version changed: status, its time, validation.
+  VersionRecord without = *r;
+  without.annotations = Annotations{};
+  EXPECT_EQ(without, *registered.Find(kRisk, "v1.0.0"));
+  EXPECT_TRUE(s.Find(kRisk, "v1.1.0")->annotations.empty());
+  EXPECT_EQ(s.Find(kRisk, "v9.9.9"), nullptr);
+
+  // Rows: the annotated record carries the key, the other none; both
+  // decode back to the same state.
+  const Rows rows = EncodeState(s);
+  for (const auto& [key, value] : rows) {
+    if (key == VersionKey(kRisk, "v1.0.0")) {
+      EXPECT_NE(value.find("\"annotations\":{"), std::string::npos) << value;
+    }
+    if (key == VersionKey(kRisk, "v1.1.0")) {
+      EXPECT_EQ(value.find("annotations"), std::string::npos) << value;
+    }
+  }
+  auto decoded = DecodeState(rows);
+  ASSERT_TRUE(decoded) << decoded.error().ToString();
+  EXPECT_EQ(*decoded->Find(kRisk, "v1.0.0"), *r);
+  EXPECT_EQ(StateDigest(*decoded), StateDigest(s));
+}
+
 TEST_F(ProjectionTest, EventsNamingUnknownVersionsAreSkipped) {
   Append(RegDraft(kRisk, "v1.0.0", 1));  // 1
   Append(PromoteDraft(kRisk, "v1.0.0"));  // 2
@@ -631,7 +705,13 @@ nlohmann::json ReferenceValue(const T& v) {
 template <class Record>
 nlohmann::json ReferenceJson(const Record& r) {
   nlohmann::json j = nlohmann::json::object();
-  ForEachField(r, [&j](const char* key, const auto& v) { j[key] = ReferenceValue(v); });
+  ForEachField(r, [&j](const char* key, const auto& v) {
+    // The one optional key: absent when empty (state.h, Annotations).
+    if constexpr (std::is_same_v<std::decay_t<decltype(v)>, Annotations>) {
+      if (v.empty()) return;
+    }
+    j[key] = ReferenceValue(v);
+  });
   return j;
 }
 
@@ -674,6 +754,16 @@ TEST(RowEncoding, ByteForByteTheSameAsNlohmann) {
     r.validation_ok = i % 2 == 1;
     r.validation_detail = texts[(i + 5) % texts.size()];
     r.purged = i % 2 == 0;
+    if (i % 3 != 1) {
+      r.annotations.seq = i + 1;
+      r.annotations.description = texts[(i + 6) % texts.size()];
+      r.annotations.tags = {{"desk", texts[i]}, {texts[(i + 1) % texts.size()], "v"}};
+      for (std::size_t m = 0; m < numbers.size(); m += i + 1) {
+        r.annotations.metrics[texts[m % texts.size()] + std::to_string(m)] =
+            LateMetric{numbers[m], texts[(m + 2) % texts.size()], texts[i],
+                       -static_cast<TimeNs>(m), m};
+      }
+    }
     EXPECT_EQ(EncodeVersionRow(r), Dump(ReferenceJson(r))) << "record " << i;
 
     PromotionRecord p;
@@ -741,6 +831,10 @@ TEST(RowEncoding, FieldListIsSortedAndComplete) {
   r.validation_ok = true;
   r.validation_detail = "ok";
   r.purged = true;
+  r.annotations.tags = {{"desk", "eq"}};
+  r.annotations.description = "about";
+  r.annotations.metrics["hit_rate"] = LateMetric{0.56, "paper-trading", "carol", 11, 12};
+  r.annotations.seq = 12;
   auto back = DecodeVersionRow(EncodeVersionRow(r));
   ASSERT_TRUE(back) << back.error().ToString();
   EXPECT_EQ(*back, r);

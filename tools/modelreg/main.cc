@@ -116,6 +116,8 @@ int Run(int argc, char** argv) {
   c_list->add_option("--status", list.status, "staged | production | archived | failed");
   c_list->add_option("--sort", list.sort, "Sort by this metric, descending (e.g. sharpe)");
   c_list->add_option("--at", list_at, "As of TIME")->transform(kIsoTime);
+  c_list->add_option("--tag", list.tags,
+                     "Only versions with tag KEY=VALUE (repeatable: all must match)");
 
   std::string type, version, at, since, until, expect_current;
   auto* c_show = app.add_subcommand("show", "Everything about one version");
@@ -196,6 +198,22 @@ int Run(int argc, char** argv) {
   auto* c_validate = app.add_subcommand("validate", "Re-hash an artifact and record the result");
   c_validate->add_option("type", type, "Model type")->required();
   c_validate->add_option("version", version, "Version")->required();
+
+  AnnotateOptions annotate;
+  std::string annotate_description;
+  auto* c_annotate = app.add_subcommand(
+      "annotate", "Record what was learned after registration: tags, description, late metrics "
+                  "(needs --reason)");
+  c_annotate->add_option("type", annotate.type, "Model type")->required();
+  c_annotate->add_option("version", annotate.version, "Version")->required();
+  c_annotate->add_option("--tag", annotate.tags, "Set tag KEY=VALUE (repeatable)");
+  c_annotate->add_option("--untag", annotate.untags, "Remove tag KEY (repeatable)");
+  auto* description_opt = c_annotate->add_option(
+      "--description", annotate_description, "Set the description (\"\" clears it)");
+  c_annotate->add_option("--metric", annotate.metrics,
+                         "Late metric NAME=NUMBER (repeatable; needs --source)");
+  c_annotate->add_option("--source", annotate.source,
+                         "Where the metrics come from, e.g. paper-trading");
 
   EventsOptions ev;
   auto* c_events = app.add_subcommand("events", "Print the event log, oldest first");
@@ -390,6 +408,9 @@ int Run(int argc, char** argv) {
     st = RunFail(g, type, version, force, out);
   } else if (*c_rollback) {
     st = RunRollback(g, type, rollback, out);
+  } else if (*c_annotate) {
+    if (*description_opt) annotate.description = annotate_description;
+    st = RunAnnotate(g, annotate, out);
   } else if (*c_validate) {
     st = RunValidate(g, type, version, out);
   } else if (*c_events) {
