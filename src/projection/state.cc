@@ -36,7 +36,21 @@ void ReadField(const json& value, ModelStatus& out) {
 template <class Record>
 Record RecordFromJson(const json& j) {
   Record r;
-  ForEachField(r, [&j](const char* key, auto& field) { ReadField(j.at(key), field); });
+  ForEachField(r, [&j](const char* key, auto& field) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, ArtifactKind>) {
+      // The one optional key: absent for a file artifact.
+      const auto it = j.find(key);
+      if (it == j.end()) {
+        field = ArtifactKind::kFile;
+      } else if (it->get<std::string>() == KindName(ArtifactKind::kDirectory)) {
+        field = ArtifactKind::kDirectory;
+      } else {
+        throw std::runtime_error("bad artifact_kind");
+      }
+    } else {
+      ReadField(j.at(key), field);
+    }
+  });
   return r;
 }
 
@@ -197,6 +211,10 @@ Result<PolicyRecord> DecodePolicyRow(std::string_view value) {
   }
 }
 
+std::string_view KindName(ArtifactKind k) {
+  return k == ArtifactKind::kDirectory ? "directory" : "file";
+}
+
 std::string_view StatusName(ModelStatus s) {
   switch (s) {
     case ModelStatus::kStaged: return "staged";
@@ -259,6 +277,11 @@ Result<Delta> PlanUnchecked(const State& state, const EventBuffer& event) {
       r.registered_seq = r.status_seq = e.sequence();
       r.registered_at = r.status_at = e.recorded_at();
       r.registered_by = r.status_by = actor;
+      // Only "directory" is written; any other kind (none exists) reads
+      // as what the event always meant without one: a file.
+      r.artifact_kind = Str(p->artifact_kind()) == KindName(ArtifactKind::kDirectory)
+                            ? ArtifactKind::kDirectory
+                            : ArtifactKind::kFile;
       r.artifact_name = Str(p->artifact_name());
       r.artifact_size = p->artifact_size();
       r.artifact_sha256 = HexOf(p->artifact_sha256());

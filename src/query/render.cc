@@ -19,6 +19,7 @@ json FieldJson(const T& v) {
 }
 json FieldJson(TimeNs t) { return TimeJson(t); }
 json FieldJson(projection::ModelStatus s) { return json(projection::StatusName(s)); }
+json FieldJson(projection::ArtifactKind k) { return json(projection::KindName(k)); }
 }  // namespace
 
 json RecordJson(const VersionRecord& r) {
@@ -27,6 +28,8 @@ json RecordJson(const VersionRecord& r) {
     j[key] = FieldJson(field);
   });
   if (r.validated_seq == 0) j["validation_ok"] = nullptr;  // never validated
+  // Where the artifact (file or directory) is, relative to the registry root.
+  j["artifact_path"] = "artifacts/" + r.model_type + "/" + r.version + "/" + r.artifact_name;
   return j;
 }
 
