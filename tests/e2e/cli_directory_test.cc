@@ -171,6 +171,30 @@ TEST_F(DirectoryCli, RegistersATreeThatSha256sumChecks) {
   Ok("verify");
 }
 
+// The shell recipe of docs/events.md ("Directory artifacts"), run as
+// written on a registered tree (its cd path pointed at this registry),
+// gives the tree digest the event recorded.
+TEST_F(DirectoryCli, TheDocumentedShellRecipeGivesTheTreeDigest) {
+  Register("v1.0.0");
+  std::ifstream in(testing::EnvOr("MODELREG_DOCS", "docs") + "/events.md");
+  ASSERT_TRUE(in);
+  std::string recipe, line;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("cd artifacts/risk_model/v1.0.0/savedmodel &&", 0) == 0) inside = true;
+    if (inside && line == "```") break;
+    if (inside) recipe += line + "\n";
+  }
+  ASSERT_FALSE(recipe.empty()) << "no recipe in docs/events.md";
+  recipe.replace(0, std::string("cd artifacts/risk_model/v1.0.0/savedmodel").size(),
+                 "cd " + Quote(VersionDir("v1.0.0") + "/savedmodel-v1.0.0"));
+  const std::string script = dir_.sub("recipe.sh");
+  std::ofstream(script) << recipe;
+  RunResult r = RunCmd("bash " + script);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, 64), Json("show risk_model v1.0.0")["artifact_sha256"]) << recipe;
+}
+
 TEST_F(DirectoryCli, ValidateFindsAChangedAddedOrRemovedFileAsAMismatch) {
   Register("v1.0.0");
   RunResult ok = Ok("validate risk_model v1.0.0");
