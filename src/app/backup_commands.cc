@@ -11,6 +11,7 @@
 
 #include "app/new_directory.h"
 #include "artifacts/artifact_store.h"
+#include "artifacts/tree.h"
 #include "common/clock.h"
 #include "common/json_input.h"
 #include "log/backup.h"
@@ -263,7 +264,8 @@ Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out) {
           for (const auto& [type, ts] : s.types) {
             for (const auto& [version, rec] : ts.versions) {
               if (!result.ok() || rec.purged) continue;
-              auto h = artifacts::HashFile(
+              // A file's SHA-256 or a directory artifact's tree digest.
+              auto h = artifacts::HashArtifact(
                   (BackupArtifacts(g.root) / type / version / rec.artifact_name).string());
               if (!h || ToHex(h->sha256) != rec.artifact_sha256) {
                 result = Status::Corruption("backup " + std::to_string(id) + ": artifact of " +

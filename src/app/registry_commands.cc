@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/exit_codes.h"
+#include "artifacts/tree.h"
 #include "common/fd.h"
 #include "common/json_input.h"
 #include "common/utf8.h"
@@ -231,12 +232,20 @@ Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out
   // Fail on metadata problems before the registry directory is created.
   auto check = registry::BuildRegistration(o.type, o.version, in, g.actor, 0);
   if (!check) return check.error();
-  auto hash = artifacts::HashFile(o.path);
+  // A file, or a directory (hashed as a tree: artifacts/tree.h refuses
+  // what it may not hold before anything is written).
+  auto hash = artifacts::HashArtifact(o.path);
   if (!hash) return hash.error();
 
   auto target = WriteTarget(g);
   if (!target) return target.error();
   json j;
+  if (*target && hash->directory) {
+    return Status::FailedPrecondition(
+        o.path + " is a directory: directory artifacts register only directly into the registry "
+                 "directory, not through `modelreg serve` (the HTTP API uploads single files); "
+                 "stop the server, register, and start it again (docs/cli.md)");
+  }
   if (*target) {
     auto meta = MergedMetadata(in);
     if (!meta) return meta.error();
@@ -358,8 +367,13 @@ Status RunShow(const Globals& g, const std::string& type, const std::string& ver
       << ", event #" << r->registered_seq << '\n'
       << "  model_id:      " << r->model_id << '\n'
       << "  artifact:      artifacts/" << type << '/' << version << '/' << r->artifact_name
+      << (r->artifact_kind == projection::ArtifactKind::kDirectory
+              ? "/ (directory, " + registration.value("artifact_files", json(0)).dump() + " files)"
+              : std::string())
       << (r->purged ? " (purged)" : "") << ", " << r->artifact_size << " bytes\n"
-      << "  sha256:        " << r->artifact_sha256 << '\n'
+      << (r->artifact_kind == projection::ArtifactKind::kDirectory ? "  tree digest:   "
+                                                                     : "  sha256:        ")
+      << r->artifact_sha256 << '\n'
       << "  promoted at:   " << Time(r->promoted_at) << '\n'
       << "  demoted at:    " << Time(r->demoted_at) << '\n'
       << "  metrics:       " << registration["metrics"].dump() << '\n'

@@ -14,6 +14,7 @@
 #include "common/fs.h"
 #include "common/random_id.h"
 #include "common/utf8.h"
+#include "artifacts/tree.h"
 
 namespace modelreg::artifacts {
 
@@ -59,42 +60,56 @@ Result<int> OpenForReading(const std::string& path) {
 
 }  // namespace
 
+Result<FileHash> CopyAndHash(int in, int out, const std::string& in_path,
+                             const std::string& out_path) {
+  Sha256 h;
+  FileHash hash;
+  std::unique_ptr<char[]> buf = ChunkBuffer();
+  for (;;) {
+    const ssize_t n = ::read(in, buf.get(), kChunk);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Err(Status::IOError(ErrnoMessage("cannot read", in_path)));
+    }
+    if (n == 0) break;
+    h.Update(std::string_view(buf.get(), static_cast<std::size_t>(n)));
+    if (out >= 0) {
+      MODELREG_RETURN_IF_ERROR(WriteAll(out, buf.get(), static_cast<std::size_t>(n), out_path));
+    }
+    hash.size += static_cast<std::uint64_t>(n);
+  }
+  hash.sha256 = h.Finish();
+  if (out >= 0 && ::fsync(out) != 0) return Err(ErrnoStatus("cannot fsync", out_path));
+  return hash;
+}
+
 Result<FileHash> HashFile(const std::string& path) {
   auto opened = OpenForReading(path);
   if (!opened) return Err(opened.error());
   UniqueFd fd(*opened);
-  Sha256 h;
-  FileHash out;
-  std::unique_ptr<char[]> buf = ChunkBuffer();
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf.get(), kChunk);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Err(Status::IOError(ErrnoMessage("cannot read", path)));
-    }
-    if (n == 0) break;
-    h.Update(std::string_view(buf.get(), static_cast<std::size_t>(n)));
-    out.size += static_cast<std::uint64_t>(n);
-  }
-  out.sha256 = h.Finish();
-  return out;
+  return CopyAndHash(fd.get(), -1, path, "");
 }
 
-Status ValidateFileName(const std::string& name) {
+Status ValidateNameComponent(const std::string& name, const std::string& what) {
   if (name.empty() || name == "." || name == "..") {
-    return Status::InvalidArgument("artifact file name '" + name + "' is not a file name");
+    return Status::InvalidArgument(what + " '" + name + "' is not a file name");
   }
-  if (name.size() > 255) return Status::InvalidArgument("artifact file name is over 255 bytes");
+  if (name.size() > 255) return Status::InvalidArgument(what + " is over 255 bytes");
   if (!IsValidUtf8(name)) {
-    return Status::InvalidArgument("artifact file name '" + SanitizeUtf8(name) +
+    return Status::InvalidArgument(what + " '" + SanitizeUtf8(name) +
                                    "' is not valid UTF-8; rename the file");
   }
   for (unsigned char c : name) {
     if (c == '/' || c < 0x20 || c == 0x7f) {
-      return Status::InvalidArgument("artifact file name '" + name +
+      return Status::InvalidArgument(what + " '" + SanitizeUtf8(name) +
                                      "' contains '/' or a control character");
     }
   }
+  return Status::OK();
+}
+
+Status ValidateFileName(const std::string& name) {
+  MODELREG_RETURN_IF_ERROR(ValidateNameComponent(name, "artifact file name"));
   if (name == "metadata.json" || name == "checksum.sha256" || name.rfind(".staging", 0) == 0) {
     return Status::InvalidArgument("artifact file name '" + name +
                                    "' is reserved by the registry; rename the file");
@@ -124,13 +139,24 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
   return SyncPath(target.parent_path().string());
 }
 
-Status LinkDirectory(const std::string& from, const std::string& to, std::size_t* linked) {
+namespace {
+Status LinkTree(const std::string& from, const std::string& to, std::size_t* linked, int depth) {
   std::error_code ec;
-  if (!fs::is_directory(from, ec)) return Status::OK();
   fs::create_directories(to, ec);
   if (ec) return ErrorCodeStatus("cannot create " + to, ec);
   for (const auto& entry : fs::directory_iterator(from, ec)) {
-    if (!entry.is_regular_file()) continue;
+    const fs::file_status st = entry.symlink_status(ec);
+    if (fs::is_directory(st)) {
+      // A directory artifact's subdirectories (bounded like the trees the
+      // registry accepts: artifacts/tree.h).
+      if (depth <= kMaxTreeDepth + 1) {
+        MODELREG_RETURN_IF_ERROR(LinkTree(entry.path().string(),
+                                          (fs::path(to) / entry.path().filename()).string(),
+                                          linked, depth + 1));
+      }
+      continue;
+    }
+    if (!fs::is_regular_file(st)) continue;
     const fs::path target = fs::path(to) / entry.path().filename();
     if (fs::exists(target, ec)) continue;
     fs::create_hard_link(entry.path(), target, ec);
@@ -142,6 +168,13 @@ Status LinkDirectory(const std::string& from, const std::string& to, std::size_t
     if (linked != nullptr) ++*linked;
   }
   return Status::OK();
+}
+}  // namespace
+
+Status LinkDirectory(const std::string& from, const std::string& to, std::size_t* linked) {
+  std::error_code ec;
+  if (!fs::is_directory(from, ec)) return Status::OK();
+  return LinkTree(from, to, linked, 0);
 }
 
 ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}
@@ -164,10 +197,23 @@ std::string ArtifactStore::ArtifactPath(const std::string& type, const std::stri
 Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
                                                    const std::string& source) const {
   Staged staged;
-  staged.file_name = fs::path(source).filename().string();
+  struct stat src_st {};
+  staged.directory = ::stat(source.c_str(), &src_st) == 0 && S_ISDIR(src_st.st_mode);
+  if (staged.directory) {
+    // "savedmodel/", "." and "../m" name the directory itself.
+    std::error_code ec;
+    std::string abs = fs::absolute(source, ec).lexically_normal().string();
+    while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+    staged.file_name = fs::path(abs).filename().string();
+  } else {
+    staged.file_name = fs::path(source).filename().string();
+  }
   MODELREG_RETURN_IF_ERROR(ValidateFileName(staged.file_name));
-  auto opened = OpenForReading(source);
-  if (!opened) return Err(opened.error());
+  Result<int> opened = -1;
+  if (!staged.directory) {
+    opened = OpenForReading(source);
+    if (!opened) return Err(opened.error());
+  }
   UniqueFd in(*opened);
 
   const fs::path type_dir = fs::path(root_) / "artifacts" / type;
@@ -185,37 +231,30 @@ Result<ArtifactStore::Staged> ArtifactStore::Stage(const std::string& type,
     return Err(ErrorCodeStatus("cannot create " + staged.dir, ec));
   }
   const std::string dest = (fs::path(staged.dir) / staged.file_name).string();
+  if (staged.directory) {
+    auto tree = CopyTree(source, dest);
+    if (!tree) {
+      Discard(staged);
+      return Err(tree.error());
+    }
+    staged.hash = FileHash{tree->total_size, tree->digest};
+    staged.files = tree->files.size();
+    staged.checksum_text = ChecksumLines(staged.file_name, *tree);
+    return staged;
+  }
   UniqueFd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
   if (out.get() < 0) {
     const Status st = ErrnoStatus("cannot create", dest);  // before Discard changes errno
     Discard(staged);
     return Err(st);
   }
-  Sha256 h;
-  std::unique_ptr<char[]> buf = ChunkBuffer();
-  for (;;) {
-    const ssize_t n = ::read(in.get(), buf.get(), kChunk);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const Status st = Status::IOError(ErrnoMessage("cannot read", source));
-      Discard(staged);
-      return Err(st);
-    }
-    if (n == 0) break;
-    h.Update(std::string_view(buf.get(), static_cast<std::size_t>(n)));
-    Status st = WriteAll(out.get(), buf.get(), static_cast<std::size_t>(n), dest);
-    if (!st.ok()) {
-      Discard(staged);
-      return Err(st);
-    }
-    staged.hash.size += static_cast<std::uint64_t>(n);
-  }
-  staged.hash.sha256 = h.Finish();
-  if (::fsync(out.get()) != 0) {
-    const Status st = ErrnoStatus("cannot fsync", dest);
+  auto hash = CopyAndHash(in.get(), out.get(), source, dest);
+  if (!hash) {
     Discard(staged);
-    return Err(st);
+    return Err(hash.error());
   }
+  staged.hash = *hash;
+  staged.checksum_text = ToHex(staged.hash.sha256) + "  " + staged.file_name + "\n";
   return staged;
 }
 
@@ -236,9 +275,8 @@ Status ArtifactStore::Publish(const Staged& staged, const std::string& type,
                               const std::string& version, const std::string& metadata_json) const {
   MODELREG_RETURN_IF_ERROR(
       WriteNewFile((fs::path(staged.dir) / "metadata.json").string(), metadata_json));
-  MODELREG_RETURN_IF_ERROR(WriteNewFile((fs::path(staged.dir) / "checksum.sha256").string(),
-                                        ToHex(staged.hash.sha256) + "  " + staged.file_name +
-                                            "\n"));
+  MODELREG_RETURN_IF_ERROR(
+      WriteNewFile((fs::path(staged.dir) / "checksum.sha256").string(), staged.checksum_text));
   MODELREG_RETURN_IF_ERROR(SyncPath(staged.dir));
   const std::string final_dir = VersionDir(type, version);
   std::error_code ec;

@@ -27,20 +27,35 @@ namespace modelreg::artifacts {
 struct FileHash {
   std::uint64_t size = 0;
   Digest sha256{};
+
+  bool operator==(const FileHash&) const = default;
 };
 
 // Streams a file through SHA-256. NotFound / IOError name the path.
 Result<FileHash> HashFile(const std::string& path);
 
-// Checks a file name for use inside the store: not empty, no '/', not
-// "." or "..", no control characters, <= 255 bytes, not a reserved name.
+// Reads `in` to its end through SHA-256, writing every byte to `out` too
+// unless it is -1 (then fsyncs `out`). `in_path` / `out_path` name the
+// descriptors in errors.
+Result<FileHash> CopyAndHash(int in, int out, const std::string& in_path,
+                             const std::string& out_path);
+
+// Checks one name of a path inside the store: not empty, no '/', not "."
+// or "..", valid UTF-8, no control characters, <= 255 bytes. `what`
+// begins the error ("artifact file name").
+Status ValidateNameComponent(const std::string& name, const std::string& what);
+
+// Checks a file name for use inside the store: ValidateNameComponent and
+// not a reserved name (metadata.json, checksum.sha256, .staging*).
 Status ValidateFileName(const std::string& name);
 
 // Writes `content` to `path` atomically (temp file, fsync, rename, fsync dir).
 Status WriteFileAtomic(const std::string& path, const std::string& content);
 
 // Hard-links (copies, across filesystems) every file of the directory
-// `from` into `to`, keeping files already there (artifacts never change).
+// `from` into `to`, and those of its subdirectories (a directory
+// artifact) recursively, keeping files already there (artifacts never
+// change). Symlinks and special files are skipped, never followed.
 // A missing `from` links nothing. `linked` (optional) counts new files.
 Status LinkDirectory(const std::string& from, const std::string& to, std::size_t* linked);
 
@@ -50,11 +65,16 @@ class ArtifactStore {
 
   struct Staged {
     std::string dir;        // staging directory
-    std::string file_name;  // artifact file name inside it
-    FileHash hash;
+    std::string file_name;  // artifact file (or directory) name inside it
+    FileHash hash;          // a directory: total size and tree digest
+    bool directory = false;
+    std::uint64_t files = 1;
+    std::string checksum_text;  // checksum.sha256
   };
 
   // Copies `source` into a new staging directory for `type`, hashing it.
+  // A directory is copied whole (artifacts/tree.h: its rules and limits);
+  // anything refused leaves no staging directory behind.
   Result<Staged> Stage(const std::string& type, const std::string& source) const;
   // Writes metadata.json and checksum.sha256 into the staging directory,
   // fsyncs, and renames it to artifacts/<type>/<version> (replacing an

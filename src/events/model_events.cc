@@ -127,6 +127,11 @@ nlohmann::json PayloadJson(const fb::Event& e) {
       j["artifact_name"] = Str(p->artifact_name());
       j["artifact_size"] = p->artifact_size();
       j["artifact_sha256"] = ToHex(FromHash32(p->artifact_sha256()));
+      if (p->artifact_kind() != nullptr && p->artifact_kind()->size() != 0) {
+        // Only directory artifacts carry these: a file's event renders as before.
+        j["artifact_kind"] = Str(p->artifact_kind());
+        j["artifact_files"] = p->artifact_files();
+      }
       j["dataset_version_ids"] = KeyValuesJson(p->dataset_version_ids());
       j["snapshot_id"] = Str(p->snapshot_id());
       j["factor_list"] = nlohmann::json::array();
@@ -294,11 +299,16 @@ std::string Draft(const Envelope& env, const Registration& p) {
   auto config = fbb.CreateString(p.config_json);
   auto config_hash = fbb.CreateString(p.config_hash);
   auto created_by = fbb.CreateString(p.created_by);
+  // A file artifact writes neither of the later fields: its bytes are what
+  // they were before directories existed.
+  const Offset<flatbuffers::String> kind =
+      p.artifact_kind.empty() ? Offset<flatbuffers::String>() : fbb.CreateString(p.artifact_kind);
   const fb::Hash32 sha = ToHash32(p.artifact_sha256);
   auto payload = fb::CreateModelRegistered(fbb, model_id, model_type, version, artifact_name,
                                            p.artifact_size, &sha, datasets, snapshot, factors,
                                            params, metrics, envo, config, config_hash,
-                                           created_by, p.created_at);
+                                           created_by, p.created_at, kind,
+                                           p.artifact_kind.empty() ? 0 : p.artifact_files);
   return FinishDraft(fbb, env, fb::Payload::ModelRegistered, payload.Union());
 }
 
@@ -451,8 +461,9 @@ std::string Summary(const EventBuffer& event) {
   std::string what;
   switch (e.payload_type()) {
     case fb::Payload::ModelRegistered:
-      what = "registered " + field("model_type") + " " + field("version") + " sha256 " +
-             field("artifact_sha256").substr(0, 12);
+      what = "registered " + field("model_type") + " " + field("version") +
+             (field("artifact_kind").empty() ? "" : " (" + field("artifact_kind") + ")") +
+             " sha256 " + field("artifact_sha256").substr(0, 12);
       break;
     case fb::Payload::ModelPromoted:
       what = "promoted " + field("model_type") + " " + field("version");

@@ -36,7 +36,7 @@ struct Registration {
   std::string version;
   std::string artifact_name;
   std::uint64_t artifact_size = 0;
-  Digest artifact_sha256{};
+  Digest artifact_sha256{};  // the file's SHA-256, or a directory's tree digest
   std::map<std::string, std::string> dataset_version_ids;
   std::string snapshot_id;
   std::vector<std::string> factor_list;
@@ -47,7 +47,14 @@ struct Registration {
   std::string config_hash;
   std::string created_by;
   TimeNs created_at = 0;
+  // "" for a single file (nothing written: the event is what it always
+  // was), kArtifactDirectory for a directory; then artifact_files counts
+  // its files.
+  std::string artifact_kind;
+  std::uint64_t artifact_files = 0;
 };
+
+inline constexpr char kArtifactDirectory[] = "directory";
 
 struct Gate {
   std::string name;

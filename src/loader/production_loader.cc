@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "artifacts/artifact_store.h"
+#include "artifacts/tree.h"
 #include "client/remote.h"
 #include "common/json_input.h"
 #include "common/sha256.h"
@@ -36,6 +37,7 @@ struct Target {
   std::string artifact_name;
   std::map<std::string, std::string> datasets;
   Seq seq = 0;  // the event that made it production
+  bool directory = false;  // a directory artifact: sha256 is its tree digest
 };
 
 class Source {
@@ -63,7 +65,8 @@ class LocalSource final : public Source {
     if (!p) return Err(p.error());
     if (!p->record) return std::optional<Target>();
     Target t{p->record->version, p->record->artifact_sha256, p->record->artifact_name,
-             p->record->dataset_version_ids, p->promotion ? p->promotion->promotion.seq : 0};
+             p->record->dataset_version_ids, p->promotion ? p->promotion->promotion.seq : 0,
+             p->record->artifact_kind == projection::ArtifactKind::kDirectory};
     if (p->record->purged) {
       return Err(Status::FailedPrecondition(o_.model_type + " " + t.version +
                                             " has had its artifact purged"));
@@ -73,6 +76,17 @@ class LocalSource final : public Source {
 
   Result<std::string> Fetch(const Target& t) override {
     const std::string path = reg_->artifacts().ArtifactPath(o_.model_type, t.version, t.artifact_name);
+    if (t.directory) {
+      // Every file of the tree re-hashed: the service gets the directory.
+      auto tree = artifacts::HashTree(path);
+      if (!tree) return Err(tree.error());
+      if (ToHex(tree->digest) != t.sha256) {
+        return Err(Status::Corruption("artifact directory " + path + " has tree digest " +
+                                      ToHex(tree->digest) + " but " + t.version +
+                                      " was registered with " + t.sha256));
+      }
+      return path;
+    }
     auto hash = artifacts::HashFile(path);
     if (!hash) return Err(hash.error());
     if (ToHex(hash->sha256) != t.sha256) {
@@ -152,6 +166,7 @@ class RemoteSource final : public Source {
     t.version = r.value("version", std::string());
     t.sha256 = r.value("artifact_sha256", std::string());
     t.artifact_name = r.value("artifact_name", std::string());
+    t.directory = r.value("artifact_kind", std::string()) == "directory";
     if (r.contains("dataset_version_ids") && r["dataset_version_ids"].is_object()) {
       for (const auto& [k, v] : r["dataset_version_ids"].items()) {
         if (v.is_string()) t.datasets[k] = v.get<std::string>();
@@ -165,6 +180,12 @@ class RemoteSource final : public Source {
   }
 
   Result<std::string> Fetch(const Target& t) override {
+    if (t.directory) {
+      return Err(Status::FailedPrecondition(
+          o_.model_type + " " + t.version +
+          " is a directory artifact, which the HTTP API does not serve: follow the registry "
+          "directory (root) instead of a url (docs/loader.md)"));
+    }
     const fs::path dir = fs::path(o_.cache_dir) / o_.model_type / t.version;
     const fs::path final_path = dir / t.artifact_name;
     std::error_code ec;
@@ -408,7 +429,7 @@ class ProductionModelLoader::Impl {
         return Status::Rejected("dataset versions are not compatible with this service (" + why + ")");
       }
     }
-    ModelFile file{o_.model_type, t.version, t.sha256, *path, t.datasets};
+    ModelFile file{o_.model_type, t.version, t.sha256, *path, t.datasets, t.directory};
     Result<std::shared_ptr<const void>> model = Err(Status::Internal("load callback threw"));
     try {
       model = load_(file);

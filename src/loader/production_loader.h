@@ -30,13 +30,16 @@
 
 namespace modelreg::loader {
 
-// What the load callback is given: a verified artifact file.
+// What the load callback is given: a verified artifact file or directory.
 struct ModelFile {
   std::string model_type;
   std::string version;
-  std::string sha256;  // hex, checked against the file
+  std::string sha256;  // hex, checked against the file (a directory: its tree digest)
   std::string path;    // the artifact (in the registry, or downloaded)
   std::map<std::string, std::string> dataset_version_ids;
+  // A directory artifact (path is the directory, every file checked);
+  // followed from a registry directory only (the HTTP API serves files).
+  bool directory = false;
 };
 
 // A loaded model as readers see it.

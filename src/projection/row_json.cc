@@ -36,6 +36,11 @@ class ObjectWriter {
     Key(key);
     String(StatusName(value));
   }
+  void Field(std::string_view key, ArtifactKind value) {
+    if (value == ArtifactKind::kFile) return;  // no key: rows as before directories
+    Key(key);
+    String(KindName(value));
+  }
   void Field(std::string_view key, std::uint64_t value) {
     Key(key);
     Integer(value);

@@ -40,6 +40,16 @@ Record RecordFromJson(const json& j) {
     if constexpr (std::is_same_v<std::decay_t<decltype(field)>, Annotations>) {
       // Optional: absent for a version never annotated.
       if (auto it = j.find(key); it != j.end()) ReadField(*it, field);
+    } else if constexpr (std::is_same_v<std::decay_t<decltype(field)>, ArtifactKind>) {
+      // Optional: absent for a file artifact.
+      const auto it = j.find(key);
+      if (it == j.end()) {
+        field = ArtifactKind::kFile;
+      } else if (it->get<std::string>() == KindName(ArtifactKind::kDirectory)) {
+        field = ArtifactKind::kDirectory;
+      } else {
+        throw std::runtime_error("bad artifact_kind");
+      }
     } else {
       ReadField(j.at(key), field);
     }
@@ -236,6 +246,10 @@ Result<PolicyRecord> DecodePolicyRow(std::string_view value) {
   }
 }
 
+std::string_view KindName(ArtifactKind k) {
+  return k == ArtifactKind::kDirectory ? "directory" : "file";
+}
+
 std::string_view StatusName(ModelStatus s) {
   switch (s) {
     case ModelStatus::kStaged: return "staged";
@@ -298,6 +312,11 @@ Result<Delta> PlanUnchecked(const State& state, const EventBuffer& event) {
       r.registered_seq = r.status_seq = e.sequence();
       r.registered_at = r.status_at = e.recorded_at();
       r.registered_by = r.status_by = actor;
+      // Only "directory" is written; any other kind (none exists) reads
+      // as what the event always meant without one: a file.
+      r.artifact_kind = Str(p->artifact_kind()) == KindName(ArtifactKind::kDirectory)
+                            ? ArtifactKind::kDirectory
+                            : ArtifactKind::kFile;
       r.artifact_name = Str(p->artifact_name());
       r.artifact_size = p->artifact_size();
       r.artifact_sha256 = HexOf(p->artifact_sha256());

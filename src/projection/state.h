@@ -33,6 +33,13 @@ namespace modelreg::projection {
 using Seq = std::uint64_t;
 
 enum class ModelStatus { kStaged, kProduction, kArchived, kFailed };
+
+// What a version's artifact is (ModelRegistered.artifact_kind). A file
+// artifact's row has no "artifact_kind" key at all (the rows of every
+// registry written before directories existed, and their digests, stay as
+// they were); a directory's row has "artifact_kind":"directory".
+enum class ArtifactKind { kFile, kDirectory };
+std::string_view KindName(ArtifactKind k);  // "file" | "director"
 std::string_view StatusName(ModelStatus s);
 // "staged" | "production" | "archived" | "failed"
 bool ParseStatus(std::string_view name, ModelStatus* out);
@@ -78,9 +85,10 @@ struct VersionRecord {
   Seq registered_seq = 0;
   TimeNs registered_at = 0;
   std::string registered_by;
-  std::string artifact_name;
-  std::uint64_t artifact_size = 0;
-  std::string artifact_sha256;  // hex
+  ArtifactKind artifact_kind = ArtifactKind::kFile;
+  std::string artifact_name;    // file name, or the directory's name
+  std::uint64_t artifact_size = 0;  // a directory: the sum of its files' sizes
+  std::string artifact_sha256;  // hex; a directory: its tree digest
   std::map<std::string, double> metrics;
   std::map<std::string, std::string> dataset_version_ids;
   std::string snapshot_id;
@@ -114,11 +122,13 @@ std::map<std::string, double> EffectiveMetrics(const VersionRecord& r);
 // per field; `R` is VersionRecord or const VersionRecord. A new field is
 // added here too, at its key's place in sorted order: the row encoder writes
 // keys in this order and its bytes must equal nlohmann's (sorted) dump.
-// "annotations" is the one optional key: absent when empty (see Annotations).
+// Two keys are optional: "annotations" (absent when empty, see Annotations)
+// and "artifact_kind" (absent for a file artifact).
 template <class R, class F>
   requires std::same_as<std::remove_const_t<R>, VersionRecord>
 void ForEachField(R& r, F&& f) {
   f("annotations", r.annotations);
+  f("artifact_kind", r.artifact_kind);  // left out of rows when kFile
   f("artifact_name", r.artifact_name);
   f("artifact_sha256", r.artifact_sha256);
   f("artifact_size", r.artifact_size);

@@ -31,6 +31,7 @@ json FieldJson(const projection::Annotations& a) {
               {"metrics", std::move(metrics)},
               {"seq", a.seq == 0 ? json() : json(a.seq)}};
 }
+json FieldJson(projection::ArtifactKind k) { return json(projection::KindName(k)); }
 }  // namespace
 
 json RecordJson(const VersionRecord& r) {
@@ -40,6 +41,8 @@ json RecordJson(const VersionRecord& r) {
   });
   if (r.validated_seq == 0) j["validation_ok"] = nullptr;  // never validated
   j["effective_metrics"] = projection::EffectiveMetrics(r);  // what gates see
+  // Where the artifact (file or directory) is, relative to the registry root.
+  j["artifact_path"] = "artifacts/" + r.model_type + "/" + r.version + "/" + r.artifact_name;
   return j;
 }
 

@@ -1,15 +1,77 @@
 // The check before a version (re)enters production or is validated: its
 // artifact is re-hashed against the registration and the policy's
 // validator command is run on it.
+#include <fstream>
+#include <iterator>
+
+#include "artifacts/tree.h"
 #include "registry/internal.h"
 #include "validation/validator.h"
 
 namespace modelreg::registry::internal {
 
+namespace {
+
+// Runs the policy's validator (if any) on an artifact whose content matched.
+Result<ArtifactCheck> RunValidator(const VersionRecord& rec, const std::string& path,
+                                   const policy::TypePolicy& tp, ArtifactCheck c,
+                                   const std::string& what);
+
+// A directory artifact: every file of the tree re-hashed into the tree
+// digest. The whole directory gone is "missing" (operational, status left
+// alone); anything else that differs - a file changed, added or removed
+// inside it, or something it may not contain - is "mismatch": the content
+// no longer is the registered tree.
+Result<bool> CheckTree(const artifacts::ArtifactStore& artifacts, const VersionRecord& rec,
+                       const std::string& path, ArtifactCheck& c) {
+  auto tree = artifacts::HashTree(path);
+  if (!tree) {
+    if (tree.error().code() == Code::kNotFound) {
+      c.detail = "the artifact directory " + path + " is missing";
+      c.result = events::kValidationMissing;
+      return false;
+    }
+    if (tree.error().code() != Code::kInvalidArgument) {
+      return Err(tree.error().WithContext("cannot check the artifact of " +
+                                          Name(rec.model_type, rec.version) +
+                                          "; nothing was recorded"));
+    }
+    c.detail = "artifact directory " + path + " no longer matches its registration: " +
+               tree.error().message();
+    c.result = events::kValidationMismatch;
+    return false;
+  }
+  c.observed_sha256 = tree->digest;
+  c.observed_size = tree->total_size;
+  if (ToHex(tree->digest) != rec.artifact_sha256 || tree->total_size != rec.artifact_size) {
+    std::string listed;
+    std::ifstream in(artifacts.VersionDir(rec.model_type, rec.version) + "/checksum.sha256");
+    listed.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    const std::string changes =
+        artifacts::DescribeTreeChanges(listed, rec.artifact_name, *tree, 5);
+    c.detail = "artifact directory " + path + " has tree digest " + ToHex(tree->digest) + " (" +
+               std::to_string(tree->files.size()) + " files, " +
+               std::to_string(tree->total_size) + " bytes) but was registered with " +
+               rec.artifact_sha256 + " (" + std::to_string(rec.artifact_size) + " bytes)" +
+               (changes.empty() ? "" : "; compared with checksum.sha256: " + changes);
+    c.result = events::kValidationMismatch;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<ArtifactCheck> CheckArtifact(const artifacts::ArtifactStore& artifacts,
                                     const VersionRecord& rec, const policy::TypePolicy& tp) {
   ArtifactCheck c;
   const std::string path = artifacts.ArtifactPath(rec.model_type, rec.version, rec.artifact_name);
+  if (rec.artifact_kind == projection::ArtifactKind::kDirectory) {
+    auto matches = CheckTree(artifacts, rec, path, c);
+    if (!matches) return Err(matches.error());
+    if (!*matches) return c;
+    return RunValidator(rec, path, tp, c, "tree digest ");
+  }
   auto hash = artifacts::HashFile(path);
   if (!hash) {
     // A missing file is the artifact's fault; an unreadable one (EIO,
@@ -32,6 +94,14 @@ Result<ArtifactCheck> CheckArtifact(const artifacts::ArtifactStore& artifacts,
     c.result = events::kValidationMismatch;
     return c;
   }
+  return RunValidator(rec, path, tp, c, "sha256 ");
+}
+
+namespace {
+
+Result<ArtifactCheck> RunValidator(const VersionRecord& rec, const std::string& path,
+                                   const policy::TypePolicy& tp, ArtifactCheck c,
+                                   const std::string& what) {
   if (tp.validator) {
     auto run = validation::Run(tp.validator->command, path, tp.validator->timeout_seconds * 1000);
     if (!run) return Err(run.error());
@@ -68,9 +138,11 @@ Result<ArtifactCheck> CheckArtifact(const artifacts::ArtifactStore& artifacts,
   }
   c.ok = true;
   c.result = events::kValidationOk;
-  c.detail = "sha256 " + rec.artifact_sha256 + " matches" +
+  c.detail = what + rec.artifact_sha256 + " matches" +
              (tp.validator ? std::string(", validator passed") : std::string());
   return c;
 }
+
+}  // namespace
 
 }  // namespace modelreg::registry::internal

@@ -89,7 +89,7 @@ Result<std::vector<Registry::GcItem>> Registry::CollectGarbage(int keep, TimeNs 
                                                                 : actor.reason});
       });
       if (!r) return Err(r.error());
-      fs::remove(item.path, ec);
+      fs::remove_all(item.path, ec);  // a file, or a directory artifact's tree
     } else {
       fs::remove_all(item.path, ec);
     }

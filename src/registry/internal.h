@@ -155,6 +155,9 @@ struct ArtifactCheck {
 // only if the file cannot be read for a reason other than its absence, or
 // the validator cannot start or times out (then nothing is to be recorded).
 // A missing file is not an error: result "missing", no validator run.
+// A directory artifact is re-walked and its tree digest compared: only the
+// whole directory gone is "missing"; a file changed, added or removed
+// inside it (or a symlink or special file in it) is "mismatch".
 Result<ArtifactCheck> CheckArtifact(const artifacts::ArtifactStore& artifacts,
                                     const VersionRecord& rec, const policy::TypePolicy& tp);
 

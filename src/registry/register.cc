@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "artifacts/tree.h"
 #include "events/model_events.h"
 #include "common/json_input.h"
 #include "model/naming.h"
@@ -52,9 +53,10 @@ Result<RegisterResult> Registry::Register(const std::string& type, const std::st
     if (const VersionRecord* r = s.Find(type, version)) existing = *r;
   });
   if (existing) {
-    auto hash = artifacts::HashFile(artifact_path);
+    auto hash = artifacts::HashArtifact(artifact_path);
     if (!hash) return Err(hash.error());
-    if (ToHex(hash->sha256) != existing->artifact_sha256) {
+    if (ToHex(hash->sha256) != existing->artifact_sha256 ||
+        hash->directory != (existing->artifact_kind == projection::ArtifactKind::kDirectory)) {
       return Err(Status::Conflict(Name(type, version) +
                                   " is already registered with a different artifact (sha256 " +
                                   existing->artifact_sha256.substr(0, 12) +
@@ -114,6 +116,10 @@ Result<RegisterResult> Registry::Register(const std::string& type, const std::st
   reg->artifact_name = staged->file_name;
   reg->artifact_size = staged->hash.size;
   reg->artifact_sha256 = staged->hash.sha256;
+  if (staged->directory) {
+    reg->artifact_kind = events::kArtifactDirectory;
+    reg->artifact_files = staged->files;
+  }
   const std::string draft = events::Draft(EnvelopeFor(actor, NewEventId()), *reg);
   if (draft.size() > kMaxEventBytes) {
     artifacts_.Discard(*staged);

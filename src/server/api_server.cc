@@ -763,6 +763,13 @@ class ApiServer::Impl {
                  if (rec->purged) {
                    return SendError(res, 410, "gone", t + " " + v + " has had its artifact purged");
                  }
+                 if (rec->artifact_kind == projection::ArtifactKind::kDirectory) {
+                   return SendError(res, 409, "directory_artifact",
+                                    t + " " + v + " is a directory artifact (" +
+                                        rec->artifact_name +
+                                        "/); the API downloads single-file artifacts only: read "
+                                        "it from the registry directory (docs/api.md)");
+                 }
                  const std::string path = reg_.artifacts().ArtifactPath(t, v, rec->artifact_name);
                  auto file = std::make_shared<std::ifstream>(path, std::ios::binary);
                  std::error_code ec;

@@ -138,6 +138,7 @@ std::string Utc(TimeNs t) { return std::to_string(t) + " (" + FormatUtc(t) + ")"
 std::string Str(const std::string& s) { return "\"" + s + "\""; }
 std::string Str(bool b) { return b ? "true" : "false"; }
 std::string Str(ModelStatus s) { return std::string(projection::StatusName(s)); }
+std::string Str(projection::ArtifactKind k) { return std::string(projection::KindName(k)); }
 std::string Str(std::uint64_t v) { return std::to_string(v); }
 std::string Str(int v) { return std::to_string(v); }
 std::string Str(double v) {

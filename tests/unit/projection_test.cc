@@ -706,11 +706,16 @@ template <class Record>
 nlohmann::json ReferenceJson(const Record& r) {
   nlohmann::json j = nlohmann::json::object();
   ForEachField(r, [&j](const char* key, const auto& v) {
-    // The one optional key: absent when empty (state.h, Annotations).
+    // Optional keys: absent when empty (state.h, Annotations) or for a file.
     if constexpr (std::is_same_v<std::decay_t<decltype(v)>, Annotations>) {
       if (v.empty()) return;
+      j[key] = ReferenceValue(v);
+    } else if constexpr (std::is_same_v<std::decay_t<decltype(v)>, ArtifactKind>) {
+      if (v == ArtifactKind::kFile) return;
+      j[key] = KindName(v);
+    } else {
+      j[key] = ReferenceValue(v);
     }
-    j[key] = ReferenceValue(v);
   });
   return j;
 }
@@ -835,6 +840,7 @@ TEST(RowEncoding, FieldListIsSortedAndComplete) {
   r.annotations.description = "about";
   r.annotations.metrics["hit_rate"] = LateMetric{0.56, "paper-trading", "carol", 11, 12};
   r.annotations.seq = 12;
+  r.artifact_kind = ArtifactKind::kDirectory;
   auto back = DecodeVersionRow(EncodeVersionRow(r));
   ASSERT_TRUE(back) << back.error().ToString();
   EXPECT_EQ(*back, r);
