@@ -168,6 +168,16 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
                             "promote again");
   };
 
+  // ... and only if no annotation changed the metrics the gates saw.
+  auto same_annotations = [&](const State& s) -> Status {
+    const VersionRecord* now = s.Find(type, version);
+    if (now == nullptr || now->annotations.seq == rec->annotations.seq) return Status::OK();
+    return Status::Conflict(Name(type, version) + " was annotated (event #" +
+                            std::to_string(now->annotations.seq) +
+                            ") while this promotion was being checked; nothing was recorded: "
+                            "promote again");
+  };
+
   // Validation before activation.
   auto check = internal::CheckArtifact(artifacts_, *rec, tp);
   if (!check) return Err(check.error());
@@ -225,6 +235,7 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
     auto r = Write(type, [&](const State& s) -> Result<std::string> {
       MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
       MODELREG_RETURN_IF_ERROR(same_policy(s));
+      MODELREG_RETURN_IF_ERROR(same_annotations(s));
       events::Rejection rej{type,         version,     ProductionOf(s, type), gates,
                             actor.reason, policy_text, loaded->sha256};
       return events::Draft(EnvelopeFor(actor, NewEventId()), rej);
@@ -240,6 +251,7 @@ Result<WriteResult> Registry::Promote(const std::string& type, const std::string
   auto r = Write(type, [&](const State& s) -> Result<std::string> {
     MODELREG_RETURN_IF_ERROR(CheckPromotable(s, type, version, expect_current));
     MODELREG_RETURN_IF_ERROR(same_policy(s));
+    MODELREG_RETURN_IF_ERROR(same_annotations(s));
     const std::string replaced = ProductionOf(s, type);
     summary = "promoted " + Name(type, version) +
               (replaced.empty() ? std::string() : " (replaces " + replaced + ", now archived)");

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -21,6 +22,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -888,12 +890,12 @@ class GatesRegistryTest : public ::testing::Test {
     WriteAll(root_ + "/policy.toml", text);
   }
 
-  void Open() {
+  void Open(const Clock* clock = nullptr) {
     reg_.reset();
     RegistryOptions o;
     o.root = root_;
     o.create_if_missing = true;
-    o.clock = &clock_;
+    o.clock = clock != nullptr ? clock : &clock_;
     o.on_warning = [this](const std::string& w) {
       std::lock_guard<std::mutex> lock(warnings_mu_);
       warnings_.push_back(w);
@@ -1015,6 +1017,52 @@ class GatesRegistryTest : public ::testing::Test {
   std::mutex warnings_mu_;
   std::vector<std::string> warnings_;
 };
+
+// A fixed clock that runs a hook once, the first time it is read after
+// Arm(). A promotion first reads the clock to evaluate the paper-trading
+// gate: after it took its copy of the version, before it appends.
+class HookClock final : public Clock {
+ public:
+  explicit HookClock(TimeNs t) : t_(t) {}
+  TimeNs NowNs() const override {
+    if (auto hook = std::exchange(hook_, nullptr)) hook();
+    return t_;
+  }
+  void Arm(std::function<void()> hook) { hook_ = std::move(hook); }
+
+ private:
+  TimeNs t_;
+  mutable std::function<void()> hook_;
+};
+
+// An annotation landing while a promotion evaluates its gates: the
+// promotion must not be recorded as passing on the metrics it replaced.
+TEST_F(GatesRegistryTest, AnnotationDuringAPromotionIsAConflictNotAStalePass) {
+  WritePolicy("[default]\npaper_trading_hours = \"off\"\nic = \"off\"\nsharpe = \"> 0.5\"\n");
+  HookClock clock(kT0);
+  Open(&clock);
+  MustRegister("v1.0.0", {{"sharpe", 1.0}});
+  bool annotated = false;
+  clock.Arm([&] {
+    registry::AnnotationInput in;
+    in.metrics["sharpe"] = 0.1;
+    in.source = "paper-trading";
+    annotated = static_cast<bool>(reg_->Annotate(kRisk, "v1.0.0", in, Actor{"carol", "paper"}));
+  });
+  const Seq before = Head();
+  auto raced = Promote("v1.0.0");
+  ASSERT_TRUE(annotated) << "the hook did not run inside the promotion";
+  ASSERT_FALSE(raced) << "promoted on the registration's sharpe 1.0 after it was annotated 0.1";
+  EXPECT_EQ(raced.error().code(), Code::kConflict) << raced.error().ToString();
+  EXPECT_TRUE(Contains(raced.error().message(), "annotated")) << raced.error().ToString();
+  EXPECT_EQ(Head(), before + 1) << "only the annotation";
+  // Again: the gates now see the annotated value and refuse.
+  auto again = Promote("v1.0.0");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), Code::kRejected) << again.error().ToString();
+  EXPECT_EQ(Rec("v1.0.0").status, ModelStatus::kStaged);
+  reg_.reset();  // before `clock` goes
+}
 
 const json* FindGateJson(const json& payload, const std::string& name) {
   if (!payload.contains("gates") || !payload["gates"].is_array()) return nullptr;
