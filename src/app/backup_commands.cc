@@ -30,7 +30,14 @@ fs::path BackupArtifacts(const std::string& root) {
   return fs::path(root) / "backups" / "artifacts";
 }
 
-Status CheckId(const std::vector<BackupInfo>& backups, std::uint32_t id) {
+// `id` 0 (`latest`) becomes the newest backup's id.
+Status CheckId(const std::vector<BackupInfo>& backups, std::uint32_t& id,
+               const std::string& backup_dir) {
+  if (id == 0) {
+    for (const auto& b : backups) id = std::max<std::uint32_t>(id, b.id);
+    if (id == 0) return Status::NotFound("there are no backups in " + backup_dir);
+    return Status::OK();
+  }
   for (const auto& b : backups) {
     if (b.id == id) return Status::OK();
   }
@@ -218,11 +225,7 @@ Status RunBackupList(const Globals& g, std::ostream& out) {
 Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out) {
   auto backups = ListBackups(BackupDb(g.root).string());
   if (!backups) return backups.error();
-  if (id == 0) {  // the newest
-    for (const auto& b : *backups) id = std::max<std::uint32_t>(id, b.id);
-    if (id == 0) return Status::NotFound("there are no backups in " + BackupDb(g.root).string());
-  }
-  MODELREG_RETURN_IF_ERROR(CheckId(*backups, id));
+  MODELREG_RETURN_IF_ERROR(CheckId(*backups, id, BackupDb(g.root).string()));
   MODELREG_RETURN_IF_ERROR(VerifyBackup(BackupDb(g.root).string(), id));
   std::optional<std::string> recorded_digest;
   for (const auto& b : *backups) {
@@ -296,7 +299,7 @@ Status RunBackupRestore(const Globals& g, std::uint32_t id, const std::string& d
   MODELREG_RETURN_IF_ERROR(CheckNewDirectory(dir, hint));
   auto backups = ListBackups(BackupDb(g.root).string());
   if (!backups) return backups.error();
-  MODELREG_RETURN_IF_ERROR(CheckId(*backups, id));
+  MODELREG_RETURN_IF_ERROR(CheckId(*backups, id, BackupDb(g.root).string()));
   // Restored aside, verified, fsynced, then renamed into place: a failed
   // or killed restore leaves no half registry at `dir`.
   std::size_t files = 0;

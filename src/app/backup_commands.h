@@ -24,7 +24,7 @@ Status RunBackupList(const Globals& g, std::ostream& out);
 Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out);
 // Restores backup `id` into a new registry at `dir` (absent or empty),
 // fsyncing the directories it creates and everything restored into them.
-// Does not read the backup's metadata.
+// Does not read the backup's metadata. `id` 0 means the newest backup.
 Status RunBackupRestore(const Globals& g, std::uint32_t id, const std::string& dir,
                         std::ostream& out);
 

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <vector>
 
@@ -18,6 +19,7 @@
 
 #include "app/exit_codes.h"
 #include "app/new_directory.h"
+#include "app/progress.h"
 #include "app/verify.h"
 #include "artifacts/artifact_store.h"
 #include "common/fs.h"
@@ -35,49 +37,6 @@ namespace fs = std::filesystem;
 std::string JsonLine(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
-
-// Events done, events/s and ETA: redrawn in place on a terminal, one line
-// per second otherwise (logs, CI).
-class Progress {
- public:
-  Progress(std::ostream& out, bool terminal) : out_(out), terminal_(terminal) {}
-
-  void Update(Seq done, Seq total, bool final = false) {
-    const auto now = std::chrono::steady_clock::now();
-    if (!final && done >= total) return;  // the final update prints the end
-    if (!final && now - last_ < (terminal_ ? std::chrono::milliseconds(100)
-                                           : std::chrono::milliseconds(1000))) {
-      return;
-    }
-    last_ = now;
-    const double secs = std::chrono::duration<double>(now - start_).count();
-    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
-    const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
-    const double frac = total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total);
-    char line[160];
-    if (terminal_) {
-      std::string bar(30, ' ');
-      for (int i = 0; i < static_cast<int>(frac * 30); ++i) bar[static_cast<std::size_t>(i)] = '#';
-      // Two steps per event: the chain pass, then the fold pass.
-      std::snprintf(line, sizeof line, "\r[%s] %llu/%llu steps (verify, fold)  %.0f/s  ETA %.1f s ",
-                    bar.c_str(), static_cast<unsigned long long>(done),
-                    static_cast<unsigned long long>(total), rate, eta);
-      out_ << line << (final ? "\n" : "") << std::flush;
-    } else {
-      std::snprintf(line, sizeof line,
-                    "rebuild: %llu/%llu steps (verify, fold) (%.0f%%), %.0f steps/s, ETA %.1f s\n",
-                    static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
-                    frac * 100, rate, eta);
-      out_ << line << std::flush;
-    }
-  }
-
- private:
-  std::ostream& out_;
-  bool terminal_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point last_{};
-};
 
 }  // namespace
 
@@ -108,11 +67,14 @@ Status RunRebuild(const Globals& g, std::ostream& out, std::ostream& progress,
   o.for_rebuild = true;
   auto reg = registry::Registry::Open(o);
   if (!reg) return reg.error();
-  Progress bar(progress, progress_is_terminal);
+  // Two steps per event: the chain pass, then the fold pass. Lines also
+  // when stderr is no terminal (a rebuild is long; logs show it moving).
+  Progress bar(progress, Progress::ModeFor(progress_is_terminal, g.json, !g.json), "rebuild",
+               "steps (verify, fold)", "steps");
   const auto start = std::chrono::steady_clock::now();
   auto r = (*reg)->Rebuild([&bar](Seq done, Seq total) { bar.Update(done, total); });
   if (!r) return r.error();
-  bar.Update(2 * r->events, 2 * r->events, /*final=*/true);
+  bar.Finish(2 * r->events, 2 * r->events);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const bool same = r->before == r->after;
   if (g.json) {
@@ -151,7 +113,14 @@ Status RunExport(const Globals& g, const std::string& file, std::ostream& out) {
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) return Status::IOError("cannot write " + tmp);
-    st = (*reg)->ExportLog(f);
+    Progress bar(std::cerr, Progress::ModeFor(Progress::StderrIsTerminal(), g.json), "export",
+                 "events", "events");
+    Seq total = 0;
+    st = (*reg)->ExportLog(f, [&](Seq done, Seq all) {
+      total = all;
+      bar.Update(done, all);
+    });
+    if (st.ok()) bar.Finish(total, total);
     if (st.ok()) {
       f.close();
       if (!f) st = Status::IOError("cannot write " + tmp);
@@ -248,20 +217,28 @@ namespace {
 // Creates the registry of an export in the empty directory `dir`: the
 // events, the projections and manifest.json (Registry::Open) and a verify.
 // `dir` is closed again when this returns.
-Status BuildImport(const Globals& g, const std::string& file, const fs::path& dir,
+Status BuildImport(const Globals& g, const std::string& file, Seq total, const fs::path& dir,
                    registry::VerifyResult* verified) {
   std::error_code ec;
   const fs::path log_dir = dir / "registry";
   fs::create_directory(log_dir, ec);
   if (ec) return Status::IOError("cannot create " + log_dir.string() + ": " + ec.message());
-  MODELREG_RETURN_IF_ERROR(registry::Registry::ImportLog(file, log_dir.string()));
+  const auto mode = Progress::ModeFor(Progress::StderrIsTerminal(), g.json);
+  {
+    Progress bar(std::cerr, mode, "import", "events appended", "events");
+    MODELREG_RETURN_IF_ERROR(registry::Registry::ImportLog(
+        file, log_dir.string(), total, [&bar](Seq done, Seq all) { bar.Update(done, all); }));
+    bar.Finish(total, total);
+  }
   {
     registry::RegistryOptions o;
     o.root = dir.string();
     o.clock = g.clock;
     auto reg = registry::Registry::Open(o);  // folds the log, writes projections
     if (!reg) return reg.error();
-    auto v = (*reg)->Verify();
+    Progress bar(std::cerr, mode, "import: verify", "events folded", "events");
+    auto v = (*reg)->Verify([&bar](Seq done, Seq all) { bar.Update(done, all); });
+    bar.Finish(total, total);
     if (!v) return v.error();
     if (!v->chain.ok || !v->projection_ok) {
       return Status::Corruption("the imported registry does not verify: " + v->chain.problem);
@@ -285,7 +262,8 @@ Status RunImport(const Globals& g, const std::string& file, const std::string& n
   registry::VerifyResult v;
   MODELREG_RETURN_IF_ERROR(CreateAtomically(new_root, hint, "importing",
                                             [&](const std::string& staging) {
-                                              return BuildImport(g, file, staging, &v);
+                                              return BuildImport(g, file, checked->events,
+                                                                 staging, &v);
                                             }));
   if (g.json) {
     out << JsonLine({{"root", new_root},

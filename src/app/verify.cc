@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/exit_codes.h"
+#include "app/progress.h"
 #include "artifacts/manifest.h"
 #include "registry/registry.h"
 
@@ -24,14 +25,22 @@ constexpr char kRestoreAdvice[] =
     "restore the newest backup that verifies: `modelreg backup list`, `modelreg backup verify "
     "ID`, then `modelreg backup restore ID --to NEW_DIR` (docs/runbook.md)";
 
-Result<registry::VerifyResult> VerifyOnce(const Globals& g) {
+Result<registry::VerifyResult> VerifyOnce(const Globals& g, std::ostream& err) {
   registry::RegistryOptions o;
   o.root = g.root;
   o.read_only = true;
   o.clock = g.clock;
   auto reg = registry::Registry::Open(o);
   if (!reg) return Err(reg.error());
-  return (*reg)->Verify();
+  Progress bar(err, Progress::ModeFor(Progress::StderrIsTerminal(), g.json), "verify",
+               "events folded", "events");
+  Seq head = 0;
+  auto v = (*reg)->Verify([&](Seq done, Seq total) {
+    head = total;
+    bar.Update(done, total);
+  });
+  bar.Finish(head, head);
+  return v;
 }
 
 bool Unreadable(const Status& s) {
@@ -64,12 +73,12 @@ std::string ManifestProblem(const std::string& root, Seq head) {
 
 int VerifyCommand(const Globals& g, const char* program, int projection_exit, std::ostream& out,
                   std::ostream& err) {
-  auto v = VerifyOnce(g);
+  auto v = VerifyOnce(g, err);
   // A second and third look after a fresh open: an error that goes away
   // was a writer replacing files, not damage.
   for (int attempt = 1; !v && Unreadable(v.error()) && attempt <= 2; ++attempt) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
-    v = VerifyOnce(g);
+    v = VerifyOnce(g, err);
   }
   if (!v) {
     const Status& s = v.error();

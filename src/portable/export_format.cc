@@ -205,7 +205,7 @@ Result<ImportSummary> Walk(const std::string& path,
 
 }  // namespace
 
-Status ExportLog(const EventStore& store, std::ostream& out) {
+Status ExportLog(const EventStore& store, std::ostream& out, const ProgressFn& progress) {
   const Head head = store.head();
   out << json{{"format", kFormatName},
               {"format_version", kFormatVersion},
@@ -229,6 +229,7 @@ Status ExportLog(const EventStore& store, std::ostream& out) {
       return false;
     }
     running = Chain(running, e.bytes());
+    if (progress && seq % 4096 == 0) progress(seq, head.seq);
     out << json{{"seq", seq},
                 {"type", PayloadTypeName(e.event().payload_type())},
                 {"recorded_at", FormatUtc(e.event().recorded_at())},
@@ -249,7 +250,8 @@ Status ExportLog(const EventStore& store, std::ostream& out) {
 
 Result<ImportSummary> CheckExport(const std::string& path) { return Walk(path, nullptr); }
 
-Status ImportInto(const std::string& path, EventStore& store) {
+Status ImportInto(const std::string& path, EventStore& store, Seq total,
+                  const ProgressFn& progress) {
   if (store.head().seq != 0) {
     return Status::FailedPrecondition("imports go into an empty registry");
   }
@@ -264,6 +266,7 @@ Status ImportInto(const std::string& path, EventStore& store) {
       return std::optional<std::string>(std::move(pending[next_index++]));
     });
     pending.clear();
+    if (st.ok() && progress) progress(store.head().seq, total);
     return st;
   };
   // Appended in batches of 4096 events or 64 MiB, whichever comes first

@@ -5,6 +5,7 @@
 // Thread-safety: free functions.
 #pragma once
 
+#include <functional>
 #include <istream>
 #include <ostream>
 #include <string>
@@ -18,8 +19,11 @@ namespace modelreg::portable {
 inline constexpr char kFormatName[] = "modelreg-export";
 inline constexpr int kFormatVersion = 1;
 
+// Called now and then with the events done so far and the total.
+using ProgressFn = std::function<void(Seq done, Seq total)>;
+
 // Writes the whole log; refuses (Corruption) a log whose chain is broken.
-Status ExportLog(const EventStore& store, std::ostream& out);
+Status ExportLog(const EventStore& store, std::ostream& out, const ProgressFn& progress = {});
 
 struct ImportSummary {
   Seq events = 0;
@@ -33,7 +37,9 @@ struct ImportSummary {
 Result<ImportSummary> CheckExport(const std::string& path);
 
 // Appends every event of a checked export file to `store` (which must be
-// empty) exactly as exported.
-Status ImportInto(const std::string& path, EventStore& store);
+// empty) exactly as exported. `total` (from CheckExport) is only passed
+// on to `progress`, after every batch appended.
+Status ImportInto(const std::string& path, EventStore& store, Seq total = 0,
+                  const ProgressFn& progress = {});
 
 }  // namespace modelreg::portable

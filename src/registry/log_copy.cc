@@ -8,7 +8,10 @@
 
 namespace modelreg::registry {
 
-Status Registry::ExportLog(std::ostream& out) const { return portable::ExportLog(*store_, out); }
+Status Registry::ExportLog(std::ostream& out,
+                           const std::function<void(Seq done, Seq total)>& progress) const {
+  return portable::ExportLog(*store_, out, progress);
+}
 
 Result<std::uint32_t> Registry::CreateBackup(const std::string& backup_dir,
                                              const std::string& app_metadata) const {
@@ -27,10 +30,11 @@ Status Registry::CopyLogPrefix(Seq upto, const std::string& log_dir) const {
   });
 }
 
-Status Registry::ImportLog(const std::string& export_file, const std::string& log_dir) {
+Status Registry::ImportLog(const std::string& export_file, const std::string& log_dir, Seq total,
+                           const std::function<void(Seq done, Seq total)>& progress) {
   auto store = EventStore::Open(log_dir);
   if (!store) return store.error();
-  return portable::ImportInto(export_file, **store);
+  return portable::ImportInto(export_file, **store, total, progress);
 }
 
 }  // namespace modelreg::registry

@@ -269,7 +269,8 @@ class Registry {
   // not adopted yet (the next writable open adopts it), or edited after
   // the policy became part of the log (it is ignored); "" otherwise.
   std::string PolicyFileNote() const;
-  Result<VerifyResult> Verify() const;
+  // `progress` (optional) gets (events folded, head) during the fold.
+  Result<VerifyResult> Verify(const std::function<void(Seq done, Seq total)>& progress = {}) const;
   // A following registry (RegistryOptions::follow) catches up with the
   // writer; a no-op otherwise. Not concurrent with reads of this registry.
   Status CatchUp();
@@ -300,7 +301,8 @@ class Registry {
   // registry closes. This writes it now if it is behind the state.
   Status FlushManifest();
   // The whole log as JSON Lines (portable/export_format.h).
-  Status ExportLog(std::ostream& out) const;
+  Status ExportLog(std::ostream& out,
+                   const std::function<void(Seq done, Seq total)>& progress = {}) const;
   // A consistent backup of the log and projections into a BackupEngine
   // directory (log/backup.h); returns the backup id.
   Result<std::uint32_t> CreateBackup(const std::string& backup_dir,
@@ -309,7 +311,9 @@ class Registry {
   // `log_dir` (materialize).
   Status CopyLogPrefix(Seq upto, const std::string& log_dir) const;
   // Creates a log in `log_dir` from an export file (checked first).
-  static Status ImportLog(const std::string& export_file, const std::string& log_dir);
+  static Status ImportLog(const std::string& export_file, const std::string& log_dir,
+                          Seq total = 0,
+                          const std::function<void(Seq done, Seq total)>& progress = {});
   const artifacts::ArtifactStore& artifacts() const { return artifacts_; }
   const std::string& root() const { return root_; }
 

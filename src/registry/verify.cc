@@ -26,7 +26,8 @@ std::string DescribeProjectionMismatch(const VerifyResult& v) {
          ") differ from the fold of the log (" + ToHex(v.records_digest) + ")";
 }
 
-Result<VerifyResult> Registry::Verify() const {
+Result<VerifyResult> Registry::Verify(
+    const std::function<void(Seq done, Seq total)>& progress) const {
   VerifyResult out;
   auto chain = store_->Verify();
   if (!chain) return Err(chain.error());
@@ -34,7 +35,8 @@ Result<VerifyResult> Registry::Verify() const {
   State fold;
   Status st;
   projection::RowSetDigest expected_records;
-  Status scan = store_->Scan(1, chain->head.seq, [&](Seq, const EventBuffer& e) {
+  Status scan = store_->Scan(1, chain->head.seq, [&](Seq seq, const EventBuffer& e) {
+    if (progress && seq % 4096 == 0) progress(seq, chain->head.seq);
     auto delta = projection::Plan(fold, e);
     if (!delta) {
       st = delta.error();

@@ -759,7 +759,18 @@ TEST_F(Portable, BackupListWithoutBackupsIsEmptyAndTimesSayUtc) {
   RunResult js = Mr("--json backup list");
   EXPECT_EQ(js.rc, 0) << js.err;
   EXPECT_EQ(js.out, "[]\n");
+  for (const char* cmd : {"backup verify latest", "backup restore latest --to "}) {
+    RunResult none = Mr(cmd + (std::string(cmd).back() == ' ' ? dir_.sub("none") : ""));
+    EXPECT_EQ(none.rc, 3) << cmd << none.err;
+    EXPECT_NE(none.err.find("no backups"), std::string::npos) << none.err;
+  }
   ASSERT_EQ(Mr("backup create").rc, 0);
+  ASSERT_EQ(Mr("backup create").rc, 0);
+  // `latest` names the newest for restore as for verify.
+  RunResult restored = Mr("--json backup restore latest --to " + dir_.sub("latest"));
+  ASSERT_EQ(restored.rc, 0) << restored.err;
+  EXPECT_NE(restored.out.find("2"), std::string::npos) << restored.out;
+  EXPECT_EQ(Mr("backup restore 0 --to " + dir_.sub("zero")).rc, 2);
   RunResult one = Mr("backup list");
   ASSERT_EQ(one.rc, 0) << one.err;
   const std::regex row(R"(\n1 +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z +\d+ )");

@@ -228,24 +228,30 @@ int Run(int argc, char** argv) {
   c_backup->require_subcommand(1);
   auto* c_backup_create = c_backup->add_subcommand("create", "Back up the log and new artifacts");
   auto* c_backup_list = c_backup->add_subcommand("list", "List the backups");
-  std::uint32_t backup_id = 0;
   std::string restore_to;
+  // A backup id: a positive number, or `latest` (0 below: the newest).
+  const CLI::Validator backup_id_check(
+      [](std::string& v) -> std::string {
+        if (v == "latest") return "";
+        if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoul(v) == 0) {
+          return "'" + v + "' is not a backup id (a positive number, or latest)";
+        }
+        return "";
+      },
+      "ID|latest");
+  const auto backup_id = [](const std::string& v) {
+    return v == "latest" ? 0u : static_cast<std::uint32_t>(std::stoul(v));
+  };
   auto* c_backup_verify = c_backup->add_subcommand("verify", "Check a backup end to end");
-  std::string verify_id;
+  std::string verify_id, restore_id;
   c_backup_verify->add_option("id", verify_id, "Backup id, or `latest`")
       ->required()
-      ->check(CLI::Validator(
-          [](std::string& v) -> std::string {
-            if (v == "latest") return "";
-            if (v.empty() || v.size() > 9 ||
-                v.find_first_not_of("0123456789") != std::string::npos || std::stoul(v) == 0) {
-              return "'" + v + "' is not a backup id (a positive number, or latest)";
-            }
-            return "";
-          },
-          "ID|latest"));
+      ->check(backup_id_check);
   auto* c_backup_restore = c_backup->add_subcommand("restore", "Restore a backup into a new registry");
-  c_backup_restore->add_option("id", backup_id, "Backup id")->required();
+  c_backup_restore->add_option("id", restore_id, "Backup id, or `latest`")
+      ->required()
+      ->check(backup_id_check);
   c_backup_restore->add_option("--to", restore_to, "The new registry directory")->required();
 
   int gc_keep = 3, gc_retention_days = 365;
@@ -422,9 +428,9 @@ int Run(int argc, char** argv) {
   } else if (*c_backup_list) {
     st = RunBackupList(g, out);
   } else if (*c_backup_verify) {
-    st = RunBackupVerify(g, verify_id == "latest" ? 0 : static_cast<std::uint32_t>(std::stoul(verify_id)), out);
+    st = RunBackupVerify(g, backup_id(verify_id), out);
   } else if (*c_backup_restore) {
-    st = RunBackupRestore(g, backup_id, restore_to, out);
+    st = RunBackupRestore(g, backup_id(restore_id), restore_to, out);
   } else if (*c_gc) {
     st = RunGc(g, gc_keep, gc_retention_days, gc_dry_run, out);
   } else if (*c_diff) {
