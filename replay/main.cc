@@ -9,14 +9,22 @@
 
 #include <CLI/CLI.hpp>
 
-#include "app/exit_codes.h"
+#include "app/cli_errors.h"
+#include "app/cli_help.h"
 #include "app/replay_commands.h"
 #include "common/clock.h"
 
 namespace {
 
 int Run(int argc, char** argv) {
-  CLI::App app{"modelreg-replay: verify and rebuild a registry from its event log"};
+  const bool json_errors = modelreg::app::WantsJson(argc, argv);
+  auto fail = [json_errors](const modelreg::Status& st) {
+    std::cout.flush();
+    return modelreg::app::ReportError("modelreg-replay", json_errors, st, "", std::cerr);
+  };
+  CLI::App app{"modelreg-replay: verify and rebuild a registry from its event log",
+               "modelreg-replay"};
+  app.formatter(modelreg::app::MakeHelpFormatter());
   app.require_subcommand(1);
   app.fallthrough();
   app.set_version_flag("--version", std::string("modelreg-replay ") + MODELREG_VERSION);
@@ -47,11 +55,12 @@ int Run(int argc, char** argv) {
       "materialize", "Create a registry holding exactly the log up to a time (forensics)");
   mat->add_option("--at", at, "The instant (ISO-8601 with a zone, or a date)")->required();
   mat->add_option("--to", to_dir, "The new registry directory (absent or empty)")->required();
+  modelreg::app::AddExamples(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    return fail(modelreg::app::ParseErrorStatus(app, e));
   }
   g.lock_wait_ms = lock_wait_s * 1000;
   if (*verify) return modelreg::app::RunReplayVerify(g, std::cout, std::cerr);
@@ -61,16 +70,13 @@ int Run(int argc, char** argv) {
   if (*mat) {
     const auto t = modelreg::ParseTime(at);
     if (!t) {
-      std::cerr << "modelreg-replay: --at '" << at << "' is not an ISO-8601 time with a zone\n";
-      return 2;
+      return fail(modelreg::Status::InvalidArgument("--at '" + at +
+                                                    "' is not an ISO-8601 time with a zone"));
     }
     st = modelreg::app::RunMaterialize(g, *t, to_dir, std::cout);
   }
   if (*imp) st = modelreg::app::RunImport(g, file, g.root, std::cout);
-  if (!st.ok()) {
-    std::cerr << "modelreg-replay: " << st.ToString() << '\n';
-    return modelreg::app::ExitCode(st);
-  }
+  if (!st.ok()) return fail(st);
   return 0;
 }
 

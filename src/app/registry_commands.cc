@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -193,6 +196,21 @@ std::string Metric(const VersionRecord& r, const std::string& name) {
   return buf;
 }
 
+// --sort names a metric some listed version has (an empty list sorts
+// nothing and is no error); otherwise the metrics that exist.
+Status CheckSortMetric(const std::string& metric, const std::vector<VersionRecord>& versions) {
+  if (metric.empty() || versions.empty()) return Status::OK();
+  std::set<std::string> names;
+  for (const VersionRecord& r : versions) {
+    for (const auto& [name, value] : r.metrics) names.insert(name);
+  }
+  if (names.count(metric) != 0) return Status::OK();
+  std::string known;
+  for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+  return Status::InvalidArgument("--sort: no listed version has a metric '" + Printable(metric) +
+                                 "'; metrics: " + (known.empty() ? "none" : known));
+}
+
 }  // namespace
 
 Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out) {
@@ -301,22 +319,31 @@ Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
   if (!reg) return reg.error();
   auto list = query::Query(**reg).List(filter, o.at);
   if (!list) return list.error();
+  MODELREG_RETURN_IF_ERROR(CheckSortMetric(o.sort, list->versions));
   if (g.json) {
     out << query::ListJson(*list, o.type).dump() << '\n';
     return Status::OK();
   }
-  char line[512];
-  std::snprintf(line, sizeof line, "%-18s %-14s %-10s %8s %8s %8s  %-24s  %-24s  %-24s\n",
-                "TYPE", "VERSION", "STATUS", "SHARPE", "IC", "MAX_DD", "REGISTERED", "PROMOTED",
-                "DEMOTED");
+  // The metric sorted by gets a column of its own unless it has one.
+  const bool extra = !o.sort.empty() && o.sort != "sharpe" && o.sort != "ic" &&
+                     o.sort != "max_drawdown";
+  std::string extra_header;
+  for (char c : o.sort) extra_header += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  char line[1024];
+  std::snprintf(line, sizeof line, "%-18s %-14s %-10s %8s %8s %8s%s%*s  %-24s  %-24s  %-24s\n",
+                "TYPE", "VERSION", "STATUS", "SHARPE", "IC", "MAX_DD", extra ? " " : "",
+                extra ? static_cast<int>(std::max<std::size_t>(8, extra_header.size())) : 0,
+                extra ? extra_header.c_str() : "", "REGISTERED", "PROMOTED", "DEMOTED");
   out << line;
   auto day = [](TimeNs t) { return t == 0 ? std::string("-") : FormatUtcMillis(t); };
   for (const VersionRecord& r : list->versions) {
-    std::snprintf(line, sizeof line, "%-18s %-14s %-10s %8s %8s %8s  %-24s  %-24s  %-24s\n",
+    std::snprintf(line, sizeof line, "%-18s %-14s %-10s %8s %8s %8s%s%*s  %-24s  %-24s  %-24s\n",
                   r.model_type.c_str(), r.version.c_str(),
                   std::string(projection::StatusName(r.status)).c_str(),
                   Metric(r, "sharpe").c_str(), Metric(r, "ic").c_str(),
-                  Metric(r, "max_drawdown").c_str(), day(r.registered_at).c_str(),
+                  Metric(r, "max_drawdown").c_str(), extra ? " " : "",
+                  extra ? static_cast<int>(std::max<std::size_t>(8, extra_header.size())) : 0,
+                  extra ? Metric(r, o.sort).c_str() : "", day(r.registered_at).c_str(),
                   day(r.promoted_at).c_str(), day(r.demoted_at).c_str());
     out << line;
   }
@@ -433,17 +460,38 @@ Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeN
     out << "no promotions of " << type << " in that period\n";
     return Status::OK();
   }
+  // One row per promotion: columns as wide as their widest cell, the
+  // reason last (free text), once — an override's reason is the reason.
+  std::vector<std::array<std::string, 8>> table;
+  table.push_back({"TIME", "EVENT", "ACTION", "VERSION", "REPLACED", "BY", "GATES", "REASON"});
   for (const auto& h : rows) {
-    out << FormatUtc(h.at) << "  #" << h.seq << "  " << (h.rollback ? "rollback " : "promotion")
-        << "  " << h.version;
+    std::string replaced = "-";
     if (!h.replaced_version.empty()) {
-      out << " replaced " << h.replaced_version << " (now " << h.replaced_status << ")";
+      replaced = h.replaced_version + " (now " + h.replaced_status + ")";
     }
-    out << "  by " << Printable(h.actor);
-    if (h.gates_total > 0) out << "  gates " << h.gates_passed << '/' << h.gates_total;
-    if (h.gates_overridden) out << "  GATES OVERRIDDEN: " << Printable(h.override_reason);
-    if (!h.reason.empty()) out << "  reason: " << Printable(h.reason);
-    out << '\n';
+    std::string gates = "-";
+    if (h.gates_total > 0) gates = std::to_string(h.gates_passed) + "/" + std::to_string(h.gates_total);
+    if (h.gates_overridden) gates += " OVERRIDDEN";
+    std::string reason = h.reason;
+    if (h.gates_overridden && h.override_reason != h.reason) {
+      reason = h.reason.empty() ? h.override_reason
+                                : h.reason + " (override: " + h.override_reason + ")";
+    }
+    table.push_back({FormatUtcMillis(h.at), "#" + std::to_string(h.seq),
+                     h.rollback ? "rollback" : "promotion", h.version, replaced, Printable(h.actor),
+                     gates, reason.empty() ? "-" : Printable(reason)});
+  }
+  std::array<std::size_t, 8> width{};
+  for (const auto& row : table) {
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : table) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out << line << '\n';
   }
   return Status::OK();
 }

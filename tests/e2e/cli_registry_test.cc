@@ -770,7 +770,12 @@ max_drawdown = ">= -0.2"
   const std::size_t n = EventCount();
   RunResult refused = Mr("promote risk_model v1.0.0 --reason 'try it'", "mallory");
   EXPECT_EQ(refused.rc, 8);
-  EXPECT_EQ(Lines(refused.err).size(), 1u);
+  // The refusal is the first line; the lines after it are the hint (how
+  // to see and change the policy, --override-gates), none repeats it.
+  ASSERT_GT(Lines(refused.err).size(), 1u) << refused.err;
+  EXPECT_EQ(Lines(refused.err)[0].rfind("modelreg: rejected: promotion of risk_model v1.0.0 "
+                                        "refused by the gates: ", 0), 0u) << refused.err;
+  EXPECT_EQ(refused.err.find("refused", refused.err.find('\n')), std::string::npos);
   // Each failed gate with its threshold and observed value; IC exactly 0.02 fails.
   EXPECT_NE(refused.err.find("ic: 0.02 is not > 0.02"), std::string::npos) << refused.err;
   EXPECT_NE(refused.err.find("max_drawdown: -0.25 is not >= -0.2"), std::string::npos);
@@ -798,8 +803,9 @@ max_drawdown = ">= -0.2"
   ASSERT_EQ(hist.size(), 1u);
   EXPECT_EQ(hist[0]["gates_overridden"], true);
   EXPECT_EQ(hist[0]["override_reason"], "desk head approved, ticket 42");
-  EXPECT_NE(Ok("history risk_model").out.find("GATES OVERRIDDEN: desk head approved"),
-            std::string::npos);
+  const std::string history = Ok("history risk_model").out;
+  EXPECT_NE(history.find("OVERRIDDEN  desk head approved, ticket 42"), std::string::npos)
+      << history;
   RunResult audit = Ok("audit --at 2100-01-01 risk_model");
   EXPECT_NE(audit.out.find("OVERRIDDEN: desk head approved"), std::string::npos) << audit.out;
   EXPECT_NE(audit.out.find("FAIL ic > 0.02, observed 0.02"), std::string::npos) << audit.out;

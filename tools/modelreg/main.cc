@@ -12,6 +12,8 @@
 
 #include "app/backup_commands.h"
 #include "app/cache_commands.h"
+#include "app/cli_errors.h"
+#include "app/cli_help.h"
 #include "app/exit_codes.h"
 #include "app/registry_commands.h"
 #include "app/verify.h"
@@ -61,16 +63,22 @@ std::optional<modelreg::TimeNs> TimeOpt(const std::string& s) {
 
 int Run(int argc, char** argv) {
   using namespace modelreg::app;
+  const bool json_errors = WantsJson(argc, argv);
+  auto fail = [json_errors](const modelreg::Status& st, const std::string& hint = "") {
+    std::cout.flush();
+    return ReportError("modelreg", json_errors, st, hint, std::cerr);
+  };
   // Arguments end up in events and JSON: UTF-8 only, checked before
   // anything else (paths too; rename or symlink a file whose name is not).
   for (int i = 1; i < argc; ++i) {
     if (!modelreg::IsValidUtf8(argv[i])) {
-      std::cerr << "modelreg: argument " << i << " ('" << modelreg::SanitizeUtf8(argv[i])
-                << "') is not valid UTF-8\n";
-      return 2;
+      return fail(modelreg::Status::InvalidArgument(
+          "argument " + std::to_string(i) + " ('" + modelreg::SanitizeUtf8(argv[i]) +
+          "') is not valid UTF-8"));
     }
   }
-  CLI::App app{"modelreg: an event-sourced model registry"};
+  CLI::App app{"modelreg: an event-sourced model registry", "modelreg"};
+  app.formatter(MakeHelpFormatter());
   app.set_version_flag("--version", std::string("modelreg ") + MODELREG_VERSION);
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the command
@@ -349,9 +357,19 @@ int Run(int argc, char** argv) {
   c_diff->add_option("--from", diff_from, "The earlier instant")->required()->transform(kIsoTime);
   c_diff->add_option("--to", diff_to, "The later instant")->required()->transform(kIsoTime);
 
+  auto* c_completion = app.add_subcommand(
+      "completion", "Print a shell completion script (docs/cli.md: installing it)");
+  std::string completion_shell;
+  c_completion->add_option("shell", completion_shell, "The shell: bash (zsh: bashcompinit)")
+      ->required()
+      ->check(CLI::IsMember({"bash"}));
+  auto* c_man = app.add_subcommand("man", "Print this manual page (roff): modelreg man | man -l -");
+  AddExamples(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     // "modelreg frobnicate" reads better as an unknown command than as
     // CLI11's "A subcommand is required".
     for (int i = 1; i < argc; ++i) {
@@ -365,18 +383,25 @@ int Run(int argc, char** argv) {
       bool known = false;
       for (const CLI::App* sub : app.get_subcommands({})) known = known || sub->get_name() == arg;
       if (!known) {
-        std::cerr << "modelreg: unknown command '" << arg << "'; run `modelreg --help`\n";
-        return 2;
+        return fail(modelreg::Status::InvalidArgument("unknown command '" + arg +
+                                                      "'; run `modelreg --help`"));
       }
       break;
     }
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    return fail(ParseErrorStatus(app, e));
   }
   g.lock_wait_ms = lock_wait_s * 1000;
 
   modelreg::Status st;
   std::ostream& out = std::cout;
+  if (*c_completion) {
+    out << BashCompletion(app);
+    return 0;
+  }
+  if (*c_man) {
+    out << ManPage(app, std::string("modelreg ") + MODELREG_VERSION);
+    return 0;
+  }
   if (*c_register) {
     st = RunRegister(g, reg, out);
   } else if (*c_list) {
@@ -400,8 +425,7 @@ int Run(int argc, char** argv) {
     st = RunPromote(g, type, version, expect, override_gates, out);
   } else if (*c_compat) {
     if (strict && no_strict) {
-      std::cerr << "modelreg: --strict and --no-strict contradict each other\n";
-      return 2;
+      return fail(modelreg::Status::InvalidArgument("--strict and --no-strict contradict each other"));
     }
     if (strict) compat.strict = true;
     if (no_strict) compat.strict = false;
@@ -455,9 +479,9 @@ int Run(int argc, char** argv) {
     return VerifyCommand(g, "modelreg", ExitCode(modelreg::Status::Corruption("")), out, std::cerr);
   }
   if (!st.ok()) {
-    std::cout.flush();
-    std::cerr << "modelreg: " << st.ToString() << '\n';
-    return ExitCode(st);
+    const CLI::App* command = &app;
+    while (!command->get_subcommands().empty()) command = command->get_subcommands().front();
+    return fail(st, ErrorHint(command->get_name(), st));
   }
   return 0;
 }
