@@ -257,9 +257,11 @@ std::string BashCompletion(const CLI::App& root) {
 std::string ManPage(const CLI::App& root, const std::string& version) {
   std::string upper = root.get_name();
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::string summary = root.get_description();  // "modelreg: an event-sourced ..."
+  if (summary.rfind(root.get_name() + ": ", 0) == 0) summary.erase(0, root.get_name().size() + 2);
   std::ostringstream out;
   out << ".TH " << upper << " 1 \"\" \"" << Roff(version) << "\" \"User Commands\"\n"
-      << ".SH NAME\n" << Roff(root.get_name()) << " \\- " << Roff(root.get_description()) << '\n'
+      << ".SH NAME\n" << Roff(root.get_name()) << " \\- " << Roff(summary) << '\n'
       << ".SH SYNOPSIS\n.B " << Roff(root.get_name())
       << "\n[\\fIGLOBAL OPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]\n"
       << ".SH GLOBAL OPTIONS\nThey may come before or after the command.\n";
