@@ -677,11 +677,13 @@ Status RunPromote(const Globals& g, const std::string& type, const std::string& 
   json body = ReasonBody(g);
   body["override_gates"] = override_gates;
   if (expect_current) body["expect_current"] = expect_current->empty() ? json() : json(*expect_current);
-  return WriteVia(g, ModelPath(type, version, "promote"), body,
-                  [&](Registry& reg) {
-                    return reg.Promote(type, version, expect_current, override_gates, ActorOf(g));
-                  },
-                  out);
+  return registry::NameExpectCurrent(
+      WriteVia(g, ModelPath(type, version, "promote"), body,
+               [&](Registry& reg) {
+                 return reg.Promote(type, version, expect_current, override_gates, ActorOf(g));
+               },
+               out),
+      "--expect-current");
 }
 
 Status RunArchive(const Globals& g, const std::string& type, const std::string& version,

@@ -55,7 +55,7 @@ Status CheckPromotable(const State& s, const std::string& type, const std::strin
   if (expect_current && *expect_current != current) {
     return Status::Conflict("production " + type + " is " + (current.empty() ? "none" : current) +
                             ", not " + (expect_current->empty() ? "none" : *expect_current) +
-                            " as expected (--expect-current); nothing changed");
+                            std::string(kExpectCurrentMismatchTail));
   }
   switch (rec->status) {
     case ModelStatus::kProduction:
@@ -102,6 +102,20 @@ events::Validation ValidationOf(const VersionRecord& rec, const internal::Artifa
 }
 
 }  // namespace
+
+Status NameExpectCurrent(const Status& st, std::string_view name) {
+  const std::string& m = st.message();
+  constexpr std::string_view kDone = "; nothing changed";
+  if (st.code() != Code::kConflict || m.rfind("production ", 0) != 0 || m.size() < kDone.size() ||
+      m.compare(m.size() - kDone.size(), kDone.size(), kDone) != 0) {
+    return st;
+  }
+  // Bare (from the registry) or already naming an option (from a server).
+  const std::size_t as = m.rfind(" as expected");
+  if (as == std::string::npos) return st;
+  return Status::Conflict(m.substr(0, as) + " as expected (" + std::string(name) + ")" +
+                          std::string(kDone));
+}
 
 // A missing artifact file: recorded (ArtifactValidated, result "missing"),
 // status left alone, the command refused with FailedPrecondition.

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
@@ -139,6 +140,13 @@ struct VerifyResult {
 // "the stored projection (digest ..) differs from the fold of the log (..)"
 // or the record-row equivalent: what a failed projection check found.
 std::string DescribeProjectionMismatch(const VerifyResult& v);
+
+// Promote's conflict for a stale expect_current ends with this, naming no
+// option; each edge names its own spelling of it with NameExpectCurrent
+// ("--expect-current" in the CLI, "expect_current" in the API). Any other
+// status is returned unchanged.
+inline constexpr std::string_view kExpectCurrentMismatchTail = " as expected; nothing changed";
+Status NameExpectCurrent(const Status& st, std::string_view name);
 
 class Registry {
  public:

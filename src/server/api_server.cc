@@ -32,6 +32,7 @@
 #include "query/query.h"
 #include "query/render.h"
 #include "server/connections.h"
+#include "server/paging.h"
 
 namespace modelreg::server {
 
@@ -261,6 +262,19 @@ Result<std::optional<TimeNs>> TimeParam(const httplib::Request& req, const char*
               : "")));
   }
   return std::optional<TimeNs>(*t);
+}
+
+std::optional<std::string> OptParam(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name)) return std::nullopt;
+  return req.get_param_value(name);
+}
+
+// cursor=, decoded (nullopt when absent).
+Result<std::optional<Cursor>> CursorParam(const httplib::Request& req, bool list) {
+  if (!req.has_param("cursor")) return std::optional<Cursor>();
+  auto c = DecodeCursor(req.get_param_value("cursor"), list);
+  if (!c) return Err(c.error());
+  return std::optional<Cursor>(*c);
 }
 
 Result<std::uint64_t> UintParam(const httplib::Request& req, const char* name, std::uint64_t dflt,
@@ -550,6 +564,9 @@ class ApiServer::Impl {
       const auto start = Clock::now();
       auth::Claims claims;
       if (Authorize(req, res, need, &claims)) h(req, res, claims);
+      // A handler that streams (set_content_provider) leaves the status to
+      // httplib, which picks it after this returns: count what it will pick.
+      if (res.status == -1) res.status = req.ranges.empty() ? 200 : 206;
       metrics_.Observe(route, res.status,
                        std::chrono::duration<double>(Clock::now() - start).count());
     };
@@ -684,9 +701,25 @@ class ApiServer::Impl {
                  if (!since) return SendStatus(res, since.error());
                  auto until = TimeParam(req, "until");
                  if (!until) return SendStatus(res, until.error());
+                 auto limit = ParseLimit(OptParam(req, "limit"));
+                 if (!limit) return SendStatus(res, limit.error());
+                 auto cursor = CursorParam(req, /*list=*/false);
+                 if (!cursor) return SendStatus(res, cursor.error());
                  auto h = query::Query(reg_).History(t, *since, *until);
                  if (!h) return SendStatus(res, h.error());
-                 SendJson(res, 200, query::HistoryJson(*h));
+                 // Oldest first: a page is the promotions after the cursor's sequence number.
+                 auto& all = h->promotions;
+                 const Seq after = *cursor ? (*cursor)->after : 0;
+                 all.erase(all.begin(), std::find_if(all.begin(), all.end(),
+                                                     [&](const auto& p) { return p.seq > after; }));
+                 json next;
+                 if (all.size() > *limit) {
+                   all.resize(*limit);
+                   next = EncodeCursor(Cursor{0, all.back().seq}, /*list=*/false);
+                 }
+                 json body = query::HistoryJson(*h);
+                 body["next"] = std::move(next);
+                 SendJson(res, 200, body);
                }));
 
     s.Get(models + type + "/consumers",
@@ -736,9 +769,42 @@ class ApiServer::Impl {
       auto tags = TagParams(req);
       if (!tags) return SendStatus(res, tags.error());
       lf.tags = std::move(*tags);
-      auto l = query::Query(reg_).List(lf, *at);
+      auto limit = ParseLimit(OptParam(req, "limit"));
+      if (!limit) return SendStatus(res, limit.error());
+      auto cursor = CursorParam(req, /*list=*/true);
+      if (!cursor) return SendStatus(res, cursor.error());
+      // Every page of one listing answers as of the same instant: the
+      // cursor's, at=, or the head's when the first page was asked.
+      std::optional<TimeNs> as_of = *cursor ? std::optional<TimeNs>((*cursor)->at) : *at;
+      query::Query q(reg_);
+      Result<query::ListResult> l = q.List(lf, as_of);
+      TimeNs pinned = as_of.value_or(0);
+      for (int attempt = 0; !as_of && l; ++attempt) {
+        auto before = q.Head();
+        if (!before) return SendStatus(res, before.error());
+        l = q.List(lf, std::nullopt);
+        auto after = q.Head();
+        if (!after) return SendStatus(res, after.error());
+        pinned = before->at;
+        if (before->seq == after->seq) break;
+        if (attempt == 2) {  // writes keep landing: answer as of the first head
+          l = q.List(lf, pinned);
+          break;
+        }
+      }
       if (!l) return SendStatus(res, l.error());
-      SendJson(res, 200, query::ListJson(*l, t));
+      const std::size_t given = *cursor ? static_cast<std::size_t>(
+                                              std::min<std::uint64_t>((*cursor)->after, l->versions.size()))
+                                        : 0;
+      const std::size_t end = std::min(l->versions.size(), given + *limit);
+      json next;
+      if (end < l->versions.size()) next = EncodeCursor(Cursor{pinned, end}, /*list=*/true);
+      l->versions = std::vector<registry::VersionRecord>(
+          l->versions.begin() + static_cast<std::ptrdiff_t>(given),
+          l->versions.begin() + static_cast<std::ptrdiff_t>(end));
+      json body = query::ListJson(*l, t);
+      body["next"] = std::move(next);
+      SendJson(res, 200, body);
     };
     s.Get("/api/v1/models", Wrap("GET /api/v1/models", Need::kRead,
                                  [list](const httplib::Request& req, httplib::Response& res,
@@ -826,6 +892,26 @@ class ApiServer::Impl {
                  SendJson(res, 200, query::AuditJson(*a));
                }));
 
+    // What changed between two instants: `modelreg diff --from --to`.
+    s.Get("/api/v1/diff",
+          Wrap("GET /api/v1/diff", Need::kRead,
+               [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                 auto from = TimeParam(req, "from");
+                 if (!from) return SendStatus(res, from.error());
+                 auto to = TimeParam(req, "to");
+                 if (!to) return SendStatus(res, to.error());
+                 if (!*from || !*to) {
+                   return SendError(res, 400, "invalid_argument", "from=TIME and to=TIME are required");
+                 }
+                 if (**from > **to) {
+                   return SendError(res, 400, "invalid_argument",
+                                    "from=" + FormatUtc(**from) + " is after to=" + FormatUtc(**to));
+                 }
+                 auto d = query::Query(reg_).Diff(**from, **to);
+                 if (!d) return SendStatus(res, d.error());
+                 SendJson(res, 200, query::DiffJson(*d));
+               }));
+
     // The gate policy (docs/gates.md): read with model:read, set with
     // model:admin (PUT or POST, the same body).
     s.Get("/api/v1/policy",
@@ -864,9 +950,12 @@ class ApiServer::Impl {
                [this](const httplib::Request& req, httplib::Response& res, auto&) {
                  auto after = UintParam(req, "after", 0, UINT64_MAX / 2);
                  if (!after) return SendStatus(res, after.error());
+                 auto cursor = CursorParam(req, /*list=*/false);
+                 if (!cursor) return SendStatus(res, cursor.error());
+                 if (*cursor) *after = std::min<std::uint64_t>((*cursor)->after, UINT64_MAX / 2);
                  auto wait = UintParam(req, "wait", 0, static_cast<std::uint64_t>(options_.max_wait_seconds));
                  if (!wait) return SendStatus(res, wait.error());
-                 auto limit = UintParam(req, "limit", 1000, 1000);
+                 auto limit = ParseLimit(OptParam(req, "limit"));
                  if (!limit) return SendStatus(res, limit.error());
                  Seq head = HeadSeq();
                  // Long polls may hold at most half the workers: beyond that
@@ -883,8 +972,9 @@ class ApiServer::Impl {
                    head = reg_.WaitForHead(*after, std::chrono::milliseconds(100));
                  }
                  json arr = json::array();
-                 if (head > *after && *limit > 0) {
-                   const Seq last = std::min<Seq>(head, *after + *limit);
+                 Seq last = *after;
+                 if (head > *after) {
+                   last = std::min<Seq>(head, *after + *limit);
                    auto seen = query::Query(reg_).Events(
                        *after + 1, query::EventFilter{}, static_cast<std::size_t>(last - *after),
                        [&](const EventBuffer& e) {
@@ -893,7 +983,9 @@ class ApiServer::Impl {
                        });
                    if (!seen) return SendStatus(res, seen.error());
                  }
-                 SendJson(res, 200, json{{"head_seq", head}, {"events", arr}});
+                 json next;  // more events than this page: where the next one starts
+                 if (last < head && last > *after) next = EncodeCursor(Cursor{0, last}, /*list=*/false);
+                 SendJson(res, 200, json{{"head_seq", head}, {"events", arr}, {"next", next}});
                }));
 
     // --- writes ---
@@ -931,7 +1023,9 @@ class ApiServer::Impl {
                     return SendError(res, 403, "forbidden",
                                      "overriding the gates needs the scope model:admin");
                   }
-                  Written(res, reg_.Promote(w->type, w->version, expect, override_gates, w->actor));
+                  auto r = reg_.Promote(w->type, w->version, expect, override_gates, w->actor);
+                  if (!r) return SendStatus(res, registry::NameExpectCurrent(r.error(), "expect_current"));
+                  Written(res, r);
                 }));
 
     s.Post(models + type + "/" + version + "/archive",

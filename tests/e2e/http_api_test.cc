@@ -246,6 +246,11 @@ TEST_F(HttpApi, WeeklyWorkflowThroughEveryEndpoint) {
   // Stale expect_current: 409, nothing changes.
   auto stale = PostJson("/api/v1/models/risk_model/v1.1.0/promote", {{"expect_current", "none"}}, Write());
   EXPECT_EQ(stale->status, 409) << stale->body;
+  // The API names its own field, not the CLI's flag.
+  const std::string stale_message = Body(stale)["error"]["message"];
+  EXPECT_NE(stale_message.find("not none as expected (expect_current); nothing changed"), std::string::npos)
+      << stale_message;
+  EXPECT_EQ(stale_message.find("--expect-current"), std::string::npos) << stale_message;
   ASSERT_EQ(PostJson("/api/v1/models/risk_model/v1.1.0/promote", {{"expect_current", "v1.0.0"}}, Write())->status, 200);
 
   auto show = Body(client_->Get("/api/v1/models/risk_model/v1.0.0", Read()));
@@ -272,6 +277,11 @@ TEST_F(HttpApi, WeeklyWorkflowThroughEveryEndpoint) {
   ASSERT_EQ(art->status, 200);
   EXPECT_EQ(art->body, "weights of risk_model v1.1.0");
   EXPECT_EQ(art->get_header_value("X-Checksum-Sha256"), ToHex(Sha256::Of(art->body)));
+  httplib::Headers ranged = Read();
+  ranged.emplace("Range", "bytes=0-6");
+  auto part = client_->Get("/api/v1/models/risk_model/v1.1.0/artifact", ranged);
+  ASSERT_EQ(part->status, 206);
+  EXPECT_EQ(part->body, "weights");
 
   auto valid = Body(PostJson("/api/v1/models/risk_model/v1.1.0/validate", json::object(), Write()));
   EXPECT_TRUE(valid["ok"].get<bool>());
@@ -295,9 +305,83 @@ TEST_F(HttpApi, WeeklyWorkflowThroughEveryEndpoint) {
   EXPECT_NE(metrics->body.find("modelreg_log_head_seq " + std::to_string(modelreg::query::Query(*reg_).Head()->seq)),
             std::string::npos);
   EXPECT_NE(metrics->body.find("modelreg_http_request_duration_seconds_bucket"), std::string::npos);
+  // A streamed download is counted with the status the client got.
+  const std::string artifact_route = "modelreg_http_requests_total{route=\"GET /api/v1/models/{type}/{version}/artifact\"";
+  EXPECT_NE(metrics->body.find(artifact_route + ",code=\"200\"} 1\n"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find(artifact_route + ",code=\"206\"} 1\n"), std::string::npos) << metrics->body;
+  EXPECT_EQ(metrics->body.find("code=\"-1\""), std::string::npos) << metrics->body;
   auto verify = reg_->Verify();
   ASSERT_TRUE(verify);
   EXPECT_TRUE(verify->chain.ok && verify->projection_ok);
+}
+
+TEST_F(HttpApi, ListHistoryAndEventsArePaged) {
+  for (const char* v : {"v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0"}) MustUpload("risk_model", v);
+  for (const char* v : {"v1.0.0", "v1.1.0", "v1.2.0"}) {
+    ASSERT_EQ(PostJson(std::string("/api/v1/models/risk_model/") + v + "/promote", json::object(), Write())->status, 200);
+  }
+  // Follows "next" from `first` until it is null; every page's rows.
+  auto pages = [&](const std::string& first, const char* rows, std::vector<std::size_t>* sizes,
+                   const std::string& cursor = "") {
+    json all = json::array();
+    std::string path = first + (cursor.empty() ? "" : "&cursor=" + cursor);
+    for (int i = 0; i < 20; ++i) {
+      const json page = Body(client_->Get(path, Read()));
+      EXPECT_TRUE(page.contains("next")) << page.dump();
+      sizes->push_back(page[rows].size());
+      for (const json& r : page[rows]) all.push_back(r);
+      if (page["next"].is_null()) break;
+      const std::string sep = first.find('?') == std::string::npos ? "?" : "&";
+      path = first + sep + "cursor=" + page["next"].get<std::string>();
+    }
+    return all;
+  };
+  // A listing in pages of 2 is the whole listing; a write between pages
+  // does not shift them (they answer as of the first page).
+  std::vector<std::size_t> sizes;
+  const json whole = Body(client_->Get("/api/v1/models/risk_model", Read()))["versions"];
+  ASSERT_EQ(whole.size(), 5u);
+  const json first = Body(client_->Get("/api/v1/models/risk_model?limit=2", Read()));
+  ASSERT_EQ(first["versions"].size(), 2u);
+  MustUpload("risk_model", "v0.9.0");  // sorts first: would shift offsets
+  sizes.clear();
+  json rest = pages("/api/v1/models/risk_model?limit=2", "versions", &sizes, first["next"].get<std::string>());
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{2, 1}));  // the last page is short, its next null
+  json joined = first["versions"];
+  for (const json& r : rest) joined.push_back(r);
+  EXPECT_EQ(joined, whole);
+  // Exactly a page's worth: one page, next null.
+  const json exact = Body(client_->Get("/api/v1/models/risk_model?limit=6", Read()));
+  EXPECT_EQ(exact["versions"].size(), 6u);
+  EXPECT_TRUE(exact["next"].is_null());
+
+  // History: 3 promotions, pages of 2 then 1.
+  sizes.clear();
+  const json history = pages("/api/v1/models/risk_model/history?limit=2", "history", &sizes);
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{2, 1}));
+  EXPECT_EQ(history, Body(client_->Get("/api/v1/models/risk_model/history", Read()))["history"]);
+
+  // Events: every event once, in order.
+  const std::uint64_t head = query::Query(*reg_).Head()->seq;
+  sizes.clear();
+  const json evs = pages("/api/v1/events?limit=4", "events", &sizes);
+  ASSERT_EQ(evs.size(), head);
+  for (std::size_t i = 0; i < evs.size(); ++i) EXPECT_EQ(evs[i]["seq"], i + 1);
+  EXPECT_EQ(sizes.back(), head % 4 == 0 ? 4u : head % 4);
+
+  // Bad limits and cursors: 400 naming the rule.
+  for (const std::string q : {"/api/v1/models?limit=0", "/api/v1/models/risk_model?limit=1001",
+                              "/api/v1/models/risk_model/history?limit=-1", "/api/v1/events?limit=ten"}) {
+    auto r = client_->Get(q, Read());
+    EXPECT_EQ(r->status, 400) << q;
+    EXPECT_NE(r->body.find("limit must be a whole number from 1 to 1000"), std::string::npos) << q << r->body;
+  }
+  for (const std::string q : {"/api/v1/models?cursor=s3", "/api/v1/models/risk_model/history?cursor=l1-2",
+                              "/api/v1/events?cursor=x"}) {
+    auto r = client_->Get(q, Read());
+    EXPECT_EQ(r->status, 400) << q;
+    EXPECT_NE(r->body.find("cursor is not one this server gave"), std::string::npos) << q << r->body;
+  }
 }
 
 TEST_F(HttpApi, LongPollReturnsAsSoonAsAnEventExists) {
@@ -1167,6 +1251,11 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
   EXPECT_NE(promoted.out.find("promoted risk_model v1.0.0"), std::string::npos) << promoted.out;
   // Errors keep their exit codes through the server.
   EXPECT_EQ(testing::RunCmd(routed + "promote risk_model v1.0.0").rc, 4);
+  // A stale --expect-current through the server names the CLI's flag.
+  testing::RunResult stale = testing::RunCmd(routed + "promote risk_model v1.0.0 --expect-current none");
+  EXPECT_EQ(stale.rc, 4) << stale.err;
+  EXPECT_NE(stale.err.find("as expected (--expect-current); nothing changed"), std::string::npos)
+      << stale.err;
   EXPECT_EQ(testing::RunCmd(routed + "archive risk_model v9.0.0").rc, 3);
   // Reads work beside the server, from the same files.
   testing::RunResult current = testing::RunCmd(mr + "--json current risk_model");
@@ -1198,6 +1287,7 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
         {"audit --at " + at + " risk_model", "/api/v1/audit?type=risk_model&at=" + at},
         {"policy show", "/api/v1/policy"},
         {"policy show --at " + at, "/api/v1/policy?at=" + at},
+        {"diff --from 2000-01-01 --to " + at, "/api/v1/diff?from=2000-01-01&to=" + at},
     };
     for (const auto& [command, path] : questions) {
       testing::RunResult cli = testing::RunCmd(mr + "--json " + command);
@@ -1205,7 +1295,13 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
       auto api = http.Get(path, auth);
       ASSERT_TRUE(api) << path;
       ASSERT_EQ(api->status, 200) << path << ": " << api->body;
-      EXPECT_EQ(json::parse(cli.out), json::parse(api->body)) << command << " vs " << path;
+      json answer = json::parse(api->body);
+      // Paged answers (list, history) also say where the next page starts.
+      if (answer.contains("next")) {
+        EXPECT_TRUE(answer["next"].is_null()) << path;
+        answer.erase("next");
+      }
+      EXPECT_EQ(json::parse(cli.out), answer) << command << " vs " << path;
     }
     // Consumers: the same but for the lag, which depends on when it is asked.
     testing::RunResult cli = testing::RunCmd(mr + "--json consumers risk_model");
@@ -1217,6 +1313,18 @@ TEST(ServeCommand, CliThroughTheServerAndGracefulShutdown) {
       for (auto& c : (*j)["consumers"]) c.erase("behind_seconds");
     }
     EXPECT_EQ(a, b);
+    // The diff's errors: both instants needed, in order, and times.
+    for (const auto& [path, message] : std::vector<std::pair<std::string, std::string>>{
+             {"/api/v1/diff?from=2000-01-01", "from=TIME and to=TIME are required"},
+             {"/api/v1/diff?to=now", "from=TIME and to=TIME are required"},
+             {"/api/v1/diff?from=now&to=2000-01-01", "is after to=2000-01-01"},
+             {"/api/v1/diff?from=yesterday&to=now", "from=yesterday is not a time"},
+         }) {
+      auto bad = http.Get(path, auth);
+      ASSERT_TRUE(bad) << path;
+      EXPECT_EQ(bad->status, 400) << path << ": " << bad->body;
+      EXPECT_NE(bad->body.find(message), std::string::npos) << path << ": " << bad->body;
+    }
   }
 
   // policy set through the server: model:admin only.
