@@ -146,13 +146,13 @@ TEST_F(HelpCli, ManPageIsRoffOfEveryCommand) {
   EXPECT_EQ(r.out.rfind(".TH MODELREG 1 ", 0), 0u) << r.out.substr(0, 200);
   for (const std::string& cmd : kCommands) EXPECT_TRUE(Has(r.out, ".SS " + cmd + "\n")) << cmd;
   EXPECT_TRUE(Has(r.out, "\\-\\-override\\-gates")) << r.out;
-  // groff renders it without a warning, when installed.
-  if (RunCmd("command -v groff").rc == 0) {
-    RunResult g = RunCmd(Bin() + " man | groff -man -Tutf8 -ww");
-    EXPECT_EQ(g.rc, 0);
-    EXPECT_EQ(g.err, "");
-    EXPECT_TRUE(Has(g.out, "override")) << g.out.substr(0, 300);
-  }
+  // groff renders it without a warning.
+  ASSERT_EQ(RunCmd("command -v groff").rc, 0)
+      << "groff is missing: tools/install-deps installs it (groff-base)";
+  RunResult g = RunCmd(Bin() + " man | groff -man -Tutf8 -ww");
+  EXPECT_EQ(g.rc, 0);
+  EXPECT_EQ(g.err, "");
+  EXPECT_TRUE(Has(g.out, "override")) << g.out.substr(0, 300);
 }
 
 TEST_F(HelpCli, GateRefusalSaysHowToSeeAndChangeThePolicy) {
