@@ -178,7 +178,10 @@ Status BoolField(const json& body, const char* key, bool* out) {
 Result<registry::AnnotationInput> AnnotationFromBody(const json& body) {
   static const char* const kKeys[] = {"set_tags", "removed_tags", "description",
                                       "metrics",  "source",       "reason"};
-  for (const auto& [key, value] : body.items()) {
+  for (const auto& item : body.items()) {
+    // A named copy, not a structured binding: clang 14 (the fuzz build)
+    // cannot capture a binding in a lambda.
+    const std::string& key = item.key();
     if (std::find_if(std::begin(kKeys), std::end(kKeys),
                      [&key](const char* k) { return key == k; }) == std::end(kKeys)) {
       return Err(Status::InvalidArgument("unknown field '" + key + "' (valid: set_tags, "
