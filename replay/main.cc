@@ -48,12 +48,14 @@ int Run(int argc, char** argv) {
   exp->add_option("--to", file, "The export file")->required();
   auto* imp = app.add_subcommand(
       "import", "Create a new registry from an export file (checked completely first)");
-  imp->add_option("file", file, "The export file")->required();
-  imp->footer("The new registry is --root (it must not exist, or be an empty directory).");
   std::string at, to_dir;
+  imp->add_option("file", file, "The export file")->required();
+  imp->add_option("--to", to_dir, "The new registry directory (absent or empty)")->required();
   auto* mat = app.add_subcommand(
       "materialize", "Create a registry holding exactly the log up to a time (forensics)");
-  mat->add_option("--at", at, "The instant (ISO-8601 with a zone, or a date)")->required();
+  mat->add_option("--at", at, "The instant (ISO-8601 with a zone, a date, now, -2h)")
+      ->required()
+      ->transform(modelreg::app::kIsoTime);
   mat->add_option("--to", to_dir, "The new registry directory (absent or empty)")->required();
   modelreg::app::AddExamples(app);
   try {
@@ -75,7 +77,7 @@ int Run(int argc, char** argv) {
     }
     st = modelreg::app::RunMaterialize(g, *t, to_dir, std::cout);
   }
-  if (*imp) st = modelreg::app::RunImport(g, file, g.root, std::cout);
+  if (*imp) st = modelreg::app::RunImport(g, file, to_dir, std::cout);
   if (!st.ok()) return fail(st);
   return 0;
 }
@@ -88,9 +90,12 @@ int main(int argc, char** argv) {
   try {
     return Run(argc, argv);
   } catch (const std::exception& ex) {
-    std::cerr << "modelreg-replay: internal error: " << ex.what() << '\n';
+    modelreg::app::ReportError("modelreg-replay", modelreg::app::WantsJson(argc, argv),
+                modelreg::Status::Internal(std::string("internal error: ") + ex.what()), "",
+                std::cerr);
   } catch (...) {
-    std::cerr << "modelreg-replay: internal error\n";
+    modelreg::app::ReportError("modelreg-replay", modelreg::app::WantsJson(argc, argv),
+                modelreg::Status::Internal("internal error"), "", std::cerr);
   }
   return 1;
 }

@@ -9,13 +9,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/cli_errors.h"
 #include "app/new_directory.h"
+#include "app/write_target.h"
 #include "artifacts/artifact_store.h"
 #include "artifacts/tree.h"
 #include "common/clock.h"
 #include "common/json_input.h"
 #include "log/backup.h"
 #include "query/query.h"
+#include "query/render.h"
 #include "registry/registry.h"
 
 namespace modelreg::app {
@@ -123,52 +126,35 @@ Result<std::unique_ptr<registry::Registry>> RestoreInto(const std::string& root,
 }  // namespace
 
 Status RunBackupCreate(const Globals& g, std::ostream& out) {
-  registry::RegistryOptions o;
-  o.root = g.root;
-  o.clock = g.clock;
-  o.lock_wait_ms = g.lock_wait_ms;
-  auto reg = registry::Registry::Open(o);
-  if (!reg) return reg.error();
-  // Artifacts first: a backup must never name a file it does not hold.
-  std::size_t linked = 0, versions = 0;
-  Status st;
-  Digest digest{};
-  Seq seq = 0;
-  (*reg)->Read([&](const registry::State& s) {
-    digest = projection::StateDigest(s);
-    seq = s.seq;
-    for (const auto& [type, ts] : s.types) {
-      for (const auto& [version, rec] : ts.versions) {
-        ++versions;
-        if (st.ok() && !rec.purged) {
-          st = artifacts::LinkDirectory((fs::path(g.root) / "artifacts" / type / version).string(),
-                                        (BackupArtifacts(g.root) / type / version).string(),
-                                        &linked);
-        }
-      }
-    }
-  });
-  MODELREG_RETURN_IF_ERROR(st);
-  auto head = query::Query(**reg).Head();
-  if (!head) return head.error();
-  const json meta{{"created_at", FormatUtc(g.clock->NowNs())},
-                  {"head_seq", seq},
-                  {"head_hash", ToHex(head->hash)},
-                  {"state_digest", ToHex(digest)},
-                  {"versions", versions}};
-  std::error_code ec;
-  fs::create_directories(BackupDb(g.root), ec);
-  auto id = (*reg)->CreateBackup(BackupDb(g.root).string(), meta.dump());
-  if (!id) return id.error();
+  // While `modelreg serve` holds the registry, an admin token sends the
+  // command to it (POST /api/v1/admin/backups); otherwise this process
+  // opens the registry.
+  auto target = WriteTarget(g, "model:admin");
+  if (!target) return target.error();
+  json j;
+  if (*target) {
+    auto r = (*target)->Post("/api/v1/admin/backups", json::object());
+    if (!r) return r.error();
+    j = std::move(*r);
+  } else {
+    registry::RegistryOptions o;
+    o.on_warning = WarningSink(g.json);
+    o.root = g.root;
+    o.clock = g.clock;
+    o.lock_wait_ms = g.lock_wait_ms;
+    auto reg = registry::Registry::Open(o);
+    if (!reg) return reg.error();
+    auto b = (*reg)->BackupNow();
+    if (!b) return b.error();
+    j = query::BackupJson(*b);
+  }
   if (g.json) {
-    json j = meta;
-    j["id"] = *id;
-    j["artifact_files_linked"] = linked;
     out << j.dump() << '\n';
   } else {
-    out << "backup " << *id << ": " << seq << " events, state digest " << ToHex(digest) << ", "
-        << linked << " new artifact files linked into " << BackupArtifacts(g.root).string()
-        << '\n';
+    out << "backup " << j.value("id", 0u) << ": " << j.value("head_seq", Seq{0})
+        << " events, state digest " << j.value("state_digest", "") << ", "
+        << j.value("artifact_files_linked", std::size_t{0})
+        << " new artifact files linked into " << j.value("directory", "") << "/artifacts\n";
   }
   return Status::OK();
 }

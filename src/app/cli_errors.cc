@@ -1,5 +1,7 @@
 #include "app/cli_errors.h"
 
+#include <iostream>
+
 #include <cstring>
 #include <ostream>
 #include <string_view>
@@ -35,6 +37,23 @@ int ReportError(const std::string& prog, bool json, const Status& status, const 
     if (!hint.empty()) err << hint << '\n';
   }
   return exit_code;
+}
+
+void ReportNotice(const std::string& prog, bool json, const std::string& kind,
+                  const std::string& message, std::ostream& err) {
+  if (json) {
+    err << nlohmann::ordered_json{{kind, {{"message", message}}}}.dump(
+               -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+        << '\n';
+  } else {
+    err << prog << ": " << kind << ": " << message << '\n';
+  }
+}
+
+std::function<void(const std::string&)> WarningSink(bool json) {
+  return [json](const std::string& message) {
+    ReportNotice("modelreg", json, "warning", message, std::cerr);
+  };
 }
 
 Status ParseErrorStatus(const CLI::App& root, const CLI::ParseError& e) {

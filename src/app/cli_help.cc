@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/clock.h"
 #include "model/naming.h"
 
 namespace modelreg::app {
@@ -71,7 +72,7 @@ const std::map<std::string, std::string>& Examples(const std::string& program) {
       {"verify", "  modelreg-replay --root /srv/models verify"},
       {"rebuild", "  modelreg-replay --root /srv/models rebuild"},
       {"export", "  modelreg-replay --root /srv/models export --to models.export"},
-      {"import", "  modelreg-replay --root /srv/models-copy import models.export"},
+      {"import", "  modelreg-replay import models.export --to /srv/models-copy"},
       {"materialize",
        "  modelreg-replay --root /srv/models materialize --at 2025-01-15T09:30:00Z --to /tmp/asof"},
   };
@@ -281,5 +282,18 @@ std::string ManPage(const CLI::App& root, const std::string& version) {
   out << ".SH SEE ALSO\nThe full manual: docs/cli.md in the modelreg sources.\n";
   return out.str();
 }
+
+const CLI::Validator kIsoTime(
+    [](std::string& s) -> std::string {
+      const auto t = ParseInstant(s, SystemClock::Instance().NowNs());
+      if (!t) {
+        return "'" + s + "' is not a time: use ISO-8601 with a zone (2025-01-15T09:30:00Z, "
+                         "2025-01-15T11:30:00+02:00), a date (2025-01-15, midnight UTC), "
+                         "now, or a time before now such as -2h (units s, m, h, d, w)";
+      }
+      s = FormatUtc(*t);
+      return "";
+    },
+    "TIME");
 
 }  // namespace modelreg::app

@@ -28,4 +28,9 @@ std::string BashCompletion(const CLI::App& root);
 // the global options and the examples. `modelreg man | man -l -`.
 std::string ManPage(const CLI::App& root, const std::string& version);
 
+// CLI11 transform for every time option: an ISO-8601 time or date, `now`
+// or `-2h` (ParseInstant). Relative forms are resolved once, against the
+// clock at parsing, and replaced by the exact instant they name.
+extern const CLI::Validator kIsoTime;
+
 }  // namespace modelreg::app

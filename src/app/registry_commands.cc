@@ -19,7 +19,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/cli_errors.h"
 #include "app/exit_codes.h"
+#include "app/write_target.h"
 #include "artifacts/tree.h"
 #include "common/fd.h"
 #include "common/json_input.h"
@@ -48,6 +50,7 @@ using query::RecordJson;
 // history, compat); point-in-time lookups (current, audit) need only rows.
 Result<std::unique_ptr<Registry>> OpenForRead(const Globals& g, bool full_state = true) {
   registry::RegistryOptions o;
+  o.on_warning = WarningSink(g.json);
   o.root = g.root;
   o.read_only = true;
   o.clock = g.clock;
@@ -58,6 +61,7 @@ Result<std::unique_ptr<Registry>> OpenForRead(const Globals& g, bool full_state 
 
 Result<std::unique_ptr<Registry>> OpenForWrite(const Globals& g, bool create) {
   registry::RegistryOptions o;
+  o.on_warning = WarningSink(g.json);
   o.root = g.root;
   o.create_if_missing = create;
   o.clock = g.clock;
@@ -69,40 +73,6 @@ Result<std::unique_ptr<Registry>> OpenForWrite(const Globals& g, bool create) {
   // commands need not probe it again.
   if (reg) client::WithdrawServer(g.root);
   return reg;
-}
-
-// Where a write goes: nullopt = this process opens the registry; a remote
-// when --url is given or `modelreg serve` holds the registry; an error when
-// a server holds it and there is no token to talk to it.
-Result<std::optional<client::RemoteRegistry>> WriteTarget(const Globals& g) {
-  std::string url = g.url;
-  if (url.empty()) {
-    // A server counts only if it answers at the address server.json
-    // records, as the process server.json names: a pid reused by an
-    // unrelated process or a dead address is a stale file.
-    std::string stale;
-    auto info = client::FindServer(g.root, &stale);
-    if (!info) {
-      if (!stale.empty()) {
-        std::fprintf(stderr, "modelreg: warning: %s; ignoring it and writing directly\n",
-                     stale.c_str());
-      }
-      return std::optional<client::RemoteRegistry>();
-    }
-    if (g.token.empty()) {
-      return Err(Status::Busy(
-          "the registry " + g.root + " is held by `modelreg serve` (pid " +
-          std::to_string(info->pid) + ") at " + info->url +
-          "; set MODELREG_TOKEN to a model:write token (`modelreg token issue --sub NAME --scope "
-          "model:write` where the server's secret is) to send this command through it, or stop "
-          "the server"));
-    }
-    url = info->url;
-  }
-  if (g.token.empty()) {
-    return Err(Status::InvalidArgument("--url/MODELREG_URL needs a bearer token in MODELREG_TOKEN"));
-  }
-  return std::optional<client::RemoteRegistry>(client::RemoteRegistry(url, g.token));
 }
 
 // The metadata file with the register flags applied, as the server takes it.
@@ -194,21 +164,6 @@ std::string Metric(const VersionRecord& r, const std::string& name) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.4g", it->second);
   return buf;
-}
-
-// --sort names a metric some listed version has (an empty list sorts
-// nothing and is no error); otherwise the metrics that exist.
-Status CheckSortMetric(const std::string& metric, const std::vector<VersionRecord>& versions) {
-  if (metric.empty() || versions.empty()) return Status::OK();
-  std::set<std::string> names;
-  for (const VersionRecord& r : versions) {
-    for (const auto& [name, value] : r.metrics) names.insert(name);
-  }
-  if (names.count(metric) != 0) return Status::OK();
-  std::string known;
-  for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
-  return Status::InvalidArgument("--sort: no listed version has a metric '" + Printable(metric) +
-                                 "'; metrics: " + (known.empty() ? "none" : known));
 }
 
 }  // namespace
@@ -319,7 +274,7 @@ Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
   if (!reg) return reg.error();
   auto list = query::Query(**reg).List(filter, o.at);
   if (!list) return list.error();
-  MODELREG_RETURN_IF_ERROR(CheckSortMetric(o.sort, list->versions));
+  MODELREG_RETURN_IF_ERROR(query::CheckSortMetric(o.sort, list->versions, "--sort"));
   if (g.json) {
     out << query::ListJson(*list, o.type).dump() << '\n';
     return Status::OK();
@@ -644,7 +599,7 @@ Status RunPolicyShow(const Globals& g, std::optional<TimeNs> at, std::ostream& o
   // About now only: the file on disk says nothing about the past.
   if (!at) {
     if (const std::string note = (*reg)->PolicyFileNote(); !note.empty()) {
-      err << "modelreg: note: " << note << '\n';
+      ReportNotice("modelreg", g.json, "note", note, err);
     }
   }
   if (g.json) {
@@ -966,31 +921,37 @@ Status RunDiff(const Globals& g, TimeNs from, TimeNs to, std::ostream& out) {
 namespace modelreg::app {
 
 Status RunGc(const Globals& g, int keep, int retention_days, bool dry_run, std::ostream& out) {
-  auto reg = OpenForWrite(g, false);
-  if (!reg) return reg.error();
-  auto items = (*reg)->CollectGarbage(keep, TimeNs{retention_days} * 86'400'000'000'000LL,
-                                      dry_run, ActorOf(g));
-  if (!items) return items.error();
-  std::uint64_t total = 0;
-  json arr = json::array();
-  for (const auto& i : *items) {
-    total += i.bytes;
-    arr.push_back({{"model_type", i.model_type},
-                   {"version", i.version.empty() ? json() : json(i.version)},
-                   {"path", i.path},
-                   {"bytes", i.bytes},
-                   {"why", i.why}});
-    if (!g.json) {
-      out << (dry_run ? "would delete " : "deleted ") << i.path << " (" << i.bytes
-          << " bytes): " << i.why << '\n';
-    }
+  // While `modelreg serve` holds the registry, an admin token sends the
+  // command to it (POST /api/v1/admin/gc).
+  auto target = WriteTarget(g, "model:admin");
+  if (!target) return target.error();
+  json j;
+  if (*target) {
+    json body{{"keep", keep}, {"retention_days", retention_days}, {"dry_run", dry_run}};
+    if (!g.reason.empty()) body["reason"] = g.reason;
+    auto r = (*target)->Post("/api/v1/admin/gc", body);
+    if (!r) return r.error();
+    j = std::move(*r);
+  } else {
+    auto reg = OpenForWrite(g, false);
+    if (!reg) return reg.error();
+    auto items = (*reg)->CollectGarbage(keep, TimeNs{retention_days} * 86'400'000'000'000LL,
+                                        dry_run, ActorOf(g));
+    if (!items) return items.error();
+    j = query::GcJson(*items, dry_run);
   }
   if (g.json) {
-    out << json{{"dry_run", dry_run}, {"items", arr}, {"bytes", total}}.dump() << '\n';
-  } else {
-    out << (dry_run ? "dry run: " : "") << items->size() << " items, " << total << " bytes"
-        << (dry_run ? " would be freed; nothing changed" : " freed") << '\n';
+    out << j.dump() << '\n';
+    return Status::OK();
   }
+  const json& items = j["items"];
+  for (const auto& i : items) {
+    out << (dry_run ? "would delete " : "deleted ") << i.value("path", "") << " ("
+        << i.value("bytes", std::uint64_t{0}) << " bytes): " << i.value("why", "") << '\n';
+  }
+  out << (dry_run ? "dry run: " : "") << items.size() << " items, "
+      << j.value("bytes", std::uint64_t{0}) << " bytes"
+      << (dry_run ? " would be freed; nothing changed" : " freed") << '\n';
   return Status::OK();
 }
 

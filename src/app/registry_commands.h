@@ -18,6 +18,7 @@ struct Globals {
   std::string root;
   bool json = false;
   std::string actor;
+  bool actor_given = false;  // by --actor or MODELREG_ACTOR (not the login name)
   std::string reason;
   int lock_wait_ms = 10000;
   const Clock* clock = &SystemClock::Instance();

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/cli_errors.h"
 #include "app/exit_codes.h"
 #include "app/new_directory.h"
 #include "app/progress.h"
@@ -61,6 +62,7 @@ std::uint64_t PeakRssKib() {
 Status RunRebuild(const Globals& g, std::ostream& out, std::ostream& progress,
                   bool progress_is_terminal) {
   registry::RegistryOptions o;
+  o.on_warning = WarningSink(g.json);
   o.root = g.root;
   o.clock = g.clock;
   o.lock_wait_ms = g.lock_wait_ms;
@@ -104,6 +106,7 @@ int RunReplayVerify(const Globals& g, std::ostream& out, std::ostream& err) {
 
 Status RunExport(const Globals& g, const std::string& file, std::ostream& out) {
   registry::RegistryOptions o;
+  o.on_warning = WarningSink(g.json);
   o.root = g.root;
   o.read_only = true;
   auto reg = registry::Registry::Open(o);
@@ -232,6 +235,7 @@ Status BuildImport(const Globals& g, const std::string& file, Seq total, const f
   }
   {
     registry::RegistryOptions o;
+    o.on_warning = WarningSink(g.json);
     o.root = dir.string();
     o.clock = g.clock;
     auto reg = registry::Registry::Open(o);  // folds the log, writes projections

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/cli_errors.h"
 #include "app/exit_codes.h"
 #include "app/progress.h"
 #include "artifacts/manifest.h"
@@ -27,6 +28,7 @@ constexpr char kRestoreAdvice[] =
 
 Result<registry::VerifyResult> VerifyOnce(const Globals& g, std::ostream& err) {
   registry::RegistryOptions o;
+  o.on_warning = WarningSink(g.json);
   o.root = g.root;
   o.read_only = true;
   o.clock = g.clock;

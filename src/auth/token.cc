@@ -282,4 +282,32 @@ Result<std::chrono::seconds> ParseTtl(std::string_view text) {
   return std::chrono::seconds(secs);
 }
 
+std::string UnverifiedSubject(std::string_view token) {
+  if (token.size() > kMaxTokenBytes) return "";
+  const auto first = token.find('.');
+  const auto second = first == std::string_view::npos ? first : token.find('.', first + 1);
+  if (second == std::string_view::npos) return "";
+  // base64url without padding -> base64 with padding, for EVP_DecodeBlock.
+  std::string b64(token.substr(first + 1, second - first - 1));
+  for (char& c : b64) {
+    if (c == '-') c = '+';
+    if (c == '_') c = '/';
+  }
+  std::size_t padding = 0;
+  while (b64.size() % 4 != 0) {
+    b64.push_back('=');
+    ++padding;
+  }
+  std::string raw(b64.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()),
+                                reinterpret_cast<const unsigned char*>(b64.data()),
+                                static_cast<int>(b64.size()));
+  if (n < 0 || static_cast<std::size_t>(n) < padding) return "";
+  raw.resize(static_cast<std::size_t>(n) - padding);  // the block decoder counts padding
+  const auto claims = nlohmann::json::parse(raw, nullptr, false);
+  if (!claims.is_object()) return "";
+  const auto sub = claims.find("sub");
+  return sub != claims.end() && sub->is_string() ? sub->get<std::string>() : "";
+}
+
 }  // namespace modelreg::auth

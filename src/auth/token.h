@@ -76,6 +76,11 @@ struct IssueOptions {
 // Issues an HS256 token (for operators: `modelreg token issue`).
 Result<std::string> IssueHs256(const std::string& secret, const IssueOptions& options);
 
+// The "sub" claim of `token`, read WITHOUT checking its signature or
+// expiry: only for telling a user which actor a server will record for
+// them (the server verifies the token). Empty if it cannot be read.
+std::string UnverifiedSubject(std::string_view token);
+
 // Parses "1h", "30m", "45s", "7d" (1 s .. 366 d).
 Result<std::chrono::seconds> ParseTtl(std::string_view text);
 

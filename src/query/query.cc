@@ -2,13 +2,29 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <set>
 
+#include "common/utf8.h"
 #include "model/naming.h"
 #include "registry/registry.h"
 
 namespace modelreg::query {
 
 using registry::Registry;
+
+Status CheckSortMetric(const std::string& metric, const std::vector<VersionRecord>& versions,
+                       const std::string& what) {
+  if (metric.empty() || versions.empty()) return Status::OK();
+  std::set<std::string> names;
+  for (const VersionRecord& r : versions) {
+    for (const auto& [name, value] : r.metrics) names.insert(name);
+  }
+  if (names.count(metric) != 0) return Status::OK();
+  std::string known;
+  for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+  return Status::InvalidArgument(what + ": no listed version has a metric '" + Printable(metric) +
+                                 "'; metrics: " + (known.empty() ? "none" : known));
+}
 
 namespace {
 

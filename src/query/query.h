@@ -101,6 +101,11 @@ struct ListResult {
   std::optional<TimeNs> at;     // nullopt = now
   std::vector<VersionRecord> versions;
 };
+// A sort metric must be one some listed version has (an empty list sorts
+// nothing and is no error): otherwise InvalidArgument naming `what` (the
+// CLI's --sort, the API's sort=) and the metrics that exist.
+Status CheckSortMetric(const std::string& metric, const std::vector<VersionRecord>& versions,
+                       const std::string& what);
 
 struct HistoryResult {
   std::string model_type;

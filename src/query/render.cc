@@ -186,4 +186,29 @@ json ValidateJson(const registry::ValidateResult& r) {
   return json{{"ok", r.ok}, {"detail", r.detail}, {"seq", r.seq}, {"result", r.result}};
 }
 
+json BackupJson(const registry::Registry::BackupSummary& b) {
+  return json{{"id", b.id},
+              {"created_at", b.created_at},
+              {"head_seq", b.head_seq},
+              {"head_hash", b.head_hash},
+              {"state_digest", b.state_digest},
+              {"versions", b.versions},
+              {"artifact_files_linked", b.artifact_files_linked},
+              {"directory", b.directory}};
+}
+
+json GcJson(const std::vector<registry::Registry::GcItem>& items, bool dry_run) {
+  std::uint64_t total = 0;
+  json arr = json::array();
+  for (const auto& i : items) {
+    total += i.bytes;
+    arr.push_back({{"model_type", i.model_type},
+                   {"version", i.version.empty() ? json() : json(i.version)},
+                   {"path", i.path},
+                   {"bytes", i.bytes},
+                   {"why", i.why}});
+  }
+  return json{{"dry_run", dry_run}, {"items", std::move(arr)}, {"bytes", total}};
+}
+
 }  // namespace modelreg::query

@@ -55,4 +55,13 @@ nlohmann::json RollbackJson(const registry::RollbackResult& r);
 // {"ok", "detail", "seq", "result" ("ok" | "mismatch" | "validator_failed" | "missing")}
 nlohmann::json ValidateJson(const registry::ValidateResult& r);
 
+// Replies of the admin commands (backup create, gc), the same from
+// `modelreg --json` and the API.
+// {"id", "created_at", "head_seq", "head_hash", "state_digest", "versions",
+//  "artifact_files_linked", "directory" (<root>/backups on the host that made it)}
+nlohmann::json BackupJson(const registry::Registry::BackupSummary& b);
+// {"dry_run", "items": [{"model_type", "version" (null: an interrupted
+//  registration), "path", "bytes", "why"}], "bytes" (the total)}
+nlohmann::json GcJson(const std::vector<registry::Registry::GcItem>& items, bool dry_run);
+
 }  // namespace modelreg::query

@@ -2,6 +2,7 @@
 // and an ArtifactPurged event before each file is deleted.
 #include <algorithm>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <utility>
 
@@ -54,15 +55,28 @@ Result<std::vector<Registry::GcItem>> Registry::CollectGarbage(int keep, TimeNs 
       }
     }
   });
-  // Interrupted registrations: staging directories and unnamed version dirs.
+  // Interrupted registrations: staging directories and unnamed version
+  // dirs. A registration in flight (in a server) holds its type's
+  // registration mutex from staging to its event: each type's directory is
+  // read, and later cleared, under that mutex, and the names are checked
+  // against the state as it is then.
   std::error_code ec;
   const fs::path art = fs::path(root_) / "artifacts";
+  const auto registered = [this](const std::string& type, const std::string& version) {
+    bool found = false;
+    Read([&](const State& s) { found = s.Find(type, version) != nullptr; });
+    return found;
+  };
   for (const auto& type_dir : fs::directory_iterator(art, ec)) {
     if (!type_dir.is_directory()) continue;
+    std::lock_guard<std::mutex> no_registration(RegisterMutex(type_dir.path().filename().string()));
     for (const auto& d : fs::directory_iterator(type_dir.path(), ec)) {
       const std::string name = d.path().filename().string();
       const bool staging = name.rfind(".staging-", 0) == 0;
-      if (!staging && known.count({type_dir.path().filename().string(), name}) != 0) continue;
+      if (!staging && (known.count({type_dir.path().filename().string(), name}) != 0 ||
+                       registered(type_dir.path().filename().string(), name))) {
+        continue;
+      }
       std::uint64_t bytes = 0;
       for (const auto& f : fs::recursive_directory_iterator(d.path(), ec)) {
         if (f.is_regular_file()) bytes += f.file_size();
@@ -80,7 +94,10 @@ Result<std::vector<Registry::GcItem>> Registry::CollectGarbage(int keep, TimeNs 
       // still names.
       auto r = Write(item.model_type, [&](const State& s) -> Result<std::string> {
         const VersionRecord* rec = s.Find(item.model_type, item.version);
-        if (rec == nullptr || rec->purged || rec->status == ModelStatus::kProduction) {
+        // A rollback target is kept: a concurrent rollback may have made
+        // it one since the scan.
+        if (rec == nullptr || rec->purged || rec->status == ModelStatus::kProduction ||
+            RollbackTarget(s, item.model_type) == item.version) {
           return Err(Status::Conflict(Name(item.model_type, item.version) + " changed meanwhile"));
         }
         return events::Draft(EnvelopeFor(actor, NewEventId()),
@@ -91,6 +108,9 @@ Result<std::vector<Registry::GcItem>> Registry::CollectGarbage(int keep, TimeNs 
       if (!r) return Err(r.error());
       fs::remove_all(item.path, ec);  // a file, or a directory artifact's tree
     } else {
+      std::lock_guard<std::mutex> no_registration(RegisterMutex(item.model_type));
+      const std::string name = fs::path(item.path).filename().string();
+      if (name.rfind(".staging-", 0) != 0 && registered(item.model_type, name)) continue;
       fs::remove_all(item.path, ec);
     }
     if (ec) return Err(Status::IOError("cannot delete " + item.path + ": " + ec.message()));

@@ -29,6 +29,11 @@ bool SameMetadata(const VersionRecord& rec, const events::Registration& r) {
 
 }  // namespace
 
+std::mutex& Registry::RegisterMutex(const std::string& type) {
+  std::lock_guard<std::mutex> lock(register_mu_);
+  return register_type_mu_[type];  // std::map: the reference stays valid
+}
+
 Result<RegisterResult> Registry::Register(const std::string& type, const std::string& version,
                                           const std::string& artifact_path,
                                           const MetadataInput& input, const Actor& actor) {
@@ -42,12 +47,7 @@ Result<RegisterResult> Registry::Register(const std::string& type, const std::st
 
   // One registration per type at a time (staging clears the type's stale
   // staging directories); types register in parallel.
-  std::mutex* type_mu = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(register_mu_);
-    type_mu = &register_type_mu_[type];
-  }
-  std::lock_guard<std::mutex> serialize(*type_mu);
+  std::lock_guard<std::mutex> serialize(RegisterMutex(type));
   std::optional<VersionRecord> existing;
   Read([&](const State& s) {
     if (const VersionRecord* r = s.Find(type, version)) existing = *r;

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -315,6 +316,23 @@ class Registry {
   // directory (log/backup.h); returns the backup id.
   Result<std::uint32_t> CreateBackup(const std::string& backup_dir,
                                      const std::string& app_metadata) const;
+  // `modelreg backup create` (docs/runbook.md): hard-links the artifact of
+  // every unpurged version into <root>/backups/artifacts, then backs up the
+  // log into <root>/backups/db with what it holds recorded beside it. No
+  // event is appended meanwhile (appends wait), so the recorded head, state
+  // digest and linked artifacts describe exactly the backed-up log, also
+  // while a server keeps writing.
+  struct BackupSummary {
+    std::uint32_t id = 0;
+    std::string created_at;    // UTC, ISO-8601
+    Seq head_seq = 0;
+    std::string head_hash;     // hex
+    std::string state_digest;  // hex
+    std::uint64_t versions = 0;
+    std::size_t artifact_files_linked = 0;
+    std::string directory;     // <root>/backups
+  };
+  Result<BackupSummary> BackupNow();
   // Writes events 1..upto of this log, byte for byte, into a new log in
   // `log_dir` (materialize).
   Status CopyLogPrefix(Seq upto, const std::string& log_dir) const;
@@ -405,6 +423,11 @@ class Registry {
   std::size_t rebuild_resident_ = 16384;  // RegistryOptions::rebuild_resident_records
   std::mutex register_mu_;  // guards register_type_mu_
   std::map<std::string, std::mutex> register_type_mu_;  // one registration per type at a time
+  // The mutex a registration of `type` holds from staging to its event.
+  std::mutex& RegisterMutex(const std::string& type);
+  // Appends hold it shared; BackupNow exclusively (no event gets in while
+  // a backup is taken).
+  std::shared_mutex append_gate_;
   // The manifest writer thread (writable registries): woken by Commit.
   void ManifestLoop();
   std::thread manifest_thread_;

@@ -81,7 +81,9 @@ Result<AppendResult> Registry::Commit(const std::string& draft, const std::strin
     }
   };
   *raced = false;
+  std::shared_lock<std::shared_mutex> gate(append_gate_);
   auto r = store_->Append({draft, std::nullopt, rows, undo});
+  gate.unlock();
   if (!r) return r;
   if (r->duplicate) {
     // The same event was appended before (an idempotent retry): answer

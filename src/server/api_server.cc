@@ -164,6 +164,19 @@ Status StringField(const json& body, const char* key, std::string* out) {
   *out = body[key].get<std::string>();
   return Status::OK();
 }
+// An integer field within [lo, hi], if present.
+Status IntField(const json& body, const char* key, std::int64_t lo, std::int64_t hi,
+                std::int64_t* out) {
+  auto it = body.find(key);
+  if (it == body.end()) return Status::OK();
+  if (!it->is_number_integer() || it->get<std::int64_t>() < lo || it->get<std::int64_t>() > hi) {
+    return Status::InvalidArgument(std::string(key) + " must be an integer from " +
+                                   std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  *out = it->get<std::int64_t>();
+  return Status::OK();
+}
+
 Status BoolField(const json& body, const char* key, bool* out) {
   if (!body.contains(key) || body[key].is_null()) return Status::OK();
   if (!body[key].is_boolean()) return Status::InvalidArgument(std::string(key) + " must be true or false");
@@ -796,6 +809,9 @@ class ApiServer::Impl {
         }
       }
       if (!l) return SendStatus(res, l.error());
+      if (Status st = query::CheckSortMetric(lf.sort_metric, l->versions, "sort"); !st.ok()) {
+        return SendStatus(res, st);
+      }
       const std::size_t given = *cursor ? static_cast<std::size_t>(
                                               std::min<std::uint64_t>((*cursor)->after, l->versions.size()))
                                         : 0;
@@ -947,6 +963,54 @@ class ApiServer::Impl {
     };
     s.Put("/api/v1/policy", Wrap("PUT /api/v1/policy", Need::kAdmin, set_policy));
     s.Post("/api/v1/policy", Wrap("POST /api/v1/policy", Need::kAdmin, set_policy));
+
+    // Admin commands (docs/runbook.md), for `modelreg backup create` and
+    // `modelreg gc` while this server holds the registry.
+    s.Post("/api/v1/admin/backups",
+           Wrap("POST /api/v1/admin/backups", Need::kAdmin,
+                [this](const httplib::Request& req, httplib::Response& res, auto&) {
+                  auto body = BodyObject(req);
+                  if (!body) return SendStatus(res, body.error());
+                  if (!body->empty()) {
+                    return SendStatus(res, Status::InvalidArgument(
+                                               "backup create takes no fields; got '" +
+                                               body->begin().key() + "'"));
+                  }
+                  auto b = reg_.BackupNow();
+                  if (!b) return SendStatus(res, b.error());
+                  SendJson(res, 200, query::BackupJson(*b));
+                }));
+    s.Post("/api/v1/admin/gc",
+           Wrap("POST /api/v1/admin/gc", Need::kAdmin,
+                [this](const httplib::Request& req, httplib::Response& res, const auth::Claims& c) {
+                  auto body = BodyObject(req);
+                  if (!body) return SendStatus(res, body.error());
+                  registry::Actor actor{c.subject, ""};
+                  bool dry_run = false;
+                  std::int64_t keep = 3, retention_days = 365;
+                  Status st = BoolField(*body, "dry_run", &dry_run);
+                  if (st.ok()) st = StringField(*body, "reason", &actor.reason);
+                  if (st.ok()) st = IntField(*body, "keep", 0, 1000000, &keep);
+                  if (st.ok()) st = IntField(*body, "retention_days", 0, 36500, &retention_days);
+                  for (const auto& [key, value] : body->items()) {
+                    if (st.ok() && key != "dry_run" && key != "reason" && key != "keep" &&
+                        key != "retention_days") {
+                      st = Status::InvalidArgument("unknown field '" + key +
+                                                   "' (dry_run, keep, retention_days, reason)");
+                    }
+                  }
+                  if (!st.ok()) return SendStatus(res, st);
+                  auto items = reg_.CollectGarbage(static_cast<int>(keep),
+                                                   TimeNs{retention_days} * 86'400'000'000'000LL,
+                                                   dry_run, actor);
+                  if (!items) return SendStatus(res, items.error());
+                  if (!dry_run) {
+                    for (const auto& i : *items) {
+                      if (!i.version.empty()) metrics_.CountAppend();
+                    }
+                  }
+                  SendJson(res, 200, query::GcJson(*items, dry_run));
+                }));
 
     s.Get("/api/v1/events",
           Wrap("GET /api/v1/events", Need::kRead,

@@ -343,7 +343,7 @@ TEST_F(DirectoryCli, BackupRestoreMaterializeAndImportKeepTheTree) {
   // An export carries no artifacts: the tree is missing until copied.
   const std::string exported = dir_.sub("log.jsonl"), imported = dir_.sub("imported");
   ASSERT_EQ(RunCmd(Replay() + " --root " + root_ + " export --to " + exported).rc, 0);
-  ASSERT_EQ(RunCmd(Replay() + " --root " + imported + " import " + exported).rc, 0);
+  ASSERT_EQ(RunCmd(Replay() + " import " + exported + " --to " + imported).rc, 0);
   EXPECT_EQ(Mr("validate risk_model v1.0.0", imported).rc, 4);
   ASSERT_EQ(RunCmd("cp -a " + Quote(root_ + "/artifacts") + " " + Quote(imported + "/")).rc, 0);
   Ok("validate risk_model v1.0.0", imported);

@@ -122,7 +122,7 @@ TEST_F(HelpCli, ReplayHelpListsGlobalOptionsAndExamples) {
     ASSERT_EQ(r.rc, 0) << cmd << r.err;
     EXPECT_TRUE(Has(r.out, "--root")) << r.out;
     EXPECT_TRUE(Has(r.out, "--lock-wait")) << r.out;
-    EXPECT_TRUE(Has(r.out, "Examples:\n  modelreg-replay --root ")) << r.out;
+    EXPECT_TRUE(Has(r.out, "Examples:\n  modelreg-replay ")) << r.out;
   }
 }
 

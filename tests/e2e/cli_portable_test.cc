@@ -330,7 +330,7 @@ TEST_F(Portable, ImportRefusesExportFieldsOfTheWrongTypeWithTheLine) {
     changed[c.line] = j.dump();
     const std::string file = Write(c.name + ".jsonl", Joined(changed));
     const std::string target = dir_.sub("import-" + c.name);
-    RunResult r = Rp("--root " + target + " import " + file);
+    RunResult r = Rp("import " + file + " --to " + target);
     EXPECT_EQ(r.rc, 2) << c.name << ": " << r.err;  // not 134 (abort) nor 1
     EXPECT_NE(r.err.find(file + " " + c.message), std::string::npos) << c.name << ": " << r.err;
     EXPECT_NE(r.err.find("nothing was imported"), std::string::npos) << c.name << ": " << r.err;
@@ -349,7 +349,7 @@ TEST_F(Portable, JsonOutputNamingAPathThatIsNotUtf8) {
   EXPECT_EQ(json::parse(e.out)["file"], dir_.sub("export-\xef\xbf\xbd.jsonl"));
   EXPECT_TRUE(fs::exists(file));
   const std::string target = dir_.sub("new-\xfe");
-  RunResult i = Rp("--root '" + target + "' --json import '" + file + "'");
+  RunResult i = Rp("--json import '" + file + "' --to '" + target + "'");
   ASSERT_EQ(i.rc, 0) << i.err;
   EXPECT_EQ(json::parse(i.out)["events"], 3);
   EXPECT_TRUE(fs::exists(target + "/registry"));
@@ -486,7 +486,7 @@ TEST_F(Portable, ImportDamagedNearTheEndLeavesNothing) {
   lines[lines.size() - 2] = j.dump();
   const std::string file = Write("damaged.jsonl", Joined(lines));
   const std::string target = dir_.sub("new");
-  RunResult r = Rp("--root " + target + " import " + file);
+  RunResult r = Rp("import " + file + " --to " + target);
   EXPECT_EQ(r.rc, 2) << r.err;
   EXPECT_NE(r.err.find("line 4"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(target));
@@ -522,7 +522,7 @@ TEST_F(Portable, ImportFailingAfterItsCheckLeavesNothing) {
       checked = feeder.Serve(good);       // the check pass reads a good file
       imported = feeder.Serve(damaged);   // the import pass, a damaged one
     });
-    RunResult r = Rp("--root " + target + " import " + fifo);
+    RunResult r = Rp("import " + fifo + " --to " + target);
     serve.join();
     ASSERT_TRUE(checked && imported) << r.err;
     EXPECT_EQ(r.rc, 2) << r.err;
@@ -537,7 +537,7 @@ TEST_F(Portable, ImportFailingAfterItsCheckLeavesNothing) {
     }
     EXPECT_TRUE(StagingLeftovers(target).empty());
     // And NEW can be imported into afterwards.
-    RunResult again = Rp("--root " + target + " --json import " + Export());
+    RunResult again = Rp("--json import " + Export() + " --to " + target);
     EXPECT_EQ(again.rc, 0) << again.err;
     if (again.rc == 0) {
       EXPECT_EQ(json::parse(again.out)["events"], kBigLog);
@@ -557,7 +557,7 @@ TEST_F(Portable, ImportKilledMidwayLeavesNoRegistryAtNew) {
   const std::string target = dir_.sub("new");
   const std::string fifo = dir_.sub("pipe");
   PipeFeeder feeder(fifo);
-  testing::Child child({Replay(), "--root", target, "import", fifo});
+  testing::Child child({Replay(), "import", fifo, "--to", target});
   ASSERT_TRUE(feeder.Serve(good));                    // the check pass
   ASSERT_TRUE(feeder.Serve(first_part, /*hold_open=*/true));  // then it waits for more
   feeder.WaitDrained();
@@ -578,7 +578,7 @@ TEST_F(Portable, ImportKilledMidwayLeavesNoRegistryAtNew) {
   feeder.Close();
   EXPECT_FALSE(fs::exists(target)) << "a half-imported registry is at " << target;
   EXPECT_EQ(StagingLeftovers(target).size(), 1u);
-  RunResult again = Rp("--root " + target + " import " + file);
+  RunResult again = Rp("import " + file + " --to " + target);
   EXPECT_EQ(again.rc, 0) << again.err;
   EXPECT_EQ(RunCmd(Bin() + " --root " + target + " verify").rc, 0);
 }
@@ -638,17 +638,17 @@ TEST_F(Portable, ImportStillRefusesAnExistingRegistryOrFile) {
   SmallRegistry();
   const std::string file = Export();
   const std::string target = dir_.sub("new");
-  ASSERT_EQ(Rp("--root " + target + " import " + file).rc, 0);
+  ASSERT_EQ(Rp("import " + file + " --to " + target).rc, 0);
   const std::string manifest = testing::Slurp(target + "/manifest.json");
-  RunResult again = Rp("--root " + target + "/ import " + file);
+  RunResult again = Rp("import " + file + " --to " + target + "/");
   EXPECT_EQ(again.rc, 4);
   EXPECT_NE(again.err.find("exists and is not an empty directory"), std::string::npos);
   EXPECT_EQ(testing::Slurp(target + "/manifest.json"), manifest);
   const std::string plain = Write("plain-file", "x");
-  EXPECT_EQ(Rp("--root " + plain + " import " + file).rc, 4);
+  EXPECT_EQ(Rp("import " + file + " --to " + plain).rc, 4);
   EXPECT_EQ(testing::Slurp(plain), "x");
   fs::create_symlink(dir_.sub("nowhere"), dir_.sub("dangling"));
-  EXPECT_EQ(Rp("--root " + dir_.sub("dangling") + " import " + file).rc, 4);
+  EXPECT_EQ(Rp("import " + file + " --to " + dir_.sub("dangling")).rc, 4);
   EXPECT_FALSE(fs::exists(dir_.sub("nowhere")));
   EXPECT_TRUE(StagingLeftovers(target).empty());
   // An empty directory is imported into in place (its mode kept), with a
@@ -656,7 +656,7 @@ TEST_F(Portable, ImportStillRefusesAnExistingRegistryOrFile) {
   const std::string empty = dir_.sub("prepared");
   fs::create_directory(empty);
   fs::permissions(empty, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
-  ASSERT_EQ(Rp("--root " + empty + "/ import " + file).rc, 0);
+  ASSERT_EQ(Rp("import " + file + " --to " + empty + "/").rc, 0);
   EXPECT_EQ(fs::status(empty).permissions(),
             fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
   std::vector<std::string> names;
@@ -703,7 +703,7 @@ TEST_F(Portable, ImportPublishesBySyncedRenameAndSyncsTheParent) {
   const std::string file = Export();
   const std::string target = dir_.sub("new");
   RunResult r;
-  const auto log = Spied(Replay() + " --root " + target + " import " + file, &r);
+  const auto log = Spied(Replay() + " import " + file + " --to " + target, &r);
   ASSERT_EQ(r.rc, 0) << r.err;
   std::string staging;
   const std::size_t renamed = FindStagedRename(log, target, ".importing-", &staging);

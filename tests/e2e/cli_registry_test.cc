@@ -1074,7 +1074,7 @@ TEST_F(Cli, ExportImportRoundTripAndDamagedFiles) {
   json original = json::parse(RunCmd(replay + " --root " + Root() + " --json verify").out);
 
   const std::string copy = dir_.sub("copy");
-  RunResult imp = RunCmd(replay + " --root " + copy + " --json import " + file);
+  RunResult imp = RunCmd(replay + " --json import " + file + " --to " + copy);
   ASSERT_EQ(imp.rc, 0) << imp.err;
   json ij = json::parse(imp.out);
   EXPECT_EQ(ij["events"], original["events"]);
@@ -1085,7 +1085,7 @@ TEST_F(Cli, ExportImportRoundTripAndDamagedFiles) {
                 ["production"],
             "v1.0.0");
   // Importing over an existing registry is refused.
-  EXPECT_EQ(RunCmd(replay + " --root " + copy + " import " + file).rc, 4);
+  EXPECT_EQ(RunCmd(replay + " import " + file + " --to " + copy).rc, 4);
 
   const std::string text = testing::Slurp(file);
   auto lines = Lines(text);
@@ -1115,7 +1115,7 @@ TEST_F(Cli, ExportImportRoundTripAndDamagedFiles) {
        }) {
     const std::string damaged = File(d.name + ".jsonl", d.content);
     const std::string target = dir_.sub("import-" + d.name);
-    RunResult r = RunCmd(replay + " --root " + target + " import " + damaged);
+    RunResult r = RunCmd(replay + " import " + damaged + " --to " + target);
     EXPECT_EQ(r.rc, 2) << d.name << ": " << r.err;
     EXPECT_NE(r.err.find(d.message), std::string::npos) << d.name << ": " << r.err;
     EXPECT_NE(r.err.find("nothing was imported"), std::string::npos) << d.name << ": " << r.err;
@@ -1460,7 +1460,7 @@ TEST_F(Cli, PolicyTravelsWithExportImportBackupRestoreAndMaterialize) {
   const std::string file = dir_.sub("registry.jsonl");
   ASSERT_EQ(RunCmd(replay + " --root " + Root() + " export --to " + file).rc, 0);
   const std::string imported = dir_.sub("imported");
-  RunResult imp = RunCmd(replay + " --root " + imported + " --json import " + file);
+  RunResult imp = RunCmd(replay + " --json import " + file + " --to " + imported);
   ASSERT_EQ(imp.rc, 0) << imp.err;
   EXPECT_EQ(json::parse(imp.out)["state_digest"], digest);
   fs::copy(Root() + "/artifacts", imported + "/artifacts", fs::copy_options::recursive);

@@ -1482,3 +1482,29 @@ TEST_F(HttpApi, AnnotationsThroughTheApi) {
 
 }  // namespace
 }  // namespace modelreg
+
+namespace modelreg {
+namespace {
+
+// sort= names a metric some listed version has, like the CLI's --sort: an
+// unknown one is 400 naming the metrics that exist, not a silent no-op.
+TEST_F(HttpApi, SortByAnUnknownMetricIsRefused) {
+  MustUpload("risk_model", "v1.0.0");
+  auto ok = client_->Get("/api/v1/models/risk_model?sort=sharpe", Read());
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  for (const std::string path : {"/api/v1/models/risk_model?sort=turnover",
+                                 "/api/v1/models?sort=turnover"}) {
+    auto r = client_->Get(path, Read());
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 400) << path << ": " << r->body;
+    EXPECT_NE(r->body.find("metrics: ic, sharpe"), std::string::npos) << r->body;
+  }
+  // Nothing listed (an empty registry name): nothing to sort, no error.
+  auto empty = client_->Get("/api/v1/models/alpha?sort=turnover", Read());
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->status, 200) << empty->body;
+}
+
+}  // namespace
+}  // namespace modelreg

@@ -38,21 +38,7 @@ std::string DefaultActor() {
   return EnvOr("USER", "uid:" + std::to_string(geteuid()));
 }
 
-// CLI11 validator: an ISO-8601 time or date, `now` or `-2h` (ParseInstant).
-// Relative forms are resolved here, once, against the clock at parsing,
-// and replaced by the exact instant they name.
-const CLI::Validator kIsoTime(
-    [](std::string& s) -> std::string {
-      const auto t = modelreg::ParseInstant(s, modelreg::SystemClock::Instance().NowNs());
-      if (!t) {
-        return "'" + s + "' is not a time: use ISO-8601 with a zone (2025-01-15T09:30:00Z, "
-                         "2025-01-15T11:30:00+02:00), a date (2025-01-15, midnight UTC), "
-                         "now, or a time before now such as -2h (units s, m, h, d, w)";
-      }
-      s = modelreg::FormatUtc(*t);
-      return "";
-    },
-    "TIME");
+using modelreg::app::kIsoTime;
 
 std::optional<modelreg::TimeNs> TimeOpt(const std::string& s) {
   if (s.empty()) return std::nullopt;
@@ -90,7 +76,9 @@ int Run(int argc, char** argv) {
   app.add_option("--root", g.root, "Registry directory (env MODELREG_ROOT)")
       ->capture_default_str();
   app.add_flag("--json", g.json, "Machine-readable output on stdout");
-  app.add_option("--actor", g.actor, "Who is acting, recorded in events (env MODELREG_ACTOR)");
+  g.actor_given = !EnvOr("MODELREG_ACTOR", "").empty();
+  app.add_option("--actor", g.actor, "Who is acting, recorded in events (env MODELREG_ACTOR)")
+      ->each([&g](const std::string&) { g.actor_given = true; });
   app.add_option("--reason", g.reason, "Why, recorded in the event");
   g.url = EnvOr("MODELREG_URL", "");
   g.token = EnvOr("MODELREG_TOKEN", "");
@@ -492,9 +480,12 @@ int main(int argc, char** argv) {
   try {
     return Run(argc, argv);
   } catch (const std::exception& ex) {
-    std::cerr << "modelreg: internal error: " << ex.what() << '\n';
+    modelreg::app::ReportError("modelreg", modelreg::app::WantsJson(argc, argv),
+                modelreg::Status::Internal(std::string("internal error: ") + ex.what()), "",
+                std::cerr);
   } catch (...) {
-    std::cerr << "modelreg: internal error\n";
+    modelreg::app::ReportError("modelreg", modelreg::app::WantsJson(argc, argv),
+                modelreg::Status::Internal("internal error"), "", std::cerr);
   }
   return 1;
 }
