@@ -1743,25 +1743,26 @@ TEST_F(GatesRegistryTest, PolicyAtTIsTheLastChangeAtOrBeforeT) {
 }
 
 // A policy change that lands while a promotion is being checked (here:
-// during its validator run) is never bypassed: the promotion is not
-// recorded under the old policy, and nothing else is written for it.
+// when it reads the clock for the paper-trading gate, after it read the
+// policy in force) is never bypassed: the promotion is not recorded under
+// the old policy, and nothing else is written for it.
 TEST_F(GatesRegistryTest, PolicyChangedDuringAPromotionIsNotBypassed) {
-  const std::string slow = std::string(kSpecPolicy) +
-                           "[risk_model]\nvalidator = { command = [\"/bin/sh\", \"-c\", "
-                           "\"sleep 1\", \"sh\"], timeout_seconds = 10 }\n";
-  WritePolicy(slow);
-  Open();
+  WritePolicy(kSpecPolicy);
+  HookClock clock(kT0);
+  Open(&clock);
   MustRegister("v1.0.0", {{"ic", 0.05}, {"sharpe", 1.0}});
-  clock_.Set(kT0 + 25 * kHour);
+  reg_.reset();
+  HookClock later(kT0 + 25 * kHour);
+  Open(&later);
   const Seq before = Head();
-  std::thread setter([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  bool changed = false;
+  later.Arm([&] {
     auto r = reg_->SetPolicy(std::string(kSpecPolicy) + "[risk_model]\nsharpe = \"> 5\"\n",
                              "policy.toml", Actor{"admin", "stop promotions"});
-    EXPECT_TRUE(r && r->changed) << ErrorOf(r);
+    changed = r && r->changed;
   });
   auto r = Promote("v1.0.0");
-  setter.join();
+  ASSERT_TRUE(changed) << "the hook did not change the policy inside the promotion";
   ASSERT_FALSE(r) << "promoted under the policy that was replaced meanwhile";
   EXPECT_EQ(r.error().code(), Code::kConflict) << r.error().ToString();
   EXPECT_TRUE(Contains(r.error().message(), "the gate policy changed")) << r.error().message();
@@ -1773,6 +1774,7 @@ TEST_F(GatesRegistryTest, PolicyChangedDuringAPromotionIsNotBypassed) {
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code(), Code::kRejected) << again.error().ToString();
   EXPECT_TRUE(Contains(again.error().message(), "sharpe: 1 is not > 5")) << again.error().message();
+  reg_.reset();  // before the clocks go
 }
 
 }  // namespace
