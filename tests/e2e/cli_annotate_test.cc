@@ -21,11 +21,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::RunCmd;
+using testing::Has;
 using testing::RunResult;
-
-bool Has(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 class AnnotateCli : public ::testing::Test {
  protected:

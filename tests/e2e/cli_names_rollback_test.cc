@@ -25,18 +25,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::RunCmd;
+using testing::Lines;
+using testing::Has;
 using testing::RunResult;
-
-std::vector<std::string> Lines(const std::string& s) {
-  std::vector<std::string> lines;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-bool Has(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 class NamesCli : public ::testing::Test {
  protected:

@@ -33,14 +33,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::RunCmd;
+using testing::Lines;
 using testing::RunResult;
-
-std::vector<std::string> Lines(const std::string& s) {
-  std::vector<std::string> lines;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
 
 class Cli : public ::testing::Test {
  protected:

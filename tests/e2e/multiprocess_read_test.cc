@@ -77,19 +77,13 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::RunCmd;
+using testing::Lines;
 using testing::RunResult;
 using Steady = std::chrono::steady_clock;
 
 const std::string kSecret = "0123456789abcdef0123456789abcdef-multiprocess-secret";
 const char* const kTypes[] = {"risk_model", "alpha_weights", "factor_definitions",
                               "feature_transforms"};
-
-std::vector<std::string> Lines(const std::string& s) {
-  std::vector<std::string> lines;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
 
 // The largest value of any "seq" or "*_seq" member, anywhere in `j`.
 std::uint64_t MaxSeq(const json& j) {

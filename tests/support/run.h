@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "support/temp_dir.h"
 
@@ -36,6 +37,18 @@ inline RunResult RunCmd(const std::string& command) {
   r.out = Slurp(out);
   r.err = Slurp(err);
   return r;
+}
+
+// The lines of a command's output, without their newlines.
+inline std::vector<std::string> Lines(const std::string& s) {
+  std::vector<std::string> lines;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+inline bool Has(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
 }
 
 inline std::string EnvOr(const char* name, const std::string& fallback) {
