@@ -377,9 +377,8 @@ Status RunList(const Globals& g, const ListOptions& o, std::ostream& out, std::o
     }
   }
   const auto note = [&] {
-    NoteLeftOut(err, left_out, versions.size(),
-                o.sort.empty() ? "the most recently registered" : "the top (by " + o.sort + ")",
-                "versions");
+    NoteLeftOut(err, left_out, versions.size(), o.sort.empty() ? "the newest" : "the top",
+                o.sort.empty() ? "versions by registration time" : "versions by " + o.sort);
   };
   if (g.json) {
     json j = query::ListJson(*list, o.type);

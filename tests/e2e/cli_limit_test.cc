@@ -271,21 +271,21 @@ TEST_F(Limit, ListLimitKeepsTheMostRecentlyRegisteredOrTheTopOfASort) {
   json three = json::parse(r.out);
   EXPECT_EQ(three["versions"], json(newest));
   EXPECT_EQ(three["omitted"], kVersions + kSignals - 3);
-  EXPECT_EQ(r.err, Note(3, kVersions + kSignals, "the most recently registered", "versions"));
+  EXPECT_EQ(r.err, Note(3, kVersions + kSignals, "the newest", "versions by registration time"));
   // Printed in the list's own order (type, then version).
   RunResult text = Ok("list risk_model --limit 3");
   std::vector<std::string> lines = Lines(text.out);
   ASSERT_EQ(lines.size(), 4u) << text.out;
   EXPECT_EQ(lines[1].find("risk_model         v1.0.58 "), 0u) << lines[1];
   EXPECT_EQ(lines[3].find("risk_model         v1.0.60 "), 0u) << lines[3];
-  EXPECT_EQ(text.err, Note(3, kVersions, "the most recently registered", "versions"));
+  EXPECT_EQ(text.err, Note(3, kVersions, "the newest", "versions by registration time"));
 
   // With --sort, the top of the ranking: the highest Sharpe first.
   const json sorted = json::parse(Ok("--json list risk_model --sort sharpe").out)["versions"];
   RunResult top = Ok("--json list risk_model --sort sharpe --limit 2");
   EXPECT_EQ(json::parse(top.out)["versions"],
             json(std::vector<json>{sorted[0], sorted[1]}));
-  EXPECT_EQ(top.err, Note(2, kVersions, "the top (by sharpe)", "versions"));
+  EXPECT_EQ(top.err, Note(2, kVersions, "the top", "versions by sharpe"));
 
   // By registration time, both ends inclusive, with the other filters.
   const json risk = json::parse(Ok("--json list risk_model").out)["versions"];
@@ -356,7 +356,7 @@ TEST_F(Limit, TerminalDefaultIsFiftyAndPipesGetEverything) {
       {"history risk_model", kVersions, 1,
        Note(50, kVersions, "the newest", "promotions and rollbacks")},
       {"list", kVersions + kSignals, 1,
-       Note(50, kVersions + kSignals, "the most recently registered", "versions")},
+       Note(50, kVersions + kSignals, "the newest", "versions by registration time")},
   };
   for (const Case& c : cases) {
     const RunResult piped = Ok(c.args);
@@ -375,6 +375,10 @@ TEST_F(Limit, TerminalDefaultIsFiftyAndPipesGetEverything) {
                 std::vector<std::string>(all.end() - 50, all.end()))
           << c.args;
     }
+    // Exactly what --limit 50 prints through a pipe.
+    const RunResult fifty = Ok(c.args + " --limit 50");
+    EXPECT_EQ(tty.out, fifty.out) << c.args;
+    EXPECT_EQ(tty.err, fifty.err) << c.args;
     // An explicit limit wins on a terminal too; --limit 0 shows all.
     const RunResult seven = RunOnPty(Bin() + " --root " + Root() + " " + c.args + " --limit 7");
     EXPECT_EQ(Lines(seven.out).size(), c.header + 7) << c.args;
