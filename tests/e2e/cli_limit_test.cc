@@ -204,6 +204,14 @@ TEST_F(Limit, EventsLimitKeepsTheNewestAndSinceUntilAreInclusive) {
   ASSERT_EQ(period.size(), 1u);
   EXPECT_EQ(period[0]["seq"], 10);
 
+  // A period with nothing in it: no rows, no note, exit 0.
+  for (const std::string& empty : {std::string("--since now"),
+                                   "--until " + std::string("1990-01-01") + " --limit 3"}) {
+    RunResult r = Ok("events " + empty);
+    EXPECT_EQ(r.out, "") << empty;
+    EXPECT_EQ(r.err, "") << empty;
+  }
+
   // With --type the limit counts that type's events only.
   std::vector<json> signals = JsonLines(Ok("--json events --type signal_model").out);
   ASSERT_EQ(signals.size(), static_cast<std::size_t>(kSignals));
