@@ -984,6 +984,9 @@ class ApiServer::Impl {
                  if (!limit) return SendStatus(res, limit.error());
                  auto period = PeriodParams(req);  // by recording time
                  if (!period) return SendStatus(res, period.error());
+                 // Nothing appended from now on can be recorded before until=
+                 // when that is already past: no reason to wait for it.
+                 if (period->until && *period->until < SystemClock::Instance().NowNs()) *wait = 0;
                  Seq head = HeadSeq();
                  // Long polls may hold at most half the workers: beyond that
                  // they answer at once, so other requests are never starved.

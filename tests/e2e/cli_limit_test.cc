@@ -502,6 +502,14 @@ TEST_F(Limit, SameRowsWhileServeHoldsTheRegistryAndTheApiTakesSinceUntil) {
   EXPECT_EQ(after["events"][0]["seq"], 16);
   EXPECT_TRUE(after["next"].is_null());
 
+  // A long poll for a period that is over answers at once, not after 30 s.
+  const auto polled = Steady::now();
+  auto [st_poll, poll] = get("/api/v1/events?after=" + std::to_string(kEvents) +
+                             "&until=" + t20 + "&wait=30");
+  EXPECT_EQ(st_poll, 200) << poll.dump();
+  EXPECT_TRUE(poll["events"].empty()) << poll.dump();
+  EXPECT_LT(Steady::now() - polled, std::chrono::seconds(20));
+
   auto [st_list, listed] = get("/api/v1/models/risk_model?since=" + r3 + "&until=" + r12);
   ASSERT_EQ(st_list, 200) << listed.dump();
   ASSERT_EQ(listed["versions"].size(), 10u);
