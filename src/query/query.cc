@@ -300,13 +300,18 @@ Result<Seq> Query::LastEvents(Seq from, const EventFilter& filter, std::size_t l
     }));
     return hi;
   }
-  // Only some pass: keep the last `limit` of them while walking the range.
+  // Only some pass: keep the last `limit` of them while walking the range
+  // (without a limit, each is handed on as it is found).
   std::deque<EventBuffer> kept;
   std::uint64_t dropped = 0;
   MODELREG_RETURN_IF_ERROR(reg_.store_->Scan(lo, hi, [&](Seq, const EventBuffer& e) {
     if (ModelTypeOf(e) != filter.model_type) return true;
+    if (limit == 0) {
+      fn(e);
+      return true;
+    }
     kept.push_back(e);
-    if (limit != 0 && kept.size() > limit) {
+    if (kept.size() > limit) {
       kept.pop_front();
       ++dropped;
     }
