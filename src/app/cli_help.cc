@@ -82,10 +82,12 @@ const std::map<std::string, std::string>& Examples(const std::string& program) {
        "  modelreg register risk_model ./risk.pkl --version v1.1.0 --metric sharpe=1.4 \\\n"
        "      --metric ic=0.05 --dataset crsp=v1.2.3\n"
        "  modelreg register alpha_weights ./weights/ --version v2.0.0 --metadata meta.json"},
-      {"list", "  modelreg list\n  modelreg list risk_model --status staged --sort sharpe"},
+      {"list", "  modelreg list\n  modelreg list risk_model --status staged --sort sharpe --limit 10\n"
+               "  modelreg list --since -7d --limit 0"},
       {"show", "  modelreg show risk_model v1.1.0\n  modelreg --json show risk_model v1.1.0 --at -2h"},
       {"current", "  modelreg current risk_model\n  modelreg current risk_model --at 2025-01-15"},
-      {"history", "  modelreg history risk_model\n  modelreg history risk_model --since -7d"},
+      {"history", "  modelreg history risk_model\n"
+                  "  modelreg history risk_model --since -30d --until -7d --limit 5"},
       {"audit", "  modelreg audit --at 2025-01-15T09:30:00Z\n"
                 "  modelreg audit --at -1d risk_model --policy-text"},
       {"policy", "  modelreg policy show\n  modelreg policy set policy.toml --reason 'raise IC floor'"},
@@ -103,7 +105,8 @@ const std::map<std::string, std::string>& Examples(const std::string& program) {
       {"annotate", "  modelreg annotate risk_model v1.1.0 --tag desk=eq --reason 'ownership'\n"
                    "  modelreg annotate risk_model v1.1.0 --metric sharpe=1.2 --source paper-trading "
                    "--reason 'two weeks live'"},
-      {"events", "  modelreg events --since -1h\n  modelreg --json events --type risk_model --follow"},
+      {"events", "  modelreg events --since -1h --limit 0\n"
+                 "  modelreg --json events --type risk_model --limit 20 --follow"},
       {"verify", "  modelreg verify"},
       {"backup", "  modelreg backup create\n  modelreg backup restore 1 --to /srv/models-restored"},
       {"backup create", "  modelreg backup create"},

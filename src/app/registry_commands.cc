@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -166,7 +167,42 @@ std::string Metric(const VersionRecord& r, const std::string& name) {
   return buf;
 }
 
+// The line on stderr when a limit left rows out: how many, which were
+// kept, and how to see them all.
+void NoteLeftOut(std::ostream& err, std::uint64_t left_out, std::uint64_t shown,
+                 const std::string& kept, const std::string& rows) {
+  if (left_out == 0) return;
+  err << "modelreg: showing " << kept << ' ' << shown << " of " << (shown + left_out) << ' '
+      << rows << " (" << left_out << " left out); --limit 0 shows them all\n";
+}
+
 }  // namespace
+
+std::optional<std::size_t> ParseRowLimit(const std::string& text) {
+  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return static_cast<std::size_t>(std::stoull(text));
+}
+
+Result<RowOptions> ResolveRows(std::optional<TimeNs> since, std::optional<TimeNs> until,
+                               std::optional<std::size_t> limit, bool json,
+                               bool stdout_is_terminal) {
+  if (since && until && *since > *until) {
+    return Err(Status::InvalidArgument("--since " + FormatUtc(*since) + " is after --until " +
+                                       FormatUtc(*until) + ": no row can be in that period"));
+  }
+  RowOptions rows;
+  rows.since = since;
+  rows.until = until;
+  if (limit) {
+    rows.limit = *limit;
+    rows.limit_given = *limit != 0;  // --limit 0: no limit, as if not given
+  } else if (stdout_is_terminal && !json) {
+    rows.limit = kTerminalRowLimit;
+  }
+  return rows;
+}
 
 Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out) {
   // Validate everything we can before touching the registry directory.
@@ -254,11 +290,13 @@ Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out
   return Status::OK();
 }
 
-Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
+Status RunList(const Globals& g, const ListOptions& o, std::ostream& out, std::ostream& err) {
   if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(model::ValidateModelType(o.type));
   query::ListFilter filter;
   filter.model_type = o.type;
   filter.sort_metric = o.sort;
+  filter.since = o.rows.since;
+  filter.until = o.rows.until;
   if (!o.status.empty()) {
     projection::ModelStatus status{};
     if (!projection::ParseStatus(o.status, &status)) {
@@ -275,8 +313,34 @@ Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
   auto list = query::Query(**reg).List(filter, o.at);
   if (!list) return list.error();
   MODELREG_RETURN_IF_ERROR(query::CheckSortMetric(o.sort, list->versions, "--sort"));
+  // A limit keeps the top of a ranking (--sort), else the most recently
+  // registered versions; either way in the list's order.
+  std::vector<VersionRecord>& versions = list->versions;
+  const std::size_t limit = o.rows.limit;
+  std::uint64_t left_out = 0;
+  if (limit != 0 && versions.size() > limit) {
+    left_out = versions.size() - limit;
+    if (!o.sort.empty()) {
+      versions.resize(limit);
+    } else {
+      std::vector<Seq> seqs;
+      for (const VersionRecord& r : versions) seqs.push_back(r.registered_seq);
+      std::nth_element(seqs.begin(), seqs.begin() + static_cast<std::ptrdiff_t>(limit - 1),
+                       seqs.end(), std::greater<Seq>());
+      const Seq oldest_kept = seqs[limit - 1];
+      std::erase_if(versions, [&](const VersionRecord& r) { return r.registered_seq < oldest_kept; });
+    }
+  }
+  const auto note = [&] {
+    NoteLeftOut(err, left_out, versions.size(), o.sort.empty() ? "the newest" : "the top",
+                o.sort.empty() ? "versions by registration time" : "versions by " + o.sort);
+  };
   if (g.json) {
-    out << query::ListJson(*list, o.type).dump() << '\n';
+    json j = query::ListJson(*list, o.type);
+    if (o.rows.limit_given) j["omitted"] = left_out;
+    out << j.dump() << '\n';
+    out.flush();
+    note();
     return Status::OK();
   }
   // The metric sorted by gets a column of its own unless it has one.
@@ -302,6 +366,8 @@ Status RunList(const Globals& g, const ListOptions& o, std::ostream& out) {
                   day(r.promoted_at).c_str(), day(r.demoted_at).c_str());
     out << line;
   }
+  out.flush();
+  note();
   return Status::OK();
 }
 
@@ -399,18 +465,31 @@ Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeN
   return Status::OK();
 }
 
-Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeNs> since,
-                  std::optional<TimeNs> until, std::ostream& out) {
+Status RunHistory(const Globals& g, const std::string& type, const RowOptions& o,
+                  std::ostream& out, std::ostream& err) {
   MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
   auto reg = OpenForRead(g, /*full_state=*/false);
   if (!reg) return reg.error();
-  auto history = query::Query(**reg).History(type, since, until);
+  auto history = query::Query(**reg).History(type, o.since, o.until);
   if (!history) return history.error();
+  // A limit keeps the newest (oldest first, as always).
+  std::vector<projection::PromotionRecord>& rows = history->promotions;
+  std::uint64_t left_out = 0;
+  if (o.limit != 0 && rows.size() > o.limit) {
+    left_out = rows.size() - o.limit;
+    rows.erase(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(left_out));
+  }
+  const auto note = [&] {
+    out.flush();
+    NoteLeftOut(err, left_out, rows.size(), "the newest", "promotions and rollbacks");
+  };
   if (g.json) {
-    out << query::HistoryJson(*history).dump() << '\n';
+    json j = query::HistoryJson(*history);
+    if (o.limit_given) j["omitted"] = left_out;
+    out << j.dump() << '\n';
+    note();
     return Status::OK();
   }
-  const std::vector<projection::PromotionRecord>& rows = history->promotions;
   if (rows.empty()) {
     out << "no promotions of " << type << " in that period\n";
     return Status::OK();
@@ -448,6 +527,7 @@ Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeN
     }
     out << line << '\n';
   }
+  note();
   return Status::OK();
 }
 
@@ -774,7 +854,7 @@ class StopSignals {
 
 }  // namespace
 
-Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
+Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out, std::ostream& err) {
   if (!o.type.empty()) MODELREG_RETURN_IF_ERROR(model::ValidateModelType(o.type));
   registry::RegistryOptions ro;
   ro.root = g.root;
@@ -785,19 +865,25 @@ Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out) {
   if (!reg) return reg.error();
   query::EventFilter filter;
   filter.model_type = o.type;
-  filter.since = o.since;
-  filter.until = o.until;
+  filter.since = o.rows.since;
+  filter.until = o.rows.until;
+  std::uint64_t shown = 0;
   auto print = [&](const EventBuffer& e) {
     if (g.json) {
       out << events::ToJson(e).dump() << '\n';
     } else {
       out << events::Summary(e) << '\n';
     }
+    ++shown;
     return true;
   };
-  auto last = query::Query(**reg).Events(1, filter, 0, print);
+  // The backlog: with a limit, its newest events (still oldest first).
+  std::uint64_t left_out = 0;
+  auto last = query::Query(**reg).LastEvents(
+      1, filter, o.rows.limit, [&](const EventBuffer& e) { print(e); }, &left_out);
   if (!last) return last.error();
   out.flush();
+  NoteLeftOut(err, left_out, shown, "the newest", "events");
   if (!o.follow) return Status::OK();
   // Ctrl-C, SIGTERM or a closed pipe end the follow normally, so that the
   // secondary instance's private directory is removed on the way out.

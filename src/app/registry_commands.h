@@ -3,6 +3,7 @@
 // (the CLI maps it to an exit code with ExitCode()).
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <optional>
 #include <ostream>
@@ -43,21 +44,49 @@ struct RegisterOptions {
 };
 Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out);
 
+// Which rows `list`, `history` and `events` print (docs/cli.md, "How many
+// rows"): those whose time — registration, promotion or rollback,
+// recording — is in [since, until] (both bounds optional and inclusive),
+// then at most `limit` of them (0 = all): the newest (`list --sort`: the
+// top of the ranking), printed in the command's usual order. When a limit
+// leaves rows out, one line on stderr says how many and how to see all.
+struct RowOptions {
+  std::optional<TimeNs> since;
+  std::optional<TimeNs> until;
+  std::size_t limit = 0;
+  // --limit N > 0 was given (not the terminal default): `--json list` and
+  // `--json history` then say how many rows were left out ("omitted").
+  bool limit_given = false;
+};
+// At most this many rows when stdout is a terminal and no --limit is given.
+inline constexpr std::size_t kTerminalRowLimit = 50;
+// The rows options of a command line: `limit` is --limit (nullopt: not
+// given; then kTerminalRowLimit when stdout is a terminal and the output
+// is not --json, else no limit). InvalidArgument when since is after until.
+Result<RowOptions> ResolveRows(std::optional<TimeNs> since, std::optional<TimeNs> until,
+                               std::optional<std::size_t> limit, bool json,
+                               bool stdout_is_terminal);
+// --limit's text: a whole number of rows, 0 for no limit; nullopt otherwise.
+std::optional<std::size_t> ParseRowLimit(const std::string& text);
+
 struct ListOptions {
   std::string type;    // "" = every type
   std::string status;  // "" = any
   std::string sort;    // metric name, descending; "" = version order
   std::optional<TimeNs> at;
   std::vector<std::string> tags;  // --tag KEY=VALUE (repeatable: all must match)
+  RowOptions rows;                // by registration time
 };
-Status RunList(const Globals& g, const ListOptions& o, std::ostream& out);
+// `err`: the line saying how many rows a limit left out.
+Status RunList(const Globals& g, const ListOptions& o, std::ostream& out, std::ostream& err);
 
 Status RunShow(const Globals& g, const std::string& type, const std::string& version,
                std::optional<TimeNs> at, std::ostream& out);
 Status RunCurrent(const Globals& g, const std::string& type, std::optional<TimeNs> at,
                   std::ostream& out);
-Status RunHistory(const Globals& g, const std::string& type, std::optional<TimeNs> since,
-                  std::optional<TimeNs> until, std::ostream& out);
+// `rows`: by the time of the promotion or rollback.
+Status RunHistory(const Globals& g, const std::string& type, const RowOptions& rows,
+                  std::ostream& out, std::ostream& err);
 // `policy_text`: also print the text of the gate policy in force at `at`.
 Status RunAudit(const Globals& g, TimeNs at, const std::string& type, std::ostream& out,
                 bool policy_text = false);
@@ -114,14 +143,13 @@ struct AnnotateOptions {
 Status RunAnnotate(const Globals& g, const AnnotateOptions& o, std::ostream& out);
 
 struct EventsOptions {
-  std::optional<TimeNs> since;
-  std::optional<TimeNs> until;
+  RowOptions rows;      // by recording time; with follow, the limit is the backlog's
   std::string type;     // only events about this model type
   bool follow = false;  // keep printing new events
   int follow_poll_ms = 100;
   int follow_max_ms = -1;  // stop following after this long (-1 = never; tests)
 };
-Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out);
+Status RunEvents(const Globals& g, const EventsOptions& o, std::ostream& out, std::ostream& err);
 
 // What changed between two instants: production per type at each, and every
 // event recorded in (from, to] with its actor.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <set>
 
 #include "common/utf8.h"
@@ -143,6 +144,8 @@ Result<ListResult> Query::List(const ListFilter& filter, std::optional<TimeNs> a
       for (const VersionRecord* r : registry::SortedVersions(ts)) {
         if (filter.status && r->status != *filter.status) continue;
         if (!HasTags(*r, filter.tags)) continue;
+        if (filter.since && r->registered_at < *filter.since) continue;
+        if (filter.until && r->registered_at > *filter.until) continue;
         out.versions.push_back(*r);
       }
     }
@@ -279,6 +282,60 @@ Result<Seq> Query::Events(Seq from, const EventFilter& filter, std::size_t limit
     return limit == 0 || ++n < limit;
   }));
   return last;
+}
+
+Result<Seq> Query::LastEvents(Seq from, const EventFilter& filter, std::size_t limit,
+                              const std::function<void(const EventBuffer&)>& fn,
+                              std::uint64_t* left_out) const {
+  if (left_out != nullptr) *left_out = 0;
+  // The period as a range of sequence numbers [lo, hi] (recorded_at never
+  // decreases along the log), fixed now: later appends are not looked at.
+  Seq lo = std::max<Seq>(from, 1);
+  if (filter.since) {
+    auto s = reg_.store_->SeqAtOrBefore(*filter.since - 1);
+    if (!s) return Err(s.error());
+    lo = std::max(lo, *s + 1);
+  }
+  Seq hi = reg_.store_->head().seq;
+  if (filter.until) {
+    auto u = reg_.store_->SeqAtOrBefore(*filter.until);
+    if (!u) return Err(u.error());
+    hi = std::min(hi, *u);
+  }
+  if (hi < lo) return Seq{0};
+  if (filter.model_type.empty()) {
+    // Every event in the range passes: the last `limit` are the tail.
+    const std::uint64_t count = hi - lo + 1;
+    if (limit != 0 && count > limit) {
+      if (left_out != nullptr) *left_out = count - limit;
+      lo = hi - limit + 1;
+    }
+    MODELREG_RETURN_IF_ERROR(reg_.store_->Scan(lo, hi, [&](Seq, const EventBuffer& e) {
+      fn(e);
+      return true;
+    }));
+    return hi;
+  }
+  // Only some pass: keep the last `limit` of them while walking the range
+  // (without a limit, each is handed on as it is found).
+  std::deque<EventBuffer> kept;
+  std::uint64_t dropped = 0;
+  MODELREG_RETURN_IF_ERROR(reg_.store_->Scan(lo, hi, [&](Seq, const EventBuffer& e) {
+    if (ModelTypeOf(e) != filter.model_type) return true;
+    if (limit == 0) {
+      fn(e);
+      return true;
+    }
+    kept.push_back(e);
+    if (kept.size() > limit) {
+      kept.pop_front();
+      ++dropped;
+    }
+    return true;
+  }));
+  if (left_out != nullptr) *left_out = dropped;
+  for (const EventBuffer& e : kept) fn(e);
+  return hi;
 }
 
 Result<std::vector<EventBuffer>> Query::Events(Seq from, const EventFilter& filter,

@@ -96,6 +96,10 @@ struct ListFilter {
   // Only versions carrying every one of these tags (annotations), with
   // exactly these values; empty = no tag filter.
   std::map<std::string, std::string> tags;
+  // Only versions registered in [since, until] (registered_at; each bound
+  // optional, both inclusive).
+  std::optional<TimeNs> since;
+  std::optional<TimeNs> until;
 };
 struct ListResult {
   std::optional<TimeNs> at;     // nullopt = now
@@ -165,6 +169,14 @@ class Query {
   // The same, collected.
   Result<std::vector<EventBuffer>> Events(Seq from, const EventFilter& filter,
                                           std::size_t limit) const;
+  // The last `limit` (0 = all) of the events from sequence `from` on that
+  // pass `filter`, oldest first, each handed to `fn`; `left_out` (if given)
+  // is set to how many passing events came before them. Events appended
+  // while it runs are not looked at. Returns the last sequence number
+  // looked at (0 if none).
+  Result<Seq> LastEvents(Seq from, const EventFilter& filter, std::size_t limit,
+                         const std::function<void(const EventBuffer&)>& fn,
+                         std::uint64_t* left_out = nullptr) const;
   Result<ConsumersResult> Consumers(const std::string& type) const;
   // The gate policy in force now, or at `at` (the last PolicyChanged
   // recorded at or before it).

@@ -280,6 +280,26 @@ Result<std::optional<TimeNs>> TimeParam(const httplib::Request& req, const char*
   return std::optional<TimeNs>(*t);
 }
 
+// since= and until= (each optional, both inclusive): a period, refused
+// when it is empty by construction (since after until).
+struct Period {
+  std::optional<TimeNs> since, until;
+};
+Result<Period> PeriodParams(const httplib::Request& req) {
+  Period p;
+  auto since = TimeParam(req, "since");
+  if (!since) return Err(since.error());
+  auto until = TimeParam(req, "until");
+  if (!until) return Err(until.error());
+  p.since = *since;
+  p.until = *until;
+  if (p.since && p.until && *p.since > *p.until) {
+    return Err(Status::InvalidArgument("since=" + FormatUtc(*p.since) + " is after until=" +
+                                       FormatUtc(*p.until) + ": no row can be in that period"));
+  }
+  return p;
+}
+
 std::optional<std::string> OptParam(const httplib::Request& req, const char* name) {
   if (!req.has_param(name)) return std::nullopt;
   return req.get_param_value(name);
@@ -713,15 +733,13 @@ class ApiServer::Impl {
                [this](const httplib::Request& req, httplib::Response& res, auto&) {
                  const std::string t = req.matches[1];
                  if (!PathOk(res, t, nullptr)) return;
-                 auto since = TimeParam(req, "since");
-                 if (!since) return SendStatus(res, since.error());
-                 auto until = TimeParam(req, "until");
-                 if (!until) return SendStatus(res, until.error());
+                 auto period = PeriodParams(req);
+                 if (!period) return SendStatus(res, period.error());
                  auto limit = ParseLimit(OptParam(req, "limit"));
                  if (!limit) return SendStatus(res, limit.error());
                  auto cursor = CursorParam(req, /*list=*/false);
                  if (!cursor) return SendStatus(res, cursor.error());
-                 auto h = query::Query(reg_).History(t, *since, *until);
+                 auto h = query::Query(reg_).History(t, period->since, period->until);
                  if (!h) return SendStatus(res, h.error());
                  // Oldest first: a page is the promotions after the cursor's sequence number.
                  auto& all = h->promotions;
@@ -785,6 +803,10 @@ class ApiServer::Impl {
       auto tags = TagParams(req);
       if (!tags) return SendStatus(res, tags.error());
       lf.tags = std::move(*tags);
+      auto period = PeriodParams(req);  // by registration time
+      if (!period) return SendStatus(res, period.error());
+      lf.since = period->since;
+      lf.until = period->until;
       auto limit = ParseLimit(OptParam(req, "limit"));
       if (!limit) return SendStatus(res, limit.error());
       auto cursor = CursorParam(req, /*list=*/true);
@@ -1024,6 +1046,11 @@ class ApiServer::Impl {
                  if (!wait) return SendStatus(res, wait.error());
                  auto limit = ParseLimit(OptParam(req, "limit"));
                  if (!limit) return SendStatus(res, limit.error());
+                 auto period = PeriodParams(req);  // by recording time
+                 if (!period) return SendStatus(res, period.error());
+                 // Nothing appended from now on can be recorded before until=
+                 // when that is already past: no reason to wait for it.
+                 if (period->until && *period->until < SystemClock::Instance().NowNs()) *wait = 0;
                  Seq head = HeadSeq();
                  // Long polls may hold at most half the workers: beyond that
                  // they answer at once, so other requests are never starved.
@@ -1038,20 +1065,34 @@ class ApiServer::Impl {
                  while (head <= *after && Clock::now() < deadline && !stopping_.load()) {
                    head = reg_.WaitForHead(*after, std::chrono::milliseconds(100));
                  }
+                 // The period is a range of sequence numbers [first, end]
+                 // (recorded_at never decreases along the log).
+                 query::Query q(reg_);
+                 Seq first = *after + 1, end = head;
+                 if (period->since) {
+                   auto s = q.SeqAt(*period->since - 1);
+                   if (!s) return SendStatus(res, s.error());
+                   first = std::max(first, *s + 1);
+                 }
+                 if (period->until) {
+                   auto u = q.SeqAt(*period->until);
+                   if (!u) return SendStatus(res, u.error());
+                   end = std::min(end, *u);
+                 }
                  json arr = json::array();
-                 Seq last = *after;
-                 if (head > *after) {
-                   last = std::min<Seq>(head, *after + *limit);
-                   auto seen = query::Query(reg_).Events(
-                       *after + 1, query::EventFilter{}, static_cast<std::size_t>(last - *after),
-                       [&](const EventBuffer& e) {
-                         arr.push_back(events::ToJson(e));
-                         return true;
-                       });
+                 Seq last = 0;
+                 if (end >= first) {
+                   last = std::min<Seq>(end, first - 1 + *limit);
+                   auto seen = q.Events(first, query::EventFilter{},
+                                        static_cast<std::size_t>(last - first + 1),
+                                        [&](const EventBuffer& e) {
+                                          arr.push_back(events::ToJson(e));
+                                          return true;
+                                        });
                    if (!seen) return SendStatus(res, seen.error());
                  }
                  json next;  // more events than this page: where the next one starts
-                 if (last < head && last > *after) next = EncodeCursor(Cursor{0, last}, /*list=*/false);
+                 if (last != 0 && last < end) next = EncodeCursor(Cursor{0, last}, /*list=*/false);
                  SendJson(res, 200, json{{"head_seq", head}, {"events", arr}, {"next", next}});
                }));
 

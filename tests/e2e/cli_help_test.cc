@@ -128,7 +128,9 @@ TEST_F(HelpCli, BashCompletionOffersCommandsAndTheirOptions) {
   EXPECT_EQ(Complete("modelreg --root /tmp/r pol"), std::set<std::string>{"policy"});
   EXPECT_EQ(Complete("modelreg policy s"), (std::set<std::string>{"set", "show"}));
   EXPECT_EQ(Complete("modelreg --json policy set --re"), std::set<std::string>{"--reason"});
-  EXPECT_EQ(Complete("modelreg list --s"), (std::set<std::string>{"--sort", "--status"}));
+  EXPECT_EQ(Complete("modelreg list --s"),
+            (std::set<std::string>{"--since", "--sort", "--status"}));
+  EXPECT_EQ(Complete("modelreg events --li"), std::set<std::string>{"--limit"});
 }
 
 TEST_F(HelpCli, ManPageIsRoffOfEveryCommand) {

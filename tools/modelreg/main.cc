@@ -40,6 +40,14 @@ std::string DefaultActor() {
 
 using modelreg::app::kIsoTime;
 
+// CLI11 validator for --limit: a whole number of rows, 0 for no limit.
+const CLI::Validator kRowLimit(
+    [](std::string& s) -> std::string {
+      if (modelreg::app::ParseRowLimit(s)) return "";
+      return "'" + s + "' is not a number of rows: give a whole number, or 0 for no limit";
+    },
+    "N");
+
 std::optional<modelreg::TimeNs> TimeOpt(const std::string& s) {
   if (s.empty()) return std::nullopt;
   return modelreg::ParseTime(s);
@@ -116,6 +124,18 @@ int Run(int argc, char** argv) {
                      "Only versions with tag KEY=VALUE (repeatable: all must match)");
 
   std::string type, version, at, since, until, expect_current;
+  // --since/--until/--limit of list, history and events: one rule for the
+  // three (docs/cli.md, "How many rows").
+  std::string limit_text;
+  const auto add_rows = [&](CLI::App* c, const std::string& time_of, const std::string& kept) {
+    c->add_option("--since", since, time_of + " at or after TIME")->transform(kIsoTime);
+    c->add_option("--until", until, time_of + " at or before TIME")->transform(kIsoTime);
+    c->add_option("--limit", limit_text,
+                  "At most N, " + kept + " (0 = all; on a terminal the default is " +
+                      std::to_string(kTerminalRowLimit) + ")")
+        ->transform(kRowLimit);
+  };
+  add_rows(c_list, "Registered", "the most recently registered (with --sort: the top)");
   auto* c_show = app.add_subcommand("show", "Everything about one version");
   c_show->add_option("type", type, "Model type")->required();
   c_show->add_option("version", version, "Version")->required();
@@ -127,8 +147,7 @@ int Run(int argc, char** argv) {
 
   auto* c_history = app.add_subcommand("history", "Promotions and rollbacks of a type");
   c_history->add_option("type", type, "Model type")->required();
-  c_history->add_option("--since", since, "From TIME (inclusive)")->transform(kIsoTime);
-  c_history->add_option("--until", until, "Up to TIME (inclusive)")->transform(kIsoTime);
+  add_rows(c_history, "Promoted or rolled back", "the newest");
 
   auto* c_audit = app.add_subcommand("audit", "What was in production at a time, and why");
   c_audit->add_option("--at", at, "The instant to audit")->required()->transform(kIsoTime);
@@ -213,10 +232,10 @@ int Run(int argc, char** argv) {
 
   EventsOptions ev;
   auto* c_events = app.add_subcommand("events", "Print the event log, oldest first");
-  c_events->add_option("--since", since, "Recorded at or after TIME")->transform(kIsoTime);
-  c_events->add_option("--until", until, "Recorded at or before TIME")->transform(kIsoTime);
+  add_rows(c_events, "Recorded", "the newest");
   c_events->add_option("--type", ev.type, "Only events about this model type");
-  c_events->add_flag("--follow", ev.follow, "Keep printing new events as they are appended");
+  c_events->add_flag("--follow", ev.follow,
+                     "Keep printing new events as they are appended (--limit: of the backlog)");
 
   auto* c_verify = app.add_subcommand("verify", "Verify the hash chain and the projections");
 
@@ -382,6 +401,14 @@ int Run(int argc, char** argv) {
 
   modelreg::Status st;
   std::ostream& out = std::cout;
+  // list, history, events: the period and how many rows (checked before
+  // anything is opened).
+  const auto rows = [&]() {
+    std::optional<std::size_t> limit;
+    if (!limit_text.empty()) limit = ParseRowLimit(limit_text);
+    return ResolveRows(TimeOpt(since), TimeOpt(until), limit, g.json,
+                       ::isatty(STDOUT_FILENO) == 1);
+  };
   if (*c_completion) {
     out << BashCompletion(app);
     return 0;
@@ -394,13 +421,18 @@ int Run(int argc, char** argv) {
     st = RunRegister(g, reg, out);
   } else if (*c_list) {
     list.at = TimeOpt(list_at);
-    st = RunList(g, list, out);
+    auto r = rows();
+    if (!r) return fail(r.error());
+    list.rows = *r;
+    st = RunList(g, list, out, std::cerr);
   } else if (*c_show) {
     st = RunShow(g, type, version, TimeOpt(at), out);
   } else if (*c_current) {
     st = RunCurrent(g, type, TimeOpt(at), out);
   } else if (*c_history) {
-    st = RunHistory(g, type, TimeOpt(since), TimeOpt(until), out);
+    auto r = rows();
+    if (!r) return fail(r.error());
+    st = RunHistory(g, type, *r, out, std::cerr);
   } else if (*c_audit) {
     st = RunAudit(g, *TimeOpt(at), type, out, audit_policy_text);
   } else if (*c_policy_set) {
@@ -432,9 +464,10 @@ int Run(int argc, char** argv) {
   } else if (*c_validate) {
     st = RunValidate(g, type, version, out);
   } else if (*c_events) {
-    ev.since = TimeOpt(since);
-    ev.until = TimeOpt(until);
-    st = RunEvents(g, ev, out);
+    auto r = rows();
+    if (!r) return fail(r.error());
+    ev.rows = *r;
+    st = RunEvents(g, ev, out, std::cerr);
   } else if (*c_backup_create) {
     st = RunBackupCreate(g, out);
   } else if (*c_backup_list) {
