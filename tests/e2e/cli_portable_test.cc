@@ -66,8 +66,9 @@ int rename(const char* from, const char* to) noexcept {
   return real(from, to);
 }
 
-// A name relative to a directory descriptor, as a path.
-std::string PathAt(int dir, const char* name) {
+// A name relative to a directory descriptor, as a path (C++ linkage: it
+// returns a std::string, among the C functions this file interposes).
+extern "C++" std::string PathAt(int dir, const char* name) {
   if (dir == AT_FDCWD || name[0] == '/') return name;
   return PathOf(dir) + "/" + name;
 }

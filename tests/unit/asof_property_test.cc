@@ -1386,7 +1386,10 @@ class AsOfRun {
       // Show: those versions and a few at random (some not registered by
       // T, one never registered).
       show.insert(Pick(names));
-      for (const auto& [type, v] : show) {
+      for (const auto& type_version : show) {
+        // Named, not a structured binding: clang 14 cannot capture those.
+        const std::string& type = type_version.first;
+        const std::string& v = type_version.second;
         CompareShow(Timed("show", [&] { return q.Show(type, v, t); }), type, v, t, ref, "show");
         ++shows_checked_;
       }
