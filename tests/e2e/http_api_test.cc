@@ -1482,3 +1482,77 @@ TEST_F(HttpApi, AnnotationsThroughTheApi) {
 
 }  // namespace
 }  // namespace modelreg
+
+namespace modelreg {
+namespace {
+
+// The OpenAPI document (docs/api.md, "OpenAPI"): `modelreg serve` answers
+// GET /api/v1/openapi.json without a token with docs/openapi.json's exact
+// bytes; other methods get 405, and the request is counted in /metrics
+// under its route like any other.
+TEST(ServeCommand, ServesTheRepositorysOpenApiDocument) {
+  testing::TempDir dir;
+  const std::string bin = testing::EnvOr("MODELREG_BIN", "modelreg");
+  const std::string root = dir.sub("reg");
+  fs::create_directories(root);
+  testing::Child server({"/bin/sh", "-c", "exec env MODELREG_JWT_SECRET=" + kSecret + " " + bin +
+                                              " --root " + root +
+                                              " serve --listen 127.0.0.1:0 --exit-after 120"});
+  for (int i = 0; i < 100 && server.Lines().empty(); ++i) server.ReadFor(100);
+  ASSERT_FALSE(server.Lines().empty());
+  const std::string first = server.Lines()[0];
+  ASSERT_NE(first.find("http://127.0.0.1:"), std::string::npos) << first;
+  const int port = std::stoi(first.substr(first.rfind(':') + 1));
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(20, 0);
+
+  std::ifstream in(testing::EnvOr("MODELREG_DOCS", "docs") + "/openapi.json", std::ios::binary);
+  std::ostringstream file;
+  file << in.rdbuf();
+  ASSERT_GT(file.str().size(), 1000u);
+
+  auto got = client.Get("/api/v1/openapi.json");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->status, 200);
+  EXPECT_EQ(got->get_header_value("Content-Type"), "application/json");
+  EXPECT_TRUE(got->body == file.str()) << "the served document differs from docs/openapi.json ("
+                                       << got->body.size() << " vs " << file.str().size() << " bytes)";
+  EXPECT_EQ(json::parse(got->body)["openapi"], "3.0.3");
+
+  // A token is not needed, and a bad one is not looked at either.
+  auto with_bad_token = client.Get("/api/v1/openapi.json", {{"Authorization", "Bearer nonsense"}});
+  ASSERT_TRUE(with_bad_token);
+  EXPECT_EQ(with_bad_token->status, 200);
+
+  // Read-only: other methods get 405 naming GET; a near miss is a 404.
+  auto post = client.Post("/api/v1/openapi.json", "{}", "application/json");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 405);
+  EXPECT_EQ(post->get_header_value("Allow"), "GET");
+  EXPECT_EQ(json::parse(post->body)["error"]["code"], "method_not_allowed");
+  auto near = client.Get("/api/v1/openapiXjson");
+  ASSERT_TRUE(near);
+  EXPECT_EQ(near->status, 404);
+  EXPECT_EQ(json::parse(near->body)["error"]["code"], "not_found");
+
+  auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find(
+                "modelreg_http_requests_total{route=\"GET /api/v1/openapi.json\",code=\"200\"} 2"),
+            std::string::npos)
+      << metrics->body;
+  const int status = server.SignalAndWait(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// The 405 of a path with GET, PUT and POST routes lists all three.
+TEST_F(HttpApi, MethodNotAllowedListsPutToo) {
+  auto r = client_->Delete("/api/v1/policy");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "GET, POST, PUT");
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "method_not_allowed");
+}
+
+}  // namespace
+}  // namespace modelreg
