@@ -32,6 +32,7 @@
 #include "registry/registry.h"
 #include "server/api_server.h"
 #include "server/openapi.h"
+#include "support/openapi.h"
 #include "support/run.h"
 #include "support/temp_dir.h"
 
@@ -267,6 +268,69 @@ TEST(OpenApi, PatternsBecomeTemplatesByADocumentedRule) {
   EXPECT_EQ(ShapeOfPattern("/api/v1/models/.*"), std::nullopt);
   EXPECT_EQ(ShapeOfPattern("/api/v1/models/([^/]+"), std::nullopt);
   EXPECT_EQ(ShapeOfPattern("/api/v1/models)"), std::nullopt);
+}
+
+// The answer checker of the http_api suite (support/openapi.h) refuses
+// what the document does not allow.
+TEST(OpenApi, TheAnswerCheckerFindsWhatTheDocumentDoesNotAllow) {
+  const testing::OpenApiDoc doc(Document());
+  auto problems = [&](const std::string& method, const std::string& path, int status,
+                      const std::string& type, const json& body) {
+    return Join(doc.CheckAnswer(method, path, status, type, body.dump()));
+  };
+  const json write{{"seq", 4}, {"summary", "promoted risk_model v1.0.0"}};
+  const std::string promote = "/api/v1/models/{type}/{version}/promote";
+  EXPECT_EQ(problems("POST", promote, 200, "application/json", write), "");
+  EXPECT_NE(problems("POST", promote, 200, "application/json", json{{"seq", 4}}).find("required summary is missing"),
+            std::string::npos);
+  EXPECT_NE(problems("POST", promote, 200, "application/json", json{{"seq", "4"}, {"summary", ""}})
+                .find("is not an integer"),
+            std::string::npos);
+  EXPECT_NE(problems("POST", promote, 200, "application/json", json{{"seq", -1}, {"summary", ""}}).find("is below 0"),
+            std::string::npos);
+  EXPECT_NE(problems("POST", promote, 200, "text/plain", write).find("Content-Type text/plain is not documented"),
+            std::string::npos);
+  EXPECT_NE(problems("POST", promote, 201, "application/json", write).find("status not documented"),
+            std::string::npos);
+  EXPECT_NE(problems("DELETE", promote, 200, "application/json", write).find("no such operation"), std::string::npos);
+  // Errors: listed or under "default", always the error object.
+  const json error{{"error", {{"code", "conflict"}, {"message", "m"}}}};
+  EXPECT_EQ(problems("POST", promote, 409, "application/json", error), "");
+  EXPECT_EQ(problems("POST", promote, 507, "application/json", error), "");
+  EXPECT_NE(problems("POST", promote, 507, "application/json", json{{"message", "m"}}).find("required error"),
+            std::string::npos);
+  // Nested: a list's records, enums, nullability, patterns.
+  const json record{{"model_type", "risk_model"}, {"version", "v1.0.0"}, {"status", "staged"},
+                    {"artifact_kind", "file"}, {"artifact_path", "artifacts/risk_model/v1.0.0/m"},
+                    {"effective_metrics", json::object()}};
+  const json list{{"model_type", nullptr}, {"at", nullptr}, {"versions", {record}}, {"next", nullptr}};
+  EXPECT_EQ(problems("GET", "/api/v1/models", 200, "application/json", list), "");
+  json bad = list;
+  bad["versions"][0]["status"] = "live";
+  EXPECT_NE(problems("GET", "/api/v1/models", 200, "application/json", bad).find("/versions/0/status: \"live\" is not one of"),
+            std::string::npos);
+  bad = list;
+  bad["versions"][0]["model_type"] = "Risk";
+  EXPECT_NE(problems("GET", "/api/v1/models", 200, "application/json", bad).find("does not match"), std::string::npos);
+  bad = list;
+  bad["versions"][0]["version"] = nullptr;
+  EXPECT_NE(problems("GET", "/api/v1/models", 200, "application/json", bad).find("null, not nullable"),
+            std::string::npos);
+  bad = list;
+  bad["versions"][0]["colour"] = "red";  // a field the document does not name
+  EXPECT_NE(problems("GET", "/api/v1/models", 200, "application/json", bad).find("colour is not in the document"),
+            std::string::npos);
+  json registered = record;
+  registered["already_registered"] = true;  // allOf: Record's fields and its own
+  EXPECT_EQ(problems("POST", "/api/v1/models/{type}/{version}", 201, "application/json", registered), "");
+  registered["colour"] = "red";
+  EXPECT_NE(problems("POST", "/api/v1/models/{type}/{version}", 201, "application/json", registered)
+                .find("colour is not in the document"),
+            std::string::npos);
+  bad = list;
+  bad["versions"][0]["effective_metrics"]["ic"] = "high";
+  EXPECT_NE(problems("GET", "/api/v1/models", 200, "application/json", bad).find("effective_metrics/ic"),
+            std::string::npos);
 }
 
 TEST(OpenApi, TheEmbeddedDocumentIsTheRepositoryFile) {
