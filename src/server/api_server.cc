@@ -601,10 +601,8 @@ class ApiServer::Impl {
 
   // Wraps a handler: metrics, authentication, scope.
   Route Wrap(std::string route, Need need, Handler h) {
-    std::string name = route;
-    return Route{std::move(name), ScopeOf(need),
-                 [this, route = std::move(route), need, h = std::move(h)](const httplib::Request& req,
-                                                                          httplib::Response& res) {
+    httplib::Server::Handler handler = [this, route, need, h = std::move(h)](const httplib::Request& req,
+                                                                             httplib::Response& res) {
       const auto start = Clock::now();
       auth::Claims claims;
       if (Authorize(req, res, need, &claims)) h(req, res, claims);
@@ -613,7 +611,8 @@ class ApiServer::Impl {
       if (res.status == -1) res.status = req.ranges.empty() ? 200 : 206;
       metrics_.Observe(route, res.status,
                        std::chrono::duration<double>(Clock::now() - start).count());
-    }};
+    };
+    return Route{std::move(route), ScopeOf(need), std::move(handler)};
   }
 
   bool Authorize(const httplib::Request& req, httplib::Response& res, Need need,
