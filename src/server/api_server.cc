@@ -32,6 +32,7 @@
 #include "query/query.h"
 #include "query/render.h"
 #include "server/connections.h"
+#include "server/openapi.h"
 #include "server/paging.h"
 
 namespace modelreg::server {
@@ -339,24 +340,48 @@ std::string ConnectionMetrics(const ConnectionStats& c) {
   return out.str();
 }
 
-// Registers routes on httplib and remembers them, for 405 answers.
+// A handler with its route's name (the metrics label, "GET
+// /api/v1/models/{type}") and the scope it needs ("" = no token).
+struct Route {
+  std::string name;
+  std::string scope;
+  httplib::Server::Handler handler;
+};
+
+// A registered route: what ApiServer::routes() lists, and its pattern
+// compiled, for 405 answers.
+struct Registered {
+  RouteInfo info;
+  std::regex regex;
+};
+
+// Registers routes on httplib and remembers them.
 struct RouteTable {
   httplib::Server& s;
-  std::vector<std::pair<std::string, std::regex>>& routes;
-  template <class H>
-  void Get(const std::string& pattern, H&& h) {
-    routes.emplace_back("GET", std::regex(pattern));
-    s.Get(pattern, std::forward<H>(h));
+  std::vector<Registered>& routes;
+  void Get(const std::string& pattern, Route r) {
+    Remember("GET", pattern, r.name, r.scope);
+    s.Get(pattern, std::move(r.handler));
   }
-  template <class H>
-  void Post(const std::string& pattern, H&& h) {
-    routes.emplace_back("POST", std::regex(pattern));
-    s.Post(pattern, std::forward<H>(h));
+  void Post(const std::string& pattern, Route r) {
+    Remember("POST", pattern, r.name, r.scope);
+    s.Post(pattern, std::move(r.handler));
   }
-  template <class H>
-  void Put(const std::string& pattern, H&& h) {
-    routes.emplace_back("PUT", std::regex(pattern));
-    s.Put(pattern, std::forward<H>(h));
+  void Put(const std::string& pattern, Route r) {
+    Remember("PUT", pattern, r.name, r.scope);
+    s.Put(pattern, std::move(r.handler));
+  }
+  // A POST whose handler reads the body itself (the streamed upload).
+  void PostReader(const std::string& pattern, std::string name, std::string scope,
+                  httplib::Server::HandlerWithContentReader h) {
+    Remember("POST", pattern, std::move(name), std::move(scope));
+    s.Post(pattern, std::move(h));
+  }
+
+ private:
+  void Remember(const char* method, const std::string& pattern, std::string name, std::string scope) {
+    routes.push_back(Registered{RouteInfo{method, pattern, std::move(name), std::move(scope)},
+                                std::regex(pattern)});
   }
 };
 
@@ -462,12 +487,26 @@ class ApiServer::Impl {
   }
 
   int port() const { return port_; }
+  std::vector<RouteInfo> routes() const {
+    std::vector<RouteInfo> out;
+    for (const Registered& r : routes_) out.push_back(r.info);
+    return out;
+  }
   std::string url() const {
     return std::string(tls_ ? "https" : "http") + "://" + options_.host + ":" + std::to_string(port_);
   }
 
  private:
   enum class Need { kNone, kRead, kWrite, kAdmin };
+  static const char* ScopeOf(Need need) {
+    switch (need) {
+      case Need::kNone: return "";
+      case Need::kRead: return auth::kScopeRead;
+      case Need::kWrite: return auth::kScopeWrite;
+      case Need::kAdmin: return auth::kScopeAdmin;
+    }
+    return auth::kScopeAdmin;
+  }
 
   // The largest upload body: the artifact, the metadata part (1 MiB) and
   // the multipart framing.
@@ -535,11 +574,11 @@ class ApiServer::Impl {
   // The methods with a route for `path`, in a fixed order.
   std::vector<std::string> AllowedMethods(const std::string& path) const {
     std::set<std::string> found;
-    for (const auto& [method, pattern] : routes_) {
-      if (std::regex_match(path, pattern)) found.insert(method);
+    for (const Registered& r : routes_) {
+      if (std::regex_match(path, r.regex)) found.insert(r.info.method);
     }
     std::vector<std::string> out;
-    for (const char* m : {"GET", "POST"}) {
+    for (const char* m : {"GET", "POST", "PUT"}) {
       if (found.count(m) != 0) out.emplace_back(m);
     }
     return out;
@@ -594,9 +633,9 @@ class ApiServer::Impl {
                                      const auth::Claims&)>;
 
   // Wraps a handler: metrics, authentication, scope.
-  httplib::Server::Handler Wrap(std::string route, Need need, Handler h) {
-    return [this, route = std::move(route), need, h = std::move(h)](const httplib::Request& req,
-                                                                     httplib::Response& res) {
+  Route Wrap(std::string route, Need need, Handler h) {
+    httplib::Server::Handler handler = [this, route, need, h = std::move(h)](const httplib::Request& req,
+                                                                             httplib::Response& res) {
       const auto start = Clock::now();
       auth::Claims claims;
       if (Authorize(req, res, need, &claims)) h(req, res, claims);
@@ -606,6 +645,7 @@ class ApiServer::Impl {
       metrics_.Observe(route, res.status,
                        std::chrono::duration<double>(Clock::now() - start).count());
     };
+    return Route{std::move(route), ScopeOf(need), std::move(handler)};
   }
 
   bool Authorize(const httplib::Request& req, httplib::Response& res, Need need,
@@ -629,9 +669,7 @@ class ApiServer::Impl {
       return false;
     }
     *claims = std::move(*verified);
-    const char* scope = need == Need::kRead    ? auth::kScopeRead
-                        : need == Need::kWrite ? auth::kScopeWrite
-                                               : auth::kScopeAdmin;
+    const char* scope = ScopeOf(need);
     if (!claims->Allows(scope)) {
       SendError(res, 403, "forbidden",
                 "token of '" + claims->subject + "' lacks the scope " + scope);
@@ -711,6 +749,15 @@ class ApiServer::Impl {
       res.set_content(metrics_.Render(HeadSeq(), polls_.load()) + ConnectionMetrics(http_->stats()),
                       "text/plain; version=0.0.4");
     }));
+
+    // This API's OpenAPI description (docs/openapi.json, embedded at build
+    // time): no token, like /healthz; it holds nothing of the registry.
+    s.Get(R"(/api/v1/openapi\.json)",
+          Wrap("GET /api/v1/openapi.json", Need::kNone, [](auto&, auto& res, auto&) {
+            const std::string_view doc = OpenApiDocument();
+            res.status = 200;
+            res.set_content(doc.data(), doc.size(), "application/json");
+          }));
 
     s.Get(models + type + "/current",
           Wrap("GET /api/v1/models/{type}/current", Need::kRead,
@@ -1181,9 +1228,9 @@ class ApiServer::Impl {
                 }));
 
     // Versions start with "v": "rollback" above is not one.
-    s.Post(models + type + "/(v[^/]*)",
-           [this](const httplib::Request& req, httplib::Response& res,
-                  const httplib::ContentReader& reader) { RegisterUpload(req, res, reader); });
+    s.PostReader(models + type + "/(v[^/]*)", std::string(kUploadRoute), ScopeOf(Need::kWrite),
+                 [this](const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& reader) { RegisterUpload(req, res, reader); });
   }
 
   // POST /api/v1/models/{type}/{version}: multipart/form-data with an
@@ -1192,7 +1239,7 @@ class ApiServer::Impl {
   void RegisterUpload(const httplib::Request& req, httplib::Response& res,
                       const httplib::ContentReader& reader) {
     const auto start = Clock::now();
-    const std::string route = "POST /api/v1/models/{type}/{version}";
+    const std::string route(kUploadRoute);
     bool consumed = false;  // the whole body was read
     auto done = [&] {
       if (!consumed) CloseAfterResponse();
@@ -1331,12 +1378,14 @@ class ApiServer::Impl {
     done();
   }
 
+  static constexpr std::string_view kUploadRoute = "POST /api/v1/models/{type}/{version}";
+
   Registry& reg_;
   auth::TokenVerifier verifier_;
   ServerOptions options_;
   std::unique_ptr<HttpServer> http_;
   httplib::Server* server_ = nullptr;  // http_'s
-  std::vector<std::pair<std::string, std::regex>> routes_;  // method, pattern
+  std::vector<Registered> routes_;
   bool tls_ = false;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
@@ -1360,5 +1409,6 @@ int ApiServer::port() const { return impl_->port(); }
 std::string ApiServer::url() const { return impl_->url(); }
 Status ApiServer::Serve() { return impl_->Serve(); }
 void ApiServer::Stop() { impl_->Stop(); }
+std::vector<RouteInfo> ApiServer::routes() const { return impl_->routes(); }
 
 }  // namespace modelreg::server

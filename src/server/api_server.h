@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "auth/token.h"
 #include "common/status.h"
@@ -25,6 +26,17 @@ class Registry;
 }
 
 namespace modelreg::server {
+
+// One route the server answers: what the OpenAPI document
+// (docs/openapi.json, served at /api/v1/openapi.json) must describe.
+struct RouteInfo {
+  std::string method;   // GET, POST or PUT
+  std::string pattern;  // the regular expression the path must match, a
+                        // group per path parameter: /api/v1/models/([^/]+)
+  std::string name;     // "GET /api/v1/models/{type}": the metrics label,
+                        // and the OpenAPI path with the same parameters
+  std::string scope;    // model:read, model:write, model:admin; "" = no token
+};
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -55,6 +67,8 @@ class ApiServer {
   // Serves until Stop(); returns after the requests in flight finished.
   Status Serve();
   void Stop();
+  // Every route, in the order they were registered.
+  std::vector<RouteInfo> routes() const;
 
   class Impl;
 

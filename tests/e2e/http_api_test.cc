@@ -23,6 +23,7 @@
 #include "registry/registry.h"
 #include "server/api_server.h"
 #include "support/child.h"
+#include "support/openapi.h"
 #include "support/raw_http.h"
 #include "support/run.h"
 #include "support/temp_dir.h"
@@ -1504,6 +1505,209 @@ TEST_F(HttpApi, SortByAnUnknownMetricIsRefused) {
   auto empty = client_->Get("/api/v1/models/alpha?sort=turnover", Read());
   ASSERT_TRUE(empty);
   EXPECT_EQ(empty->status, 200) << empty->body;
+}
+
+// The OpenAPI document (docs/api.md, "OpenAPI"): `modelreg serve` answers
+// GET /api/v1/openapi.json without a token with docs/openapi.json's exact
+// bytes; other methods get 405, and the request is counted in /metrics
+// under its route like any other.
+TEST(ServeCommand, ServesTheRepositorysOpenApiDocument) {
+  testing::TempDir dir;
+  const std::string bin = testing::EnvOr("MODELREG_BIN", "modelreg");
+  const std::string root = dir.sub("reg");
+  fs::create_directories(root);
+  testing::Child server({"/bin/sh", "-c", "exec env MODELREG_JWT_SECRET=" + kSecret + " " + bin +
+                                              " --root " + root +
+                                              " serve --listen 127.0.0.1:0 --exit-after 120"});
+  for (int i = 0; i < 100 && server.Lines().empty(); ++i) server.ReadFor(100);
+  ASSERT_FALSE(server.Lines().empty());
+  const std::string first = server.Lines()[0];
+  ASSERT_NE(first.find("http://127.0.0.1:"), std::string::npos) << first;
+  const int port = std::stoi(first.substr(first.rfind(':') + 1));
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(20, 0);
+
+  std::ifstream in(testing::EnvOr("MODELREG_DOCS", "docs") + "/openapi.json", std::ios::binary);
+  std::ostringstream file;
+  file << in.rdbuf();
+  ASSERT_GT(file.str().size(), 1000u);
+
+  auto got = client.Get("/api/v1/openapi.json");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->status, 200);
+  EXPECT_EQ(got->get_header_value("Content-Type"), "application/json");
+  EXPECT_TRUE(got->body == file.str()) << "the served document differs from docs/openapi.json ("
+                                       << got->body.size() << " vs " << file.str().size() << " bytes)";
+  EXPECT_EQ(json::parse(got->body)["openapi"], "3.0.3");
+
+  // A token is not needed, and a bad one is not looked at either.
+  auto with_bad_token = client.Get("/api/v1/openapi.json", {{"Authorization", "Bearer nonsense"}});
+  ASSERT_TRUE(with_bad_token);
+  EXPECT_EQ(with_bad_token->status, 200);
+
+  // Read-only: other methods get 405 naming GET; a near miss is a 404.
+  auto post = client.Post("/api/v1/openapi.json", "{}", "application/json");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 405);
+  EXPECT_EQ(post->get_header_value("Allow"), "GET");
+  EXPECT_EQ(json::parse(post->body)["error"]["code"], "method_not_allowed");
+  auto near = client.Get("/api/v1/openapiXjson");
+  ASSERT_TRUE(near);
+  EXPECT_EQ(near->status, 404);
+  EXPECT_EQ(json::parse(near->body)["error"]["code"], "not_found");
+
+  auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find(
+                "modelreg_http_requests_total{route=\"GET /api/v1/openapi.json\",code=\"200\"} 2"),
+            std::string::npos)
+      << metrics->body;
+  const int status = server.SignalAndWait(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// Every operation's answers, success and error, against docs/openapi.json:
+// each status documented for its operation, the Content-Type listed, the
+// JSON body valid against the documented schema (support/openapi.h). A
+// field renamed in the code, or a status the document forgot, fails here.
+TEST_F(HttpApi, EveryAnswerMatchesTheOpenApiDocument) {
+  const testing::OpenApiDoc doc = testing::OpenApiDoc::Load();
+  ASSERT_TRUE(doc.json().is_object()) << "cannot read " << testing::OpenApiDoc::Path();
+  std::set<std::string> operations;  // "METHOD template" answered at least once with a 2xx
+  int checked = 0;
+  auto check = [&](const std::string& method, const std::string& route, const httplib::Result& r,
+                   int expected) {
+    ASSERT_TRUE(r) << method << " " << route << ": " << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, expected) << method << " " << route << ": " << r->body;
+    std::string problems;
+    for (const auto& p : doc.CheckAnswer(method, route, r->status, r->get_header_value("Content-Type"),
+                                         r->body)) {
+      problems += p + "\n";
+    }
+    EXPECT_TRUE(problems.empty()) << problems << r->body.substr(0, 2000);
+    if (r->status < 300) operations.insert(method + " " + route);
+    ++checked;
+  };
+  const std::string m = "/api/v1/models/";
+  const std::string t_start = FormatUtc(SystemClock::Instance().NowNs());
+
+  check("GET", "/healthz", client_->Get("/healthz"), 200);
+  check("GET", "/metrics", client_->Get("/metrics"), 200);
+  check("GET", "/api/v1/openapi.json", client_->Get("/api/v1/openapi.json"), 200);
+  check("GET", "/api/v1/models/{type}/current", client_->Get(m + "risk_model/current", Read()), 404);
+  check("GET", "/api/v1/models", client_->Get("/api/v1/models"), 401);
+  check("GET", "/api/v1/models/{type}", client_->Get(m + "Risk", Read()), 400);
+
+  const std::string meta = R"({"metrics": {"ic": 0.05, "sharpe": 1.2}, "dataset_version_ids": {"crsp": "v1"}})";
+  check("POST", "/api/v1/models/{type}/{version}", Upload("risk_model", "v1.0.0", "w1", meta), 201);
+  check("POST", "/api/v1/models/{type}/{version}", Upload("risk_model", "v1.0.0", "w1", meta), 200);
+  check("POST", "/api/v1/models/{type}/{version}", Upload("risk_model", "v1.0.0", "other"), 409);
+  check("POST", "/api/v1/models/{type}/{version}", Upload("risk_model", "v1.1.0", "w2", meta), 201);
+  check("POST", "/api/v1/models/{type}/{version}", Upload("alpha_value", "v0.1.0", "w3"), 201);
+
+  check("GET", "/api/v1/models", client_->Get("/api/v1/models?limit=1", Read()), 200);
+  check("GET", "/api/v1/models/{type}", client_->Get(m + "risk_model?sort=sharpe&tag=desk%3Deq", Read()), 200);
+  check("GET", "/api/v1/models/{type}", client_->Get(m + "risk_model?status=bogus", Read()), 400);
+  check("POST", "/api/v1/models/{type}/{version}/promote",
+        PostJson(m + "risk_model/v1.0.0/promote", {{"reason", "weekly"}}, Read()), 403);
+  check("POST", "/api/v1/models/{type}/{version}/promote",
+        PostJson(m + "risk_model/v1.0.0/promote", {{"reason", "weekly"}}, Write()), 200);
+  check("POST", "/api/v1/models/{type}/{version}/promote",
+        PostJson(m + "risk_model/v1.1.0/promote", {{"expect_current", "none"}}, Write()), 409);
+  check("POST", "/api/v1/models/{type}/{version}/promote",
+        PostJson(m + "risk_model/v9.0.0/promote", json::object(), Write()), 404);
+  check("GET", "/api/v1/models/{type}/current", client_->Get(m + "risk_model/current", Read()), 200);
+  check("POST", "/api/v1/models/{type}/{version}/annotate",
+        PostJson(m + "risk_model/v1.0.0/annotate",
+                 {{"set_tags", {{"desk", "eq"}}}, {"description", "d"}, {"metrics", {{"hit_rate", 0.5}}},
+                  {"source", "paper"}, {"reason", "r"}},
+                 Write()),
+        200);
+  check("POST", "/api/v1/models/{type}/{version}/annotate",
+        PostJson(m + "risk_model/v1.0.0/annotate", {{"colour", "red"}, {"reason", "r"}}, Write()), 400);
+  check("GET", "/api/v1/models/{type}/{version}", client_->Get(m + "risk_model/v1.0.0", Read()), 200);
+  check("GET", "/api/v1/models/{type}/{version}", client_->Get(m + "risk_model/v1.0.0?at=" + t_start, Read()), 404);
+  check("GET", "/api/v1/models/{type}", client_->Get(m + "risk_model?tag=desk%3Deq", Read()), 200);
+  check("POST", "/api/v1/models/{type}/{version}/promote",
+        PostJson(m + "risk_model/v1.1.0/promote", {{"expect_current", "v1.0.0"}}, Write()), 200);
+  check("GET", "/api/v1/models/{type}/history", client_->Get(m + "risk_model/history?limit=1", Read()), 200);
+  check("GET", "/api/v1/models/{type}/history", client_->Get(m + "risk_model/history?cursor=x", Read()), 400);
+
+  check("GET", "/api/v1/models/{type}/{version}/artifact", client_->Get(m + "risk_model/v1.1.0/artifact", Read()), 200);
+  httplib::Headers ranged = Read();
+  ranged.emplace("Range", "bytes=0-0");
+  check("GET", "/api/v1/models/{type}/{version}/artifact", client_->Get(m + "risk_model/v1.1.0/artifact", ranged), 206);
+  check("GET", "/api/v1/models/{type}/{version}/artifact", client_->Get(m + "risk_model/v7.0.0/artifact", Read()), 404);
+  check("POST", "/api/v1/models/{type}/{version}/validate",
+        PostJson(m + "risk_model/v1.1.0/validate", json::object(), Write()), 200);
+
+  check("POST", "/api/v1/models/{type}/consumers/{id}/ack",
+        PostJson(m + "risk_model/consumers/svc-1/ack", {{"version", "v1.1.0"}, {"ok", true}}, Read()), 200);
+  check("POST", "/api/v1/models/{type}/consumers/{id}/ack",
+        PostJson(m + "risk_model/consumers/svc-2/ack",
+                 {{"version", "v1.0.0"}, {"ok", false}, {"attempted_version", "v1.1.0"}, {"detail", "oom"}}, Read()),
+        200);
+  check("POST", "/api/v1/models/{type}/consumers/{id}/ack",
+        PostJson(m + "risk_model/consumers/svc-1/ack", {{"ok", "yes"}}, Read()), 400);
+  check("GET", "/api/v1/models/{type}/consumers", client_->Get(m + "risk_model/consumers", Read()), 200);
+
+  const std::string policy = "[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n";
+  check("GET", "/api/v1/policy", client_->Get("/api/v1/policy", Read()), 200);
+  check("GET", "/api/v1/policy", client_->Get("/api/v1/policy?at=2000-01-01", Read()), 200);
+  check("PUT", "/api/v1/policy",
+        client_->Put("/api/v1/policy", Admin(), json{{"text", policy + "# v2\n"}, {"reason", "r"}}.dump(),
+                     "application/json"),
+        200);
+  check("POST", "/api/v1/policy", PostJson("/api/v1/policy", {{"text", policy + "# v2\n"}, {"reason", "r"}}, Admin()), 200);
+  check("PUT", "/api/v1/policy",
+        client_->Put("/api/v1/policy", Write(), json{{"text", policy}, {"reason", "r"}}.dump(), "application/json"),
+        403);
+  check("POST", "/api/v1/policy", PostJson("/api/v1/policy", {{"reason", "r"}}, Admin()), 400);
+
+  check("GET", "/api/v1/audit", client_->Get("/api/v1/audit?at=now", Read()), 200);
+  check("GET", "/api/v1/audit", client_->Get("/api/v1/audit?at=now&type=risk_model", Read()), 200);
+  check("GET", "/api/v1/audit", client_->Get("/api/v1/audit", Read()), 400);
+  check("GET", "/api/v1/diff", client_->Get("/api/v1/diff?from=" + t_start + "&to=now", Read()), 200);
+  check("GET", "/api/v1/diff", client_->Get("/api/v1/diff?from=now", Read()), 400);
+  check("GET", "/api/v1/events", client_->Get("/api/v1/events?limit=2", Read()), 200);
+  check("GET", "/api/v1/events", client_->Get("/api/v1/events?after=1&limit=1000", Read()), 200);
+  check("GET", "/api/v1/events", client_->Get("/api/v1/events?limit=0", Read()), 400);
+
+  check("POST", "/api/v1/models/{type}/rollback",
+        PostJson(m + "risk_model/rollback", {{"reason", "r"}, {"dry_run", true}}, Write()), 200);
+  check("POST", "/api/v1/models/{type}/rollback",
+        PostJson(m + "risk_model/rollback", {{"reason", "losing money"}, {"fail_current", true}}, Write()), 200);
+  check("POST", "/api/v1/models/{type}/rollback", PostJson(m + "risk_model/rollback", {{"to", "v5.0.0"}}, Write()), 404);
+  check("POST", "/api/v1/models/{type}/{version}/archive",
+        PostJson(m + "alpha_value/v0.1.0/archive", {{"reason", "old"}}, Write()), 200);
+  check("POST", "/api/v1/models/{type}/{version}/fail",
+        PostJson(m + "alpha_value/v0.1.0/fail", {{"reason", "bad"}}, Write()), 200);
+  check("POST", "/api/v1/models/{type}/{version}/archive",
+        PostJson(m + "alpha_value/v0.1.0/archive", json::object(), Write()), 409);
+  check("POST", "/api/v1/models/{type}/{version}/fail",
+        PostJson(m + "alpha_value/v0.1.0/fail", {{"force", "yes"}}, Write()), 400);
+  check("GET", "/api/v1/models/{type}/current", client_->Get(m + "risk_model/current?at=" + t_start, Read()), 404);
+  check("GET", "/api/v1/models", client_->Get("/api/v1/models?at=now&status=failed", Read()), 200);
+
+  // Every documented operation was answered with a success at least once.
+  for (const auto& [path, item] : doc.json()["paths"].items()) {
+    for (const char* method : {"get", "put", "post"}) {
+      if (!item.contains(method)) continue;
+      std::string upper = method;
+      for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      EXPECT_EQ(operations.count(upper + " " + path), 1u) << upper << " " << path << " never succeeded here";
+    }
+  }
+  EXPECT_GE(checked, 50);
+}
+
+// The 405 of a path with GET, PUT and POST routes lists all three.
+TEST_F(HttpApi, MethodNotAllowedListsPutToo) {
+  auto r = client_->Delete("/api/v1/policy");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "GET, POST, PUT");
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "method_not_allowed");
 }
 
 }  // namespace

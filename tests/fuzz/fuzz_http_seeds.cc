@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   const std::vector<std::pair<std::string, std::string>> seeds = {
       {"healthz", Get("/healthz", false)},
       {"metrics", Get("/metrics", false)},
+      {"openapi", Get("/api/v1/openapi.json", false)},
       {"current", Get("/api/v1/models/risk_model/current")},
       {"current_at", Get("/api/v1/models/risk_model/current?at=2025-01-15T09:30:00Z")},
       {"list", Get("/api/v1/models/risk_model?status=production&sort=sharpe")},
