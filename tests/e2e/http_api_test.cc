@@ -1689,6 +1689,15 @@ TEST_F(HttpApi, EveryAnswerMatchesTheOpenApiDocument) {
   check("GET", "/api/v1/models/{type}/current", client_->Get(m + "risk_model/current?at=" + t_start, Read()), 404);
   check("GET", "/api/v1/models", client_->Get("/api/v1/models?at=now&status=failed", Read()), 200);
 
+  check("POST", "/api/v1/admin/gc", PostJson("/api/v1/admin/gc", {{"dry_run", true}, {"keep", 0}, {"retention_days", 0}}, Admin()), 200);
+  check("POST", "/api/v1/admin/gc", PostJson("/api/v1/admin/gc", {{"keep", 0}, {"retention_days", 0}, {"reason", "tidy"}}, Admin()), 200);
+  check("POST", "/api/v1/admin/gc", PostJson("/api/v1/admin/gc", {{"keep", -1}}, Admin()), 400);
+  check("POST", "/api/v1/admin/gc", PostJson("/api/v1/admin/gc", json::object(), Write()), 403);
+  check("POST", "/api/v1/admin/backups", PostJson("/api/v1/admin/backups", json::object(), Admin()), 200);
+  check("POST", "/api/v1/admin/backups", PostJson("/api/v1/admin/backups", {{"to", "/tmp"}}, Admin()), 400);
+  check("GET", "/api/v1/events", client_->Get("/api/v1/events?since=" + t_start + "&until=now", Read()), 200);
+  check("GET", "/api/v1/models", client_->Get("/api/v1/models?since=now&until=" + t_start, Read()), 400);
+
   // Every documented operation was answered with a success at least once.
   for (const auto& [path, item] : doc.json()["paths"].items()) {
     for (const char* method : {"get", "put", "post"}) {
