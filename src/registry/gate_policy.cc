@@ -106,6 +106,14 @@ Result<bool> Registry::AdoptPolicyFile() {
 
 Result<Registry::InForcePolicy> Registry::PolicyInForce() {
   MODELREG_RETURN_IF_ERROR(Load());
+  Seq in_force = 0;
+  Read([&in_force](const State& s) {
+    if (const PolicyRecord* p = s.Policy()) in_force = p->seq;
+  });
+  if (in_force != 0) {
+    std::lock_guard<std::mutex> lock(policy_cache_mu_);
+    if (policy_cache_ && policy_cache_->seq == in_force) return *policy_cache_;
+  }
   std::optional<PolicyRecord> rec;
   Read([&rec](const State& s) {
     if (const PolicyRecord* p = s.Policy()) rec = *p;
@@ -134,6 +142,8 @@ Result<Registry::InForcePolicy> Registry::PolicyInForce() {
   out.policy = std::move(*parsed);
   out.seq = rec->seq;
   out.sha256 = DigestFromHex(rec->sha256);
+  std::lock_guard<std::mutex> lock(policy_cache_mu_);
+  policy_cache_ = out;
   return out;
 }
 

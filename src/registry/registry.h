@@ -402,6 +402,11 @@ class Registry {
     std::optional<Digest> sha256;
   };
   Result<InForcePolicy> PolicyInForce();
+  // The last policy PolicyInForce parsed, by the seq of its PolicyChanged
+  // event (a recorded policy never changes: a new one is a new event), so
+  // that a promotion does not parse the TOML again.
+  std::mutex policy_cache_mu_;
+  std::optional<InForcePolicy> policy_cache_;  // guarded by policy_cache_mu_
   // Appends <root>/policy.toml as the first PolicyChanged event, if the log
   // has none and the file exists (parsed first: InvalidArgument naming its
   // line, nothing written). True when the log has a policy afterwards.
