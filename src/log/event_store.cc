@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <chrono>
 #include <condition_variable>
@@ -445,6 +446,7 @@ class EventStore::Impl {
       if (!options.read_only && !wal_broken && memtable_bytes > (1u << 20)) {
         db->Flush(rocksdb::FlushOptions(), all).PermitUncheckedError();
       }
+      if (!options.read_only && !wal_broken) MergeSmallFamilies();
     }
     CloseDb();
     if (purger.joinable()) {
@@ -463,6 +465,43 @@ class EventStore::Impl {
     if (!secondary_dir.empty()) {
       std::error_code ec;
       std::filesystem::remove_all(secondary_dir, ec);
+    }
+  }
+
+  // Every writing process leaves a table file per family it wrote (its
+  // flush at close, or the next open's replay of its WAL). The log's keys
+  // only grow, so RocksDB moves such files down a level without merging
+  // them (trivial moves) and never merges them afterwards while a level is
+  // far below its target size: a registry written by 19 CLI processes held
+  // 65 table files, each opened by every reader. A writer merges a small
+  // family's files on its way out once it has kMergeAtFiles of them. Inputs
+  // become obsolete only after the merged file is in the MANIFEST (a crash
+  // in between leaves both, the next open deletes the inputs), and they are
+  // deleted through DeferredDeleteFs like every other file, so a reader
+  // beside the writer keeps what it opened. Large families (bulk writes,
+  // big flushes) are left to RocksDB's own compactions.
+  static constexpr std::uint64_t kMergeAtFiles = 4;
+  static constexpr std::uint64_t kMergeMaxBytes = 64u << 20;
+  void MergeSmallFamilies() {
+    for (auto& [name, handle] : families) {
+      std::uint64_t files = 0;
+      for (int level = 0; level < 7; ++level) {
+        std::string n;
+        if (db->GetProperty(handle, "rocksdb.num-files-at-level" + std::to_string(level), &n)) {
+          files += std::strtoull(n.c_str(), nullptr, 10);
+        }
+      }
+      std::uint64_t bytes = 0;
+      if (files < kMergeAtFiles ||
+          !db->GetIntProperty(handle, "rocksdb.total-sst-files-size", &bytes) ||
+          bytes > kMergeMaxBytes) {
+        continue;
+      }
+      rocksdb::CompactRangeOptions merge;
+      merge.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+      // A failure (a full disk) changes nothing that was acknowledged: the
+      // inputs stay live and the next writer tries again.
+      db->CompactRange(merge, handle, nullptr, nullptr).PermitUncheckedError();
     }
   }
 
