@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
-#include <cstdlib>
 #include <ctime>
 #include <chrono>
 #include <condition_variable>
@@ -31,6 +30,7 @@
 #include <rocksdb/file_system.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/backup_engine.h>
 #include <rocksdb/options.h>
@@ -473,35 +473,46 @@ class EventStore::Impl {
   // only grow, so RocksDB moves such files down a level without merging
   // them (trivial moves) and never merges them afterwards while a level is
   // far below its target size: a registry written by 19 CLI processes held
-  // 65 table files, each opened by every reader. A writer merges a small
-  // family's files on its way out once it has kMergeAtFiles of them. Inputs
-  // become obsolete only after the merged file is in the MANIFEST (a crash
-  // in between leaves both, the next open deletes the inputs), and they are
+  // 65 table files, each opened by every reader. A writer on its way out
+  // merges a family's small files once it has kMergeAtFiles of them: one
+  // CompactRange over the key range they cover, only if everything in that
+  // range (with the large files it overlaps) is at most kMergeMaxBytes, so
+  // a close never rewrites much (a large family with random keys, such as
+  // by_event_id at a million events, keeps its small files). Inputs become
+  // obsolete only once the merged file is in the MANIFEST (a crash in
+  // between leaves both; the next open deletes the inputs), and they are
   // deleted through DeferredDeleteFs like every other file, so a reader
-  // beside the writer keeps what it opened. Large families (bulk writes,
-  // big flushes) are left to RocksDB's own compactions.
-  static constexpr std::uint64_t kMergeAtFiles = 4;
-  static constexpr std::uint64_t kMergeMaxBytes = 64u << 20;
+  // beside the writer keeps what it opened.
+  static constexpr std::size_t kMergeAtFiles = 4;
+  static constexpr std::uint64_t kSmallFile = 1u << 20;
+  static constexpr std::uint64_t kMergeMaxBytes = 8u << 20;
   void MergeSmallFamilies() {
     for (auto& [name, handle] : families) {
-      std::uint64_t files = 0;
-      for (int level = 0; level < 7; ++level) {
-        std::string n;
-        if (db->GetProperty(handle, "rocksdb.num-files-at-level" + std::to_string(level), &n)) {
-          files += std::strtoull(n.c_str(), nullptr, 10);
+      rocksdb::ColumnFamilyMetaData family;
+      db->GetColumnFamilyMetaData(handle, &family);
+      std::size_t small = 0;
+      std::string lo, hi;
+      for (const auto& level : family.levels) {
+        for (const auto& f : level.files) {
+          if (f.size >= kSmallFile) continue;
+          if (small++ == 0 || f.smallestkey < lo) lo = f.smallestkey;
+          if (small == 1 || f.largestkey > hi) hi = f.largestkey;
         }
       }
+      if (small < kMergeAtFiles) continue;
       std::uint64_t bytes = 0;
-      if (files < kMergeAtFiles ||
-          !db->GetIntProperty(handle, "rocksdb.total-sst-files-size", &bytes) ||
-          bytes > kMergeMaxBytes) {
-        continue;
+      for (const auto& level : family.levels) {
+        for (const auto& f : level.files) {
+          if (!(f.largestkey < lo || f.smallestkey > hi)) bytes += f.size;
+        }
       }
+      if (bytes > kMergeMaxBytes) continue;
       rocksdb::CompactRangeOptions merge;
       merge.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+      const rocksdb::Slice begin(lo), end(hi);
       // A failure (a full disk) changes nothing that was acknowledged: the
-      // inputs stay live and the next writer tries again.
-      db->CompactRange(merge, handle, nullptr, nullptr).PermitUncheckedError();
+      // inputs stay live and a later writer tries again.
+      db->CompactRange(merge, handle, &begin, &end).PermitUncheckedError();
     }
   }
 
