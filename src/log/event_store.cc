@@ -30,6 +30,7 @@
 #include <rocksdb/file_system.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/backup_engine.h>
 #include <rocksdb/options.h>
@@ -445,6 +446,7 @@ class EventStore::Impl {
       if (!options.read_only && !wal_broken && memtable_bytes > (1u << 20)) {
         db->Flush(rocksdb::FlushOptions(), all).PermitUncheckedError();
       }
+      if (!options.read_only && !wal_broken) MergeSmallFamilies();
     }
     CloseDb();
     if (purger.joinable()) {
@@ -463,6 +465,54 @@ class EventStore::Impl {
     if (!secondary_dir.empty()) {
       std::error_code ec;
       std::filesystem::remove_all(secondary_dir, ec);
+    }
+  }
+
+  // Every writing process leaves a table file per family it wrote (its
+  // flush at close, or the next open's replay of its WAL). The log's keys
+  // only grow, so RocksDB moves such files down a level without merging
+  // them (trivial moves) and never merges them afterwards while a level is
+  // far below its target size: a registry written by 19 CLI processes held
+  // 65 table files, each opened by every reader. A writer on its way out
+  // merges a family's small files once it has kMergeAtFiles of them: one
+  // CompactRange over the key range they cover, only if everything in that
+  // range (with the large files it overlaps) is at most kMergeMaxBytes, so
+  // a close never rewrites much (a large family with random keys, such as
+  // by_event_id at a million events, keeps its small files). Inputs become
+  // obsolete only once the merged file is in the MANIFEST (a crash in
+  // between leaves both; the next open deletes the inputs), and they are
+  // deleted through DeferredDeleteFs like every other file, so a reader
+  // beside the writer keeps what it opened.
+  static constexpr std::size_t kMergeAtFiles = 4;
+  static constexpr std::uint64_t kSmallFile = 1u << 20;
+  static constexpr std::uint64_t kMergeMaxBytes = 8u << 20;
+  void MergeSmallFamilies() {
+    for (auto& [name, handle] : families) {
+      rocksdb::ColumnFamilyMetaData family;
+      db->GetColumnFamilyMetaData(handle, &family);
+      std::size_t small = 0;
+      std::string lo, hi;
+      for (const auto& level : family.levels) {
+        for (const auto& f : level.files) {
+          if (f.size >= kSmallFile) continue;
+          if (small++ == 0 || f.smallestkey < lo) lo = f.smallestkey;
+          if (small == 1 || f.largestkey > hi) hi = f.largestkey;
+        }
+      }
+      if (small < kMergeAtFiles) continue;
+      std::uint64_t bytes = 0;
+      for (const auto& level : family.levels) {
+        for (const auto& f : level.files) {
+          if (!(f.largestkey < lo || f.smallestkey > hi)) bytes += f.size;
+        }
+      }
+      if (bytes > kMergeMaxBytes) continue;
+      rocksdb::CompactRangeOptions merge;
+      merge.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+      const rocksdb::Slice begin(lo), end(hi);
+      // A failure (a full disk) changes nothing that was acknowledged: the
+      // inputs stay live and a later writer tries again.
+      db->CompactRange(merge, handle, &begin, &end).PermitUncheckedError();
     }
   }
 
