@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -137,10 +138,12 @@ void PrintTable(const std::vector<Row>& rows, std::ostream& out) {
 struct ChildResult {
   int status = 0;
   double seconds = 0;
+  double cpu_seconds = 0;  // the child's user + system time (wait4)
 };
 
 // Runs argv (PATH searched) with stdout to `out` and stderr to /dev/null;
-// wall time from here. (wait4's peak RSS is useless: posix_spawn's vfork
+// wall time from here, and the child's CPU time, which a loaded machine
+// does not inflate. (wait4's peak RSS is useless: posix_spawn's vfork
 // makes it the bench's own peak, recorded at exec.)
 ChildResult RunChild(const std::vector<std::string>& args, const std::string& out = "/dev/null") {
   std::vector<char*> argv;
@@ -156,8 +159,13 @@ ChildResult RunChild(const std::vector<std::string>& args, const std::string& ou
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) throw BenchError("cannot run " + args[0] + ": " + std::strerror(rc));
   ChildResult r;
-  if (::waitpid(pid, &r.status, 0) != pid) throw BenchError("waitpid failed");
+  struct rusage usage {};
+  if (::wait4(pid, &r.status, 0, &usage) != pid) throw BenchError("wait4 failed");
   r.seconds = Since(t0);
+  const auto secs = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
+  r.cpu_seconds = secs(usage.ru_utime) + secs(usage.ru_stime);
   return r;
 }
 void MustSucceed(const ChildResult& r, const std::vector<std::string>& args) {
@@ -657,10 +665,13 @@ void MeasureCold(const SizeResult& r, const std::string& modelreg_bin, const std
   std::uniform_int_distribution<TimeNs> when(r.first, r.last);
   const bool have_sqlite3 = OnPath("sqlite3"), have_psql = !pg_info.empty() && OnPath("psql");
   std::vector<double> cur, audit, lite_cur, lite_audit, pg_cur, pg_audit;
-  auto timed = [](const std::vector<std::string>& args, std::vector<double>& into) {
+  // CPU time of the same calls (psql's is only the client's: not listed).
+  std::map<const std::vector<double>*, std::vector<double>> cpu;
+  auto timed = [&cpu](const std::vector<std::string>& args, std::vector<double>& into) {
     const ChildResult c = RunChild(args);
     MustSucceed(c, args);
     into.push_back(c.seconds * 1e3);
+    cpu[&into].push_back(c.cpu_seconds * 1e3);
   };
   const std::string asof_sql =
       "SELECT h.version, h.promoted_at, h.promoted_by, h.reason, m.metadata FROM"
@@ -704,6 +715,15 @@ void MeasureCold(const SizeResult& r, const std::string& modelreg_bin, const std
                     opt(lite_audit, p), opt(pg_audit, p), std::nullopt, "ms", false,
                     p == 0.99 ? "target < 30 ms at 1M" : ""});
   }
+  // CPU time (user + system) per call: what the process costs, unlike wall
+  // time not inflated by other load on the machine. Issue 18's target is
+  // modelreg ≤ 2× sqlite3.
+  const std::string cpu_note = "CPU time (user + system, wait4) per process; psql: not comparable";
+  rows.push_back({"cold process `modelreg current TYPE`, CPU p50", Percentile(cpu[&cur], 0.5),
+                  opt(cpu[&lite_cur], 0.5), std::nullopt, std::nullopt, "ms", false, cpu_note});
+  rows.push_back({"cold process `modelreg audit --at T` (4 types), CPU p50",
+                  Percentile(cpu[&audit], 0.5), opt(cpu[&lite_audit], 0.5), std::nullopt,
+                  std::nullopt, "ms", false, cpu_note});
 }
 
 std::vector<std::uint64_t> ParseSizes(const std::string& s) {
