@@ -23,65 +23,6 @@ std::string HexOf(const fb::Hash32* h) {
   return ToHex(d);
 }
 
-// One field of a row read back (ForEachField): a missing key or a value of
-// the wrong type throws, and the caller reports the row as malformed.
-template <class T>
-void ReadField(const json& value, T& out) {
-  out = value.get<T>();
-}
-void ReadField(const json& value, ModelStatus& out) {
-  if (!ParseStatus(value.get<std::string>(), &out)) throw std::runtime_error("bad status");
-}
-
-template <class Record>
-Record RecordFromJson(const json& j) {
-  Record r;
-  ForEachField(r, [&j](const char* key, auto& field) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, Annotations>) {
-      // Optional: absent for a version never annotated.
-      if (auto it = j.find(key); it != j.end()) ReadField(*it, field);
-    } else if constexpr (std::is_same_v<std::decay_t<decltype(field)>, ArtifactKind>) {
-      // Optional: absent for a file artifact.
-      const auto it = j.find(key);
-      if (it == j.end()) {
-        field = ArtifactKind::kFile;
-      } else if (it->get<std::string>() == KindName(ArtifactKind::kDirectory)) {
-        field = ArtifactKind::kDirectory;
-      } else {
-        throw std::runtime_error("bad artifact_kind");
-      }
-    } else {
-      ReadField(j.at(key), field);
-    }
-  });
-  return r;
-}
-
-VersionRecord VersionFromJson(const json& j) { return RecordFromJson<VersionRecord>(j); }
-
-PromotionRecord PromotionFromJson(const json& j) { return RecordFromJson<PromotionRecord>(j); }
-
-PolicyRecord PolicyFromJson(const json& j) { return RecordFromJson<PolicyRecord>(j); }
-
-json ToJson(const ConsumerRecord& c) {
-  return json{{"consumer_id", c.consumer_id}, {"version", c.version},
-              {"ok", c.ok},                   {"attempted_version", c.attempted_version},
-              {"detail", c.detail},           {"seq", c.seq},
-              {"at", c.at}};
-}
-
-ConsumerRecord ConsumerFromJson(const json& j) {
-  ConsumerRecord c;
-  c.consumer_id = j.at("consumer_id").get<std::string>();
-  c.version = j.at("version").get<std::string>();
-  c.ok = j.at("ok").get<bool>();
-  c.attempted_version = j.at("attempted_version").get<std::string>();
-  c.detail = j.at("detail").get<std::string>();
-  c.seq = j.at("seq").get<Seq>();
-  c.at = j.at("at").get<TimeNs>();
-  return c;
-}
-
 std::string ConsumerKey(const std::string& type, const std::string& consumer) {
   return "c/" + type + "/" + consumer;
 }
@@ -209,41 +150,16 @@ std::string TimelineSeekKey(const std::string& type, TimeNs t) {
   return TimelineKey(type, t, ~Seq{0});
 }
 
-bool ParseTimelineRow(const std::string& type, std::string_view key, std::string_view value,
-                      ProductionChange* out) {
+Result<bool> ParseTimelineRow(const std::string& type, std::string_view key,
+                              std::string_view value, ProductionChange* out) {
   const std::string prefix = TimelinePrefix(type);
   if (key.size() != prefix.size() + 16 || key.substr(0, prefix.size()) != prefix) return false;
+  auto version = DecodeTypeRow(value);
+  if (!version) return Err(version.error());
   out->at = SignedFromOrdered(GetBe64(key.substr(prefix.size())));
   out->seq = GetBe64(key.substr(prefix.size() + 8));
-  out->version = std::string(value);
+  out->version = std::move(*version);
   return true;
-}
-
-Result<VersionRecord> DecodeVersionRow(std::string_view value) {
-  try {
-    return VersionFromJson(json::parse(value));
-  } catch (const std::exception& ex) {
-    return Err(Status::Corruption(std::string("projection version row is malformed: ") +
-                                  ex.what()));
-  }
-}
-
-Result<PromotionRecord> DecodeHistoryRow(std::string_view value) {
-  try {
-    return PromotionFromJson(json::parse(value));
-  } catch (const std::exception& ex) {
-    return Err(Status::Corruption(std::string("projection history row is malformed: ") +
-                                  ex.what()));
-  }
-}
-
-Result<PolicyRecord> DecodePolicyRow(std::string_view value) {
-  try {
-    return PolicyFromJson(json::parse(value));
-  } catch (const std::exception& ex) {
-    return Err(Status::Corruption(std::string("projection policy row is malformed: ") +
-                                  ex.what()));
-  }
 }
 
 std::string_view KindName(ArtifactKind k) {
@@ -513,24 +429,19 @@ Status Apply(State& state, const EventBuffer& event) {
 
 namespace {
 
-// The value of the "s" row: the last event folded in.
-std::string StateRowValue(Seq seq, TimeNs at) {
-  return json{{"seq", seq}, {"at", at}}.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 // The rows of a delta that a projection rewrite also writes as it folds:
 // production (and its timeline), history, consumers, record rows.
 void AppendLogRows(const Delta& delta, Rows& rows) {
   for (const auto& [type, version] : delta.production) {
-    rows.emplace_back("p/" + type, version);
-    rows.emplace_back(TimelineKey(type, delta.at, delta.seq), version);
+    // An empty "p/" value deletes the row (no production version).
+    rows.emplace_back("p/" + type, version.empty() ? std::string() : EncodeTypeRow(version));
+    rows.emplace_back(TimelineKey(type, delta.at, delta.seq), EncodeTypeRow(version));
   }
   for (const PromotionRecord& h : delta.history) {
     rows.emplace_back(HistoryKey(h.model_type, h.seq), EncodeHistoryRow(h));
   }
   for (const auto& [type, c] : delta.consumers) {
-    rows.emplace_back(ConsumerKey(type, c.consumer_id),
-                      ToJson(c).dump(-1, ' ', false, json::error_handler_t::replace));
+    rows.emplace_back(ConsumerKey(type, c.consumer_id), EncodeConsumerRow(c));
   }
   if (delta.policy) rows.emplace_back(PolicyKey(delta.policy->seq), EncodePolicyRow(*delta.policy));
   for (const VersionRecord& r : delta.versions) {
@@ -545,7 +456,7 @@ Rows EncodeDelta(const Delta& delta) {
   for (const VersionRecord& r : delta.versions) {
     rows.emplace_back(VersionKey(r.model_type, r.version), EncodeVersionRow(r));
   }
-  rows.emplace_back("s", StateRowValue(delta.seq, delta.at));
+  rows.emplace_back("s", EncodeHeadRow(delta.seq, delta.at));
   AppendLogRows(delta, rows);
   return rows;
 }
@@ -592,12 +503,22 @@ bool IsIndexRow(std::string_view key) {
   return key.substr(0, 2) == "r/" || key.substr(0, 2) == "x/";
 }
 
-void RowSetDigest::Add(std::string_view key, std::string_view value) {
+void RowSetDigest::Add(std::string_view key, std::string_view stored_value) {
+  auto canonical = CanonicalFromStored(key, stored_value);
+  if (canonical) {
+    AddCanonical(key, *canonical);
+  } else {
+    // Never equal to a canonical value's contribution: the key is tagged.
+    AddCanonical("!undecodable:" + std::string(key), stored_value);
+  }
+}
+
+void RowSetDigest::AddCanonical(std::string_view key, std::string_view canonical_value) {
   Sha256 h;
   h.Update(Be64(key.size()));
   h.Update(key);
-  h.Update(Be64(value.size()));
-  h.Update(value);
+  h.Update(Be64(canonical_value.size()));
+  h.Update(canonical_value);
   const Digest d = h.Finish();
   std::uint64_t carry = 0;
   for (int limb = 0; limb < 4; ++limb) {
@@ -618,25 +539,56 @@ Digest RowSetDigest::Finish() const {
   return h.Finish();
 }
 
+namespace {
+
+// Every row of the state, its value encoded by `enc` (the stored bytes or
+// the canonical encoding: the same rows, two encodings).
+template <class Enc>
+void EmitState(const State& state, const Enc& enc,
+               const std::function<void(std::string&& key, std::string&& value)>& emit) {
+  emit("s", enc.Head(state.seq, state.at));
+  for (const auto& [type, ts] : state.types) {
+    for (const auto& [version, r] : ts.versions) emit(VersionKey(type, version), enc.Record(r));
+    if (!ts.production.empty()) emit("p/" + type, enc.Version(ts.production));
+    for (const PromotionRecord& h : ts.history) emit(HistoryKey(type, h.seq), enc.Record(h));
+    for (const ProductionChange& c : ts.timeline) {
+      emit(TimelineKey(type, c.at, c.seq), enc.Version(c.version));
+    }
+    for (const auto& [id, c] : ts.consumers) emit(ConsumerKey(type, id), enc.Record(c));
+  }
+  for (const PolicyRecord& p : state.policies) emit(PolicyKey(p.seq), enc.Record(p));
+}
+
+struct StoredEncoding {
+  std::string Head(Seq seq, TimeNs at) const { return EncodeHeadRow(seq, at); }
+  std::string Version(const std::string& v) const { return EncodeTypeRow(v); }
+  std::string Record(const VersionRecord& r) const { return EncodeVersionRow(r); }
+  std::string Record(const PromotionRecord& p) const { return EncodeHistoryRow(p); }
+  std::string Record(const ConsumerRecord& c) const { return EncodeConsumerRow(c); }
+  std::string Record(const PolicyRecord& p) const { return EncodePolicyRow(p); }
+};
+
+struct CanonicalEncoding {
+  std::string Head(Seq seq, TimeNs at) const { return CanonicalHead(seq, at); }
+  std::string Version(const std::string& v) const { return CanonicalString(v); }
+  template <class R>
+  std::string Record(const R& r) const {
+    return CanonicalValue(r);
+  }
+};
+
+void HashRow(Sha256& h, std::string_view key, std::string_view canonical_value) {
+  h.Update(Be64(key.size()));
+  h.Update(key);
+  h.Update(Be64(canonical_value.size()));
+  h.Update(canonical_value);
+}
+
+}  // namespace
+
 void EncodeState(const State& state,
                  const std::function<void(std::string&& key, std::string&& value)>& emit) {
-  emit("s", StateRowValue(state.seq, state.at));
-  for (const auto& [type, ts] : state.types) {
-    for (const auto& [version, r] : ts.versions) {
-      emit(VersionKey(type, version), EncodeVersionRow(r));
-    }
-    if (!ts.production.empty()) emit("p/" + type, std::string(ts.production));
-    for (const PromotionRecord& h : ts.history) {
-      emit(HistoryKey(type, h.seq), EncodeHistoryRow(h));
-    }
-    for (const ProductionChange& c : ts.timeline) {
-      emit(TimelineKey(type, c.at, c.seq), std::string(c.version));
-    }
-    for (const auto& [id, c] : ts.consumers) {
-      emit(ConsumerKey(type, id), ToJson(c).dump(-1, ' ', false, json::error_handler_t::replace));
-    }
-  }
-  for (const PolicyRecord& p : state.policies) emit(PolicyKey(p.seq), EncodePolicyRow(p));
+  EmitState(state, StoredEncoding{}, emit);
 }
 
 Rows EncodeState(const State& state) {
@@ -650,61 +602,69 @@ Rows EncodeState(const State& state) {
 
 Result<State> DecodeState(const Rows& rows) {
   State state;
-  try {
-    std::vector<PromotionRecord> history;
-    std::vector<std::pair<std::string, ProductionChange>> timeline;
-    for (const auto& [key, value] : rows) {
-      if (IsIndexRow(key)) continue;
-      if (key == "s") {
-        const json j = json::parse(value);
-        state.seq = j.at("seq");
-        state.at = j.at("at");
-      } else if (key.rfind("v/", 0) == 0) {
-        VersionRecord r = VersionFromJson(json::parse(value));
-        state.types[r.model_type].versions[r.version] = std::move(r);
-      } else if (key.rfind("p/", 0) == 0) {
-        state.types[key.substr(2)].production = value;
-      } else if (key.rfind("c/", 0) == 0) {
-        const std::size_t slash = key.find('/', 2);
-        if (slash == std::string::npos) return Err(Status::Corruption("projection consumer row is malformed"));
-        ConsumerRecord c = ConsumerFromJson(json::parse(value));
-        state.types[key.substr(2, slash - 2)].consumers[c.consumer_id] = std::move(c);
-      } else if (key.rfind("h/", 0) == 0) {
-        history.push_back(PromotionFromJson(json::parse(value)));
-      } else if (key.rfind(kPolicyPrefix, 0) == 0) {
-        state.policies.push_back(PolicyFromJson(json::parse(value)));
-      } else if (key.rfind("t/", 0) == 0 && key.size() > 18) {
-        const std::string type = key.substr(2, key.size() - 2 - 17);
-        ProductionChange c;
-        if (!ParseTimelineRow(type, key, value, &c)) {
-          return Err(Status::Corruption("projection timeline row is malformed"));
-        }
-        timeline.emplace_back(type, std::move(c));
-      } else {
-        return Err(Status::Corruption("projection row with unknown key '" + key + "'"));
+  std::vector<PromotionRecord> history;
+  std::vector<std::pair<std::string, ProductionChange>> timeline;
+  for (const auto& [key, value] : rows) {
+    if (IsIndexRow(key)) continue;
+    if (key == "s") {
+      auto head = DecodeHeadRow(value);
+      if (!head) return Err(head.error());
+      state.seq = head->first;
+      state.at = head->second;
+    } else if (key.rfind("v/", 0) == 0) {
+      auto r = DecodeVersionRow(value);
+      if (!r) return Err(r.error());
+      state.types[r->model_type].versions[r->version] = std::move(*r);
+    } else if (key.rfind("p/", 0) == 0) {
+      auto v = DecodeTypeRow(value);
+      if (!v) return Err(v.error());
+      state.types[key.substr(2)].production = std::move(*v);
+    } else if (key.rfind("c/", 0) == 0) {
+      const std::size_t slash = key.find('/', 2);
+      if (slash == std::string::npos) {
+        return Err(Status::Corruption("projection consumer row is malformed"));
       }
+      auto c = DecodeConsumerRow(value);
+      if (!c) return Err(c.error());
+      state.types[key.substr(2, slash - 2)].consumers[c->consumer_id] = std::move(*c);
+    } else if (key.rfind("h/", 0) == 0) {
+      auto h = DecodeHistoryRow(value);
+      if (!h) return Err(h.error());
+      history.push_back(std::move(*h));
+    } else if (key.rfind(kPolicyPrefix, 0) == 0) {
+      auto g = DecodePolicyRow(value);
+      if (!g) return Err(g.error());
+      state.policies.push_back(std::move(*g));
+    } else if (key.rfind("t/", 0) == 0 && key.size() > 18) {
+      const std::string type = key.substr(2, key.size() - 2 - 17);
+      ProductionChange c;
+      auto parsed = ParseTimelineRow(type, key, value, &c);
+      if (!parsed) return Err(parsed.error());
+      if (!*parsed) return Err(Status::Corruption("projection timeline row is malformed"));
+      timeline.emplace_back(type, std::move(c));
+    } else {
+      return Err(Status::Corruption("projection row with unknown key '" + key + "'"));
     }
-    std::sort(history.begin(), history.end(),
-              [](const PromotionRecord& a, const PromotionRecord& b) { return a.seq < b.seq; });
-    for (auto& h : history) state.types[h.model_type].history.push_back(std::move(h));
-    std::sort(state.policies.begin(), state.policies.end(),
-              [](const PolicyRecord& a, const PolicyRecord& b) { return a.seq < b.seq; });
-    std::sort(timeline.begin(), timeline.end(), [](const auto& a, const auto& b) {
-      return a.second.seq < b.second.seq;
-    });
-    for (auto& [type, c] : timeline) state.types[type].timeline.push_back(std::move(c));
-  } catch (const std::exception& ex) {
-    return Err(Status::Corruption(std::string("projection row is malformed: ") + ex.what()));
   }
+  std::sort(history.begin(), history.end(),
+            [](const PromotionRecord& a, const PromotionRecord& b) { return a.seq < b.seq; });
+  for (auto& h : history) state.types[h.model_type].history.push_back(std::move(h));
+  std::sort(state.policies.begin(), state.policies.end(),
+            [](const PolicyRecord& a, const PolicyRecord& b) { return a.seq < b.seq; });
+  std::sort(timeline.begin(), timeline.end(),
+            [](const auto& a, const auto& b) { return a.second.seq < b.second.seq; });
+  for (auto& [type, c] : timeline) state.types[type].timeline.push_back(std::move(c));
   return state;
 }
 
-void RowsDigester::Add(std::string_view key, std::string_view value) {
+void RowsDigester::Add(std::string_view key, std::string_view stored_value) {
   if (IsIndexRow(key)) return;
-  h_.Update(Be64(key.size()));
-  h_.Update(key);
-  h_.Update(Be64(value.size()));
-  h_.Update(value);
+  auto canonical = CanonicalFromStored(key, stored_value);
+  if (canonical) {
+    HashRow(h_, key, *canonical);
+  } else {
+    HashRow(h_, "!undecodable:" + std::string(key), stored_value);
+  }
 }
 
 Digest RowsDigester::Finish() { return h_.Finish(); }
@@ -716,6 +676,15 @@ Digest RowsDigest(Rows rows) {
   return d.Finish();
 }
 
-Digest StateDigest(const State& state) { return RowsDigest(EncodeState(state)); }
+Digest StateDigest(const State& state) {
+  Rows rows;
+  EmitState(state, CanonicalEncoding{}, [&rows](std::string&& key, std::string&& value) {
+    rows.emplace_back(std::move(key), std::move(value));
+  });
+  std::sort(rows.begin(), rows.end());
+  Sha256 h;
+  for (const auto& [key, value] : rows) HashRow(h, key, value);
+  return h.Finish();
+}
 
 }  // namespace modelreg::projection

@@ -120,8 +120,9 @@ std::map<std::string, double> EffectiveMetrics(const VersionRecord& r);
 // key order: the one list that the row encoder and decoder, the JSON
 // renderer (query/render.cc) and the tests walk. Calls f(key, field) once
 // per field; `R` is VersionRecord or const VersionRecord. A new field is
-// added here too, at its key's place in sorted order: the row encoder writes
-// keys in this order and its bytes must equal nlohmann's (sorted) dump.
+// added here too, at its key's place in sorted order (the canonical
+// encoding of the digest, docs/pointintime.md, writes fields in this order),
+// and to schemas/projection.fbs and src/projection/rows.cc.
 // Two keys are optional: "annotations" (absent when empty, see Annotations)
 // and "artifact_kind" (absent for a file artifact).
 template <class R, class F>
@@ -215,6 +216,19 @@ struct ConsumerRecord {
   bool operator==(const ConsumerRecord&) const = default;
 };
 
+// The same for a ConsumerRecord (its "c/" row), in key order.
+template <class R, class F>
+  requires std::same_as<std::remove_const_t<R>, ConsumerRecord>
+void ForEachField(R& c, F&& f) {
+  f("at", c.at);
+  f("attempted_version", c.attempted_version);
+  f("consumer_id", c.consumer_id);
+  f("detail", c.detail);
+  f("ok", c.ok);
+  f("seq", c.seq);
+  f("version", c.version);
+}
+
 // One change of the gate policy (PolicyChanged): the policy in force from
 // event `seq` on, until the next one.
 struct PolicyRecord {
@@ -296,22 +310,21 @@ Result<Delta> PlanUnchecked(const State& state, const EventBuffer& event);
 void Commit(State& state, const Delta& delta);
 Status Apply(State& state, const EventBuffer& event);
 
-// The canonical row encoding of (part of) the state: key -> value. The same
-// rows are the persisted projection and the input of the digest.
-//   "s"                         -> {"at":..,"seq":..}
-//   "v/<type>/<version>"        -> VersionRecord as canonical JSON
-//   "p/<type>"                  -> production version (absent = none; a
+// The rows of (part of) the state: key -> value, the persisted projection.
+// Values are FlatBuffers tables (schemas/projection.fbs); the digest is
+// defined over the canonical encoding of the records they hold (below), not
+// over these bytes.
+//   "s"                         -> Head {seq, at}: the last event folded in
+//   "v/<type>/<version>"        -> VersionRow
+//   "p/<type>"                  -> TypeRow: production version (absent = none; a
 //                                  delta's empty value means "delete the row")
-//   "h/<type>/<be64 seq>"       -> PromotionRecord as canonical JSON
-//   "c/<type>/<consumer id>"    -> ConsumerRecord as canonical JSON
-//   "t/<type>/<be64 time><be64 seq>" -> production version from then on
-//                                  ("" = none): the temporal index that
+//   "h/<type>/<be64 seq>"       -> PromotionRow
+//   "c/<type>/<consumer id>"    -> ConsumerRow
+//   "t/<type>/<be64 time><be64 seq>" -> TypeRow: production version from then
+//                                  on ("" = none): the temporal index that
 //                                  answers "production at T" with one seek
-//   "g/<be64 seq>"              -> PolicyRecord as canonical JSON: the gate
-//                                  policy set by event seq ("policy at T"
-//                                  is one SeekForPrev). A log without a
-//                                  PolicyChanged event has no such row, so
-//                                  its digest is what it was before them
+//   "g/<be64 seq>"              -> PolicyRow: the gate policy set by event
+//                                  seq ("policy at T" is one SeekForPrev)
 using Rows = std::vector<std::pair<std::string, std::string>>;
 Rows EncodeDelta(const Delta& delta);  // includes RecordRows(delta)
 // EncodeDelta without "s" and the "v/" rows: what a projection rewrite
@@ -325,17 +338,19 @@ void EncodeState(const State& state,
 // Rebuilds a State from rows (any order; index rows are skipped).
 // Corruption on malformed rows.
 Result<State> DecodeState(const Rows& rows);
-// SHA-256 over the sorted rows (length-prefixed key and value); index rows
-// are skipped.
+// SHA-256 over the state's rows in key order, each as its length-prefixed
+// key and length-prefixed canonical value (docs/pointintime.md); index rows
+// are not part of it.
 Digest StateDigest(const State& state);
 
 // Key prefix of a type's temporal index, and the key to SeekForPrev for the
 // production version at time `t`.
 std::string TimelinePrefix(const std::string& type);
 std::string TimelineSeekKey(const std::string& type, TimeNs t);
-// Parses a temporal index row; false if `key` is not one of `type`'s.
-bool ParseTimelineRow(const std::string& type, std::string_view key, std::string_view value,
-                      ProductionChange* out);
+// Parses a temporal index row; false if `key` is not one of `type`'s,
+// Corruption if its value is malformed.
+Result<bool> ParseTimelineRow(const std::string& type, std::string_view key,
+                              std::string_view value, ProductionChange* out);
 std::string HistoryKey(const std::string& type, Seq seq);
 // "g/<be64 seq>"; kPolicyPrefix is "g/".
 inline constexpr char kPolicyPrefix[] = "g/";
@@ -349,8 +364,14 @@ std::string VersionKey(const std::string& type, const std::string& version);
 // event, RecordRows(delta) rebuilds them from a fold, RowsDigest and
 // DecodeState skip them, and RecordRowsDigest checks them.
 // kIndexMarkerKey ("x/records") marks a projection whose record rows are
-// complete (written with every full rewrite of the rows).
+// complete (written with every full rewrite of the rows); its value is the
+// row format, kRowFormat. Rows under any other marker value (format "1":
+// canonical JSON, before release 0.4) are not read: reads fold the log and
+// the next writable open rewrites them (a one-time conversion).
 inline constexpr char kIndexMarkerKey[] = "x/records";
+inline constexpr char kRowFormat[] = "2";
+// The largest row value read back (a sanity bound before verification).
+inline constexpr std::size_t kMaxRowBytes = std::size_t{256} << 20;
 Rows RecordRows(const Delta& delta);
 std::string RecordKey(const std::string& type, const std::string& version, Seq seq);
 std::string RecordPrefix(const std::string& type);  // "r/<type>/", or "r/" for ""
@@ -359,12 +380,27 @@ std::string RecordPrefix(const std::string& type, const std::string& version);
 bool ParseRecordKey(std::string_view key, std::string* type, std::string* version, Seq* seq);
 // True for rows that are not part of the state (record rows, the marker).
 bool IsIndexRow(std::string_view key);
+// The canonical encoding of a row's record (docs/pointintime.md, "State
+// digest"): the input of every digest, independent of the stored bytes.
+std::string CanonicalValue(const VersionRecord& r);
+std::string CanonicalValue(const PromotionRecord& p);
+std::string CanonicalValue(const ConsumerRecord& c);
+std::string CanonicalValue(const PolicyRecord& p);
+std::string CanonicalHead(Seq seq, TimeNs at);
+std::string CanonicalString(const std::string& version);  // "p/" and "t/" rows
+// The canonical encoding of a stored row (decoded by its key's kind);
+// Corruption if it does not decode.
+Result<std::string> CanonicalFromStored(std::string_view key, std::string_view value);
+
 // Order-independent digest of a set of rows (sum of per-row SHA-256 modulo
 // 2^256), so that record rows can be checked while folding in sequence order
-// without holding them all.
+// without holding them all. Over canonical values: Add decodes a stored row
+// (one that does not decode counts as its raw bytes under a distinct tag, so
+// it can never match a fold), AddCanonical takes the encoding itself.
 class RowSetDigest {
  public:
-  void Add(std::string_view key, std::string_view value);
+  void Add(std::string_view key, std::string_view stored_value);
+  void AddCanonical(std::string_view key, std::string_view canonical_value);
   Digest Finish() const;
   std::uint64_t rows() const { return rows_; }
 
@@ -373,21 +409,27 @@ class RowSetDigest {
   std::uint64_t rows_ = 0;
 };
 
-// Encodes a "v/" or "r/" row value, and an "h/" row value (canonical
-// JSON, keys sorted).
+// The row values of each kind (schemas/projection.fbs); Decode* verify
+// first and return Corruption on bytes that are not such a row.
 std::string EncodeVersionRow(const VersionRecord& r);
 std::string EncodeHistoryRow(const PromotionRecord& p);
 std::string EncodePolicyRow(const PolicyRecord& p);
-// Decodes one "v/", "r/" or "h/" row value.
+std::string EncodeConsumerRow(const ConsumerRecord& c);
+std::string EncodeTypeRow(const std::string& version);
+std::string EncodeHeadRow(Seq seq, TimeNs at);
 Result<VersionRecord> DecodeVersionRow(std::string_view value);
 Result<PromotionRecord> DecodeHistoryRow(std::string_view value);
 Result<PolicyRecord> DecodePolicyRow(std::string_view value);
+Result<ConsumerRecord> DecodeConsumerRow(std::string_view value);
+Result<std::string> DecodeTypeRow(std::string_view value);
+Result<std::pair<Seq, TimeNs>> DecodeHeadRow(std::string_view value);
+// The state digest of stored rows (any order; index rows are skipped).
 Digest RowsDigest(Rows rows);
 // The same digest, fed row by row in ascending key order (a scan of the
 // stored rows): constant memory. Index rows are skipped.
 class RowsDigester {
  public:
-  void Add(std::string_view key, std::string_view value);
+  void Add(std::string_view key, std::string_view stored_value);
   Digest Finish();
 
  private:

@@ -247,10 +247,10 @@ Result<Registry::ProductionAt> Registry::ProductionAtTime(const std::string& typ
     auto row = store_->SeekRowForPrev(kProjectionCf, projection::TimelineSeekKey(type, t));
     if (!row) return Err(row.error());
     projection::ProductionChange c;
-    if (!*row || !projection::ParseTimelineRow(type, (*row)->first, (*row)->second, &c) ||
-        c.version.empty()) {
-      return out;
-    }
+    if (!*row) return out;
+    auto parsed = projection::ParseTimelineRow(type, (*row)->first, (*row)->second, &c);
+    if (!parsed) return Err(parsed.error());
+    if (!*parsed || c.version.empty()) return out;
     change = c;
     out.version = c.version;
     auto history = store_->GetRow(kProjectionCf, projection::HistoryKey(type, c.seq));

@@ -71,9 +71,12 @@ inline Envelope EnvelopeFor(const Actor& actor, const std::string& event_id) {
 // its row).
 std::vector<Row> ToRows(const projection::Rows& rows);
 
-// Whether the projection rows (state and record index) match the log head,
-// from the "s" row and the marker alone.
+// Whether the projection rows (state and record index) match the log head
+// and are of this build's format, from the "s" row and the marker alone.
 Result<bool> RowsCurrent(const EventStore& store);
+// The marker row's value: the row format the rows were written in ("" for
+// none: never written, or a rewrite interrupted).
+Result<std::string> RowFormat(const EventStore& store);
 
 // Reads the state rows into a State (or folds the log when they are
 // missing, stale or damaged); writes nothing. Without `fold_if_stale`,

@@ -44,19 +44,26 @@ Status FinishRewrite(EventStore& store, const State& state, RowBatches& out, Seq
   MODELREG_RETURN_IF_ERROR(st);
   MODELREG_RETURN_IF_ERROR(out.Flush());
   return store.ReplaceRows(
-      kProjectionCf, {Row{kProjectionCf, projection::kIndexMarkerKey, std::string("1")}}, head,
+      kProjectionCf,
+      {Row{kProjectionCf, projection::kIndexMarkerKey, std::string(projection::kRowFormat)}}, head,
       {});
 }
 
 Result<bool> RowsCurrent(const EventStore& store) {
-  auto s = store.GetRow(kProjectionCf, "s");
-  if (!s) return Err(s.error());
   auto marker = store.GetRow(kProjectionCf, projection::kIndexMarkerKey);
   if (!marker) return Err(marker.error());
-  if (!*s || !*marker) return false;
-  auto j = nlohmann::json::parse(**s, nullptr, false);
-  return j.is_object() && j.contains("seq") && j["seq"].is_number_unsigned() &&
-         j["seq"].get<Seq>() == store.head().seq;
+  if (!*marker || **marker != projection::kRowFormat) return false;
+  auto s = store.GetRow(kProjectionCf, "s");
+  if (!s) return Err(s.error());
+  if (!*s) return false;
+  auto head = projection::DecodeHeadRow(**s);
+  return head && head->first == store.head().seq;
+}
+
+Result<std::string> RowFormat(const EventStore& store) {
+  auto marker = store.GetRow(kProjectionCf, projection::kIndexMarkerKey);
+  if (!marker) return Err(marker.error());
+  return marker->value_or(std::string());
 }
 
 Result<State> ReadState(const EventStore& store, bool* rows_current, bool fold_if_stale) {
@@ -66,17 +73,22 @@ Result<State> ReadState(const EventStore& store, bool* rows_current, bool fold_i
     rows.emplace_back(std::string(k), std::string(v));
     return true;
   };
-  Status st = store.ScanRows(kProjectionCf, collect, "", "r/");
-  if (st.ok()) st = store.ScanRows(kProjectionCf, collect, "s", "x/");
-  if (!st.ok() && st.code() != Code::kNotFound) return Err(st);
+  // Rows of another format (or none, or an interrupted rewrite) are not
+  // read at all.
   auto marker = store.GetRow(kProjectionCf, projection::kIndexMarkerKey);
   if (!marker) return Err(marker.error());
-  auto decoded = projection::DecodeState(rows);
   const Seq head = store.head().seq;
-  if (decoded && decoded->seq == head && *marker) {
-    *rows_current = true;
-    return decoded;
+  if (*marker && **marker == projection::kRowFormat) {
+    Status st = store.ScanRows(kProjectionCf, collect, "", "r/");
+    if (st.ok()) st = store.ScanRows(kProjectionCf, collect, "s", "x/");
+    if (!st.ok() && st.code() != Code::kNotFound) return Err(st);
+    auto decoded = projection::DecodeState(rows);
+    if (decoded && decoded->seq == head) {
+      *rows_current = true;
+      return decoded;
+    }
   }
+  Status st;
   // Missing, stale or damaged projection rows: fold the log instead.
   *rows_current = false;
   State fresh;

@@ -164,6 +164,8 @@ Result<Registry::RebuildResult> Registry::Rebuild(
     const std::function<void(Seq done, Seq total)>& progress) {
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
   RebuildResult out;
+  auto format = internal::RowFormat(*store_);
+  if (!format) return Err(format.error());
   auto before = internal::StoredRowsDigest(*store_);
   if (!before) return Err(before.error());
   out.before = *before;
@@ -180,6 +182,12 @@ Result<Registry::RebuildResult> Registry::Rebuild(
                                   "; nothing was rebuilt"));
   }
   if (progress) progress(head, 2 * head);
+  if (!format->empty() && *format != projection::kRowFormat) {
+    // The "before" digest is over rows this build does not read (their
+    // canonical values are unknown to it): it cannot match "after".
+    Warn("converting the projection rows from format " + *format + " to format " +
+         projection::kRowFormat + " (docs/pointintime.md, \"Rows\")");
+  }
   rows_current_ = false;  // while they are rewritten, reads fold the log
   ClearRecordCache();
   MODELREG_RETURN_IF_ERROR(

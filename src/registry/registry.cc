@@ -175,6 +175,15 @@ Status Registry::LoadState() {
   if (!loaded) return loaded.error();
   const Seq head = store_->head().seq;
   if (!current && !read_only_) {
+    auto format = internal::RowFormat(*store_);
+    if (!format) return format.error();
+    if (!format->empty() && *format != projection::kRowFormat) {
+      // A registry written by an earlier release (docs/pointintime.md,
+      // "Rows"): converted once, here; the log itself is untouched.
+      Warn("converting the projection rows from format " + *format + " to format " +
+           projection::kRowFormat + " (rewritten from the log's " + std::to_string(head) +
+           " events, once)");
+    }
     loaded = internal::RewriteProjection(*store_, head, {});
     if (!loaded) return loaded.error();
     current = true;

@@ -15,7 +15,7 @@ std::string DescribeProjectionMismatch(const VerifyResult& v) {
     // No marker row: a rewrite that never finished (its rows are partial by
     // design), or a projection written before the record rows existed.
     return "the stored projection is incomplete (a rebuild was interrupted, or an older "
-           "modelreg wrote it); reads fold the log until it is rewritten by a rebuild or the "
+           "modelreg wrote it in another row format); reads fold the log until it is rewritten by a rebuild or the "
            "next writable open";
   }
   if (v.stored_digest != v.state_digest) {
@@ -42,7 +42,10 @@ Result<VerifyResult> Registry::Verify(
       st = delta.error();
       return false;
     }
-    for (const auto& [k, v] : projection::RecordRows(*delta)) expected_records.Add(k, v);
+    for (const VersionRecord& r : delta->versions) {
+      expected_records.AddCanonical(projection::RecordKey(r.model_type, r.version, seq),
+                                    projection::CanonicalValue(r));
+    }
     projection::Commit(fold, *delta);
     return true;
   });
@@ -58,7 +61,7 @@ Result<VerifyResult> Registry::Verify(
     if (k.substr(0, 2) == "r/") {
       stored_records.Add(k, v);
     } else if (k == projection::kIndexMarkerKey) {
-      marker = true;
+      marker = v == projection::kRowFormat;
     } else {
       rows.emplace_back(std::string(k), std::string(v));
     }

@@ -1460,6 +1460,46 @@ TEST_F(ProjectionRowsTest, VerifyNoticesAlteredRecordRows) {
   EXPECT_TRUE(v2->projection_ok);
 }
 
+TEST_F(ProjectionRowsTest, RowsOfAnotherFormatAreConvertedOnceOnAWritableOpen) {
+  // Right state rows under another format's marker (an earlier release's
+  // rows have other bytes too; tests/e2e/row_format_test.cc opens a real
+  // one): never read, rewritten on the first writable open, with a message.
+  {
+    auto ro = Registry::Open(Options(/*read_only=*/true));
+    ASSERT_TRUE(ro);
+    State now = Snapshot(**ro);
+    ro->reset();
+    projection::Rows rows = projection::EncodeState(now);
+    rows.emplace_back(projection::kIndexMarkerKey, "1");
+    ReplaceProjection(rows);
+  }
+  {
+    // Read-only: the rows are not trusted, the answers come from the log.
+    auto ro = Registry::Open(Options(/*read_only=*/true));
+    ASSERT_TRUE(ro);
+    EXPECT_EQ(DigestOf(**ro), expected_);
+    auto v = (*ro)->Verify();
+    ASSERT_TRUE(v);
+    EXPECT_FALSE(v->projection_ok);
+    EXPECT_FALSE(v->records_complete);
+  }
+  std::vector<std::string> warnings;
+  RegistryOptions o = Options();
+  o.on_warning = [&warnings](const std::string& w) { warnings.push_back(w); };
+  for (int round = 0; round < 2; ++round) {
+    auto reg = Registry::Open(o);
+    ASSERT_TRUE(reg) << reg.error().ToString();
+    auto v = (*reg)->Verify();
+    ASSERT_TRUE(v);
+    EXPECT_TRUE(v->projection_ok) << DescribeProjectionMismatch(*v);
+    EXPECT_EQ(v->stored_digest, expected_);
+  }
+  ASSERT_EQ(warnings.size(), 1u) << "converted more than once, or silently";
+  EXPECT_NE(warnings[0].find("converting the projection rows from format 1 to format 2"),
+            std::string::npos)
+      << warnings[0];
+}
+
 TEST_F(ProjectionRowsTest, VerifyNoticesRowsThatDisagreeWithTheLog) {
   // Rows that claim the current head but say something else: the registry
   // trusts them on open, and Verify is what catches it.
@@ -1470,7 +1510,7 @@ TEST_F(ProjectionRowsTest, VerifyNoticesRowsThatDisagreeWithTheLog) {
     doctored.types.at(kRisk).versions.at("v1.0.0").status = ModelStatus::kArchived;
     ro->reset();
     projection::Rows rows = projection::EncodeState(doctored);
-    rows.emplace_back(projection::kIndexMarkerKey, "1");  // claims to be complete
+    rows.emplace_back(projection::kIndexMarkerKey, projection::kRowFormat);  // claims to be complete
     ReplaceProjection(rows);
   }
   Open();
@@ -1493,7 +1533,7 @@ TEST_F(ProjectionRowsTest, VerifyNoticesAlteredPolicyRows) {
     doctored.policies[0].text += "[risk_model]\nsharpe = \"> 9\"\n";
     ro->reset();
     projection::Rows rows = projection::EncodeState(doctored);
-    rows.emplace_back(projection::kIndexMarkerKey, "1");
+    rows.emplace_back(projection::kIndexMarkerKey, projection::kRowFormat);
     ReplaceProjection(rows);
   }
   Open();
