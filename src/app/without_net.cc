@@ -38,10 +38,13 @@ Status EnsureNetLayer() {
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
+  char* const own_name = argv[0];
   argv[0] = path.data();
   execv(path.c_str(), argv);
+  const int error = errno;
+  argv[0] = own_name;  // `path` ends with this function
   return Status::Internal("this command needs the HTTP layer, " + path + ", which cannot run: " +
-                          std::strerror(errno));
+                          std::strerror(error));
 }
 
 Status RunServe(const Globals&, const ServeOptions&, std::ostream&) { return EnsureNetLayer(); }
