@@ -1,7 +1,5 @@
 #include "client/remote.h"
 
-#include <signal.h>
-
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -18,8 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-constexpr char kServerFile[] = "server.json";
 
 // The server's JSON error as a Status with the same code.
 Status FromReply(const httplib::Result& r, const std::string& url) {
@@ -93,42 +89,16 @@ bool Answers(const ServerInfo& info, std::string* why) {
   return true;
 }
 
-std::optional<ServerInfo> Stale(const std::string& root, const std::string& why,
-                                std::string* stale) {
-  if (stale != nullptr) {
-    *stale = (fs::path(root) / kServerFile).string() + " is stale (" + why + ")";
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 std::optional<ServerInfo> FindServer(const std::string& root, std::string* stale) {
-  std::ifstream in(fs::path(root) / kServerFile);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const json j = ParseJsonOrDiscarded(ss.str());
-  if (!j.is_object() || !j.contains("url") || !j["url"].is_string() || !j.contains("pid") ||
-      !j["pid"].is_number_integer()) {
-    return Stale(root, "it does not hold a url and a pid", stale);
+  auto info = ReadServerFile(root, stale);
+  if (!info) return std::nullopt;
+  if (std::string why; !Answers(*info, &why)) {
+    if (stale != nullptr) *stale = StaleServerFile(root, why);
+    return std::nullopt;
   }
-  ServerInfo info{j["url"].get<std::string>(), j["pid"].get<long>()};
-  if (info.pid <= 0 || kill(static_cast<pid_t>(info.pid), 0) != 0) {
-    return Stale(root, "its pid " + std::to_string(info.pid) + " is not alive", stale);
-  }
-  if (std::string why; !Answers(info, &why)) return Stale(root, why, stale);
   return info;
-}
-
-Status AnnounceServer(const std::string& root, const ServerInfo& info) {
-  return artifacts::WriteFileAtomic((fs::path(root) / kServerFile).string(),
-                                    json{{"url", info.url}, {"pid", info.pid}}.dump() + "\n");
-}
-
-void WithdrawServer(const std::string& root) {
-  std::error_code ec;
-  fs::remove(fs::path(root) / kServerFile, ec);
 }
 
 RemoteRegistry::RemoteRegistry(std::string url, std::string token)

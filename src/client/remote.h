@@ -10,15 +10,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "client/server_file.h"
 #include "common/status.h"
 
 namespace modelreg::client {
 
-// What <root>/server.json says about a running server.
-struct ServerInfo {
-  std::string url;
-  long pid = 0;
-};
 // The server announced in `root`: its file exists, its process is alive,
 // and a modelreg server answers GET /healthz at its url (within about 3 s)
 // reporting that same pid. Otherwise nullopt: no file, or a stale one (a
@@ -26,9 +22,6 @@ struct ServerInfo {
 // at the address), in which case `stale`, if given, says so and why,
 // naming the file.
 std::optional<ServerInfo> FindServer(const std::string& root, std::string* stale = nullptr);
-// Writes / removes <root>/server.json (the server does this).
-Status AnnounceServer(const std::string& root, const ServerInfo& info);
-void WithdrawServer(const std::string& root);
 
 class RemoteRegistry {
  public:

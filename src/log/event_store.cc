@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
@@ -283,6 +284,55 @@ constexpr std::size_t kBacklogFiles = 128;
 constexpr std::chrono::milliseconds kBacklogAge(30000);
 constexpr std::chrono::milliseconds kPurgeWait(2000);
 constexpr std::chrono::milliseconds kPurgeRetry(10000);
+
+// The Env of a read-only view: RocksDB asks the Env for its flush and
+// compaction threads at every open (SanitizeOptions), read-only or not, and
+// a read-only instance never schedules either: two threads started, named
+// and joined per one-shot CLI read for nothing (docs/performance.md, "Cold
+// process"). Here the threads asked for are started only when a job is
+// actually scheduled, then as many as were asked for.
+class LazyThreadsEnv : public rocksdb::EnvWrapper {
+ public:
+  explicit LazyThreadsEnv(rocksdb::Env* target) : rocksdb::EnvWrapper(target) {}
+
+  static const char* kClassName() { return "ModelregLazyThreadsEnv"; }
+  const char* Name() const override { return kClassName(); }
+
+  void IncBackgroundThreadsIfNeeded(int num, Priority pri) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    int& wanted = wanted_[Index(pri)];
+    wanted = std::max(wanted, num);
+    if (started_[Index(pri)]) target()->IncBackgroundThreadsIfNeeded(wanted, pri);
+  }
+
+  void Schedule(void (*function)(void* arg), void* arg, Priority pri, void* tag,
+                void (*unschedule)(void* arg)) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!started_[Index(pri)]) {
+        started_[Index(pri)] = true;
+        target()->IncBackgroundThreadsIfNeeded(std::max(1, wanted_[Index(pri)]), pri);
+      }
+    }
+    target()->Schedule(function, arg, pri, tag, unschedule);
+  }
+
+  // Whether a job of this priority was scheduled (tests).
+  bool Started(Priority pri) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return started_[Index(pri)];
+  }
+
+ private:
+  static std::size_t Index(Priority pri) {
+    const auto i = static_cast<std::size_t>(pri);
+    return i < kPools ? i : kPools - 1;
+  }
+  static constexpr std::size_t kPools = static_cast<std::size_t>(Priority::TOTAL);
+  mutable std::mutex mu_;
+  std::array<int, kPools> wanted_{};
+  std::array<bool, kPools> started_{};
+};
 
 // A FileSystem for a writing RocksDB instance that holds back every file
 // deletion in the database directory until DeleteDeferred(). RocksDB never
@@ -1052,6 +1102,7 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
     } else if (lock.error().code() != Code::kNotFound) {
       return Err(lock.error());
     }
+    if (!opts.secondary) impl->env = std::make_unique<LazyThreadsEnv>(rocksdb::Env::Default());
   } else {
     // Writers: RocksDB deletes through DeferredDeleteFs (see above).
     impl->deferred =

@@ -289,5 +289,53 @@ TEST_F(HelpCli, HistoryIsAnAlignedTableWithTheReasonOnce) {
   EXPECT_EQ(rows[2].find(why, first + 1), std::string::npos) << rows[2];
 }
 
+// `modelreg` is built without the HTTP layer (src/app/net_layer.h): a
+// read maps none of cpp-httplib, libjwt, libssl (their initialisers cost
+// more CPU than the read; docs/performance.md, "Cold process"), while
+// `modelreg-net` next to it has them.
+TEST_F(HelpCli, ReadsLoadNoHttpLibraries) {
+  Register("v1.0.0", "--metric ic=0.05 --metric sharpe=1.5");
+  const std::string net = fs::path(Bin()).parent_path() / "modelreg-net";
+  const std::string read = " --root " + root_ + " show risk_model v1.0.0";
+  RunResult lean = RunCmd("LD_DEBUG=libs " + Bin() + read);
+  RunResult full = RunCmd("LD_DEBUG=libs " + net + read);
+  ASSERT_EQ(lean.rc, 0) << lean.err;
+  ASSERT_EQ(full.rc, 0) << full.err;
+  EXPECT_EQ(lean.out, full.out);
+  // The loader's trace names every library it maps.
+  EXPECT_TRUE(Has(lean.err, "libc.so")) << lean.err;
+  EXPECT_TRUE(Has(full.err, "libcpp-httplib")) << full.err;
+  for (const char* lib : {"libcpp-httplib", "libjwt", "libssl"}) {
+    EXPECT_FALSE(Has(lean.err, lib)) << lib << " loaded by " << Bin() << ":\n" << lean.err;
+  }
+}
+
+// A command that needs HTTP runs modelreg-net from the directory of
+// `modelreg`, in place of it; without that file it says so.
+TEST_F(HelpCli, HttpCommandsRunModelregNetNextToTheBinary) {
+  Register("v1.0.0", "--metric ic=0.05 --metric sharpe=1.5");
+  const std::string alone = dir_.sub("alone");
+  fs::create_directories(alone);
+  fs::copy_file(Bin(), alone + "/modelreg");
+  const std::string issue =
+      "env MODELREG_JWT_SECRET=0123456789abcdef0123456789abcdef %s token issue --sub reader "
+      "--scope model:read";
+  auto with = [&](const std::string& bin) {
+    std::string cmd = issue;
+    cmd.replace(cmd.find("%s"), 2, bin);
+    return RunCmd(cmd);
+  };
+  RunResult ok = with(Bin());
+  EXPECT_EQ(ok.rc, 0) << ok.err;
+  EXPECT_EQ(Lines(ok.out).size(), 1u) << ok.out;
+  RunResult missing = with(alone + "/modelreg");
+  EXPECT_NE(missing.rc, 0);
+  EXPECT_TRUE(Has(missing.err, alone + "/modelreg-net")) << missing.err;
+  EXPECT_EQ(missing.out, "");
+  // Reads and local writes need no modelreg-net.
+  RunResult read = RunCmd(alone + "/modelreg --root " + root_ + " show risk_model v1.0.0");
+  EXPECT_EQ(read.rc, 0) << read.err;
+}
+
 }  // namespace
 }  // namespace modelreg

@@ -3,6 +3,7 @@
 #include <rocksdb/db.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -12,6 +13,7 @@
 #include "events/sample.h"
 #include "log/event_store.h"
 #include "support/raw_db.h"
+#include "support/run.h"
 #include "support/temp_dir.h"
 
 namespace modelreg {
@@ -391,6 +393,22 @@ TEST_F(EventStoreTest, ReadOnlyViewAndOpenErrors) {
   auto reserved = EventStore::Open(dir_.sub("other"), WithFamilies({"meta"}));
   ASSERT_FALSE(reserved);
   EXPECT_EQ(reserved.error().code(), Code::kInvalidArgument);
+}
+
+// RocksDB asks for a flush and a compaction thread at every open, read-only
+// or not; a read-only view never uses them, and a one-shot CLI read paid
+// for starting and joining both. A fresh process (the append_loop helper)
+// opens a view, scans every event and counts its own threads: only its
+// main thread.
+TEST_F(EventStoreTest, ReadOnlyViewStartsNoBackgroundThreads) {
+  const char* helper = std::getenv("MODELREG_APPEND_LOOP");
+  ASSERT_NE(helper, nullptr) << "MODELREG_APPEND_LOOP not set";
+  for (int i = 1; i <= 3; ++i) Append(static_cast<std::uint64_t>(i));
+  store_.reset();  // closed: the table files are written
+  const testing::RunResult r =
+      testing::RunCmd(std::string(helper) + " " + dir_.sub("log") + " threads");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "3 events, 1 threads\n");
 }
 
 // Each CLI write is a writer process of its own: it opens the log, appends

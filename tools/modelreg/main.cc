@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +20,7 @@
 #include "app/verify.h"
 #include "app/serve_commands.h"
 #include "app/loader_commands.h"
+#include "app/net_layer.h"
 #include "common/clock.h"
 #include "common/utf8.h"
 
@@ -51,6 +53,40 @@ const CLI::Validator kRowLimit(
 std::optional<modelreg::TimeNs> TimeOpt(const std::string& s) {
   if (s.empty()) return std::nullopt;
   return modelreg::ParseTime(s);
+}
+
+// The command named on the command line when CLI11 need define only that
+// one: it is the first argument that is not an option (nor the value of a
+// global option), a known command, no other argument names a command, and
+// no help is asked for. Otherwise "": every command is defined, as help,
+// completion, the man page and the unknown-command error need.
+std::string OnlyCommand(int argc, char** argv) {
+  static const std::set<std::string> kCommands = {
+      "register", "list",     "show",  "current", "history",  "audit",    "policy",
+      "promote",  "compat",   "archive", "fail",  "rollback", "validate", "annotate",
+      "events",   "verify",   "backup", "gc",     "serve",    "token",    "consumers",
+      "watch",    "cache",    "diff"};
+  std::string command;
+  bool positional = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help" || arg == "--help-all") return "";
+    if (arg == "--root" || arg == "--actor" || arg == "--reason" || arg == "--lock-wait" ||
+        arg == "--url") {
+      ++i;
+      continue;
+    }
+    if (arg.rfind("-", 0) == 0) continue;
+    const bool known = kCommands.count(arg) != 0;
+    if (!positional) {
+      positional = true;
+      if (!known) return "";
+      command = arg;
+    } else if (known) {
+      return "";
+    }
+  }
+  return command;
 }
 
 }  // namespace
@@ -98,30 +134,43 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(0, 3600))
       ->capture_default_str();
 
+  // Only the command on the command line is defined when that is clear
+  // (OnlyCommand): defining all of them with their options costs about as
+  // much CPU as a read (docs/performance.md, "Cold process").
+  const std::string only = OnlyCommand(argc, argv);
+  const auto want = [&only](const char* command) { return only.empty() || only == command; };
+  const auto ran = [](const CLI::App* c) { return c != nullptr && c->parsed(); };
+
   // register
   RegisterOptions reg;
-  auto* c_register = app.add_subcommand("register", "Register a model artifact (staged)");
-  c_register->add_option("type", reg.type, "Model type")->required();
-  c_register->add_option("path", reg.path, "Artifact file")->required();
-  c_register->add_option("--version", reg.version, "Semantic version, e.g. v1.2.0")->required();
-  c_register->add_option("--metadata", reg.metadata_file, "ModelMetadata JSON file");
-  c_register->add_option("--metric", reg.metrics, "Metric NAME=NUMBER (repeatable)");
-  c_register->add_option("--dataset", reg.datasets, "Dataset version NAME=VERSION (repeatable)");
-  c_register->add_option("--snapshot", reg.snapshot, "Snapshot id");
-  c_register->add_option("--factor", reg.factors, "Factor name (repeatable)");
-  c_register->add_option("--param", reg.params, "Parameter NAME=VALUE (repeatable)");
-  c_register->add_option("--config", reg.config_file, "Training config JSON file");
+  CLI::App* c_register = nullptr;
+  if (want("register")) {
+    c_register = app.add_subcommand("register", "Register a model artifact (staged)");
+    c_register->add_option("type", reg.type, "Model type")->required();
+    c_register->add_option("path", reg.path, "Artifact file")->required();
+    c_register->add_option("--version", reg.version, "Semantic version, e.g. v1.2.0")->required();
+    c_register->add_option("--metadata", reg.metadata_file, "ModelMetadata JSON file");
+    c_register->add_option("--metric", reg.metrics, "Metric NAME=NUMBER (repeatable)");
+    c_register->add_option("--dataset", reg.datasets, "Dataset version NAME=VERSION (repeatable)");
+    c_register->add_option("--snapshot", reg.snapshot, "Snapshot id");
+    c_register->add_option("--factor", reg.factors, "Factor name (repeatable)");
+    c_register->add_option("--param", reg.params, "Parameter NAME=VALUE (repeatable)");
+    c_register->add_option("--config", reg.config_file, "Training config JSON file");
+  }
 
   // list
   ListOptions list;
   std::string list_at;
-  auto* c_list = app.add_subcommand("list", "List versions (the compare-versions table)");
-  c_list->add_option("type", list.type, "Model type (default: all)");
-  c_list->add_option("--status", list.status, "staged | production | archived | failed");
-  c_list->add_option("--sort", list.sort, "Sort by this metric, descending (e.g. sharpe)");
-  c_list->add_option("--at", list_at, "As of TIME")->transform(kIsoTime);
-  c_list->add_option("--tag", list.tags,
-                     "Only versions with tag KEY=VALUE (repeatable: all must match)");
+  CLI::App* c_list = nullptr;
+  if (want("list")) {
+    c_list = app.add_subcommand("list", "List versions (the compare-versions table)");
+    c_list->add_option("type", list.type, "Model type (default: all)");
+    c_list->add_option("--status", list.status, "staged | production | archived | failed");
+    c_list->add_option("--sort", list.sort, "Sort by this metric, descending (e.g. sharpe)");
+    c_list->add_option("--at", list_at, "As of TIME")->transform(kIsoTime);
+    c_list->add_option("--tag", list.tags,
+                       "Only versions with tag KEY=VALUE (repeatable: all must match)");
+  }
 
   std::string type, version, at, since, until, expect_current;
   // --since/--until/--limit of list, history and events: one rule for the
@@ -135,114 +184,161 @@ int Run(int argc, char** argv) {
                       std::to_string(kTerminalRowLimit) + ")")
         ->transform(kRowLimit);
   };
-  add_rows(c_list, "Registered", "the most recently registered (with --sort: the top)");
-  auto* c_show = app.add_subcommand("show", "Everything about one version");
-  c_show->add_option("type", type, "Model type")->required();
-  c_show->add_option("version", version, "Version")->required();
-  c_show->add_option("--at", at, "As of TIME")->transform(kIsoTime);
+  if (c_list != nullptr) {
+    add_rows(c_list, "Registered", "the most recently registered (with --sort: the top)");
+  }
+  CLI::App* c_show = nullptr;
+  if (want("show")) {
+    c_show = app.add_subcommand("show", "Everything about one version");
+    c_show->add_option("type", type, "Model type")->required();
+    c_show->add_option("version", version, "Version")->required();
+    c_show->add_option("--at", at, "As of TIME")->transform(kIsoTime);
+  }
 
-  auto* c_current = app.add_subcommand("current", "The production version of a type");
-  c_current->add_option("type", type, "Model type")->required();
-  c_current->add_option("--at", at, "As of TIME")->transform(kIsoTime);
+  CLI::App* c_current = nullptr;
+  if (want("current")) {
+    c_current = app.add_subcommand("current", "The production version of a type");
+    c_current->add_option("type", type, "Model type")->required();
+    c_current->add_option("--at", at, "As of TIME")->transform(kIsoTime);
+  }
 
-  auto* c_history = app.add_subcommand("history", "Promotions and rollbacks of a type");
-  c_history->add_option("type", type, "Model type")->required();
-  add_rows(c_history, "Promoted or rolled back", "the newest");
+  CLI::App* c_history = nullptr;
+  if (want("history")) {
+    c_history = app.add_subcommand("history", "Promotions and rollbacks of a type");
+    c_history->add_option("type", type, "Model type")->required();
+    add_rows(c_history, "Promoted or rolled back", "the newest");
+  }
 
-  auto* c_audit = app.add_subcommand("audit", "What was in production at a time, and why");
-  c_audit->add_option("--at", at, "The instant to audit")->required()->transform(kIsoTime);
-  c_audit->add_option("type", type, "Model type (default: all)");
+  CLI::App* c_audit = nullptr;
   bool audit_policy_text = false;
-  c_audit->add_flag("--policy-text", audit_policy_text,
-                    "Also print the text of the gate policy in force at that instant");
+  if (want("audit")) {
+    c_audit = app.add_subcommand("audit", "What was in production at a time, and why");
+    c_audit->add_option("--at", at, "The instant to audit")->required()->transform(kIsoTime);
+    c_audit->add_option("type", type, "Model type (default: all)");
+    c_audit->add_flag("--policy-text", audit_policy_text,
+                      "Also print the text of the gate policy in force at that instant");
+  }
 
-  auto* c_policy = app.add_subcommand("policy", "The gate policy, part of the log (docs/gates.md)");
-  c_policy->require_subcommand(1);
+  CLI::App* c_policy = nullptr;
   std::string policy_file;
-  auto* c_policy_set = c_policy->add_subcommand(
-      "set", "Make FILE (policy.toml format) the gate policy (needs --reason; admin)");
-  c_policy_set->add_option("file", policy_file, "The policy file")->required();
-  auto* c_policy_show =
-      c_policy->add_subcommand("show", "The gate policy in force: text, hash, who, when, why");
-  c_policy_show->add_option("--at", at, "As of TIME")->transform(kIsoTime);
+  CLI::App* c_policy_set = nullptr;
+  CLI::App* c_policy_show = nullptr;
+  if (want("policy")) {
+    c_policy = app.add_subcommand("policy", "The gate policy, part of the log (docs/gates.md)");
+    c_policy->require_subcommand(1);
+    c_policy_set = c_policy->add_subcommand(
+        "set", "Make FILE (policy.toml format) the gate policy (needs --reason; admin)");
+    c_policy_set->add_option("file", policy_file, "The policy file")->required();
+    c_policy_show =
+        c_policy->add_subcommand("show", "The gate policy in force: text, hash, who, when, why");
+    c_policy_show->add_option("--at", at, "As of TIME")->transform(kIsoTime);
+  }
 
-  auto* c_promote = app.add_subcommand("promote", "Make a version the production version");
-  c_promote->add_option("type", type, "Model type")->required();
-  c_promote->add_option("version", version, "Version")->required();
-  auto* expect_opt = c_promote->add_option(
-      "--expect-current", expect_current,
-      "Refuse unless production is this version ('none' for no production)");
+  CLI::App* c_promote = nullptr;
+  CLI::Option* expect_opt = nullptr;
   bool override_gates = false;
-  c_promote->add_flag("--override-gates", override_gates,
-                      "Promote even if gates fail (needs --reason; recorded)");
+  if (want("promote")) {
+    c_promote = app.add_subcommand("promote", "Make a version the production version");
+    c_promote->add_option("type", type, "Model type")->required();
+    c_promote->add_option("version", version, "Version")->required();
+    expect_opt = c_promote->add_option(
+        "--expect-current", expect_current,
+        "Refuse unless production is this version ('none' for no production)");
+    c_promote->add_flag("--override-gates", override_gates,
+                        "Promote even if gates fail (needs --reason; recorded)");
+  }
 
   modelreg::app::CompatOptions compat;
   bool strict = false, no_strict = false;
-  auto* c_compat = app.add_subcommand(
-      "compat", "Check a version's dataset versions against the current ones");
-  c_compat->add_option("type", compat.type, "Model type")->required();
-  c_compat->add_option("version", compat.version, "Version")->required();
-  c_compat->add_option("--current", compat.current, "Current dataset version NAME=VERSION");
-  c_compat->add_option("--current-file", compat.current_file,
-                       "JSON object of current dataset versions");
-  c_compat->add_flag("--strict", strict, "Drift blocks (default; env STRICT_VERSION_MODE)");
-  c_compat->add_flag("--no-strict", no_strict, "Drift only warns");
+  CLI::App* c_compat = nullptr;
+  if (want("compat")) {
+    c_compat = app.add_subcommand(
+        "compat", "Check a version's dataset versions against the current ones");
+    c_compat->add_option("type", compat.type, "Model type")->required();
+    c_compat->add_option("version", compat.version, "Version")->required();
+    c_compat->add_option("--current", compat.current, "Current dataset version NAME=VERSION");
+    c_compat->add_option("--current-file", compat.current_file,
+                         "JSON object of current dataset versions");
+    c_compat->add_flag("--strict", strict, "Drift blocks (default; env STRICT_VERSION_MODE)");
+    c_compat->add_flag("--no-strict", no_strict, "Drift only warns");
+  }
 
-  auto* c_archive = app.add_subcommand("archive", "Archive a staged version");
-  c_archive->add_option("type", type, "Model type")->required();
-  c_archive->add_option("version", version, "Version")->required();
+  CLI::App* c_archive = nullptr;
+  if (want("archive")) {
+    c_archive = app.add_subcommand("archive", "Archive a staged version");
+    c_archive->add_option("type", type, "Model type")->required();
+    c_archive->add_option("version", version, "Version")->required();
+  }
 
   bool force = false;
-  auto* c_fail = app.add_subcommand("fail", "Mark a version failed (needs --reason)");
-  c_fail->add_option("type", type, "Model type")->required();
-  c_fail->add_option("version", version, "Version")->required();
-  c_fail->add_flag("--force", force, "Allow failing the production version (leaves none)");
+  CLI::App* c_fail = nullptr;
+  if (want("fail")) {
+    c_fail = app.add_subcommand("fail", "Mark a version failed (needs --reason)");
+    c_fail->add_option("type", type, "Model type")->required();
+    c_fail->add_option("version", version, "Version")->required();
+    c_fail->add_flag("--force", force, "Allow failing the production version (leaves none)");
+  }
 
   RollbackCliOptions rollback;
-  auto* c_rollback = app.add_subcommand(
-      "rollback",
-      "Go back to the most recent earlier production version that is still promotable, "
-      "archiving the current one");
-  c_rollback->add_option("type", type, "Model type")->required();
-  c_rollback->add_flag("--fail", rollback.fail_current,
-                       "Mark the current version failed, not archived (needs --reason)");
-  c_rollback->add_option("--to", rollback.to,
-                         "Go back to this version (it must have been production before)");
-  c_rollback->add_flag("--dry-run", rollback.dry_run, "Print what would happen; write nothing");
+  CLI::App* c_rollback = nullptr;
+  if (want("rollback")) {
+    c_rollback = app.add_subcommand(
+        "rollback",
+        "Go back to the most recent earlier production version that is still promotable, "
+        "archiving the current one");
+    c_rollback->add_option("type", type, "Model type")->required();
+    c_rollback->add_flag("--fail", rollback.fail_current,
+                         "Mark the current version failed, not archived (needs --reason)");
+    c_rollback->add_option("--to", rollback.to,
+                           "Go back to this version (it must have been production before)");
+    c_rollback->add_flag("--dry-run", rollback.dry_run, "Print what would happen; write nothing");
+  }
 
-  auto* c_validate = app.add_subcommand("validate", "Re-hash an artifact and record the result");
-  c_validate->add_option("type", type, "Model type")->required();
-  c_validate->add_option("version", version, "Version")->required();
+  CLI::App* c_validate = nullptr;
+  if (want("validate")) {
+    c_validate = app.add_subcommand("validate", "Re-hash an artifact and record the result");
+    c_validate->add_option("type", type, "Model type")->required();
+    c_validate->add_option("version", version, "Version")->required();
+  }
 
   AnnotateOptions annotate;
   std::string annotate_description;
-  auto* c_annotate = app.add_subcommand(
-      "annotate", "Record what was learned after registration: tags, description, late metrics "
-                  "(needs --reason)");
-  c_annotate->add_option("type", annotate.type, "Model type")->required();
-  c_annotate->add_option("version", annotate.version, "Version")->required();
-  c_annotate->add_option("--tag", annotate.tags, "Set tag KEY=VALUE (repeatable)");
-  c_annotate->add_option("--untag", annotate.untags, "Remove tag KEY (repeatable)");
-  auto* description_opt = c_annotate->add_option(
-      "--description", annotate_description, "Set the description (\"\" clears it)");
-  c_annotate->add_option("--metric", annotate.metrics,
-                         "Late metric NAME=NUMBER (repeatable; needs --source)");
-  c_annotate->add_option("--source", annotate.source,
-                         "Where the metrics come from, e.g. paper-trading");
+  CLI::App* c_annotate = nullptr;
+  CLI::Option* description_opt = nullptr;
+  if (want("annotate")) {
+    c_annotate = app.add_subcommand(
+        "annotate", "Record what was learned after registration: tags, description, late metrics "
+                    "(needs --reason)");
+    c_annotate->add_option("type", annotate.type, "Model type")->required();
+    c_annotate->add_option("version", annotate.version, "Version")->required();
+    c_annotate->add_option("--tag", annotate.tags, "Set tag KEY=VALUE (repeatable)");
+    c_annotate->add_option("--untag", annotate.untags, "Remove tag KEY (repeatable)");
+    description_opt = c_annotate->add_option(
+        "--description", annotate_description, "Set the description (\"\" clears it)");
+    c_annotate->add_option("--metric", annotate.metrics,
+                           "Late metric NAME=NUMBER (repeatable; needs --source)");
+    c_annotate->add_option("--source", annotate.source,
+                           "Where the metrics come from, e.g. paper-trading");
+  }
 
   EventsOptions ev;
-  auto* c_events = app.add_subcommand("events", "Print the event log, oldest first");
-  add_rows(c_events, "Recorded", "the newest");
-  c_events->add_option("--type", ev.type, "Only events about this model type");
-  c_events->add_flag("--follow", ev.follow,
-                     "Keep printing new events as they are appended (--limit: of the backlog)");
+  CLI::App* c_events = nullptr;
+  if (want("events")) {
+    c_events = app.add_subcommand("events", "Print the event log, oldest first");
+    add_rows(c_events, "Recorded", "the newest");
+    c_events->add_option("--type", ev.type, "Only events about this model type");
+    c_events->add_flag("--follow", ev.follow,
+                       "Keep printing new events as they are appended (--limit: of the backlog)");
+  }
 
-  auto* c_verify = app.add_subcommand("verify", "Verify the hash chain and the projections");
+  CLI::App* c_verify = nullptr;
+  if (want("verify")) {
+    c_verify = app.add_subcommand("verify", "Verify the hash chain and the projections");
+  }
 
-  auto* c_backup = app.add_subcommand("backup", "Backups of the registry (docs/runbook.md)");
-  c_backup->require_subcommand(1);
-  auto* c_backup_create = c_backup->add_subcommand("create", "Back up the log and new artifacts");
-  auto* c_backup_list = c_backup->add_subcommand("list", "List the backups");
+  CLI::App* c_backup = nullptr;
+  CLI::App* c_backup_create = nullptr;
+  CLI::App* c_backup_list = nullptr;
   std::string restore_to;
   // A backup id: a positive number, or `latest` (0 below: the newest).
   const CLI::Validator backup_id_check(
@@ -258,111 +354,143 @@ int Run(int argc, char** argv) {
   const auto backup_id = [](const std::string& v) {
     return v == "latest" ? 0u : static_cast<std::uint32_t>(std::stoul(v));
   };
-  auto* c_backup_verify = c_backup->add_subcommand("verify", "Check a backup end to end");
+  CLI::App* c_backup_verify = nullptr;
   std::string verify_id, restore_id;
-  c_backup_verify->add_option("id", verify_id, "Backup id, or `latest`")
-      ->required()
-      ->check(backup_id_check);
-  auto* c_backup_restore = c_backup->add_subcommand("restore", "Restore a backup into a new registry");
-  c_backup_restore->add_option("id", restore_id, "Backup id, or `latest`")
-      ->required()
-      ->check(backup_id_check);
-  c_backup_restore->add_option("--to", restore_to, "The new registry directory")->required();
+  CLI::App* c_backup_restore = nullptr;
+  if (want("backup")) {
+    c_backup = app.add_subcommand("backup", "Backups of the registry (docs/runbook.md)");
+    c_backup->require_subcommand(1);
+    c_backup_create = c_backup->add_subcommand("create", "Back up the log and new artifacts");
+    c_backup_list = c_backup->add_subcommand("list", "List the backups");
+    c_backup_verify = c_backup->add_subcommand("verify", "Check a backup end to end");
+    c_backup_verify->add_option("id", verify_id, "Backup id, or `latest`")
+        ->required()
+        ->check(backup_id_check);
+    c_backup_restore = c_backup->add_subcommand("restore", "Restore a backup into a new registry");
+    c_backup_restore->add_option("id", restore_id, "Backup id, or `latest`")
+        ->required()
+        ->check(backup_id_check);
+    c_backup_restore->add_option("--to", restore_to, "The new registry directory")->required();
+  }
 
   int gc_keep = 3, gc_retention_days = 365;
   bool gc_dry_run = false;
-  auto* c_gc = app.add_subcommand(
-      "gc", "Delete artifacts of old archived/failed versions and interrupted registrations");
-  c_gc->add_flag("--dry-run", gc_dry_run, "List what would be deleted, with sizes; change nothing");
-  c_gc->add_option("--keep", gc_keep, "Archived/failed versions to keep per type")
-      ->check(CLI::Range(0, 1000000))
-      ->capture_default_str();
-  c_gc->add_option("--retention-days", gc_retention_days,
-                   "Never delete a version that left production less than this long ago")
-      ->check(CLI::Range(0, 36500))
-      ->capture_default_str();
+  CLI::App* c_gc = nullptr;
+  if (want("gc")) {
+    c_gc = app.add_subcommand(
+        "gc", "Delete artifacts of old archived/failed versions and interrupted registrations");
+    c_gc->add_flag("--dry-run", gc_dry_run, "List what would be deleted, with sizes; change nothing");
+    c_gc->add_option("--keep", gc_keep, "Archived/failed versions to keep per type")
+        ->check(CLI::Range(0, 1000000))
+        ->capture_default_str();
+    c_gc->add_option("--retention-days", gc_retention_days,
+                     "Never delete a version that left production less than this long ago")
+        ->check(CLI::Range(0, 36500))
+        ->capture_default_str();
+  }
 
   // serve / token
   ServeOptions serve;
-  auto* c_serve = app.add_subcommand("serve", "Serve the registry over HTTP (docs/api.md)");
-  c_serve->add_option("--listen", serve.listen, "HOST:PORT (port 0: any free port)")
-      ->capture_default_str();
-  c_serve->add_option("--tls-cert", serve.tls_cert, "PEM certificate (with --tls-key: HTTPS)");
-  c_serve->add_option("--tls-key", serve.tls_key, "PEM private key");
-  c_serve->add_option("--max-upload-mb", serve.max_upload_mb, "Largest artifact upload")
-      ->check(CLI::Range(1, 1 << 20))
-      ->capture_default_str();
-  c_serve->add_option("--max-connections", serve.max_connections,
-                      "Connections open at once (a thread each); beyond, 503 with Retry-After")
-      ->check(CLI::Range(2, 65536))
-      ->capture_default_str();
+  CLI::App* c_serve = nullptr;
   int unused_threads = 0;
-  c_serve->add_option("--threads", unused_threads, "No longer used (a thread per connection)")
-      ->group("")
-      ->each([&serve](const std::string&) { serve.threads_given = true; });
-  c_serve->add_option("--exit-after", serve.exit_after_seconds,
-                      "Stop by itself after SECONDS (demos and tests); 0 = until SIGTERM")
-      ->check(CLI::Range(0, 86400 * 365));
   TokenOptions token;
-  auto* c_token = app.add_subcommand("token", "JWT tokens for the HTTP API");
-  c_token->require_subcommand(1);
-  auto* c_token_issue = c_token->add_subcommand("issue", "Issue an HS256 token (prints it)");
-  c_token_issue->add_option("--sub", token.subject, "Who the token is for (the recorded actor)")
-      ->required();
-  c_token_issue->add_option("--scope", token.scopes, "model:read, model:write, model:admin")
-      ->required();
-  c_token_issue->add_option("--ttl", token.ttl, "Lifetime: 45s, 30m, 1h, 7d")->capture_default_str();
-  for (CLI::App* c : {c_serve, c_token_issue}) {
-    JwtOptions& jwt = c == c_serve ? serve.jwt : token.jwt;
-    c->add_option("--jwt-secret-file", jwt.secret_file,
-                  "HS256 secret (default: env MODELREG_JWT_SECRET)");
-    c->add_option("--jwt-issuer", jwt.issuer, "Required/issued iss claim");
-    c->add_option("--jwt-audience", jwt.audience, "Required/issued aud claim");
+  CLI::App* c_token = nullptr;
+  CLI::App* c_token_issue = nullptr;
+  if (want("serve") || want("token")) {
+    c_serve = app.add_subcommand("serve", "Serve the registry over HTTP (docs/api.md)");
+    c_serve->add_option("--listen", serve.listen, "HOST:PORT (port 0: any free port)")
+        ->capture_default_str();
+    c_serve->add_option("--tls-cert", serve.tls_cert, "PEM certificate (with --tls-key: HTTPS)");
+    c_serve->add_option("--tls-key", serve.tls_key, "PEM private key");
+    c_serve->add_option("--max-upload-mb", serve.max_upload_mb, "Largest artifact upload")
+        ->check(CLI::Range(1, 1 << 20))
+        ->capture_default_str();
+    c_serve->add_option("--max-connections", serve.max_connections,
+                        "Connections open at once (a thread each); beyond, 503 with Retry-After")
+        ->check(CLI::Range(2, 65536))
+        ->capture_default_str();
+    c_serve->add_option("--threads", unused_threads, "No longer used (a thread per connection)")
+        ->group("")
+        ->each([&serve](const std::string&) { serve.threads_given = true; });
+    c_serve->add_option("--exit-after", serve.exit_after_seconds,
+                        "Stop by itself after SECONDS (demos and tests); 0 = until SIGTERM")
+        ->check(CLI::Range(0, 86400 * 365));
+    c_token = app.add_subcommand("token", "JWT tokens for the HTTP API");
+    c_token->require_subcommand(1);
+    c_token_issue = c_token->add_subcommand("issue", "Issue an HS256 token (prints it)");
+    c_token_issue->add_option("--sub", token.subject, "Who the token is for (the recorded actor)")
+        ->required();
+    c_token_issue->add_option("--scope", token.scopes, "model:read, model:write, model:admin")
+        ->required();
+    c_token_issue->add_option("--ttl", token.ttl, "Lifetime: 45s, 30m, 1h, 7d")->capture_default_str();
+    for (CLI::App* c : {c_serve, c_token_issue}) {
+      JwtOptions& jwt = c == c_serve ? serve.jwt : token.jwt;
+      c->add_option("--jwt-secret-file", jwt.secret_file,
+                    "HS256 secret (default: env MODELREG_JWT_SECRET)");
+      c->add_option("--jwt-issuer", jwt.issuer, "Required/issued iss claim");
+      c->add_option("--jwt-audience", jwt.audience, "Required/issued aud claim");
+    }
+    c_serve->add_option("--jwt-public-key", serve.jwt.public_key_file,
+                        "RS256/ES256 public key (PEM) instead of an HS256 secret");
   }
-  c_serve->add_option("--jwt-public-key", serve.jwt.public_key_file,
-                      "RS256/ES256 public key (PEM) instead of an HS256 secret");
-
   // consumers / watch
   std::string consumers_type;
-  auto* c_consumers = app.add_subcommand(
-      "consumers", "Intended production versus what each consuming service runs");
-  c_consumers->add_option("type", consumers_type, "Model type")->required();
+  CLI::App* c_consumers = nullptr;
+  if (want("consumers")) {
+    c_consumers = app.add_subcommand(
+        "consumers", "Intended production versus what each consuming service runs");
+    c_consumers->add_option("type", consumers_type, "Model type")->required();
+  }
   WatchOptions watch;
-  auto* c_watch = app.add_subcommand(
-      "watch", "Follow a type's production version like a service would (hot reload)");
-  c_watch->add_option("type", watch.type, "Model type")->required();
-  c_watch->add_option("--consumer", watch.consumer_id, "Consumer id reported to the registry");
-  c_watch->add_option("--dataset", watch.datasets,
-                      "NAME=VERSION this service has; incompatible models are not loaded");
-  c_watch->add_option("--cache-dir", watch.cache_dir, "Where downloads go (with --url)");
-  c_watch->add_option("--exit-after", watch.exit_after_seconds, "Stop after SECONDS")
-      ->check(CLI::Range(0, 86400 * 365));
+  CLI::App* c_watch = nullptr;
+  if (want("watch")) {
+    c_watch = app.add_subcommand(
+        "watch", "Follow a type's production version like a service would (hot reload)");
+    c_watch->add_option("type", watch.type, "Model type")->required();
+    c_watch->add_option("--consumer", watch.consumer_id, "Consumer id reported to the registry");
+    c_watch->add_option("--dataset", watch.datasets,
+                        "NAME=VERSION this service has; incompatible models are not loaded");
+    c_watch->add_option("--cache-dir", watch.cache_dir, "Where downloads go (with --url)");
+    c_watch->add_option("--exit-after", watch.exit_after_seconds, "Stop after SECONDS")
+        ->check(CLI::Range(0, 86400 * 365));
+  }
 
   // cache stats | gc | purge
   CacheCliOptions cache_opts;
   std::string cache_factor, cache_dataset;
-  auto* c_cache = app.add_subcommand("cache", "The factor cache directory (docs/cache.md)");
-  c_cache->require_subcommand(1);
-  auto* c_cache_stats = c_cache->add_subcommand("stats", "Entries, bytes, expired, per factor");
-  auto* c_cache_gc = c_cache->add_subcommand(
-      "gc", "Remove expired and corrupt entries and leftovers of killed processes");
-  c_cache_gc->add_flag("--verify", cache_opts.verify,
-                       "Also read every entry in full and check its SHA-256");
-  auto* c_cache_purge = c_cache->add_subcommand(
-      "purge", "Remove entries: all, or of a factor and/or built on a dataset version");
-  auto* cache_factor_opt = c_cache_purge->add_option("--factor", cache_factor, "Factor name");
-  auto* cache_dataset_opt =
-      c_cache_purge->add_option("--dataset", cache_dataset, "Dataset version NAME=VERSION");
-  for (CLI::App* c : {c_cache_stats, c_cache_gc, c_cache_purge}) {
-    c->add_option("--cache-dir", cache_opts.dir, "The cache directory")->capture_default_str();
-    c->add_option("--ttl", cache_opts.ttl, "Entries older than this are expired: 45s, 30m, 1h, 7d")
-        ->capture_default_str();
+  CLI::App* c_cache = nullptr;
+  CLI::App* c_cache_stats = nullptr;
+  CLI::App* c_cache_gc = nullptr;
+  CLI::App* c_cache_purge = nullptr;
+  CLI::Option* cache_factor_opt = nullptr;
+  CLI::Option* cache_dataset_opt = nullptr;
+  if (want("cache")) {
+    c_cache = app.add_subcommand("cache", "The factor cache directory (docs/cache.md)");
+    c_cache->require_subcommand(1);
+    c_cache_stats = c_cache->add_subcommand("stats", "Entries, bytes, expired, per factor");
+    c_cache_gc = c_cache->add_subcommand(
+        "gc", "Remove expired and corrupt entries and leftovers of killed processes");
+    c_cache_gc->add_flag("--verify", cache_opts.verify,
+                         "Also read every entry in full and check its SHA-256");
+    c_cache_purge = c_cache->add_subcommand(
+        "purge", "Remove entries: all, or of a factor and/or built on a dataset version");
+    cache_factor_opt = c_cache_purge->add_option("--factor", cache_factor, "Factor name");
+    cache_dataset_opt =
+        c_cache_purge->add_option("--dataset", cache_dataset, "Dataset version NAME=VERSION");
+    for (CLI::App* c : {c_cache_stats, c_cache_gc, c_cache_purge}) {
+      c->add_option("--cache-dir", cache_opts.dir, "The cache directory")->capture_default_str();
+      c->add_option("--ttl", cache_opts.ttl, "Entries older than this are expired: 45s, 30m, 1h, 7d")
+          ->capture_default_str();
+    }
   }
 
   std::string diff_from, diff_to;
-  auto* c_diff = app.add_subcommand("diff", "What changed between two instants");
-  c_diff->add_option("--from", diff_from, "The earlier instant")->required()->transform(kIsoTime);
-  c_diff->add_option("--to", diff_to, "The later instant")->required()->transform(kIsoTime);
+  CLI::App* c_diff = nullptr;
+  if (want("diff")) {
+    c_diff = app.add_subcommand("diff", "What changed between two instants");
+    c_diff->add_option("--from", diff_from, "The earlier instant")->required()->transform(kIsoTime);
+    c_diff->add_option("--to", diff_to, "The later instant")->required()->transform(kIsoTime);
+  }
 
   auto* c_completion = app.add_subcommand(
       "completion", "Print a shell completion script (docs/cli.md: installing it)");
@@ -409,41 +537,47 @@ int Run(int argc, char** argv) {
     return ResolveRows(TimeOpt(since), TimeOpt(until), limit, g.json,
                        ::isatty(STDOUT_FILENO) == 1);
   };
-  if (*c_completion) {
+  if (ran(c_completion)) {
     out << BashCompletion(app);
     return 0;
   }
-  if (*c_man) {
+  if (ran(c_man)) {
     out << ManPage(app, std::string("modelreg ") + MODELREG_VERSION);
     return 0;
   }
-  if (*c_register) {
+  // The HTTP layer (app/net_layer.h): these commands, and every command
+  // while a server may take the writes, run in modelreg-net.
+  if (ran(c_serve) || ran(c_token) || ran(c_consumers) || ran(c_watch) || ran(c_cache) ||
+      MayNeedNetLayer(g)) {
+    if (modelreg::Status net = EnsureNetLayer(); !net.ok()) return fail(net);
+  }
+  if (ran(c_register)) {
     st = RunRegister(g, reg, out);
-  } else if (*c_list) {
+  } else if (ran(c_list)) {
     list.at = TimeOpt(list_at);
     auto r = rows();
     if (!r) return fail(r.error());
     list.rows = *r;
     st = RunList(g, list, out, std::cerr);
-  } else if (*c_show) {
+  } else if (ran(c_show)) {
     st = RunShow(g, type, version, TimeOpt(at), out);
-  } else if (*c_current) {
+  } else if (ran(c_current)) {
     st = RunCurrent(g, type, TimeOpt(at), out);
-  } else if (*c_history) {
+  } else if (ran(c_history)) {
     auto r = rows();
     if (!r) return fail(r.error());
     st = RunHistory(g, type, *r, out, std::cerr);
-  } else if (*c_audit) {
+  } else if (ran(c_audit)) {
     st = RunAudit(g, *TimeOpt(at), type, out, audit_policy_text);
-  } else if (*c_policy_set) {
+  } else if (ran(c_policy_set)) {
     st = RunPolicySet(g, policy_file, out);
-  } else if (*c_policy_show) {
+  } else if (ran(c_policy_show)) {
     st = RunPolicyShow(g, TimeOpt(at), out, std::cerr);
-  } else if (*c_promote) {
+  } else if (ran(c_promote)) {
     std::optional<std::string> expect;
     if (*expect_opt) expect = expect_current == "none" ? "" : expect_current;
     st = RunPromote(g, type, version, expect, override_gates, out);
-  } else if (*c_compat) {
+  } else if (ran(c_compat)) {
     if (strict && no_strict) {
       return fail(modelreg::Status::InvalidArgument("--strict and --no-strict contradict each other"));
     }
@@ -452,51 +586,51 @@ int Run(int argc, char** argv) {
     bool warned = false;
     st = RunCompat(g, compat, &warned, out);
     if (st.ok() && warned) return 9;
-  } else if (*c_archive) {
+  } else if (ran(c_archive)) {
     st = RunArchive(g, type, version, out);
-  } else if (*c_fail) {
+  } else if (ran(c_fail)) {
     st = RunFail(g, type, version, force, out);
-  } else if (*c_rollback) {
+  } else if (ran(c_rollback)) {
     st = RunRollback(g, type, rollback, out);
-  } else if (*c_annotate) {
+  } else if (ran(c_annotate)) {
     if (*description_opt) annotate.description = annotate_description;
     st = RunAnnotate(g, annotate, out);
-  } else if (*c_validate) {
+  } else if (ran(c_validate)) {
     st = RunValidate(g, type, version, out);
-  } else if (*c_events) {
+  } else if (ran(c_events)) {
     auto r = rows();
     if (!r) return fail(r.error());
     ev.rows = *r;
     st = RunEvents(g, ev, out, std::cerr);
-  } else if (*c_backup_create) {
+  } else if (ran(c_backup_create)) {
     st = RunBackupCreate(g, out);
-  } else if (*c_backup_list) {
+  } else if (ran(c_backup_list)) {
     st = RunBackupList(g, out);
-  } else if (*c_backup_verify) {
+  } else if (ran(c_backup_verify)) {
     st = RunBackupVerify(g, backup_id(verify_id), out);
-  } else if (*c_backup_restore) {
+  } else if (ran(c_backup_restore)) {
     st = RunBackupRestore(g, backup_id(restore_id), restore_to, out);
-  } else if (*c_gc) {
+  } else if (ran(c_gc)) {
     st = RunGc(g, gc_keep, gc_retention_days, gc_dry_run, out);
-  } else if (*c_diff) {
+  } else if (ran(c_diff)) {
     st = RunDiff(g, *TimeOpt(diff_from), *TimeOpt(diff_to), out);
-  } else if (*c_consumers) {
+  } else if (ran(c_consumers)) {
     st = RunConsumers(g, consumers_type, out);
-  } else if (*c_watch) {
+  } else if (ran(c_watch)) {
     st = RunWatch(g, watch, out);
-  } else if (*c_serve) {
+  } else if (ran(c_serve)) {
     st = RunServe(g, serve, out);
-  } else if (*c_token_issue) {
+  } else if (ran(c_token_issue)) {
     st = RunTokenIssue(g, token, out);
-  } else if (*c_cache_stats) {
+  } else if (ran(c_cache_stats)) {
     st = RunCacheStats(g, cache_opts, out);
-  } else if (*c_cache_gc) {
+  } else if (ran(c_cache_gc)) {
     st = RunCacheGc(g, cache_opts, out);
-  } else if (*c_cache_purge) {
+  } else if (ran(c_cache_purge)) {
     if (*cache_factor_opt) cache_opts.factor = cache_factor;
     if (*cache_dataset_opt) cache_opts.dataset = cache_dataset;
     st = RunCachePurge(g, cache_opts, out);
-  } else if (*c_verify) {
+  } else if (ran(c_verify)) {
     return VerifyCommand(g, "modelreg", ExitCode(modelreg::Status::Corruption("")), out, std::cerr);
   }
   if (!st.ok()) {
@@ -510,6 +644,7 @@ int Run(int argc, char** argv) {
 int main(int argc, char** argv) {
   // Last resort: every expected failure is a Status with its exit code;
   // an exception here is a bug, reported in one line instead of an abort.
+  modelreg::app::RememberArguments(argv);
   try {
     return Run(argc, argv);
   } catch (const std::exception& ex) {
