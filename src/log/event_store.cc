@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <ctime>
@@ -36,6 +37,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/backup_engine.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
 #include "common/bytes.h"
@@ -338,6 +340,8 @@ class LazyThreadsEnv : public rocksdb::EnvWrapper {
 // deletion in the database directory until DeleteDeferred(). RocksDB never
 // reuses a file name it deleted (file numbers only grow); if a name is
 // created again anyway, its pending deletion is dropped.
+constexpr std::string_view kIngestSuffix = ".sst.tmp";
+
 class DeferredDeleteFs : public rocksdb::FileSystemWrapper {
  public:
   struct Backlog {
@@ -356,7 +360,9 @@ class DeferredDeleteFs : public rocksdb::FileSystemWrapper {
 
   rocksdb::IOStatus DeleteFile(const std::string& f, const rocksdb::IOOptions& options,
                                rocksdb::IODebugContext* dbg) override {
-    if (!InDir(f)) return target()->DeleteFile(f, options, dbg);
+    // Not in the store's directory, or a file no reader opens (the source
+    // of an ingest, EventStore::IngestRows): deleted now.
+    if (!InDir(f) || f.ends_with(kIngestSuffix)) return target()->DeleteFile(f, options, dbg);
     std::uint64_t size = 0;
     rocksdb::IOStatus s = target()->GetFileSize(f, options, &size, dbg);
     if (s.IsPathNotFound()) return target()->DeleteFile(f, options, dbg);  // its own answer
@@ -665,6 +671,7 @@ class EventStore::Impl {
   bool purge_stop = false;
   std::thread purger;
   std::unique_ptr<rocksdb::DB> db;
+  std::set<std::string> bulk_families;  // ClearRows until FinishBulkRows (write_mu)
   std::map<std::string, rocksdb::ColumnFamilyHandle*> families;
   rocksdb::ColumnFamilyHandle* events = nullptr;
   rocksdb::ColumnFamilyHandle* by_time = nullptr;
@@ -1650,6 +1657,110 @@ Status EventStore::ReplaceRows(const std::string& column_family, const std::vect
   wo.sync = impl_->options.sync && sync;
   rocksdb::Status s = impl_->db->Write(wo, &batch);
   if (!s.ok()) impl_->wal_broken = true;
+  return FromRocks(s, impl_->dir);
+}
+
+Status EventStore::IngestRows(const std::string& column_family, std::vector<Row>& rows,
+                              Seq expected_head) {
+  if (impl_->options.read_only) {
+    return Status::FailedPrecondition("registry log " + impl_->dir + " is open read-only");
+  }
+  rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
+  if (cf == nullptr || IsBuiltinFamily(column_family)) {
+    return Status::InvalidArgument("no column family '" + column_family + "'");
+  }
+  for (const Row& row : rows) {
+    if (row.column_family != column_family) {
+      return Status::InvalidArgument("row for '" + row.column_family + "' in an ingest into '" +
+                                     column_family + "'");
+    }
+  }
+  if (rows.empty()) return Status::OK();
+  // Key order, the last of equal keys kept (a table file holds each key once).
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const Row& a, const Row& b) { return a.key < b.key; });
+  std::lock_guard<std::mutex> lock(impl_->write_mu);
+  MODELREG_RETURN_IF_ERROR(impl_->PrepareWrite());
+  if (impl_->writer_head.seq != expected_head) {
+    return Status::Conflict("the log moved while its projection was being rebuilt; retry");
+  }
+  // In the store's own directory (same file system: RocksDB ingests it by
+  // a hard link, then unlinks this name). Unlinked first: a file left by a
+  // killed process may be linked to a live table file, and opening it for
+  // writing would truncate that.
+  const std::string path =
+      (std::filesystem::path(impl_->dir) / ("ingest" + std::string(kIngestSuffix))).string();
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return Status::IOError("cannot remove " + path + ": " + std::strerror(errno));
+  }
+  rocksdb::Options options(impl_->db->GetDBOptions(), impl_->db->GetOptions(cf));
+  // A run of a bulk rewrite, merged into the bottom level (compressed as
+  // the family is) by FinishBulkRows: compressing it here would be undone
+  // there.
+  if (impl_->bulk_families.count(column_family) != 0) {
+    options.compression = rocksdb::kNoCompression;
+  }
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), options, cf);
+  rocksdb::Status s = writer.Open(path);
+  for (std::size_t i = 0; s.ok() && i < rows.size(); ++i) {
+    if (i + 1 < rows.size() && rows[i + 1].key == rows[i].key) continue;  // a later one wins
+    s = rows[i].value ? writer.Put(rows[i].key, *rows[i].value) : writer.Delete(rows[i].key);
+  }
+  if (s.ok()) s = writer.Finish();
+  if (s.ok()) {
+    rocksdb::IngestExternalFileOptions io;
+    io.move_files = true;          // a rename, not a copy
+    io.snapshot_consistency = true;
+    s = impl_->db->IngestExternalFile(cf, {path}, io);
+  }
+  ::unlink(path.c_str());  // a link to the ingested file, or a failed one's
+  return FromRocks(s, impl_->dir);
+}
+
+Status EventStore::ClearRows(const std::string& column_family, Seq expected_head) {
+  // The tombstone first, synced: a file dropped below holds only rows it
+  // deleted, whatever a crash leaves.
+  MODELREG_RETURN_IF_ERROR(ReplaceRows(column_family, {}, expected_head, {{"", ""}}, true));
+  std::lock_guard<std::mutex> lock(impl_->write_mu);
+  rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
+  MODELREG_RETURN_IF_ERROR(FromRocks(
+      rocksdb::DeleteFilesInRange(impl_->db.get(), cf, nullptr, nullptr), impl_->dir));
+  // Every ingested run covers the whole key range: compacting them as they
+  // come would rewrite the family once per few runs, and the level-0 file
+  // count would stop ordinary writes. Paused until FinishBulkRows.
+  rocksdb::Status s = impl_->db->SetOptions(cf, {{"disable_auto_compactions", "true"},
+                                                 {"level0_slowdown_writes_trigger", "1000000"},
+                                                 {"level0_stop_writes_trigger", "1000000"}});
+  if (s.ok()) impl_->bulk_families.insert(column_family);
+  return FromRocks(s, impl_->dir);
+}
+
+Status EventStore::FinishBulkRows(const std::string& column_family, bool compact) {
+  rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
+  {
+    std::lock_guard<std::mutex> lock(impl_->write_mu);
+    if (cf == nullptr || impl_->bulk_families.count(column_family) == 0) return Status::OK();
+  }
+  rocksdb::Status s;
+  if (compact) {
+    // One merge of every run into the bottom level, each row written once.
+    rocksdb::CompactRangeOptions co;
+    co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+    co.exclusive_manual_compaction = false;
+    s = impl_->db->CompactRange(co, cf, nullptr, nullptr);
+  }
+  // Back to the options the family was opened with.
+  const rocksdb::ColumnFamilyOptions defaults;
+  rocksdb::Status r = impl_->db->SetOptions(
+      cf, {{"disable_auto_compactions", "false"},
+           {"level0_slowdown_writes_trigger",
+            std::to_string(defaults.level0_slowdown_writes_trigger)},
+           {"level0_stop_writes_trigger", std::to_string(defaults.level0_stop_writes_trigger)}});
+  {
+    std::lock_guard<std::mutex> lock(impl_->write_mu);
+    impl_->bulk_families.erase(column_family);
+  }
+  if (s.ok()) s = r;
   return FromRocks(s, impl_->dir);
 }
 

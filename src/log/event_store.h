@@ -208,6 +208,24 @@ class EventStore {
                      Seq expected_head, const std::vector<KeyRange>& ranges = {{"", ""}},
                      bool sync = true);
 
+  // Writes `rows` of a caller's column family as one sorted table file and
+  // ingests it (no memtable, no WAL: the file is synced before it becomes
+  // part of the store), if the head is still `expected_head`. Of rows with
+  // the same key the last wins; a row without a value is a delete. Bulk
+  // rewrites (projection rebuilds); `rows` is sorted in place.
+  Status IngestRows(const std::string& column_family, std::vector<Row>& rows, Seq expected_head);
+
+  // Deletes every row of a caller's column family (a synced range
+  // tombstone) and then drops the table files that hold only such rows, so
+  // that no compaction has to read them again; then starts a bulk rewrite
+  // of the family: automatic compactions paused, IngestRows writes its
+  // runs uncompressed. Projection rebuilds.
+  Status ClearRows(const std::string& column_family, Seq expected_head);
+  // Ends the bulk rewrite ClearRows started (nothing if none): with
+  // `compact`, merges every run into the bottom level (compressed as the
+  // family is) before automatic compactions resume.
+  Status FinishBulkRows(const std::string& column_family, bool compact = true);
+
   const std::string& dir() const;
 
   class Impl;

@@ -97,12 +97,25 @@ Result<State> RewriteProjection(EventStore& store, Seq head,
 // The state digest of the stored projection rows (a scan in key order).
 Result<Digest> StoredRowsDigest(const EventStore& store);
 
-// Rows of a projection rewrite, written in unsynced batches of ~4 MB; the
-// synced marker written after the last one makes them all durable (the
-// WAL is sequential).
+// Rows of a projection rewrite, written in batches of ~16 MB, each as one
+// sorted table file ingested into the store (EventStore::IngestRows: no
+// memtable, no WAL). Nobody trusts them until the synced marker written
+// after the last one.
 class RowBatches {
  public:
   RowBatches(EventStore& store, Seq head) : store_(store), head_(head) {}
+  // A rewrite that did not reach FinishRewrite ends the store's bulk mode
+  // (EventStore::ClearRows) without its final merge.
+  ~RowBatches() {
+    if (!finished_) (void)store_.FinishBulkRows(kProjectionCf, /*compact=*/false);
+  }
+  RowBatches(const RowBatches&) = delete;
+  RowBatches& operator=(const RowBatches&) = delete;
+  // FinishRewrite: the marker is written; merge the runs.
+  Status Finish() {
+    finished_ = true;
+    return store_.FinishBulkRows(kProjectionCf, /*compact=*/true);
+  }
 
   void Add(Row row) {
     bytes_ += row.key.size() + (row.value ? row.value->size() : 0);
@@ -115,16 +128,17 @@ class RowBatches {
   Status Flush();
 
  private:
-  static constexpr std::size_t kBatchBytes = 4 << 20;
+  static constexpr std::size_t kBatchBytes = 16 << 20;
   EventStore& store_;
   const Seq head_;
   std::vector<Row> rows_;
   std::size_t bytes_ = 0;
+  bool finished_ = false;
 };
 
 // The start of a projection rewrite: every row goes, the marker row
-// included (range tombstones, not a delete per key; unsynced: until a later
-// synced write the old rows simply stay).
+// included (a synced range tombstone, then the table files that hold only
+// deleted rows are dropped: EventStore::ClearRows).
 Status DropProjectionRows(EventStore& store, Seq head);
 
 // The end of a projection rewrite: the state rows still in memory, then

@@ -24,14 +24,14 @@ std::vector<Row> ToRows(const projection::Rows& rows) {
 
 Status RowBatches::Flush() {
   if (rows_.empty()) return Status::OK();
-  Status st = store_.ReplaceRows(kProjectionCf, rows_, head_, {}, /*sync=*/false);
+  Status st = store_.IngestRows(kProjectionCf, rows_, head_);
   rows_.clear();
   bytes_ = 0;
   return st;
 }
 
 Status DropProjectionRows(EventStore& store, Seq head) {
-  return store.ReplaceRows(kProjectionCf, {}, head, {{"", ""}}, /*sync=*/false);
+  return store.ClearRows(kProjectionCf, head);
 }
 
 Status FinishRewrite(EventStore& store, const State& state, RowBatches& out, Seq head) {
@@ -43,10 +43,14 @@ Status FinishRewrite(EventStore& store, const State& state, RowBatches& out, Seq
   });
   MODELREG_RETURN_IF_ERROR(st);
   MODELREG_RETURN_IF_ERROR(out.Flush());
-  return store.ReplaceRows(
+  MODELREG_RETURN_IF_ERROR(store.ReplaceRows(
       kProjectionCf,
       {Row{kProjectionCf, projection::kIndexMarkerKey, std::string(projection::kRowFormat)}}, head,
-      {});
+      {}));
+  // The rows are complete and trusted; the runs are merged into the bottom
+  // level now (a kill during the merge loses nothing: RocksDB finishes it
+  // later).
+  return out.Finish();
 }
 
 Result<bool> RowsCurrent(const EventStore& store) {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -166,15 +167,19 @@ Result<Registry::RebuildResult> Registry::Rebuild(
   RebuildResult out;
   auto format = internal::RowFormat(*store_);
   if (!format) return Err(format.error());
-  auto before = internal::StoredRowsDigest(*store_);
-  if (!before) return Err(before.error());
-  out.before = *before;
+  // The digest of the rows as they are is read on a second thread while
+  // this one verifies the chain (both only read).
+  auto before_digest = std::async(std::launch::async,
+                                  [this] { return internal::StoredRowsDigest(*store_); });
   const Seq head = store_->head().seq;
   // Two passes: the whole chain is verified before any row changes, then
   // the fold rewrites the rows (progress counts both: 2 * head steps).
   auto report = store_->Verify([&](Seq done) {
     if (progress) progress(done, 2 * head);
   });
+  auto before = before_digest.get();
+  if (!before) return Err(before.error());
+  out.before = *before;
   if (!report) return Err(report.error());
   if (!report->ok) {
     return Err(Status::Corruption("hash chain broken at event " +
