@@ -632,6 +632,18 @@ class EventStore::Impl {
                            "write tries again");
   }
 
+  // A caller's column family that this store may write.
+  Result<rocksdb::ColumnFamilyHandle*> CallerFamilyToWrite(const std::string& name) const {
+    if (options.read_only) {
+      return Err(Status::FailedPrecondition("registry log " + dir + " is open read-only"));
+    }
+    rocksdb::ColumnFamilyHandle* cf = Family(name);
+    if (cf == nullptr || IsBuiltinFamily(name)) {
+      return Err(Status::InvalidArgument("no column family '" + name + "'"));
+    }
+    return cf;
+  }
+
   rocksdb::ColumnFamilyHandle* Family(const std::string& name) const {
     auto it = families.find(name);
     return it == families.end() ? nullptr : it->second;
@@ -1616,13 +1628,9 @@ Result<std::optional<std::pair<std::string, std::string>>> EventStore::SeekRowFo
 Status EventStore::ReplaceRows(const std::string& column_family, const std::vector<Row>& rows,
                                Seq expected_head, const std::vector<KeyRange>& ranges,
                                bool sync) {
-  if (impl_->options.read_only) {
-    return Status::FailedPrecondition("registry log " + impl_->dir + " is open read-only");
-  }
-  rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
-  if (cf == nullptr || IsBuiltinFamily(column_family)) {
-    return Status::InvalidArgument("no column family '" + column_family + "'");
-  }
+  auto family = impl_->CallerFamilyToWrite(column_family);
+  if (!family) return family.error();
+  rocksdb::ColumnFamilyHandle* cf = *family;
   // No group is being written while the rows are replaced.
   std::lock_guard<std::mutex> lock(impl_->write_mu);
   MODELREG_RETURN_IF_ERROR(impl_->PrepareWrite());
@@ -1662,13 +1670,9 @@ Status EventStore::ReplaceRows(const std::string& column_family, const std::vect
 
 Status EventStore::IngestRows(const std::string& column_family, std::vector<Row>& rows,
                               Seq expected_head) {
-  if (impl_->options.read_only) {
-    return Status::FailedPrecondition("registry log " + impl_->dir + " is open read-only");
-  }
-  rocksdb::ColumnFamilyHandle* cf = impl_->Family(column_family);
-  if (cf == nullptr || IsBuiltinFamily(column_family)) {
-    return Status::InvalidArgument("no column family '" + column_family + "'");
-  }
+  auto family = impl_->CallerFamilyToWrite(column_family);
+  if (!family) return family.error();
+  rocksdb::ColumnFamilyHandle* cf = *family;
   for (const Row& row : rows) {
     if (row.column_family != column_family) {
       return Status::InvalidArgument("row for '" + row.column_family + "' in an ingest into '" +
