@@ -1713,7 +1713,7 @@ Status EventStore::IngestRows(const std::string& column_family, std::vector<Row>
   if (s.ok()) s = writer.Finish();
   if (s.ok()) {
     rocksdb::IngestExternalFileOptions io;
-    io.move_files = true;          // a rename, not a copy
+    io.move_files = true;  // a hard link, not a copy
     io.snapshot_consistency = true;
     s = impl_->db->IngestExternalFile(cf, {path}, io);
   }
