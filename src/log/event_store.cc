@@ -43,6 +43,7 @@
 #include "common/bytes.h"
 #include "common/rw_file_lock.h"
 #include "log/envelope.h"
+#include "merkle/tree.h"
 
 namespace modelreg {
 
@@ -63,6 +64,8 @@ constexpr char kEventsCf[] = "events";
 constexpr char kByTimeCf[] = "by_time";
 constexpr char kByEventIdCf[] = "by_event_id";
 constexpr char kMetaCf[] = "meta";
+constexpr char kMerkleCf[] = "merkle";
+constexpr char kTreeSizeKey[] = "tree_size";
 constexpr char kHeadKey[] = "head";
 constexpr char kFormatKey[] = "format";
 constexpr char kFormatVersion[] = "1";
@@ -71,7 +74,18 @@ constexpr std::size_t kMaxGroup = 4096;
 
 bool IsBuiltinFamily(const std::string& name) {
   return name == rocksdb::kDefaultColumnFamilyName || name == kEventsCf ||
-         name == kByTimeCf || name == kByEventIdCf || name == kMetaCf;
+         name == kByTimeCf || name == kByEventIdCf || name == kMetaCf || name == kMerkleCf;
+}
+
+// A stored Merkle tree node: level (1 byte) || be64(index) -> 32-byte hash.
+std::string NodeKey(merkle::NodeId id) {
+  std::string key(1, static_cast<char>(id.level));
+  key += Be64(id.index);
+  return key;
+}
+
+rocksdb::Slice DigestSlice(const Digest& d) {
+  return rocksdb::Slice(reinterpret_cast<const char*>(d.data()), d.size());
 }
 
 Status FromRocks(const rocksdb::Status& s, const std::string& dir) {
@@ -603,6 +617,7 @@ class EventStore::Impl {
     by_time = Family(kByTimeCf);
     by_event_id = Family(kByEventIdCf);
     meta = Family(kMetaCf);
+    merkle_cf = Family(kMerkleCf);
   }
 
   // Readers on other threads than the writer's: held shared while they use
@@ -656,6 +671,13 @@ class EventStore::Impl {
   Result<std::optional<std::pair<AppendResult, Digest>>> LookupEventId(const std::string& id);
 
   Status ReadHead(Head* out) const;
+  // The Merkle tree's stored nodes and the number of events they cover
+  // (the caller holds ReadLock, or is the opening thread).
+  Result<Digest> ReadNode(merkle::NodeId id) const;
+  Result<Seq> ReadTreeSize() const;
+  // Writable open: brings the tree up to the head (a registry written
+  // before the tree existed, or by an older modelreg) and loads its edge.
+  Status CatchUpTree();
 
   // Writers: unlinks the deletions held back, if the readers' lock can be
   // taken exclusively within `wait`; false if not.
@@ -689,6 +711,9 @@ class EventStore::Impl {
   rocksdb::ColumnFamilyHandle* by_time = nullptr;
   rocksdb::ColumnFamilyHandle* by_event_id = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
+  // Absent only in a read-only view of a registry no writer of this
+  // version has opened yet.
+  rocksdb::ColumnFamilyHandle* merkle_cf = nullptr;
 
   mutable std::mutex head_mu;
   Head head;  // last committed head
@@ -704,6 +729,7 @@ class EventStore::Impl {
 
   // Writer-thread state (and ReplaceRows, AppendVerbatim: under write_mu).
   Head writer_head;
+  merkle::CompactRange writer_tree;  // always covers writer_head.seq events
   // Writers: what reopening the instance needs.
   rocksdb::Options db_options;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -892,6 +918,7 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
   std::unordered_map<std::string, std::pair<AppendResult, Digest>> group_ids;
   rocksdb::WriteBatch batch;
   Head h = writer_head;
+  merkle::CompactRange tree = writer_tree;
 
   if (Status ready = PrepareWrite(); !ready.ok()) {
     for (auto& p : group) p->done.set_value(Err(ready));
@@ -998,6 +1025,9 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
     batch.Put(events, Be64(seq), value);
     batch.Put(by_time, TimeKey(recorded_at, seq), rocksdb::Slice());
     batch.Put(by_event_id, id, id_value);
+    for (const auto& node : tree.Append(merkle::HashLeaf(bytes))) {
+      batch.Put(merkle_cf, NodeKey(node.id), DigestSlice(node.hash));
+    }
     for (const Row& row : rows) {
       if (row.value) {
         batch.Put(Family(row.column_family), row.key, *row.value);
@@ -1014,6 +1044,7 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
 
   if (h.seq != writer_head.seq) {
     batch.Put(meta, kHeadKey, EncodeHead(h));
+    batch.Put(meta, kTreeSizeKey, Be64(h.seq));
     rocksdb::WriteOptions wo;
     wo.sync = options.sync;
     rocksdb::Status s = db->Write(wo, &batch);
@@ -1032,6 +1063,7 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
       }
     } else {
       writer_head = h;
+      writer_tree = std::move(tree);
       std::lock_guard<std::mutex> lock(head_mu);
       head = h;
     }
@@ -1165,7 +1197,7 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
   db_options.allow_mmap_reads = opts.mmap_reads;
 
   std::set<std::string> names = {rocksdb::kDefaultColumnFamilyName, kEventsCf, kByTimeCf,
-                                 kByEventIdCf, kMetaCf};
+                                 kByEventIdCf, kMetaCf, kMerkleCf};
   if (!opts.read_only) {
     names.insert(opts.extra_column_families.begin(), opts.extra_column_families.end());
   }
@@ -1201,6 +1233,9 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
       // Scans and verify read every event: decompression was 12% of their
       // time and blocks a zero-copy read; events are ~1.5 KB of mostly
       // distinct strings and hashes. docs/performance.md has the trade-off.
+      cf_options.compression = rocksdb::kNoCompression;
+    } else if (name == kMerkleCf) {
+      // Hashes do not compress.
       cf_options.compression = rocksdb::kNoCompression;
     } else if (ZstdSupported()) {
       // The projection rows (FlatBuffers tables of mostly strings) and the
@@ -1280,6 +1315,7 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(const std::string& dir,
     }
   }
   impl->writer_head = impl->head;
+  if (!opts.read_only) MODELREG_RETURN_IF_ERROR(impl->CatchUpTree());
   if (opts.secondary && impl->readers_lock) {
     // Every table file is open now (max_open_files = -1); CatchUp takes
     // the lock again for what it reads.
@@ -1307,6 +1343,96 @@ Status EventStore::Impl::ReadHead(Head* out) const {
   if (!DecodeHead(head_bytes, out)) {
     return Status::Corruption("registry log " + dir + ": head record is malformed");
   }
+  return Status::OK();
+}
+
+Result<Digest> EventStore::Impl::ReadNode(merkle::NodeId id) const {
+  if (merkle_cf == nullptr) {
+    return Err(Status::FailedPrecondition("registry log " + dir + " has no Merkle tree yet"));
+  }
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), merkle_cf, NodeKey(id), &value);
+  if (s.IsNotFound()) {
+    return Err(Status::Corruption("registry log " + dir + ": Merkle tree node (level " +
+                                  std::to_string(id.level) + ", index " +
+                                  std::to_string(id.index) + ") is missing"));
+  }
+  if (!s.ok()) return Err(FromRocks(s, dir));
+  Digest d{};
+  if (value.size() != d.size()) {
+    return Err(Status::Corruption("registry log " + dir + ": Merkle tree node (level " +
+                                  std::to_string(id.level) + ", index " +
+                                  std::to_string(id.index) + ") is malformed"));
+  }
+  std::copy(value.data(), value.data() + d.size(), d.begin());
+  return d;
+}
+
+Result<Seq> EventStore::Impl::ReadTreeSize() const {
+  std::string bytes;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, kTreeSizeKey, &bytes);
+  if (s.IsNotFound()) return Seq{0};
+  if (!s.ok()) return Err(FromRocks(s, dir));
+  if (bytes.size() != 8) {
+    return Err(Status::Corruption("registry log " + dir + ": tree size record is malformed"));
+  }
+  return GetBe64(bytes);
+}
+
+Status EventStore::Impl::CatchUpTree() {
+  auto size = ReadTreeSize();
+  if (!size) return size.error();
+  if (*size > writer_head.seq) {
+    return Status::Corruption("registry log " + dir + ": its Merkle tree covers " +
+                              std::to_string(*size) + " events but the log has " +
+                              std::to_string(writer_head.seq));
+  }
+  auto node = [this](merkle::NodeId id) { return ReadNode(id); };
+  auto loaded = merkle::CompactRange::Load(*size, node);
+  if (!loaded) return loaded.error();
+  merkle::CompactRange tree = std::move(*loaded);
+  // Events appended without the tree (by an older modelreg): hashed now,
+  // in batches; an interrupted catch-up resumes from its last batch.
+  rocksdb::WriteBatch batch;
+  auto flush = [&]() -> Status {
+    batch.Put(meta, kTreeSizeKey, Be64(tree.size()));
+    rocksdb::WriteOptions wo;
+    wo.sync = options.sync;
+    MODELREG_RETURN_IF_ERROR(FromRocks(db->Write(wo, &batch), dir).WithContext(
+        "building the Merkle tree"));
+    batch.Clear();
+    return Status::OK();
+  };
+  if (tree.size() < writer_head.seq) {
+    std::string lower = Be64(tree.size() + 1);
+    std::string upper = Be64(writer_head.seq + 1);
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, events));
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      const Seq seq = it->key().size() == 8 ? GetBe64(it->key().ToStringView()) : 0;
+      std::string_view value = it->value().ToStringView();
+      if (seq != tree.size() + 1 || value.size() < kHashBytes) {
+        return Status::Corruption("registry log " + dir + ": event " +
+                                  std::to_string(tree.size() + 1) +
+                                  " is missing or malformed; run modelreg verify");
+      }
+      value.remove_suffix(kHashBytes);
+      for (const auto& n : tree.Append(merkle::HashLeaf(value))) {
+        batch.Put(merkle_cf, NodeKey(n.id), DigestSlice(n.hash));
+      }
+      if (batch.Count() >= 8192) MODELREG_RETURN_IF_ERROR(flush());
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), dir);
+    if (tree.size() != writer_head.seq) {
+      return Status::Corruption("registry log " + dir + ": event " +
+                                std::to_string(tree.size() + 1) + " is missing");
+    }
+    MODELREG_RETURN_IF_ERROR(flush());
+  }
+  writer_tree = std::move(tree);
   return Status::OK();
 }
 
@@ -1448,6 +1574,48 @@ Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress
   rocksdb::Slice upper_slice(upper);
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->events));
+
+  // The Merkle tree, recomputed from the events: every node it completes
+  // must be the stored one. Each level's nodes come in index order, so one
+  // iterator per level reads them sequentially.
+  Seq tree_size = 0;
+  if (impl_->merkle_cf != nullptr) {
+    auto covered = impl_->ReadTreeSize();
+    if (!covered) return Err(covered.error());
+    tree_size = *covered;
+  }
+  if (tree_size > head.seq) {
+    return fail(head.seq + 1, "the Merkle tree covers " + std::to_string(tree_size) +
+                                  " events but the log has " + std::to_string(head.seq) +
+                                  ": events were removed");
+  }
+  const bool check_tree = impl_->merkle_cf != nullptr && tree_size == head.seq;
+  merkle::CompactRange tree;
+  std::vector<std::unique_ptr<rocksdb::Iterator>> levels;
+  rocksdb::ReadOptions tree_ro;
+  tree_ro.fill_cache = false;
+  auto check_node = [&](const merkle::CompactRange::Node& node) -> std::string {
+    const auto level = static_cast<std::size_t>(node.id.level);
+    const std::string key = NodeKey(node.id);
+    if (levels.size() <= level) {
+      levels.emplace_back(impl_->db->NewIterator(tree_ro, impl_->merkle_cf));
+      levels.back()->Seek(key);
+    } else {
+      levels[level]->Next();
+    }
+    const auto& at = levels[level];
+    const std::string where = "Merkle tree node (level " + std::to_string(node.id.level) +
+                              ", index " + std::to_string(node.id.index) + ")";
+    if (!at->Valid() || at->key() != rocksdb::Slice(key)) {
+      if (!at->status().ok()) return FromRocks(at->status(), impl_->dir).ToString();
+      return where + " is missing";
+    }
+    if (at->value() != DigestSlice(node.hash)) {
+      return where + " does not match the events (altered)";
+    }
+    return {};
+  };
+
   EventBuffer buf;
   Digest running{};
   Digest stored{};
@@ -1469,6 +1637,13 @@ Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress
       return fail(seq, "event " + std::to_string(seq) +
                            ": content does not match its recorded hash (altered)");
     }
+    if (check_tree) {
+      for (const auto& node : tree.Append(merkle::HashLeaf(buf.bytes()))) {
+        if (std::string problem = check_node(node); !problem.empty()) {
+          return fail(seq, "event " + std::to_string(seq) + ": " + problem);
+        }
+      }
+    }
     ++report.events;
     if (on_event) MODELREG_RETURN_IF_ERROR(on_event(seq, buf));
     if (progress && (report.events & 0xffff) == 0) progress(report.events);
@@ -1483,8 +1658,68 @@ Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress
     return fail(head.seq, "head hash does not match the hash of event " +
                               std::to_string(head.seq));
   }
+  report.tree_checked = check_tree;
+  if (check_tree) report.tree_root = tree.Root();
   report.ok = true;
   return report;
+}
+
+// The Merkle tree as a reader sees it: nodes for the first `covered`
+// events, where `covered` is the head, unless the tree is not built yet.
+Status CheckTreeCovers(const EventStore::Impl& impl, Seq head, Result<Seq> covered,
+                       Seq wanted) {
+  if (!covered) return covered.error();
+  if (impl.merkle_cf == nullptr || *covered < head) {
+    return Status::FailedPrecondition(
+        "registry log " + impl.dir + ": its Merkle tree is not built yet (it covers " +
+        std::to_string(impl.merkle_cf == nullptr ? 0 : *covered) + " of " +
+        std::to_string(head) +
+        " events; a registry last written by an older modelreg gets it at the next write, "
+        "e.g. modelreg-replay rebuild)");
+  }
+  if (wanted > head) {
+    return Status::InvalidArgument("tree size " + std::to_string(wanted) +
+                                   " is larger than the log (" + std::to_string(head) +
+                                   " events)");
+  }
+  return Status::OK();
+}
+
+Result<TreeHead> EventStore::TreeAt(std::optional<Seq> size) const {
+  const Seq head = this->head().seq;
+  const Seq wanted = size.value_or(head);
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
+  MODELREG_RETURN_IF_ERROR(
+      CheckTreeCovers(*impl_, head, impl_->merkle_cf ? impl_->ReadTreeSize() : Seq{0}, wanted));
+  auto root = merkle::RootAt(wanted, [this](merkle::NodeId id) { return impl_->ReadNode(id); });
+  if (!root) return Err(root.error());
+  return TreeHead{wanted, *root};
+}
+
+Result<std::vector<Digest>> EventStore::InclusionProof(Seq seq, Seq tree_size) const {
+  const Seq head = this->head().seq;
+  if (seq == 0 || seq > tree_size) {
+    return Err(Status::InvalidArgument("event " + std::to_string(seq) +
+                                       " is not in the tree of the first " +
+                                       std::to_string(tree_size) + " events"));
+  }
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
+  MODELREG_RETURN_IF_ERROR(CheckTreeCovers(
+      *impl_, head, impl_->merkle_cf ? impl_->ReadTreeSize() : Seq{0}, tree_size));
+  return merkle::InclusionProof(seq - 1, tree_size,
+                                [this](merkle::NodeId id) { return impl_->ReadNode(id); });
+}
+
+Result<std::vector<Digest>> EventStore::ConsistencyProof(Seq from, Seq to) const {
+  const Seq head = this->head().seq;
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
+  MODELREG_RETURN_IF_ERROR(
+      CheckTreeCovers(*impl_, head, impl_->merkle_cf ? impl_->ReadTreeSize() : Seq{0}, to));
+  return merkle::ConsistencyProof(from, to,
+                                  [this](merkle::NodeId id) { return impl_->ReadNode(id); });
 }
 
 Result<std::optional<std::string>> EventStore::GetRow(const std::string& column_family,
@@ -1548,10 +1783,12 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
   std::lock_guard<std::mutex> lock(impl_->write_mu);
   MODELREG_RETURN_IF_ERROR(impl_->PrepareWrite());
   Head h = impl_->writer_head;
+  merkle::CompactRange tree = impl_->writer_tree;
   rocksdb::WriteBatch batch;
   auto flush = [&](bool sync) -> Status {
     if (batch.Count() == 0 && !sync) return Status::OK();
     batch.Put(impl_->meta, kHeadKey, EncodeHead(h));
+    batch.Put(impl_->meta, kTreeSizeKey, Be64(h.seq));
     rocksdb::WriteOptions wo;
     wo.sync = sync && impl_->options.sync;
     rocksdb::Status s = impl_->db->Write(wo, &batch);
@@ -1559,6 +1796,7 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
     MODELREG_RETURN_IF_ERROR(FromRocks(s, impl_->dir));
     batch.Clear();
     impl_->writer_head = h;
+    impl_->writer_tree = tree;
     std::lock_guard<std::mutex> head_lock(impl_->head_mu);
     impl_->head = h;
     return Status::OK();
@@ -1604,6 +1842,9 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
     batch.Put(impl_->events, Be64(seq), value);
     batch.Put(impl_->by_time, TimeKey(e.recorded_at(), seq), rocksdb::Slice());
     batch.Put(impl_->by_event_id, e.event_id()->str(), id_value);
+    for (const auto& node : tree.Append(merkle::HashLeaf(buf.bytes()))) {
+      batch.Put(impl_->merkle_cf, NodeKey(node.id), DigestSlice(node.hash));
+    }
     h = Head{seq, hash, e.recorded_at()};
     if (batch.Count() >= 3000) MODELREG_RETURN_IF_ERROR(flush(false));
   }

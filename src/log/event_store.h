@@ -6,6 +6,11 @@
 //   by_event_id  event_id -> be64(seq) || SHA-256 of the draft bytes
 //   meta         "head" -> be64(seq) || hash(32) || be64(ordered recorded_at)
 //                "format" -> "1"
+//                "tree_size" -> be64(events the Merkle tree covers)
+//   merkle       level(1 byte) || be64(index) -> SHA-256 (32 B): every
+//                complete subtree of the Merkle tree over the events
+//                (merkle/tree.h; leaf i = the stored bytes of event i + 1,
+//                without the chain hash), written in the append's batch
 //   + the caller's extra families (projections), written in the same batch.
 //
 // Chain: hash(n) = SHA-256(prev_hash(n) || bytes(n)) with prev_hash(n) =
@@ -115,6 +120,17 @@ struct VerifyReport {
   Seq first_bad_seq = 0;  // when !ok
   std::string problem;    // when !ok
   Head head;
+  // Every stored Merkle tree node was recomputed from the events and
+  // matched; false when the tree is not built yet (a read-only view of a
+  // registry no writer of this version has opened).
+  bool tree_checked = false;
+  Digest tree_root{};  // the root over the `events` checked, when tree_checked
+};
+
+// The Merkle tree over the first `size` events.
+struct TreeHead {
+  Seq size = 0;
+  Digest root{};
 };
 
 class EventStore {
@@ -167,6 +183,19 @@ class EventStore {
   using EventFn = std::function<Status(Seq seq, const EventBuffer& event)>;
   Result<VerifyReport> Verify(const std::function<void(Seq)>& progress = {},
                               const EventFn& on_event = {}) const;
+
+  // The Merkle tree over the events (merkle/tree.h). The root over the
+  // first `size` events (default: all of them). InvalidArgument when the
+  // log is shorter; FailedPrecondition when the tree is not built yet (a
+  // read-only view of a registry written by an older modelreg: any write
+  // builds it).
+  Result<TreeHead> TreeAt(std::optional<Seq> size = std::nullopt) const;
+  // The audit path of event `seq` in the tree of the first `tree_size`
+  // events (leaf index seq - 1), leaf side first.
+  Result<std::vector<Digest>> InclusionProof(Seq seq, Seq tree_size) const;
+  // The RFC 6962 consistency proof from the tree of the first `from`
+  // events to that of the first `to` (0 < from <= to).
+  Result<std::vector<Digest>> ConsistencyProof(Seq from, Seq to) const;
 
   // Reads a row of one of the caller's column families.
   Result<std::optional<std::string>> GetRow(const std::string& column_family,

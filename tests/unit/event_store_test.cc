@@ -12,6 +12,7 @@
 #include "events/model_events.h"
 #include "events/sample.h"
 #include "log/event_store.h"
+#include "merkle/tree.h"
 #include "support/raw_db.h"
 #include "support/run.h"
 #include "support/temp_dir.h"
@@ -513,6 +514,119 @@ TEST_F(EventStoreTest, ShortWriterSessionsLeaveABoundedNumberOfTableFiles) {
   EXPECT_EQ(v->events, 30u);
 }
 
+// The Merkle tree (merkle/tree.h) is kept in the append's batch: its root is
+// the one computed from the stored events, every proof it gives checks, and
+// it is the same tree after a reopen and in a read-only view.
+TEST_F(EventStoreTest, MerkleTreeFollowsTheLogAndItsProofsCheck) {
+  EXPECT_EQ(store_->TreeAt()->root, merkle::EmptyRoot());
+  constexpr Seq kEvents = 37;
+  for (Seq i = 1; i <= kEvents; ++i) Append(i);
+  std::vector<Digest> leaves;
+  merkle::CompactRange reference;
+  std::vector<Digest> roots = {merkle::EmptyRoot()};
+  for (Seq i = 1; i <= kEvents; ++i) {
+    auto e = store_->Get(i);
+    ASSERT_TRUE(e);
+    leaves.push_back(merkle::HashLeaf(e->bytes()));
+    reference.Append(leaves.back());
+    roots.push_back(reference.Root());
+  }
+  for (Seq n = 1; n <= kEvents; ++n) {
+    auto t = store_->TreeAt(n);
+    ASSERT_TRUE(t) << t.error().ToString();
+    ASSERT_EQ(t->root, roots[n]) << "size " << n;
+    for (Seq seq = 1; seq <= n; ++seq) {
+      auto proof = store_->InclusionProof(seq, n);
+      ASSERT_TRUE(proof) << proof.error().ToString();
+      ASSERT_TRUE(merkle::VerifyInclusion(seq - 1, n, leaves[seq - 1], *proof, roots[n]).ok());
+    }
+    for (Seq m = 1; m <= n; ++m) {
+      auto proof = store_->ConsistencyProof(m, n);
+      ASSERT_TRUE(proof) << proof.error().ToString();
+      ASSERT_TRUE(merkle::VerifyConsistency(m, n, roots[m], roots[n], *proof).ok());
+    }
+  }
+  EXPECT_EQ(store_->TreeAt()->size, kEvents);
+  EXPECT_EQ(store_->TreeAt(kEvents + 1).error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->InclusionProof(0, kEvents).error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->InclusionProof(5, 4).error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->ConsistencyProof(0, 4).error().code(), Code::kInvalidArgument);
+
+  auto v = store_->Verify();
+  ASSERT_TRUE(v && v->ok);
+  EXPECT_TRUE(v->tree_checked);
+  EXPECT_EQ(v->tree_root, roots[kEvents]);
+
+  // Import (AppendVerbatim) builds the same tree.
+  testing::TempDir other;
+  {
+    auto copy = EventStore::Open(other.sub("log"));
+    ASSERT_TRUE(copy);
+    Seq next = 1;
+    ASSERT_TRUE((*copy)->AppendVerbatim([&]() -> Result<std::optional<std::string>> {
+      if (next > kEvents) return std::optional<std::string>();
+      auto e = store_->Get(next++);
+      if (!e) return Err(e.error());
+      return std::optional<std::string>(std::string(e->bytes()));
+    }).ok());
+    EXPECT_EQ((*copy)->TreeAt()->root, roots[kEvents]);
+  }
+
+  Reopen();
+  Append(kEvents + 1);
+  reference.Append(merkle::HashLeaf(store_->Get(kEvents + 1)->bytes()));
+  EXPECT_EQ(store_->TreeAt()->root, reference.Root());
+  store_.reset();
+  auto ro = EventStore::Open(dir_.sub("log"), ReadOnly());
+  ASSERT_TRUE(ro);
+  EXPECT_EQ((*ro)->TreeAt()->root, reference.Root());
+  EXPECT_EQ((*ro)->TreeAt(kEvents)->root, roots[kEvents]);
+}
+
+// A registry written before the tree existed (or by an older modelreg): a
+// read-only view says the tree is not built, the first writable open
+// builds it, and it is the tree the appends would have built.
+TEST_F(EventStoreTest, MerkleTreeIsBuiltForAnOlderRegistry) {
+  for (Seq i = 1; i <= 20; ++i) Append(i);
+  const Digest root = store_->TreeAt()->root;
+  store_.reset();
+  {
+    // What an older modelreg leaves: no merkle family, no tree size.
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir_.sub("log"), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.sub("log"), descs, &handles, &db).ok());
+    for (auto* h : handles) {
+      if (h->GetName() == "merkle") ASSERT_TRUE(db->DropColumnFamily(h).ok());
+      if (h->GetName() == "meta") ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), h, "tree_size").ok());
+    }
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+    delete db;
+  }
+  {
+    auto ro = EventStore::Open(dir_.sub("log"), ReadOnly());
+    ASSERT_TRUE(ro);
+    auto t = (*ro)->TreeAt();
+    ASSERT_FALSE(t);
+    EXPECT_EQ(t.error().code(), Code::kFailedPrecondition);
+    EXPECT_NE(t.error().message().find("covers 0 of 20 events"), std::string::npos)
+        << t.error().message();
+    auto v = (*ro)->Verify();
+    ASSERT_TRUE(v && v->ok);
+    EXPECT_FALSE(v->tree_checked);
+  }
+  Reopen();
+  auto t = store_->TreeAt();
+  ASSERT_TRUE(t) << t.error().ToString();
+  EXPECT_EQ(t->root, root);
+  auto v = store_->Verify();
+  ASSERT_TRUE(v && v->ok);
+  EXPECT_TRUE(v->tree_checked);
+}
+
 using testing::RawPut;
 
 class TamperTest : public EventStoreTest {
@@ -550,6 +664,34 @@ TEST_F(TamperTest, FlippedPayloadByteIsFoundAtItsSequence) {
     EXPECT_TRUE(VerifyAfterReopen().ok);
     store_.reset();
   }
+}
+
+// A stored tree node that no longer matches the events: verify names it,
+// and a proof built from it does not check against the events' root.
+TEST_F(TamperTest, AlteredMerkleNodeIsFound) {
+  // Level 1, index 2: the subtree over events 5 and 6.
+  std::string key(1, '\x01');
+  key += Be64(2);
+  RawPut(dir_.sub("log"), "merkle", key, [](std::string v) {
+    v[3] = static_cast<char>(v[3] ^ 0x10);
+    return v;
+  });
+  VerifyReport v = VerifyAfterReopen();
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.first_bad_seq, 6u) << v.problem;
+  EXPECT_NE(v.problem.find("Merkle tree node (level 1, index 2) does not match"),
+            std::string::npos) << v.problem;
+  merkle::CompactRange honest;
+  for (Seq i = 1; i <= 20; ++i) honest.Append(merkle::HashLeaf(store_->Get(i)->bytes()));
+  // Event 7's path holds that node (its sibling subtree).
+  auto proof = store_->InclusionProof(7, 20);
+  ASSERT_TRUE(proof);
+  EXPECT_FALSE(merkle::VerifyInclusion(6, 20, merkle::HashLeaf(store_->Get(7)->bytes()), *proof,
+                                       honest.Root()).ok());
+  auto intact = store_->InclusionProof(1, 20);  // a path around it still checks
+  ASSERT_TRUE(intact);
+  EXPECT_TRUE(merkle::VerifyInclusion(0, 20, merkle::HashLeaf(store_->Get(1)->bytes()), *intact,
+                                      honest.Root()).ok());
 }
 
 TEST_F(TamperTest, FlippedStoredHashAndPrevHashAreFound) {
