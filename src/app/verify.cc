@@ -103,7 +103,9 @@ int VerifyCommand(const Globals& g, const char* program, int projection_exit, st
                      {"projection_ok", v->projection_ok},
                      {"records_ok", v->records_ok},
                      {"state_digest", ToHex(v->state_digest)},
-                     {"stored_digest", ToHex(v->stored_digest)}};
+                     {"stored_digest", ToHex(v->stored_digest)},
+                     {"tree_checked", v->chain.tree_checked}};
+    if (v->chain.tree_checked) j["tree_root"] = ToHex(v->chain.tree_root);
     if (!v->chain.ok) {
       j["first_bad_seq"] = v->chain.first_bad_seq;
       j["problem"] = v->chain.problem;
@@ -119,6 +121,13 @@ int VerifyCommand(const Globals& g, const char* program, int projection_exit, st
   if (!g.json) {
     out << "chain OK: " << v->chain.events << " events, head " << v->chain.head.seq << ' '
         << ToHex(v->chain.head.hash) << '\n';
+    if (v->chain.tree_checked) {
+      out << "Merkle tree OK: root " << ToHex(v->chain.tree_root) << " over "
+          << v->chain.events << " events\n";
+    } else {
+      out << "Merkle tree: not built yet (this registry was last written by an older "
+             "modelreg; the next write builds it)\n";
+    }
   }
   if (!v->projection_ok) {
     err << program << ": " << registry::DescribeProjectionMismatch(*v)
