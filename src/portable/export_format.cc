@@ -1,13 +1,12 @@
 #include "portable/export_format.h"
 
-#include <openssl/evp.h>
-
 #include <fstream>
 #include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "artifacts/artifact_store.h"
+#include "common/base64.h"
 #include "common/clock.h"
 #include "common/json_input.h"
 #include "model/naming.h"
@@ -21,28 +20,6 @@ using nlohmann::json;
 // An exported event line is base64 of at most kMaxEventBytes plus a little
 // JSON; anything longer is not one of ours.
 constexpr std::size_t kMaxLineBytes = kMaxEventBytes / 3 * 4 + 4096;
-
-std::string Base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::optional<std::string> Unbase64(const std::string& text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out(text.size() / 4 * 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t len = static_cast<std::size_t>(n);
-  for (std::size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;
-  out.resize(len);
-  return out;
-}
 
 Digest PrevHashOf(const fb::Event& e) {
   Digest d{};
@@ -160,7 +137,7 @@ Result<ImportSummary> Walk(const std::string& path,
     if (CountField(j, "seq") != seq) return bad(line_no, "expected event " + std::to_string(seq));
     const std::optional<std::string> encoded = StringField(j, "event");
     if (!encoded) return bad(line_no, "no event bytes");
-    auto bytes = Unbase64(*encoded);
+    auto bytes = Base64Decode(*encoded);
     if (!bytes) return bad(line_no, "event bytes are not base64");
     Status st = buf.Assign(*bytes);
     if (!st.ok()) return bad(line_no, st.message());
@@ -234,7 +211,7 @@ Status ExportLog(const EventStore& store, std::ostream& out, const ProgressFn& p
                 {"type", PayloadTypeName(e.event().payload_type())},
                 {"recorded_at", FormatUtc(e.event().recorded_at())},
                 {"hash", ToHex(running)},
-                {"event", Base64(e.bytes())}}
+                {"event", Base64Encode(e.bytes())}}
                .dump()
         << '\n';
     return true;
