@@ -4,11 +4,14 @@
 // deterministic, so our signature must be that note byte for byte.
 #include "note/note.h"
 
+#include "note/checkpoint.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "common/base64.h"
+#include "common/sha256.h"
 
 namespace modelreg::note {
 namespace {
@@ -105,6 +108,44 @@ TEST(NoteTest, TextsAndKeysAreChecked) {
   auto err = ParseSignerKey("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFy");
   ASSERT_FALSE(err);
   EXPECT_EQ(err.error().message().find("AYEKF"), std::string::npos) << "never echo a private key";
+}
+
+// The checkpoint text of C2SP tlog-checkpoint: origin, size, base64 root,
+// then extension lines; signed as a note and read back.
+TEST(CheckpointTest, SignedCheckpointsRoundTripAndRefuseChanges) {
+  auto key = ParseSignerKey(kSigner);
+  ASSERT_TRUE(key);
+  Checkpoint c;
+  c.origin = "modelreg.example/registry/0f3a";
+  c.size = 1234;
+  c.root = Sha256::Of("root");
+  c.time = 1'736'933'400'000'000'000LL;
+  auto text = CheckpointText(c);
+  ASSERT_TRUE(text);
+  EXPECT_EQ(*text, "modelreg.example/registry/0f3a\n1234\n" +
+                       Base64Encode(std::string(reinterpret_cast<const char*>(c.root.data()), 32)) +
+                       "\ntime 2025-01-15T09:30:00Z\n");
+  auto signed_note = SignCheckpoint(c, *key);
+  ASSERT_TRUE(signed_note);
+  auto back = OpenCheckpoint(*signed_note, key->verifier);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->origin, c.origin);
+  EXPECT_EQ(back->size, c.size);
+  EXPECT_EQ(back->root, c.root);
+  EXPECT_EQ(back->time, c.time);
+  // A size changed after signing: the signature no longer verifies.
+  std::string grown = *signed_note;
+  grown.replace(grown.find("\n1234\n"), 6, "\n1235\n");
+  EXPECT_EQ(OpenCheckpoint(grown, key->verifier).error().code(), Code::kPermissionDenied);
+  // Malformed texts.
+  for (const std::string& bad : {std::string("o\n12\n"), std::string("o\n012\nAAAA\n"),
+                                 std::string("o\n-1\n") + text->substr(text->find('\n', 32) + 1),
+                                 std::string("o\n1\nnotbase64\n"), std::string("\n1\nAAAA\n")}) {
+    EXPECT_FALSE(ParseCheckpoint(bad)) << bad;
+  }
+  Checkpoint two_lines = c;
+  two_lines.origin = "a\nb";
+  EXPECT_FALSE(CheckpointText(two_lines));
 }
 
 TEST(Base64Test, OnlyTheCanonicalEncodingDecodes) {
