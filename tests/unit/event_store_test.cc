@@ -600,8 +600,12 @@ TEST_F(EventStoreTest, MerkleTreeIsBuiltForAnOlderRegistry) {
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.sub("log"), descs, &handles, &db).ok());
     for (auto* h : handles) {
-      if (h->GetName() == "merkle") ASSERT_TRUE(db->DropColumnFamily(h).ok());
-      if (h->GetName() == "meta") ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), h, "tree_size").ok());
+      if (h->GetName() == "merkle") {
+        ASSERT_TRUE(db->DropColumnFamily(h).ok());
+      }
+      if (h->GetName() == "meta") {
+        ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), h, "tree_size").ok());
+      }
     }
     for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
     delete db;
