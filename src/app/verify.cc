@@ -15,6 +15,7 @@
 #include "app/cli_errors.h"
 #include "app/exit_codes.h"
 #include "app/progress.h"
+#include "app/proof_commands.h"
 #include "artifacts/manifest.h"
 #include "registry/registry.h"
 
@@ -74,7 +75,8 @@ std::string ManifestProblem(const std::string& root, Seq head) {
 }  // namespace
 
 int VerifyCommand(const Globals& g, const char* program, int projection_exit, std::ostream& out,
-                  std::ostream& err) {
+                  std::ostream& err, const std::string& checkpoint_file,
+                  const std::string& key_file) {
   auto v = VerifyOnce(g, err);
   // A second and third look after a fresh open: an error that goes away
   // was a writer replacing files, not damage.
@@ -91,6 +93,22 @@ int VerifyCommand(const Globals& g, const char* program, int projection_exit, st
     err << program << ": the registry's files cannot be read (" << s.message()
         << "); this is damage to the registry: " << kRestoreAdvice << '\n';
     return ExitCode(Status::Corruption(""));
+  }
+  // The signed checkpoints: the log must extend every one of them.
+  std::string checkpoint_problem;
+  if (!checkpoint_file.empty() && v->chain.ok) {
+    registry::RegistryOptions o;
+    o.root = g.root;
+    o.read_only = true;
+    o.clock = g.clock;
+    auto reg = registry::Registry::Open(o);
+    Result<std::string> checked = reg ? CheckCheckpoints((*reg)->Log(), checkpoint_file, key_file)
+                                      : Result<std::string>(Err(reg.error()));
+    if (!checked) {
+      err << program << ": " << checked.error().ToString() << '\n';
+      return ExitCode(checked.error());
+    }
+    checkpoint_problem = *checked;
   }
   const std::string manifest = ManifestProblem(g.root, v->chain.head.seq);
   if (g.json) {
@@ -111,11 +129,23 @@ int VerifyCommand(const Globals& g, const char* program, int projection_exit, st
       j["problem"] = v->chain.problem;
     }
     if (!manifest.empty()) j["manifest_problem"] = manifest;
+    if (!checkpoint_file.empty() && v->chain.ok) {
+      j["checkpoints_ok"] = checkpoint_problem.empty();
+      if (!checkpoint_problem.empty()) {
+        j["ok"] = false;
+        j["checkpoint_problem"] = checkpoint_problem;
+      }
+    }
     out << j.dump() << '\n';
   }
   if (!v->chain.ok) {
     err << program << ": hash chain broken at event " << v->chain.first_bad_seq << ": "
         << v->chain.problem << "; " << kRestoreAdvice << '\n';
+    return ExitCode(Status::Corruption(""));
+  }
+  if (!checkpoint_problem.empty()) {
+    err << program << ": the log does not extend its signed checkpoint: " << checkpoint_problem
+        << "; " << kRestoreAdvice << '\n';
     return ExitCode(Status::Corruption(""));
   }
   if (!g.json) {
@@ -127,6 +157,9 @@ int VerifyCommand(const Globals& g, const char* program, int projection_exit, st
     } else {
       out << "Merkle tree: not built yet (this registry was last written by an older "
              "modelreg; the next write builds it)\n";
+    }
+    if (!checkpoint_file.empty()) {
+      out << "checkpoints OK: the log extends every checkpoint in " << checkpoint_file << '\n';
     }
   }
   if (!v->projection_ok) {

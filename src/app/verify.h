@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ostream>
+#include <string>
 
 #include "app/registry_commands.h"
 
@@ -16,7 +17,12 @@ namespace modelreg::app {
 // another process may have been replacing them); if they still cannot be
 // read, that is damage to the registry (exit 5), unless the error is one of
 // access (permissions; exit 6). Returns the exit code.
+// With `checkpoint_file` (and the verifier key in `key_file`), also checks
+// the log against every signed checkpoint in that file (docs/proofs.md): a
+// log shorter than a checkpoint, or whose tree at a checkpoint's size has
+// another root, fails like a broken chain (exit 5).
 int VerifyCommand(const Globals& g, const char* program, int projection_exit, std::ostream& out,
-                  std::ostream& err);
+                  std::ostream& err, const std::string& checkpoint_file = "",
+                  const std::string& key_file = "");
 
 }  // namespace modelreg::app

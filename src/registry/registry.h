@@ -278,6 +278,9 @@ class Registry {
   // not adopted yet (the next writable open adopts it), or edited after
   // the policy became part of the log (it is ignored); "" otherwise.
   std::string PolicyFileNote() const;
+  // The event log itself, for reads the registry does not wrap: its
+  // Merkle tree and proofs (docs/proofs.md).
+  const EventStore& Log() const { return *store_; }
   // `progress` (optional) gets (events folded, head) during the fold.
   Result<VerifyResult> Verify(const std::function<void(Seq done, Seq total)>& progress = {}) const;
   // A following registry (RegistryOptions::follow) catches up with the

@@ -17,6 +17,7 @@
 #include "app/cli_help.h"
 #include "app/exit_codes.h"
 #include "app/registry_commands.h"
+#include "app/proof_commands.h"
 #include "app/verify.h"
 #include "app/serve_commands.h"
 #include "app/loader_commands.h"
@@ -65,7 +66,7 @@ std::string OnlyCommand(int argc, char** argv) {
       "register", "list",     "show",  "current", "history",  "audit",    "policy",
       "promote",  "compat",   "archive", "fail",  "rollback", "validate", "annotate",
       "events",   "verify",   "backup", "gc",     "serve",    "token",    "consumers",
-      "watch",    "cache",    "diff"};
+      "watch",    "cache",    "diff",  "keygen",   "checkpoint"};
   std::string command;
   bool positional = false;
   for (int i = 1; i < argc; ++i) {
@@ -332,8 +333,42 @@ int Run(int argc, char** argv) {
   }
 
   CLI::App* c_verify = nullptr;
+  std::string verify_checkpoint, verify_key;
   if (want("verify")) {
     c_verify = app.add_subcommand("verify", "Verify the hash chain and the projections");
+    auto* cp = c_verify->add_option("--checkpoint", verify_checkpoint,
+                                    "Also check the log against every signed checkpoint in FILE "
+                                    "(a witness file; docs/proofs.md)");
+    auto* key = c_verify->add_option("--key", verify_key,
+                                     "The checkpoints' verifier key file (KEY.pub from keygen)");
+    cp->needs(key);
+    key->needs(cp);
+  }
+
+  CLI::App* c_keygen = nullptr;
+  std::string keygen_name, keygen_out;
+  if (want("keygen")) {
+    c_keygen = app.add_subcommand(
+        "keygen", "Make an Ed25519 key pair for signing checkpoints (FILE and FILE.pub)");
+    c_keygen->add_option("--name", keygen_name,
+                         "The key's name, e.g. the registry's host/path (no spaces or '+')")
+        ->required();
+    c_keygen->add_option("--out", keygen_out, "Where the private key goes (mode 0600)")
+        ->required();
+  }
+
+  CLI::App* c_checkpoint = nullptr;
+  CheckpointOptions checkpoint;
+  if (want("checkpoint")) {
+    c_checkpoint = app.add_subcommand(
+        "checkpoint", "Sign the log's Merkle tree head and print the checkpoint (docs/proofs.md)");
+    c_checkpoint->add_option("--key", checkpoint.key_file, "The private key file from keygen")
+        ->required();
+    c_checkpoint->add_option("--origin", checkpoint.origin,
+                             "The log's name in the checkpoint (default: the key's name)");
+    c_checkpoint->add_option("--witness", checkpoint.witness_file,
+                             "Also append the checkpoint to this file (keep it outside the "
+                             "registry directory)");
   }
 
   CLI::App* c_backup = nullptr;
@@ -631,7 +666,12 @@ int Run(int argc, char** argv) {
     if (*cache_dataset_opt) cache_opts.dataset = cache_dataset;
     st = RunCachePurge(g, cache_opts, out);
   } else if (ran(c_verify)) {
-    return VerifyCommand(g, "modelreg", ExitCode(modelreg::Status::Corruption("")), out, std::cerr);
+    return VerifyCommand(g, "modelreg", ExitCode(modelreg::Status::Corruption("")), out, std::cerr,
+                         verify_checkpoint, verify_key);
+  } else if (ran(c_keygen)) {
+    st = RunKeygen(keygen_name, keygen_out, out);
+  } else if (ran(c_checkpoint)) {
+    st = RunCheckpoint(g, checkpoint, out);
   }
   if (!st.ok()) {
     const CLI::App* command = &app;

@@ -1,0 +1,36 @@
+// `modelreg keygen`, `modelreg checkpoint` and the checkpoint part of
+// `modelreg verify --checkpoint` (docs/proofs.md).
+#pragma once
+
+#include <ostream>
+#include <string>
+
+#include "app/registry_commands.h"
+#include "common/status.h"
+
+namespace modelreg {
+class EventStore;
+}
+
+namespace modelreg::app {
+
+struct CheckpointOptions {
+  std::string key_file;      // the signer key (mode 0600)
+  std::string origin;        // "" = the key's name
+  std::string witness_file;  // "" = print only
+};
+
+// Makes an Ed25519 key pair: `path` (private, 0600) and `path`.pub.
+Status RunKeygen(const std::string& name, const std::string& path, std::ostream& out);
+// Signs the registry's current tree head and prints the checkpoint;
+// appends it to the witness file when one is named.
+Status RunCheckpoint(const Globals& g, const CheckpointOptions& options, std::ostream& out);
+
+// Checks every checkpoint of `file` (signed by the key in `key_file`)
+// against the log: the log holds at least the checkpoint's events and its
+// first that many events have the checkpoint's root. Returns "" when all
+// agree, or one line saying what does not, naming the size expected.
+Result<std::string> CheckCheckpoints(const EventStore& log, const std::string& file,
+                                     const std::string& key_file);
+
+}  // namespace modelreg::app
