@@ -32,8 +32,6 @@ class ProofsCli : public ::testing::Test {
   void SetUp() override {
     root_ = dir_.sub("reg");
     fs::create_directories(root_);
-    std::ofstream(root_ + "/policy.toml")
-        << "[default]\nic = \"off\"\nsharpe = \"off\"\npaper_trading_hours = \"off\"\n";
     std::ofstream(dir_.sub("model.pkl")) << "weights";
     keys_ = dir_.sub("keys");  // outside the registry, as a witness belongs
     fs::create_directories(keys_);
@@ -42,9 +40,10 @@ class ProofsCli : public ::testing::Test {
     ASSERT_EQ(k.rc, 0) << k.err;
     witness_ = keys_ + "/witness";
   }
-  void Register(const std::string& root, int from, int to) {
+  // One event per registration (no policy file: nothing else is written).
+  void Register(const std::string& root, int from, int to, const std::string& env = "") {
     for (int i = from; i <= to; ++i) {
-      RunResult r = RunCmd(Bin() + " --root " + root + " register risk_model " +
+      RunResult r = RunCmd(env + Bin() + " --root " + root + " register risk_model " +
                            dir_.sub("model.pkl") + " --version v1." + std::to_string(i) + ".0");
       ASSERT_EQ(r.rc, 0) << r.err;
     }
@@ -123,11 +122,19 @@ TEST_F(ProofsCli, CheckpointsOfAGrowingLogVerify) {
 // with the checkpoint it fails and names the size it expected.
 TEST_F(ProofsCli, TruncatedWalAfterAKilledServerIsCaughtByTheCheckpoint) {
   Register(root_, 1, 2);  // in table files after the server's open
+  const std::string secret = "0123456789abcdef0123456789abcdef-proofs-secret";
   auto server = std::make_unique<testing::Child>(std::vector<std::string>{
-      "/bin/sh", "-c", "exec " + mr_ + "serve --listen 127.0.0.1:0 --exit-after 300"});
+      "/bin/sh", "-c",
+      "exec env MODELREG_JWT_SECRET=" + secret + " " + mr_ +
+          "serve --listen 127.0.0.1:0 --exit-after 300"});
   for (int i = 0; i < 300 && server->Lines().empty(); ++i) server->ReadFor(100);
   ASSERT_FALSE(server->Lines().empty()) << "the server never announced itself";
-  Register(root_, 3, 6);  // routed to the server: in its WAL only
+  RunResult token = RunCmd("env MODELREG_JWT_SECRET=" + secret + " " + mr_ +
+                           "token issue --sub carol --scope model:write --ttl 1h");
+  ASSERT_EQ(token.rc, 0) << token.err;
+  const std::string as_writer =
+      "env MODELREG_TOKEN=" + token.out.substr(0, token.out.find('\n')) + " ";
+  Register(root_, 3, 6, as_writer);  // routed to the server: in its WAL only
   RunResult c = Checkpoint();
   ASSERT_EQ(c.rc, 0) << c.err;
   ASSERT_TRUE(Has(c.out, "\n6\n")) << c.out;
@@ -161,7 +168,6 @@ TEST_F(ProofsCli, ALogReplacedByAnotherValidLogIsFound) {
   ASSERT_EQ(Checkpoint().rc, 0);
   const std::string other = dir_.sub("other");
   fs::create_directories(other);
-  fs::copy_file(root_ + "/policy.toml", other + "/policy.toml");
   Register(other, 1, 3);  // same commands, other ids and times
   fs::remove_all(root_ + "/registry");
   fs::copy(other + "/registry", root_ + "/registry", fs::copy_options::recursive);
