@@ -3,9 +3,12 @@
 #include <nlohmann/json.hpp>
 
 #include "common/base64.h"
+#include "common/fs.h"
+#include "common/json_input.h"
 #include "log/event_store.h"
 #include "note/checkpoint.h"
 #include "note/key_file.h"
+#include "proofs/document.h"
 #include "registry/registry.h"
 
 namespace modelreg::app {
@@ -52,6 +55,132 @@ Status RunCheckpoint(const Globals& g, const CheckpointOptions& options, std::os
   } else {
     out << *signed_note;
   }
+  return Status::OK();
+}
+
+namespace {
+
+Result<std::unique_ptr<registry::Registry>> OpenReadOnly(const Globals& g) {
+  registry::RegistryOptions o;
+  o.root = g.root;
+  o.read_only = true;
+  o.clock = g.clock;
+  return registry::Registry::Open(o);
+}
+
+struct SignedTree {
+  std::string note;
+  note::Checkpoint checkpoint;
+};
+
+// A fresh checkpoint of the log's current tree, signed with the key file.
+Result<SignedTree> SignNow(const Globals& g, const EventStore& log, const std::string& key_file,
+                           const std::string& origin) {
+  auto key = note::ReadSignerKeyFile(key_file);
+  if (!key) return Err(key.error());
+  auto tree = log.TreeAt();
+  if (!tree) return Err(tree.error());
+  SignedTree out;
+  out.checkpoint.origin = origin.empty() ? key->name : origin;
+  out.checkpoint.size = tree->size;
+  out.checkpoint.root = tree->root;
+  out.checkpoint.time = g.clock->NowNs();
+  auto n = note::SignCheckpoint(out.checkpoint, *key);
+  if (!n) return Err(n.error());
+  out.note = *n;
+  return out;
+}
+
+// The newest checkpoint in a file (a witness file or one checkpoint) that
+// covers at least `min_size` events. Its signature is not checked here:
+// whoever relies on the proof checks it (verify-proof).
+Result<SignedTree> NewestIn(const std::string& file, std::uint64_t min_size) {
+  auto notes = note::ReadNotes(file);
+  if (!notes) return Err(notes.error());
+  for (auto it = notes->rbegin(); it != notes->rend(); ++it) {
+    auto text = note::UncheckedText(*it);
+    if (!text) return Err(text.error().WithContext(file));
+    auto c = note::ParseCheckpoint(*text);
+    if (!c) return Err(c.error().WithContext(file));
+    if (c->size >= min_size) return SignedTree{*it, *c};
+  }
+  return Err(Status::NotFound("no checkpoint in " + file + " covers " + std::to_string(min_size) +
+                              " events; sign a newer one (modelreg checkpoint)"));
+}
+
+Result<SignedTree> TargetTree(const Globals& g, const EventStore& log, const ProveOptions& o,
+                              std::uint64_t min_size) {
+  if (!o.checkpoint_file.empty()) return NewestIn(o.checkpoint_file, min_size);
+  if (o.key_file.empty()) {
+    return Err(Status::InvalidArgument(
+        "say which signed tree to prove against: --checkpoint FILE or --key FILE"));
+  }
+  return SignNow(g, log, o.key_file, o.origin);
+}
+
+}  // namespace
+
+Status RunProveEvent(const Globals& g, const ProveOptions& options, std::ostream& out) {
+  auto reg = OpenReadOnly(g);
+  if (!reg) return reg.error();
+  const EventStore& log = (*reg)->Log();
+  Seq highest = 0;
+  for (Seq s : options.seqs) highest = std::max(highest, s);
+  if (highest > log.head().seq) {
+    return Status::NotFound("event " + std::to_string(highest) + " is not in the log (head " +
+                            std::to_string(log.head().seq) + ")");
+  }
+  auto target = TargetTree(g, log, options, highest);
+  if (!target) return target.error();
+  auto doc = proofs::ProveEvents(log, target->note, target->checkpoint, options.seqs);
+  if (!doc) return doc.error();
+  out << doc->dump(2) << '\n';
+  return Status::OK();
+}
+
+Status RunProveConsistency(const Globals& g, const ProveOptions& options, std::ostream& out) {
+  auto reg = OpenReadOnly(g);
+  if (!reg) return reg.error();
+  const EventStore& log = (*reg)->Log();
+  std::string from_note;
+  std::uint64_t from_size = 0;
+  if (!options.from.empty() &&
+      options.from.find_first_not_of("0123456789") == std::string::npos &&
+      options.from.size() <= 19) {
+    from_size = std::stoull(options.from);
+  } else {
+    auto from = NewestIn(options.from, 0);
+    if (!from) return from.error();
+    from_note = from->note;
+    from_size = from->checkpoint.size;
+    auto tree = log.TreeAt(from_size);
+    if (!tree) return tree.error();
+    if (tree->root != from->checkpoint.root) {
+      return Status::FailedPrecondition(
+          "the log's first " + std::to_string(from_size) +
+          " events are not the ones the --from checkpoint signed: this log does not extend it "
+          "(modelreg verify --checkpoint says more)");
+    }
+  }
+  auto target = TargetTree(g, log, options, from_size);
+  if (!target) return target.error();
+  auto doc = proofs::ProveConsistency(log, from_note, from_size, target->note, target->checkpoint);
+  if (!doc) return doc.error();
+  out << doc->dump(2) << '\n';
+  return Status::OK();
+}
+
+Status RunVerifyProof(const std::string& proof_file, const std::string& key_file,
+                      std::ostream& out) {
+  auto key = note::ReadVerifierKeyFile(key_file);
+  if (!key) return key.error();
+  auto text = ReadRegularFile(proof_file, 64u << 20);
+  if (!text) return text.error();
+  auto doc = ParseJsonInput(*text, proof_file);
+  if (!doc) return doc.error();
+  auto result = proofs::CheckDocument(*doc, *key);
+  if (!result) return result.error();
+  out << *result << '\n';
   return Status::OK();
 }
 

@@ -4,9 +4,11 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "app/registry_commands.h"
 #include "common/status.h"
+#include "log/event_store.h"
 
 namespace modelreg {
 class EventStore;
@@ -25,6 +27,21 @@ Status RunKeygen(const std::string& name, const std::string& path, std::ostream&
 // Signs the registry's current tree head and prints the checkpoint;
 // appends it to the witness file when one is named.
 Status RunCheckpoint(const Globals& g, const CheckpointOptions& options, std::ostream& out);
+
+struct ProveOptions {
+  std::vector<Seq> seqs;          // prove event
+  std::string from;               // prove consistency: a size or a checkpoint file
+  std::string checkpoint_file;    // prove against the newest checkpoint in this file
+  std::string key_file;           // or sign a fresh checkpoint with this key
+  std::string origin;             // for a fresh checkpoint ("" = the key's name)
+};
+// `modelreg prove event SEQ...`: a proof document (proofs/document.h) on `out`.
+Status RunProveEvent(const Globals& g, const ProveOptions& options, std::ostream& out);
+// `modelreg prove consistency --from SIZE|FILE`.
+Status RunProveConsistency(const Globals& g, const ProveOptions& options, std::ostream& out);
+// `modelreg verify-proof FILE --key KEY.pub`: prints the one-line result.
+Status RunVerifyProof(const std::string& proof_file, const std::string& key_file,
+                      std::ostream& out);
 
 // Checks every checkpoint of `file` (signed by the key in `key_file`)
 // against the log: the log holds at least the checkpoint's events and its

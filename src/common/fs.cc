@@ -1,10 +1,12 @@
 #include "common/fs.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -78,5 +80,48 @@ fs::path ParentOf(const fs::path& p) {
   fs::path parent = p.parent_path();
   return parent.empty() ? fs::path(".") : parent;
 }
+
+
+namespace {
+Status ErrnoStatus(const std::string& what) {
+  const int e = errno;
+  if (e == EACCES || e == EPERM) return Status::PermissionDenied(what + ": " + std::strerror(e));
+  if (e == ENOENT) return Status::NotFound(what + ": " + std::strerror(e));
+  return Status::IOError(what + ": " + std::strerror(e));
+}
+}  // namespace
+
+Result<std::string> ReadRegularFile(const std::string& path, std::size_t limit, mode_t* mode) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return Err(ErrnoStatus("cannot open " + path));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    Status s = ErrnoStatus("cannot stat " + path);
+    ::close(fd);
+    return Err(s);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Err(Status::InvalidArgument(path + " is not a regular file"));
+  }
+  if (static_cast<std::size_t>(st.st_size) > limit) {
+    ::close(fd);
+    return Err(Status::InvalidArgument(path + " is larger than " + std::to_string(limit) +
+                                       " bytes; it is not what was asked for"));
+  }
+  if (mode != nullptr) *mode = st.st_mode;
+  std::string out(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::read(fd, out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  out.resize(done);
+  return out;
+}
+
 
 }  // namespace modelreg

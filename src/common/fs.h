@@ -4,6 +4,8 @@
 // materialize, export). Thread-safety: free functions.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -31,5 +33,12 @@ Status SyncTree(const std::string& dir);
 // The directory holding `p` ("." for a bare name): the one to fsync after
 // renaming `p` into place.
 std::filesystem::path ParentOf(const std::filesystem::path& p);
+
+// The contents of a regular file of at most `limit` bytes (opened without
+// blocking: a FIFO or device is refused, not waited on); its st_mode in
+// `*mode` when given. NotFound, PermissionDenied, IOError, or
+// InvalidArgument for a file that is not regular or is too large.
+Result<std::string> ReadRegularFile(const std::string& path, std::size_t limit,
+                                    mode_t* mode = nullptr);
 
 }  // namespace modelreg

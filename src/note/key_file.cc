@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/fs.h"
+
 namespace modelreg::note {
 
 namespace {
@@ -47,39 +49,6 @@ Status WriteNew(const std::string& path, std::string_view bytes, mode_t mode) {
   return st;
 }
 
-// A regular file of at most `limit` bytes; its mode in `mode`.
-Result<std::string> ReadSmallFile(const std::string& path, std::size_t limit, mode_t* mode) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return Err(Errno("cannot open " + path));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    Status s = Errno("cannot stat " + path);
-    ::close(fd);
-    return Err(s);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Err(Status::InvalidArgument(path + " is not a regular file"));
-  }
-  if (static_cast<std::size_t>(st.st_size) > limit) {
-    ::close(fd);
-    return Err(Status::InvalidArgument(path + " is larger than " + std::to_string(limit) +
-                                       " bytes; it is not what was asked for"));
-  }
-  if (mode != nullptr) *mode = st.st_mode;
-  std::string out(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::read(fd, out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  ::close(fd);
-  out.resize(done);
-  return out;
-}
-
 }  // namespace
 
 Status WriteKeyPair(const std::string& path, const SignerKey& key) {
@@ -99,7 +68,7 @@ Status WriteKeyPair(const std::string& path, const SignerKey& key) {
 
 Result<SignerKey> ReadSignerKeyFile(const std::string& path) {
   mode_t mode = 0;
-  auto text = ReadSmallFile(path, kMaxKeyFile, &mode);
+  auto text = ReadRegularFile(path, kMaxKeyFile, &mode);
   if (!text) return Err(text.error());
   if ((mode & 077) != 0) {
     return Err(Status::PermissionDenied(
@@ -113,7 +82,7 @@ Result<SignerKey> ReadSignerKeyFile(const std::string& path) {
 }
 
 Result<VerifierKey> ReadVerifierKeyFile(const std::string& path) {
-  auto text = ReadSmallFile(path, kMaxKeyFile, nullptr);
+  auto text = ReadRegularFile(path, kMaxKeyFile, nullptr);
   if (!text) return Err(text.error());
   if (text->rfind("PRIVATE+KEY+", 0) == 0) {
     return Err(Status::InvalidArgument(path + " is a signing (private) key; give its .pub file"));
@@ -138,7 +107,7 @@ Status AppendToWitness(const std::string& path, const std::string& signed_note) 
 }
 
 Result<std::vector<std::string>> ReadNotes(const std::string& path) {
-  auto text = ReadSmallFile(path, kMaxNotesFile, nullptr);
+  auto text = ReadRegularFile(path, kMaxNotesFile, nullptr);
   if (!text) return Err(text.error());
   // A note ends with its signature lines; the next note starts at the
   // first line after them that is not one.

@@ -209,6 +209,15 @@ Result<std::string> Sign(std::string_view text, const SignerKey& key) {
   return out;
 }
 
+Result<std::string> UncheckedText(std::string_view note) {
+  if (note.size() > kMaxNoteBytes) return Err(Bad("the note is larger than 1 MiB"));
+  const auto split = note.rfind("\n\n");
+  if (split == std::string_view::npos) return Err(Bad("the note has no signature lines"));
+  const std::string_view text = note.substr(0, split + 1);
+  MODELREG_RETURN_IF_ERROR(CheckText(text));
+  return std::string(text);
+}
+
 Result<std::string> Open(std::string_view note, const VerifierKey& key) {
   if (note.size() > kMaxNoteBytes) return Err(Bad("the note is larger than 1 MiB"));
   const auto split = note.rfind("\n\n");

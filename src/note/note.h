@@ -57,6 +57,11 @@ Result<VerifierKey> ParseVerifierKey(std::string_view text);
 // character, invalid UTF-8).
 Result<std::string> Sign(std::string_view text, const SignerKey& key);
 
+// The text of a note, its signatures NOT checked (to read which tree a
+// checkpoint names before proving against it; whoever relies on it checks
+// the signature with Open). InvalidArgument when it is not a note.
+Result<std::string> UncheckedText(std::string_view note);
+
 // Checks `note` against `key` and returns its text. InvalidArgument when
 // the note is malformed or larger than 1 MiB, NotFound when no signature
 // line is from `key`, PermissionDenied when the signature does not verify.

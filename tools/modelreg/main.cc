@@ -3,8 +3,10 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <set>
 #include <string>
@@ -66,7 +68,7 @@ std::string OnlyCommand(int argc, char** argv) {
       "register", "list",     "show",  "current", "history",  "audit",    "policy",
       "promote",  "compat",   "archive", "fail",  "rollback", "validate", "annotate",
       "events",   "verify",   "backup", "gc",     "serve",    "token",    "consumers",
-      "watch",    "cache",    "diff",  "keygen",   "checkpoint"};
+      "watch",    "cache",    "diff",  "keygen",   "checkpoint", "prove", "verify-proof"};
   std::string command;
   bool positional = false;
   for (int i = 1; i < argc; ++i) {
@@ -354,6 +356,46 @@ int Run(int argc, char** argv) {
                          "The key's name, e.g. the registry's host/path (no spaces or '+')")
         ->required();
     c_keygen->add_option("--out", keygen_out, "Where the private key goes (mode 0600)")
+        ->required();
+  }
+
+  CLI::App* c_prove_event = nullptr;
+  CLI::App* c_prove_consistency = nullptr;
+  ProveOptions prove;
+  if (want("prove")) {
+    auto* c_prove = app.add_subcommand(
+        "prove", "Proofs a regulator checks without the registry (docs/proofs.md)");
+    c_prove->require_subcommand(1);
+    auto against = [&prove](CLI::App* c) {
+      auto* cp = c->add_option("--checkpoint", prove.checkpoint_file,
+                               "Prove against the newest checkpoint in this (witness) file");
+      auto* key = c->add_option("--key", prove.key_file,
+                                "Or sign a checkpoint of the current tree with this private key");
+      cp->excludes(key);
+      c->add_option("--origin", prove.origin, "The log's name in a fresh checkpoint")->needs(key);
+    };
+    c_prove_event = c_prove->add_subcommand(
+        "event", "Events with their inclusion proofs and the signed checkpoint, as JSON");
+    c_prove_event->add_option("seq", prove.seqs, "Sequence numbers of the events")
+        ->required()
+        ->check(CLI::Range(std::uint64_t{1}, std::numeric_limits<std::uint64_t>::max()));
+    against(c_prove_event);
+    c_prove_consistency = c_prove->add_subcommand(
+        "consistency", "That an earlier tree is a prefix of the signed one, as JSON");
+    c_prove_consistency
+        ->add_option("--from", prove.from, "The earlier tree: a size, or a checkpoint file")
+        ->required();
+    against(c_prove_consistency);
+  }
+
+  CLI::App* c_verify_proof = nullptr;
+  std::string verify_proof_file, verify_proof_key;
+  if (want("verify-proof")) {
+    c_verify_proof = app.add_subcommand(
+        "verify-proof", "Check a proof document: signature, inclusion, consistency (no registry)");
+    c_verify_proof->add_option("proof", verify_proof_file, "The proof (JSON from prove or audit --prove)")
+        ->required();
+    c_verify_proof->add_option("--key", verify_proof_key, "The verifier key file (KEY.pub)")
         ->required();
   }
 
@@ -672,6 +714,12 @@ int Run(int argc, char** argv) {
     st = RunKeygen(keygen_name, keygen_out, out);
   } else if (ran(c_checkpoint)) {
     st = RunCheckpoint(g, checkpoint, out);
+  } else if (ran(c_prove_event)) {
+    st = RunProveEvent(g, prove, out);
+  } else if (ran(c_prove_consistency)) {
+    st = RunProveConsistency(g, prove, out);
+  } else if (ran(c_verify_proof)) {
+    st = RunVerifyProof(verify_proof_file, verify_proof_key, out);
   }
   if (!st.ok()) {
     const CLI::App* command = &app;
