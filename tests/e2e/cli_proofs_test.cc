@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "support/child.h"
 #include "support/run.h"
@@ -176,6 +177,98 @@ TEST_F(ProofsCli, ALogReplacedByAnotherValidLogIsFound) {
   RunResult v = VerifyWithCheckpoint();
   EXPECT_EQ(v.rc, 5) << v.out << v.err;
   EXPECT_TRUE(Has(v.err, "signed a different tree of 3 events")) << v.err;
+}
+
+// A proof document checks without the registry, and every edit of it
+// fails with a one-line reason.
+TEST_F(ProofsCli, ProofDocumentsCheckAndEditedOnesFail) {
+  Register(root_, 1, 5);
+  ASSERT_EQ(Checkpoint().rc, 0);  // signs 5 events
+  Register(root_, 6, 7);
+  const std::string pub = " --key " + keys_ + "/ck.pub";
+  RunResult p = RunCmd(mr_ + "prove event 2 5 --key " + keys_ + "/ck");
+  ASSERT_EQ(p.rc, 0) << p.err;
+  const std::string proof = dir_.sub("proof.json");
+  std::ofstream(proof) << p.out;
+  RunResult ok = RunCmd(Bin() + " verify-proof " + proof + pub);
+  EXPECT_EQ(ok.rc, 0) << ok.err;
+  EXPECT_TRUE(Has(ok.out, "proof OK: 2 event(s) in the tree of 7 events")) << ok.out;
+  EXPECT_EQ(testing::Lines(ok.out).size(), 1u);
+
+  // Against the witness file's checkpoint, and consistency from it.
+  RunResult old = RunCmd(mr_ + "prove event 3 --checkpoint " + witness_);
+  ASSERT_EQ(old.rc, 0) << old.err;
+  std::ofstream(dir_.sub("old.json")) << old.out;
+  EXPECT_EQ(RunCmd(Bin() + " verify-proof " + dir_.sub("old.json") + pub).rc, 0);
+  RunResult too_new = RunCmd(mr_ + "prove event 6 --checkpoint " + witness_);
+  EXPECT_NE(too_new.rc, 0);
+  EXPECT_TRUE(Has(too_new.err, "no checkpoint in")) << too_new.err;
+  RunResult c = RunCmd(mr_ + "prove consistency --from " + witness_ + " --key " + keys_ + "/ck");
+  ASSERT_EQ(c.rc, 0) << c.err;
+  std::ofstream(dir_.sub("cons.json")) << c.out;
+  RunResult cok = RunCmd(Bin() + " verify-proof " + dir_.sub("cons.json") + pub);
+  EXPECT_EQ(cok.rc, 0) << cok.err;
+  EXPECT_TRUE(Has(cok.out, "the signed tree of 5 events is a prefix of it")) << cok.out;
+
+  // Edits: each must fail, with one line on stderr.
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {"\"seq\": 2", "\"seq\": 3"},                      // another event's number
+      {"\"actor\": \"", "\"actor\": \"x"},                 // the JSON shown
+      {"\"inclusion_path\": [\n        \"", "\"inclusion_path\": [\n        \"0"},  // a path hash
+      {"\\n7\\n", "\\n8\\n"},                              // the signed size
+  };
+  for (const auto& [from, to] : edits) {
+    std::string text = p.out;
+    const auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    const std::string edited = dir_.sub("edited.json");
+    std::ofstream(edited, std::ios::trunc) << text;
+    RunResult bad = RunCmd(Bin() + " verify-proof " + edited + pub);
+    EXPECT_NE(bad.rc, 0) << "edit " << from << " -> " << to << " passed";
+    EXPECT_EQ(testing::Lines(bad.err).size(), 1u) << bad.err;
+  }
+  // Another key, and a file that is not a proof.
+  ASSERT_EQ(RunCmd(Bin() + " keygen --name modelreg.test/reg --out " + keys_ + "/k2").rc, 0);
+  EXPECT_NE(RunCmd(Bin() + " verify-proof " + proof + " --key " + keys_ + "/k2.pub").rc, 0);
+  std::ofstream(dir_.sub("deep.json")) << std::string(100000, '[');
+  RunResult deep = RunCmd(Bin() + " verify-proof " + dir_.sub("deep.json") + pub);
+  EXPECT_EQ(deep.rc, 2) << deep.err;
+  RunResult dir = RunCmd(Bin() + " verify-proof " + keys_ + pub);
+  EXPECT_NE(dir.rc, 0);
+}
+
+// After the log is replaced, the registry refuses to prove against the
+// checkpoint it no longer extends, and a proof made before still checks
+// (it carries its evidence) while one made from the new log does not
+// check against the old checkpoint.
+TEST_F(ProofsCli, ProofsAfterTheLogWasReplaced) {
+  Register(root_, 1, 3);
+  ASSERT_EQ(Checkpoint().rc, 0);
+  RunResult before = RunCmd(mr_ + "prove event 2 --checkpoint " + witness_);
+  ASSERT_EQ(before.rc, 0) << before.err;
+  const std::string other = dir_.sub("other");
+  fs::create_directories(other);
+  Register(other, 1, 3);
+  fs::remove_all(root_ + "/registry");
+  fs::copy(other + "/registry", root_ + "/registry", fs::copy_options::recursive);
+  RunResult after = RunCmd(mr_ + "prove event 2 --checkpoint " + witness_);
+  EXPECT_NE(after.rc, 0);
+  EXPECT_TRUE(Has(after.err, "not the ones the checkpoint signed")) << after.err;
+  std::ofstream(dir_.sub("before.json")) << before.out;
+  EXPECT_EQ(RunCmd(Bin() + " verify-proof " + dir_.sub("before.json") + " --key " + keys_ +
+                   "/ck.pub").rc,
+            0);
+  // The new log's event 2 under the old signed checkpoint: not included.
+  RunResult fresh = RunCmd(mr_ + "prove event 2 --key " + keys_ + "/ck");
+  ASSERT_EQ(fresh.rc, 0) << fresh.err;
+  nlohmann::json forged = nlohmann::json::parse(fresh.out);
+  forged["checkpoint"] = nlohmann::json::parse(before.out)["checkpoint"];
+  std::ofstream(dir_.sub("forged.json")) << forged.dump();
+  RunResult f = RunCmd(Bin() + " verify-proof " + dir_.sub("forged.json") + " --key " + keys_ +
+                       "/ck.pub");
+  EXPECT_NE(f.rc, 0);
+  EXPECT_TRUE(Has(f.err, "is not in the signed tree")) << f.err;
 }
 
 }  // namespace
