@@ -1,5 +1,7 @@
 #include "app/proof_commands.h"
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "common/base64.h"
@@ -9,6 +11,9 @@
 #include "note/checkpoint.h"
 #include "note/key_file.h"
 #include "proofs/document.h"
+#include "query/query.h"
+#include "query/render.h"
+#include "model/naming.h"
 #include "registry/registry.h"
 
 namespace modelreg::app {
@@ -166,6 +171,34 @@ Status RunProveConsistency(const Globals& g, const ProveOptions& options, std::o
   if (!target) return target.error();
   auto doc = proofs::ProveConsistency(log, from_note, from_size, target->note, target->checkpoint);
   if (!doc) return doc.error();
+  out << doc->dump(2) << '\n';
+  return Status::OK();
+}
+
+Status RunAuditProof(const Globals& g, TimeNs at, const std::string& type,
+                     const ProveOptions& options, std::ostream& out) {
+  if (!type.empty()) MODELREG_RETURN_IF_ERROR(model::ValidateModelType(type));
+  auto reg = OpenReadOnly(g);
+  if (!reg) return reg.error();
+  std::vector<std::string> types;
+  if (!type.empty()) types.push_back(type);
+  auto audit = query::Query(**reg).Audit(at, types);
+  if (!audit) return audit.error();
+  std::set<Seq> seqs;
+  for (const query::Production& m : audit->models) {
+    if (m.record && m.record->registered_seq != 0) seqs.insert(m.record->registered_seq);
+    if (m.promotion && m.promotion->promotion.seq != 0) seqs.insert(m.promotion->promotion.seq);
+  }
+  if (audit->policy && audit->policy->seq != 0) seqs.insert(audit->policy->seq);
+  const EventStore& log = (*reg)->Log();
+  // The checkpoint must cover the answer's whole log prefix, so that the
+  // regulator can also ask for any other event up to it.
+  auto target = TargetTree(g, log, options, audit->seq);
+  if (!target) return target.error();
+  auto doc = proofs::ProveEvents(log, target->note, target->checkpoint,
+                                 std::vector<Seq>(seqs.begin(), seqs.end()));
+  if (!doc) return doc.error();
+  (*doc)["answer"] = query::AuditJson(*audit);
   out << doc->dump(2) << '\n';
   return Status::OK();
 }

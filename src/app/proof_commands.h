@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "app/registry_commands.h"
+#include "common/clock.h"
 #include "common/status.h"
 #include "log/event_store.h"
 
@@ -39,6 +40,12 @@ struct ProveOptions {
 Status RunProveEvent(const Globals& g, const ProveOptions& options, std::ostream& out);
 // `modelreg prove consistency --from SIZE|FILE`.
 Status RunProveConsistency(const Globals& g, const ProveOptions& options, std::ostream& out);
+// `modelreg audit --at T [TYPE] --prove`: the audit answer (as `audit
+// --json` prints it) with the events it rests on (each production
+// version's registration and the promotion or rollback that made it
+// production, and the gate policy's event) and their inclusion proofs.
+Status RunAuditProof(const Globals& g, TimeNs at, const std::string& type,
+                     const ProveOptions& options, std::ostream& out);
 // `modelreg verify-proof FILE --key KEY.pub`: prints the one-line result.
 Status RunVerifyProof(const std::string& proof_file, const std::string& key_file,
                       std::ostream& out);

@@ -271,5 +271,33 @@ TEST_F(ProofsCli, ProofsAfterTheLogWasReplaced) {
   EXPECT_TRUE(Has(f.err, "is not in the signed tree")) << f.err;
 }
 
+// The regulator's document: `audit --at T --prove` carries the answer and
+// the events it rests on (registration, promotion), each with its proof.
+TEST_F(ProofsCli, AuditProveCarriesTheEventsTheAnswerRestsOn) {
+  Register(root_, 1, 2);
+  RunResult promote = RunCmd(mr_ + "promote risk_model v1.2.0 --override-gates --reason weekly");
+  ASSERT_EQ(promote.rc, 0) << promote.err;
+  Register(root_, 3, 3);  // not production: its registration is not evidence
+  RunResult a = RunCmd(mr_ + "audit --at now risk_model --prove --key " + keys_ + "/ck");
+  ASSERT_EQ(a.rc, 0) << a.err;
+  nlohmann::json doc = nlohmann::json::parse(a.out);
+  ASSERT_TRUE(doc.contains("answer"));
+  EXPECT_EQ(doc["answer"]["models"][0]["production"], "v1.2.0") << doc["answer"].dump();
+  std::vector<std::string> types;
+  for (const auto& e : doc["events"]) types.push_back(e["event"]["type"]);
+  EXPECT_EQ(types, (std::vector<std::string>{"ModelRegistered", "ModelPromoted"}));
+  EXPECT_EQ(doc["events"][0]["seq"], 2);
+  EXPECT_EQ(doc["events"][1]["seq"], 3);
+  std::ofstream(dir_.sub("audit.json")) << a.out;
+  RunResult v = RunCmd(Bin() + " verify-proof " + dir_.sub("audit.json") + " --key " + keys_ +
+                       "/ck.pub");
+  EXPECT_EQ(v.rc, 0) << v.err;
+  EXPECT_TRUE(Has(v.out, "proof OK: 2 event(s) in the tree of 4 events")) << v.out;
+  // Without a signed tree to prove against: a clear error.
+  RunResult none = RunCmd(mr_ + "audit --at now --prove");
+  EXPECT_EQ(none.rc, 2) << none.err;
+  EXPECT_TRUE(Has(none.err, "--checkpoint FILE or --key FILE")) << none.err;
+}
+
 }  // namespace
 }  // namespace modelreg

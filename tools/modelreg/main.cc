@@ -213,11 +213,21 @@ int Run(int argc, char** argv) {
   }
 
   CLI::App* c_audit = nullptr;
+  bool audit_prove = false;
+  ProveOptions audit_proof;
   bool audit_policy_text = false;
   if (want("audit")) {
     c_audit = app.add_subcommand("audit", "What was in production at a time, and why");
     c_audit->add_option("--at", at, "The instant to audit")->required()->transform(kIsoTime);
     c_audit->add_option("type", type, "Model type (default: all)");
+    c_audit->add_flag("--prove", audit_prove,
+                      "Print the answer as a proof document: the events it rests on, their "
+                      "inclusion proofs and a signed checkpoint (needs --key or --checkpoint)");
+    auto* audit_key = c_audit->add_option("--key", audit_proof.key_file,
+                                          "--prove: sign a checkpoint with this private key");
+    auto* audit_cp = c_audit->add_option("--checkpoint", audit_proof.checkpoint_file,
+                                         "--prove: use the newest checkpoint in this file");
+    audit_key->excludes(audit_cp);
     c_audit->add_flag("--policy-text", audit_policy_text,
                       "Also print the text of the gate policy in force at that instant");
   }
@@ -644,7 +654,12 @@ int Run(int argc, char** argv) {
     auto r = rows();
     if (!r) return fail(r.error());
     st = RunHistory(g, type, *r, out, std::cerr);
+  } else if (ran(c_audit) && audit_prove) {
+    st = RunAuditProof(g, *TimeOpt(at), type, audit_proof, out);
   } else if (ran(c_audit)) {
+    if (!audit_proof.key_file.empty() || !audit_proof.checkpoint_file.empty()) {
+      return fail(modelreg::Status::InvalidArgument("--key and --checkpoint go with --prove"), "");
+    }
     st = RunAudit(g, *TimeOpt(at), type, out, audit_policy_text);
   } else if (ran(c_policy_set)) {
     st = RunPolicySet(g, policy_file, out);
