@@ -16,6 +16,8 @@
 
 #include "auth/token.h"
 #include "client/remote.h"
+#include "note/key_file.h"
+#include "proofs/publisher.h"
 #include "registry/registry.h"
 #include "server/api_server.h"
 
@@ -124,6 +126,24 @@ Status RunServe(const Globals& g, const ServeOptions& o, std::ostream& out) {
   ro.lock_wait_ms = g.lock_wait_ms;
   auto reg = registry::Registry::Open(ro);
   if (!reg) return reg.error();
+  std::unique_ptr<proofs::CheckpointPublisher> checkpoints;
+  if (!o.checkpoint_key.empty()) {
+    auto key = note::ReadSignerKeyFile(o.checkpoint_key);
+    if (!key) return key.error();
+    proofs::PublisherOptions po;
+    po.key = std::move(*key);
+    po.origin = o.checkpoint_origin;
+    po.witness_file = o.witness_file;
+    po.every_seconds = o.checkpoint_every_seconds;
+    po.every_events = o.checkpoint_every_events;
+    po.clock = g.clock;
+    po.on_error = [](const Status& st) {
+      std::cerr << "modelreg serve: checkpoint not published: " << st.ToString() << std::endl;
+    };
+    checkpoints = std::make_unique<proofs::CheckpointPublisher>((*reg)->Log(), std::move(po));
+    MODELREG_RETURN_IF_ERROR(checkpoints->Start());
+    so.checkpoints = checkpoints.get();
+  }
   auto srv = server::ApiServer::Create(**reg, std::move(*verifier), so);
   if (!srv) return srv.error();
   MODELREG_RETURN_IF_ERROR((*srv)->Bind());

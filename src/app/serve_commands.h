@@ -2,6 +2,8 @@
 // issue` (HS256 tokens for operators). docs/api.md.
 #pragma once
 
+#include <cstdint>
+
 #include <ostream>
 #include <set>
 #include <string>
@@ -26,6 +28,13 @@ struct ServeOptions {
   int max_connections = 512;   // open at once; a thread each
   bool threads_given = false;  // --threads (no longer used) was passed
   int exit_after_seconds = 0;  // 0 = until SIGTERM/SIGINT
+  // Signed checkpoints (docs/proofs.md): the private key file ("" = none),
+  // the log's name in them, the witness file, and how often.
+  std::string checkpoint_key;
+  std::string checkpoint_origin;
+  std::string witness_file;
+  int checkpoint_every_seconds = 3600;
+  std::uint64_t checkpoint_every_events = 0;
 };
 // Serves until SIGTERM or SIGINT (requests in flight finish), or for
 // exit_after_seconds. Prints "serving ROOT on URL" once listening.

@@ -27,7 +27,10 @@
 #include "common/utf8.h"
 #include "events/model_events.h"
 #include "log/envelope.h"
+#include "log/event_store.h"
 #include "model/naming.h"
+#include "proofs/document.h"
+#include "proofs/publisher.h"
 #include "registry/registry.h"
 #include "query/query.h"
 #include "query/render.h"
@@ -978,6 +981,60 @@ class ApiServer::Impl {
                  auto a = query::Query(reg_).Audit(**at, types);
                  if (!a) return SendStatus(res, a.error());
                  SendJson(res, 200, query::AuditJson(*a));
+               }));
+
+    // Signed checkpoints and proofs (docs/proofs.md): the same documents
+    // as `modelreg checkpoint` and `modelreg prove`, signed by the server.
+    const auto no_checkpoints = [](httplib::Response& res) {
+      SendError(res, 404, "not_found",
+                "this server signs no checkpoints (start it with serve --checkpoint-key FILE)");
+    };
+    s.Get("/api/v1/checkpoint",
+          Wrap("GET /api/v1/checkpoint", Need::kRead,
+               [this, no_checkpoints](const httplib::Request&, httplib::Response& res, auto&) {
+                 if (options_.checkpoints == nullptr) return no_checkpoints(res);
+                 auto c = options_.checkpoints->Latest();
+                 if (!c) return SendStatus(res, c.error());
+                 SendJson(res, 200,
+                          json{{"checkpoint", c->note},
+                               {"origin", c->checkpoint.origin},
+                               {"tree_size", c->checkpoint.size},
+                               {"root_hash", ToHex(c->checkpoint.root)},
+                               {"time", FormatUtc(c->checkpoint.time.value_or(0))}});
+               }));
+    s.Get("/api/v1/proofs/events/([0-9]{1,19})",
+          Wrap("GET /api/v1/proofs/events/{seq}", Need::kRead,
+               [this, no_checkpoints](const httplib::Request& req, httplib::Response& res, auto&) {
+                 if (options_.checkpoints == nullptr) return no_checkpoints(res);
+                 const std::uint64_t seq = std::stoull(req.matches[1].str());
+                 const EventStore& log = reg_.Log();
+                 if (seq == 0 || seq > log.head().seq) {
+                   return SendError(res, 404, "not_found",
+                                    "event " + std::to_string(seq) + " is not in the log");
+                 }
+                 auto c = options_.checkpoints->Latest(seq);
+                 if (!c) return SendStatus(res, c.error());
+                 auto doc = proofs::ProveEvents(log, c->note, c->checkpoint, {seq});
+                 if (!doc) return SendStatus(res, doc.error());
+                 SendJson(res, 200, *doc);
+               }));
+    s.Get("/api/v1/proofs/consistency",
+          Wrap("GET /api/v1/proofs/consistency", Need::kRead,
+               [this, no_checkpoints](const httplib::Request& req, httplib::Response& res, auto&) {
+                 if (options_.checkpoints == nullptr) return no_checkpoints(res);
+                 auto from = UintParam(req, "from", 0, UINT64_MAX / 2);
+                 if (!from) return SendStatus(res, from.error());
+                 const EventStore& log = reg_.Log();
+                 if (*from == 0 || *from > log.head().seq) {
+                   return SendError(res, 400, "invalid_argument",
+                                    "from=N must be a tree size from 1 to the log's " +
+                                        std::to_string(log.head().seq) + " events");
+                 }
+                 auto c = options_.checkpoints->Latest(*from);
+                 if (!c) return SendStatus(res, c.error());
+                 auto doc = proofs::ProveConsistency(log, "", *from, c->note, c->checkpoint);
+                 if (!doc) return SendStatus(res, doc.error());
+                 SendJson(res, 200, *doc);
                }));
 
     // What changed between two instants: `modelreg diff --from --to`.

@@ -24,6 +24,9 @@
 namespace modelreg::registry {
 class Registry;
 }
+namespace modelreg::proofs {
+class CheckpointPublisher;
+}
 
 namespace modelreg::server {
 
@@ -48,6 +51,9 @@ struct ServerOptions {
   // Connections open at once (a thread each; long polls may hold at most
   // half of them), and the time and size limits of each request.
   ConnectionLimits limits;
+  // Signs the checkpoints of GET /api/v1/checkpoint and the proofs
+  // (docs/proofs.md); null: those routes answer 404.
+  proofs::CheckpointPublisher* checkpoints = nullptr;
 };
 
 class ApiServer {

@@ -20,6 +20,9 @@
 #include "auth/token.h"
 #include "common/sha256.h"
 #include "query/query.h"
+#include "note/note.h"
+#include "proofs/document.h"
+#include "proofs/publisher.h"
 #include "registry/registry.h"
 #include "server/api_server.h"
 #include "support/child.h"
@@ -1697,6 +1700,34 @@ TEST_F(HttpApi, EveryAnswerMatchesTheOpenApiDocument) {
   check("POST", "/api/v1/admin/backups", PostJson("/api/v1/admin/backups", {{"to", "/tmp"}}, Admin()), 400);
   check("GET", "/api/v1/events", client_->Get("/api/v1/events?since=" + t_start + "&until=now", Read()), 200);
   check("GET", "/api/v1/models", client_->Get("/api/v1/models?since=now&until=" + t_start, Read()), 400);
+
+  // Checkpoints and proofs: 404 while the server signs none, then with a key.
+  check("GET", "/api/v1/checkpoint", client_->Get("/api/v1/checkpoint", Read()), 404);
+  {
+    auto key = note::GenerateKey("modelreg.test/http");
+    ASSERT_TRUE(key);
+    proofs::PublisherOptions po;
+    po.key = *key;
+    proofs::CheckpointPublisher publisher(reg_->Log(), po);
+    ASSERT_TRUE(publisher.Start().ok());
+    server::ServerOptions so;
+    so.checkpoints = &publisher;
+    Start(auth::VerifierConfig{kSecret, "", "", "", true, &SystemClock::Instance()}, so);
+    check("GET", "/api/v1/checkpoint", client_->Get("/api/v1/checkpoint", Read()), 200);
+    check("GET", "/api/v1/checkpoint", client_->Get("/api/v1/checkpoint"), 401);
+    check("GET", "/api/v1/proofs/events/{seq}", client_->Get("/api/v1/proofs/events/2", Read()), 200);
+    check("GET", "/api/v1/proofs/events/{seq}", client_->Get("/api/v1/proofs/events/999999", Read()), 404);
+    check("GET", "/api/v1/proofs/consistency",
+          client_->Get("/api/v1/proofs/consistency?from=1", Read()), 200);
+    check("GET", "/api/v1/proofs/consistency",
+          client_->Get("/api/v1/proofs/consistency?from=0", Read()), 400);
+    // The document checks with the checker verify-proof uses.
+    auto proof = client_->Get("/api/v1/proofs/events/3", Read());
+    ASSERT_TRUE(proof && proof->status == 200);
+    auto checked = proofs::CheckDocument(json::parse(proof->body), key->verifier);
+    EXPECT_TRUE(checked) << checked.error().ToString();
+    StopServer();
+  }
 
   // Every documented operation was answered with a success at least once.
   for (const auto& [path, item] : doc.json()["paths"].items()) {

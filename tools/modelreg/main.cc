@@ -502,6 +502,23 @@ int Run(int argc, char** argv) {
     c_serve->add_option("--exit-after", serve.exit_after_seconds,
                         "Stop by itself after SECONDS (demos and tests); 0 = until SIGTERM")
         ->check(CLI::Range(0, 86400 * 365));
+    auto* ck = c_serve->add_option("--checkpoint-key", serve.checkpoint_key,
+                                   "Sign checkpoints with this private key (keygen) and serve "
+                                   "/api/v1/checkpoint and the proofs (docs/proofs.md)");
+    c_serve->add_option("--checkpoint-origin", serve.checkpoint_origin,
+                        "The log's name in the checkpoints (default: the key's name)")
+        ->needs(ck);
+    c_serve->add_option("--witness", serve.witness_file,
+                        "Append every checkpoint to this file (outside the registry directory)")
+        ->needs(ck);
+    c_serve->add_option("--checkpoint-every", serve.checkpoint_every_seconds,
+                        "Sign one when the log grew and this many SECONDS passed (0 = not by time)")
+        ->check(CLI::Range(0, 86400 * 365))
+        ->capture_default_str()
+        ->needs(ck);
+    c_serve->add_option("--checkpoint-every-events", serve.checkpoint_every_events,
+                        "Sign one after this many new EVENTS (0 = not by count)")
+        ->needs(ck);
     c_token = app.add_subcommand("token", "JWT tokens for the HTTP API");
     c_token->require_subcommand(1);
     c_token_issue = c_token->add_subcommand("issue", "Issue an HS256 token (prints it)");
