@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "support/child.h"
@@ -297,6 +298,46 @@ TEST_F(ProofsCli, AuditProveCarriesTheEventsTheAnswerRestsOn) {
   RunResult none = RunCmd(mr_ + "audit --at now --prove");
   EXPECT_EQ(none.rc, 2) << none.err;
   EXPECT_TRUE(Has(none.err, "--checkpoint FILE or --key FILE")) << none.err;
+}
+
+// `serve --checkpoint-key` signs one at start and then every N events,
+// each appended to the witness file, and serves the latest over HTTP.
+TEST_F(ProofsCli, ServePublishesCheckpointsToTheWitnessFile) {
+  Register(root_, 1, 1);
+  const std::string secret = "0123456789abcdef0123456789abcdef-proofs-secret";
+  auto server = std::make_unique<testing::Child>(std::vector<std::string>{
+      "/bin/sh", "-c",
+      "exec env MODELREG_JWT_SECRET=" + secret + " " + mr_ +
+          "serve --listen 127.0.0.1:0 --exit-after 300 --checkpoint-key " + keys_ +
+          "/ck --witness " + witness_ + " --checkpoint-every 0 --checkpoint-every-events 2"});
+  for (int i = 0; i < 300 && server->Lines().empty(); ++i) server->ReadFor(100);
+  ASSERT_FALSE(server->Lines().empty()) << "the server never announced itself";
+  RunResult token = RunCmd("env MODELREG_JWT_SECRET=" + secret + " " + mr_ +
+                           "token issue --sub carol --scope model:write --ttl 1h");
+  ASSERT_EQ(token.rc, 0) << token.err;
+  Register(root_, 2, 5, "env MODELREG_TOKEN=" + token.out.substr(0, token.out.find('\n')) + " ");
+  // A proof of event 5 over HTTP: signed on the spot if the periodic
+  // checkpoint has not covered it yet.
+  const std::string url = server->Lines()[0].substr(server->Lines()[0].rfind(' ') + 1);
+  httplib::Client client(url);
+  auto got = client.Get("/api/v1/proofs/events/5",
+                        {{"Authorization", "Bearer " + token.out.substr(0, token.out.find('\n'))}});
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->status, 200) << got->body;
+  std::ofstream(dir_.sub("p5.json")) << got->body;
+  RunResult v = RunCmd(Bin() + " verify-proof " + dir_.sub("p5.json") + " --key " + keys_ + "/ck.pub");
+  EXPECT_EQ(v.rc, 0) << v.err << got->body.substr(0, 300);
+  EXPECT_TRUE(Has(v.out, "in the tree of 5 events")) << v.out;
+  RunResult w = VerifyWithCheckpoint();
+  EXPECT_EQ(w.rc, 0) << w.err;
+  std::string text = testing::Slurp(witness_);
+  std::size_t count = 0;
+  for (std::size_t at = 0; (at = text.find("\xE2\x80\x94 ", at)) != std::string::npos; ++at) ++count;
+  // One at start (1 event) and at least one covering all 5 (the server
+  // looks every 200 ms, so several appends may share one checkpoint).
+  EXPECT_GE(count, 2u) << text;
+  EXPECT_TRUE(Has(text, "modelreg.test/reg\n1\n")) << text;
+  EXPECT_TRUE(Has(text, "modelreg.test/reg\n5\n")) << text;
 }
 
 }  // namespace
