@@ -138,6 +138,12 @@ int VerifyCommand(const Globals& g, const char* program, int projection_exit, st
     }
     out << j.dump() << '\n';
   }
+  if (!v->chain.ok && v->chain.tree_damaged) {
+    err << program << ": Merkle tree damaged at event " << v->chain.first_bad_seq << ": "
+        << v->chain.problem << " (the events up to it verified); the tree is derived from the "
+        << "log: `modelreg-replay --root " << g.root << " rebuild` rewrites it\n";
+    return ExitCode(Status::Corruption(""));
+  }
   if (!v->chain.ok) {
     err << program << ": hash chain broken at event " << v->chain.first_bad_seq << ": "
         << v->chain.problem << "; " << kRestoreAdvice << '\n';

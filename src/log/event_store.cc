@@ -1436,6 +1436,25 @@ Status EventStore::Impl::CatchUpTree() {
   return Status::OK();
 }
 
+Status EventStore::RebuildTree() {
+  if (impl_->options.read_only) {
+    return Status::FailedPrecondition("registry log " + impl_->dir + " is open read-only");
+  }
+  std::lock_guard<std::mutex> lock(impl_->write_mu);
+  MODELREG_RETURN_IF_ERROR(impl_->PrepareWrite());
+  rocksdb::WriteBatch batch;
+  const std::string first(1, '\0');
+  const std::string past(1, '\x7f');  // levels are 0..63
+  batch.DeleteRange(impl_->merkle_cf, first, past);
+  batch.Put(impl_->meta, kTreeSizeKey, Be64(0));
+  rocksdb::WriteOptions wo;
+  wo.sync = impl_->options.sync;
+  rocksdb::Status s = impl_->db->Write(wo, &batch);
+  if (!s.ok()) impl_->wal_broken = true;
+  MODELREG_RETURN_IF_ERROR(FromRocks(s, impl_->dir).WithContext("dropping the Merkle tree"));
+  return impl_->CatchUpTree();
+}
+
 Status EventStore::CatchUp() {
   if (!impl_->options.secondary) return Status::OK();
   // Every process that opens the log for writing (each CLI write, each
@@ -1640,6 +1659,7 @@ Result<VerifyReport> EventStore::Verify(const std::function<void(Seq)>& progress
     if (check_tree) {
       for (const auto& node : tree.Append(merkle::HashLeaf(buf.bytes()))) {
         if (std::string problem = check_node(node); !problem.empty()) {
+          report.tree_damaged = true;
           return fail(seq, "event " + std::to_string(seq) + ": " + problem);
         }
       }

@@ -124,6 +124,10 @@ struct VerifyReport {
   // matched; false when the tree is not built yet (a read-only view of a
   // registry no writer of this version has opened).
   bool tree_checked = false;
+  // !ok because a stored Merkle tree node does not match the events (the
+  // chain itself was fine up to first_bad_seq): the tree is derived data,
+  // RebuildTree() rewrites it.
+  bool tree_damaged = false;
   Digest tree_root{};  // the root over the `events` checked, when tree_checked
 };
 
@@ -196,6 +200,11 @@ class EventStore {
   // The RFC 6962 consistency proof from the tree of the first `from`
   // events to that of the first `to` (0 < from <= to).
   Result<std::vector<Digest>> ConsistencyProof(Seq from, Seq to) const;
+
+  // Drops the stored Merkle tree and builds it again from the events (a
+  // writer, the head unchanged meanwhile). Projection rebuilds, after
+  // Verify reported tree_damaged.
+  Status RebuildTree();
 
   // Reads a row of one of the caller's column families.
   Result<std::optional<std::string>> GetRow(const std::string& column_family,

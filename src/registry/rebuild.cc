@@ -181,6 +181,15 @@ Result<Registry::RebuildResult> Registry::Rebuild(
   if (!before) return Err(before.error());
   out.before = *before;
   if (!report) return Err(report.error());
+  if (report && !report->ok && report->tree_damaged) {
+    // The Merkle tree is derived from the events like the projection: it
+    // is rewritten, then the whole chain is verified again.
+    Warn("the Merkle tree did not match the events (" + report->problem +
+         "); rebuilding it from the log");
+    MODELREG_RETURN_IF_ERROR(store_->RebuildTree());
+    report = store_->Verify();
+    if (!report) return Err(report.error());
+  }
   if (!report->ok) {
     return Err(Status::Corruption("hash chain broken at event " +
                                   std::to_string(report->first_bad_seq) + ": " + report->problem +

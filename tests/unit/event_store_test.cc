@@ -658,6 +658,7 @@ TEST_F(TamperTest, FlippedPayloadByteIsFoundAtItsSequence) {
     });
     VerifyReport v = VerifyAfterReopen();
     EXPECT_FALSE(v.ok);
+    EXPECT_FALSE(v.tree_damaged);
     EXPECT_EQ(v.first_bad_seq, 7u) << v.problem;
     store_.reset();
     // Put the byte back for the next round.
@@ -695,6 +696,16 @@ TEST_F(TamperTest, AlteredMerkleNodeIsFound) {
   auto intact = store_->InclusionProof(1, 20);  // a path around it still checks
   ASSERT_TRUE(intact);
   EXPECT_TRUE(merkle::VerifyInclusion(0, 20, merkle::HashLeaf(store_->Get(1)->bytes()), *intact,
+                                      honest.Root()).ok());
+  EXPECT_TRUE(v.tree_damaged);
+  // The tree is derived from the events: rebuilt, it verifies again.
+  ASSERT_TRUE(store_->RebuildTree().ok());
+  auto again = store_->Verify();
+  ASSERT_TRUE(again && again->ok) << again->problem;
+  EXPECT_EQ(again->tree_root, honest.Root());
+  auto fixed = store_->InclusionProof(7, 20);
+  ASSERT_TRUE(fixed);
+  EXPECT_TRUE(merkle::VerifyInclusion(6, 20, merkle::HashLeaf(store_->Get(7)->bytes()), *fixed,
                                       honest.Root()).ok());
 }
 
