@@ -19,6 +19,8 @@
 #include "log/backup.h"
 #include "query/query.h"
 #include "query/render.h"
+#include "note/checkpoint.h"
+#include "note/key_file.h"
 #include "registry/registry.h"
 
 namespace modelreg::app {
@@ -57,6 +59,7 @@ struct BackupMeta {
   std::optional<std::string> head_hash;
   std::optional<std::string> state_digest;
   std::optional<std::uint64_t> versions;
+  std::optional<std::string> tree_root;  // backups made since the Merkle tree (docs/proofs.md)
 };
 
 Result<BackupMeta> ReadMeta(const BackupInfo& b) {
@@ -92,6 +95,7 @@ Result<BackupMeta> ReadMeta(const BackupInfo& b) {
   text("head_hash", meta.head_hash);
   text("state_digest", meta.state_digest);
   count("versions", meta.versions);
+  text("tree_root", meta.tree_root);
   MODELREG_RETURN_IF_ERROR(st);
   meta.raw = std::move(j);
   return meta;
@@ -125,13 +129,18 @@ Result<std::unique_ptr<registry::Registry>> RestoreInto(const std::string& root,
 
 }  // namespace
 
-Status RunBackupCreate(const Globals& g, std::ostream& out) {
+Status RunBackupCreate(const Globals& g, std::ostream& out, const std::string& checkpoint_key) {
   // While `modelreg serve` holds the registry, an admin token sends the
   // command to it (POST /api/v1/admin/backups); otherwise this process
   // opens the registry.
   auto target = WriteTarget(g, "model:admin");
   if (!target) return target.error();
   json j;
+  if (*target && !checkpoint_key.empty()) {
+    return Status::InvalidArgument(
+        "--checkpoint-key signs local backups; through a running server, start it with "
+        "serve --checkpoint-key and its backups are signed");
+  }
   if (*target) {
     auto r = (*target)->Post("/api/v1/admin/backups", json::object());
     if (!r) return r.error();
@@ -144,7 +153,20 @@ Status RunBackupCreate(const Globals& g, std::ostream& out) {
     o.lock_wait_ms = g.lock_wait_ms;
     auto reg = registry::Registry::Open(o);
     if (!reg) return reg.error();
-    auto b = (*reg)->BackupNow();
+    registry::Registry::CheckpointSigner sign;
+    if (!checkpoint_key.empty()) {
+      auto key = note::ReadSignerKeyFile(checkpoint_key);
+      if (!key) return key.error();
+      sign = [key = *key, &g](const TreeHead& t) -> Result<std::string> {
+        note::Checkpoint c;
+        c.origin = key.name;
+        c.size = t.size;
+        c.root = t.root;
+        c.time = g.clock->NowNs();
+        return note::SignCheckpoint(c, key);
+      };
+    }
+    auto b = (*reg)->BackupNow(sign);
     if (!b) return b.error();
     j = query::BackupJson(*b);
   }
@@ -214,6 +236,8 @@ Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out) {
   MODELREG_RETURN_IF_ERROR(CheckId(*backups, id, BackupDb(g.root).string()));
   MODELREG_RETURN_IF_ERROR(VerifyBackup(BackupDb(g.root).string(), id));
   std::optional<std::string> recorded_digest;
+  std::optional<std::string> recorded_root;
+  std::optional<Seq> recorded_head;
   for (const auto& b : *backups) {
     if (b.id != id) continue;
     auto meta = ReadMeta(b);
@@ -223,6 +247,8 @@ Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out) {
                                 b.meta_file + "; the backup cannot be checked against it");
     }
     recorded_digest = meta->state_digest;
+    recorded_root = meta->tree_root;
+    recorded_head = meta->head_seq;
   }
   std::error_code ec;
   const fs::path tmp = fs::temp_directory_path(ec);
@@ -248,6 +274,12 @@ Status RunBackupVerify(const Globals& g, std::uint32_t id, std::ostream& out) {
       } else if (recorded_digest != ToHex(v->state_digest)) {
         result = Status::Corruption("backup " + std::to_string(id) +
                                     ": restored state digest differs from the one recorded");
+      } else if (recorded_root &&
+                 (!recorded_head || !v->chain.tree_checked ||
+                  ToHex(v->chain.tree_root) != *recorded_root ||
+                  v->chain.events != *recorded_head)) {
+        result = Status::Corruption("backup " + std::to_string(id) +
+                                    ": restored Merkle tree root differs from the one recorded");
       } else {
         (*reg)->Read([&](const registry::State& s) {
           for (const auto& [type, ts] : s.types) {

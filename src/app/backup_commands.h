@@ -12,7 +12,10 @@
 
 namespace modelreg::app {
 
-Status RunBackupCreate(const Globals& g, std::ostream& out);
+// With `checkpoint_key` (a private key file, docs/proofs.md), the backup
+// also holds a signed checkpoint of its tree (local backups only; through
+// a server, the server's --checkpoint-key signs).
+Status RunBackupCreate(const Globals& g, std::ostream& out, const std::string& checkpoint_key = "");
 // Corruption naming the backup and its meta file when the metadata `create`
 // recorded is not a JSON object or has a field of the wrong type (list and
 // verify); absent fields show as "?".

@@ -85,6 +85,15 @@ Result<SignedCheckpoint> CheckpointPublisher::Latest(std::uint64_t min_size) {
   return latest_;
 }
 
+Result<std::string> CheckpointPublisher::Sign(const TreeHead& tree) const {
+  note::Checkpoint c;
+  c.origin = options_.origin;
+  c.size = tree.size;
+  c.root = tree.root;
+  c.time = options_.clock->NowNs();
+  return note::SignCheckpoint(c, options_.key);
+}
+
 std::uint64_t CheckpointPublisher::published() const {
   std::lock_guard<std::mutex> lock(mu_);
   return published_;

@@ -49,6 +49,9 @@ class CheckpointPublisher {
   // publishes) one of the current tree when the newest is older.
   Result<SignedCheckpoint> Latest(std::uint64_t min_size = 0);
   std::uint64_t published() const;  // checkpoints signed so far
+  // A signed checkpoint of `tree` (e.g. the tree a backup holds) with this
+  // publisher's key and origin; not published.
+  Result<std::string> Sign(const TreeHead& tree) const;
 
  private:
   Status PublishLocked();

@@ -187,14 +187,17 @@ json ValidateJson(const registry::ValidateResult& r) {
 }
 
 json BackupJson(const registry::Registry::BackupSummary& b) {
-  return json{{"id", b.id},
+  json j{{"id", b.id},
               {"created_at", b.created_at},
               {"head_seq", b.head_seq},
               {"head_hash", b.head_hash},
               {"state_digest", b.state_digest},
               {"versions", b.versions},
               {"artifact_files_linked", b.artifact_files_linked},
-              {"directory", b.directory}};
+              {"directory", b.directory},
+              {"tree_root", b.tree_root}};
+  if (!b.checkpoint.empty()) j["checkpoint"] = b.checkpoint;
+  return j;
 }
 
 json GcJson(const std::vector<registry::Registry::GcItem>& items, bool dry_run) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "artifacts/artifact_store.h"
+#include "note/key_file.h"
 #include "portable/export_format.h"
 #include "registry/registry.h"
 
@@ -22,7 +23,7 @@ Result<std::uint32_t> Registry::CreateBackup(const std::string& backup_dir,
   return store_->CreateBackup(backup_dir, app_metadata);
 }
 
-Result<Registry::BackupSummary> Registry::BackupNow() {
+Result<Registry::BackupSummary> Registry::BackupNow(const CheckpointSigner& sign) {
   namespace fs = std::filesystem;
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
   // Loaded before the gate: a registry that has not loaded its state
@@ -67,11 +68,23 @@ Result<Registry::BackupSummary> Registry::BackupNow() {
   out.created_at = FormatUtc(clock_->NowNs());
   out.head_hash = ToHex(head.hash);
   out.state_digest = ToHex(digest);
-  const nlohmann::json meta{{"created_at", out.created_at},
-                            {"head_seq", out.head_seq},
-                            {"head_hash", out.head_hash},
-                            {"state_digest", out.state_digest},
-                            {"versions", out.versions}};
+  auto tree = store_->TreeAt(head.seq);
+  if (!tree) return Err(tree.error());
+  out.tree_root = ToHex(tree->root);
+  if (sign) {
+    auto signed_note = sign(*tree);
+    if (!signed_note) return Err(signed_note.error());
+    out.checkpoint = *signed_note;
+    MODELREG_RETURN_IF_ERROR(
+        note::AppendToWitness((backups / "checkpoints").string(), out.checkpoint));
+  }
+  nlohmann::json meta{{"created_at", out.created_at},
+                      {"head_seq", out.head_seq},
+                      {"head_hash", out.head_hash},
+                      {"state_digest", out.state_digest},
+                      {"versions", out.versions},
+                      {"tree_root", out.tree_root}};
+  if (!out.checkpoint.empty()) meta["checkpoint"] = out.checkpoint;
   auto id = store_->CreateBackup((backups / "db").string(), meta.dump());
   if (!id) return Err(id.error());
   out.id = *id;

@@ -334,8 +334,14 @@ class Registry {
     std::uint64_t versions = 0;
     std::size_t artifact_files_linked = 0;
     std::string directory;     // <root>/backups
+    std::string tree_root;     // hex: the Merkle root over events 1..head_seq
+    std::string checkpoint;    // the signed checkpoint of that tree ("" = none)
   };
-  Result<BackupSummary> BackupNow();
+  // Signs a checkpoint of the tree a backup holds (docs/proofs.md).
+  using CheckpointSigner = std::function<Result<std::string>(const TreeHead&)>;
+  // With `sign`, the backup's metadata holds a signed checkpoint of its
+  // tree, also appended to <root>/backups/checkpoints (a witness copy).
+  Result<BackupSummary> BackupNow(const CheckpointSigner& sign = {});
   // Writes events 1..upto of this log, byte for byte, into a new log in
   // `log_dir` (materialize).
   Status CopyLogPrefix(Seq upto, const std::string& log_dir) const;

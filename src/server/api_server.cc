@@ -1102,7 +1102,10 @@ class ApiServer::Impl {
                                                "backup create takes no fields; got '" +
                                                body->begin().key() + "'"));
                   }
-                  auto b = reg_.BackupNow();
+                  auto b = reg_.BackupNow(
+                      options_.checkpoints == nullptr
+                          ? registry::Registry::CheckpointSigner{}
+                          : [this](const TreeHead& t) { return options_.checkpoints->Sign(t); });
                   if (!b) return SendStatus(res, b.error());
                   SendJson(res, 200, query::BackupJson(*b));
                 }));

@@ -364,5 +364,33 @@ TEST_F(ProofsCli, ADamagedTreeIsRebuiltFromTheLog) {
   EXPECT_EQ(v.rc, 0) << v.err;
 }
 
+// Every backup records its tree's root; with a key, a signed checkpoint
+// too, appended to <root>/backups/checkpoints (a witness copy that travels
+// with the backups). backup verify checks the restored tree against it.
+TEST_F(ProofsCli, BackupsCarryTheirTreeAndACheckpoint) {
+  Register(root_, 1, 3);
+  RunResult b = RunCmd(mr_ + "--json backup create --checkpoint-key " + keys_ + "/ck");
+  ASSERT_EQ(b.rc, 0) << b.err;
+  nlohmann::json j = nlohmann::json::parse(b.out);
+  ASSERT_TRUE(j.contains("tree_root") && j.contains("checkpoint")) << b.out;
+  EXPECT_TRUE(Has(j["checkpoint"].get<std::string>(), "modelreg.test/reg\n3\n"));
+  const std::string copies = root_ + "/backups/checkpoints";
+  RunResult v = RunCmd(mr_ + "verify --checkpoint " + copies + " --key " + keys_ + "/ck.pub");
+  EXPECT_EQ(v.rc, 0) << v.err;
+  RunResult bv = RunCmd(mr_ + "backup verify latest");
+  EXPECT_EQ(bv.rc, 0) << bv.err;
+  // Without a key: the root only.
+  Register(root_, 4, 4);
+  RunResult plain = RunCmd(mr_ + "--json backup create");
+  ASSERT_EQ(plain.rc, 0) << plain.err;
+  nlohmann::json p = nlohmann::json::parse(plain.out);
+  EXPECT_TRUE(p.contains("tree_root"));
+  EXPECT_FALSE(p.contains("checkpoint"));
+  ASSERT_EQ(::chmod((keys_ + "/ck").c_str(), 0640), 0);
+  RunResult shared = RunCmd(mr_ + "backup create --checkpoint-key " + keys_ + "/ck");
+  EXPECT_NE(shared.rc, 0);
+  EXPECT_TRUE(Has(shared.err, "may be read by other users")) << shared.err;
+}
+
 }  // namespace
 }  // namespace modelreg

@@ -425,6 +425,7 @@ int Run(int argc, char** argv) {
 
   CLI::App* c_backup = nullptr;
   CLI::App* c_backup_create = nullptr;
+  std::string backup_checkpoint_key;
   CLI::App* c_backup_list = nullptr;
   std::string restore_to;
   // A backup id: a positive number, or `latest` (0 below: the newest).
@@ -448,6 +449,8 @@ int Run(int argc, char** argv) {
     c_backup = app.add_subcommand("backup", "Backups of the registry (docs/runbook.md)");
     c_backup->require_subcommand(1);
     c_backup_create = c_backup->add_subcommand("create", "Back up the log and new artifacts");
+    c_backup_create->add_option("--checkpoint-key", backup_checkpoint_key,
+                                "Also sign a checkpoint of the backed-up tree (docs/proofs.md)");
     c_backup_list = c_backup->add_subcommand("list", "List the backups");
     c_backup_verify = c_backup->add_subcommand("verify", "Check a backup end to end");
     c_backup_verify->add_option("id", verify_id, "Backup id, or `latest`")
@@ -712,7 +715,7 @@ int Run(int argc, char** argv) {
     ev.rows = *r;
     st = RunEvents(g, ev, out, std::cerr);
   } else if (ran(c_backup_create)) {
-    st = RunBackupCreate(g, out);
+    st = RunBackupCreate(g, out, backup_checkpoint_key);
   } else if (ran(c_backup_list)) {
     st = RunBackupList(g, out);
   } else if (ran(c_backup_verify)) {
