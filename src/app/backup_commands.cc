@@ -19,8 +19,8 @@
 #include "log/backup.h"
 #include "query/query.h"
 #include "query/render.h"
-#include "note/checkpoint.h"
 #include "note/key_file.h"
+#include "proofs/publisher.h"
 #include "registry/registry.h"
 
 namespace modelreg::app {
@@ -158,12 +158,9 @@ Status RunBackupCreate(const Globals& g, std::ostream& out, const std::string& c
       auto key = note::ReadSignerKeyFile(checkpoint_key);
       if (!key) return key.error();
       sign = [key = *key, &g](const TreeHead& t) -> Result<std::string> {
-        note::Checkpoint c;
-        c.origin = key.name;
-        c.size = t.size;
-        c.root = t.root;
-        c.time = g.clock->NowNs();
-        return note::SignCheckpoint(c, key);
+        auto signed_tree = proofs::SignTree(key, "", t, g.clock->NowNs());
+        if (!signed_tree) return Err(signed_tree.error());
+        return signed_tree->note;
       };
     }
     auto b = (*reg)->BackupNow(sign);

@@ -8,12 +8,13 @@
 #include "common/fs.h"
 #include "common/json_input.h"
 #include "log/event_store.h"
+#include "model/naming.h"
 #include "note/checkpoint.h"
 #include "note/key_file.h"
 #include "proofs/document.h"
+#include "proofs/publisher.h"
 #include "query/query.h"
 #include "query/render.h"
-#include "model/naming.h"
 #include "registry/registry.h"
 
 namespace modelreg::app {
@@ -39,13 +40,10 @@ Status RunCheckpoint(const Globals& g, const CheckpointOptions& options, std::os
   if (!reg) return reg.error();
   auto tree = (*reg)->Log().TreeAt();
   if (!tree) return tree.error();
-  note::Checkpoint c;
-  c.origin = options.origin.empty() ? key->name : options.origin;
-  c.size = tree->size;
-  c.root = tree->root;
-  c.time = g.clock->NowNs();
-  auto signed_note = note::SignCheckpoint(c, *key);
-  if (!signed_note) return signed_note.error();
+  auto signed_tree = proofs::SignTree(*key, options.origin, *tree, g.clock->NowNs());
+  if (!signed_tree) return signed_tree.error();
+  const note::Checkpoint& c = signed_tree->checkpoint;
+  const std::string* signed_note = &signed_tree->note;
   if (!options.witness_file.empty()) {
     MODELREG_RETURN_IF_ERROR(note::AppendToWitness(options.witness_file, *signed_note));
   }
@@ -73,10 +71,7 @@ Result<std::unique_ptr<registry::Registry>> OpenReadOnly(const Globals& g) {
   return registry::Registry::Open(o);
 }
 
-struct SignedTree {
-  std::string note;
-  note::Checkpoint checkpoint;
-};
+using SignedTree = proofs::SignedCheckpoint;
 
 // A fresh checkpoint of the log's current tree, signed with the key file.
 Result<SignedTree> SignNow(const Globals& g, const EventStore& log, const std::string& key_file,
@@ -85,15 +80,7 @@ Result<SignedTree> SignNow(const Globals& g, const EventStore& log, const std::s
   if (!key) return Err(key.error());
   auto tree = log.TreeAt();
   if (!tree) return Err(tree.error());
-  SignedTree out;
-  out.checkpoint.origin = origin.empty() ? key->name : origin;
-  out.checkpoint.size = tree->size;
-  out.checkpoint.root = tree->root;
-  out.checkpoint.time = g.clock->NowNs();
-  auto n = note::SignCheckpoint(out.checkpoint, *key);
-  if (!n) return Err(n.error());
-  out.note = *n;
-  return out;
+  return proofs::SignTree(*key, origin, *tree, g.clock->NowNs());
 }
 
 // The newest checkpoint in a file (a witness file or one checkpoint) that

@@ -6,6 +6,19 @@
 
 namespace modelreg::proofs {
 
+Result<SignedCheckpoint> SignTree(const note::SignerKey& key, const std::string& origin,
+                                  const TreeHead& tree, TimeNs time) {
+  SignedCheckpoint out;
+  out.checkpoint.origin = origin.empty() ? key.name : origin;
+  out.checkpoint.size = tree.size;
+  out.checkpoint.root = tree.root;
+  out.checkpoint.time = time;
+  auto signed_note = note::SignCheckpoint(out.checkpoint, key);
+  if (!signed_note) return Err(signed_note.error());
+  out.note = std::move(*signed_note);
+  return out;
+}
+
 CheckpointPublisher::CheckpointPublisher(const EventStore& log, PublisherOptions options)
     : log_(log), options_(std::move(options)) {
   if (options_.origin.empty()) options_.origin = options_.key.name;
@@ -23,17 +36,12 @@ CheckpointPublisher::~CheckpointPublisher() {
 Status CheckpointPublisher::PublishLocked() {
   auto tree = log_.TreeAt();
   if (!tree) return tree.error();
-  note::Checkpoint c;
-  c.origin = options_.origin;
-  c.size = tree->size;
-  c.root = tree->root;
-  c.time = options_.clock->NowNs();
-  auto signed_note = note::SignCheckpoint(c, options_.key);
-  if (!signed_note) return signed_note.error();
+  auto signed_tree = SignTree(options_.key, options_.origin, *tree, options_.clock->NowNs());
+  if (!signed_tree) return signed_tree.error();
   if (!options_.witness_file.empty()) {
-    MODELREG_RETURN_IF_ERROR(note::AppendToWitness(options_.witness_file, *signed_note));
+    MODELREG_RETURN_IF_ERROR(note::AppendToWitness(options_.witness_file, signed_tree->note));
   }
-  latest_ = SignedCheckpoint{*signed_note, c};
+  latest_ = std::move(*signed_tree);
   have_ = true;
   ++published_;
   return Status::OK();
@@ -86,12 +94,9 @@ Result<SignedCheckpoint> CheckpointPublisher::Latest(std::uint64_t min_size) {
 }
 
 Result<std::string> CheckpointPublisher::Sign(const TreeHead& tree) const {
-  note::Checkpoint c;
-  c.origin = options_.origin;
-  c.size = tree.size;
-  c.root = tree.root;
-  c.time = options_.clock->NowNs();
-  return note::SignCheckpoint(c, options_.key);
+  auto signed_tree = SignTree(options_.key, options_.origin, tree, options_.clock->NowNs());
+  if (!signed_tree) return Err(signed_tree.error());
+  return signed_tree->note;
 }
 
 std::uint64_t CheckpointPublisher::published() const {

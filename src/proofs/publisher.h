@@ -36,6 +36,12 @@ struct SignedCheckpoint {
   note::Checkpoint checkpoint;
 };
 
+// A checkpoint of `tree` signed with `key` at `time` (origin "" = the
+// key's name): what `modelreg checkpoint`, `prove --key`, signed backups
+// and the publisher all sign.
+Result<SignedCheckpoint> SignTree(const note::SignerKey& key, const std::string& origin,
+                                  const TreeHead& tree, TimeNs time);
+
 class CheckpointPublisher {
  public:
   CheckpointPublisher(const EventStore& log, PublisherOptions options);
