@@ -43,6 +43,15 @@ Result<nlohmann::json> ProveEvents(const EventStore& log, const std::string& sig
     if (!event) return Err(event.error());
     auto path = log.InclusionProof(seq, checkpoint.size);
     if (!path) return Err(path.error());
+    // Never hand out a proof that does not check: an event altered after
+    // it was recorded no longer leads to the signed root.
+    if (!merkle::VerifyInclusion(seq - 1, checkpoint.size, merkle::HashLeaf(event->bytes()), *path,
+                                 checkpoint.root)
+             .ok()) {
+      return Err(Status::Corruption("event " + std::to_string(seq) +
+                                    " does not match the log's Merkle tree (altered after it was "
+                                    "recorded): run modelreg verify"));
+    }
     events.push_back({{"seq", seq},
                       {"leaf_index", seq - 1},
                       {"event_base64", Base64Encode(event->bytes())},

@@ -392,5 +392,47 @@ TEST_F(ProofsCli, BackupsCarryTheirTreeAndACheckpoint) {
   EXPECT_TRUE(Has(shared.err, "may be read by other users")) << shared.err;
 }
 
+// The tamper cases against a checkpoint, besides the truncation and
+// the replacement above: a flipped byte of an event and two events swapped.
+// verify with the checkpoint names each, and a proof made before the
+// tampering can no longer be made against that checkpoint.
+TEST_F(ProofsCli, FlippedAndReorderedEventsAreNamed) {
+  Register(root_, 1, 4);
+  ASSERT_EQ(Checkpoint().rc, 0);
+  ASSERT_EQ(RunCmd(mr_ + "prove event 2 --checkpoint " + witness_).rc, 0);
+  const std::string log = root_ + "/registry";
+  auto be64 = [](std::uint64_t v) {
+    std::string k(8, '\0');
+    for (int i = 7; i >= 0; --i, v >>= 8) k[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
+    return k;
+  };
+  // A flipped byte in event 3.
+  testing::RawPut(log, "events", be64(3), [](std::string v) {
+    v[v.size() / 2] = static_cast<char>(v[v.size() / 2] ^ 0x20);
+    return v;
+  });
+  RunResult flipped = VerifyWithCheckpoint();
+  EXPECT_EQ(flipped.rc, 5) << flipped.err;
+  EXPECT_TRUE(Has(flipped.err, "hash chain broken at event 3")) << flipped.err;
+  // No proof of the altered event is handed out; event 2's still holds.
+  RunResult altered = RunCmd(mr_ + "prove event 3 --checkpoint " + witness_);
+  EXPECT_EQ(altered.rc, 5) << altered.err;
+  EXPECT_TRUE(Has(altered.err, "does not match the log's Merkle tree")) << altered.err;
+  EXPECT_EQ(RunCmd(mr_ + "prove event 2 --checkpoint " + witness_).rc, 0);
+  testing::RawPut(log, "events", be64(3), [](std::string v) {  // back
+    v[v.size() / 2] = static_cast<char>(v[v.size() / 2] ^ 0x20);
+    return v;
+  });
+  ASSERT_EQ(VerifyWithCheckpoint().rc, 0);
+  // Events 2 and 3 swapped.
+  std::string two, three;
+  testing::RawPut(log, "events", be64(2), [&](std::string v) { two = v; return v; });
+  testing::RawPut(log, "events", be64(3), [&](std::string v) { three = v; return two; });
+  testing::RawPut(log, "events", be64(2), [&](std::string) { return three; });
+  RunResult swapped = VerifyWithCheckpoint();
+  EXPECT_EQ(swapped.rc, 5) << swapped.err;
+  EXPECT_TRUE(Has(swapped.err, "hash chain broken at event 2")) << swapped.err;
+}
+
 }  // namespace
 }  // namespace modelreg
