@@ -219,6 +219,18 @@ Status RunRegister(const Globals& g, const RegisterOptions& o, std::ostream& out
     if (!text) return text.error();
     in.config_json = *text;
   }
+  if (o.metadata_json) {
+    if (o.metadata_json->size() > registry::kMaxMetadataBytes) {
+      return Status::InvalidArgument("metadata is larger than 1 MiB");
+    }
+    in.metadata_json = *o.metadata_json;
+  }
+  if (o.config_json) {
+    if (o.config_json->size() > registry::kMaxMetadataBytes) {
+      return Status::InvalidArgument("config is larger than 1 MiB");
+    }
+    in.config_json = *o.config_json;
+  }
   for (const std::string& m : o.metrics) {
     auto kv = registry::SplitAssignment(m, "--metric");
     if (!kv) return kv.error();

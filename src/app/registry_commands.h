@@ -36,6 +36,10 @@ struct RegisterOptions {
   std::string version;
   std::string metadata_file;
   std::string config_file;
+  // The metadata / config JSON itself instead of a file (the Python
+  // package); used when set, and then the file above must be empty.
+  std::optional<std::string> metadata_json;
+  std::optional<std::string> config_json;
   std::vector<std::string> metrics;   // k=v
   std::vector<std::string> datasets;  // name=version
   std::string snapshot;
