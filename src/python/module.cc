@@ -117,7 +117,15 @@ class Session {
                       const std::string& reason, std::optional<std::string> expect_current,
                       bool override_gates) {
     return Run(reason, [&](const app::Globals& g, std::ostream& out, std::ostream&) {
-      return app::RunPromote(g, type, version, expect_current, override_gates, out);
+      Status st = app::RunPromote(g, type, version, expect_current, override_gates, out);
+      // The CLI names its flag; here the argument is expect_current.
+      const std::string flag = " (--expect-current)";
+      if (const auto at = st.message().find(flag); at != std::string::npos) {
+        std::string m = st.message();
+        m.replace(at, flag.size(), " (expect_current)");
+        st = Status(st.code(), m);
+      }
+      return st;
     });
   }
 

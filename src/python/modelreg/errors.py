@@ -59,13 +59,16 @@ class NotFoundError(ModelRegistryError, LookupError):
 
 class ConflictError(ModelRegistryError):
     """Another change got in first (``expect_current`` no longer holds), or a
-    repeat of an idempotent write with different content. CLI exit 4."""
+    version registered again with another artifact or other metadata
+    (versions are immutable). CLI exit 4."""
 
     code = "conflict"
 
 
 class AlreadyExistsError(ConflictError):
-    """The version is registered already with other bytes or metadata. CLI exit 4."""
+    """Creating something that exists already (a file or directory). The
+    core has this code; no method of this package raises it today (a version
+    registered again with other content is a ConflictError). CLI exit 4."""
 
     code = "already_exists"
 
