@@ -51,7 +51,7 @@ using query::RecordJson;
 // history, compat); point-in-time lookups (current, audit) need only rows.
 Result<std::unique_ptr<Registry>> OpenForRead(const Globals& g, bool full_state = true) {
   registry::RegistryOptions o;
-  o.on_warning = WarningSink(g.json);
+  o.on_warning = [g](const std::string& m) { Notify(g, "warning", m); };
   o.root = g.root;
   o.read_only = true;
   o.clock = g.clock;
@@ -62,7 +62,7 @@ Result<std::unique_ptr<Registry>> OpenForRead(const Globals& g, bool full_state 
 
 Result<std::unique_ptr<Registry>> OpenForWrite(const Globals& g, bool create) {
   registry::RegistryOptions o;
-  o.on_warning = WarningSink(g.json);
+  o.on_warning = [g](const std::string& m) { Notify(g, "warning", m); };
   o.root = g.root;
   o.create_if_missing = create;
   o.clock = g.clock;
@@ -183,6 +183,14 @@ std::optional<std::size_t> ParseRowLimit(const std::string& text) {
     return std::nullopt;
   }
   return static_cast<std::size_t>(std::stoull(text));
+}
+
+void Notify(const Globals& g, const std::string& kind, const std::string& message) {
+  if (g.notice) {
+    g.notice(kind, message);
+  } else {
+    ReportNotice("modelreg", g.json, kind, message, std::cerr);
+  }
 }
 
 Result<RowOptions> ResolveRows(std::optional<TimeNs> since, std::optional<TimeNs> until,
@@ -691,7 +699,7 @@ Status RunPolicyShow(const Globals& g, std::optional<TimeNs> at, std::ostream& o
   // About now only: the file on disk says nothing about the past.
   if (!at) {
     if (const std::string note = (*reg)->PolicyFileNote(); !note.empty()) {
-      ReportNotice("modelreg", g.json, "note", note, err);
+      if (g.notice) g.notice("note", note); else ReportNotice("modelreg", g.json, "note", note, err);
     }
   }
   if (g.json) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <optional>
 #include <ostream>
@@ -28,7 +29,15 @@ struct Globals {
   // (MODELREG_TOKEN); see docs/api.md.
   std::string url;
   std::string token;
+  // Where warnings and notes that do not stop a command go (`kind`:
+  // "warning" | "note"); unset: stderr, as ReportNotice writes them. The
+  // Python package turns them into Python warnings. Called from any
+  // thread (the registry's manifest thread too) until the command returns.
+  std::function<void(const std::string& kind, const std::string& message)> notice;
 };
+
+// Reports a warning or note of a command through g.notice, else on stderr.
+void Notify(const Globals& g, const std::string& kind, const std::string& message);
 
 struct RegisterOptions {
   std::string type;

@@ -19,8 +19,7 @@ Result<std::optional<client::RemoteRegistry>> WriteTarget(const Globals& g,
     auto info = client::FindServer(g.root, &stale);
     if (!info) {
       if (!stale.empty()) {
-        ReportNotice("modelreg", g.json, "warning", stale + "; ignoring it and writing directly",
-                     std::cerr);
+        Notify(g, "warning", stale + "; ignoring it and writing directly");
       }
       return std::optional<client::RemoteRegistry>();
     }
@@ -43,11 +42,10 @@ Result<std::optional<client::RemoteRegistry>> WriteTarget(const Globals& g,
     // the client asserts: say so rather than drop --actor silently.
     const std::string sub = auth::UnverifiedSubject(g.token);
     if (sub != g.actor) {
-      ReportNotice("modelreg", g.json, "note",
+      Notify(g, "note",
                    "this command goes through the server at " + url +
                        ", which records the token's subject '" + sub + "' as the actor, not '" +
-                       g.actor + "' (--actor/MODELREG_ACTOR)",
-                   std::cerr);
+                       g.actor + "' (--actor/MODELREG_ACTOR)");
     }
   }
   return std::optional<client::RemoteRegistry>(client::RemoteRegistry(url, g.token));

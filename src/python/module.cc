@@ -15,6 +15,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -68,6 +69,24 @@ struct PendingError {
   }
 };
 
+struct Notices {
+  std::mutex mu;
+  std::vector<std::string> lines;
+};
+
+void Warn(Notices& n) {
+  std::vector<std::string> lines;
+  {
+    std::lock_guard<std::mutex> lock(n.mu);
+    lines.swap(n.lines);
+  }
+  if (lines.empty()) return;
+  py::object category = py::module_::import("modelreg.errors").attr("RegistryWarning");
+  for (const std::string& line : lines) {
+    if (PyErr_WarnEx(category.ptr(), line.c_str(), 2) != 0) throw py::error_already_set();
+  }
+}
+
 // One registry, embedded (root) or through a server (url + token): the
 // CLI's Globals, with --json.
 class Session {
@@ -84,17 +103,25 @@ class Session {
   }
 
   // Runs one of the CLI's Run* functions without the GIL; its JSON output.
+  // Its warnings and notes become Python warnings (modelreg.RegistryWarning)
+  // once it returned.
   template <typename F>
   std::string Run(const std::string& reason, F&& f) {
     std::ostringstream out;
     std::ostringstream err;
     Status st;
+    auto notices = std::make_shared<Notices>();
     {
       py::gil_scoped_release nogil;
       app::Globals g = g_;
       g.reason = reason;
+      g.notice = [notices](const std::string& kind, const std::string& message) {
+        std::lock_guard<std::mutex> lock(notices->mu);
+        notices->lines.push_back(kind == "warning" ? message : kind + ": " + message);
+      };
       st = f(g, out, err);
     }
+    Warn(*notices);
     if (!st.ok()) Raise(st);
     return out.str();
   }
@@ -178,14 +205,11 @@ class Session {
   // The production version now or at `at`; the JSON with "production":
   // null when there is none (the CLI's NotFound).
   std::string Current(const std::string& type, std::optional<TimeNs> at) {
-    std::ostringstream out;
-    Status st;
-    {
-      py::gil_scoped_release nogil;
-      st = app::RunCurrent(g_, type, at, out);
-    }
-    if (!st.ok() && !(st.code() == Code::kNotFound && !out.str().empty())) Raise(st);
-    return out.str();
+    return Run("", [&](const app::Globals& g, std::ostream& out, std::ostream&) {
+      Status st = app::RunCurrent(g, type, at, out);
+      // No production version: the answer says so ("production": null).
+      return st.code() == Code::kNotFound && out.tellp() > 0 ? Status::OK() : st;
+    });
   }
 
   std::string Show(const std::string& type, const std::string& version,

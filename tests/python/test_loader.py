@@ -72,12 +72,22 @@ def test_follows_promotions_by_another_process(registry: ModelRegistry, artifact
         assert "cannot parse model file" in loader.stats["last_error"]
         assert any("cannot parse model file" in e for e in errors)
 
-        # Roll back (another process): v2 again, no swap needed... production
-        # is v2.0.0, which the loader already runs.
+        def consumer():
+            for c in cli.json("consumers", "risk_model")["consumers"]:
+                if c["consumer_id"] == "svc@test":
+                    return c
+            return None
+
+        # The failed attempt is acknowledged: runs v2.0.0, attempted v3.0.0.
+        wait_for(lambda: (consumer() or {}).get("attempted_version") == "v3.0.0", 60,
+                 "the acknowledgement of the failed load")
+        assert consumer()["version"] == "v2.0.0" and consumer()["ok"] is False
+
+        # Rolled back by another process: production is v2.0.0 again, which
+        # the loader runs already (no reload), so it is current again.
         cli.run("--reason", "back", "rollback", "risk_model")
-        wait_for(lambda: any(c["consumer_id"] == "svc@test" and c["version"] == "v2.0.0"
-                             and c["ok"] for c in cli.json("consumers", "risk_model")
-                             ["consumers"]), 60, "the acknowledgement of v2.0.0")
+        assert consumer()["current"] is True
+        assert loader.reload_now() is None and loader.version == "v2.0.0"
     assert loader.model == "model two"  # readable after close
 
 

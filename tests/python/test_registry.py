@@ -263,3 +263,10 @@ def test_docstrings_for_help():
         assert obj.__doc__ and len(obj.__doc__.strip()) > 30, obj
     stubs = Path(modelreg.__file__).with_name("_modelreg.pyi")
     assert stubs.exists() and Path(modelreg.__file__).with_name("py.typed").exists()
+
+
+def test_warnings_become_python_warnings(registry: ModelRegistry, artifacts):
+    # The first write adopts <root>/policy.toml: the CLI warns on stderr,
+    # the package with a RegistryWarning.
+    with pytest.warns(modelreg.RegistryWarning, match="adopted .*policy.toml"):
+        registry.register_model(artifacts("w.txt"), metadata("v1.0.0"))

@@ -17,7 +17,7 @@ from .compat import CompatibilityResult, VersionCompatibilityChecker
 from .errors import (AccessDeniedError, AlreadyExistsError, BusyError,
                      ConflictError, IntegrityError, InternalError, ModelRegistryError,
                      NotFoundError, PreconditionError, PromotionGateError, RegistryIOError,
-                     RejectedError, ValidationError)
+                     RegistryWarning, RejectedError, ValidationError)
 from .loader import ProductionModelLoader
 from .metadata import (ModelMetadata, ModelType, capture_environment, compute_config_hash,
                        generate_model_id)
@@ -32,5 +32,5 @@ __all__ = [
     "BytesCodec", "PickleCodec", "parse_time", "ModelRegistryError", "ValidationError",
     "NotFoundError", "AlreadyExistsError", "ConflictError", "PreconditionError",
     "IntegrityError", "RegistryIOError", "BusyError", "RejectedError", "PromotionGateError",
-    "InternalError", "AccessDeniedError", "__version__",
+    "RegistryWarning", "InternalError", "AccessDeniedError", "__version__",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "PromotionGateError",
     "InternalError",
     "AccessDeniedError",
+    "RegistryWarning",
     "from_status",
 ]
 
@@ -140,6 +141,12 @@ class AccessDeniedError(ModelRegistryError, PermissionError):
     scope (model:read, model:write, model:admin). CLI exit 11."""
 
     code = "permission_denied"
+
+
+class RegistryWarning(UserWarning):
+    """A problem that did not stop the call (what the CLI prints as
+    "modelreg: warning: ..." or a note), e.g. a manifest.json that could not
+    be rewritten, a stale server.json, the actor recorded by a server."""
 
 
 _BY_CODE = {
