@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/exit_codes.h"
+#include "app/loader_commands.h"
 #include "app/registry_commands.h"
 #include "cache/expression_cache.h"
 #include "client/remote.h"
@@ -209,6 +210,12 @@ class Session {
       Status st = app::RunCurrent(g, type, at, out);
       // No production version: the answer says so ("production": null).
       return st.code() == Code::kNotFound && out.tellp() > 0 ? Status::OK() : st;
+    });
+  }
+
+  std::string Consumers(const std::string& type) {
+    return Run("", [&](const app::Globals& g, std::ostream& out, std::ostream&) {
+      return app::RunConsumers(g, type, out);
     });
   }
 
@@ -597,6 +604,7 @@ PYBIND11_MODULE(_modelreg, m) {
       .def("annotate", &Session::Annotate)
       .def("current", &Session::Current)
       .def("show", &Session::Show)
+      .def("consumers", &Session::Consumers)
       .def("list", &Session::List)
       .def("history", &Session::History)
       .def("audit", &Session::Audit)

@@ -69,7 +69,7 @@ class ProductionModelLoader(Generic[T]):
         self.consumer_id = consumer_id or _default_consumer_id(mtype)
         self._loader = _modelreg.Loader(
             mtype, self.consumer_id, registry.root or "", url,
-            registry._session_token() if url else "", cache_dir or "",
+            registry._session_token(), cache_dir or "",
             dict(current_datasets or {}), bool(strict_compatibility), float(poll_interval), 10,
             bool(acknowledge), lambda path, info: load_fn(path), on_error, self._on_swap)
 

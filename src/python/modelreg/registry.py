@@ -245,6 +245,16 @@ class ModelRegistry:
             return self._get(f"/api/v1/models/{_q(mtype)}/{_q(version)}", at=_t(at_ns))
         return self._json(self._session.show(mtype, version, at_ns))
 
+    def consumers(self, model_type: Union[ModelType, str]) -> Dict[str, Any]:
+        """What the services that load ``model_type`` run (their loaders'
+        acknowledgements): ``{"model_type", "production", "production_since",
+        "consumers": [{"consumer_id", "version", "ok", "attempted_version",
+        "detail", "at", "current", "behind_seconds"}, ...]}``."""
+        mtype = _name(model_type)
+        if self.url:
+            return self._get(f"/api/v1/models/{_q(mtype)}/consumers")
+        return self._json(self._session.consumers(mtype))
+
     def list(self, model_type: Union[ModelType, str, None] = None, *,
              status: Optional[str] = None, sort: Optional[str] = None,
              at: Optional[TimeLike] = None, tags: Optional[Mapping[str, str]] = None,
