@@ -7,11 +7,13 @@ acknowledgement are the C++ loader's; this class hands it your ``load_fn``.
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import tempfile
 import threading
 import time
+import weakref
 from typing import Any, Callable, Dict, Generic, Mapping, Optional, TypeVar, Union
 
 from . import _modelreg
@@ -22,6 +24,16 @@ from .registry import ModelRegistry
 __all__ = ["ProductionModelLoader"]
 
 T = TypeVar("T")
+
+# Loaders still running when the interpreter exits are stopped before it
+# finalizes (their thread must not need the GIL of a finalizing interpreter).
+_running: "weakref.WeakSet[ProductionModelLoader[Any]]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_running() -> None:
+    for loader in list(_running):
+        loader.close()
 
 
 def _default_consumer_id(model_type: str) -> str:
@@ -67,11 +79,18 @@ class ProductionModelLoader(Generic[T]):
             cache_dir = self._tmp.name
         self.model_type = mtype
         self.consumer_id = consumer_id or _default_consumer_id(mtype)
-        self._loader = _modelreg.Loader(
-            mtype, self.consumer_id, registry.root or "", url,
-            registry._session_token(), cache_dir or "",
-            dict(current_datasets or {}), bool(strict_compatibility), float(poll_interval), 10,
-            bool(acknowledge), lambda path, info: load_fn(path), on_error, self._on_swap)
+        try:
+            self._loader = _modelreg.Loader(
+                mtype, self.consumer_id, registry.root or "", url,
+                registry._session_token(), cache_dir or "",
+                dict(current_datasets or {}), bool(strict_compatibility), float(poll_interval),
+                10, bool(acknowledge), lambda path, info: load_fn(path), on_error,
+                self._on_swap)
+        except BaseException:
+            if self._tmp is not None:
+                self._tmp.cleanup()
+            raise
+        _running.add(self)
 
     def _on_swap(self, info: Dict[str, Any]) -> None:
         with self._swapped:
@@ -130,6 +149,7 @@ class ProductionModelLoader(Generic[T]):
         """Stops following (waits for a load in progress). The last model
         stays readable through ``model`` until this object is dropped."""
         self._loader.close()
+        _running.discard(self)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
