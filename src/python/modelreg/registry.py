@@ -28,7 +28,14 @@ from .metadata import ModelMetadata, ModelType, _dumps
 __all__ = ["ModelRegistry"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-_UNSET: Any = object()
+class _NotGiven:
+    """The default of expect_current: no expectation (None means "none in production")."""
+
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+_UNSET: Any = _NotGiven()
 _GATE_EVENT = re.compile(r"recorded as event #(\d+)\)$")
 
 
