@@ -18,6 +18,7 @@
 #include "client/remote.h"
 #include "note/key_file.h"
 #include "proofs/publisher.h"
+#include "server/integrity.h"
 #include "registry/registry.h"
 #include "server/api_server.h"
 
@@ -97,6 +98,9 @@ Status RunServe(const Globals& g, const ServeOptions& o, std::ostream& out) {
     return Status::InvalidArgument("--listen port must be 0..65535");
   }
   so.port = std::stoi(port);
+  if (o.verify_every_seconds < 0) {
+    return Status::InvalidArgument("--verify-every must be 0 (off) or a number of seconds");
+  }
   so.tls_cert = o.tls_cert;
   so.tls_key = o.tls_key;
   so.max_upload_bytes = o.max_upload_mb << 20;
@@ -143,6 +147,13 @@ Status RunServe(const Globals& g, const ServeOptions& o, std::ostream& out) {
     checkpoints = std::make_unique<proofs::CheckpointPublisher>((*reg)->Log(), std::move(po));
     MODELREG_RETURN_IF_ERROR(checkpoints->Start());
     so.checkpoints = checkpoints.get();
+  }
+  std::unique_ptr<server::IntegrityMonitor> integrity;
+  if (o.verify_every_seconds > 0) {
+    integrity = std::make_unique<server::IntegrityMonitor>(
+        g.root, std::chrono::seconds(o.verify_every_seconds));
+    integrity->Start();
+    so.integrity = integrity.get();
   }
   auto srv = server::ApiServer::Create(**reg, std::move(*verifier), so);
   if (!srv) return srv.error();

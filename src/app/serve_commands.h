@@ -35,6 +35,9 @@ struct ServeOptions {
   std::string witness_file;
   int checkpoint_every_seconds = 3600;
   std::uint64_t checkpoint_every_events = 0;
+  // The background verification (GET /api/v1/integrity, the web page):
+  // at start, then every this many seconds; 0 = none.
+  int verify_every_seconds = 3600;
 };
 // Serves until SIGTERM or SIGINT (requests in flight finish), or for
 // exit_after_seconds. Prints "serving ROOT on URL" once listening.

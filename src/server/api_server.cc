@@ -35,8 +35,10 @@
 #include "query/query.h"
 #include "query/render.h"
 #include "server/connections.h"
+#include "server/integrity.h"
 #include "server/openapi.h"
 #include "server/paging.h"
+#include "server/web_assets.h"
 
 namespace modelreg::server {
 
@@ -753,6 +755,31 @@ class ApiServer::Impl {
                       "text/plain; version=0.0.4");
     }));
 
+    // The web page (docs/web.md): static files embedded at build time, no
+    // token (they hold nothing of the registry; the page asks for a read
+    // token and calls the API with it). Served with a Content-Security-
+    // Policy that allows only these files (no inline script or style, no
+    // other origin) and forbids framing.
+    const auto asset = [](std::string_view body, const char* type) {
+      return [body, type](const httplib::Request&, httplib::Response& res, auto&) {
+        res.status = 200;
+        res.set_header("Content-Security-Policy",
+                       "default-src 'none'; script-src 'self'; style-src 'self'; "
+                       "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+                       "form-action 'none'; frame-ancestors 'none'");
+        res.set_header("X-Frame-Options", "DENY");
+        res.set_header("X-Content-Type-Options", "nosniff");
+        res.set_header("Referrer-Policy", "no-referrer");
+        res.set_header("Cache-Control", "no-cache");
+        res.set_content(std::string(body), type);
+      };
+    };
+    s.Get("/", Wrap("GET /", Need::kNone, asset(web::IndexHtml(), "text/html; charset=utf-8")));
+    s.Get(R"(/ui/app\.js)", Wrap("GET /ui/app.js", Need::kNone,
+                                 asset(web::AppJs(), "text/javascript; charset=utf-8")));
+    s.Get(R"(/ui/style\.css)", Wrap("GET /ui/style.css", Need::kNone,
+                                    asset(web::StyleCss(), "text/css; charset=utf-8")));
+
     // This API's OpenAPI description (docs/openapi.json, embedded at build
     // time): no token, like /healthz; it holds nothing of the registry.
     s.Get(R"(/api/v1/openapi\.json)",
@@ -1001,6 +1028,30 @@ class ApiServer::Impl {
                                {"tree_size", c->checkpoint.size},
                                {"root_hash", ToHex(c->checkpoint.root)},
                                {"time", FormatUtc(c->checkpoint.time.value_or(0))}});
+               }));
+    // The head of the log, the server's last verification and the latest
+    // signed checkpoint (the web page's integrity view).
+    s.Get("/api/v1/integrity",
+          Wrap("GET /api/v1/integrity", Need::kRead,
+               [this](const httplib::Request&, httplib::Response& res, auto&) {
+                 auto h = query::Query(reg_).Head();
+                 if (!h) return SendStatus(res, h.error());
+                 json j{{"head", query::HeadJson(*h)}, {"verify", json()}, {"checkpoint", json()},
+                        {"verify_every_seconds", json()}};
+                 if (options_.integrity != nullptr) {
+                   j["verify_every_seconds"] = options_.integrity->every().count();
+                   if (auto v = options_.integrity->Latest()) j["verify"] = IntegrityJson(*v);
+                 }
+                 if (options_.checkpoints != nullptr) {
+                   if (auto c = options_.checkpoints->Latest()) {
+                     j["checkpoint"] = json{{"checkpoint", c->note},
+                                            {"origin", c->checkpoint.origin},
+                                            {"tree_size", c->checkpoint.size},
+                                            {"root_hash", ToHex(c->checkpoint.root)},
+                                            {"time", FormatUtc(c->checkpoint.time.value_or(0))}};
+                   }
+                 }
+                 SendJson(res, 200, j);
                }));
     s.Get("/api/v1/proofs/events/([0-9]{1,19})",
           Wrap("GET /api/v1/proofs/events/{seq}", Need::kRead,

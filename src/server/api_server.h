@@ -30,6 +30,8 @@ class CheckpointPublisher;
 
 namespace modelreg::server {
 
+class IntegrityMonitor;
+
 // One route the server answers: what the OpenAPI document
 // (docs/openapi.json, served at /api/v1/openapi.json) must describe.
 struct RouteInfo {
@@ -54,6 +56,8 @@ struct ServerOptions {
   // Signs the checkpoints of GET /api/v1/checkpoint and the proofs
   // (docs/proofs.md); null: those routes answer 404.
   proofs::CheckpointPublisher* checkpoints = nullptr;
+  // The background verification GET /api/v1/integrity reports (null: none).
+  IntegrityMonitor* integrity = nullptr;
 };
 
 class ApiServer {

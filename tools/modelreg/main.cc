@@ -522,6 +522,11 @@ int Run(int argc, char** argv) {
     c_serve->add_option("--checkpoint-every-events", serve.checkpoint_every_events,
                         "Sign one after this many new EVENTS (0 = not by count)")
         ->needs(ck);
+    c_serve->add_option("--verify-every", serve.verify_every_seconds,
+                        "Verify the registry in the background at start and then every SECONDS "
+                        "(GET /api/v1/integrity, the web page; 0 = never)")
+        ->check(CLI::Range(0, 86400 * 365))
+        ->capture_default_str();
     c_token = app.add_subcommand("token", "JWT tokens for the HTTP API");
     c_token->require_subcommand(1);
     c_token_issue = c_token->add_subcommand("issue", "Issue an HS256 token (prints it)");
