@@ -427,8 +427,10 @@
   }
 
   // ---------------------------------------------------------------- router
+  let started = false;   // the head is known and follow() runs
   async function route() {
     if (!token()) { askToken(""); return; }
+    if (!started) { await start(); return; }
     signout.hidden = false;
     const seq = ++renderSeq;
     const path = location.hash.replace(/^#/, "").split("?")[0] || "/";
@@ -483,13 +485,14 @@
 
   async function start() {
     if (!token()) { askToken(""); return; }
+    started = true;
     try {
       const h = await api("/api/v1/events?limit=1&after=0");
       head = h.head_seq || 0;
       document.body.setAttribute("data-head", String(head));
       live.className = "live on";
       live.textContent = "live · event #" + head;
-    } catch (e) { failed(e); return; }
+    } catch (e) { started = false; failed(e); return; }
     await route();
     follow();
   }
