@@ -25,6 +25,7 @@
 #include "proofs/publisher.h"
 #include "registry/registry.h"
 #include "server/api_server.h"
+#include "server/integrity.h"
 #include "support/child.h"
 #include "support/openapi.h"
 #include "support/raw_http.h"
@@ -1597,6 +1598,11 @@ TEST_F(HttpApi, EveryAnswerMatchesTheOpenApiDocument) {
   check("GET", "/healthz", client_->Get("/healthz"), 200);
   check("GET", "/metrics", client_->Get("/metrics"), 200);
   check("GET", "/api/v1/openapi.json", client_->Get("/api/v1/openapi.json"), 200);
+  check("GET", "/", client_->Get("/"), 200);
+  check("GET", "/ui/app.js", client_->Get("/ui/app.js"), 200);
+  check("GET", "/ui/style.css", client_->Get("/ui/style.css"), 200);
+  check("GET", "/api/v1/integrity", client_->Get("/api/v1/integrity", Read()), 200);
+  check("GET", "/api/v1/integrity", client_->Get("/api/v1/integrity"), 401);
   check("GET", "/api/v1/models/{type}/current", client_->Get(m + "risk_model/current", Read()), 404);
   check("GET", "/api/v1/models", client_->Get("/api/v1/models"), 401);
   check("GET", "/api/v1/models/{type}", client_->Get(m + "Risk", Read()), 400);
@@ -1710,9 +1716,28 @@ TEST_F(HttpApi, EveryAnswerMatchesTheOpenApiDocument) {
     po.key = *key;
     proofs::CheckpointPublisher publisher(reg_->Log(), po);
     ASSERT_TRUE(publisher.Start().ok());
+    // With a background verification too: the integrity answer carries
+    // its result and the checkpoint.
+    server::IntegrityMonitor monitor(reg_->root(), std::chrono::seconds(3600));
+    monitor.Start();
+    for (int i = 0; i < 2000 && !monitor.Latest(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(monitor.Latest());
+    EXPECT_TRUE(monitor.Latest()->ok) << monitor.Latest()->problem;
     server::ServerOptions so;
     so.checkpoints = &publisher;
+    so.integrity = &monitor;
     Start(auth::VerifierConfig{kSecret, "", "", "", true, &SystemClock::Instance()}, so);
+    check("GET", "/api/v1/integrity", client_->Get("/api/v1/integrity", Read()), 200);
+    {
+      auto integrity = client_->Get("/api/v1/integrity", Read());
+      ASSERT_TRUE(integrity && integrity->status == 200);
+      const json j = json::parse(integrity->body);
+      EXPECT_EQ(j["verify"]["ok"], true) << integrity->body;
+      EXPECT_TRUE(j["checkpoint"].is_object()) << integrity->body;
+      EXPECT_EQ(j["verify_every_seconds"], 3600);
+    }
     check("GET", "/api/v1/checkpoint", client_->Get("/api/v1/checkpoint", Read()), 200);
     check("GET", "/api/v1/checkpoint", client_->Get("/api/v1/checkpoint"), 401);
     check("GET", "/api/v1/proofs/events/{seq}", client_->Get("/api/v1/proofs/events/2", Read()), 200);
