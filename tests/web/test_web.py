@@ -158,3 +158,17 @@ def test_a_refused_token_asks_again(reg):
         assert "refused the token" in text
     finally:
         b.close()
+
+
+def test_audit_view_prints_without_controls(page, reg):
+    open_view(page, reg, "#/audit?at=" + reg.instants["end"], "document.querySelector('#audit-as-of')")
+    page.send("Emulation.setEmulatedMedia", {"media": "print"}, session=True)
+    try:
+        hidden = page.eval("['#nav', '#signout', '#live', '#audit-form button']"
+                           ".map(s => getComputedStyle(document.querySelector(s)).display)")
+        assert hidden == ["none"] * 4
+        assert page.eval("getComputedStyle(document.querySelector('.audit-model')).display") != "none"
+        pdf = page.send("Page.printToPDF", {}, session=True)["data"]
+        assert len(pdf) > 1000
+    finally:
+        page.send("Emulation.setEmulatedMedia", {"media": ""}, session=True)
