@@ -71,6 +71,44 @@ def test_overview_lists_production(page, reg):
     assert shown["risk_model"] == "v1.1.0" and shown["alpha_weights"] == "v2.0.0"
 
 
+def post(reg, path: str, body: dict, token: str) -> dict:
+    req = urllib.request.Request(reg.url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": "Bearer " + token,
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read())
+
+
+def test_overview_highlights_a_lagging_consumer(page, reg):
+    read = reg.token("model:read", sub="pricing")
+    post(reg, "/api/v1/models/risk_model/consumers/pricing@host-1/ack",
+         {"version": "v1.0.0", "ok": True}, read)
+    post(reg, "/api/v1/models/alpha_weights/consumers/signals@host-2/ack",
+         {"version": "v2.0.0", "ok": True}, read)
+    open_view(page, reg, "#/", "document.querySelector('#overview')")
+    page.wait("document.querySelector('#overview tr[data-model=risk_model] .lagging-consumer')",
+              what="the lagging consumer")
+    cli = {c["consumer_id"]: c for c in reg.json("consumers", "risk_model")["consumers"]}
+    assert cli["pricing@host-1"]["current"] is False
+    row = page.eval("document.querySelector('#overview tr[data-model=risk_model]').innerText")
+    assert "pricing@host-1 runs v1.0.0" in row
+    assert page.eval("document.querySelector('#overview tr[data-model=risk_model]')"
+                     ".classList.contains('lagging')")
+    assert not page.eval("document.querySelector('#overview tr[data-model=alpha_weights]')"
+                         ".classList.contains('lagging')")
+    assert "1 on v2.0.0" in page.eval(
+        "document.querySelector('#overview tr[data-model=alpha_weights]').innerText")
+
+
+def test_diff_view_matches_cli(page, reg):
+    start, end = reg.instants["after_first"], reg.instants["end"]
+    open_view(page, reg, f"#/diff?from={start}&to={end}", "document.querySelector('#diff')")
+    cli = reg.json("diff", "--from", start, "--to", end)
+    shown = page.eval("Object.fromEntries([...document.querySelectorAll('#diff tbody tr')]"
+                      ".map(r => [r.cells[0].innerText, [r.cells[1].innerText, r.cells[2].innerText]]))")
+    assert shown == {t: [v["from"] or "—", v["to"] or "—"] for t, v in cli["production"].items()}
+
+
 def test_audit_view_matches_cli(page, reg):
     at = reg.instants["after_first"]
     open_view(page, reg, "#/audit?at=" + at, "document.querySelector('#audit-as-of')")
