@@ -338,9 +338,19 @@
     return new URLSearchParams(q);
   }
   function instantInput(name, value) {
-    // An ISO-8601 UTC instant, typed or picked: the page states UTC and
-    // sends the text as it is (the server parses it).
-    return el("input", { name, id: name, value: value || "", size: 32, placeholder: "2024-01-15T14:30:00Z or now, -2h" });
+    // An ISO-8601 UTC instant, typed, or picked with the browser's date and
+    // time picker (read as UTC, as the label says); the text is sent as it
+    // is (the server parses it).
+    const text = el("input", { name, id: name, value: value || "", size: 32,
+                               placeholder: "2024-01-15T14:30:00Z or now, -2h" });
+    const picker = el("input", { type: "datetime-local", step: 1, class: "no-print",
+                                 "aria-label": name + " (UTC) picker", title: "pick a date and time (UTC)" });
+    picker.addEventListener("change", () => {
+      if (!picker.value) return;
+      const v = picker.value.length === 16 ? picker.value + ":00" : picker.value;
+      text.value = v + "Z";
+    });
+    return el("span", {}, text, " ", picker);
   }
 
   async function audit(seq) {

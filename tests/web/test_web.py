@@ -210,3 +210,16 @@ def test_audit_view_prints_without_controls(page, reg):
         assert len(pdf) > 1000
     finally:
         page.send("Emulation.setEmulatedMedia", {"media": ""}, session=True)
+
+
+def test_the_date_picker_fills_a_utc_instant(page, reg):
+    open_view(page, reg, "#/audit", "document.querySelector('#audit-form')")
+    page.eval("(() => { const p = document.querySelector('#audit-form input[type=datetime-local]');"
+              " p.value = '2024-01-15T14:30'; p.dispatchEvent(new Event('change')); })()")
+    assert page.eval("document.querySelector('#at').value") == "2024-01-15T14:30:00Z"
+    page.eval("document.querySelector('#audit-form button').click()")
+    page.wait("location.hash === '#/audit?at=2024-01-15T14%3A30%3A00Z' && "
+              "document.querySelector('#audit-as-of')", what="the audit at the picked instant")
+    # Before the first event: nothing in production anywhere.
+    assert page.eval("[...document.querySelectorAll('.audit-model .production')]"
+                     ".every(e => e.innerText === 'nothing in production')")
