@@ -331,6 +331,15 @@ Result<std::uint64_t> UintParam(const httplib::Request& req, const char* name, s
 
 json WriteJson(const registry::WriteResult& r) { return json{{"seq", r.seq}, {"summary", r.summary}}; }
 
+// GET /api/v1/checkpoint's answer (also in GET /api/v1/integrity).
+json CheckpointJson(const proofs::SignedCheckpoint& c) {
+  return json{{"checkpoint", c.note},
+              {"origin", c.checkpoint.origin},
+              {"tree_size", c.checkpoint.size},
+              {"root_hash", ToHex(c.checkpoint.root)},
+              {"time", FormatUtc(c.checkpoint.time.value_or(0))}};
+}
+
 std::string ConnectionMetrics(const ConnectionStats& c) {
   std::ostringstream out;
   out << "# HELP modelreg_http_connections_open HTTP connections open now.\n"
@@ -1022,12 +1031,7 @@ class ApiServer::Impl {
                  if (options_.checkpoints == nullptr) return no_checkpoints(res);
                  auto c = options_.checkpoints->Latest();
                  if (!c) return SendStatus(res, c.error());
-                 SendJson(res, 200,
-                          json{{"checkpoint", c->note},
-                               {"origin", c->checkpoint.origin},
-                               {"tree_size", c->checkpoint.size},
-                               {"root_hash", ToHex(c->checkpoint.root)},
-                               {"time", FormatUtc(c->checkpoint.time.value_or(0))}});
+                 SendJson(res, 200, CheckpointJson(*c));
                }));
     // The head of the log, the server's last verification and the latest
     // signed checkpoint (the web page's integrity view).
@@ -1043,13 +1047,7 @@ class ApiServer::Impl {
                    if (auto v = options_.integrity->Latest()) j["verify"] = IntegrityJson(*v);
                  }
                  if (options_.checkpoints != nullptr) {
-                   if (auto c = options_.checkpoints->Latest()) {
-                     j["checkpoint"] = json{{"checkpoint", c->note},
-                                            {"origin", c->checkpoint.origin},
-                                            {"tree_size", c->checkpoint.size},
-                                            {"root_hash", ToHex(c->checkpoint.root)},
-                                            {"time", FormatUtc(c->checkpoint.time.value_or(0))}};
-                   }
+                   if (auto c = options_.checkpoints->Latest()) j["checkpoint"] = CheckpointJson(*c);
                  }
                  SendJson(res, 200, j);
                }));
