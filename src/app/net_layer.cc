@@ -1,6 +1,9 @@
 #include "app/net_layer.h"
 
+#include <filesystem>
+
 #include "client/server_file.h"
+#include "registry/replication.h"
 
 namespace modelreg::app {
 
@@ -13,7 +16,11 @@ void RememberArguments(char** argv) { saved_argv = argv; }
 char** RememberedArguments() { return saved_argv; }
 
 bool MayNeedNetLayer(const Globals& g) {
-  return !g.url.empty() || client::ReadServerFile(g.root).has_value();
+  // A replicated registry (replication.json): its writes ship through NATS,
+  // which only modelreg-net links.
+  std::error_code ec;
+  return !g.url.empty() || client::ReadServerFile(g.root).has_value() ||
+         std::filesystem::exists(std::filesystem::path(g.root) / registry::kReplicationFile, ec);
 }
 
 }  // namespace modelreg::app

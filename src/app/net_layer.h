@@ -21,7 +21,8 @@ char** RememberedArguments();
 
 // Whether a command may talk HTTP: --url / MODELREG_URL is set, or
 // <root>/server.json announces a server whose pid is alive (writes then go
-// to it; client/server_file.h).
+// to it; client/server_file.h), or the registry is replicated
+// (replication.json: its writes ship through NATS; docs/replication.md).
 bool MayNeedNetLayer(const Globals& g);
 
 // In `modelreg-net` (and every other program that links the HTTP layer):

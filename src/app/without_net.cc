@@ -15,6 +15,7 @@
 #include "app/cache_commands.h"
 #include "app/cli_errors.h"
 #include "app/loader_commands.h"
+#include "app/replication_commands.h"
 #include "app/net_layer.h"
 #include "app/serve_commands.h"
 #include "app/write_target.h"
@@ -60,6 +61,17 @@ Status RunCacheGc(const Globals&, const CacheCliOptions&, std::ostream&) {
   return EnsureNetLayer();
 }
 Status RunCachePurge(const Globals&, const CacheCliOptions&, std::ostream&) {
+  return EnsureNetLayer();
+}
+Status RunReplicationEnable(const Globals&, const ReplicationOptions&, std::ostream&) {
+  return EnsureNetLayer();
+}
+Status RunReplicationStatus(const Globals&, std::ostream&) { return EnsureNetLayer(); }
+Status RunReplicationDisable(const Globals&, std::ostream&) { return EnsureNetLayer(); }
+Status RunFollow(const Globals&, const ReplicationOptions&, std::ostream&) {
+  return EnsureNetLayer();
+}
+Status RunPromoteFollower(const Globals&, const ReplicationOptions&, std::ostream&) {
   return EnsureNetLayer();
 }
 

@@ -728,6 +728,7 @@ class EventStore::Impl {
   std::mutex write_mu;
 
   // Writer-thread state (and ReplaceRows, AppendVerbatim: under write_mu).
+  PublishFn publish_hook;  // SetPublishHook
   Head writer_head;
   merkle::CompactRange writer_tree;  // always covers writer_head.seq events
   // Writers: what reopening the instance needs.
@@ -1000,6 +1001,19 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
         continue;
       }
       rows = std::move(*made);
+    }
+    if (publish_hook) {
+      Status published = Status::Internal("publish hook did not run");
+      try {
+        published = publish_hook(AppendedEvent{seq, recorded_at, hash, p.buffer});
+      } catch (const std::exception& ex) {
+        published = Status::Internal(std::string("publish hook threw: ") + ex.what());
+      }
+      if (!published.ok()) {
+        if (p.request.undo_rows) p.request.undo_rows();
+        results.push_back(Err(published));
+        continue;
+      }
     }
     rocksdb::ColumnFamilyHandle* bad = nullptr;
     std::string bad_name;
@@ -1513,6 +1527,18 @@ Result<EventBuffer> EventStore::Get(Seq seq) const {
   return buf;
 }
 
+Result<std::pair<EventBuffer, Digest>> EventStore::GetWithHash(Seq seq) const {
+  auto lock = impl_->ReadLock();
+  if (!impl_->db) return Err(impl_->Unavailable());
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->events, Be64(seq), &value);
+  if (s.IsNotFound()) return Err(Status::NotFound("no event " + std::to_string(seq)));
+  if (!s.ok()) return Err(FromRocks(s, impl_->dir));
+  std::pair<EventBuffer, Digest> out;
+  MODELREG_RETURN_IF_ERROR(ParseStored(seq, value.ToStringView(), &out.first, &out.second));
+  return out;
+}
+
 Status EventStore::Scan(Seq from, Seq to, const ScanFn& fn) const {
   if (from > to) return Status::OK();
   auto lock = impl_->ReadLock();
@@ -1869,6 +1895,97 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
     if (batch.Count() >= 3000) MODELREG_RETURN_IF_ERROR(flush(false));
   }
   return flush(true);
+}
+
+void EventStore::SetPublishHook(PublishFn hook) {
+  std::lock_guard<std::mutex> lock(impl_->write_mu);
+  impl_->publish_hook = std::move(hook);
+}
+
+Result<AppendResult> EventStore::AppendReplica(std::string_view bytes, const RowsFn& rows) {
+  if (impl_->options.read_only) {
+    return Err(Status::FailedPrecondition("registry log " + impl_->dir + " is open read-only"));
+  }
+  std::lock_guard<std::mutex> lock(impl_->write_mu);
+  MODELREG_RETURN_IF_ERROR(impl_->PrepareWrite());
+  const Head h = impl_->writer_head;
+  const Seq seq = h.seq + 1;
+  const std::string where = "event " + std::to_string(seq);
+  auto parsed = EventBuffer::Parse(bytes);
+  if (!parsed) return Err(parsed.error().WithContext(where));
+  const fb::Event& e = parsed->event();
+  if (e.sequence() != seq) {
+    return Err(Status::InvalidArgument(where + " says it is event " +
+                                       std::to_string(e.sequence())));
+  }
+  if (PrevHashOf(e) != h.hash) {
+    return Err(Status::InvalidArgument(where +
+                                       ": prev_hash does not match the previous event's hash"));
+  }
+  if (seq > 1 && e.recorded_at() <= h.recorded_at) {
+    return Err(Status::InvalidArgument(where + ": recorded_at does not increase"));
+  }
+  if (e.event_id() == nullptr || e.event_id()->size() == 0 ||
+      e.event_id()->size() > kMaxEventIdBytes) {
+    return Err(Status::InvalidArgument(where + " has no valid event_id"));
+  }
+  const Digest hash = ChainHash(h.hash, bytes);
+  std::vector<Row> extra;
+  if (rows) {
+    auto made = rows(AppendedEvent{seq, e.recorded_at(), hash, *parsed});
+    if (!made) return Err(made.error());
+    extra = std::move(*made);
+  }
+  EventBuffer draft = *parsed;
+  fb::Event& d = draft.mutable_event();
+  d.mutate_sequence(0);
+  d.mutate_recorded_at(0);
+  auto* prev = d.mutable_prev_hash()->mutable_bytes();
+  for (std::size_t k = 0; k < kHashBytes; ++k) prev->Mutate(k, 0);
+  const Digest content = Sha256::Of(draft.bytes());
+  merkle::CompactRange tree = impl_->writer_tree;
+  rocksdb::WriteBatch batch;
+  std::string value(bytes);
+  value.append(reinterpret_cast<const char*>(hash.data()), kHashBytes);
+  std::string id_value = Be64(seq);
+  id_value.append(reinterpret_cast<const char*>(content.data()), kHashBytes);
+  batch.Put(impl_->events, Be64(seq), value);
+  batch.Put(impl_->by_time, TimeKey(e.recorded_at(), seq), rocksdb::Slice());
+  batch.Put(impl_->by_event_id, e.event_id()->str(), id_value);
+  for (const auto& node : tree.Append(merkle::HashLeaf(bytes))) {
+    batch.Put(impl_->merkle_cf, NodeKey(node.id), DigestSlice(node.hash));
+  }
+  for (const Row& row : extra) {
+    rocksdb::ColumnFamilyHandle* cf = impl_->Family(row.column_family);
+    if (IsBuiltinFamily(row.column_family) || cf == nullptr) {
+      return Err(Status::InvalidArgument("rows callback named column family '" +
+                                         row.column_family +
+                                         "', which is not one of the store's extra column "
+                                         "families"));
+    }
+    if (row.value) {
+      batch.Put(cf, row.key, *row.value);
+    } else {
+      batch.Delete(cf, row.key);
+    }
+  }
+  const Head next{seq, hash, e.recorded_at()};
+  batch.Put(impl_->meta, kHeadKey, EncodeHead(next));
+  batch.Put(impl_->meta, kTreeSizeKey, Be64(seq));
+  rocksdb::WriteOptions wo;
+  wo.sync = impl_->options.sync;
+  rocksdb::Status s = impl_->db->Write(wo, &batch);
+  if (!s.ok()) {
+    impl_->wal_broken = true;
+    return Err(FromRocks(s, impl_->dir).WithContext("append " + where));
+  }
+  impl_->writer_head = next;
+  impl_->writer_tree = std::move(tree);
+  {
+    std::lock_guard<std::mutex> head_lock(impl_->head_mu);
+    impl_->head = next;
+  }
+  return AppendResult{seq, e.recorded_at(), hash, false};
 }
 
 Result<std::optional<std::pair<std::string, std::string>>> EventStore::SeekRowForPrev(

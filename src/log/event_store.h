@@ -107,6 +107,14 @@ struct AppendRequest {
   std::function<void()> undo_rows = {};
 };
 
+// Replication (docs/replication.md): called on the writer thread for every
+// new event, in log order, after its rows callback succeeded and before its
+// batch is written. An error rejects this append only, as a rows error does
+// (undo_rows is called; nothing of it is written): a leader in sync mode
+// publishes the event here and refuses the append when the stream did not
+// acknowledge it.
+using PublishFn = std::function<Status(const AppendedEvent&)>;
+
 struct AppendResult {
   Seq seq = 0;
   TimeNs recorded_at = 0;
@@ -164,6 +172,9 @@ class EventStore {
 
   // One event by sequence number: NotFound, or Corruption naming `seq`.
   Result<EventBuffer> Get(Seq seq) const;
+
+  // The same with its stored chain hash (replication ships both).
+  Result<std::pair<EventBuffer, Digest>> GetWithHash(Seq seq) const;
 
   // Calls `fn` for every event with from <= seq <= to, in order; `fn`
   // returns false to stop. Stops with Corruption naming the sequence number
@@ -225,6 +236,18 @@ class EventStore {
   // at the end. Only for a log nobody else appends to (a fresh import).
   using NextEventFn = std::function<Result<std::optional<std::string>>()>;
   Status AppendVerbatim(const NextEventFn& next);
+
+  // Followers (docs/replication.md): appends one event exactly as the
+  // leader stored it (`bytes` without the chain hash) with the caller's
+  // rows, in one synced batch. It must continue this log: sequence = head
+  // + 1, prev_hash = head hash, recorded_at > head's (InvalidArgument
+  // naming the sequence number otherwise). Serialized with every other
+  // write of this store; `rows` sees the event as stored.
+  Result<AppendResult> AppendReplica(std::string_view bytes, const RowsFn& rows);
+
+  // Installs (or, with an empty function, removes) the publish hook: see
+  // PublishFn. Takes effect for appends planned after it returns.
+  void SetPublishHook(PublishFn hook);
 
   // A consistent backup of the whole database (log and projections) into a
   // RocksDB BackupEngine directory; files unchanged since an earlier backup

@@ -552,6 +552,10 @@ Result<WriteResult> Registry::Acknowledge(const std::string& type, const events:
         if (!delta) return Err(delta.error());
         return internal::ToRows(projection::EncodeDelta(*delta));
       };
+      if (replica_) {
+        return Err(Status::FailedPrecondition(
+            "this registry is a follower: acknowledge to the leader (docs/replication.md)"));
+      }
       auto r = store_->Append({events::Draft(EnvelopeFor(actor, NewEventId()), a), std::nullopt,
                                rows});
       if (!r) return Err(r.error());

@@ -45,6 +45,8 @@ void Registry::Warn(const std::string& message) const {
 }
 
 Registry::~Registry() {
+  // The shipper first: it reads the log and the state.
+  replication_.reset();
   if (manifest_thread_.joinable()) {
     {
       std::lock_guard<std::mutex> lock(manifest_wake_mu_);
@@ -96,6 +98,27 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
     if (ec) return Err(ErrorCodeStatus("cannot create " + log_dir.string(), ec));
   }
 
+  // Replication roles (registry/replication.h): a follower takes its
+  // events only from its stream; a leader's events go to the stream.
+  std::optional<ReplicationConfig> replication;
+  if (!options.read_only && !options.follow) {
+    auto loaded = LoadReplicationConfig(options.root);
+    if (!loaded) return Err(loaded.error());
+    replication = std::move(*loaded);
+    const bool follower = replication && replication->role == "follower";
+    if (follower && !options.replica) {
+      return Err(Status::FailedPrecondition(
+          "registry " + options.root + " is a follower of stream '" + replication->stream +
+          "' (replication.json): it takes its events from the stream only. Write to the "
+          "leader, or make this registry the writer with `modelreg promote-follower` "
+          "(docs/replication.md)"));
+    }
+    if (options.replica && !follower) {
+      return Err(Status::FailedPrecondition("registry " + options.root +
+                                            " is not a follower (no follower replication.json)"));
+    }
+  }
+
   StoreOptions so;
   so.create_if_missing = options.create_if_missing;
   so.read_only = options.read_only || options.follow;
@@ -117,6 +140,7 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
                    options.read_only || options.follow,
                    options.on_warning));
   reg->rebuild_resident_ = std::max<std::size_t>(1, options.rebuild_resident_records);
+  reg->replica_ = options.replica;
   if (options.read_only || options.follow) {
     // Only check whether the rows are current; the state loads on demand.
     auto current = internal::RowsCurrent(*reg->store_);
@@ -153,8 +177,60 @@ Result<std::unique_ptr<Registry>> Registry::Open(const RegistryOptions& options)
         }
       }
     }
+    if (replication && replication->role == "leader" && !options.for_rebuild) {
+      if (auto attach = CurrentReplicationAttacher()) {
+        auto attached = attach(*reg, *replication);
+        if (!attached) return Err(attached.error());
+        reg->replication_ = std::move(*attached);
+      } else if (replication->mode == "sync") {
+        const std::string stream = replication->stream;
+        reg->store_->SetPublishHook([stream](const AppendedEvent&) {
+          return Status::FailedPrecondition(
+              "this registry ships every event to stream '" + stream +
+              "' before it is written (replication.json, sync mode), and this program cannot "
+              "publish to NATS: write with `modelreg` or through `modelreg serve`; nothing "
+              "was written");
+        });
+      }
+    }
   }
   return reg;
+}
+
+Result<AppendResult> Registry::ApplyReplicated(std::string_view bytes) {
+  if (!replica_) {
+    return Err(Status::FailedPrecondition("only a follower's registry applies replicated events"));
+  }
+  MODELREG_RETURN_IF_ERROR(Load());
+  projection::Delta captured;
+  RowsFn rows = [&](const AppendedEvent& ev) -> Result<std::vector<Row>> {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_.seq + 1 != ev.seq) {
+      return Err(Status::Internal("follower state is at event " + std::to_string(state_.seq) +
+                                  ", not just before event " + std::to_string(ev.seq)));
+    }
+    auto delta = projection::PlanUnchecked(state_, ev.event);
+    if (!delta) return Err(delta.error().WithContext("event " + std::to_string(ev.seq)));
+    std::vector<Row> out = internal::ToRows(projection::EncodeDelta(*delta));
+    captured = std::move(*delta);
+    return out;
+  };
+  std::shared_lock<std::shared_mutex> gate(append_gate_);
+  auto r = store_->AppendReplica(bytes, rows);
+  gate.unlock();
+  if (!r) return r;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    projection::Commit(state_, captured);
+    sequenced_seq_ = state_.seq;
+    state_cv_.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> lock(manifest_wake_mu_);
+    manifest_pending_ = true;
+  }
+  manifest_wake_.notify_one();
+  return r;
 }
 
 Status Registry::Load() const {

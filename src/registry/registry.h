@@ -37,6 +37,7 @@
 #include "projection/state.h"
 #include "registry/annotation.h"
 #include "registry/metadata.h"
+#include "registry/replication.h"
 
 namespace modelreg::query {
 class Query;
@@ -59,6 +60,10 @@ struct RegistryOptions {
   // instance): CatchUp() brings it to the writer's latest event.
   bool follow = false;
   bool create_if_missing = false;   // create the directory and log if absent
+  // Writable, for `modelreg follow` only: the registry is a follower
+  // (replication.json) and takes its events from the stream through
+  // ApplyReplicated; every other writable open of a follower is refused.
+  bool replica = false;
   // Writable, but the state is not read (or folded) at open: only for
   // calling Rebuild(), which folds the log itself. Writes fail until then
   // (afterwards they, and reads, load the state from the rebuilt rows).
@@ -289,6 +294,16 @@ class Registry {
   // Whether the state is in memory (lazy_state and rebuilt registries load
   // it on first use). For tests and diagnostics.
   bool StateLoaded() const;
+  // Followers (RegistryOptions::replica, docs/replication.md): appends an
+  // event exactly as the leader stored it (bytes without the chain hash;
+  // it must continue this log) and folds it into the state and the
+  // projection rows, in one synced batch. Returns once the state includes
+  // it.
+  Result<AppendResult> ApplyReplicated(std::string_view bytes);
+  // A leader's shipper (sync mode): see EventStore::SetPublishHook.
+  void SetPublishHook(PublishFn hook) { store_->SetPublishHook(std::move(hook)); }
+  // The leader's shipper attached at open (nullptr if none).
+  const ReplicationAttachment* Replication() const { return replication_.get(); }
   // A consuming service reports what it runs (ConsumerAcknowledged):
   // `version` "" = nothing; ok=false records a failed load of `attempted`.
   Result<WriteResult> Acknowledge(const std::string& type, const events::ConsumerAck& ack,
@@ -430,6 +445,9 @@ class Registry {
 
   std::string root_;
   std::unique_ptr<EventStore> store_;
+  bool replica_ = false;  // RegistryOptions::replica
+  // Declared after store_: destroyed first (~Registry resets it before anything else).
+  std::unique_ptr<ReplicationAttachment> replication_;
   const Clock* clock_;
   bool read_only_;
   artifacts::ArtifactStore artifacts_;

@@ -125,6 +125,11 @@ Result<AppendResult> Registry::Write(
     const std::string& type, const std::function<Result<std::string>(const State&)>& build_draft,
     const std::string& guard) {
   if (read_only_) return Err(Status::FailedPrecondition("registry is open read-only"));
+  if (replica_) {
+    return Err(Status::FailedPrecondition(
+        "this registry is a follower: it takes its events from its stream only; write to the "
+        "leader (docs/replication.md)"));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!loaded_ && !rows_current_) {

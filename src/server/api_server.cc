@@ -760,7 +760,9 @@ class ApiServer::Impl {
     }));
     s.Get("/metrics", Wrap("GET /metrics", Need::kNone, [this](auto&, auto& res, auto&) {
       res.status = 200;
-      res.set_content(metrics_.Render(HeadSeq(), polls_.load()) + ConnectionMetrics(http_->stats()),
+      const registry::ReplicationAttachment* shipping = reg_.Replication();
+      res.set_content(metrics_.Render(HeadSeq(), polls_.load()) + ConnectionMetrics(http_->stats()) +
+                          (shipping != nullptr ? shipping->MetricsText() : std::string()),
                       "text/plain; version=0.0.4");
     }));
 

@@ -531,7 +531,9 @@ TEST_F(Portable, ImportFailingAfterItsCheckLeavesNothing) {
       EXPECT_FALSE(fs::exists(target));
     }
     EXPECT_TRUE(StagingLeftovers(target).empty());
-    // And NEW can be imported into afterwards.
+    // And NEW can be imported into afterwards (checked once: a full import of
+    // the 4200 events is the slowest step of this suite under ASan).
+    if (!target_exists) continue;
     RunResult again = Rp("--json import " + Export() + " --to " + target);
     EXPECT_EQ(again.rc, 0) << again.err;
     if (again.rc == 0) {

@@ -19,6 +19,7 @@
 #include "app/cli_help.h"
 #include "app/exit_codes.h"
 #include "app/registry_commands.h"
+#include "app/replication_commands.h"
 #include "app/proof_commands.h"
 #include "app/verify.h"
 #include "app/serve_commands.h"
@@ -68,7 +69,8 @@ std::string OnlyCommand(int argc, char** argv) {
       "register", "list",     "show",  "current", "history",  "audit",    "policy",
       "promote",  "compat",   "archive", "fail",  "rollback", "validate", "annotate",
       "events",   "verify",   "backup", "gc",     "serve",    "token",    "consumers",
-      "watch",    "cache",    "diff",  "keygen",   "checkpoint", "prove", "verify-proof"};
+      "watch",    "cache",    "diff",  "keygen",   "checkpoint", "prove", "verify-proof",
+      "replication", "follow", "promote-follower"};
   std::string command;
   bool positional = false;
   for (int i = 1; i < argc; ++i) {
@@ -596,6 +598,59 @@ int Run(int argc, char** argv) {
     }
   }
 
+  // replication enable | status | disable, follow, promote-follower
+  // (docs/replication.md)
+  ReplicationOptions repl;
+  CLI::App* c_repl_enable = nullptr;
+  CLI::App* c_repl_status = nullptr;
+  CLI::App* c_repl_disable = nullptr;
+  CLI::App* c_follow = nullptr;
+  CLI::App* c_promote_follower = nullptr;
+  if (want("replication")) {
+    auto* c_repl = app.add_subcommand(
+        "replication", "Ship this registry's log to a NATS JetStream stream (docs/replication.md)");
+    c_repl->require_subcommand(1);
+    c_repl_enable = c_repl->add_subcommand(
+        "enable", "Make this registry the leader of a stream: every event is published to it");
+    c_repl_enable->add_option("--nats", repl.nats, "NATS server URLs, comma-separated")->required();
+    c_repl_enable->add_option("--stream", repl.stream, "Stream name (letters, digits, _ and -)")
+        ->required();
+    c_repl_enable->add_option("--mode", repl.mode,
+                              "sync: a write is acknowledged once the stream has it; async: "
+                              "shipped in the background")
+        ->check(CLI::IsMember({"sync", "async"}))
+        ->capture_default_str();
+    c_repl_enable->add_option("--replicas", repl.replicas, "Copies the stream keeps (when created)")
+        ->check(CLI::Range(1, 5))
+        ->capture_default_str();
+    c_repl_status = c_repl->add_subcommand("status", "Role, stream, log head against the stream");
+    c_repl_disable = c_repl->add_subcommand("disable", "Stop shipping (a leader only)");
+  }
+  if (want("follow")) {
+    c_follow = app.add_subcommand(
+        "follow", "Keep this registry a read-only copy of a leader's stream (docs/replication.md)");
+    c_follow->add_option("--nats", repl.nats, "NATS server URLs, comma-separated");
+    c_follow->add_option("--stream", repl.stream, "The leader's stream");
+    c_follow->add_option("--artifacts-from", repl.artifacts_from,
+                         "Where artifacts come from: the leader's URL, or a directory holding "
+                         "the leader's artifacts/");
+    c_follow->add_option("--token-file", repl.token_file,
+                         "Bearer token for --artifacts-from URL (else MODELREG_TOKEN)");
+    c_follow->add_option("--name", repl.name, "The durable consumer's name (default: from the path)");
+    c_follow->add_flag("--once", repl.once, "Catch up with the stream, then exit");
+  }
+  if (want("promote-follower")) {
+    c_promote_follower = app.add_subcommand(
+        "promote-follower",
+        "Make this follower the writer of its stream (admin; after the leader is lost)");
+    c_promote_follower->add_option("--mode", repl.mode, "sync or async, as for replication enable")
+        ->check(CLI::IsMember({"sync", "async"}))
+        ->capture_default_str();
+    c_promote_follower->add_option("--replicas", repl.replicas, "Copies the stream keeps")
+        ->check(CLI::Range(1, 5))
+        ->capture_default_str();
+  }
+
   std::string diff_from, diff_to;
   CLI::App* c_diff = nullptr;
   if (want("diff")) {
@@ -660,7 +715,8 @@ int Run(int argc, char** argv) {
   // The HTTP layer (app/net_layer.h): these commands, and every command
   // while a server may take the writes, run in modelreg-net.
   if (ran(c_serve) || ran(c_token) || ran(c_consumers) || ran(c_watch) || ran(c_cache) ||
-      MayNeedNetLayer(g)) {
+      ran(c_repl_enable) || ran(c_repl_status) || ran(c_repl_disable) || ran(c_follow) ||
+      ran(c_promote_follower) || MayNeedNetLayer(g)) {
     if (modelreg::Status net = EnsureNetLayer(); !net.ok()) return fail(net);
   }
   if (ran(c_register)) {
@@ -737,6 +793,16 @@ int Run(int argc, char** argv) {
     st = RunWatch(g, watch, out);
   } else if (ran(c_serve)) {
     st = RunServe(g, serve, out);
+  } else if (ran(c_repl_enable)) {
+    st = RunReplicationEnable(g, repl, out);
+  } else if (ran(c_repl_status)) {
+    st = RunReplicationStatus(g, out);
+  } else if (ran(c_repl_disable)) {
+    st = RunReplicationDisable(g, out);
+  } else if (ran(c_follow)) {
+    st = RunFollow(g, repl, out);
+  } else if (ran(c_promote_follower)) {
+    st = RunPromoteFollower(g, repl, out);
   } else if (ran(c_token_issue)) {
     st = RunTokenIssue(g, token, out);
   } else if (ran(c_cache_stats)) {
