@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <httplib.h>
 
@@ -112,15 +113,15 @@ class Applier {
             "HTTP API does not serve: follow with --artifacts-from DIR (a directory holding the "
             "leader's artifacts/)");
       }
-      auto got = Download(type, version, ToHex(want));
+      auto got = Download(type, version, name, ToHex(want));
       if (!got) return got.error().WithContext(where);
       downloaded = *got;
-      source = downloaded;
+      source = (fs::path(downloaded) / name).string();
     } else {
       source = (fs::path(from) / "artifacts" / type / version / name).string();
     }
     auto staged = store.Stage(type, source);
-    if (!downloaded.empty()) fs::remove(downloaded, ec);
+    if (!downloaded.empty()) fs::remove_all(downloaded, ec);
     if (!staged) {
       return staged.error().WithContext("artifact of " + type + " " + version + " (" + where + ")");
     }
@@ -134,18 +135,19 @@ class Applier {
     return store.Publish(*staged, type, version, metadata_json);
   }
 
-  // Downloads an artifact into a private temporary file; checks the hash
-  // the server states and the bytes' hash.
+  // Downloads an artifact as `name` into a private temporary directory
+  // (returned); checks the bytes' hash.
   Result<std::string> Download(const std::string& type, const std::string& version,
-                               const std::string& sha_hex) {
+                               const std::string& name, const std::string& sha_hex) {
     const fs::path dir = fs::path(o_.root) / "artifacts";
     std::error_code ec;
     fs::create_directories(dir, ec);
     std::string tmpl = (dir / ".download-XXXXXX").string();
-    const int fd = mkstemp(tmpl.data());
-    if (fd < 0) return Err(Status::IOError("cannot create a file in " + dir.string()));
-    close(fd);
-    std::ofstream out(tmpl, std::ios::binary | std::ios::trunc);
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      return Err(Status::IOError("cannot create a directory in " + dir.string()));
+    }
+    const std::string file = (fs::path(tmpl) / name).string();
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
     Sha256 h;
     httplib::Client c(o_.config.artifacts_from);
     if (!o_.token.empty()) c.set_bearer_token_auth(o_.token);
@@ -159,7 +161,7 @@ class Applier {
                      });
     out.close();
     if (!res || res->status != 200 || !out) {
-      fs::remove(tmpl, ec);
+      fs::remove_all(tmpl, ec);
       return Err(Status::IOError(
           "download of the artifact of " + type + " " + version + " from " +
           o_.config.artifacts_from + " failed" +
@@ -168,7 +170,7 @@ class Applier {
     }
     const std::string got = ToHex(h.Finish());
     if (got != sha_hex) {
-      fs::remove(tmpl, ec);
+      fs::remove_all(tmpl, ec);
       return Err(Status::Corruption("the artifact of " + type + " " + version + " downloaded from " +
                                     o_.config.artifacts_from + " has sha256 " + got +
                                     " but was registered with " + sha_hex));
@@ -251,23 +253,54 @@ Result<FollowResult> Follow(const FollowOptions& o) {
   }
   FollowResult result;
   result.head = r.Log().head().seq;
-  MODELREG_RETURN_IF_ERROR((*js)->StartConsumer(ConsumerName(o), result.head + 1));
+  const auto stopping = [&] { return o.stop != nullptr && o.stop->load(); };
+  // Transient failures (the stream electing a leader after a node was lost,
+  // the leader not serving an artifact yet): retried, with a line the first
+  // time, until they pass or following is stopped.
+  const auto retry = [&](const std::function<Status()>& step, const std::string& what) -> Status {
+    std::chrono::milliseconds backoff(100);
+    bool reported = false;
+    for (;;) {
+      Status st = step();
+      if (st.ok() || st.code() != Code::kIOError || stopping()) return st;
+      if (!reported) log(what + ": " + st.message() + "; retrying");
+      reported = true;
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    }
+  };
+  MODELREG_RETURN_IF_ERROR(retry(
+      [&] { return (*js)->StartConsumer(ConsumerName(o), result.head + 1); }, "starting the consumer"));
   log("following stream '" + o.config.stream + "' into " + o.root + " from event " +
       std::to_string(result.head + 1));
   Applier applier(r, o);
   bool reported_current = false;
+  int fetch_failures = 0;
   while (o.stop == nullptr || !o.stop->load()) {
     auto batch = (*js)->Fetch(256, std::chrono::milliseconds(500));
     if (!batch) {
-      if (batch.error().code() == Code::kIOError) continue;  // reconnecting
-      return Err(batch.error());
+      if (batch.error().code() != Code::kIOError) return Err(batch.error());
+      // Reconnecting, or the consumer lost with a node: after a few
+      // failures in a row it is created again from the head.
+      if (++fetch_failures % 10 == 0) {
+        log("fetching from stream '" + o.config.stream + "': " + batch.error().message() +
+            "; creating the consumer again");
+        MODELREG_RETURN_IF_ERROR(retry(
+            [&] { return (*js)->StartConsumer(ConsumerName(o), r.Log().head().seq + 1); },
+            "starting the consumer"));
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+      continue;
     }
+    fetch_failures = 0;
     for (const StreamMessage& m : *batch) {
       if (m.seq <= r.Log().head().seq) {  // a redelivery of an applied event
         (void)(*js)->Ack(m.seq);
         continue;
       }
-      MODELREG_RETURN_IF_ERROR(applier.Apply(m));
+      MODELREG_RETURN_IF_ERROR(
+          retry([&] { return applier.Apply(m); }, "event " + std::to_string(m.seq)));
       (void)(*js)->Ack(m.seq);
       ++result.applied;
       reported_current = false;

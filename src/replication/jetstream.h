@@ -67,8 +67,8 @@ class JetStream {
   // subject Subject(), file storage, `o.replicas` copies, no limits,
   // duplicate window 2 minutes, deny delete and deny purge (the stream is a
   // log). Without `create` a missing stream is NotFound. An existing stream
-  // that does not take Subject() is FailedPrecondition. No server
-  // reachable: IOError.
+  // is used as it is (its replicas and limits unchanged), unless it does not
+  // take Subject(): FailedPrecondition. No server reachable: IOError.
   static Result<std::unique_ptr<JetStream>> Connect(const JetStreamOptions& o, bool create);
   ~JetStream();
   JetStream(const JetStream&) = delete;
@@ -87,16 +87,23 @@ class JetStream {
   Result<StreamMessage> Get(std::uint64_t seq);
 
   // Publishes `data` on Subject() with the headers Nats-Msg-Id = `msg_id`
-  // (the server drops a repeat within 2 minutes: duplicate = true) and
-  // Nats-Expected-Last-Sequence = `expected_last_seq` (always sent, "0"
-  // too: the first message expects an empty stream), plus `headers`
-  // (names of visible ASCII without ':' and not starting with "Nats-",
-  // values without CR or LF; else InvalidArgument). Waits up to the
-  // timeout for the acknowledgement, which the stream sends once a quorum
-  // stored the message. A stale `expected_last_seq` is Conflict ("stream
-  // S: the last sequence is X, not the expected Y"); no acknowledgement in
-  // time (no quorum, no server) is IOError — the message may still have
-  // been stored: retry with the same `msg_id`.
+  // and Nats-Expected-Last-Sequence = `expected_last_seq` (always sent, "0"
+  // too: the first message expects an empty stream), plus `headers`. Waits
+  // up to the timeout for the acknowledgement, which the stream sends once
+  // a quorum stored the message.
+  //  - A stale `expected_last_seq`: Conflict ("stream S: the last sequence
+  //    is X, not the expected Y (server: wrong last sequence: X; ...)").
+  //  - An id seen within the last 2 minutes: duplicate = true and the first
+  //    copy's seq, nothing stored. The server checks the id first, so a
+  //    retry with the same id and the same (now stale) expectation is a
+  //    duplicate, not a Conflict.
+  //  - No acknowledgement in time, no stream leader (quorum lost, an
+  //    election: several seconds), no server: IOError. The message may
+  //    still have been stored: retry with the same `msg_id`.
+  // `msg_id` and header values: non-empty, no CR, LF, NUL or blanks at
+  // either end (libnats would not read them back as sent); header names:
+  // visible ASCII without ':', not starting with "Nats-". Else
+  // InvalidArgument.
   Result<PublishAck> Publish(const std::string& msg_id, std::uint64_t expected_last_seq,
                              std::string_view data,
                              const std::vector<std::pair<std::string, std::string>>& headers);
@@ -110,7 +117,8 @@ class JetStream {
   Status StartConsumer(const std::string& durable, std::uint64_t start_seq);
 
   // Up to `max` (>= 1) messages of the consumer in stream order, waiting at
-  // most `wait` for the first: an empty vector when none came in time.
+  // most `wait` (at least 1 ms): an empty vector when none came in time,
+  // also while the connection is down (see Connected()).
   // Each returned message must be acked with Ack(seq); until then it is
   // held here (a message not acked within the server's ack wait, 30 s, is
   // delivered again and replaces the held one). FailedPrecondition

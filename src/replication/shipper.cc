@@ -25,6 +25,8 @@ using Clock = std::chrono::steady_clock;
 // append fails (sync) or the next attempt waits (async).
 constexpr std::chrono::seconds kPublishDeadline(15);
 constexpr std::chrono::milliseconds kAttemptTimeout(2000);
+// async: how long closing waits for the events not shipped yet.
+constexpr std::chrono::seconds kCloseDrain(5);
 
 JetStreamOptions StreamOptions(const ReplicationConfig& c) {
   JetStreamOptions o;
@@ -46,6 +48,17 @@ class Shipper final : public registry::ReplicationAttachment {
 
   ~Shipper() override {
     reg_.SetPublishHook({});
+    if (thread_.joinable()) {
+      // async: a short-lived writer (a CLI command) ships what it wrote
+      // before it goes, for up to kCloseDrain, unless the stream could not
+      // be reached at all; the rest waits for the next writer of this
+      // registry.
+      const auto until = Clock::now() + kCloseDrain;
+      while (!stopped_ && !unreachable_ &&
+             !(shipping_ && shipped_.load() >= reg_.Log().head().seq) && Clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
@@ -259,9 +272,11 @@ class Shipper final : public registry::ReplicationAttachment {
       auto js = JetStream::Connect(StreamOptions(config_), /*create=*/true);
       if (js) {
         js_ = std::move(*js);
+        unreachable_ = false;
         break;
       }
       ++publish_errors_;
+      unreachable_ = true;
       if (js.error().message() != last_report) {
         last_report = js.error().message();
         Report("stream '" + config_.stream + "' unreachable (async mode: writes continue "
@@ -276,6 +291,7 @@ class Shipper final : public registry::ReplicationAttachment {
       Report(st.message());
       return;
     }
+    shipping_ = true;
     while (!Stopping()) {
       const std::uint64_t head = reg_.Log().head().seq;
       if (head <= shipped_) {
@@ -308,6 +324,8 @@ class Shipper final : public registry::ReplicationAttachment {
   std::atomic<std::uint64_t> shipped_{0};
   std::atomic<std::uint64_t> publish_errors_{0};
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> shipping_{false};  // async: connected and reconciled
+  std::atomic<bool> unreachable_{false};  // async: the last connect attempt failed
   std::string stop_reason_;  // writer thread (sync) or the shipping thread (async)
   bool unsure_ = false;      // writer thread (sync)
   std::mutex mu_;

@@ -569,7 +569,8 @@ class ApiServer::Impl {
                     "Content-Encoding " + SanitizeUtf8(encoding) +
                         " is not accepted: send the request body uncompressed");
     }
-    static const std::regex upload(R"(^/api/v1/models/[a-z_]+/v[^/]*$)");
+    // Any model name (model/naming.h: a-z, 0-9, _ and -): the route checks it.
+    static const std::regex upload(R"(^/api/v1/models/[a-z][a-z0-9_-]*/v[^/]*$)");
     if (req.method == "POST" && std::regex_match(req.path, upload)) {
       if (declared && *declared > UploadBodyLimit()) {
         return refuse(413, "too_large",

@@ -688,9 +688,27 @@ TEST_F(HttpApi, AnyModelNameAndRollbackOptions) {
   EXPECT_EQ(bad_name->status, 400);
   EXPECT_NE(bad_name->body.find("starting with a letter"), std::string::npos) << bad_name->body;
   EXPECT_EQ(Upload("alpha-", "v1.0.0", "x")->status, 201) << "a valid name";
+  // Streamed (chunked, as the CLI uploads), a name with digits and '-' is an
+  // upload too, not a JSON body over 64 KiB.
+  {
+    const std::string body = "--b\r\nContent-Disposition: form-data; name=\"artifact\"; "
+                             "filename=\"m.pkl\"\r\nContent-Type: application/octet-stream\r\n"
+                             "\r\nweights\r\n--b--\r\n";
+    httplib::Headers h = Write();
+    auto r = client_->Post(
+        "/api/v1/models/alpha2-x/v1.0.0", h,
+        [&body](std::size_t, httplib::DataSink& sink) {
+          sink.write(body.data(), body.size());
+          sink.done();
+          return true;
+        },
+        "multipart/form-data; boundary=b");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 201) << r->body;
+  }
   EXPECT_EQ(Upload("Alpha", "v1.0.0", "x")->status, 400);
   EXPECT_EQ(Upload(std::string(65, 'a'), "v1.0.0", "x")->status, 400);
-  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, head + 1);
+  EXPECT_EQ(modelreg::query::Query(*reg_).Head()->seq, head + 2);
 
   const std::string rb = "/api/v1/models/alpha_value/rollback";
   const Seq before_rb = modelreg::query::Query(*reg_).Head()->seq;

@@ -13,6 +13,10 @@
 // failed by the time the cluster is destroyed, the last lines of each log
 // are printed to stderr (PrintLogTails() prints them at any time).
 //
+// The nodes get SIGKILL when the test program dies, however it dies
+// (PR_SET_PDEATHSIG) — or when the thread that started them ends, so start
+// them from the test's own thread.
+//
 // Thread-safety: one thread.
 #pragma once
 
