@@ -26,6 +26,7 @@
 #include "app/exit_codes.h"
 #include "app/loader_commands.h"
 #include "app/registry_commands.h"
+#include "app/replication_commands.h"
 #include "cache/expression_cache.h"
 #include "client/remote.h"
 #include "common/json_input.h"
@@ -579,6 +580,8 @@ PYBIND11_MODULE(_modelreg, m) {
   using namespace modelreg::python;
   m.doc() = "The modelreg C++ library as the modelreg package calls it (docs/python.md).";
   m.attr("__version__") = MODELREG_VERSION;
+  // Writes to a replicated registry ship through NATS (docs/replication.md).
+  app::InstallReplication();
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
