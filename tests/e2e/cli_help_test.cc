@@ -118,8 +118,10 @@ TEST_F(HelpCli, ReplayHelpListsGlobalOptionsAndExamples) {
 }
 
 TEST_F(HelpCli, BashCompletionOffersCommandsAndTheirOptions) {
-  EXPECT_EQ(Complete("modelreg pro"), (std::set<std::string>{"promote", "prove"}));
-  EXPECT_EQ(Complete("modelreg prom"), std::set<std::string>{"promote"});
+  EXPECT_EQ(Complete("modelreg pro"),
+            (std::set<std::string>{"promote", "promote-follower", "prove"}));
+  EXPECT_EQ(Complete("modelreg prom"), (std::set<std::string>{"promote", "promote-follower"}));
+  EXPECT_EQ(Complete("modelreg promote-f"), std::set<std::string>{"promote-follower"});
   const std::set<std::string> promote = Complete("modelreg promote --");
   EXPECT_EQ(promote.count("--reason"), 1u);
   EXPECT_EQ(promote.count("--override-gates"), 1u);
