@@ -265,6 +265,10 @@ Status RunPromoteFollower(const Globals& g, const ReplicationOptions& o, std::os
                                       " is not a follower (no follower replication.json)");
   }
   ReplicationConfig c = **cfg;
+  // The leadership record this promotion replaces, read before catching
+  // up: another promotion meanwhile makes the claim below fail.
+  auto leader = replication::CurrentLeader(c);
+  if (!leader) return leader.error();
   // Catch up with whatever the stream holds (fails while `modelreg follow`
   // holds the registry: it must be stopped first).
   replication::FollowOptions fo;
@@ -279,18 +283,18 @@ Status RunPromoteFollower(const Globals& g, const ReplicationOptions& o, std::os
   } else {
     fo.token = g.token;
   }
-  auto caught = replication::Follow(fo);
-  if (!caught) {
-    if (caught.error().code() == Code::kBusy) {
-      return Status::Busy("another process holds " + g.root +
-                          " (a running `modelreg follow`?): stop it, then promote");
+  const auto catch_up = [&]() -> Result<replication::FollowResult> {
+    auto caught = replication::Follow(fo);
+    if (!caught && caught.error().code() == Code::kBusy) {
+      return Err(Status::Busy("another process holds " + g.root +
+                              " (a running `modelreg follow`?): stop it, then promote"));
     }
-    return caught.error().WithContext("promote-follower: catching up");
-  }
-  // It must hold the stream's last event.
-  auto leader = replication::CurrentLeader(c);
-  if (!leader) return leader.error();
-  {
+    if (!caught) return Err(caught.error().WithContext("promote-follower: catching up"));
+    return caught;
+  };
+  auto caught = catch_up();
+  if (!caught) return caught.error();
+  const auto holds_last = [&]() -> Status {
     registry::RegistryOptions ro;
     ro.root = g.root;
     ro.read_only = true;
@@ -309,7 +313,9 @@ Status RunPromoteFollower(const Globals& g, const ReplicationOptions& o, std::os
           std::to_string(cmp->log_head) + ", stream at " + std::to_string(cmp->stream_last) +
           (cmp->agree ? "" : "; " + cmp->problem) + "): not promoted");
     }
-  }
+    return Status::OK();
+  };
+  MODELREG_RETURN_IF_ERROR(holds_last());
   ReplicationConfig leader_cfg;
   leader_cfg.role = "leader";
   leader_cfg.stream = c.stream;
@@ -320,9 +326,19 @@ Status RunPromoteFollower(const Globals& g, const ReplicationOptions& o, std::os
   // Fence the old leader: the leadership record now names this one.
   MODELREG_RETURN_IF_ERROR(
       replication::ClaimLeadership(leader_cfg, leader_cfg.leader_id, caught->head, *leader));
+  // A running old leader checks its leadership every second and then
+  // refuses every write; what it wrote before that is taken here.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  caught = catch_up();
+  if (!caught) return caught.error();
+  MODELREG_RETURN_IF_ERROR(holds_last());
   MODELREG_RETURN_IF_ERROR(registry::SaveReplicationConfig(g.root, leader_cfg));
   auto reg = OpenWritable(g);  // attaches: checks leadership and the stream again
-  if (!reg) return reg.error().WithContext("promoted, but the first writable open failed");
+  if (!reg) {
+    // Still a follower: follow again, or run promote-follower again.
+    (void)registry::SaveReplicationConfig(g.root, c);
+    return reg.error().WithContext("not promoted: the first writable open failed");
+  }
   if (g.json) {
     out << json{{"role", "leader"}, {"stream", c.stream}, {"mode", leader_cfg.mode},
                 {"head", caught->head}, {"leader_id", leader_cfg.leader_id},

@@ -1002,19 +1002,6 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
       }
       rows = std::move(*made);
     }
-    if (publish_hook) {
-      Status published = Status::Internal("publish hook did not run");
-      try {
-        published = publish_hook(AppendedEvent{seq, recorded_at, hash, p.buffer});
-      } catch (const std::exception& ex) {
-        published = Status::Internal(std::string("publish hook threw: ") + ex.what());
-      }
-      if (!published.ok()) {
-        if (p.request.undo_rows) p.request.undo_rows();
-        results.push_back(Err(published));
-        continue;
-      }
-    }
     rocksdb::ColumnFamilyHandle* bad = nullptr;
     std::string bad_name;
     for (const Row& row : rows) {
@@ -1030,6 +1017,19 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
           "rows callback named column family '" + bad_name +
           "', which is not one of the store's extra column families")));
       continue;
+    }
+    if (publish_hook) {
+      Status published = Status::Internal("publish hook did not run");
+      try {
+        published = publish_hook(AppendedEvent{seq, recorded_at, hash, p.buffer});
+      } catch (const std::exception& ex) {
+        published = Status::Internal(std::string("publish hook threw: ") + ex.what());
+      }
+      if (!published.ok()) {
+        if (p.request.undo_rows) p.request.undo_rows();
+        results.push_back(Err(published));
+        continue;
+      }
     }
 
     std::string value(bytes);
@@ -1929,6 +1929,17 @@ Result<AppendResult> EventStore::AppendReplica(std::string_view bytes, const Row
       e.event_id()->size() > kMaxEventIdBytes) {
     return Err(Status::InvalidArgument(where + " has no valid event_id"));
   }
+  if (e.prev_hash() == nullptr) {
+    return Err(Status::InvalidArgument(where + " has no prev_hash"));
+  }
+  {
+    auto used = impl_->LookupEventId(e.event_id()->str());
+    if (!used) return Err(used.error());
+    if (*used) {
+      return Err(Status::InvalidArgument(where + " reuses the event_id of event " +
+                                         std::to_string((*used)->first.seq)));
+    }
+  }
   const Digest hash = ChainHash(h.hash, bytes);
   std::vector<Row> extra;
   if (rows) {
@@ -1938,8 +1949,11 @@ Result<AppendResult> EventStore::AppendReplica(std::string_view bytes, const Row
   }
   EventBuffer draft = *parsed;
   fb::Event& d = draft.mutable_event();
-  d.mutate_sequence(0);
-  d.mutate_recorded_at(0);
+  // The placeholders of the draft it was appended from (FinishDraft writes
+  // them): an event without them was not appended by a modelreg writer.
+  if (!d.mutate_sequence(0) || !d.mutate_recorded_at(0)) {
+    return Err(Status::InvalidArgument(where + " lacks its sequence or recorded_at field"));
+  }
   auto* prev = d.mutable_prev_hash()->mutable_bytes();
   for (std::size_t k = 0; k < kHashBytes; ++k) prev->Mutate(k, 0);
   const Digest content = Sha256::Of(draft.bytes());

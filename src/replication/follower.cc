@@ -39,7 +39,8 @@ bool IsUrl(const std::string& s) {
 
 class Applier {
  public:
-  Applier(Registry& reg, const FollowOptions& o) : reg_(reg), o_(o) {}
+  Applier(Registry& reg, const FollowOptions& o, std::function<void(const std::string&)> log)
+      : reg_(reg), o_(o), log_(std::move(log)) {}
 
   // Checks `msg` against the head and appends it; Corruption names the
   // sequence number of an event that fails a check.
@@ -114,11 +115,25 @@ class Applier {
             "leader's artifacts/)");
       }
       auto got = Download(type, version, name, ToHex(want));
+      if (!got && got.error().code() == Code::kNotFound) {
+        // 410 Gone: the leader purged it since (its ArtifactPurged event
+        // follows in the stream): the registration is applied without it.
+        log_(where + ": the artifact of " + type + " " + version +
+             " was purged on the leader; applied without it");
+        return Status::OK();
+      }
       if (!got) return got.error().WithContext(where);
       downloaded = *got;
       source = (fs::path(downloaded) / name).string();
     } else {
-      source = (fs::path(from) / "artifacts" / type / version / name).string();
+      const fs::path vdir = fs::path(from) / "artifacts" / type / version;
+      source = (vdir / name).string();
+      if (!fs::exists(source, ec) && fs::exists(vdir / "metadata.json", ec)) {
+        // gc keeps metadata.json and checksum.sha256 of a purged version.
+        log_(where + ": the artifact of " + type + " " + version +
+             " was purged on the leader; applied without it");
+        return Status::OK();
+      }
     }
     auto staged = store.Stage(type, source);
     if (!downloaded.empty()) fs::remove_all(downloaded, ec);
@@ -160,6 +175,10 @@ class Applier {
                        return static_cast<bool>(out);
                      });
     out.close();
+    if (res && res->status == 410) {
+      fs::remove_all(tmpl, ec);
+      return Err(Status::NotFound("the leader purged the artifact of " + type + " " + version));
+    }
     if (!res || res->status != 200 || !out) {
       fs::remove_all(tmpl, ec);
       return Err(Status::IOError(
@@ -180,6 +199,7 @@ class Applier {
 
   Registry& reg_;
   const FollowOptions& o_;
+  std::function<void(const std::string&)> log_;
 };
 
 // The durable consumer's name: the configured one, else derived from the
@@ -187,8 +207,10 @@ class Applier {
 std::string ConsumerName(const FollowOptions& o) {
   if (!o.config.name.empty()) return o.config.name;
   std::error_code ec;
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
   const std::string abs = fs::weakly_canonical(o.root, ec).string();
-  return "follower-" + ToHex(Sha256::Of(abs)).substr(0, 16);
+  return "follower-" + ToHex(Sha256::Of(std::string(host) + ":" + abs)).substr(0, 16);
 }
 
 }  // namespace
@@ -273,7 +295,11 @@ Result<FollowResult> Follow(const FollowOptions& o) {
       [&] { return (*js)->StartConsumer(ConsumerName(o), result.head + 1); }, "starting the consumer"));
   log("following stream '" + o.config.stream + "' into " + o.root + " from event " +
       std::to_string(result.head + 1));
-  Applier applier(r, o);
+  Applier applier(r, o, log);
+  // Downloads a killed follower left behind.
+  for (const auto& e : fs::directory_iterator(fs::path(o.root) / "artifacts", ec)) {
+    if (e.path().filename().string().rfind(".download-", 0) == 0) fs::remove_all(e.path(), ec);
+  }
   bool reported_current = false;
   int fetch_failures = 0;
   while (o.stop == nullptr || !o.stop->load()) {
@@ -298,6 +324,17 @@ Result<FollowResult> Follow(const FollowOptions& o) {
       if (m.seq <= r.Log().head().seq) {  // a redelivery of an applied event
         (void)(*js)->Ack(m.seq);
         continue;
+      }
+      if (m.seq > r.Log().head().seq + 1) {
+        // A delivery lost on the way (a reconnection): start again from
+        // the head. The rest of this batch comes again.
+        log("stream '" + o.config.stream + "' delivered event " + std::to_string(m.seq) +
+            " before event " + std::to_string(r.Log().head().seq + 1) +
+            "; creating the consumer again");
+        MODELREG_RETURN_IF_ERROR(retry(
+            [&] { return (*js)->StartConsumer(ConsumerName(o), r.Log().head().seq + 1); },
+            "starting the consumer"));
+        break;
       }
       MODELREG_RETURN_IF_ERROR(
           retry([&] { return applier.Apply(m); }, "event " + std::to_string(m.seq)));

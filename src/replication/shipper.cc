@@ -41,14 +41,39 @@ std::string EventId(const EventBuffer& e) {
   return e.event().event_id() != nullptr ? e.event().event_id()->str() : std::string();
 }
 
+Result<std::unique_ptr<JetStream>> LeadersStream(const ReplicationConfig& config) {
+  JetStreamOptions o = StreamOptions(config);
+  o.stream = config.stream + "-leaders";
+  return JetStream::Connect(o, /*create=*/true);
+}
+
+// The last record of a leaders stream (record_seq 0: none).
+Result<LeaderRecord> ReadLeader(JetStream& js, const std::string& stream) {
+  LeaderRecord r;
+  auto last = js.LastSeq();
+  if (!last) return Err(last.error());
+  if (*last == 0) return r;
+  auto msg = js.Get(*last);
+  if (!msg) return Err(msg.error());
+  try {
+    const auto j = nlohmann::json::parse(msg->data);
+    r.record_seq = *last;
+    r.leader_id = j.at("leader_id").get<std::string>();
+    r.at_event = j.at("at_event").get<std::uint64_t>();
+  } catch (const std::exception& ex) {
+    return Err(Status::Corruption("stream '" + stream + "-leaders' record " +
+                                  std::to_string(*last) + " does not parse: " + ex.what()));
+  }
+  return r;
+}
+
 class Shipper final : public registry::ReplicationAttachment {
  public:
   Shipper(registry::Registry& reg, ReplicationConfig config)
       : reg_(reg), config_(std::move(config)) {}
 
   ~Shipper() override {
-    reg_.SetPublishHook({});
-    if (thread_.joinable()) {
+    if (config_.mode == "async" && thread_.joinable()) {
       // async: a short-lived writer (a CLI command) ships what it wrote
       // before it goes, for up to kCloseDrain, unless the stream could not
       // be reached at all; the rest waits for the next writer of this
@@ -63,8 +88,16 @@ class Shipper final : public registry::ReplicationAttachment {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.notify_all();  // ends a publish's retries, the threads' waits
+    // Never an unshipped append from here on (takes the log's write lock:
+    // waits for a publish in flight).
+    const std::string stream = config_.stream;
+    reg_.SetPublishHook([stream](const AppendedEvent&) {
+      return Status::FailedPrecondition("replication to stream '" + stream +
+                                        "' is closing with the registry; nothing was written");
+    });
     if (thread_.joinable()) thread_.join();
+    if (watcher_.joinable()) watcher_.join();
   }
 
   Status Start() {
@@ -79,9 +112,24 @@ class Shipper final : public registry::ReplicationAttachment {
       MODELREG_RETURN_IF_ERROR(Reconcile());
       MODELREG_RETURN_IF_ERROR(ShipBacklog());
       reg_.SetPublishHook([this](const AppendedEvent& ev) { return PublishSync(ev); });
+      // A promotion elsewhere fences this writer within about a second,
+      // even before the new leader's first write takes the stream's next
+      // sequence.
+      watcher_ = std::thread([this] { WatchLeadership(); });
       return Status::OK();
     }
+    // async: when the stream answers now, the fence and the comparison
+    // with the log decide the open, as in sync mode; when it does not, the
+    // shipping thread connects later and checks then.
+    auto js = JetStream::Connect(StreamOptions(config_), /*create=*/true);
+    if (js) {
+      js_ = std::move(*js);
+      MODELREG_RETURN_IF_ERROR(Reconcile());
+    } else {
+      unreachable_ = true;
+    }
     thread_ = std::thread([this] { AsyncLoop(); });
+    watcher_ = std::thread([this] { WatchLeadership(); });
     return Status::OK();
   }
 
@@ -160,7 +208,31 @@ class Shipper final : public registry::ReplicationAttachment {
           "`modelreg promote-follower` if it is to be the writer again (docs/replication.md)");
     }
     shipped_ = cmp->stream_last;
+    reconciled_ = true;
     return Status::OK();
+  }
+
+  // sync: every second, the last leadership record must still be ours.
+  void WatchLeadership() {
+    std::unique_ptr<JetStream> leaders;
+    while (!WaitStop(std::chrono::milliseconds(1000))) {
+      if (!leaders) {
+        auto js = LeadersStream(config_);
+        if (!js) continue;  // unreachable: the publishes say so
+        leaders = std::move(*js);
+      }
+      auto leader = ReadLeader(*leaders, config_.stream);
+      if (!leader) continue;
+      if (leader->record_seq != 0 && leader->leader_id != config_.leader_id) {
+        const std::string why = "stream '" + config_.stream + "' has a newer writer (" +
+                                leader->leader_id + ", since event " +
+                                std::to_string(leader->at_event) + ")";
+        fenced_reason_ = why;
+        stopped_ = true;
+        Report("this registry is fenced: " + why + "; every write is refused");
+        return;
+      }
+    }
   }
 
   // Publishes one event, retrying the same message id until the deadline.
@@ -210,15 +282,22 @@ class Shipper final : public registry::ReplicationAttachment {
   // sync mode, on the log's writer thread, before the event's batch.
   Status PublishSync(const AppendedEvent& ev) {
     if (stopped_) {
+      std::string why = stop_reason_;
+      if (why.empty()) why = "this registry is fenced: " + fenced_reason_.load();
       return Status::FailedPrecondition(
-          "replication: shipping to stream '" + config_.stream + "' stopped (" + stop_reason_ +
+          "replication: shipping to stream '" + config_.stream + "' stopped (" + why +
           "); nothing is written until this registry is reopened");
+    }
+    if (unsure_ && Clock::now() < recheck_after_) {
+      return Status::IOError("replication: stream '" + config_.stream +
+                             "' did not answer a moment ago (sync mode): nothing was written");
     }
     if (unsure_) {
       // The last publish failed: the stream must still end where the log does.
       auto last = js_->LastSeq();
       if (!last) {
         ++publish_errors_;
+        recheck_after_ = Clock::now() + std::chrono::milliseconds(500);
         return last.error().WithContext("replication: cannot check stream '" + config_.stream +
                                         "' after a failed publish; nothing was written");
       }
@@ -285,7 +364,7 @@ class Shipper final : public registry::ReplicationAttachment {
       if (WaitStop(std::chrono::milliseconds(1000))) return;
     }
     if (!js_) return;
-    if (Status st = Reconcile(); !st.ok()) {
+    if (Status st = reconciled_ ? Status::OK() : Reconcile(); !st.ok()) {
       stopped_ = true;
       stop_reason_ = st.message();
       Report(st.message());
@@ -328,6 +407,23 @@ class Shipper final : public registry::ReplicationAttachment {
   std::atomic<bool> unreachable_{false};  // async: the last connect attempt failed
   std::string stop_reason_;  // writer thread (sync) or the shipping thread (async)
   bool unsure_ = false;      // writer thread (sync)
+  Clock::time_point recheck_after_{};  // writer thread (sync): after a failed check
+  bool reconciled_ = false;  // Reconcile passed (Start, or the async thread)
+  // The watcher's finding (sync); a std::string behind stopped_'s release.
+  struct FencedReason {
+    std::mutex mu;
+    std::string text;
+    FencedReason& operator=(const std::string& t) {
+      std::lock_guard<std::mutex> lock(mu);
+      text = t;
+      return *this;
+    }
+    std::string load() {
+      std::lock_guard<std::mutex> lock(mu);
+      return text;
+    }
+  } fenced_reason_;
+  std::thread watcher_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -336,35 +432,10 @@ class Shipper final : public registry::ReplicationAttachment {
 
 }  // namespace
 
-namespace {
-
-Result<std::unique_ptr<JetStream>> LeadersStream(const registry::ReplicationConfig& config) {
-  JetStreamOptions o = StreamOptions(config);
-  o.stream = config.stream + "-leaders";
-  return JetStream::Connect(o, /*create=*/true);
-}
-
-}  // namespace
-
 Result<LeaderRecord> CurrentLeader(const registry::ReplicationConfig& config) {
   auto js = LeadersStream(config);
   if (!js) return Err(js.error());
-  LeaderRecord r;
-  auto last = (*js)->LastSeq();
-  if (!last) return Err(last.error());
-  if (*last == 0) return r;
-  auto msg = (*js)->Get(*last);
-  if (!msg) return Err(msg.error());
-  try {
-    const auto j = nlohmann::json::parse(msg->data);
-    r.record_seq = *last;
-    r.leader_id = j.at("leader_id").get<std::string>();
-    r.at_event = j.at("at_event").get<std::uint64_t>();
-  } catch (const std::exception& ex) {
-    return Err(Status::Corruption("stream '" + config.stream + "-leaders' record " +
-                                  std::to_string(*last) + " does not parse: " + ex.what()));
-  }
-  return r;
+  return ReadLeader(**js, config.stream);
 }
 
 Status ClaimLeadership(const registry::ReplicationConfig& config, const std::string& leader_id,

@@ -389,5 +389,30 @@ TEST_F(Replication, SyncWritesFailWhileTheStreamIsDownAndAsyncShipsLater) {
   EXPECT_EQ(s.value("stream_last", std::uint64_t{0}), 2u) << s.dump();
 }
 
+// The old leader still running (a `serve` nobody stopped) when its
+// follower is promoted: within a second of the promotion its writes are
+// refused, and nothing it wrote is lost or forked.
+TEST_F(Replication, ARunningOldLeaderIsFencedByThePromotion) {
+  ASSERT_EQ(Register(leader_, "risk_model", "v1.0.0").rc, 0);
+  ASSERT_EQ(Enable().rc, 0);
+  Server srv = Serve(leader_);
+  ASSERT_FALSE(srv.url.empty());
+  ASSERT_EQ(Register(leader_, "risk_model", "v1.1.0", srv.write_env).rc, 0);
+  RunResult once = RunCmd(Mr(follower_) + "follow --once --nats " + cluster_.UrlsJoined() +
+                          " --stream prod --artifacts-from " + leader_);
+  ASSERT_EQ(once.rc, 0) << once.err;
+  RunResult p = RunCmd(Mr(follower_) + "promote-follower");
+  ASSERT_EQ(p.rc, 0) << p.err;
+  RunResult zombie = Register(leader_, "risk_model", "v1.2.0", srv.write_env);
+  EXPECT_EQ(zombie.rc, 4) << zombie.err;
+  EXPECT_TRUE(Has(zombie.err, "fenced")) << zombie.err;
+  RunResult next = Register(follower_, "risk_model", "v1.2.0");
+  EXPECT_EQ(next.rc, 0) << next.err;
+  srv.child->SignalAndWait(SIGTERM);
+  EXPECT_EQ(Head(leader_), 2u);
+  EXPECT_EQ(Head(follower_), 3u);
+  EXPECT_EQ(RunCmd(Mr(follower_) + "verify").rc, 0);
+}
+
 }  // namespace
 }  // namespace modelreg
