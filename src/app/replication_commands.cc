@@ -64,6 +64,33 @@ Result<std::unique_ptr<registry::Registry>> OpenWritable(const Globals& g, bool 
   return registry::Registry::Open(o);
 }
 
+// The bearer token for a follower's artifacts_from URL: its token_file,
+// else MODELREG_TOKEN.
+Result<std::string> ArtifactsToken(const Globals& g, const ReplicationConfig& c) {
+  if (c.token_file.empty()) return g.token;
+  auto token = ReadRegularFile(c.token_file, 64 * 1024);
+  if (!token) return Err(token.error());
+  std::string t = *token;
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+  return t;
+}
+
+// The registry's log beside its stream (a read-only view: works beside a
+// writer), for status and promote-follower.
+Result<replication::StreamComparison> CompareLocal(const Globals& g, const ReplicationConfig& c) {
+  registry::RegistryOptions ro;
+  ro.root = g.root;
+  ro.read_only = true;
+  auto view = registry::Registry::Open(ro);
+  if (!view) return Err(view.error());
+  replication::JetStreamOptions jo;
+  jo.urls = c.nats;
+  jo.stream = c.stream;
+  auto js = replication::JetStream::Connect(jo, /*create=*/false);
+  if (!js) return Err(js.error());
+  return replication::CompareWithStream((*view)->Log(), **js);
+}
+
 }  // namespace
 
 void InstallReplication() { replication::InstallLeaderAttacher(); }
@@ -135,24 +162,23 @@ Status RunReplicationStatus(const Globals& g, std::ostream& out) {
     return Status::OK();
   }
   const ReplicationConfig& c = **cfg;
-  registry::RegistryOptions ro;
-  ro.root = g.root;
-  ro.read_only = true;
-  auto view = registry::Registry::Open(ro);
-  if (!view) return view.error();
-  replication::JetStreamOptions jo;
-  jo.urls = c.nats;
-  jo.stream = c.stream;
-  json j = {{"role", c.role}, {"stream", c.stream}, {"log_head", (*view)->Log().head().seq}};
+  std::uint64_t head = 0;
+  {
+    registry::RegistryOptions ro;
+    ro.root = g.root;
+    ro.read_only = true;
+    auto view = registry::Registry::Open(ro);
+    if (!view) return view.error();
+    head = (*view)->Log().head().seq;
+  }
+  json j = {{"role", c.role}, {"stream", c.stream}, {"log_head", head}};
   if (c.role == "leader") j["mode"] = c.mode;
-  auto js = replication::JetStream::Connect(jo, /*create=*/false);
-  if (!js) {
-    j["stream_error"] = js.error().message();
-  } else {
-    auto cmp = replication::CompareWithStream((*view)->Log(), **js);
+  {
+    auto cmp = CompareLocal(g, c);
     if (!cmp) {
       j["stream_error"] = cmp.error().message();
     } else {
+      j["log_head"] = cmp->log_head;
       j["stream_last"] = cmp->stream_last;
       j["agree"] = cmp->agree;
       if (!cmp->agree) j["problem"] = cmp->problem;
@@ -219,14 +245,9 @@ Status RunFollow(const Globals& g, const ReplicationOptions& o, std::ostream& ou
   fo.root = g.root;
   fo.config = c;
   fo.once = o.once;
-  if (!c.token_file.empty()) {
-    auto token = ReadRegularFile(c.token_file, 64 * 1024);
-    if (!token) return token.error();
-    fo.token = *token;
-    while (!fo.token.empty() && (fo.token.back() == '\n' || fo.token.back() == '\r')) fo.token.pop_back();
-  } else {
-    fo.token = g.token;
-  }
+  auto token = ArtifactsToken(g, c);
+  if (!token) return token.error();
+  fo.token = *token;
   // SIGINT/SIGTERM stop following (the event being applied finishes).
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -275,14 +296,9 @@ Status RunPromoteFollower(const Globals& g, const ReplicationOptions& o, std::os
   fo.root = g.root;
   fo.config = c;
   fo.once = true;
-  if (!c.token_file.empty()) {
-    auto token = ReadRegularFile(c.token_file, 64 * 1024);
-    if (!token) return token.error();
-    fo.token = *token;
-    while (!fo.token.empty() && (fo.token.back() == '\n' || fo.token.back() == '\r')) fo.token.pop_back();
-  } else {
-    fo.token = g.token;
-  }
+  auto token = ArtifactsToken(g, c);
+  if (!token) return token.error();
+  fo.token = *token;
   const auto catch_up = [&]() -> Result<replication::FollowResult> {
     auto caught = replication::Follow(fo);
     if (!caught && caught.error().code() == Code::kBusy) {
@@ -295,17 +311,7 @@ Status RunPromoteFollower(const Globals& g, const ReplicationOptions& o, std::os
   auto caught = catch_up();
   if (!caught) return caught.error();
   const auto holds_last = [&]() -> Status {
-    registry::RegistryOptions ro;
-    ro.root = g.root;
-    ro.read_only = true;
-    auto view = registry::Registry::Open(ro);
-    if (!view) return view.error();
-    replication::JetStreamOptions jo;
-    jo.urls = c.nats;
-    jo.stream = c.stream;
-    auto js = replication::JetStream::Connect(jo, /*create=*/false);
-    if (!js) return js.error();
-    auto cmp = replication::CompareWithStream((*view)->Log(), **js);
+    auto cmp = CompareLocal(g, c);
     if (!cmp) return cmp.error();
     if (!cmp->agree || cmp->log_head != cmp->stream_last) {
       return Status::FailedPrecondition(

@@ -1516,15 +1516,9 @@ Head EventStore::head() const {
 const std::string& EventStore::dir() const { return impl_->dir; }
 
 Result<EventBuffer> EventStore::Get(Seq seq) const {
-  auto lock = impl_->ReadLock();
-  if (!impl_->db) return Err(impl_->Unavailable());
-  rocksdb::PinnableSlice value;
-  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->events, Be64(seq), &value);
-  if (s.IsNotFound()) return Err(Status::NotFound("no event " + std::to_string(seq)));
-  if (!s.ok()) return Err(FromRocks(s, impl_->dir));
-  EventBuffer buf;
-  MODELREG_RETURN_IF_ERROR(ParseStored(seq, value.ToStringView(), &buf, nullptr));
-  return buf;
+  auto got = GetWithHash(seq);
+  if (!got) return Err(got.error());
+  return std::move(got->first);
 }
 
 Result<std::pair<EventBuffer, Digest>> EventStore::GetWithHash(Seq seq) const {
