@@ -495,6 +495,19 @@ bool MayWait(const RwFileLock& lock) {
 
 }  // namespace
 
+// The hash of the draft a stored event was appended from: its
+// store-assigned fields back at their placeholders (what idempotent retries
+// compare). False when a placeholder field is absent from the event.
+bool DraftContent(const EventBuffer& event, Digest* content) {
+  EventBuffer draft = event;
+  fb::Event& d = draft.mutable_event();
+  if (d.prev_hash() == nullptr || !d.mutate_sequence(0) || !d.mutate_recorded_at(0)) return false;
+  auto* prev = d.mutable_prev_hash()->mutable_bytes();
+  for (std::size_t k = 0; k < kHashBytes; ++k) prev->Mutate(k, 0);
+  *content = Sha256::Of(draft.bytes());
+  return true;
+}
+
 class EventStore::Impl {
  public:
   struct Pending {
@@ -745,6 +758,24 @@ class EventStore::Impl {
   std::string poison;
   // See ReadLock().
   mutable std::shared_mutex db_mu;
+
+  // Adds one event's rows to `batch`: the event with its chain hash, the
+  // time index, the event_id index (with the hash of the draft it was
+  // appended from) and the Merkle tree nodes it completes.
+  void PutEvent(rocksdb::WriteBatch& batch, merkle::CompactRange& tree, Seq seq,
+                std::string_view bytes, const Digest& hash, TimeNs recorded_at,
+                const std::string& event_id, const Digest& content) const {
+    std::string value(bytes);
+    value.append(reinterpret_cast<const char*>(hash.data()), kHashBytes);
+    std::string id_value = Be64(seq);
+    id_value.append(reinterpret_cast<const char*>(content.data()), kHashBytes);
+    batch.Put(events, Be64(seq), value);
+    batch.Put(by_time, TimeKey(recorded_at, seq), rocksdb::Slice());
+    batch.Put(by_event_id, event_id, id_value);
+    for (const auto& node : tree.Append(merkle::HashLeaf(bytes))) {
+      batch.Put(merkle_cf, NodeKey(node.id), DigestSlice(node.hash));
+    }
+  }
 
   // Writers, with write_mu held, before every write (see event_store.h).
   Status PrepareWrite();
@@ -1032,16 +1063,7 @@ void EventStore::Impl::Process(std::vector<std::unique_ptr<Pending>>& group) {
       }
     }
 
-    std::string value(bytes);
-    value.append(reinterpret_cast<const char*>(hash.data()), kHashBytes);
-    std::string id_value = Be64(seq);
-    id_value.append(reinterpret_cast<const char*>(p.content.data()), kHashBytes);
-    batch.Put(events, Be64(seq), value);
-    batch.Put(by_time, TimeKey(recorded_at, seq), rocksdb::Slice());
-    batch.Put(by_event_id, id, id_value);
-    for (const auto& node : tree.Append(merkle::HashLeaf(bytes))) {
-      batch.Put(merkle_cf, NodeKey(node.id), DigestSlice(node.hash));
-    }
+    PutEvent(batch, tree, seq, bytes, hash, recorded_at, id, p.content);
     for (const Row& row : rows) {
       if (row.value) {
         batch.Put(Family(row.column_family), row.key, *row.value);
@@ -1866,25 +1888,14 @@ Status EventStore::AppendVerbatim(const NextEventFn& next) {
       return Status::InvalidArgument("event " + std::to_string(seq) + " has no event_id");
     }
     const Digest hash = ChainHash(h.hash, buf.bytes());
-    // The draft the event was appended from: the store-assigned fields at
-    // their placeholders. Its hash answers idempotent retries after import.
-    EventBuffer draft = buf;
-    fb::Event& d = draft.mutable_event();
-    d.mutate_sequence(0);
-    d.mutate_recorded_at(0);
-    auto* prev = d.mutable_prev_hash()->mutable_bytes();
-    for (std::size_t k = 0; k < kHashBytes; ++k) prev->Mutate(k, 0);
-    const Digest content = Sha256::Of(draft.bytes());
-    std::string value(buf.bytes());
-    value.append(reinterpret_cast<const char*>(hash.data()), kHashBytes);
-    std::string id_value = Be64(seq);
-    id_value.append(reinterpret_cast<const char*>(content.data()), kHashBytes);
-    batch.Put(impl_->events, Be64(seq), value);
-    batch.Put(impl_->by_time, TimeKey(e.recorded_at(), seq), rocksdb::Slice());
-    batch.Put(impl_->by_event_id, e.event_id()->str(), id_value);
-    for (const auto& node : tree.Append(merkle::HashLeaf(buf.bytes()))) {
-      batch.Put(impl_->merkle_cf, NodeKey(node.id), DigestSlice(node.hash));
+    // Its draft's hash answers idempotent retries after import.
+    Digest content{};
+    if (!DraftContent(buf, &content)) {
+      return Status::InvalidArgument("event " + std::to_string(seq) +
+                                     " lacks its prev_hash, sequence or recorded_at field");
     }
+    impl_->PutEvent(batch, tree, seq, buf.bytes(), hash, e.recorded_at(), e.event_id()->str(),
+                    content);
     h = Head{seq, hash, e.recorded_at()};
     if (batch.Count() >= 3000) MODELREG_RETURN_IF_ERROR(flush(false));
   }
@@ -1941,28 +1952,15 @@ Result<AppendResult> EventStore::AppendReplica(std::string_view bytes, const Row
     if (!made) return Err(made.error());
     extra = std::move(*made);
   }
-  EventBuffer draft = *parsed;
-  fb::Event& d = draft.mutable_event();
   // The placeholders of the draft it was appended from (FinishDraft writes
   // them): an event without them was not appended by a modelreg writer.
-  if (!d.mutate_sequence(0) || !d.mutate_recorded_at(0)) {
+  Digest content{};
+  if (!DraftContent(*parsed, &content)) {
     return Err(Status::InvalidArgument(where + " lacks its sequence or recorded_at field"));
   }
-  auto* prev = d.mutable_prev_hash()->mutable_bytes();
-  for (std::size_t k = 0; k < kHashBytes; ++k) prev->Mutate(k, 0);
-  const Digest content = Sha256::Of(draft.bytes());
   merkle::CompactRange tree = impl_->writer_tree;
   rocksdb::WriteBatch batch;
-  std::string value(bytes);
-  value.append(reinterpret_cast<const char*>(hash.data()), kHashBytes);
-  std::string id_value = Be64(seq);
-  id_value.append(reinterpret_cast<const char*>(content.data()), kHashBytes);
-  batch.Put(impl_->events, Be64(seq), value);
-  batch.Put(impl_->by_time, TimeKey(e.recorded_at(), seq), rocksdb::Slice());
-  batch.Put(impl_->by_event_id, e.event_id()->str(), id_value);
-  for (const auto& node : tree.Append(merkle::HashLeaf(bytes))) {
-    batch.Put(impl_->merkle_cf, NodeKey(node.id), DigestSlice(node.hash));
-  }
+  impl_->PutEvent(batch, tree, seq, bytes, hash, e.recorded_at(), e.event_id()->str(), content);
   for (const Row& row : extra) {
     rocksdb::ColumnFamilyHandle* cf = impl_->Family(row.column_family);
     if (IsBuiltinFamily(row.column_family) || cf == nullptr) {

@@ -232,6 +232,18 @@ Result<FollowResult> Follow(const FollowOptions& o) {
   jo.stream = o.config.stream;
   auto js = JetStream::Connect(jo, /*create=*/false);
   if (!js) return Err(js.error());
+  // A log may follow the stream only if it is a prefix of it.
+  const auto MustBePrefix = [&](const EventStore& local, const std::string& who) -> Status {
+    auto cmp = CompareWithStream(local, **js);
+    if (!cmp) return cmp.error();
+    if (cmp->agree && cmp->log_head <= cmp->stream_last) return Status::OK();
+    return Status::Corruption(
+        who + " stream '" + o.config.stream + "': " +
+        (cmp->agree ? "its log has " + std::to_string(cmp->log_head) +
+                          " events, the stream only " + std::to_string(cmp->stream_last)
+                    : cmp->problem) +
+        " (its log is not a prefix of the stream; docs/replication.md, \"Divergence\")");
+  };
   if (exists && !(*existing && (*existing)->role == "follower")) {
     // A registry that is not a follower yet (a former leader): its log
     // must be a prefix of the stream.
@@ -240,16 +252,7 @@ Result<FollowResult> Follow(const FollowOptions& o) {
     ro.read_only = true;
     auto view = Registry::Open(ro);
     if (!view) return Err(view.error());
-    auto cmp = CompareWithStream((*view)->Log(), **js);
-    if (!cmp) return Err(cmp.error());
-    if (!cmp->agree || cmp->log_head > cmp->stream_last) {
-      return Err(Status::Corruption(
-          "registry " + o.root + " cannot follow stream '" + o.config.stream + "': " +
-          (cmp->agree ? "its log has " + std::to_string(cmp->log_head) +
-                            " events, the stream only " + std::to_string(cmp->stream_last)
-                      : cmp->problem) +
-          " (its log is not a prefix of the stream; docs/replication.md, \"Divergence\")"));
-    }
+    MODELREG_RETURN_IF_ERROR(MustBePrefix((*view)->Log(), "registry " + o.root + " cannot follow"));
   }
   fs::create_directories(o.root, ec);
   if (ec) return Err(Status::IOError("cannot create " + o.root + ": " + ec.message()));
@@ -262,17 +265,7 @@ Result<FollowResult> Follow(const FollowOptions& o) {
   auto reg = Registry::Open(wo);
   if (!reg) return Err(reg.error());
   Registry& r = **reg;
-  {
-    auto cmp = CompareWithStream(r.Log(), **js);
-    if (!cmp) return Err(cmp.error());
-    if (!cmp->agree || cmp->log_head > cmp->stream_last) {
-      return Err(Status::Corruption(
-          "follower " + o.root + " and stream '" + o.config.stream + "' diverge: " +
-          (cmp->agree ? "the follower has " + std::to_string(cmp->log_head) +
-                            " events, the stream only " + std::to_string(cmp->stream_last)
-                      : cmp->problem)));
-    }
-  }
+  MODELREG_RETURN_IF_ERROR(MustBePrefix(r.Log(), "follower " + o.root + " cannot follow"));
   FollowResult result;
   result.head = r.Log().head().seq;
   const auto stopping = [&] { return o.stop != nullptr && o.stop->load(); };
